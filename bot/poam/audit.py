@@ -1,0 +1,180 @@
+"""The audit trail: append-only and hash-chained per workspace.
+
+Each event's hash covers its own content and the previous event's hash, and
+the workspace row keeps the latest hash and sequence number. Editing an event
+breaks its hash; deleting one leaves a gap in the sequence (or, for the last
+one, a head that no longer matches). :func:`verify_chain` finds the first
+such break.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot.poam.actor import Actor
+from bot.store import counters
+from bot.store.models import AuditEvent, Workspace
+
+_VERIFY_BATCH = 1000
+
+
+def _json_safe(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Details as they will read back from the JSON column (dates as ISO text)."""
+    def default(value: Any) -> str:
+        if isinstance(value, date | datetime):
+            return value.isoformat()
+        raise TypeError(f"cannot record {type(value).__name__} in an audit event")
+
+    return json.loads(json.dumps(dict(details), default=default))  # type: ignore[no-any-return]
+
+
+def event_hash(
+    *,
+    prev_hash: str,
+    team_id: str,
+    seq: int,
+    item_id: int | None,
+    actor_id: str,
+    action: str,
+    at: datetime,
+    details: Mapping[str, Any],
+) -> str:
+    """SHA-256 over the event's content in a canonical JSON form."""
+    content = {
+        "prev": prev_hash,
+        "team": team_id,
+        "seq": seq,
+        "item": item_id,
+        "actor": actor_id,
+        "action": action,
+        "at": at.isoformat(),
+        "details": details,
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    item_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the actor's workspace chain (in the caller's transaction)."""
+    seq, prev_hash = counters.next_audit_slot(session, team_id=actor.team_id)
+    at = actor.now()
+    safe = _json_safe(details or {})
+    event = AuditEvent(
+        team_id=actor.team_id,
+        seq=seq,
+        item_id=item_id,
+        actor_id=actor.user_id,
+        action=action,
+        at=at,
+        details=safe,
+        prev_hash=prev_hash,
+        hash=event_hash(
+            prev_hash=prev_hash,
+            team_id=actor.team_id,
+            seq=seq,
+            item_id=item_id,
+            actor_id=actor.user_id,
+            action=action,
+            at=at,
+            details=safe,
+        ),
+    )
+    session.add(event)
+    counters.set_audit_head(session, team_id=actor.team_id, head=event.hash)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    team_id: str
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"workspace {self.team_id}: audit event #{self.seq} {self.reason}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    team_id: str
+    events: int
+    broken: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def _events(session: Session, team_id: str) -> Iterator[AuditEvent]:
+    """The workspace's events in sequence order, fetched in batches."""
+    last_seq = 0
+    while True:
+        batch = session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.team_id == team_id, AuditEvent.seq > last_seq)
+            .order_by(col(AuditEvent.seq))
+            .limit(_VERIFY_BATCH)
+        ).all()
+        if not batch:
+            return
+        yield from batch
+        last_seq = batch[-1].seq
+        session.expunge_all()
+
+
+def verify_chain(session: Session, *, team_id: str) -> ChainReport:
+    """Walk the workspace's chain and report the first break, if any."""
+    workspace = session.get(Workspace, team_id)
+    if workspace is None:
+        return ChainReport(team_id, 0, None)
+    head_seq, head_hash = workspace.audit_seq, workspace.audit_head
+    expected_seq, prev_hash, count = 1, "", 0
+    for event in _events(session, team_id):
+        count += 1
+        if event.seq != expected_seq:
+            return ChainReport(team_id, count, ChainBreak(team_id, expected_seq, "is missing (deleted)"))
+        if event.prev_hash != prev_hash:
+            return ChainReport(
+                team_id, count, ChainBreak(team_id, event.seq, "does not follow the event before it")
+            )
+        recomputed = event_hash(
+            prev_hash=event.prev_hash,
+            team_id=event.team_id,
+            seq=event.seq,
+            item_id=event.item_id,
+            actor_id=event.actor_id,
+            action=event.action,
+            at=event.at,
+            details=event.details,
+        )
+        if recomputed != event.hash:
+            return ChainReport(
+                team_id, count, ChainBreak(team_id, event.seq, f"({event.action}) was altered")
+            )
+        expected_seq, prev_hash = event.seq + 1, event.hash
+    if head_seq != expected_seq - 1 or head_hash != prev_hash:
+        return ChainReport(
+            team_id, count, ChainBreak(team_id, expected_seq, "is missing (the newest events were deleted)")
+        )
+    return ChainReport(team_id, count, None)
+
+
+def verify_all(session: Session) -> list[ChainReport]:
+    """One report per workspace in the database."""
+    team_ids = session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all()
+    return [verify_chain(session, team_id=team_id) for team_id in team_ids]

@@ -1,0 +1,40 @@
+"""Typed domain errors.
+
+Every refusal the domain makes is one of these, carrying a message written for
+the person who asked. The Slack surface and the CLI show ``str(error)`` as is,
+so messages must be complete sentences and must never contain a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PoamError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(PoamError):
+    """The request was malformed: a bad date, severity, id or missing text."""
+
+
+class NotFound(PoamError):
+    """The item, milestone or system does not exist in this workspace."""
+
+
+class PermissionDenied(PoamError):
+    """The acting user may not do this; the message names the rule."""
+
+
+class InvalidState(PoamError):
+    """The item's lifecycle state does not allow this action now."""
+
+
+class AlreadyClaimed(PoamError):
+    """Someone else won the race for an item (or owned it already)."""
+
+    def __init__(self, message: str, *, owner_id: str | None) -> None:
+        super().__init__(message)
+        self.owner_id = owner_id

@@ -1,0 +1,75 @@
+"""Normalising the list-valued fields of a finding: controls, assets, CVEs, source."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+from bot.poam.errors import InvalidInput
+
+MAX_CONTROLS = 50
+MAX_ASSETS = 100
+MAX_CVES = 100
+MAX_ASSET_LENGTH = 200
+
+_CONTROL = re.compile(r"^[A-Z0-9][A-Z0-9.()-]{0,31}$")
+_CVE = re.compile(r"^CVE-\d{4}-\d{4,7}$")
+
+
+class Source(StrEnum):
+    """FedRAMP "Weakness Detector Source": how the weakness was found."""
+
+    SCAN = "scan"
+    ASSESSMENT = "assessment"
+    PENTEST = "pentest"
+    AUDIT = "audit"
+    CONMON = "conmon"
+    SELF = "self"
+
+    @classmethod
+    def parse(cls, text: str) -> Source:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            accepted = ", ".join(source.value for source in cls)
+            raise InvalidInput(f"`{text}` is not a source; use one of {accepted}.") from None
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(value for value in values if value))
+
+
+def controls(values: Iterable[str]) -> list[str]:
+    """Security control ids, upper-cased, e.g. ``AC-2``, ``SI-2(2)``, ``3.12.2``."""
+    cleaned = _unique(re.sub(r"\s+", "", value).upper() for value in values)
+    for control in cleaned:
+        if not _CONTROL.match(control):
+            raise InvalidInput(f"`{control}` is not a control id; write it like AC-2 or SI-2(2).")
+    if len(cleaned) > MAX_CONTROLS:
+        raise InvalidInput(f"{len(cleaned)} controls given; the limit is {MAX_CONTROLS}.")
+    return cleaned
+
+
+def assets(values: Iterable[str]) -> list[str]:
+    """Asset identifiers (host names, IPs, image ids…) as given, trimmed."""
+    cleaned = _unique(value.strip() for value in values)
+    for asset in cleaned:
+        if len(asset) > MAX_ASSET_LENGTH:
+            raise InvalidInput(
+                f"An asset id is {len(asset):,} characters long; the limit is {MAX_ASSET_LENGTH}."
+            )
+    if len(cleaned) > MAX_ASSETS:
+        raise InvalidInput(f"{len(cleaned)} assets given; the limit is {MAX_ASSETS}.")
+    return cleaned
+
+
+def cves(values: Iterable[str]) -> list[str]:
+    """CVE ids, upper-cased, e.g. ``CVE-2024-3094``."""
+    cleaned = _unique(value.strip().upper() for value in values)
+    for cve in cleaned:
+        if not _CVE.match(cve):
+            raise InvalidInput(f"`{cve}` is not a CVE id; write it like CVE-2024-3094.")
+    if len(cleaned) > MAX_CVES:
+        raise InvalidInput(f"{len(cleaned)} CVEs given; the limit is {MAX_CVES}.")
+    return cleaned

@@ -1,0 +1,442 @@
+"""Operations on POA&M items: log, claim, release, assign, plan, show, list, history.
+
+Each operation is one function taking the session, the acting user and
+keyword-only arguments; it checks permissions and the lifecycle, writes one
+audit event and raises a typed error (``bot.poam.errors``) when it refuses.
+The caller owns the transaction (``bot.store.engine.unit_of_work``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from sqlalchemy import case, update
+from sqlmodel import Session, col, func, select
+
+from bot.poam import audit, fields
+from bot.poam.actor import Actor, check_user_id
+from bot.poam.errors import AlreadyClaimed, InvalidInput, NotFound
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, transition
+from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
+from bot.poam.severity import Severity
+from bot.poam.systems import find_system
+from bot.poam.text import clean_text
+from bot.store import counters
+from bot.store.models import AuditEvent, InfoSystem, Item, ItemControl, Milestone, MilestoneChange
+
+MAX_TITLE = 300
+MAX_DESCRIPTION = 10_000
+MAX_PLAN = 10_000
+MAX_RESOURCES = 2_000
+MAX_PAGE = 200
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_item(session: Session, actor: Actor, *, number: int, for_update: bool = False) -> Item:
+    """Item ``number`` of the actor's workspace, or :class:`NotFound`.
+
+    ``for_update`` locks the row (PostgreSQL) so read-modify-write operations
+    on one item run one after the other.
+    """
+    query = select(Item).where(Item.team_id == actor.team_id, Item.number == number)
+    if for_update:
+        query = query.with_for_update()
+    item = session.exec(query).first()
+    if item is None:
+        raise NotFound(f"There is no item {actor.rules.label(number)} in this workspace.")
+    return item
+
+
+def touch(item: Item, actor: Actor) -> None:
+    """Mark ``item`` as changed now (its FedRAMP "Status Date") and bump its version."""
+    item.updated_at = actor.now()
+    item.version += 1
+
+
+# ---------------------------------------------------------------- log
+
+
+def log_item(
+    session: Session,
+    actor: Actor,
+    *,
+    title: str,
+    severity: Severity,
+    description: str | None = None,
+    controls: Sequence[str] = (),
+    source: fields.Source = fields.Source.SELF,
+    source_identifier: str | None = None,
+    assets: Sequence[str] = (),
+    cves: Sequence[str] = (),
+    detected_on: date | None = None,
+    due_on: date | None = None,
+    owner_id: str | None = None,
+    system_name: str | None = None,
+    origin_channel_id: str | None = None,
+    source_message_url: str | None = None,
+) -> Item:
+    """Log a new finding. Anyone may; the due date defaults from the deadline policy.
+
+    A due date later than the policy allows is refused: that is an extension,
+    which only the authorizing official may grant.
+    """
+    title = clean_text(title, field="The title", limit=MAX_TITLE)
+    description = clean_text(description, field="The description", limit=MAX_DESCRIPTION, required=False)
+    source_identifier = clean_text(
+        source_identifier, field="The source identifier", limit=200, required=False
+    )
+    control_ids, asset_ids, cve_ids = fields.controls(controls), fields.assets(assets), fields.cves(cves)
+    if owner_id is not None:
+        check_user_id(owner_id, what="user (owner)")
+    today = actor.today()
+    detected_on = detected_on or today
+    if detected_on > today:
+        raise InvalidInput(f"The detection date {detected_on} is in the future; today is {today}.")
+    deadline = actor.rules.deadlines.due_date(severity=severity, detected_on=detected_on)
+    due_on = due_on or deadline
+    if due_on < detected_on:
+        raise InvalidInput(f"The due date {due_on} is before the detection date {detected_on}.")
+    if due_on > deadline:
+        raise InvalidInput(
+            f"The due date {due_on} is later than the {severity} deadline ({deadline}, "
+            f"{actor.rules.deadlines.days_for(severity)} days from detection); "
+            "a later date needs an extension approved by the authorizing official."
+        )
+
+    system = find_system(session, actor, name=system_name)
+    now = actor.now()
+    item = Item(
+        team_id=actor.team_id,
+        number=counters.next_item_number(session, team_id=actor.team_id),
+        system_id=system.id,  # type: ignore[arg-type]
+        title=title,
+        description=description,
+        source=source,
+        source_identifier=source_identifier,
+        assets=asset_ids,
+        cves=cve_ids,
+        severity=severity,
+        status=Status.IN_PROGRESS if owner_id else Status.OPEN,
+        owner_id=owner_id,
+        detected_on=detected_on,
+        scheduled_completion_on=due_on,
+        due_on=due_on,
+        origin_channel_id=origin_channel_id,
+        source_message_url=source_message_url,
+        created_by=actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(item)
+    session.flush()
+    session.add_all(
+        ItemControl(item_id=item.id, control=control, team_id=actor.team_id, position=position)  # type: ignore[arg-type]
+        for position, control in enumerate(control_ids)
+    )
+    audit.record(
+        session,
+        actor,
+        action="item.logged",
+        item_id=item.id,
+        details={
+            "number": item.number,
+            "title": title,
+            "severity": severity,
+            "system": system.name,
+            "controls": control_ids,
+            "source": source,
+            "assets": asset_ids,
+            "cves": cve_ids,
+            "detected_on": detected_on,
+            "due_on": due_on,
+            "owner": owner_id,
+        },
+    )
+    return item
+
+
+# ---------------------------------------------------------------- ownership
+
+
+def claim_item(session: Session, actor: Actor, *, number: int) -> Item:
+    """Become the owner of an unowned item.
+
+    One conditional UPDATE decides the race: of any number of simultaneous
+    claimers exactly one matches ``owner_id IS NULL``; the others are told who
+    won with :class:`AlreadyClaimed`.
+    """
+    item = load_item(session, actor, number=number)
+    label = actor.rules.label(number)
+    if item.owner_id is not None:
+        _refuse_claim(actor, item)
+    transition(Action.CLAIM, item.status, item_label=label)
+    won = session.exec(
+        update(Item)  # type: ignore[call-overload]
+        .where(
+            col(Item.id) == item.id,
+            col(Item.team_id) == actor.team_id,
+            col(Item.owner_id).is_(None),
+            col(Item.status) == Status.OPEN,
+        )
+        .values(
+            owner_id=actor.user_id,
+            status=Status.IN_PROGRESS,
+            version=Item.version + 1,
+            updated_at=actor.now(),
+        )
+    ).rowcount
+    session.refresh(item)
+    if won != 1:
+        _refuse_claim(actor, item)
+    audit.record(
+        session,
+        actor,
+        action="item.claimed",
+        item_id=item.id,
+        details={"owner": {"from": None, "to": actor.user_id}},
+    )
+    return item
+
+
+def _refuse_claim(actor: Actor, item: Item) -> None:
+    label = actor.rules.label(item.number)
+    if item.owner_id == actor.user_id:
+        raise AlreadyClaimed(f"You already own {label}.", owner_id=item.owner_id)
+    if item.owner_id is not None:
+        raise AlreadyClaimed(f"{label} is already claimed by someone else.", owner_id=item.owner_id)
+    transition(Action.CLAIM, item.status, item_label=label)
+    raise AlreadyClaimed(f"{label} can no longer be claimed.", owner_id=None)
+
+
+def release_item(session: Session, actor: Actor, *, number: int) -> Item:
+    """Give an item up (its owner, or an admin): it is open and unowned again."""
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner_or_admin(actor, item, "release it")
+    item.status = transition(Action.RELEASE, item.status, item_label=actor.rules.label(number))
+    previous, item.owner_id = item.owner_id, None
+    touch(item, actor)
+    audit.record(
+        session, actor, action="item.released", item_id=item.id,
+        details={"owner": {"from": previous, "to": None}},
+    )
+    return item
+
+
+def assign_item(session: Session, actor: Actor, *, number: int, owner_id: str) -> Item:
+    """Set an item's owner (admins only)."""
+    require_admin(actor, "assign owners")
+    check_user_id(owner_id, what="user (owner)")
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    if item.owner_id == owner_id:
+        raise InvalidInput(f"{label} is already owned by that person.")
+    item.status = transition(Action.ASSIGN, item.status, item_label=label)
+    previous, item.owner_id = item.owner_id, owner_id
+    touch(item, actor)
+    audit.record(
+        session, actor, action="item.assigned", item_id=item.id,
+        details={"owner": {"from": previous, "to": owner_id}},
+    )
+    return item
+
+
+# ---------------------------------------------------------------- plan
+
+
+def set_plan(
+    session: Session, actor: Actor, *, number: int, plan: str, resources: str | None = None
+) -> Item:
+    """Set the overall remediation plan and, when given, the resources required (owner only)."""
+    plan = clean_text(plan, field="The plan", limit=MAX_PLAN)
+    resources = clean_text(resources, field="The resources", limit=MAX_RESOURCES, required=False)
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner(actor, item, "set its plan")
+    transition(Action.EDIT_PLAN, item.status, item_label=actor.rules.label(number))
+    changes: dict[str, dict[str, str | None]] = {"plan": {"from": item.remediation_plan, "to": plan}}
+    item.remediation_plan = plan
+    if resources is not None:
+        changes["resources"] = {"from": item.resources_required, "to": resources}
+        item.resources_required = resources
+    touch(item, actor)
+    audit.record(session, actor, action="item.plan_set", item_id=item.id, details=changes)
+    return item
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    """Everything ``/poam show`` and the exports need about one item."""
+
+    item: Item
+    system: InfoSystem
+    controls: list[str]
+    milestones: list[Milestone]
+    changes: list[MilestoneChange]
+
+
+def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
+    item = load_item(session, actor, number=number)
+    return item_details(session, [item])[0]
+
+
+def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
+    """Details of several items of one workspace in four queries, not four per item."""
+    if not items:
+        return []
+    ids = [item.id for item in items]
+    team_id = items[0].team_id
+    systems = {
+        system.id: system
+        for system in session.exec(
+            select(InfoSystem).where(
+                InfoSystem.team_id == team_id, col(InfoSystem.id).in_({i.system_id for i in items})
+            )
+        )
+    }
+    controls: dict[int, list[str]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for row in session.exec(
+        select(ItemControl)
+        .where(ItemControl.team_id == team_id, col(ItemControl.item_id).in_(ids))
+        .order_by(col(ItemControl.item_id), col(ItemControl.position))
+    ):
+        controls[row.item_id].append(row.control)
+    milestones: dict[int, list[Milestone]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for milestone in session.exec(
+        select(Milestone)
+        .where(Milestone.team_id == team_id, col(Milestone.item_id).in_(ids))
+        .order_by(col(Milestone.item_id), col(Milestone.number))
+    ):
+        milestones[milestone.item_id].append(milestone)
+    changes: dict[int, list[MilestoneChange]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for change in session.exec(
+        select(MilestoneChange)
+        .where(MilestoneChange.team_id == team_id, col(MilestoneChange.item_id).in_(ids))
+        .order_by(col(MilestoneChange.item_id), col(MilestoneChange.seq))
+    ):
+        changes[change.item_id].append(change)
+    return [
+        ItemDetail(
+            item=item,
+            system=systems[item.system_id],
+            controls=controls[item.id],  # type: ignore[index]
+            milestones=milestones[item.id],  # type: ignore[index]
+            changes=changes[item.id],  # type: ignore[index]
+        )
+        for item in items
+    ]
+
+
+class Scope(StrEnum):
+    """The word after ``/poam list``."""
+
+    MINE = "mine"
+    OPEN = "open"
+    OVERDUE = "overdue"
+    UNCLAIMED = "unclaimed"
+    REVIEW = "review"
+    CLOSED = "closed"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    items: list[Item]
+    total: int
+    offset: int
+    today: date
+
+    def is_overdue(self, item: Item) -> bool:
+        return is_overdue(item, today=self.today)
+
+
+def is_overdue(item: Item, *, today: date) -> bool:
+    """Overdue is computed, never stored: an active item past its due date."""
+    return item.status in ACTIVE and item.due_on < today
+
+
+def list_items(
+    session: Session,
+    actor: Actor,
+    *,
+    scope: Scope = Scope.OPEN,
+    severity: Severity | None = None,
+    control: str | None = None,
+    owner_id: str | None = None,
+    system_name: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> ItemPage:
+    """A page of the workspace's items, overdue first, then by due date.
+
+    ``system_name`` picks a system (the default one when None).
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"A page holds 1 to {MAX_PAGE} items.")
+    if offset < 0:
+        raise InvalidInput("The page offset cannot be negative.")
+    today = actor.today()
+    system = find_system(session, actor, name=system_name)
+    conditions = [Item.team_id == actor.team_id, Item.system_id == system.id]
+    conditions += _scope_conditions(scope, actor=actor, today=today)
+    if severity is not None:
+        conditions.append(Item.severity == severity)
+    if owner_id is not None:
+        conditions.append(Item.owner_id == check_user_id(owner_id, what="user (owner)"))
+    if control is not None:
+        (control_id,) = fields.controls([control])
+        conditions.append(
+            col(Item.id).in_(
+                select(ItemControl.item_id).where(
+                    ItemControl.team_id == actor.team_id, ItemControl.control == control_id
+                )
+            )
+        )
+    total = session.exec(select(func.count()).select_from(Item).where(*conditions)).one()
+    overdue_first = case(
+        (col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today), 0), else_=1
+    )
+    items = session.exec(
+        select(Item)
+        .where(*conditions)
+        .order_by(overdue_first, col(Item.due_on), col(Item.number))
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return ItemPage(items=list(items), total=total, offset=offset, today=today)
+
+
+def _scope_conditions(scope: Scope, *, actor: Actor, today: date) -> list:  # type: ignore[type-arg]
+    match scope:
+        case Scope.MINE:
+            return [Item.owner_id == actor.user_id, col(Item.status).in_(NOT_CLOSED)]
+        case Scope.OPEN:
+            return [col(Item.status).in_(NOT_CLOSED)]
+        case Scope.OVERDUE:
+            return [col(Item.status).in_(ACTIVE), col(Item.due_on) < today]
+        case Scope.UNCLAIMED:
+            return [Item.status == Status.OPEN, col(Item.owner_id).is_(None)]
+        case Scope.REVIEW:
+            return [Item.status == Status.PENDING_VERIFICATION]
+        case Scope.CLOSED:
+            return [Item.status == Status.CLOSED]
+        case Scope.ALL:
+            return []
+
+
+def item_history(session: Session, actor: Actor, *, number: int) -> list[AuditEvent]:
+    """The item's audit trail, oldest first."""
+    item = load_item(session, actor, number=number)
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.team_id == actor.team_id, AuditEvent.item_id == item.id)
+            .order_by(col(AuditEvent.seq))
+        ).all()
+    )

@@ -1,0 +1,95 @@
+"""Roles: who is a verifier, an authorizing official (AO) or an admin.
+
+Admins are those named in ``POAM_ADMINS``, Slack workspace admins and owners
+(the caller says so), and anyone granted the admin role.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from bot.poam import audit
+from bot.poam.actor import Actor, Role, Rules, check_user_id
+from bot.poam.clock import Clock
+from bot.poam.errors import InvalidInput
+from bot.poam.permissions import require_admin
+from bot.poam.systems import ensure_workspace
+from bot.store.models import RoleGrant
+
+
+def load_actor(
+    session: Session,
+    *,
+    team_id: str,
+    user_id: str,
+    tz: ZoneInfo,
+    clock: Clock,
+    rules: Rules,
+    configured_admins: Collection[str] = (),
+    workspace_admin: bool = False,
+) -> Actor:
+    """The acting user with their roles: granted ones plus admin by configuration."""
+    granted = session.exec(
+        select(RoleGrant.role).where(RoleGrant.team_id == team_id, RoleGrant.user_id == user_id)
+    ).all()
+    roles = {Role(role) for role in granted}
+    if workspace_admin or user_id in configured_admins:
+        roles.add(Role.ADMIN)
+    return Actor(team_id=team_id, user_id=user_id, roles=frozenset(roles), tz=tz, clock=clock, rules=rules)
+
+
+def list_roles(session: Session, actor: Actor) -> dict[str, list[Role]]:
+    """Granted roles by user id (configured admins are not listed: they come from settings)."""
+    by_user: dict[str, list[Role]] = defaultdict(list)
+    for grant in session.exec(
+        select(RoleGrant)
+        .where(RoleGrant.team_id == actor.team_id)
+        .order_by(col(RoleGrant.user_id), col(RoleGrant.role))
+    ):
+        by_user[grant.user_id].append(Role(grant.role))
+    return dict(by_user)
+
+
+def grant_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> RoleGrant:
+    """Give ``user_id`` a role (admins only)."""
+    require_admin(actor, "change roles")
+    check_user_id(user_id)
+    ensure_workspace(session, actor)
+    existing = _grant(session, actor, user_id, role)
+    if existing is not None:
+        raise InvalidInput(f"That person is already {_role_name(role)}.")
+    grant = RoleGrant(
+        team_id=actor.team_id, user_id=user_id, role=role, granted_by=actor.user_id, granted_at=actor.now()
+    )
+    session.add(grant)
+    audit.record(session, actor, action="role.granted", details={"user": user_id, "role": role})
+    return grant
+
+
+def revoke_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> None:
+    """Take a role away (admins only). An admin cannot drop their own admin role."""
+    require_admin(actor, "change roles")
+    check_user_id(user_id)
+    if role is Role.ADMIN and user_id == actor.user_id:
+        raise InvalidInput("You cannot remove your own admin role; ask another admin.")
+    existing = _grant(session, actor, user_id, role)
+    if existing is None:
+        raise InvalidInput(f"That person is not {_role_name(role)} (by grant).")
+    session.delete(existing)
+    audit.record(session, actor, action="role.revoked", details={"user": user_id, "role": role})
+
+
+def _grant(session: Session, actor: Actor, user_id: str, role: Role) -> RoleGrant | None:
+    return session.exec(
+        select(RoleGrant).where(
+            RoleGrant.team_id == actor.team_id, RoleGrant.user_id == user_id, RoleGrant.role == role
+        )
+    ).first()
+
+
+def _role_name(role: Role) -> str:
+    return {Role.VERIFIER: "a verifier", Role.AO: "an authorizing official", Role.ADMIN: "an admin"}[role]

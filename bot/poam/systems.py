@@ -1,0 +1,136 @@
+"""Information systems: every POA&M item belongs to one.
+
+A workspace starts with a default system, created the first time anything is
+written for it; admins add more with ``/poam system add``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlmodel import Session, col, func, select
+
+from bot.poam import audit
+from bot.poam.actor import Actor, check_user_id
+from bot.poam.errors import InvalidInput, NotFound
+from bot.poam.permissions import require_admin
+from bot.poam.text import clean_text
+from bot.store import counters
+from bot.store.models import InfoSystem
+
+DEFAULT_SYSTEM_NAME = "Default"
+MAX_SYSTEM_NAME = 80
+
+
+class Impact(StrEnum):
+    """FIPS 199 impact level of a system (FedRAMP baseline)."""
+
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+
+    @classmethod
+    def parse(cls, text: str) -> Impact:
+        word = text.strip().lower()
+        if word == "medium":
+            return cls.MODERATE
+        try:
+            return cls(word)
+        except ValueError:
+            raise InvalidInput(f"`{text}` is not an impact level; use low, moderate or high.") from None
+
+
+def ensure_workspace(session: Session, actor: Actor) -> None:
+    """Create the actor's workspace and its default system on first use."""
+    if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
+        system = InfoSystem(
+            team_id=actor.team_id,
+            name=DEFAULT_SYSTEM_NAME,
+            name_key=DEFAULT_SYSTEM_NAME.lower(),
+            impact=Impact.MODERATE,
+            is_default=True,
+            created_by=actor.user_id,
+            created_at=actor.now(),
+        )
+        session.add(system)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            action="system.added",
+            details={"system": system.name, "impact": system.impact, "default": True},
+        )
+
+
+def find_system(session: Session, actor: Actor, *, name: str | None) -> InfoSystem:
+    """The system called ``name`` (any case), or the workspace's default one."""
+    ensure_workspace(session, actor)
+    query = select(InfoSystem).where(InfoSystem.team_id == actor.team_id)
+    if name is None:
+        query = query.where(col(InfoSystem.is_default))
+    else:
+        query = query.where(InfoSystem.name_key == name.strip().lower())
+    system = session.exec(query).first()
+    if system is None:
+        raise NotFound(f"There is no system called `{name}`; `/poam systems` lists them.")
+    return system
+
+
+def list_systems(session: Session, actor: Actor) -> list[InfoSystem]:
+    ensure_workspace(session, actor)
+    return list(
+        session.exec(
+            select(InfoSystem)
+            .where(InfoSystem.team_id == actor.team_id)
+            .order_by(col(InfoSystem.is_default).desc(), col(InfoSystem.name_key))
+        ).all()
+    )
+
+
+def add_system(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    impact: Impact = Impact.MODERATE,
+    organization: str | None = None,
+    ao_user_id: str | None = None,
+) -> InfoSystem:
+    """Add an information system to the workspace (admins only)."""
+    require_admin(actor, "add a system")
+    ensure_workspace(session, actor)
+    name = clean_text(name, field="The system name", limit=MAX_SYSTEM_NAME)
+    organization = clean_text(organization, field="The organization", limit=200, required=False)
+    if ao_user_id is not None:
+        check_user_id(ao_user_id, what="user (AO)")
+    taken = session.exec(
+        select(func.count())
+        .select_from(InfoSystem)
+        .where(InfoSystem.team_id == actor.team_id, InfoSystem.name_key == name.lower())
+    ).one()
+    if taken:
+        raise InvalidInput(f"A system called `{name}` already exists.")
+    system = InfoSystem(
+        team_id=actor.team_id,
+        name=name,
+        name_key=name.lower(),
+        impact=impact,
+        organization=organization,
+        ao_user_id=ao_user_id,
+        created_by=actor.user_id,
+        created_at=actor.now(),
+    )
+    session.add(system)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        action="system.added",
+        details={
+            "system": name,
+            "impact": impact,
+            "organization": organization,
+            "ao": ao_user_id,
+        },
+    )
+    return system

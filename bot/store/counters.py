@@ -1,0 +1,62 @@
+"""Per-workspace counters, bumped atomically.
+
+Each bump is one ``UPDATE … RETURNING`` on the workspace's row. The row lock
+it takes is held to the end of the transaction, so two transactions never get
+the same number, and audit appends within a workspace are serialised in the
+order their transactions commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from bot.store.models import Workspace
+
+
+def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime) -> bool:
+    """Create the workspace row unless it exists; True when this call created it."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Workspace)
+        .values(team_id=team_id, last_item_number=0, audit_seq=0, audit_head="", created_at=now)
+        .on_conflict_do_nothing(index_elements=["team_id"])
+        .returning(Workspace.team_id)
+    )
+    # A row comes back only when the insert happened (rowcount is not reliable here).
+    return session.exec(statement).first() is not None  # type: ignore[call-overload]
+
+
+def next_item_number(session: Session, *, team_id: str) -> int:
+    """The next item number of the workspace; never handed out twice."""
+    statement = (
+        update(Workspace)
+        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
+        .values(last_item_number=Workspace.last_item_number + 1)
+        .returning(Workspace.last_item_number)
+    )
+    return session.exec(statement).scalar_one()  # type: ignore[call-overload,no-any-return]
+
+
+def next_audit_slot(session: Session, *, team_id: str) -> tuple[int, str]:
+    """Reserve the next audit sequence number; returns it and the chain's head hash."""
+    statement = (
+        update(Workspace)
+        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
+        .values(audit_seq=Workspace.audit_seq + 1)
+        .returning(Workspace.audit_seq, Workspace.audit_head)
+    )
+    seq, head = session.exec(statement).one()  # type: ignore[call-overload]
+    return seq, head
+
+
+def set_audit_head(session: Session, *, team_id: str, head: str) -> None:
+    session.exec(
+        update(Workspace)  # type: ignore[call-overload]
+        .where(Workspace.team_id == team_id)
+        .values(audit_head=head)
+    )

@@ -1,0 +1,197 @@
+"""The tables.
+
+Every row carries the workspace (``team_id``) and every query filters by it.
+Enumerated values (status, severity, role…) are stored as short strings; the
+domain owns their meaning (``bot.poam``), so this layer stays free of it.
+Timestamps are :class:`UTCDateTime` (aware UTC); due and detection dates are
+plain dates.
+
+Any change here needs a new Alembic revision in ``bot/store/migrations``;
+``tests/test_migrations.py`` fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from bot.store.types import UTCDateTime
+
+TEAM_ID = 32
+USER_ID = 32
+
+
+def _team_fk() -> Any:
+    return Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID))
+
+
+def _timestamp(nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Workspace(SQLModel, table=True):
+    """One Slack workspace: its counters and the head of its audit chain.
+
+    The counters are bumped with one ``UPDATE … RETURNING``; the row lock that
+    takes serialises id allocation and audit appends within a workspace.
+    """
+
+    __tablename__ = "workspaces"
+
+    team_id: str = Field(sa_type=sa.String(TEAM_ID), primary_key=True)
+    last_item_number: int = Field(default=0)
+    audit_seq: int = Field(default=0)
+    audit_head: str = Field(default="", sa_type=sa.String(64))
+    created_at: datetime = _timestamp()
+
+
+class InfoSystem(SQLModel, table=True):
+    """An information system whose POA&M the workspace keeps."""
+
+    __tablename__ = "systems"
+    __table_args__ = (sa.UniqueConstraint("team_id", "name_key", name="uq_systems_team_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    name: str = Field(sa_type=sa.String(80))
+    name_key: str = Field(sa_type=sa.String(80))
+    impact: str = Field(sa_type=sa.String(10))
+    organization: str | None = Field(default=None, sa_type=sa.String(200))
+    ao_user_id: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    is_default: bool = Field(default=False)
+    created_by: str = Field(sa_type=sa.String(USER_ID))
+    created_at: datetime = _timestamp()
+
+
+class Item(SQLModel, table=True):
+    """A POA&M item (a weakness being remediated), FedRAMP Rev 5 fields."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "number", name="uq_items_team_number"),
+        sa.Index("ix_items_team_status_due", "team_id", "status", "due_on"),
+        sa.Index("ix_items_team_owner", "team_id", "owner_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    number: int
+    system_id: int = Field(foreign_key="systems.id")
+    title: str = Field(sa_type=sa.String(300))
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    source: str = Field(sa_type=sa.String(20))
+    source_identifier: str | None = Field(default=None, sa_type=sa.String(200))
+    assets: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    cves: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    severity: str = Field(sa_type=sa.String(10))
+    adjusted_severity: str | None = Field(default=None, sa_type=sa.String(10))
+    status: str = Field(sa_type=sa.String(24))
+    owner_id: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    detected_on: date
+    scheduled_completion_on: date
+    due_on: date
+    remediation_plan: str | None = Field(default=None, sa_type=sa.Text)
+    resources_required: str | None = Field(default=None, sa_type=sa.Text)
+    vendor_dependency: bool = Field(default=False)
+    vendor_product: str | None = Field(default=None, sa_type=sa.String(200))
+    last_vendor_checkin_on: date | None = None
+    origin_channel_id: str | None = Field(default=None, sa_type=sa.String(32))
+    origin_thread_ts: str | None = Field(default=None, sa_type=sa.String(32))
+    source_message_url: str | None = Field(default=None, sa_type=sa.String(500))
+    created_by: str = Field(sa_type=sa.String(USER_ID))
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    closed_at: datetime | None = _timestamp(nullable=True)
+    version: int = Field(default=1)
+
+
+class ItemControl(SQLModel, table=True):
+    """One security control (e.g. ``AC-2``) an item concerns; a row each so
+    ``/poam list control:AC-2`` is an indexed lookup."""
+
+    __tablename__ = "item_controls"
+    __table_args__ = (sa.Index("ix_item_controls_team_control", "team_id", "control"),)
+
+    item_id: int = Field(foreign_key="items.id", primary_key=True)
+    control: str = Field(sa_type=sa.String(32), primary_key=True)
+    team_id: str = _team_fk()
+    position: int
+
+
+class Milestone(SQLModel, table=True):
+    """A planned milestone. ``planned_due_on`` is the date first planned and
+    never changes; moves change ``due_on`` and leave a MilestoneChange."""
+
+    __tablename__ = "milestones"
+    __table_args__ = (sa.UniqueConstraint("item_id", "number", name="uq_milestones_item_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    item_id: int = Field(foreign_key="items.id", index=True)
+    number: int
+    description: str = Field(sa_type=sa.Text)
+    planned_due_on: date
+    due_on: date
+    completed_at: datetime | None = _timestamp(nullable=True)
+    completed_by: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    created_by: str = Field(sa_type=sa.String(USER_ID))
+    created_at: datetime = _timestamp()
+
+
+class MilestoneChange(SQLModel, table=True):
+    """A FedRAMP "Milestone Changes" entry: ``(##) Update|Complete date : why``."""
+
+    __tablename__ = "milestone_changes"
+    __table_args__ = (sa.UniqueConstraint("item_id", "seq", name="uq_milestone_changes_item_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    item_id: int = Field(foreign_key="items.id", index=True)
+    milestone_id: int = Field(foreign_key="milestones.id")
+    seq: int
+    kind: str = Field(sa_type=sa.String(10))
+    old_due_on: date | None = None
+    new_due_on: date | None = None
+    reason: str = Field(sa_type=sa.Text)
+    changed_by: str = Field(sa_type=sa.String(USER_ID))
+    changed_at: datetime = _timestamp()
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role given to a user in a workspace (verifier, ao, admin)."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "user_id", "role", name="uq_role_grants_team_user_role"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    user_id: str = Field(sa_type=sa.String(USER_ID))
+    role: str = Field(sa_type=sa.String(16))
+    granted_by: str = Field(sa_type=sa.String(USER_ID))
+    granted_at: datetime = _timestamp()
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of a workspace's append-only, hash-chained audit trail."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "seq", name="uq_audit_events_team_seq"),
+        sa.Index("ix_audit_events_team_item", "team_id", "item_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    seq: int
+    item_id: int | None = Field(default=None, foreign_key="items.id")
+    actor_id: str = Field(sa_type=sa.String(USER_ID))
+    action: str = Field(sa_type=sa.String(40))
+    at: datetime = _timestamp()
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    prev_hash: str = Field(sa_type=sa.String(64))
+    hash: str = Field(sa_type=sa.String(64))
