@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.poam.actor import Rules
 from bot.poam.deadlines import DeadlinePolicy, parse_policy
 
 _DATABASE_HINT = "use sqlite:///path.db or postgresql://user@host/db"
@@ -190,6 +191,11 @@ class Settings(BaseSettings):
     def deadline_policy(self) -> DeadlinePolicy:
         """The remediation deadline policy parsed from ``POAM_DEADLINES``."""
         return parse_policy(self.poam_deadlines)
+
+    @property
+    def rules(self) -> Rules:
+        """The conventions every domain operation follows (id prefix, deadlines)."""
+        return Rules(id_prefix=self.poam_id_prefix, deadlines=self.deadline_policy)
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:

@@ -8,7 +8,7 @@ The caller owns the transaction (``bot.store.engine.unit_of_work``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -25,7 +25,15 @@ from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import AuditEvent, InfoSystem, Item, ItemControl, Milestone, MilestoneChange
+from bot.store.models import (
+    AuditEvent,
+    InfoSystem,
+    Item,
+    ItemControl,
+    Milestone,
+    MilestoneChange,
+    Workspace,
+)
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 10_000
@@ -428,6 +436,40 @@ def _scope_conditions(scope: Scope, *, actor: Actor, today: date) -> list:  # ty
             return [Item.status == Status.CLOSED]
         case Scope.ALL:
             return []
+
+
+def iter_item_details(
+    session: Session, *, team_id: str | None = None, system_name: str | None = None, batch: int = 500
+) -> Iterator[ItemDetail]:
+    """Every item (of one workspace, or all) with its details, in batches, for exports.
+
+    Ordered by workspace, then number. ``system_name`` keeps one system's items.
+    """
+    teams = select(Workspace.team_id).order_by(col(Workspace.team_id))
+    if team_id is not None:
+        teams = teams.where(Workspace.team_id == team_id)
+    for team in session.exec(teams).all():
+        conditions = [Item.team_id == team]
+        if system_name is not None:
+            conditions.append(
+                col(Item.system_id).in_(
+                    select(InfoSystem.id).where(
+                        InfoSystem.team_id == team, InfoSystem.name_key == system_name.strip().lower()
+                    )
+                )
+            )
+        last_number = 0
+        while True:
+            chunk = session.exec(
+                select(Item)
+                .where(*conditions, Item.number > last_number)
+                .order_by(col(Item.number))
+                .limit(batch)
+            ).all()
+            if not chunk:
+                break
+            yield from item_details(session, chunk)
+            last_number = chunk[-1].number
 
 
 def item_history(session: Session, actor: Actor, *, number: int) -> list[AuditEvent]:

@@ -1,0 +1,131 @@
+"""An item as a row of GSA's FedRAMP POA&M template (Rev 5, columns A–AE).
+
+The CSV export writes these rows; the workbook export uses the same mapping,
+so both say the same thing about an item.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bot.poam.actor import Rules
+from bot.poam.fields import Source
+from bot.poam.items import ItemDetail
+from bot.poam.milestones import ChangeKind
+from bot.poam.severity import Severity
+from bot.store.models import Milestone, MilestoneChange
+
+COLUMNS: tuple[str, ...] = (
+    "POAM ID",
+    "Controls",
+    "Weakness Name",
+    "Weakness Description",
+    "Weakness Detector Source",
+    "Weakness Source Identifier",
+    "Asset Identifier",
+    "Point of Contact",
+    "Resources Required",
+    "Overall Remediation Plan",
+    "Original Detection Date",
+    "Scheduled Completion Date",
+    "Planned Milestones",
+    "Milestone Changes",
+    "Status Date",
+    "Vendor Dependency",
+    "Last Vendor Check-in Date",
+    "Vendor Dependent Product Name",
+    "Original Risk Rating",
+    "Adjusted Risk Rating",
+    "Risk Adjustment",
+    "False Positive",
+    "Operational Requirement",
+    "Deviation Rationale",
+    "Supporting Documents",
+    "Comments",
+    "Auto-Approve",
+    "Binding Operational Directive 22-01 tracking",
+    "Binding Operational Directive 22-01 Due Date",
+    "CVE",
+    "Service Name",
+)
+
+_SOURCE_NAMES = {
+    Source.SCAN: "Vulnerability Scan",
+    Source.ASSESSMENT: "Security Assessment Report",
+    Source.PENTEST: "Penetration Test",
+    Source.AUDIT: "Audit",
+    Source.CONMON: "Continuous Monitoring",
+    Source.SELF: "Self-Identified",
+}
+
+_CHANGE_WORDS = {ChangeKind.UPDATE: "Update", ChangeKind.COMPLETE: "Complete"}
+
+Cell = str | date | None
+
+
+def risk_rating(severity: str) -> str:
+    """FedRAMP rates Low / Moderate / High; critical findings are rated High."""
+    rating = Severity(severity)
+    return "High" if rating is Severity.CRITICAL else rating.value.capitalize()
+
+
+def planned_milestones(milestones: list[Milestone]) -> str:
+    """``(01) 2026-12-01: description`` per milestone, blank line between, first planned dates."""
+    return "\n\n".join(
+        f"({m.number:02d}) {m.planned_due_on.isoformat()}: {m.description}" for m in milestones
+    )
+
+
+def milestone_changes(changes: list[MilestoneChange], milestones: list[Milestone]) -> str:
+    """``(01) Update 2026-12-05 : why`` per change, in the order they happened."""
+    numbers = {m.id: m.number for m in milestones}
+    lines = []
+    for change in changes:
+        number = numbers[change.milestone_id]
+        when = (change.new_due_on or change.changed_at.date()).isoformat()
+        what = change.reason
+        if change.kind == ChangeKind.UPDATE and change.old_due_on is not None:
+            what = f"moved from {change.old_due_on.isoformat()}: {change.reason}"
+        lines.append(f"({number:02d}) {_CHANGE_WORDS[ChangeKind(change.kind)]} {when} : {what}")
+    return "\n\n".join(lines)
+
+
+def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
+    """The 31 template cells of one item; dates stay dates for the caller to format."""
+    item = detail.item
+    comments = []
+    if item.severity == Severity.CRITICAL:
+        comments.append("Original severity: Critical.")
+    return [
+        rules.label(item.number),
+        ", ".join(detail.controls),
+        item.title,
+        item.description,
+        _SOURCE_NAMES[Source(item.source)],
+        item.source_identifier,
+        ", ".join(item.assets),
+        item.owner_id,
+        item.resources_required,
+        item.remediation_plan,
+        item.detected_on,
+        item.scheduled_completion_on,
+        planned_milestones(detail.milestones),
+        milestone_changes(detail.changes, detail.milestones),
+        item.updated_at.date(),
+        "Yes" if item.vendor_dependency else "No",
+        item.last_vendor_checkin_on,
+        item.vendor_product,
+        risk_rating(item.severity),
+        risk_rating(item.adjusted_severity) if item.adjusted_severity else "N/A",
+        "No",
+        "No",
+        "No",
+        None,
+        item.source_message_url,
+        " ".join(comments) or None,
+        "No",
+        None,
+        None,
+        ", ".join(item.cves),
+        None,
+    ]

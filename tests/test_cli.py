@@ -1,0 +1,166 @@
+"""``poam-bot`` from a shell: migrate, export, audit verify, and clear failures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from bot.cli import main
+from bot.interchange.fedramp import COLUMNS
+from bot.poam import items, milestones
+from bot.poam.actor import Actor
+from bot.poam.severity import Severity
+from bot.poam.systems import Impact, add_system
+from bot.store.engine import unit_of_work
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer .env or POAM_* variable leaks into these runs."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "POAM_DEADLINES", "POAM_ID_PREFIX", "POAM_TIMEZONE", "POAM_ADMINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def db_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> str:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url
+
+
+def _populate(engine: Engine, alice: Actor, bob: Actor, admin: Actor) -> None:
+    with unit_of_work(engine) as session:
+        items.log_item(
+            session, alice, title="=HYPERLINK(evil)", severity=Severity.CRITICAL,
+            controls=["SI-2"], assets=["web-01"], cves=["CVE-2024-3094"], detected_on=date(2026, 11, 2),
+        )
+        add_system(session, admin, name="Payroll", impact=Impact.HIGH)
+        items.log_item(session, alice, title="Weak TLS", severity=Severity.LOW, system_name="payroll")
+    with unit_of_work(engine) as session:
+        items.claim_item(session, bob, number=1)
+        milestones.add_milestone(session, bob, number=1, description="Patch", due_on=date(2026, 11, 25))
+        milestones.add_milestone(session, bob, number=1, description="Rescan", due_on=date(2026, 11, 28))
+    with unit_of_work(engine) as session:
+        milestones.move_milestone(
+            session, bob, number=1, milestone=1, due_on=date(2026, 11, 27), reason="vendor patch slipped"
+        )
+
+
+def test_migrate_then_export_json_on_an_empty_database(db_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["format"] == "poam-bot/export"
+    assert document["version"] == 1
+    assert document["items"] == []
+
+
+def test_export_json_has_items_milestones_and_changes(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _populate(engine, alice, bob, admin)
+    assert main(["export"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [item["id"] for item in document["items"]] == ["POAM-1", "POAM-2"]
+    first = document["items"][0]
+    assert first["owner"] == bob.user_id
+    assert first["status"] == "in_progress"
+    assert first["controls"] == ["SI-2"]
+    assert first["scheduled_completion_on"] == "2026-12-02"
+    assert [m["planned_due_on"] for m in first["milestones"]] == ["2026-11-25", "2026-11-28"]
+    assert first["milestones"][0]["due_on"] == "2026-11-27"
+    assert first["milestone_changes"] == [
+        {
+            "seq": 1, "milestone": 1, "kind": "update", "old_due_on": "2026-11-25",
+            "new_due_on": "2026-11-27", "reason": "vendor patch slipped",
+            "changed_by": bob.user_id, "changed_at": "2026-11-20T15:00:00+00:00",
+        }
+    ]
+    assert document["items"][1]["system"]["name"] == "Payroll"
+
+    assert main(["export", "--system", "payroll"]) == 0
+    assert [i["id"] for i in json.loads(capsys.readouterr().out)["items"]] == ["POAM-2"]
+    assert main(["export", "--team", "T9999"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == []
+
+
+def test_export_csv_uses_the_fedramp_columns_and_formats(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path
+) -> None:
+    _populate(engine, alice, bob, admin)
+    out = tmp_path / "poam.csv"
+    assert main(["export", "--format", "csv", "-o", str(out)]) == 0
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert tuple(rows[0][: len(COLUMNS)]) == COLUMNS
+    first = dict(zip(rows[0], rows[1], strict=True))
+    assert first["POAM ID"] == "POAM-1"
+    assert first["Weakness Name"] == "'=HYPERLINK(evil)"  # never a live formula
+    assert first["Original Risk Rating"] == "High"
+    assert "Critical" in first["Comments"]
+    assert first["Planned Milestones"] == "(01) 2026-11-25: Patch\n\n(02) 2026-11-28: Rescan"
+    assert first["Milestone Changes"] == (
+        "(01) Update 2026-11-27 : moved from 2026-11-25: vendor patch slipped"
+    )
+    assert first["CVE"] == "CVE-2024-3094"
+    assert first["Status"] == "in_progress"
+    assert len(rows) == 3
+
+
+def test_audit_verify_passes_then_names_a_tampered_event(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _populate(engine, alice, bob, admin)
+    assert main(["audit", "verify"]) == 0
+    assert "chain intact" in capsys.readouterr().out
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_events SET actor_id = 'U0000MALLORY' WHERE team_id = :t AND seq = 3"),
+            {"t": alice.team_id},
+        )
+    assert main(["audit", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert "audit event #3" in err and "altered" in err
+
+
+def test_export_before_migrate_says_to_migrate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
+    assert main(["export"]) == 1
+    assert "run `poam-bot migrate`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DATABASE_URL", "nonsense"), ("POAM_DEADLINES", "high=abc"), ("POAM_TIMEZONE", "Mars/Olympus")],
+)
+def test_bad_setting_prints_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str
+) -> None:
+    """Run as a user would, in a fresh process: one line, exit 2, no traceback."""
+    monkeypatch.setenv(variable, value)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    assert main(["migrate"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("poam-bot: database error:") and "\n" not in err
