@@ -34,6 +34,11 @@ class Role(StrEnum):
     AO = "ao"
     ADMIN = "admin"
 
+    @property
+    def noun(self) -> str:
+        """The role in a sentence: "a verifier", "an authorizing official", "an admin"."""
+        return {"verifier": "a verifier", "ao": "an authorizing official", "admin": "an admin"}[self.value]
+
 
 @dataclass(frozen=True)
 class Actor:

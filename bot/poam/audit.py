@@ -134,7 +134,8 @@ def _events(session: Session, team_id: str) -> Iterator[AuditEvent]:
             return
         yield from batch
         last_seq = batch[-1].seq
-        session.expunge_all()
+        for event in batch:  # keep memory flat on long chains, leave the caller's objects alone
+            session.expunge(event)
 
 
 def verify_chain(session: Session, *, team_id: str) -> ChainReport:
@@ -146,6 +147,10 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
     expected_seq, prev_hash, count = 1, "", 0
     for event in _events(session, team_id):
         count += 1
+        if event.seq > head_seq:
+            return ChainReport(
+                team_id, count, ChainBreak(team_id, event.seq, "is not in the recorded chain (added afterwards)")
+            )
         if event.seq != expected_seq:
             return ChainReport(team_id, count, ChainBreak(team_id, expected_seq, "is missing (deleted)"))
         if event.prev_hash != prev_hash:
@@ -167,9 +172,13 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
                 team_id, count, ChainBreak(team_id, event.seq, f"({event.action}) was altered")
             )
         expected_seq, prev_hash = event.seq + 1, event.hash
-    if head_seq != expected_seq - 1 or head_hash != prev_hash:
+    if head_seq != expected_seq - 1:
         return ChainReport(
             team_id, count, ChainBreak(team_id, expected_seq, "is missing (the newest events were deleted)")
+        )
+    if head_hash != prev_hash:
+        return ChainReport(
+            team_id, count, ChainBreak(team_id, head_seq, "was replaced (it does not match the recorded head)")
         )
     return ChainReport(team_id, count, None)
 

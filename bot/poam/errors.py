@@ -7,6 +7,9 @@ so messages must be complete sentences and must never contain a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class PoamError(Exception):
     """Base of every error the domain raises on purpose."""
@@ -17,7 +20,26 @@ class PoamError(Exception):
 
 
 class InvalidInput(PoamError):
-    """The request was malformed: a bad date, severity, id or missing text."""
+    """The request was malformed: a bad date, severity, id or missing text.
+
+    ``field`` names the operation's argument at fault (``"due_on"``) when one
+    is, so a form can show the message beside that field.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """Tag any :class:`InvalidInput` raised inside with ``field`` (if untagged)."""
+    try:
+        yield
+    except InvalidInput as error:
+        if error.field is None:
+            error.field = field
+        raise
 
 
 class NotFound(PoamError):

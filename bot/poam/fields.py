@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 
 from bot.poam.errors import InvalidInput
+from bot.poam.text import require_storable
 
 MAX_CONTROLS = 50
 MAX_ASSETS = 100
@@ -55,6 +56,7 @@ def assets(values: Iterable[str]) -> list[str]:
     """Asset identifiers (host names, IPs, image ids…) as given, trimmed."""
     cleaned = _unique(value.strip() for value in values)
     for asset in cleaned:
+        require_storable(asset, field="An asset id")
         if len(asset) > MAX_ASSET_LENGTH:
             raise InvalidInput(
                 f"An asset id is {len(asset):,} characters long; the limit is {MAX_ASSET_LENGTH}."

@@ -18,9 +18,10 @@ from sqlmodel import Session, col, func, select
 
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
-from bot.poam.errors import AlreadyClaimed, InvalidInput, NotFound
+from bot.poam.errors import AlreadyClaimed, InvalidInput, NotFound, about
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, transition
 from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
+from bot.poam.refs import MAX_NUMBER
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
@@ -51,6 +52,8 @@ def load_item(session: Session, actor: Actor, *, number: int, for_update: bool =
     ``for_update`` locks the row (PostgreSQL) so read-modify-write operations
     on one item run one after the other.
     """
+    if not 1 <= number <= MAX_NUMBER:
+        raise NotFound(f"There is no item {number} in this workspace.")
     query = select(Item).where(Item.team_id == actor.team_id, Item.number == number)
     if for_update:
         query = query.with_for_update()
@@ -86,6 +89,7 @@ def log_item(
     owner_id: str | None = None,
     system_name: str | None = None,
     origin_channel_id: str | None = None,
+    origin_thread_ts: str | None = None,
     source_message_url: str | None = None,
 ) -> Item:
     """Log a new finding. Anyone may; the due date defaults from the deadline policy.
@@ -93,29 +97,45 @@ def log_item(
     A due date later than the policy allows is refused: that is an extension,
     which only the authorizing official may grant.
     """
-    title = clean_text(title, field="The title", limit=MAX_TITLE)
-    description = clean_text(description, field="The description", limit=MAX_DESCRIPTION, required=False)
-    source_identifier = clean_text(
-        source_identifier, field="The source identifier", limit=200, required=False
-    )
-    control_ids, asset_ids, cve_ids = fields.controls(controls), fields.assets(assets), fields.cves(cves)
+    with about("title"):
+        title = clean_text(title, field="The title", limit=MAX_TITLE)
+    with about("description"):
+        description = clean_text(description, field="The description", limit=MAX_DESCRIPTION, required=False)
+    with about("source_identifier"):
+        source_identifier = clean_text(
+            source_identifier, field="The source identifier", limit=200, required=False
+        )
+    with about("controls"):
+        control_ids = fields.controls(controls)
+    with about("assets"):
+        asset_ids = fields.assets(assets)
+    with about("cves"):
+        cve_ids = fields.cves(cves)
     if owner_id is not None:
-        check_user_id(owner_id, what="user (owner)")
+        with about("owner_id"):
+            check_user_id(owner_id, what="user (owner)")
+    origin_channel_id = clean_text(origin_channel_id, field="The channel id", limit=32, required=False)
+    origin_thread_ts = clean_text(origin_thread_ts, field="The message timestamp", limit=32, required=False)
+    source_message_url = clean_text(source_message_url, field="The message link", limit=500, required=False)
     today = actor.today()
     detected_on = detected_on or today
     if detected_on > today:
-        raise InvalidInput(f"The detection date {detected_on} is in the future; today is {today}.")
+        raise InvalidInput(
+            f"The detection date {detected_on} is in the future; today is {today}.", field="detected_on"
+        )
     deadline = actor.rules.deadlines.due_date(severity=severity, detected_on=detected_on)
     due_on = due_on or deadline
     if due_on < detected_on:
-        raise InvalidInput(f"The due date {due_on} is before the detection date {detected_on}.")
+        raise InvalidInput(
+            f"The due date {due_on} is before the detection date {detected_on}.", field="due_on"
+        )
     if due_on > deadline:
         raise InvalidInput(
             f"The due date {due_on} is later than the {severity} deadline ({deadline}, "
             f"{actor.rules.deadlines.days_for(severity)} days from detection); "
-            "a later date needs an extension approved by the authorizing official."
+            "a later date needs an extension approved by the authorizing official.",
+            field="due_on",
         )
-
     system = find_system(session, actor, name=system_name)
     now = actor.now()
     item = Item(
@@ -135,6 +155,7 @@ def log_item(
         scheduled_completion_on=due_on,
         due_on=due_on,
         origin_channel_id=origin_channel_id,
+        origin_thread_ts=origin_thread_ts,
         source_message_url=source_message_url,
         created_by=actor.user_id,
         created_at=now,
@@ -378,27 +399,33 @@ def list_items(
     control: str | None = None,
     owner_id: str | None = None,
     system_name: str | None = None,
+    every_system: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> ItemPage:
     """A page of the workspace's items, overdue first, then by due date.
 
-    ``system_name`` picks a system (the default one when None).
+    ``system_name`` picks a system (the default one when None);
+    ``every_system`` lists across all of them instead.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"A page holds 1 to {MAX_PAGE} items.")
     if offset < 0:
         raise InvalidInput("The page offset cannot be negative.")
     today = actor.today()
-    system = find_system(session, actor, name=system_name)
-    conditions = [Item.team_id == actor.team_id, Item.system_id == system.id]
+    conditions = [Item.team_id == actor.team_id]
+    if not every_system:
+        conditions.append(Item.system_id == find_system(session, actor, name=system_name).id)
     conditions += _scope_conditions(scope, actor=actor, today=today)
     if severity is not None:
         conditions.append(Item.severity == severity)
     if owner_id is not None:
         conditions.append(Item.owner_id == check_user_id(owner_id, what="user (owner)"))
     if control is not None:
-        (control_id,) = fields.controls([control])
+        found = fields.controls([control])
+        if not found:
+            raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
+        control_id = found[0]
         conditions.append(
             col(Item.id).in_(
                 select(ItemControl.item_id).where(
@@ -470,6 +497,24 @@ def iter_item_details(
                 break
             yield from item_details(session, chunk)
             last_number = chunk[-1].number
+
+
+def record_thread(session: Session, *, team_id: str, number: int, channel_id: str, thread_ts: str) -> bool:
+    """Remember the channel message that starts an item's thread (first one wins).
+
+    Presentation only, so no audit event: it changes nothing about the item.
+    """
+    result = session.exec(
+        update(Item)  # type: ignore[call-overload]
+        .where(
+            col(Item.team_id) == team_id,
+            col(Item.number) == number,
+            col(Item.origin_channel_id) == channel_id,
+            col(Item.origin_thread_ts).is_(None),
+        )
+        .values(origin_thread_ts=thread_ts)
+    )
+    return result.rowcount == 1  # type: ignore[no-any-return]
 
 
 def item_history(session: Session, actor: Actor, *, number: int) -> list[AuditEvent]:

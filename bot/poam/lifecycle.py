@@ -34,7 +34,20 @@ class Action(StrEnum):
     CLAIM = "claim"
     RELEASE = "release"
     ASSIGN = "assign"
-    EDIT_PLAN = "edit plan"
+    EDIT_PLAN = "edit_plan"
+
+    @property
+    def phrase(self) -> str:
+        """What the action does, to finish "you cannot …"."""
+        return _PHRASES[self]
+
+
+_PHRASES = {
+    Action.CLAIM: "claim it",
+    Action.RELEASE: "release it",
+    Action.ASSIGN: "assign it",
+    Action.EDIT_PLAN: "change its plan or milestones",
+}
 
 
 _TRANSITIONS: dict[Action, dict[Status, Status]] = {
@@ -66,5 +79,5 @@ def transition(action: Action, current: str, *, item_label: str) -> Status:
     if after is None:
         if status is Status.CLOSED:
             raise InvalidState(f"{item_label} is closed; a closed item never reopens.")
-        raise InvalidState(f"{item_label} is {status.label}; you cannot {action.value} it now.")
+        raise InvalidState(f"{item_label} is {status.label}, so you cannot {action.phrase} now.")
     return after

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor
-from bot.poam.errors import InvalidInput, InvalidState, NotFound
+from bot.poam.errors import InvalidInput, InvalidState, NotFound, about
 from bot.poam.items import load_item, touch
 from bot.poam.lifecycle import Action, transition
 from bot.poam.permissions import require_owner
@@ -33,7 +33,11 @@ class ChangeKind(StrEnum):
     COMPLETE = "complete"
 
 
-def _editable_item(session: Session, actor: Actor, number: int, doing: str) -> Item:
+def editable_item(session: Session, actor: Actor, *, number: int, doing: str) -> Item:
+    """The item, locked, if the actor may change its milestones now (else a refusal).
+
+    Also what a form asks before it opens, so nobody fills one in to be refused.
+    """
     item = load_item(session, actor, number=number, for_update=True)
     require_owner(actor, item, doing)
     transition(Action.EDIT_PLAN, item.status, item_label=actor.rules.label(number))
@@ -56,11 +60,12 @@ def _load_milestone(session: Session, actor: Actor, item: Item, milestone: int) 
 def _check_due(actor: Actor, item: Item, due_on: date) -> None:
     today = actor.today()
     if due_on < today:
-        raise InvalidInput(f"The milestone date {due_on} is in the past; today is {today}.")
+        raise InvalidInput(f"The milestone date {due_on} is in the past; today is {today}.", field="due_on")
     if due_on > item.due_on:
         raise InvalidInput(
             f"The milestone date {due_on} is after {actor.rules.label(item.number)}'s due date "
-            f"({item.due_on}); a later date needs an extension approved by the authorizing official."
+            f"({item.due_on}); a later date needs an extension approved by the authorizing official.",
+            field="due_on",
         )
 
 
@@ -100,8 +105,9 @@ def add_milestone(
     session: Session, actor: Actor, *, number: int, description: str, due_on: date
 ) -> Milestone:
     """Add a planned milestone to an item (owner only)."""
-    description = clean_text(description, field="The milestone", limit=MAX_DESCRIPTION)
-    item = _editable_item(session, actor, number, "add milestones")
+    with about("description"):
+        description = clean_text(description, field="The milestone", limit=MAX_DESCRIPTION)
+    item = editable_item(session, actor, number=number, doing="add milestones")
     _check_due(actor, item, due_on)
     count = session.exec(
         select(func.count(), func.max(Milestone.number)).where(
@@ -135,7 +141,7 @@ def complete_milestone(
 ) -> Milestone:
     """Mark a milestone done (owner only); records a "Complete" change."""
     note = clean_text(note, field="The note", limit=MAX_REASON, required=False)
-    item = _editable_item(session, actor, number, "complete milestones")
+    item = editable_item(session, actor, number=number, doing="complete milestones")
     found = _load_milestone(session, actor, item, milestone)
     if found.completed_at is not None:
         raise InvalidState(f"M{milestone} of {actor.rules.label(number)} is already complete.")
@@ -165,12 +171,12 @@ def move_milestone(
     "Update" milestone change.
     """
     reason = clean_text(reason, field="The reason", limit=MAX_REASON)
-    item = _editable_item(session, actor, number, "move milestones")
+    item = editable_item(session, actor, number=number, doing="move milestones")
     found = _load_milestone(session, actor, item, milestone)
     if found.completed_at is not None:
         raise InvalidState(f"M{milestone} of {actor.rules.label(number)} is complete; it cannot move.")
     if due_on == found.due_on:
-        raise InvalidInput(f"M{milestone} is already due {due_on}.")
+        raise InvalidInput(f"M{milestone} is already due {due_on}.", field="due_on")
     _check_due(actor, item, due_on)
     old = found.due_on
     found.due_on = due_on

@@ -18,6 +18,7 @@ from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.permissions import require_admin
 from bot.poam.systems import ensure_workspace
+from bot.store import counters
 from bot.store.models import RoleGrant
 
 
@@ -59,9 +60,10 @@ def grant_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> R
     require_admin(actor, "change roles")
     check_user_id(user_id)
     ensure_workspace(session, actor)
+    counters.lock_workspace(session, team_id=actor.team_id)
     existing = _grant(session, actor, user_id, role)
     if existing is not None:
-        raise InvalidInput(f"That person is already {_role_name(role)}.")
+        raise InvalidInput(f"That person is already {role.noun}.")
     grant = RoleGrant(
         team_id=actor.team_id, user_id=user_id, role=role, granted_by=actor.user_id, granted_at=actor.now()
     )
@@ -74,11 +76,12 @@ def revoke_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> 
     """Take a role away (admins only). An admin cannot drop their own admin role."""
     require_admin(actor, "change roles")
     check_user_id(user_id)
-    if role is Role.ADMIN and user_id == actor.user_id:
+    if role == Role.ADMIN and user_id == actor.user_id:
         raise InvalidInput("You cannot remove your own admin role; ask another admin.")
+    counters.lock_workspace(session, team_id=actor.team_id)
     existing = _grant(session, actor, user_id, role)
     if existing is None:
-        raise InvalidInput(f"That person is not {_role_name(role)} (by grant).")
+        raise InvalidInput(f"That person is not {role.noun} (by grant).")
     session.delete(existing)
     audit.record(session, actor, action="role.revoked", details={"user": user_id, "role": role})
 
@@ -89,7 +92,3 @@ def _grant(session: Session, actor: Actor, user_id: str, role: Role) -> RoleGran
             RoleGrant.team_id == actor.team_id, RoleGrant.user_id == user_id, RoleGrant.role == role
         )
     ).first()
-
-
-def _role_name(role: Role) -> str:
-    return {Role.VERIFIER: "a verifier", Role.AO: "an authorizing official", Role.ADMIN: "an admin"}[role]

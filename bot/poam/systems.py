@@ -1,7 +1,7 @@
 """Information systems: every POA&M item belongs to one.
 
-A workspace starts with a default system, created the first time anything is
-written for it; admins add more with ``/poam system add``.
+A workspace starts with a default system, created the first time the workspace
+is used (read or written); admins add more with ``/poam system add``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.permissions import require_admin
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import InfoSystem
+from bot.store.models import InfoSystem, Workspace
 
 DEFAULT_SYSTEM_NAME = "Default"
 MAX_SYSTEM_NAME = 80
@@ -41,7 +41,13 @@ class Impact(StrEnum):
 
 
 def ensure_workspace(session: Session, actor: Actor) -> None:
-    """Create the actor's workspace and its default system on first use."""
+    """Create the actor's workspace and its default system the first time it is used.
+
+    A plain read first, so the common case writes nothing (a read-only unit of
+    work on SQLite must not turn into a write).
+    """
+    if session.get(Workspace, actor.team_id) is not None:
+        return
     if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
         system = InfoSystem(
             team_id=actor.team_id,
@@ -99,7 +105,10 @@ def add_system(
     """Add an information system to the workspace (admins only)."""
     require_admin(actor, "add a system")
     ensure_workspace(session, actor)
+    counters.lock_workspace(session, team_id=actor.team_id)
     name = clean_text(name, field="The system name", limit=MAX_SYSTEM_NAME)
+    if len(name.lower()) > MAX_SYSTEM_NAME:  # a few letters grow when lower-cased (İ → i̇)
+        raise InvalidInput(f"The system name is too long; the limit is {MAX_SYSTEM_NAME} characters.")
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")

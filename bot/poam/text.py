@@ -18,8 +18,7 @@ def clean_text(value: str | None, *, field: str, limit: int, required: bool = Tr
     refusal reads as a sentence.
     """
     text = (value or "").strip()
-    if "\x00" in text:
-        raise InvalidInput(f"{field} contains a NUL character; remove it and try again.")
+    require_storable(text, field=field)
     if not text:
         if required:
             raise InvalidInput(f"{field} is missing.")
@@ -27,3 +26,14 @@ def clean_text(value: str | None, *, field: str, limit: int, required: bool = Tr
     if len(text) > limit:
         raise InvalidInput(f"{field} is {len(text):,} characters long; the limit is {limit:,}.")
     return text
+
+
+def require_storable(text: str, *, field: str) -> None:
+    """Refuse text a database or a hash cannot take: NUL characters and lone
+    UTF-16 surrogates (which a JSON payload can smuggle in as ``\\ud800``)."""
+    if "\x00" in text:
+        raise InvalidInput(f"{field} contains a NUL character; remove it and try again.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} contains characters that are not valid text; retype it.") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -60,3 +60,12 @@ def set_audit_head(session: Session, *, team_id: str, head: str) -> None:
         .where(Workspace.team_id == team_id)
         .values(audit_head=head)
     )
+
+
+def lock_workspace(session: Session, *, team_id: str) -> None:
+    """Hold the workspace row until the transaction ends, so check-then-insert
+    operations (a new role grant, a new system name) run one at a time.
+
+    SQLite needs no lock here: its write transactions already run one at a time.
+    """
+    session.exec(select(Workspace.team_id).where(Workspace.team_id == team_id).with_for_update())  # type: ignore[call-overload,arg-type]
