@@ -83,11 +83,24 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(report.ok for report in reports) else 1
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import serve  # Slack and gunicorn are only loaded to serve
+
+    serve(settings, host=args.host)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="poam-bot", description="A Slack app that runs your POA&M (Plan of Action and Milestones)."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on $PORT"
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP address to listen on (default 0.0.0.0)")
+    serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_migrate)

@@ -1,0 +1,76 @@
+"""Wiring: the Bolt app with its listeners, a Web API client and the services.
+
+Nothing here runs at import time; ``build_app`` is called by ``poam-bot
+serve``, by ``bot.web`` on the first request, and by the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from sqlalchemy import Engine
+
+from bot import commands
+from bot.commands.context import Services
+from bot.commands.users import UserDirectory
+from bot.config import Settings, require_slack
+from bot.poam.clock import Clock, SystemClock
+from bot.store.engine import make_engine
+
+log = logging.getLogger(__name__)
+WEB_API_TIMEOUT_SECONDS = 10
+
+
+def web_client(settings: Settings) -> WebClient:
+    """A Web API client for ``SLACK_API_URL`` that retries 429s (after Retry-After),
+    5xx answers and dropped connections a couple of times."""
+    assert settings.slack_bot_token is not None
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=WEB_API_TIMEOUT_SECONDS,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(
+    settings: Settings,
+    client: WebClient | None = None,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+) -> App:
+    """The Bolt app. Constructing it calls ``auth.test`` once (Bolt checks the token)."""
+    require_slack(settings)
+    assert settings.slack_signing_secret is not None
+    clock = clock or SystemClock()
+    app = App(
+        name="poam-bot",
+        client=client or web_client(settings),
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+    )
+    services = Services(
+        engine=engine or make_engine(settings.database_url),
+        settings=settings,
+        clock=clock,
+        users=UserDirectory(default_tz=settings.timezone, clock=clock),
+    )
+    commands.register(app, services)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
+
+    return app

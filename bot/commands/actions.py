@@ -1,0 +1,130 @@
+"""Buttons: in item cards, lists and the App Home.
+
+Every button goes through the same handler functions, and so the same domain
+operations and permission checks, as the command it stands for. Its value
+names only the item (``metadata.ItemRef``); the workspace and the user come
+from Slack's signed request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.commands import handlers, metadata
+from bot.commands.context import Reply, Services, SlackRequest
+from bot.commands.errors import answer
+from bot.commands.followup import follow_up
+from bot.commands.home import publish_home
+from bot.commands.ids import ActionId
+from bot.commands.views.modals import item_modal, log_modal, milestone_modal
+from bot.poam import milestones, systems
+
+log = logging.getLogger(__name__)
+
+
+def request_from(services: Services, client: WebClient, body: dict[str, Any]) -> SlackRequest:
+    """The request of an interaction payload (button, shortcut, form)."""
+    user = body.get("user") or {}
+    team = body.get("team") or {}
+    return SlackRequest(
+        services,
+        client,
+        team_id=str(team.get("id") or user.get("team_id") or ""),
+        user_id=str(user.get("id", "")),
+        channel_id=(body.get("channel") or {}).get("id"),
+        trigger_id=body.get("trigger_id"),
+        in_modal=(body.get("view") or {}).get("type") == "modal",
+    )
+
+
+def _pattern(action: ActionId) -> re.Pattern[str]:
+    """Matches the action id and its numbered variants (``poam.show.12``)."""
+    return re.compile(rf"^{re.escape(action)}(\.[a-z0-9]+)?$")
+
+
+def deliver(request: SlackRequest, body: dict[str, Any], reply: Reply, respond: Respond) -> None:
+    """Show ``reply`` where the button was: privately in the channel, or in a modal."""
+    view = body.get("view")
+    if view is None:
+        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+    elif reply.blocks:
+        modal = item_modal(label="POA&M", blocks=reply.blocks)
+        try:
+            if request.in_modal:
+                request.client.views_push(trigger_id=request.trigger_id, view=modal)
+            else:
+                request.client.views_open(trigger_id=request.trigger_id, view=modal)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("could not show a reply in a modal: %s", error)
+    follow_up(request, reply, respond=respond if view is None else None)
+    if view is not None and view.get("type") == "home":
+        publish_home(request)
+
+
+def register(app: App, services: Services) -> None:
+    def on(action: ActionId, work: Callable[[SlackRequest, dict[str, Any]], Reply]) -> None:
+        @app.action(_pattern(action))
+        def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+            ack()
+            box: list[SlackRequest] = []
+
+            def run() -> Reply:
+                request = request_from(services, client, body)
+                box.append(request)
+                return work(request, body)
+
+            reply = answer(run)
+            if box:
+                deliver(box[0], body, reply, respond)
+            else:
+                respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+
+    def ref(body: dict[str, Any]) -> metadata.ItemRef:
+        return metadata.load(metadata.ItemRef, body["actions"][0].get("value"))
+
+    on(ActionId.CLAIM, lambda request, body: handlers.claim_item(request, ref(body).number))
+    on(ActionId.SHOW, lambda request, body: handlers.show_card(request, ref(body).number))
+    on(ActionId.HISTORY, lambda request, body: handlers.history_of(request, ref(body).number))
+
+    def complete(request: SlackRequest, body: dict[str, Any]) -> Reply:
+        target = ref(body)
+        if target.milestone is None:
+            raise metadata.stale()
+        return handlers.complete_milestone(request, number=target.number, milestone=target.milestone)
+
+    on(ActionId.COMPLETE_MILESTONE, complete)
+
+    def open_milestone_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
+        number = ref(body).number
+        with request.transaction(read_only=True) as (session, actor):
+            milestones.editable_item(session, actor, number=number, doing="add milestones")
+            label = actor.rules.label(number)
+        return Reply(text="Opening the form…", modal=milestone_modal(number=number, label=label))
+
+    on(ActionId.ADD_MILESTONE, open_milestone_form)
+
+    def open_log_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
+        with request.transaction(read_only=True) as (session, actor):
+            found = systems.list_systems(session, actor)
+            view = log_modal(origin=metadata.LogOrigin(), today=actor.today(), systems=found)
+        return Reply(text="Opening the form…", modal=view)
+
+    on(ActionId.LOG_FINDING, open_log_form)
+
+    @app.action(_pattern(ActionId.LIST_PAGE))
+    def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+
+        def run() -> Reply:
+            query = metadata.load(metadata.ListPage, body["actions"][0].get("value"))
+            return handlers.list_query(request_from(services, client, body), query)
+
+        reply = answer(run)
+        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=True)

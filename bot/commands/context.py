@@ -1,0 +1,92 @@
+"""What a Slack listener works with: the app's services and one request's context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bot.commands.users import SlackUser, UserDirectory
+from bot.commands.views.blocks import Block
+from bot.config import Settings
+from bot.poam.actor import Actor, check_team_id, check_user_id
+from bot.poam.clock import Clock
+from bot.poam.roles import load_actor
+from bot.store.engine import unit_of_work
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built once per app by ``build_app``; no globals."""
+
+    engine: Engine
+    settings: Settings
+    clock: Clock
+    users: UserDirectory
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A line for the item's channel, after the ack; ``starts_thread`` for the
+    "logged" post that later ones reply under."""
+
+    number: int
+    text: str
+    starts_thread: bool = False
+
+
+@dataclass
+class Reply:
+    """What a handler answers: a private message, and what to do after the ack."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+    announcement: Announcement | None = None
+    modal: dict[str, Any] | None = None
+
+
+@dataclass
+class SlackRequest:
+    """One person's request: who, where, and a way to open a transaction as them."""
+
+    services: Services
+    client: WebClient
+    team_id: str
+    user_id: str
+    channel_id: str | None = None
+    trigger_id: str | None = None
+    in_modal: bool = False
+    _user: SlackUser | None = None
+
+    def __post_init__(self) -> None:
+        check_team_id(self.team_id)
+        check_user_id(self.user_id)
+
+    @property
+    def slack_user(self) -> SlackUser:
+        """Fetched from Slack (or the cache) once, outside any database transaction."""
+        if self._user is None:
+            self._user = self.services.users.get(self.client, team_id=self.team_id, user_id=self.user_id)
+        return self._user
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[tuple[Session, Actor]]:
+        """A unit of work and the acting user; committed when the block ends."""
+        slack_user = self.slack_user
+        with unit_of_work(self.services.engine, read_only=read_only) as session:
+            actor = load_actor(
+                session,
+                team_id=self.team_id,
+                user_id=self.user_id,
+                tz=slack_user.tz,
+                clock=self.services.clock,
+                rules=self.services.settings.rules,
+                configured_admins=self.services.settings.poam_admins,
+                workspace_admin=slack_user.workspace_admin,
+            )
+            yield session, actor

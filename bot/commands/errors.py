@@ -1,0 +1,39 @@
+"""The one error handler: every failure becomes a private message, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from bot.commands.context import Reply
+from bot.commands.grammar import UsageError
+from bot.commands.views import cards
+from bot.poam.errors import AlreadyClaimed, PoamError
+
+log = logging.getLogger(__name__)
+
+
+def answer(work: Callable[[], Reply]) -> Reply:
+    """Run a handler; turn domain refusals and unexpected failures into replies.
+
+    Domain errors carry a message meant for the user. Anything else is a bug or
+    an outage: it is logged with its traceback under a short reference the
+    user can quote, and the transaction it interrupted has been rolled back.
+    """
+    try:
+        return work()
+    except UsageError as error:
+        return Reply(text=error.message, blocks=cards.usage_error(error.message, error.usage))
+    except AlreadyClaimed as error:
+        return Reply(text=error.message, blocks=cards.refusal(error.message, owner_id=error.owner_id))
+    except PoamError as error:
+        return Reply(text=error.message, blocks=cards.refusal(error.message))
+    except Exception:
+        reference = uuid.uuid4().hex[:8]
+        log.exception("request failed (ref %s)", reference)
+        message = (
+            f"Something went wrong on our side (ref {reference}). "
+            "Check with `/poam show` whether your change was saved before trying again."
+        )
+        return Reply(text=message, blocks=cards.refusal(message))

@@ -1,0 +1,53 @@
+"""What happens after the ack: open a form, post in the item's thread, report failures."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import Respond
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.commands.announce import announce
+from bot.commands.context import Reply, SlackRequest
+from bot.commands.views.blocks import section
+
+log = logging.getLogger(__name__)
+
+
+def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
+    """Open the reply's modal and post its announcement; tell the user what failed."""
+    problems: list[str] = []
+    if reply.modal is not None:
+        try:
+            if request.trigger_id is None:
+                raise ValueError("no trigger id")
+            if request.in_modal:
+                request.client.views_push(trigger_id=request.trigger_id, view=reply.modal)
+            else:
+                request.client.views_open(trigger_id=request.trigger_id, view=reply.modal)
+        except (SlackApiError, SlackClientError, OSError, ValueError) as error:
+            log.warning("views.open failed: %s", error)
+            problems.append("I couldn't open the form (Slack said no); try again in a moment.")
+    if reply.announcement is not None:
+        problem = announce(request, reply.announcement)
+        if problem:
+            problems.append(problem)
+    for problem in problems:
+        tell(request, problem, respond=respond)
+
+
+def tell(request: SlackRequest, text: str, *, respond: Respond | None) -> None:
+    """A private note to the requester, through the response URL when there is one.
+
+    ``text`` is mrkdwn we wrote (any user text in it already escaped).
+    """
+    blocks = [section(text)]
+    try:
+        if respond is not None:
+            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+        elif request.channel_id:
+            request.client.chat_postEphemeral(channel=request.channel_id, user=request.user_id, text=text, blocks=blocks)
+        else:
+            request.client.chat_postMessage(channel=request.user_id, text=text, blocks=blocks)
+    except (SlackApiError, SlackClientError, OSError) as error:
+        log.warning("could not tell %s: %s (%s)", request.user_id, text, error)

@@ -1,0 +1,270 @@
+"""The ``/poam`` grammar: ``/poam <subcommand> [words…] [key:value …]``.
+
+Each subcommand is declared once as a :class:`Spec`; the same declaration
+parses the text and writes the usage line, so help can never drift from what
+is accepted. Adding a subcommand is adding one Spec (``bot/commands/specs.py``)
+and one handler.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from bot.commands.text import unescape
+from bot.poam.errors import InvalidInput
+
+#: Quotes Slack clients may send for a typed ``"`` (macOS and iOS "smart quotes").
+_QUOTES = {'"': '"', "“": "”", "„": "“", "”": "”"}
+_OPTION = re.compile(r"^([A-Za-z][A-Za-z_-]*):(.*)$", re.DOTALL)
+MAX_COMMAND_TEXT = 12_000
+
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What converters need to read a value: the user's today and the id prefix."""
+
+    today: date
+    id_prefix: str
+
+
+Converter = Callable[[str, ParseContext], Any]
+
+
+class UsageError(InvalidInput):
+    """A malformed command; the reply shows what was wrong and the usage."""
+
+    def __init__(self, problem: str, *, usage: Sequence[str]) -> None:
+        super().__init__(problem)
+        self.usage = list(usage)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One word of the command; ``key`` is set when it was ``key:value``."""
+
+    text: str
+    key: str | None = None
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split on whitespace, honouring double quotes (straight or curly).
+
+    ``reason:"vendor patch slipped"`` is one option token; a quoted phrase is
+    one word. A token is an option only when it starts ``word:`` outside
+    quotes; links arrive wrapped in ``<…>`` and so are never options.
+    """
+    if len(text) > MAX_COMMAND_TEXT:
+        raise InvalidInput(f"That command is {len(text):,} characters long; the limit is {MAX_COMMAND_TEXT:,}.")
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        word, key, quoted = [], None, False
+        while i < n and not text[i].isspace():
+            char = text[i]
+            if char in _QUOTES:
+                closing = _QUOTES[char]
+                end = _find_closing(text, i + 1, closing)
+                if end < 0:
+                    raise InvalidInput("A quote is not closed; put a \" at the end of the quoted text.")
+                word.append(text[i + 1 : end])
+                quoted = True
+                i = end + 1
+                continue
+            if char == ":" and key is None and not quoted:
+                match = _OPTION.match("".join(word) + ":")
+                if match:
+                    key, word = match.group(1).lower(), []
+                    i += 1
+                    continue
+            word.append(char)
+            i += 1
+        tokens.append(Token(text=unescape("".join(word)), key=key))
+    return tokens
+
+
+def _find_closing(text: str, start: int, closing: str) -> int:
+    candidates = [text.find(q, start) for q in {closing, '"', "”"}]
+    found = [c for c in candidates if c >= 0]
+    return min(found) if found else -1
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Word:
+    """A literal word that must appear at this place (``add`` in ``milestone 3 add``)."""
+
+    word: str
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A positional word converted to a value (an item id, a milestone, a user)."""
+
+    name: str
+    convert: Converter
+    hint: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Rest:
+    """The remaining free words, joined: a title, a plan, a reason."""
+
+    name: str
+    hint: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Option:
+    """A ``key:value`` option; ``aliases`` are other keys for it (``severity`` for ``sev``)."""
+
+    key: str
+    convert: Converter
+    hint: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+Part = Word | Arg | Rest
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One subcommand (or one verb of it, like ``milestone add``)."""
+
+    name: str
+    summary: str
+    who: str
+    parts: tuple[Part, ...] = ()
+    options: tuple[Option, ...] = ()
+    handler_key: str = ""
+
+    @property
+    def key(self) -> str:
+        """The handler's key: the name and its literal words (``milestone add``)."""
+        return self.handler_key or " ".join([self.name] + [p.word for p in self.parts if isinstance(p, Word)])
+
+    @property
+    def usage(self) -> str:
+        words = [f"/poam {self.name}"]
+        for part in self.parts:
+            if isinstance(part, Word):
+                words.append(part.word)
+            else:
+                words.append(f"<{part.hint}>" if part.required else f"[{part.hint}]")
+        for option in self.options:
+            text = f"{option.key}:{option.hint}"
+            words.append(text if option.required else f"[{text}]")
+        return " ".join(words)
+
+    def option_for(self, key: str) -> Option | None:
+        for option in self.options:
+            if key == option.key or key in option.aliases:
+                return option
+        return None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A command that parsed: its spec and its converted values by name."""
+
+    spec: Spec
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+def _matches(spec: Spec, words: list[Token]) -> bool:
+    """Whether ``words`` have the spec's literal words at their places."""
+    position = 0
+    for part in spec.parts:
+        if isinstance(part, Rest):
+            return True
+        if isinstance(part, Word):
+            if position >= len(words) or words[position].text.lower() != part.word:
+                return False
+        position += 1
+    return True
+
+
+def parse(text: str, specs: Sequence[Spec], context: ParseContext) -> Parsed:
+    """Parse the text after ``/poam`` against the declared subcommands."""
+    tokens = tokenize(text)
+    if not tokens:
+        tokens = [Token("help")]
+    head, rest = tokens[0], tokens[1:]
+    if head.key is not None:
+        raise UsageError("Start with a subcommand, like `/poam list`.", usage=["/poam help"])
+    name = head.text.lower()
+    candidates = [spec for spec in specs if spec.name == name]
+    if not candidates:
+        raise UsageError(f"`{head.text}` is not a /poam subcommand.", usage=["/poam help"])
+    words = [token for token in rest if token.key is None]
+    options = [token for token in rest if token.key is not None]
+    usages = [spec.usage for spec in candidates]
+    for spec in candidates:
+        if _matches(spec, words):
+            return _bind(spec, words, options, context, usages=[spec.usage])
+    verbs = sorted({p.word for s in candidates for p in s.parts if isinstance(p, Word)})
+    raise UsageError(f"`/poam {name}` needs one of: {', '.join(verbs)}.", usage=usages)
+
+
+def _bind(
+    spec: Spec, words: list[Token], options: list[Token], context: ParseContext, *, usages: list[str]
+) -> Parsed:
+    values: dict[str, Any] = {}
+
+    def convert(converter: Converter, raw: str) -> Any:
+        try:
+            return converter(raw, context)
+        except UsageError:
+            raise
+        except InvalidInput as error:
+            raise UsageError(error.message, usage=usages) from None
+
+    position = 0
+    for part in spec.parts:
+        if isinstance(part, Word):
+            position += 1
+        elif isinstance(part, Arg):
+            if position < len(words):
+                values[part.name] = convert(part.convert, words[position].text)
+                position += 1
+            elif part.required:
+                raise UsageError(f"The {part.hint} is missing.", usage=usages)
+        else:
+            free = " ".join(token.text for token in words[position:]).strip()
+            position = len(words)
+            if free:
+                values[part.name] = free
+            elif part.required:
+                raise UsageError(f"The {part.hint} is missing.", usage=usages)
+    if position < len(words):
+        extra = " ".join(token.text for token in words[position:])
+        raise UsageError(f"I don't know what to do with `{extra}`.", usage=usages)
+    for token in options:
+        option = spec.option_for(token.key or "")
+        if option is None:
+            known = ", ".join(f"{o.key}:" for o in spec.options) or "none"
+            raise UsageError(f"`{token.key}:` is not an option of /poam {spec.name} (options: {known}).", usage=usages)
+        if option.key in values:
+            raise UsageError(f"`{option.key}:` is given twice.", usage=usages)
+        if not token.text.strip():
+            raise UsageError(f"`{option.key}:` needs a value.", usage=usages)
+        values[option.key] = convert(option.convert, token.text)
+    for option in spec.options:
+        if option.required and option.key not in values:
+            raise UsageError(f"`{option.key}:` is required.", usage=usages)
+    return Parsed(spec=spec, values=values)

@@ -1,0 +1,281 @@
+"""One function per ``/poam`` subcommand: parsed command in, :class:`Reply` out.
+
+Handlers call the domain operations and build views; they never check
+permissions themselves (the domain does), and each commits its change before
+returning, so the reply and any later Slack call describe a committed state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+from bot.commands import metadata
+from bot.commands.context import Announcement, Reply, SlackRequest
+from bot.commands.grammar import Parsed
+from bot.commands.specs import SPECS
+from bot.commands.text import escape, mention
+from bot.commands.views import cards
+from bot.commands.views.blocks import day
+from bot.commands.views.modals import log_modal
+from bot.poam import items, milestones, roles, systems
+from bot.poam.actor import Actor
+from bot.poam.fields import Source
+from bot.poam.items import Scope
+from bot.poam.severity import Severity
+from bot.store.models import Item
+
+Handler = Callable[[SlackRequest, Parsed], Reply]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(key: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[key] = handler
+        return handler
+
+    return register
+
+
+def _label(actor: Actor, number: int) -> str:
+    return actor.rules.label(number)
+
+
+@handles("help")
+def help_(request: SlackRequest, cmd: Parsed) -> Reply:
+    return Reply(text="/poam help", blocks=cards.help_blocks(SPECS, topic=cmd["topic"]))
+
+
+@handles("log")
+def log(request: SlackRequest, cmd: Parsed) -> Reply:
+    if cmd["title"] is None:
+        if cmd.values:
+            return Reply(text="A title is needed", blocks=cards.usage_error("The title is missing.", [cmd.spec.usage]))
+        with request.transaction(read_only=True) as (session, actor):
+            found = systems.list_systems(session, actor)
+            view = log_modal(
+                origin=metadata.LogOrigin(channel_id=request.channel_id), today=actor.today(), systems=found
+            )
+        return Reply(text="Opening the form…", modal=view)
+    with request.transaction() as (session, actor):
+        item = items.log_item(
+            session,
+            actor,
+            title=cmd["title"],
+            severity=cmd["sev"] or Severity.MODERATE,
+            description=cmd["desc"],
+            controls=cmd["control"] or (),
+            source=cmd["source"] or Source.SELF,
+            assets=cmd["asset"] or (),
+            cves=cmd["cve"] or (),
+            detected_on=cmd["detected"],
+            due_on=cmd["due"],
+            owner_id=cmd["owner"],
+            system_name=cmd["system"],
+            origin_channel_id=request.channel_id,
+        )
+        label = _label(actor, item.number)
+    return Reply(
+        text=f"Logged {label}",
+        blocks=cards.done(
+            f"Logged *{label}* · {escape(item.title)} · {cards.severity_text(item.severity)} · due {day(item.due_on)}"
+            + ("" if cmd["sev"] else " _(severity defaulted to moderate; say `sev:` to set it)_")
+        ),
+        announcement=Announcement(item.number, logged_line(label, item), starts_thread=True),
+    )
+
+
+def logged_line(label: str, item: Item) -> str:
+    owner = f", owner {mention(item.owner_id)}" if item.owner_id else ", unclaimed"
+    return (
+        f":memo: {mention(item.created_by)} logged *{label}* · {escape(item.title)} · "
+        f"{cards.severity_text(item.severity)} · due {day(item.due_on)}{owner}"
+    )
+
+
+def list_query(request: SlackRequest, query: metadata.ListPage) -> Reply:
+    """A page of items; also what the Previous/Next buttons call."""
+    scope = Scope(query.scope)
+    with request.transaction(read_only=True) as (session, actor):
+        page = items.list_items(
+            session,
+            actor,
+            scope=scope,
+            severity=Severity.parse(query.sev) if query.sev else None,
+            control=query.control,
+            owner_id=query.owner,
+            system_name=query.system,
+            limit=cards.LIST_PAGE_SIZE,
+            offset=query.offset,
+        )
+        blocks = cards.item_list(page, rules=actor.rules, query=query, title=cards.list_title(scope))
+    return Reply(text=cards.list_title(scope), blocks=blocks)
+
+
+@handles("list")
+def list_(request: SlackRequest, cmd: Parsed) -> Reply:
+    query = metadata.ListPage(
+        scope=(cmd["scope"] or Scope.OPEN).value,
+        offset=0,
+        sev=cmd["sev"].value if cmd["sev"] else None,
+        control=cmd["control"],
+        owner=cmd["owner"],
+        system=cmd["system"],
+    )
+    return list_query(request, query)
+
+
+def show_card(request: SlackRequest, number: int) -> Reply:
+    with request.transaction(read_only=True) as (session, actor):
+        detail = items.show_item(session, actor, number=number)
+        blocks = cards.item_card(detail, viewer=actor)
+        label = _label(actor, number)
+    return Reply(text=label, blocks=blocks)
+
+
+@handles("show")
+def show(request: SlackRequest, cmd: Parsed) -> Reply:
+    return show_card(request, cmd["item"])
+
+
+def claim_item(request: SlackRequest, number: int) -> Reply:
+    with request.transaction() as (session, actor):
+        item = items.claim_item(session, actor, number=number)
+        label = _label(actor, number)
+    return Reply(
+        text=f"You own {label}",
+        blocks=cards.done(f"You now own *{label}* · {escape(item.title)}. Next: `/poam plan {label} …`"),
+        announcement=Announcement(number, f":raising_hand: {mention(request.user_id)} claimed *{label}*"),
+    )
+
+
+@handles("claim")
+def claim(request: SlackRequest, cmd: Parsed) -> Reply:
+    return claim_item(request, cmd["item"])
+
+
+@handles("release")
+def release(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        items.release_item(session, actor, number=cmd["item"])
+        label = _label(actor, cmd["item"])
+    return Reply(text=f"Released {label}", blocks=cards.done(f"*{label}* is unowned again."))
+
+
+@handles("assign")
+def assign(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        items.assign_item(session, actor, number=cmd["item"], owner_id=cmd["user"])
+        label = _label(actor, cmd["item"])
+    return Reply(text=f"Assigned {label}", blocks=cards.done(f"*{label}* is now owned by {mention(cmd['user'])}."))
+
+
+@handles("plan")
+def plan(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        items.set_plan(session, actor, number=cmd["item"], plan=cmd["plan"], resources=cmd["resources"])
+        label = _label(actor, cmd["item"])
+    return Reply(
+        text=f"Plan set for {label}",
+        blocks=cards.done(f"Plan set for *{label}*. Add milestones: `/poam milestone {label} add … due:…`"),
+    )
+
+
+def add_milestone(request: SlackRequest, *, number: int, text: str, due_on: date) -> Reply:
+    with request.transaction() as (session, actor):
+        milestone = milestones.add_milestone(session, actor, number=number, description=text, due_on=due_on)
+        label = _label(actor, number)
+    return Reply(
+        text=f"Added M{milestone.number}",
+        blocks=cards.done(f"Added *M{milestone.number}* to *{label}*, due {day(milestone.due_on)}."),
+    )
+
+
+@handles("milestone add")
+def milestone_add(request: SlackRequest, cmd: Parsed) -> Reply:
+    return add_milestone(request, number=cmd["item"], text=cmd["text"], due_on=cmd["due"])
+
+
+def complete_milestone(request: SlackRequest, *, number: int, milestone: int, note: str | None = None) -> Reply:
+    with request.transaction() as (session, actor):
+        milestones.complete_milestone(session, actor, number=number, milestone=milestone, note=note)
+        label = _label(actor, number)
+    return Reply(text=f"M{milestone} done", blocks=cards.done(f"*M{milestone}* of *{label}* is complete."))
+
+
+@handles("milestone done")
+def milestone_done(request: SlackRequest, cmd: Parsed) -> Reply:
+    return complete_milestone(request, number=cmd["item"], milestone=cmd["milestone"], note=cmd["note"])
+
+
+@handles("milestone move")
+def milestone_move(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        moved = milestones.move_milestone(
+            session, actor, number=cmd["item"], milestone=cmd["milestone"], due_on=cmd["due"], reason=cmd["reason"]
+        )
+        label = _label(actor, cmd["item"])
+    return Reply(
+        text=f"Moved M{moved.number}",
+        blocks=cards.done(
+            f"*M{moved.number}* of *{label}* is now due {day(moved.due_on)} "
+            f"(planned {day(moved.planned_due_on)}); the change is on the record."
+        ),
+    )
+
+
+def history_of(request: SlackRequest, number: int) -> Reply:
+    with request.transaction(read_only=True) as (session, actor):
+        events = items.item_history(session, actor, number=number)
+        label = _label(actor, number)
+    return Reply(text=f"History of {label}", blocks=cards.history(events, label=label))
+
+
+@handles("history")
+def history(request: SlackRequest, cmd: Parsed) -> Reply:
+    return history_of(request, cmd["item"])
+
+
+@handles("systems")
+def systems_(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        found = systems.list_systems(session, actor)
+        blocks = cards.systems(found)
+    return Reply(text="Information systems", blocks=blocks)
+
+
+@handles("system add")
+def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        system = systems.add_system(
+            session,
+            actor,
+            name=cmd["name"],
+            impact=cmd["impact"] or systems.Impact.MODERATE,
+            organization=cmd["org"],
+            ao_user_id=cmd["ao"],
+        )
+    return Reply(
+        text="System added",
+        blocks=cards.done(f"Added the system *{escape(system.name)}* ({system.impact} impact)."),
+    )
+
+
+@handles("roles")
+def roles_(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction(read_only=True) as (session, actor):
+        by_user = roles.list_roles(session, actor)
+    return Reply(text="Roles", blocks=cards.roles(by_user, sorted(request.services.settings.poam_admins)))
+
+
+@handles("role")
+def role(request: SlackRequest, cmd: Parsed) -> Reply:
+    grant, which = cmd["change"]
+    with request.transaction() as (session, actor):
+        if grant:
+            roles.grant_role(session, actor, user_id=cmd["user"], role=which)
+        else:
+            roles.revoke_role(session, actor, user_id=cmd["user"], role=which)
+    verb = "is now" if grant else "is no longer"
+    return Reply(text="Roles changed", blocks=cards.done(f"{mention(cmd['user'])} {verb} {which.noun}."))
+

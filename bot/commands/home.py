@@ -1,0 +1,52 @@
+"""The App Home tab: published when opened, and again after an action taken there."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.commands.context import Services, SlackRequest
+from bot.commands.views.home import HOME_ITEMS, home_view
+from bot.poam import items
+from bot.poam.errors import PoamError
+
+log = logging.getLogger(__name__)
+
+
+def publish_home(request: SlackRequest) -> None:
+    """Build "My POA&M" for the requester and publish it; failures are logged only
+    (the tab shows its previous state, and the next open retries)."""
+    try:
+        with request.transaction(read_only=True) as (session, actor):
+            mine = items.list_items(session, actor, scope=items.Scope.MINE, every_system=True, limit=HOME_ITEMS)
+            unclaimed = items.list_items(session, actor, scope=items.Scope.UNCLAIMED, every_system=True, limit=1)
+            view = home_view(
+                mine, items.item_details(session, mine.items), rules=actor.rules, unclaimed=unclaimed.total
+            )
+        request.client.views_publish(user_id=request.user_id, view=view)
+    except (PoamError, SlackApiError, SlackClientError, OSError) as error:
+        log.warning("could not publish the App Home of %s: %s", request.user_id, error)
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab") != "home":
+            return
+        try:
+            request = SlackRequest(
+                services, client, team_id=str(body.get("team_id", "")), user_id=str(event.get("user", ""))
+            )
+        except PoamError as error:
+            log.warning("ignoring app_home_opened: %s", error)
+            return
+        publish_home(request)
+
+    @app.event("user_change")
+    def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
+        user = event.get("user") or {}
+        services.users.remember(team_id=str(user.get("team_id") or body.get("team_id", "")), user=user)

@@ -1,0 +1,92 @@
+"""Typed data carried in button values and modal ``private_metadata``.
+
+Slack hands these strings back on a click or a submission. They are JSON of a
+small dataclass; anything that fails to parse is refused as a stale or forged
+payload. They never carry the workspace: that always comes from Slack's signed
+request body, so a crafted value cannot reach another workspace's items.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from bot.poam.errors import InvalidInput
+
+MAX_VALUE = 2000  # Slack's limit for a button value
+T = TypeVar("T")
+
+
+def dump(data: Any) -> str:
+    text = json.dumps(asdict(data), separators=(",", ":"))
+    if len(text) > MAX_VALUE:
+        raise ValueError(f"{type(data).__name__} metadata is {len(text)} characters; Slack allows {MAX_VALUE}")
+    return text
+
+
+def load(cls: type[T], text: str | None) -> T:
+    """Parse ``text`` into ``cls``; :class:`InvalidInput` when it does not fit."""
+    try:
+        raw = json.loads(text or "")
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if not isinstance(raw, dict) or not set(raw) <= names:
+            raise ValueError("unexpected shape")
+        value = cls(**raw)
+        value.check()  # type: ignore[attr-defined]
+        return value
+    except (ValueError, TypeError):
+        raise stale() from None
+
+
+def stale() -> InvalidInput:
+    """The refusal for a payload that does not fit: stale, or crafted."""
+    return InvalidInput("That button or form is out of date; run the command again.")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """A button about one item (and, for milestone buttons, one milestone)."""
+
+    number: int
+    milestone: int | None = None
+
+    def check(self) -> None:
+        if not _positive_int(self.number) or not (self.milestone is None or _positive_int(self.milestone)):
+            raise ValueError("bad item reference")
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """The next or previous page of a ``/poam list``."""
+
+    scope: str
+    offset: int
+    sev: str | None = None
+    control: str | None = None
+    owner: str | None = None
+    system: str | None = None
+
+    def check(self) -> None:
+        if not isinstance(self.offset, int) or self.offset < 0:
+            raise ValueError("bad offset")
+        for value in (self.scope, self.sev, self.control, self.owner, self.system):
+            if value is not None and (not isinstance(value, str) or len(value) > 100):
+                raise ValueError("bad filter")
+
+
+@dataclass(frozen=True)
+class LogOrigin:
+    """Where a *Log a finding* form was opened: the channel, and the message for a shortcut."""
+
+    channel_id: str | None = None
+    message_ts: str | None = None
+
+    def check(self) -> None:
+        for value in (self.channel_id, self.message_ts):
+            if value is not None and (not isinstance(value, str) or len(value) > 40):
+                raise ValueError("bad origin")

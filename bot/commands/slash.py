@@ -1,0 +1,54 @@
+"""The ``/poam`` slash command: parse, run the handler, answer privately, then follow up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.commands.context import Reply, Services, SlackRequest
+from bot.commands.errors import answer
+from bot.commands.followup import follow_up
+from bot.commands.grammar import ParseContext, parse
+from bot.commands.handlers import HANDLERS
+from bot.commands.specs import SPECS
+from bot.poam.clock import local_today
+
+COMMAND = "/poam"
+
+
+def dispatch(request: SlackRequest, text: str) -> Reply:
+    """Parse ``text`` (what follows ``/poam``) and run its handler."""
+    context = ParseContext(
+        today=local_today(request.services.clock, request.slack_user.tz),
+        id_prefix=request.services.settings.poam_id_prefix,
+    )
+    parsed = parse(text, SPECS, context)
+    return HANDLERS[parsed.spec.key](request, parsed)
+
+
+def register(app: App, services: Services) -> None:
+    @app.command(COMMAND)
+    def on_poam(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        request_box: list[SlackRequest] = []
+
+        def work() -> Reply:
+            request = SlackRequest(
+                services,
+                client,
+                team_id=str(body.get("team_id", "")),
+                user_id=str(body.get("user_id", "")),
+                channel_id=body.get("channel_id"),
+                trigger_id=body.get("trigger_id"),
+            )
+            request_box.append(request)
+            return dispatch(request, str(body.get("text", "")))
+
+        reply = answer(work)
+        if reply.modal is not None:
+            ack()
+        else:
+            ack(text=reply.text, blocks=reply.blocks)
+        if request_box:
+            follow_up(request_box[0], reply, respond=respond)

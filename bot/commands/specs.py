@@ -1,0 +1,169 @@
+"""Every ``/poam`` subcommand, declared once (see ``grammar.py``).
+
+The order here is the order of ``/poam help``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
+from bot.commands.text import mentioned_user
+from bot.poam.actor import Role
+from bot.poam.dates import parse_date
+from bot.poam.errors import InvalidInput
+from bot.poam.fields import Source
+from bot.poam.items import Scope
+from bot.poam.refs import parse_item_number, parse_milestone_number
+from bot.poam.severity import Severity
+from bot.poam.systems import Impact
+
+# ---------------------------------------------------------------- converters
+
+
+def item_number(raw: str, context: ParseContext) -> int:
+    return parse_item_number(raw, prefix=context.id_prefix)
+
+
+def milestone_number(raw: str, _: ParseContext) -> int:
+    return parse_milestone_number(raw)
+
+
+def user(raw: str, _: ParseContext) -> str:
+    user_id = mentioned_user(raw)
+    if user_id is None:
+        raise InvalidInput(f"`{raw}` is not a person; mention them with @ so Slack links the name.")
+    return user_id
+
+
+def future_date(raw: str, context: ParseContext) -> Any:
+    return parse_date(raw, today=context.today, prefer="future")
+
+
+def past_date(raw: str, context: ParseContext) -> Any:
+    return parse_date(raw, today=context.today, prefer="past")
+
+
+def severity(raw: str, _: ParseContext) -> Severity:
+    return Severity.parse(raw)
+
+
+def words(raw: str, _: ParseContext) -> list[str]:
+    """A comma-separated list: ``control:AC-2,SI-2``."""
+    return [word.strip() for word in raw.split(",") if word.strip()]
+
+
+def text(raw: str, _: ParseContext) -> str:
+    return raw
+
+
+def source(raw: str, _: ParseContext) -> Source:
+    return Source.parse(raw)
+
+
+def impact(raw: str, _: ParseContext) -> Impact:
+    return Impact.parse(raw)
+
+
+def scope(raw: str, _: ParseContext) -> Scope:
+    try:
+        return Scope(raw.lower())
+    except ValueError:
+        names = ", ".join(s.value for s in Scope)
+        raise InvalidInput(f"`{raw}` is not a list; use one of {names}.") from None
+
+
+def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
+    """``+verifier`` → (True, VERIFIER); ``-ao`` → (False, AO)."""
+    sign, name = raw[:1], raw[1:].lower()
+    if sign in "+-" and sign and name in {r.value for r in Role}:
+        return sign == "+", Role(name)
+    raise InvalidInput(f"`{raw}` is not a role change; use +verifier, -verifier, +ao, -ao, +admin or -admin.")
+
+
+# ---------------------------------------------------------------- the subcommands
+
+ITEM = Arg("item", item_number, "id")
+SEVERITY = Option("sev", severity, "critical|high|moderate|low", aliases=("severity",))
+SYSTEM = Option("system", text, "name")
+
+SPECS: tuple[Spec, ...] = (
+    Spec("help", "Show this help, or one subcommand's.", "anyone", (Arg("topic", text, "subcommand", required=False),)),
+    Spec(
+        "log",
+        "Log a finding (with no words: open the form).",
+        "anyone",
+        (Rest("title", "title", required=False),),
+        (
+            SEVERITY,
+            Option("control", words, "AC-2,SI-2", aliases=("controls",)),
+            Option("source", source, "scan|assessment|pentest|audit|conmon|self"),
+            Option("asset", words, "web-01,db-02", aliases=("assets",)),
+            Option("cve", words, "CVE-…", aliases=("cves",)),
+            Option("detected", past_date, "date"),
+            Option("due", future_date, "date"),
+            Option("owner", user, "@user"),
+            Option("desc", text, '"…"', aliases=("description",)),
+            SYSTEM,
+        ),
+    ),
+    Spec(
+        "list",
+        "List items, overdue first.",
+        "anyone",
+        (Arg("scope", scope, "mine|open|overdue|unclaimed|review|closed|all", required=False),),
+        (SEVERITY, Option("control", text, "AC-2"), Option("owner", user, "@user"), SYSTEM),
+    ),
+    Spec("show", "Show an item with its milestones and what you can do.", "anyone", (ITEM,)),
+    Spec("claim", "Become the owner of an unowned item.", "anyone", (ITEM,)),
+    Spec("release", "Give an item up.", "owner, admin", (ITEM,)),
+    Spec("assign", "Set an item's owner.", "admin", (ITEM, Arg("user", user, "@user"))),
+    Spec(
+        "plan",
+        "Set the remediation plan (and resources required).",
+        "owner",
+        (ITEM, Rest("plan", "plan")),
+        (Option("resources", text, '"…"'),),
+    ),
+    Spec(
+        "milestone",
+        "Add a milestone.",
+        "owner",
+        (ITEM, Word("add"), Rest("text", "milestone")),
+        (Option("due", future_date, "date", required=True),),
+    ),
+    Spec(
+        "milestone",
+        "Complete a milestone.",
+        "owner",
+        (ITEM, Word("done"), Arg("milestone", milestone_number, "M")),
+        (Option("note", text, '"…"'),),
+    ),
+    Spec(
+        "milestone",
+        "Move a milestone to a new date; the original date is kept.",
+        "owner",
+        (ITEM, Word("move"), Arg("milestone", milestone_number, "M")),
+        (Option("due", future_date, "date", required=True), Option("reason", text, '"…"', required=True)),
+    ),
+    Spec("history", "An item's audit trail.", "anyone", (ITEM,)),
+    Spec("systems", "List the information systems.", "anyone"),
+    Spec(
+        "system",
+        "Add an information system.",
+        "admin",
+        (Word("add"), Rest("name", "name")),
+        (
+            Option("impact", impact, "low|moderate|high"),
+            Option("org", text, '"…"', aliases=("organization",)),
+            Option("ao", user, "@user"),
+        ),
+    ),
+    Spec("roles", "List who has which role.", "anyone"),
+    Spec(
+        "role",
+        "Give or take a role.",
+        "admin",
+        (Arg("user", user, "@user"), Arg("change", role_change, "+verifier|-verifier|+ao|-ao|+admin|-admin")),
+    ),
+)

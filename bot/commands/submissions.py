@@ -1,0 +1,189 @@
+"""Form submissions (*Log a finding*, *Add milestone*) and the message shortcut.
+
+A refused submission keeps the form open with the message beside the field at
+fault; an accepted one turns the form into a confirmation.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.commands import handlers, metadata
+from bot.commands.actions import request_from
+from bot.commands.announce import announce
+from bot.commands.context import Announcement, Reply, Services, SlackRequest
+from bot.commands.errors import answer
+from bot.commands.followup import follow_up, tell
+from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.text import unescape
+from bot.commands.views import cards
+from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
+from bot.poam import items, milestones, systems
+from bot.poam.errors import InvalidInput, PoamError
+from bot.poam.fields import Source
+from bot.poam.severity import Severity
+
+log = logging.getLogger(__name__)
+
+
+class FormValues:
+    """The values of a submitted view's input blocks, by block id."""
+
+    def __init__(self, view: dict[str, Any]) -> None:
+        self._values: dict[str, dict[str, Any]] = (view.get("state") or {}).get("values") or {}
+
+    def _element(self, block: BlockId) -> dict[str, Any]:
+        return self._values.get(block, {}).get(VALUE) or {}
+
+    def text(self, block: BlockId) -> str | None:
+        value = self._element(block).get("value")
+        return value if isinstance(value, str) and value.strip() else None
+
+    def words(self, block: BlockId) -> list[str]:
+        return [word.strip() for word in (self.text(block) or "").replace("\n", ",").split(",") if word.strip()]
+
+    def selected(self, block: BlockId) -> str | None:
+        chosen = self._element(block).get("selected_option") or {}
+        value = chosen.get("value")
+        return value if isinstance(value, str) else None
+
+    def user(self, block: BlockId) -> str | None:
+        value = self._element(block).get("selected_user")
+        return value if isinstance(value, str) else None
+
+    def day(self, block: BlockId) -> date | None:
+        value = self._element(block).get("selected_date")
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise InvalidInput("That is not a date.", field=str(block)) from None
+
+
+def _refuse(ack: Ack, error: PoamError, *, blocks: dict[str, BlockId], fallback: BlockId) -> None:
+    field = error.field if isinstance(error, InvalidInput) else None
+    block = blocks.get(field or "", fallback)
+    ack(response_action="errors", errors={block: error.message[:300]})
+
+
+def _confirmation(reply: Reply) -> dict[str, Any]:
+    return item_modal(label="POA&M", blocks=reply.blocks)
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(CallbackId.LOG_MODAL)
+    def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        try:
+            request = request_from(services, client, body)
+            origin = metadata.load(metadata.LogOrigin, view.get("private_metadata"))
+            form = FormValues(view)
+            source_url = _permalink(client, origin)
+            with request.transaction() as (session, actor):
+                item = items.log_item(
+                    session,
+                    actor,
+                    title=form.text(BlockId.TITLE) or "",
+                    severity=Severity.parse(form.selected(BlockId.SEVERITY) or "moderate"),
+                    description=form.text(BlockId.DESCRIPTION),
+                    controls=form.words(BlockId.CONTROLS),
+                    source=Source.parse(form.selected(BlockId.SOURCE) or "self"),
+                    assets=form.words(BlockId.ASSETS),
+                    cves=form.words(BlockId.CVES),
+                    detected_on=form.day(BlockId.DETECTED),
+                    due_on=form.day(BlockId.DUE),
+                    owner_id=form.user(BlockId.OWNER),
+                    system_name=form.selected(BlockId.SYSTEM),
+                    origin_channel_id=origin.channel_id,
+                    origin_thread_ts=origin.message_ts,
+                    source_message_url=source_url,
+                )
+                label = actor.rules.label(item.number)
+        except PoamError as error:
+            _refuse(ack, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
+            return
+        reply = Reply(
+            text=f"Logged {label}",
+            blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
+        )
+        ack(response_action="update", view=_confirmation(reply))
+        problem = announce(request, Announcement(item.number, handlers.logged_line(label, item), starts_thread=True))
+        if problem:
+            tell(request, problem, respond=None)
+
+    @app.view(CallbackId.MILESTONE_MODAL)
+    def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        form = FormValues(view)
+        try:
+            request = request_from(services, client, body)
+            target = metadata.load(metadata.ItemRef, view.get("private_metadata"))
+            due_on = form.day(BlockId.MILESTONE_DUE)
+            if due_on is None:
+                raise InvalidInput("Pick a date.", field="due_on")
+            with request.transaction() as (session, actor):
+                milestone = milestones.add_milestone(
+                    session, actor, number=target.number, description=form.text(BlockId.MILESTONE_TEXT) or "", due_on=due_on
+                )
+                label = actor.rules.label(target.number)
+        except PoamError as error:
+            _refuse(
+                ack,
+                error,
+                blocks={"due_on": BlockId.MILESTONE_DUE, "description": BlockId.MILESTONE_TEXT},
+                fallback=BlockId.MILESTONE_TEXT,
+            )
+            return
+        ack(
+            response_action="update",
+            view=_confirmation(
+                Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*."))
+            ),
+        )
+
+    @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
+    def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        box: list[SlackRequest] = []
+
+        def work() -> Reply:
+            request = request_from(services, client, body)
+            box.append(request)
+            message = body.get("message") or {}
+            text = unescape(str(message.get("text") or "")).strip()
+            first_line = text.splitlines()[0] if text else ""
+            # A reply in a thread is announced in that thread (Slack threads are one level deep).
+            thread = message.get("thread_ts") or message.get("ts")
+            origin = metadata.LogOrigin(channel_id=request.channel_id, message_ts=thread)
+            with request.transaction(read_only=True) as (session, actor):
+                found = systems.list_systems(session, actor)
+                view = log_modal(
+                    origin=origin,
+                    today=actor.today(),
+                    systems=found,
+                    title=first_line[: items.MAX_TITLE],
+                    description=text,
+                )
+            return Reply(text="Opening the form…", modal=view)
+
+        reply = answer(work)
+        if box:
+            follow_up(box[0], reply, respond=None)
+            if reply.modal is None:
+                tell(box[0], reply.text, respond=None)
+
+
+def _permalink(client: WebClient, origin: metadata.LogOrigin) -> str | None:
+    """A link back to the message a finding was logged from, if Slack gives one."""
+    if origin.channel_id is None or origin.message_ts is None:
+        return None
+    try:
+        return str(client.chat_getPermalink(channel=origin.channel_id, message_ts=origin.message_ts)["permalink"])
+    except (SlackApiError, SlackClientError, OSError, KeyError) as error:
+        log.warning("chat.getPermalink failed: %s", error)
+        return None

@@ -1,0 +1,42 @@
+"""Text between Slack and us.
+
+Inbound: with ``should_escape`` on, Slack sends ``&``, ``<`` and ``>`` that a
+user typed as ``&amp;``, ``&lt;`` and ``&gt;``, and mentions as
+``<@U123|jane>``. We store what the user meant (plain text) and escape again on
+the way out, so stored text never carries markup and outgoing text can never
+ping ``@channel`` or forge a link.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_SECTION_TEXT = 3000
+
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>$")
+
+
+def escape(text: str) -> str:
+    """User text made safe for mrkdwn and plain_text fields."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Slack's escaped input back to what the user typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def mention(user_id: str) -> str:
+    """A mention, built only from a user id (never from user text)."""
+    return f"<@{user_id}>"
+
+
+def mentioned_user(token: str) -> str | None:
+    """The user id of a ``<@U123|name>`` token, else None."""
+    match = _MENTION.match(token)
+    return match.group(1) if match else None
+
+
+def clip(text: str, limit: int = MAX_SECTION_TEXT) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis (Block Kit limits)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,72 @@
+"""What Slack knows about a user that the domain needs: time zone and admin flag.
+
+``users.info`` answers are cached per workspace and user for an hour and
+replaced when a ``user_change`` event arrives. When Slack cannot answer, the
+user gets the workspace's default time zone and no admin rights (never more
+rights than Slack confirmed), and nothing is cached, so the next request asks
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.poam.clock import Clock
+
+log = logging.getLogger(__name__)
+CACHE_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    tz: ZoneInfo
+    workspace_admin: bool
+
+
+class UserDirectory:
+    def __init__(self, *, default_tz: ZoneInfo, clock: Clock, ttl: timedelta = CACHE_TTL) -> None:
+        self._default_tz = default_tz
+        self._clock = clock
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[datetime, SlackUser]] = {}
+
+    def get(self, client: WebClient, *, team_id: str, user_id: str) -> SlackUser:
+        key = (team_id, user_id)
+        now = self._clock.now()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            response = client.users_info(user=user_id)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("users.info for %s failed (%s); using the default time zone", user_id, error)
+            return SlackUser(tz=self._default_tz, workspace_admin=False)
+        return self.remember(team_id=team_id, user=response["user"])
+
+    def remember(self, *, team_id: str, user: dict[str, Any]) -> SlackUser:
+        """Cache what a ``users.info`` answer or a ``user_change`` event says about a user."""
+        found = SlackUser(
+            tz=self._zone(user.get("tz")),
+            workspace_admin=bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")),
+        )
+        with self._lock:
+            self._cache[(team_id, str(user.get("id")))] = (self._clock.now() + self._ttl, found)
+        return found
+
+    def _zone(self, name: Any) -> ZoneInfo:
+        if isinstance(name, str) and name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown time zone %r from Slack; using the default", name)
+        return self._default_tz

@@ -1,0 +1,102 @@
+"""Block Kit primitives: small pure functions, data in, dict out.
+
+Slack enforces limits these helpers respect: section text 3,000 characters,
+button text 75, option text 75, 50 blocks a message, 100 a view.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from bot.commands.text import clip
+
+Block = dict[str, Any]
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_BUTTON_TEXT = 75
+
+
+def plain(text: str, limit: int = MAX_BUTTON_TEXT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text)}
+
+
+def section(text: str, *, accessory: dict[str, Any] | None = None, block_id: str | None = None) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if accessory is not None:
+        block["accessory"] = accessory
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
+
+
+def fields_section(pairs: list[tuple[str, str]]) -> Block:
+    """Up to 10 ``*label*\\nvalue`` fields side by side."""
+    return {"type": "section", "fields": [mrkdwn(f"*{label}*\n{value}") for label, value in pairs[:10]]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(clip(text, 2000))]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(
+    text: str, action_id: str, value: str, *, style: str | None = None, confirm: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
+    if style is not None:
+        element["style"] = style
+    if confirm is not None:
+        element["confirm"] = confirm
+    return element
+
+
+def actions(*elements: dict[str, Any]) -> Block:
+    return {"type": "actions", "elements": list(elements)[:25]}
+
+
+def option(text: str, value: str) -> dict[str, Any]:
+    return {"text": plain(text), "value": value}
+
+
+def day(value: date) -> str:
+    """A calendar date as text, e.g. ``Fri 27 Nov 2026``.
+
+    Due and detection dates are calendar dates, not instants, so they are not
+    put through ``<!date^…>``: that renders an instant in the reader's zone and
+    would show the day before or after for readers far from UTC.
+    """
+    return value.strftime("%a %-d %b %Y")
+
+
+def moment(value: datetime) -> str:
+    """An instant in the reader's own time zone, with a UTC fallback."""
+    fallback = value.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(value.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def sections(lines: list[str], *, separator: str = "\n", limit: int = 2900) -> list[Block]:
+    """Lines packed into as few sections as the 3,000-character limit allows."""
+    blocks: list[Block] = []
+    chunk: list[str] = []
+    size = 0
+    for line in (clip(line, limit) for line in lines):
+        if chunk and size + len(separator) + len(line) > limit:
+            blocks.append(section(separator.join(chunk)))
+            chunk, size = [], 0
+        size += len(line) + (len(separator) if chunk else 0)
+        chunk.append(line)
+    if chunk:
+        blocks.append(section(separator.join(chunk)))
+    return blocks

@@ -1,0 +1,283 @@
+"""Messages and cards: an item, a list of items, a history, roles, systems, help."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from bot.commands import metadata
+from bot.commands.grammar import Spec
+from bot.commands.ids import ActionId
+from bot.commands.text import clip, escape, mention
+from bot.commands.views.blocks import (
+    MAX_MESSAGE_BLOCKS,
+    Block,
+    actions,
+    button,
+    context,
+    day,
+    fields_section,
+    moment,
+    option,
+    section,
+    sections,
+)
+from bot.poam.actor import Actor, Role, Rules
+from bot.poam.items import ItemDetail, ItemPage, Scope, is_overdue
+from bot.poam.lifecycle import Action, Status, allowed_from
+from bot.poam.severity import Severity
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
+
+LIST_PAGE_SIZE = 20
+HISTORY_LIMIT = 40
+
+_SEVERITY_MARK = {
+    Severity.CRITICAL: ":red_circle: Critical",
+    Severity.HIGH: ":large_orange_circle: High",
+    Severity.MODERATE: ":large_yellow_circle: Moderate",
+    Severity.LOW: ":white_circle: Low",
+}
+
+
+def severity_text(value: str) -> str:
+    return _SEVERITY_MARK[Severity(value)]
+
+
+def owner_text(item: Item) -> str:
+    return mention(item.owner_id) if item.owner_id else "_unclaimed_"
+
+
+def due_text(item: Item, today: date) -> str:
+    text = day(item.due_on)
+    if is_overdue(item, today=today):
+        text += f" :warning: *overdue {(today - item.due_on).days}d*"
+    return text
+
+
+def next_milestone(milestones: Sequence[Milestone]) -> Milestone | None:
+    pending = [m for m in milestones if m.completed_at is None]
+    return min(pending, key=lambda m: (m.due_on, m.number)) if pending else None
+
+
+def _milestone_line(milestone: Milestone, today: date) -> str:
+    text = f"*M{milestone.number}* {escape(milestone.description)} · due {day(milestone.due_on)}"
+    if milestone.due_on != milestone.planned_due_on:
+        text += f" (planned {day(milestone.planned_due_on)})"
+    if milestone.completed_at is not None:
+        text = f":white_check_mark: ~{text}~"
+    elif milestone.due_on < today:
+        text += " :warning: late"
+    return text
+
+
+def item_card(detail: ItemDetail, *, viewer: Actor) -> list[Block]:
+    """``/poam show``: the item, its milestones, and the buttons this viewer may use."""
+    item, today, rules = detail.item, viewer.today(), viewer.rules
+    label = rules.label(item.number)
+    blocks: list[Block] = [
+        section(f"*{label}* · {escape(item.title)}"),
+        fields_section(
+            [
+                ("Status", Status(item.status).label),
+                ("Severity", severity_text(item.severity)),
+                ("Owner", owner_text(item)),
+                ("Due", due_text(item, today)),
+                ("Detected", day(item.detected_on)),
+                ("System", escape(detail.system.name)),
+                ("Controls", escape(", ".join(detail.controls)) or "—"),
+                ("Assets", escape(clip(", ".join(item.assets), 500)) or "—"),
+                ("CVEs", escape(clip(", ".join(item.cves), 500)) or "—"),
+            ]
+        ),
+    ]
+    if item.description:
+        blocks.append(section(f"*Description*\n{escape(clip(item.description, 2800))}"))
+    plan = escape(clip(item.remediation_plan, 2000)) if item.remediation_plan else "_No plan yet._"
+    if item.resources_required:
+        plan += f"\n*Resources:* {escape(clip(item.resources_required, 700))}"
+    blocks.append(section(f"*Plan*\n{plan}"))
+    if detail.milestones:
+        lines = "\n".join(_milestone_line(m, today) for m in detail.milestones)
+        blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
+    if item.source_message_url:
+        blocks.append(context(f"<{escape(item.source_message_url)}|Logged from this message>"))
+    buttons = _card_buttons(detail, viewer)
+    if buttons:
+        blocks.append(actions(*buttons))
+    return blocks
+
+
+def _card_buttons(detail: ItemDetail, viewer: Actor) -> list[dict[str, Any]]:
+    item = detail.item
+    ref = metadata.dump(metadata.ItemRef(number=item.number))
+    buttons = []
+    if item.owner_id is None and item.status in allowed_from(Action.CLAIM):
+        buttons.append(button("Claim", ActionId.CLAIM, ref, style="primary"))
+    if item.owner_id == viewer.user_id and item.status in allowed_from(Action.EDIT_PLAN):
+        buttons.append(button("Add milestone", ActionId.ADD_MILESTONE, ref))
+        buttons.extend(
+            button(f"Complete M{m.number}", ActionId.COMPLETE_MILESTONE + f".{m.number}",
+                   metadata.dump(metadata.ItemRef(number=item.number, milestone=m.number)))
+            for m in detail.milestones
+            if m.completed_at is None
+        )
+    buttons.append(button("History", ActionId.HISTORY, ref))
+    return buttons[:25]
+
+
+def item_line(item: Item, *, rules: Rules, today: date) -> str:
+    return (
+        f"*{rules.label(item.number)}* {escape(clip(item.title, 150))}\n"
+        f"{severity_text(item.severity)} · {Status(item.status).label} · due {due_text(item, today)}"
+        f" · {owner_text(item)}"
+    )
+
+
+def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: str) -> list[Block]:
+    """A page of ``/poam list``; every item has a Show button, with Previous/Next below."""
+    if not page.items:
+        return [section(f"*{title}*: nothing here.")]
+    first, last = page.offset + 1, page.offset + len(page.items)
+    blocks: list[Block] = [section(f"*{title}* ({first}–{last} of {page.total})")]
+    for item in page.items:
+        ref = metadata.dump(metadata.ItemRef(number=item.number))
+        blocks.append(
+            section(
+                item_line(item, rules=rules, today=page.today),
+                accessory=button("Show", ActionId.SHOW + f".{item.number}", ref),
+            )
+        )
+    navigation = []
+    if page.offset > 0:
+        previous = metadata.ListPage(**{**query.__dict__, "offset": max(0, page.offset - LIST_PAGE_SIZE)})
+        navigation.append(button("Previous", ActionId.LIST_PAGE + ".prev", metadata.dump(previous)))
+    if last < page.total:
+        following = metadata.ListPage(**{**query.__dict__, "offset": last})
+        navigation.append(button("Next", ActionId.LIST_PAGE + ".next", metadata.dump(following)))
+    if navigation:
+        blocks.append(actions(*navigation))
+    return blocks[:MAX_MESSAGE_BLOCKS]
+
+
+def list_title(scope: Scope) -> str:
+    return {
+        Scope.MINE: "Your open items",
+        Scope.OPEN: "Open items",
+        Scope.OVERDUE: "Overdue items",
+        Scope.UNCLAIMED: "Unclaimed items",
+        Scope.REVIEW: "Waiting for verification",
+        Scope.CLOSED: "Closed items",
+        Scope.ALL: "All items",
+    }[scope]
+
+
+_ACTION_WORDS = {
+    "item.logged": "logged it",
+    "item.claimed": "claimed it",
+    "item.released": "released it",
+    "item.assigned": "assigned it",
+    "item.plan_set": "set the plan",
+    "milestone.added": "added a milestone",
+    "milestone.completed": "completed a milestone",
+    "milestone.moved": "moved a milestone",
+}
+
+
+def _event_detail(event: AuditEvent) -> str:
+    details = event.details
+    if event.action == "item.assigned":
+        to = details.get("owner", {}).get("to")
+        return f" → {mention(to)}" if to else ""
+    if event.action == "milestone.added":
+        return f": M{details.get('milestone')} {escape(str(details.get('description', '')))}, due {details.get('due_on')}"
+    if event.action == "milestone.moved":
+        due = details.get("due_on", {})
+        return (
+            f": M{details.get('milestone')} {due.get('from')} → {due.get('to')}"
+            f" ({escape(str(details.get('reason', '')))})"
+        )
+    if event.action == "milestone.completed":
+        return f": M{details.get('milestone')}"
+    return ""
+
+
+def history(events: Sequence[AuditEvent], *, label: str) -> list[Block]:
+    """``/poam history``: newest events last; older ones summarised beyond the limit."""
+    if not events:
+        return [section(f"*{label}* has no history yet.")]
+    shown = list(events)[-HISTORY_LIMIT:]
+    lines = [
+        f"{moment(event.at)} · {mention(event.actor_id)} "
+        f"{_ACTION_WORDS.get(event.action, escape(event.action))}{_event_detail(event)}"
+        for event in shown
+    ]
+    blocks: list[Block] = [section(f"*History of {label}*")]
+    if len(events) > len(shown):
+        blocks.append(context(f"{len(events) - len(shown)} earlier event(s) not shown; `poam-bot export` has them all."))
+    blocks.extend(sections(lines))
+    return blocks[:MAX_MESSAGE_BLOCKS]
+
+
+def roles(by_user: dict[str, list[Role]], configured_admins: Sequence[str]) -> list[Block]:
+    lines = [f"{mention(user)}: {', '.join(r.value for r in user_roles)}" for user, user_roles in by_user.items()]
+    if configured_admins:
+        lines.append("Admins by configuration: " + ", ".join(mention(u) for u in configured_admins))
+    lines.append("_Slack workspace admins and owners are POA&M admins too._")
+    return [section("*Roles*\n" + clip("\n".join(lines), 2900))]
+
+
+def systems(found: Sequence[InfoSystem]) -> list[Block]:
+    lines = []
+    for system in found:
+        line = f"*{escape(system.name)}* · {system.impact} impact"
+        if system.organization:
+            line += f" · {escape(system.organization)}"
+        if system.ao_user_id:
+            line += f" · AO {mention(system.ao_user_id)}"
+        if system.is_default:
+            line += " · _default_"
+        lines.append(line)
+    return [section("*Information systems*\n" + clip("\n".join(lines), 2900))]
+
+
+def help_blocks(specs: Sequence[Spec], *, topic: str | None = None) -> list[Block]:
+    chosen = [s for s in specs if topic is None or s.name == topic.lower()]
+    if not chosen:
+        return [section(f"`{escape(topic or '')}` is not a subcommand. `/poam help` lists them.")]
+    lines = [f"`{escape(s.usage)}`\n{s.summary} _({s.who})_" for s in chosen]
+    blocks: list[Block] = [section("*/poam* — your POA&M in Slack" if topic is None else f"*/poam {escape(topic)}*")]
+    blocks.extend(sections(lines, separator="\n\n"))
+    if topic is None:
+        blocks.append(
+            context(
+                "Ids: `POAM-12` or `12`. Dates: `2026-12-31`, `today`, `+10d`, `+2w`, `+3m`, `friday`, `Dec 31`. "
+                'Quote text with spaces: `reason:"vendor patch slipped"`.'
+            )
+        )
+    return blocks
+
+
+def usage_error(problem: str, usage: Sequence[str]) -> list[Block]:
+    return [
+        section(f":warning: {escape(problem)}"),
+        context("Usage: " + "  ·  ".join(f"`{escape(u)}`" for u in usage)),
+    ]
+
+
+def refusal(message: str, *, owner_id: str | None = None) -> list[Block]:
+    """A refusal; ``owner_id`` adds who owns the item (a claim that lost the race)."""
+    text = f":no_entry: {escape(message)}"
+    if owner_id:
+        text += f" Owner: {mention(owner_id)}."
+    return [section(text)]
+
+
+def done(message: str) -> list[Block]:
+    """A success line; ``message`` is mrkdwn we built (user text in it already escaped)."""
+    return [section(f":white_check_mark: {message}")]
+
+
+def severity_options() -> list[dict[str, Any]]:
+    return [option(_SEVERITY_MARK[s].split(" ", 1)[1], s.value) for s in Severity]
+

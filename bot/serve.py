@@ -1,0 +1,66 @@
+"""``poam-bot serve``: Socket Mode when ``SLACK_APP_TOKEN`` is set, else HTTP under gunicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk import WebClient
+
+from bot.app import build_app
+from bot.config import Settings, require_slack
+from bot.store.engine import make_engine
+from bot.store.migrate import require_current, upgrade
+from bot.web import from_settings
+
+
+def prepare_database(settings: Settings) -> None:
+    """SQLite is migrated on start (one machine, one file); PostgreSQL must be
+    migrated by ``poam-bot migrate`` (the Procfile's release step) first."""
+    engine = make_engine(settings.database_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)
+        else:
+            require_current(engine)
+    finally:
+        engine.dispose()
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return from_settings()
+
+
+def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:
+    """Run until stopped."""
+    require_slack(settings)
+    prepare_database(settings)
+    if settings.slack_app_token is not None:
+        app = build_app(settings)
+        SocketModeHandler(
+            app,
+            settings.slack_app_token.get_secret_value(),
+            web_client=WebClient(base_url=settings.slack_api_url),
+        ).start()
+        return
+    _Gunicorn(
+        {
+            "bind": f"{host}:{settings.port}",
+            "workers": int(os.environ.get("WEB_CONCURRENCY", "1")),
+            "worker_class": "gthread",
+            "threads": 8,
+            "timeout": 30,
+            "accesslog": "-",
+        }
+    ).run()

@@ -1,0 +1,83 @@
+"""HTTP serving: ``POST /slack/events`` (Bolt's WSGI adapter) and ``GET /healthz``.
+
+``application`` is what gunicorn serves (``gunicorn bot.web:application``). It
+builds the Bolt app on the first request, not at import, so importing this
+module never touches the network or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import load_settings
+from bot.store.engine import make_engine
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+
+def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [body.encode()]
+
+
+class SlackWsgi:
+    """The WSGI callable around one Bolt app and its database."""
+
+    def __init__(self, app: App, engine: Engine) -> None:
+        self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
+        self._engine = engine
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self._health(start_response)
+        return self._slack(environ, start_response)
+
+    def _health(self, start_response: StartResponse) -> list[bytes]:
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            log.warning("health check: database unreachable: %s", error)
+            return _plain(start_response, "503 Service Unavailable", "database unreachable\n")
+        return _plain(start_response, "200 OK", "ok\n")
+
+
+def from_settings() -> SlackWsgi:
+    """Build everything from the environment (what gunicorn's workers do)."""
+    from bot.app import build_app
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    return SlackWsgi(build_app(settings, engine=engine), engine)
+
+
+class LazyWsgi:
+    """Builds the real WSGI app on the first request, once, in the worker process."""
+
+    def __init__(self, build: Callable[[], SlackWsgi]) -> None:
+        self._build = build
+        self._app: SlackWsgi | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    self._app = self._build()
+        return self._app(environ, start_response)
+
+
+application = LazyWsgi(from_settings)

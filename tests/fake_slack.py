@@ -1,0 +1,162 @@
+"""A fake Slack Web API: a real HTTP server on loopback that records every call.
+
+It answers the methods the bot uses the way Slack does (``{"ok": true, …}``),
+can be told to fail a method (an HTTP 429 with ``Retry-After``, a 500, or an
+``ok: false`` error), and also serves response URLs, recording what was posted
+to them. Tests assert on ``calls`` and ``responses``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER = "U0BOT00001"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class Failure:
+    status: int = 200
+    error: str | None = None
+    retry_after: int | None = None
+
+
+@dataclass
+class FakeSlack:
+    team_id: str = "T0001"
+    calls: list[Call] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    socket_url: str | None = None
+    _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
+    _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # ------------------------------------------------------------ control
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return self.base_url.replace("/api/", f"/respond/{name}")
+
+    def user(self, user_id: str, *, tz: str = "UTC", is_admin: bool = False) -> None:
+        """Make ``users.info`` describe ``user_id`` this way."""
+        self.users[user_id] = {"id": user_id, "team_id": self.team_id, "tz": tz, "is_admin": is_admin}
+
+    def fail(self, method: str, *, times: int = 1, status: int = 200, error: str | None = None,
+             retry_after: int | None = None) -> None:
+        """The next ``times`` calls of ``method`` fail this way."""
+        for _ in range(times):
+            self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def outgoing_text(self) -> str:
+        """Everything the bot sent anywhere, as one string (for escaping checks)."""
+        with self._lock:
+            parts = [json.dumps(call.params) for call in self.calls]
+            parts += [json.dumps(body) for body in self.responses]
+        return "\n".join(parts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.responses.clear()
+
+    # ------------------------------------------------------------ serving
+
+    def start(self) -> FakeSlack:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    params = json.loads(raw or "{}")
+                else:
+                    params = dict(parse_qsl(raw))
+                if self.path.startswith("/respond/"):
+                    with fake._lock:
+                        fake.responses.append(params)
+                    self._send(200, "ok", "text/plain")
+                    return
+                method = self.path.removeprefix("/api/")
+                with fake._lock:
+                    fake.calls.append(Call(method, params, dict(self.headers.items())))
+                    failure = fake._failures[method].popleft() if fake._failures[method] else None
+                if failure is not None and failure.status != 200:
+                    headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                    self._send(failure.status, json.dumps({"ok": False, "error": "ratelimited" if failure.status == 429 else "internal_error"}), "application/json", headers)
+                    return
+                if failure is not None:
+                    self._send(200, json.dumps({"ok": False, "error": failure.error}), "application/json")
+                    return
+                self._send(200, json.dumps(fake.answer(method, params)), "application/json")
+
+            def _send(self, status: int, body: str, content_type: str, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                encoded = body.encode()
+                self.send_header("Content-Length", str(len(encoded)))
+                self.end_headers()
+                self.wfile.write(encoded)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """What Slack would answer a successful call with (the parts the bot reads)."""
+        if method == "auth.test":
+            return {"ok": True, "user_id": BOT_USER, "bot_id": "B0BOT", "team_id": self.team_id, "team": "Test"}
+        if method == "users.info":
+            user_id = str(params.get("user"))
+            user = self.users.get(user_id) or {"id": user_id, "team_id": self.team_id, "tz": "UTC"}
+            return {"ok": True, "user": user}
+        if method == "chat.postMessage":
+            ts = f"1700000000.{next(self._ts):06d}"
+            return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": {"ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+        if method in ("views.open", "views.push", "views.publish", "views.update"):
+            view = params.get("view")
+            return {"ok": True, "view": json.loads(view) if isinstance(view, str) else view}
+        if method == "chat.getPermalink":
+            return {"ok": True, "permalink": f"https://test.slack.com/archives/{params.get('channel')}/p{str(params.get('message_ts')).replace('.', '')}"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(params.get("users", "X"))[1:]}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url}
+        return {"ok": True}

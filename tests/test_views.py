@@ -1,0 +1,146 @@
+"""Block Kit views are pure functions: checked here against Slack's limits and escaping."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.commands import metadata
+from bot.commands.specs import SPECS
+from bot.commands.views import cards
+from bot.commands.views.home import home_view
+from bot.poam.actor import Actor, Rules
+from bot.poam.clock import FixedClock
+from bot.poam.items import ItemDetail, ItemPage
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+TODAY = date(2026, 11, 20)
+NASTY = "<!channel> <@U123> & <https://x|y>"
+
+
+def _item(number: int = 1, *, owner: str | None = "U0OWNER", title: str = NASTY, due: date = date(2026, 11, 10)) -> Item:
+    return Item(
+        id=number, team_id="T1", number=number, system_id=1, title=title, description=NASTY * 200,
+        source="scan", assets=[NASTY] * 3, cves=["CVE-2024-3094"], severity="high", status="in_progress",
+        owner_id=owner, detected_on=date(2026, 11, 1), scheduled_completion_on=due, due_on=due,
+        remediation_plan=NASTY * 300, resources_required=NASTY, created_by="U0OWNER", created_at=NOW, updated_at=NOW,
+    )
+
+
+def _detail(item: Item, milestones: int = 50) -> ItemDetail:
+    return ItemDetail(
+        item=item,
+        system=InfoSystem(id=1, team_id="T1", name=NASTY, name_key="x", impact="high", created_by="U1", created_at=NOW),
+        controls=["AC-2"],
+        milestones=[
+            Milestone(id=i, team_id="T1", item_id=item.id, number=i, description=NASTY * 20,
+                      planned_due_on=date(2026, 11, 25), due_on=date(2026, 11, 26), created_by="U1", created_at=NOW)
+            for i in range(1, milestones + 1)
+        ],
+        changes=[],
+    )
+
+
+def _viewer(user: str = "U0OWNER") -> Actor:
+    return Actor(team_id="T1", user_id=user, roles=frozenset(), tz=ZoneInfo("UTC"), clock=FixedClock(NOW), rules=Rules())
+
+
+def _texts(blocks: Any) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("mrkdwn", "plain_text"):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return found
+
+
+def _assert_within_limits(blocks: list[dict[str, Any]], *, max_blocks: int = 50) -> None:
+    assert len(blocks) <= max_blocks
+    for text in _texts(blocks):
+        assert len(text) <= 3000
+    for block in blocks:
+        if block["type"] == "actions":
+            assert len(block["elements"]) <= 25
+            for element in block["elements"]:
+                assert len(element["text"]["text"]) <= 75
+                assert len(element.get("value", "")) <= 2000
+
+
+def _assert_escaped(blocks: Any) -> None:
+    rendered = json.dumps(blocks)
+    for raw in ("<!channel>", "<@U123>", "<https://x|y>"):
+        assert raw not in rendered
+    assert "&lt;!channel&gt;" in rendered
+
+
+def test_item_card_stays_within_limits_and_escapes_everything() -> None:
+    blocks = cards.item_card(_detail(_item()), viewer=_viewer())
+    _assert_within_limits(blocks)
+    _assert_escaped(blocks)
+    assert "overdue 10d" in json.dumps(blocks)
+
+
+def test_item_card_offers_owner_buttons_only_to_the_owner() -> None:
+    detail = _detail(_item(), milestones=2)
+    owner_actions = [e["action_id"] for e in cards.item_card(detail, viewer=_viewer())[-1]["elements"]]
+    other_actions = [e["action_id"] for e in cards.item_card(detail, viewer=_viewer("U0OTHER"))[-1]["elements"]]
+    assert owner_actions == ["poam.milestone.add", "poam.milestone.done.1", "poam.milestone.done.2", "poam.history"]
+    assert other_actions == ["poam.history"]
+    unowned = _detail(_item(owner=None), milestones=0)
+    unowned.item.status = "open"
+    assert [e["action_id"] for e in cards.item_card(unowned, viewer=_viewer())[-1]["elements"]] == ["poam.claim", "poam.history"]
+
+
+def test_a_list_page_has_twenty_items_and_navigation() -> None:
+    items = [_item(n) for n in range(21, 41)]
+    page = ItemPage(items=items, total=95, offset=20, today=TODAY)
+    query = metadata.ListPage(scope="open", offset=20, sev="high")
+    blocks = cards.item_list(page, rules=Rules(), query=query, title="Open items")
+    _assert_within_limits(blocks)
+    _assert_escaped(blocks)
+    assert "(21–40 of 95)" in blocks[0]["text"]["text"]
+    navigation = blocks[-1]["elements"]
+    previous, following = (metadata.load(metadata.ListPage, b["value"]) for b in navigation)
+    assert (previous.offset, following.offset, following.sev) == (0, 40, "high")
+
+
+def test_history_of_hundreds_of_events_is_summarised() -> None:
+    events = [
+        AuditEvent(team_id="T1", seq=i, item_id=1, actor_id="U1", action="milestone.moved", at=NOW,
+                   details={"milestone": 1, "due_on": {"from": "2026-11-25", "to": "2026-11-26"}, "reason": NASTY * 10},
+                   prev_hash="", hash="")
+        for i in range(1, 301)
+    ]
+    blocks = cards.history(events, label="POAM-1")
+    _assert_within_limits(blocks)
+    _assert_escaped(blocks)
+    assert "260 earlier event(s)" in json.dumps(blocks)
+    assert "<!date^1795186800^{date_short_pretty} {time}|2026-11-20 15:00 UTC>" in json.dumps(blocks)
+
+
+def test_help_fits_one_message() -> None:
+    blocks = cards.help_blocks(SPECS)
+    _assert_within_limits(blocks)
+    text = "\n".join(_texts(blocks))
+    assert all(spec.usage.replace("<", "&lt;").replace(">", "&gt;") in text for spec in SPECS)
+
+
+def test_home_view_stays_within_the_view_limit() -> None:
+    items = [_item(n) for n in range(1, 41)]
+    page = ItemPage(items=items, total=140, offset=0, today=TODAY)
+    view = home_view(page, [_detail(i, milestones=3) for i in items], rules=Rules(), unclaimed=7)
+    _assert_within_limits(view["blocks"], max_blocks=100)
+    _assert_escaped(view)
+    assert "100 more" in json.dumps(view)
+    assert "Next: *M1*" in json.dumps(view)
