@@ -24,6 +24,7 @@ from bot.poam.audit import verify_all, verify_chain
 from bot.poam.clock import SystemClock
 from bot.poam.errors import PoamError
 from bot.poam.items import iter_item_details
+from bot.poam.review import expire_risk_acceptances
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import SchemaOutOfDate, current_revision, require_current, upgrade
 
@@ -83,6 +84,16 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(report.ok for report in reports) else 1
 
 
+def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _ready_engine(settings)
+    with unit_of_work(engine) as session:
+        expired = expire_risk_acceptances(session, clock=SystemClock(), rules=settings.rules)
+    for item in expired:
+        print(f"{item.team_id} {settings.rules.label(item.number)}: risk acceptance until {item.until} ended; back in work.")
+    print(f"{len(expired)} risk acceptance(s) ended.")
+    return 0
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve  # Slack and gunicorn are only loaded to serve
 
@@ -119,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--team", help="only this workspace")
     verify.set_defaults(handler=_audit_verify)
+    review = commands.add_parser("review", help="review workflow tasks")
+    review_commands = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    expire = review_commands.add_parser(
+        "expire", help="return items whose risk acceptance or operational requirement ran out to work"
+    )
+    expire.set_defaults(handler=_review_expire)
     return parser
 
 

@@ -14,6 +14,7 @@ from bot.commands.views.home import home_view
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.items import ItemDetail, ItemPage
+from bot.poam.review import WaitingOn
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -41,6 +42,7 @@ def _detail(item: Item, milestones: int = 50) -> ItemDetail:
             for i in range(1, milestones + 1)
         ],
         changes=[],
+        requests=[],
     )
 
 
@@ -139,7 +141,8 @@ def test_help_fits_one_message() -> None:
 def test_home_view_stays_within_the_view_limit() -> None:
     items = [_item(n) for n in range(1, 41)]
     page = ItemPage(items=items, total=140, offset=0, today=TODAY)
-    view = home_view(page, [_detail(i, milestones=3) for i in items], rules=Rules(), unclaimed=7)
+    waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20])
+    view = home_view(page, [_detail(i, milestones=3) for i in items], rules=Rules(), unclaimed=7, waiting=waiting)
     _assert_within_limits(view["blocks"], max_blocks=100)
     _assert_escaped(view)
     assert "100 more" in json.dumps(view)

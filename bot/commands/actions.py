@@ -17,13 +17,14 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.commands import handlers, metadata
+from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
+from bot.commands.views.review import reject_modal
 from bot.poam import milestones, systems
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def deliver(request: SlackRequest, body: dict[str, Any], reply: Reply, respond: 
     """Show ``reply`` where the button was: privately in the channel, or in a modal."""
     view = body.get("view")
     if view is None:
-        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+        if reply.blocks or reply.modal is None:  # a reply that only opens a form says nothing
+            respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
     elif reply.blocks:
         modal = item_modal(label="POA&M", blocks=reply.blocks)
         try:
@@ -117,6 +119,25 @@ def register(app: App, services: Services) -> None:
         return Reply(text="Opening the form…", modal=view)
 
     on(ActionId.LOG_FINDING, open_log_form)
+
+    def request_ref(body: dict[str, Any]) -> metadata.RequestRef:
+        return metadata.load(metadata.RequestRef, body["actions"][0].get("value"))
+
+    on(ActionId.VERIFY, lambda request, body: review_handlers.verify_item(
+        request, number=request_ref(body).number, request_id=request_ref(body).request))
+    on(ActionId.APPROVE_PLAN, lambda request, body: review_handlers.approve_plan_of(request, ref(body).number))
+    on(ActionId.DECIDE_APPROVE, lambda request, body: review_handlers.decide_request(
+        request, number=request_ref(body).number, approve=True, request_id=request_ref(body).request))
+    on(ActionId.DECIDE_REJECT, lambda request, body: review_handlers.decide_request(
+        request, number=request_ref(body).number, approve=False, request_id=request_ref(body).request))
+
+    def open_reject_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
+        target = request_ref(body)
+        with request.transaction(read_only=True) as (_session, actor):
+            label = actor.rules.label(target.number)
+        return Reply(text="Opening the form…", modal=reject_modal(target, label=label))
+
+    on(ActionId.REJECT_FIX, open_reject_form)
 
     @app.action(_pattern(ActionId.LIST_PAGE))
     def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

@@ -40,6 +40,15 @@ class Announcement:
     starts_thread: bool = False
 
 
+@dataclass(frozen=True)
+class DirectMessage:
+    """A DM to send after the ack (a verifier asked to verify, an owner told a decision)."""
+
+    user_id: str
+    text: str
+    blocks: list[Block]
+
+
 @dataclass
 class Reply:
     """What a handler answers: a private message, and what to do after the ack."""
@@ -48,6 +57,7 @@ class Reply:
     blocks: list[Block] = field(default_factory=list)
     announcement: Announcement | None = None
     modal: dict[str, Any] | None = None
+    messages: list[DirectMessage] = field(default_factory=list)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from bot.commands.context import Reply
 from bot.commands.grammar import UsageError
 from bot.commands.views import cards
-from bot.poam.errors import AlreadyClaimed, PoamError
+from bot.commands.text import escape
+from bot.poam.errors import AlreadyClaimed, AlreadyDecided, PoamError
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +18,21 @@ log = logging.getLogger(__name__)
 def answer(work: Callable[[], Reply]) -> Reply:
     """Run a handler; turn domain refusals and unexpected failures into replies.
 
-    Domain errors carry a message meant for the user. Anything else is a bug or
+    Domain errors carry a message meant for the user (which may quote what they
+    typed, so it is escaped like any user text). Anything else is a bug or
     an outage: it is logged with its traceback under a short reference the
     user can quote, and the transaction it interrupted has been rolled back.
     """
     try:
         return work()
     except UsageError as error:
-        return Reply(text=error.message, blocks=cards.usage_error(error.message, error.usage))
+        return Reply(text=escape(error.message), blocks=cards.usage_error(error.message, error.usage))
     except AlreadyClaimed as error:
-        return Reply(text=error.message, blocks=cards.refusal(error.message, owner_id=error.owner_id))
+        return Reply(text=escape(error.message), blocks=cards.refusal(error.message, owner_id=error.owner_id))
+    except AlreadyDecided as error:
+        return Reply(text=escape(error.message), blocks=cards.refusal(error.message, decided_by=error.decided_by))
     except PoamError as error:
-        return Reply(text=error.message, blocks=cards.refusal(error.message))
+        return Reply(text=escape(error.message), blocks=cards.refusal(error.message))
     except Exception:
         reference = uuid.uuid4().hex[:8]
         log.exception("request failed (ref %s)", reference)

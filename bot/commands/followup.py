@@ -1,4 +1,5 @@
-"""What happens after the ack: open a form, post in the item's thread, report failures."""
+"""What happens after the ack: open a form, post in the item's thread, send DMs,
+report failures to the person who acted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.announce import announce
 from bot.commands.context import Reply, SlackRequest
+from bot.commands.text import mention
 from bot.commands.views.blocks import section
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,12 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
         problem = announce(request, reply.announcement)
         if problem:
             problems.append(problem)
+    for message in reply.messages:
+        try:
+            request.client.chat_postMessage(channel=message.user_id, text=message.text, blocks=message.blocks)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("could not DM %s: %s", message.user_id, error)
+            problems.append(f"Done, but I couldn't send {mention(message.user_id)} a message about it.")
     for problem in problems:
         tell(request, problem, respond=respond)
 

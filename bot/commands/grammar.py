@@ -201,7 +201,14 @@ def _matches(spec: Spec, words: list[Token]) -> bool:
 
 def parse(text: str, specs: Sequence[Spec], context: ParseContext) -> Parsed:
     """Parse the text after ``/poam`` against the declared subcommands."""
-    tokens = tokenize(text)
+    try:
+        tokens = tokenize(text)
+    except UsageError:
+        raise
+    except InvalidInput as error:
+        first = text.split(maxsplit=1)[0].lower() if text.strip() else ""
+        usages = [spec.usage for spec in specs if spec.name == first] or ["/poam help"]
+        raise UsageError(error.message, usage=usages) from None
     if not tokens:
         tokens = [Token("help")]
     head, rest = tokens[0], tokens[1:]

@@ -10,8 +10,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.context import Services, SlackRequest
-from bot.commands.views.home import HOME_ITEMS, home_view
-from bot.poam import items
+from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
+from bot.poam import items, review
 from bot.poam.errors import PoamError
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,10 @@ def publish_home(request: SlackRequest) -> None:
         with request.transaction(read_only=True) as (session, actor):
             mine = items.list_items(session, actor, scope=items.Scope.MINE, every_system=True, limit=HOME_ITEMS)
             unclaimed = items.list_items(session, actor, scope=items.Scope.UNCLAIMED, every_system=True, limit=1)
+            waiting = review.waiting_on(session, actor, limit=WAITING_ITEMS)
             view = home_view(
-                mine, items.item_details(session, mine.items), rules=actor.rules, unclaimed=unclaimed.total
+                mine, items.item_details(session, mine.items), rules=actor.rules, unclaimed=unclaimed.total,
+                waiting=waiting,
             )
         request.client.views_publish(user_id=request.user_id, view=view)
     except (PoamError, SlackApiError, SlackClientError, OSError) as error:

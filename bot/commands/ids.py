@@ -13,6 +13,11 @@ class ActionId(StrEnum):
     COMPLETE_MILESTONE = "poam.milestone.done"
     LIST_PAGE = "poam.list.page"
     LOG_FINDING = "poam.log.open"
+    VERIFY = "poam.verify"
+    REJECT_FIX = "poam.reject"
+    APPROVE_PLAN = "poam.plan.approve"
+    DECIDE_APPROVE = "poam.decide.approve"
+    DECIDE_REJECT = "poam.decide.reject"
 
 
 class CallbackId(StrEnum):
@@ -20,6 +25,7 @@ class CallbackId(StrEnum):
     MILESTONE_MODAL = "poam.milestone.modal"
     ITEM_MODAL = "poam.item.modal"
     LOG_FROM_MESSAGE = "poam.log.from_message"
+    REJECT_MODAL = "poam.reject.modal"
 
 
 class BlockId(StrEnum):
@@ -38,6 +44,7 @@ class BlockId(StrEnum):
     SYSTEM = "system"
     MILESTONE_TEXT = "milestone_text"
     MILESTONE_DUE = "milestone_due"
+    REASON = "reason"
 
 
 #: The one action id inside every input block (its block id says which field).

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from bot.poam.errors import InvalidInput
+from bot.poam.items import Scope
 
 MAX_VALUE = 2000  # Slack's limit for a button value
 T = TypeVar("T")
@@ -72,8 +73,10 @@ class ListPage:
     system: str | None = None
 
     def check(self) -> None:
-        if not isinstance(self.offset, int) or self.offset < 0:
+        if not isinstance(self.offset, int) or isinstance(self.offset, bool) or self.offset < 0:
             raise ValueError("bad offset")
+        if self.scope not in {scope.value for scope in Scope}:
+            raise ValueError("bad scope")
         for value in (self.scope, self.sev, self.control, self.owner, self.system):
             if value is not None and (not isinstance(value, str) or len(value) > 100):
                 raise ValueError("bad filter")
@@ -90,3 +93,16 @@ class LogOrigin:
         for value in (self.channel_id, self.message_ts):
             if value is not None and (not isinstance(value, str) or len(value) > 40):
                 raise ValueError("bad origin")
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    """A Verify / Reject / Approve button: the item and the very request it decides,
+    so a press after someone else decided is told so instead of deciding a newer one."""
+
+    number: int
+    request: int
+
+    def check(self) -> None:
+        if not _positive_int(self.number) or not _positive_int(self.request):
+            raise ValueError("bad request reference")

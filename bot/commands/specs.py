@@ -15,6 +15,7 @@ from bot.poam.errors import InvalidInput
 from bot.poam.fields import Source
 from bot.poam.items import Scope
 from bot.poam.refs import parse_item_number, parse_milestone_number
+from bot.poam.review import Deviation
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact
 
@@ -71,6 +72,30 @@ def scope(raw: str, _: ParseContext) -> Scope:
     except ValueError:
         names = ", ".join(s.value for s in Scope)
         raise InvalidInput(f"`{raw}` is not a list; use one of {names}.") from None
+
+
+def deviation(raw: str, _: ParseContext) -> Deviation:
+    try:
+        return Deviation(raw.lower())
+    except ValueError:
+        raise InvalidInput(
+            f"`{raw}` is not a deviation; use fp (false positive), ra (risk adjustment) "
+            "or or (operational requirement)."
+        ) from None
+
+
+def verdict(raw: str, _: ParseContext) -> bool:
+    """``approve`` → True, ``reject`` → False."""
+    word = raw.lower()
+    if word not in ("approve", "reject"):
+        raise InvalidInput(f"`{raw}` is not a decision; use approve or reject.")
+    return word == "approve"
+
+
+def checkin(raw: str, _: ParseContext) -> bool:
+    if raw.lower() != "checkin":
+        raise InvalidInput(f"`{raw}` is not understood here; add `checkin` to record a vendor check-in.")
+    return True
 
 
 def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
@@ -146,6 +171,52 @@ SPECS: tuple[Spec, ...] = (
         (ITEM, Word("move"), Arg("milestone", milestone_number, "M")),
         (Option("due", future_date, "date", required=True), Option("reason", text, '"…"', required=True)),
     ),
+    Spec(
+        "submit",
+        "The fix is done: ask a verifier to check it.",
+        "owner",
+        (ITEM,),
+        (Option("evidence", text, '"…"'),),
+    ),
+    Spec("verify", "Confirm the fix works: the item closes.", "verifier (not the owner or a remediator)",
+         (ITEM, Rest("note", "note", required=False))),
+    Spec("reject", "Send the fix back to the owner.", "verifier", (ITEM, Rest("reason", "reason"))),
+    Spec("approve", "Agree with the item's remediation plan.", "authorizing official", (ITEM,)),
+    Spec(
+        "deviate",
+        "Ask the AO for a false positive, a risk adjustment or an operational requirement.",
+        "owner",
+        (ITEM, Arg("deviation", deviation, "fp|ra|or"), Rest("rationale", "rationale")),
+        (Option("sev", severity, "low|moderate|high", aliases=("severity",)), Option("until", future_date, "date")),
+    ),
+    Spec(
+        "extend",
+        "Ask the AO for a later completion date.",
+        "owner",
+        (ITEM,),
+        (Option("due", future_date, "date", required=True), Option("reason", text, '"…"', required=True)),
+    ),
+    Spec(
+        "decide",
+        "Decide the item's pending request.",
+        "authorizing official",
+        (ITEM, Arg("approve", verdict, "approve|reject"), Rest("reason", "reason", required=False)),
+    ),
+    Spec(
+        "accept-risk",
+        "Accept the residual risk until a date.",
+        "authorizing official",
+        (ITEM, Rest("rationale", "rationale")),
+        (Option("until", future_date, "date", required=True),),
+    ),
+    Spec(
+        "vendor",
+        "Mark the fix as waiting on a vendor, or record a vendor check-in.",
+        "owner",
+        (ITEM, Arg("checkin", checkin, "checkin", required=False)),
+        (Option("product", text, '"…"'),),
+    ),
+    Spec("withdraw", "Take back your pending deviation or extension request.", "owner", (ITEM,)),
     Spec("history", "An item's audit trail.", "anyone", (ITEM,)),
     Spec("systems", "List the information systems.", "anyone"),
     Spec(

@@ -14,7 +14,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.commands import handlers, metadata
+from bot.commands import handlers, metadata, review_handlers
 from bot.commands.actions import request_from
 from bot.commands.announce import announce
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
@@ -57,14 +57,15 @@ class FormValues:
         value = self._element(block).get("selected_user")
         return value if isinstance(value, str) else None
 
-    def day(self, block: BlockId) -> date | None:
+    def day(self, block: BlockId, *, field: str) -> date | None:
+        """The picked date; ``field`` names the operation's argument for errors."""
         value = self._element(block).get("selected_date")
         if not value:
             return None
         try:
             return date.fromisoformat(value)
         except (TypeError, ValueError):
-            raise InvalidInput("That is not a date.", field=str(block)) from None
+            raise InvalidInput("That is not a date.", field=field) from None
 
 
 def _refuse(ack: Ack, error: PoamError, *, blocks: dict[str, BlockId], fallback: BlockId) -> None:
@@ -96,8 +97,8 @@ def register(app: App, services: Services) -> None:
                     source=Source.parse(form.selected(BlockId.SOURCE) or "self"),
                     assets=form.words(BlockId.ASSETS),
                     cves=form.words(BlockId.CVES),
-                    detected_on=form.day(BlockId.DETECTED),
-                    due_on=form.day(BlockId.DUE),
+                    detected_on=form.day(BlockId.DETECTED, field="detected_on"),
+                    due_on=form.day(BlockId.DUE, field="due_on"),
                     owner_id=form.user(BlockId.OWNER),
                     system_name=form.selected(BlockId.SYSTEM),
                     origin_channel_id=origin.channel_id,
@@ -123,7 +124,7 @@ def register(app: App, services: Services) -> None:
         try:
             request = request_from(services, client, body)
             target = metadata.load(metadata.ItemRef, view.get("private_metadata"))
-            due_on = form.day(BlockId.MILESTONE_DUE)
+            due_on = form.day(BlockId.MILESTONE_DUE, field="due_on")
             if due_on is None:
                 raise InvalidInput("Pick a date.", field="due_on")
             with request.transaction() as (session, actor):
@@ -145,6 +146,20 @@ def register(app: App, services: Services) -> None:
                 Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*."))
             ),
         )
+
+    @app.view(CallbackId.REJECT_MODAL)
+    def on_reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        try:
+            request = request_from(services, client, body)
+            target = metadata.load(metadata.RequestRef, view.get("private_metadata"))
+            reply = review_handlers.reject_item(
+                request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request
+            )
+        except PoamError as error:
+            _refuse(ack, error, blocks={}, fallback=BlockId.REASON)
+            return
+        ack(response_action="update", view=_confirmation(reply))
+        follow_up(request, reply, respond=None)
 
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
     def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -12,6 +12,7 @@ from bot.poam.actor import Rules
 from bot.poam.fields import Source
 from bot.poam.items import ItemDetail
 from bot.poam.milestones import ChangeKind
+from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import Milestone, MilestoneChange
 
@@ -90,12 +91,44 @@ def milestone_changes(changes: list[MilestoneChange], milestones: list[Milestone
     return "\n\n".join(lines)
 
 
+def deviation_answer(detail: ItemDetail, deviation: Deviation) -> str:
+    """The template's Yes / No / Pending for one kind of deviation request."""
+    statuses = {r.status for r in detail.requests if r.kind == RequestKind.DEVIATION and r.deviation == deviation}
+    if RequestStatus.APPROVED in statuses:
+        return "Yes"
+    return "Pending" if RequestStatus.PENDING in statuses else "No"
+
+
+def deviation_rationale(detail: ItemDetail) -> str | None:
+    """The rationale of the newest approved or pending deviation request."""
+    for request in reversed(detail.requests):
+        if request.kind == RequestKind.DEVIATION and request.status in (RequestStatus.APPROVED, RequestStatus.PENDING):
+            return f"{Deviation(request.deviation).label.capitalize()}: {request.text}"
+    return None
+
+
+def _decision_comments(detail: ItemDetail) -> list[str]:
+    notes = []
+    for request in detail.requests:
+        if request.status != RequestStatus.APPROVED or request.decided_at is None:
+            continue
+        when = request.decided_at.date().isoformat()
+        if request.kind == RequestKind.EXTENSION:
+            notes.append(f"Extension to {request.new_due_on} approved by {request.decided_by} on {when}.")
+        elif request.kind == RequestKind.RISK_ACCEPTANCE:
+            notes.append(f"Risk accepted until {request.until_on} by {request.decided_by} on {when}.")
+        elif request.kind == RequestKind.VERIFICATION:
+            notes.append(f"Remediation verified by {request.decided_by} on {when}.")
+    return notes
+
+
 def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
     """The 31 template cells of one item; dates stay dates for the caller to format."""
     item = detail.item
     comments = []
     if item.severity == Severity.CRITICAL:
         comments.append("Original severity: Critical.")
+    comments += _decision_comments(detail)
     return [
         rules.label(item.number),
         ", ".join(detail.controls),
@@ -117,10 +150,10 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
         item.vendor_product,
         risk_rating(item.severity),
         risk_rating(item.adjusted_severity) if item.adjusted_severity else "N/A",
-        "No",
-        "No",
-        "No",
-        None,
+        deviation_answer(detail, Deviation.RISK_ADJUSTMENT),
+        deviation_answer(detail, Deviation.FALSE_POSITIVE),
+        deviation_answer(detail, Deviation.OPERATIONAL_REQUIREMENT),
+        deviation_rationale(detail),
         item.source_message_url,
         " ".join(comments) or None,
         "No",

@@ -63,6 +63,11 @@ def item_document(detail: ItemDetail, *, rules: Rules, today: date) -> dict[str,
         "created_at": _iso(item.created_at),
         "updated_at": _iso(item.updated_at),
         "closed_at": _iso(item.closed_at),
+        "closure": item.closure,
+        "plan_approval": (
+            {"by": item.plan_approved_by, "at": _iso(item.plan_approved_at)} if item.plan_approved_at else None
+        ),
+        "risk_accepted_until": _iso(item.risk_accepted_until),
         "version": item.version,
         "milestones": [
             {
@@ -87,6 +92,23 @@ def item_document(detail: ItemDetail, *, rules: Rules, today: date) -> dict[str,
                 "changed_at": _iso(c.changed_at),
             }
             for c in detail.changes
+        ],
+        "requests": [
+            {
+                "kind": r.kind,
+                "deviation": r.deviation,
+                "status": r.status,
+                "text": r.text,
+                "adjusted_severity": r.adjusted_severity,
+                "until_on": _iso(r.until_on),
+                "new_due_on": _iso(r.new_due_on),
+                "requested_by": r.requested_by,
+                "requested_at": _iso(r.requested_at),
+                "decided_by": r.decided_by,
+                "decided_at": _iso(r.decided_at),
+                "decision_note": r.decision_note,
+            }
+            for r in detail.requests
         ],
     }
 

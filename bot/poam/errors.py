@@ -60,3 +60,11 @@ class AlreadyClaimed(PoamError):
     def __init__(self, message: str, *, owner_id: str | None) -> None:
         super().__init__(message)
         self.owner_id = owner_id
+
+
+class AlreadyDecided(PoamError):
+    """Someone else decided first (a second Verify, a stale Approve button)."""
+
+    def __init__(self, message: str, *, decided_by: str | None) -> None:
+        super().__init__(message)
+        self.decided_by = decided_by

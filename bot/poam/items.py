@@ -33,6 +33,7 @@ from bot.store.models import (
     ItemControl,
     Milestone,
     MilestoneChange,
+    ReviewRequest,
     Workspace,
 )
 
@@ -61,6 +62,18 @@ def load_item(session: Session, actor: Actor, *, number: int, for_update: bool =
     if item is None:
         raise NotFound(f"There is no item {actor.rules.label(number)} in this workspace.")
     return item
+
+
+def withdraw_plan_approval(item: Item) -> dict[str, str]:
+    """A plan changed after the AO approved it needs approval again.
+
+    Returns audit details saying so (empty when the plan was not approved).
+    """
+    if item.plan_approved_at is None:
+        return {}
+    item.plan_approved_at = None
+    item.plan_approved_by = None
+    return {"plan_approval": "withdrawn"}
 
 
 def touch(item: Item, actor: Actor) -> None:
@@ -286,11 +299,12 @@ def set_plan(
     item = load_item(session, actor, number=number, for_update=True)
     require_owner(actor, item, "set its plan")
     transition(Action.EDIT_PLAN, item.status, item_label=actor.rules.label(number))
-    changes: dict[str, dict[str, str | None]] = {"plan": {"from": item.remediation_plan, "to": plan}}
+    changes: dict[str, object] = {"plan": {"from": item.remediation_plan, "to": plan}}
     item.remediation_plan = plan
     if resources is not None:
         changes["resources"] = {"from": item.resources_required, "to": resources}
         item.resources_required = resources
+    changes.update(withdraw_plan_approval(item))
     touch(item, actor)
     audit.record(session, actor, action="item.plan_set", item_id=item.id, details=changes)
     return item
@@ -308,6 +322,7 @@ class ItemDetail:
     controls: list[str]
     milestones: list[Milestone]
     changes: list[MilestoneChange]
+    requests: list[ReviewRequest]
 
 
 def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
@@ -316,7 +331,7 @@ def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
 
 
 def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
-    """Details of several items of one workspace in four queries, not four per item."""
+    """Details of several items of one workspace in a few queries, not a few per item."""
     if not items:
         return []
     ids = [item.id for item in items]
@@ -350,6 +365,13 @@ def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
         .order_by(col(MilestoneChange.item_id), col(MilestoneChange.seq))
     ):
         changes[change.item_id].append(change)
+    requests: dict[int, list[ReviewRequest]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for request in session.exec(
+        select(ReviewRequest)
+        .where(ReviewRequest.team_id == team_id, col(ReviewRequest.item_id).in_(ids))
+        .order_by(col(ReviewRequest.item_id), col(ReviewRequest.id))
+    ):
+        requests[request.item_id].append(request)
     return [
         ItemDetail(
             item=item,
@@ -357,6 +379,7 @@ def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
             controls=controls[item.id],  # type: ignore[index]
             milestones=milestones[item.id],  # type: ignore[index]
             changes=changes[item.id],  # type: ignore[index]
+            requests=requests[item.id],  # type: ignore[index]
         )
         for item in items
     ]

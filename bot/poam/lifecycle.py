@@ -1,8 +1,14 @@
 """An item's lifecycle as one explicit state machine.
 
 Every operation that changes an item's status asks :func:`transition` for the
-next state, so no path can skip a step. The review workflow (verification, AO
-decisions, risk acceptance) adds its actions to ``_TRANSITIONS``.
+next state, so no path can skip a step (DOMAIN.md, "Lifecycle")::
+
+    open --claim--> in_progress --submit--> pending_verification --verify--> closed
+                        ^------------------reject_fix---------------|
+    open|in_progress --request (deviation, extension)--> (pending AO decision)
+        FP approved -> closed · RA approved -> new risk and due date
+        OR approved -> risk_accepted · extension approved -> new due date
+    open|in_progress --accept_risk--> risk_accepted --expire--> in_progress (open if unowned)
 """
 
 from __future__ import annotations
@@ -35,6 +41,19 @@ class Action(StrEnum):
     RELEASE = "release"
     ASSIGN = "assign"
     EDIT_PLAN = "edit_plan"
+    SUBMIT = "submit"
+    VERIFY = "verify"
+    REJECT_FIX = "reject_fix"
+    APPROVE_PLAN = "approve_plan"
+    REQUEST = "request"
+    APPROVE_FALSE_POSITIVE = "approve_false_positive"
+    APPROVE_RISK_ADJUSTMENT = "approve_risk_adjustment"
+    APPROVE_OPERATIONAL_REQUIREMENT = "approve_operational_requirement"
+    APPROVE_EXTENSION = "approve_extension"
+    ACCEPT_RISK = "accept_risk"
+    EXPIRE = "expire"
+    EXPIRE_UNOWNED = "expire_unowned"
+    VENDOR = "vendor"
 
     @property
     def phrase(self) -> str:
@@ -47,7 +66,26 @@ _PHRASES = {
     Action.RELEASE: "release it",
     Action.ASSIGN: "assign it",
     Action.EDIT_PLAN: "change its plan or milestones",
+    Action.SUBMIT: "submit it for verification",
+    Action.VERIFY: "verify it",
+    Action.REJECT_FIX: "send it back",
+    Action.APPROVE_PLAN: "approve its plan",
+    Action.REQUEST: "request a deviation or an extension",
+    Action.APPROVE_FALSE_POSITIVE: "close it as a false positive",
+    Action.APPROVE_RISK_ADJUSTMENT: "adjust its risk",
+    Action.APPROVE_OPERATIONAL_REQUIREMENT: "accept it as an operational requirement",
+    Action.APPROVE_EXTENSION: "extend it",
+    Action.ACCEPT_RISK: "accept its risk",
+    Action.EXPIRE: "end its risk acceptance",
+    Action.EXPIRE_UNOWNED: "end its risk acceptance",
+    Action.VENDOR: "record a vendor dependency",
 }
+
+_OPEN_OR_WORKED = (Status.OPEN, Status.IN_PROGRESS)
+
+
+def _stay(*statuses: Status) -> dict[Status, Status]:
+    return {status: status for status in statuses}
 
 
 _TRANSITIONS: dict[Action, dict[Status, Status]] = {
@@ -59,11 +97,20 @@ _TRANSITIONS: dict[Action, dict[Status, Status]] = {
         Status.PENDING_VERIFICATION: Status.PENDING_VERIFICATION,
         Status.RISK_ACCEPTED: Status.RISK_ACCEPTED,
     },
-    Action.EDIT_PLAN: {
-        Status.OPEN: Status.OPEN,
-        Status.IN_PROGRESS: Status.IN_PROGRESS,
-        Status.RISK_ACCEPTED: Status.RISK_ACCEPTED,
-    },
+    Action.EDIT_PLAN: _stay(Status.OPEN, Status.IN_PROGRESS, Status.RISK_ACCEPTED),
+    Action.SUBMIT: {Status.IN_PROGRESS: Status.PENDING_VERIFICATION},
+    Action.VERIFY: {Status.PENDING_VERIFICATION: Status.CLOSED},
+    Action.REJECT_FIX: {Status.PENDING_VERIFICATION: Status.IN_PROGRESS},
+    Action.APPROVE_PLAN: _stay(Status.OPEN, Status.IN_PROGRESS, Status.RISK_ACCEPTED),
+    Action.REQUEST: _stay(*_OPEN_OR_WORKED),
+    Action.APPROVE_FALSE_POSITIVE: dict.fromkeys(_OPEN_OR_WORKED, Status.CLOSED),
+    Action.APPROVE_RISK_ADJUSTMENT: _stay(*_OPEN_OR_WORKED),
+    Action.APPROVE_OPERATIONAL_REQUIREMENT: dict.fromkeys(_OPEN_OR_WORKED, Status.RISK_ACCEPTED),
+    Action.APPROVE_EXTENSION: _stay(*_OPEN_OR_WORKED),
+    Action.ACCEPT_RISK: dict.fromkeys(_OPEN_OR_WORKED, Status.RISK_ACCEPTED),
+    Action.EXPIRE: {Status.RISK_ACCEPTED: Status.IN_PROGRESS},
+    Action.EXPIRE_UNOWNED: {Status.RISK_ACCEPTED: Status.OPEN},
+    Action.VENDOR: _stay(Status.IN_PROGRESS, Status.RISK_ACCEPTED),
 }
 
 

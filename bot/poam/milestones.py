@@ -15,7 +15,7 @@ from sqlmodel import Session, col, func, select
 from bot.poam import audit
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput, InvalidState, NotFound, about
-from bot.poam.items import load_item, touch
+from bot.poam.items import load_item, touch, withdraw_plan_approval
 from bot.poam.lifecycle import Action, transition
 from bot.poam.permissions import require_owner
 from bot.poam.text import clean_text
@@ -127,11 +127,12 @@ def add_milestone(
         created_at=actor.now(),
     )
     session.add(milestone)
+    withdrawn = withdraw_plan_approval(item)
     touch(item, actor)
     session.flush()
     audit.record(
         session, actor, action="milestone.added", item_id=item.id,
-        details={"milestone": milestone.number, "description": description, "due_on": due_on},
+        details={"milestone": milestone.number, "description": description, "due_on": due_on, **withdrawn},
     )
     return milestone
 
@@ -183,10 +184,11 @@ def move_milestone(
     _record_change(
         session, actor, item, found, kind=ChangeKind.UPDATE, old_due_on=old, new_due_on=due_on, reason=reason
     )
+    withdrawn = withdraw_plan_approval(item)
     touch(item, actor)
     session.flush()
     audit.record(
         session, actor, action="milestone.moved", item_id=item.id,
-        details={"milestone": milestone, "due_on": {"from": old, "to": due_on}, "reason": reason},
+        details={"milestone": milestone, "due_on": {"from": old, "to": due_on}, "reason": reason, **withdrawn},
     )
     return found

@@ -6,9 +6,9 @@ markup, so a refusal can never ping anyone.
 
 from __future__ import annotations
 
-from bot.poam.actor import Actor
+from bot.poam.actor import Actor, Role
 from bot.poam.errors import PermissionDenied
-from bot.store.models import Item
+from bot.store.models import InfoSystem, Item
 
 
 def require_admin(actor: Actor, doing: str) -> None:
@@ -28,3 +28,36 @@ def require_owner(actor: Actor, item: Item, doing: str) -> None:
 def require_owner_or_admin(actor: Actor, item: Item, doing: str) -> None:
     if not actor.is_admin:
         require_owner(actor, item, doing)
+
+
+def require_verifier(actor: Actor, item: Item, *, submitter: str | None, completers: set[str]) -> None:
+    """A verifier, and a *separate* one (CMMC 3.12.2[c]): never the owner, the
+    submitter, or anyone who completed one of the item's milestones. Admins get
+    no bypass."""
+    label = actor.rules.label(item.number)
+    if Role.VERIFIER not in actor.roles:
+        raise PermissionDenied(f"Only a verifier can verify {label}; an admin can grant the role.")
+    if actor.user_id == item.owner_id:
+        raise PermissionDenied(f"You own {label}; a separate person must verify the fix.")
+    if actor.user_id == submitter:
+        raise PermissionDenied(f"You submitted the fix for {label}; a separate person must verify it.")
+    if actor.user_id in completers:
+        raise PermissionDenied(f"You completed a milestone of {label}; a separate person must verify the fix.")
+
+
+def is_authorizing_official(actor: Actor, system: InfoSystem) -> bool:
+    """The AO of the item's system, or anyone holding the AO role."""
+    return Role.AO in actor.roles or system.ao_user_id == actor.user_id
+
+
+def require_authorizing_official(
+    actor: Actor, item: Item, system: InfoSystem, doing: str, *, requester: str | None = None
+) -> None:
+    """The authorizing official, who never decides on an item they own or asked about."""
+    label = actor.rules.label(item.number)
+    if not is_authorizing_official(actor, system):
+        raise PermissionDenied(f"Only the authorizing official can {doing}.")
+    if actor.user_id == item.owner_id:
+        raise PermissionDenied(f"You own {label}; another authorizing official must {doing}.")
+    if requester is not None and actor.user_id == requester:
+        raise PermissionDenied(f"You asked for this on {label}; another authorizing official must decide.")

@@ -105,6 +105,10 @@ class Item(SQLModel, table=True):
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
     closed_at: datetime | None = _timestamp(nullable=True)
+    closure: str | None = Field(default=None, sa_type=sa.String(20))
+    plan_approved_by: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    plan_approved_at: datetime | None = _timestamp(nullable=True)
+    risk_accepted_until: date | None = None
     version: int = Field(default=1)
 
 
@@ -158,6 +162,37 @@ class MilestoneChange(SQLModel, table=True):
     reason: str = Field(sa_type=sa.Text)
     changed_by: str = Field(sa_type=sa.String(USER_ID))
     changed_at: datetime = _timestamp()
+
+
+class ReviewRequest(SQLModel, table=True):
+    """Something asked of a verifier or the authorizing official, and its decision.
+
+    ``kind`` is verification, deviation (``deviation`` says fp, ra or or),
+    extension or risk_acceptance; ``status`` is pending, approved, rejected or
+    withdrawn. An item has at most one pending request at a time.
+    """
+
+    __tablename__ = "review_requests"
+    __table_args__ = (
+        sa.Index("ix_review_requests_team_status", "team_id", "status"),
+        sa.Index("ix_review_requests_item", "item_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    item_id: int = Field(foreign_key="items.id")
+    kind: str = Field(sa_type=sa.String(20))
+    deviation: str | None = Field(default=None, sa_type=sa.String(4))
+    status: str = Field(sa_type=sa.String(12))
+    text: str | None = Field(default=None, sa_type=sa.Text)
+    adjusted_severity: str | None = Field(default=None, sa_type=sa.String(10))
+    until_on: date | None = None
+    new_due_on: date | None = None
+    requested_by: str = Field(sa_type=sa.String(USER_ID))
+    requested_at: datetime = _timestamp()
+    decided_by: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    decided_at: datetime | None = _timestamp(nullable=True)
+    decision_note: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class RoleGrant(SQLModel, table=True):

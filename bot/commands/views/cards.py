@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -25,9 +25,12 @@ from bot.commands.views.blocks import (
 )
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.items import ItemDetail, ItemPage, Scope, is_overdue
+from bot.poam.errors import PermissionDenied
 from bot.poam.lifecycle import Action, Status, allowed_from
+from bot.poam.permissions import require_authorizing_official, require_verifier
+from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest
 
 LIST_PAGE_SIZE = 20
 HISTORY_LIMIT = 40
@@ -42,6 +45,23 @@ _SEVERITY_MARK = {
 
 def severity_text(value: str) -> str:
     return _SEVERITY_MARK[Severity(value)]
+
+
+def status_text(item: Item) -> str:
+    """``closed (false positive)``, ``risk accepted until Fri 1 Jan 2027``…"""
+    text = Status(item.status).label
+    if item.closure:
+        text += f" ({item.closure.replace('_', ' ')})"
+    if item.risk_accepted_until and item.status == Status.RISK_ACCEPTED:
+        text += f" until {day(item.risk_accepted_until)}"
+    return text
+
+
+def rating_text(item: Item) -> str:
+    """The severity, with the original one when a risk adjustment changed it."""
+    if item.adjusted_severity and item.adjusted_severity != item.severity:
+        return f"{severity_text(item.adjusted_severity)} (adjusted from {item.severity})"
+    return severity_text(item.severity)
 
 
 def owner_text(item: Item) -> str:
@@ -79,8 +99,8 @@ def item_card(detail: ItemDetail, *, viewer: Actor) -> list[Block]:
         section(f"*{label}* · {escape(item.title)}"),
         fields_section(
             [
-                ("Status", Status(item.status).label),
-                ("Severity", severity_text(item.severity)),
+                ("Status", status_text(item)),
+                ("Severity", rating_text(item)),
                 ("Owner", owner_text(item)),
                 ("Due", due_text(item, today)),
                 ("Detected", day(item.detected_on)),
@@ -96,7 +116,15 @@ def item_card(detail: ItemDetail, *, viewer: Actor) -> list[Block]:
     plan = escape(clip(item.remediation_plan, 2000)) if item.remediation_plan else "_No plan yet._"
     if item.resources_required:
         plan += f"\n*Resources:* {escape(clip(item.resources_required, 700))}"
+    if item.plan_approved_by:
+        plan += f"\n:white_check_mark: Approved by {mention(item.plan_approved_by)}"
+    elif item.remediation_plan:
+        plan += "\n_Not approved by the authorizing official yet._"
     blocks.append(section(f"*Plan*\n{plan}"))
+    waiting = pending_of(detail)
+    if waiting is not None:
+        why = f": {escape(clip(waiting.text, 1500))}" if waiting.text else ""
+        blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}, asked by {mention(waiting.requested_by)}{why}"))
     if detail.milestones:
         lines = "\n".join(_milestone_line(m, today) for m in detail.milestones)
         blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
@@ -122,14 +150,64 @@ def _card_buttons(detail: ItemDetail, viewer: Actor) -> list[dict[str, Any]]:
             for m in detail.milestones
             if m.completed_at is None
         )
+    waiting = pending_of(detail)
+    if waiting is not None:
+        asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))  # type: ignore[arg-type]
+        if waiting.kind == RequestKind.VERIFICATION and _allowed(
+            require_verifier, viewer, item, submitter=waiting.requested_by,
+            completers={m.completed_by for m in detail.milestones if m.completed_by},
+        ):
+            buttons += [button("Verify", ActionId.VERIFY, asked, style="primary"), button("Reject", ActionId.REJECT_FIX, asked)]
+        elif waiting.kind != RequestKind.VERIFICATION and _allowed(
+            require_authorizing_official, viewer, item, detail.system, "decide it", requester=waiting.requested_by
+        ):
+            buttons += [
+                button("Approve", ActionId.DECIDE_APPROVE, asked, style="primary"),
+                button("Reject", ActionId.DECIDE_REJECT, asked),
+            ]
+    if (
+        item.remediation_plan
+        and item.plan_approved_at is None
+        and item.status in allowed_from(Action.APPROVE_PLAN)
+        and _allowed(require_authorizing_official, viewer, item, detail.system, "approve its plan")
+    ):
+        buttons.append(button("Approve plan", ActionId.APPROVE_PLAN, ref))
     buttons.append(button("History", ActionId.HISTORY, ref))
     return buttons[:25]
+
+
+def _allowed(check: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
+    """Whether a domain permission check passes (cards only offer what would work)."""
+    try:
+        check(*args, **kwargs)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def what_is_asked(request: ReviewRequest) -> str:
+    """The request in words, e.g. "a false positive" or "an extension to Fri 1 Jan 2027"."""
+    if request.kind == RequestKind.VERIFICATION:
+        return "verification of the fix"
+    if request.kind == RequestKind.EXTENSION and request.new_due_on:
+        return f"an extension to {day(request.new_due_on)}"
+    deviation = Deviation(request.deviation)
+    asked = f"a {deviation.label}"
+    if deviation is Deviation.RISK_ADJUSTMENT and request.adjusted_severity:
+        asked += f" to {severity_text(request.adjusted_severity)}"
+    if request.until_on:
+        asked += f" until {day(request.until_on)}"
+    return asked
+
+
+def pending_of(detail: ItemDetail) -> ReviewRequest | None:
+    return next((r for r in detail.requests if r.status == RequestStatus.PENDING), None)
 
 
 def item_line(item: Item, *, rules: Rules, today: date) -> str:
     return (
         f"*{rules.label(item.number)}* {escape(clip(item.title, 150))}\n"
-        f"{severity_text(item.severity)} · {Status(item.status).label} · due {due_text(item, today)}"
+        f"{severity_text(item.adjusted_severity or item.severity)} · {status_text(item)} · due {due_text(item, today)}"
         f" · {owner_text(item)}"
     )
 
@@ -265,11 +343,14 @@ def usage_error(problem: str, usage: Sequence[str]) -> list[Block]:
     ]
 
 
-def refusal(message: str, *, owner_id: str | None = None) -> list[Block]:
-    """A refusal; ``owner_id`` adds who owns the item (a claim that lost the race)."""
+def refusal(message: str, *, owner_id: str | None = None, decided_by: str | None = None) -> list[Block]:
+    """A refusal; ``owner_id`` adds who owns the item (a claim that lost the race),
+    ``decided_by`` who decided first (a second Verify or Approve)."""
     text = f":no_entry: {escape(message)}"
     if owner_id:
         text += f" Owner: {mention(owner_id)}."
+    if decided_by:
+        text += f" Decided by {mention(decided_by)}."
     return [section(text)]
 
 

@@ -3,25 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from bot.commands import metadata
 from bot.commands.ids import ActionId
-from bot.commands.text import escape
+from bot.commands.text import escape, mention
 from bot.commands.views.blocks import MAX_VIEW_BLOCKS, Block, actions, button, context, day, header, section
-from bot.commands.views.cards import item_line, next_milestone
+from bot.commands.views.cards import item_line, next_milestone, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail, ItemPage
+from bot.poam.review import WaitingOn
+from bot.store.models import Item, ReviewRequest
 
-HOME_ITEMS = 40
+HOME_ITEMS = 30
+WAITING_ITEMS = 20
 
 
-def home_view(page: ItemPage, details: Sequence[ItemDetail], *, rules: Rules, unclaimed: int) -> dict[str, Any]:
-    """What I own, overdue first, each with its next milestone; a button to log a finding."""
+def _waiting_blocks(waiting: WaitingOn, rules: Rules, today: date) -> list[Block]:
+    blocks: list[Block] = [header(f"Waiting on me ({waiting.total})")]
+    for item, request in waiting.verifications:
+        blocks.append(_ask(item, request, rules, today, f"verify the fix (asked by {mention(request.requested_by)})"))
+    for item, request in waiting.decisions:
+        blocks.append(_ask(item, request, rules, today, f"decide {what_is_asked(request)} (asked by {mention(request.requested_by)})"))
+    for item in waiting.plans:
+        line = item_line(item, rules=rules, today=today) + "\n:memo: approve its remediation plan"
+        ref = metadata.dump(metadata.ItemRef(number=item.number))
+        blocks.append(section(line, accessory=button("Show", ActionId.SHOW + f".{item.number}", ref)))
+    return blocks
+
+
+def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: str) -> Block:
+    ref = metadata.dump(metadata.ItemRef(number=item.number))
+    return section(
+        item_line(item, rules=rules, today=today) + f"\n:hourglass: {what}",
+        accessory=button("Show", ActionId.SHOW + f".{item.number}", ref),
+    )
+
+
+def home_view(
+    page: ItemPage, details: Sequence[ItemDetail], *, rules: Rules, unclaimed: int, waiting: WaitingOn
+) -> dict[str, Any]:
+    """What waits on me as verifier or AO; what I own, overdue first, each with its
+    next milestone; a button to log a finding."""
     blocks: list[Block] = [
         header("My POA&M"),
         actions(button("Log a finding", ActionId.LOG_FINDING, "home", style="primary")),
     ]
+    if waiting.total:
+        blocks += _waiting_blocks(waiting, rules, page.today)
+        blocks.append(header("What I own"))
     overdue = sum(1 for item in page.items if page.is_overdue(item))
     summary = f"You own *{page.total}* open item(s)"
     if overdue:

@@ -1,0 +1,189 @@
+"""Handlers of the review workflow: submit, verify, reject, approve, deviate,
+extend, decide, accept-risk, vendor, withdraw.
+
+Verifiers are asked by DM when a fix is submitted, the authorizing official
+when a deviation or extension is requested; the owner gets a DM with every
+decision, and the item's channel thread one line per decision.
+"""
+
+from __future__ import annotations
+
+from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
+from bot.commands.grammar import Parsed
+from bot.commands.handlers import handles
+from bot.commands.text import escape, mention
+from bot.commands.views import cards
+from bot.commands.views.blocks import day, section
+from bot.commands.views.cards import what_is_asked
+from bot.commands.views.review import decision_ask, verification_ask
+from bot.poam import items, review
+from bot.poam.actor import Actor
+from bot.store.models import Item, ReviewRequest
+
+
+def _to_owner(item: Item, actor: Actor, text: str) -> list[DirectMessage]:
+    """The owner hears of a decision by DM (unless they made it)."""
+    if item.owner_id is None or item.owner_id == actor.user_id:
+        return []
+    return [DirectMessage(item.owner_id, text, [section(text)])]
+
+
+def _decision(
+    request: SlackRequest, actor: Actor, item: Item, line: str, *, reply: str
+) -> Reply:
+    """A decision's reply, its line in the item's thread, and the owner's DM."""
+    return Reply(
+        text=reply,
+        blocks=cards.done(reply),
+        announcement=Announcement(item.number, line),
+        messages=_to_owner(item, actor, line),
+    )
+
+
+@handles("submit")
+def submit(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        asked = review.submit_fix(session, actor, number=cmd["item"], evidence=cmd["evidence"])
+        item = items.load_item(session, actor, number=cmd["item"])
+        verifiers = review.verifiers_for(session, item, asked)
+        blocks = verification_ask(item, asked, rules=actor.rules)
+        label = actor.rules.label(item.number)
+    text = f"{label} is submitted for verification."
+    if verifiers:
+        text += " Asked: " + ", ".join(mention(user) for user in verifiers) + "."
+    else:
+        text += " Nobody can verify it yet: an admin grants the role with `/poam role @someone +verifier`."
+    return Reply(
+        text=text,
+        blocks=cards.done(text),
+        messages=[DirectMessage(user, f"Please verify {label}", blocks) for user in verifiers],
+    )
+
+
+def verify_item(request: SlackRequest, *, number: int, note: str | None = None, request_id: int | None = None) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.verify_fix(session, actor, number=number, note=note, request_id=request_id)
+        label = actor.rules.label(number)
+    line = f":white_check_mark: {mention(actor.user_id)} verified the fix: *{label}* is closed (remediated)."
+    return _decision(request, actor, item, line, reply=f"You verified *{label}*; it is closed.")
+
+
+@handles("verify")
+def verify(request: SlackRequest, cmd: Parsed) -> Reply:
+    return verify_item(request, number=cmd["item"], note=cmd["note"])
+
+
+def reject_item(request: SlackRequest, *, number: int, reason: str, request_id: int | None = None) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.reject_fix(session, actor, number=number, reason=reason, request_id=request_id)
+        label = actor.rules.label(number)
+    line = f":leftwards_arrow_with_hook: {mention(actor.user_id)} sent the fix for *{label}* back: {escape(reason)}"
+    return _decision(request, actor, item, line, reply=f"You sent *{label}* back to its owner.")
+
+
+@handles("reject")
+def reject(request: SlackRequest, cmd: Parsed) -> Reply:
+    return reject_item(request, number=cmd["item"], reason=cmd["reason"])
+
+
+def approve_plan_of(request: SlackRequest, number: int) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.approve_plan(session, actor, number=number)
+        label = actor.rules.label(number)
+    line = f":memo: {mention(actor.user_id)} approved the remediation plan of *{label}*."
+    return _decision(request, actor, item, line, reply=f"You approved the plan of *{label}*.")
+
+
+@handles("approve")
+def approve(request: SlackRequest, cmd: Parsed) -> Reply:
+    return approve_plan_of(request, cmd["item"])
+
+
+def _asked_the_ao(request: SlackRequest, actor: Actor, item: Item, asked: ReviewRequest, deciders: list[str]) -> Reply:
+    label = actor.rules.label(item.number)
+    text = f"You asked for {what_is_asked(asked)} on *{label}*."
+    if deciders:
+        text += " Asked: " + ", ".join(mention(user) for user in deciders) + "."
+    else:
+        text += " Nobody can decide it yet: an admin grants the role with `/poam role @someone +ao`."
+    blocks = decision_ask(item, asked, rules=actor.rules)
+    return Reply(
+        text=text,
+        blocks=cards.done(text),
+        messages=[DirectMessage(user, f"Decision needed on {label}", blocks) for user in deciders],
+    )
+
+
+@handles("deviate")
+def deviate(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        asked = review.request_deviation(
+            session, actor, number=cmd["item"], deviation=cmd["deviation"], rationale=cmd["rationale"],
+            adjusted_severity=cmd["sev"], until=cmd["until"],
+        )
+        item = items.load_item(session, actor, number=cmd["item"])
+        deciders = review.deciders_for(session, item, asked)
+    return _asked_the_ao(request, actor, item, asked, deciders)
+
+
+@handles("extend")
+def extend(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        asked = review.request_extension(session, actor, number=cmd["item"], due_on=cmd["due"], reason=cmd["reason"])
+        item = items.load_item(session, actor, number=cmd["item"])
+        deciders = review.deciders_for(session, item, asked)
+    return _asked_the_ao(request, actor, item, asked, deciders)
+
+
+def decide_request(
+    request: SlackRequest, *, number: int, approve: bool, reason: str | None = None, request_id: int | None = None
+) -> Reply:
+    with request.transaction() as (session, actor):
+        decided = review.decide(session, actor, number=number, approve=approve, reason=reason, request_id=request_id)
+        item = items.load_item(session, actor, number=number)
+        label = actor.rules.label(number)
+    verb = "approved" if approve else "rejected"
+    line = f":scales: {mention(actor.user_id)} {verb} {what_is_asked(decided)} on *{label}*"
+    if reason:
+        line += f": {escape(reason)}"
+    if approve:
+        line += f" · now {cards.status_text(item)}, due {day(item.due_on)}"
+    return _decision(request, actor, item, line, reply=f"You {verb} {what_is_asked(decided)} on *{label}*.")
+
+
+@handles("decide")
+def decide(request: SlackRequest, cmd: Parsed) -> Reply:
+    return decide_request(request, number=cmd["item"], approve=cmd["approve"], reason=cmd["reason"])
+
+
+@handles("accept-risk")
+def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.accept_risk(session, actor, number=cmd["item"], until=cmd["until"], rationale=cmd["rationale"])
+        label = actor.rules.label(item.number)
+    line = (
+        f":shield: {mention(actor.user_id)} accepted the risk of *{label}* until {day(cmd['until'])}: "
+        f"{escape(cmd['rationale'])}"
+    )
+    return _decision(request, actor, item, line, reply=f"You accepted the risk of *{label}* until {day(cmd['until'])}.")
+
+
+@handles("vendor")
+def vendor(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.set_vendor(session, actor, number=cmd["item"], product=cmd["product"], checkin=bool(cmd["checkin"]))
+        label = actor.rules.label(item.number)
+    text = f"*{label}* waits on a vendor"
+    if item.vendor_product:
+        text += f" ({escape(item.vendor_product)})"
+    if item.last_vendor_checkin_on:
+        text += f"; last check-in {day(item.last_vendor_checkin_on)}"
+    return Reply(text=f"{label} vendor dependency", blocks=cards.done(text + "."))
+
+
+@handles("withdraw")
+def withdraw(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        withdrawn = review.withdraw_request(session, actor, number=cmd["item"])
+        label = actor.rules.label(cmd["item"])
+    return Reply(text="Withdrawn", blocks=cards.done(f"You withdrew {what_is_asked(withdrawn)} on *{label}*."))

@@ -1,0 +1,602 @@
+"""The review workflow: independent verification, and the authorizing official's
+decisions on plans, deviations, extensions and residual risk.
+
+A fix counts only when a separate person verifies it; a plan, a deviation, an
+extension or an accepted risk counts only when the authorizing official (AO)
+decides it. Every request and every decision is a :class:`ReviewRequest` row
+(who asked, who decided, when, what, why) and an audit event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from bot.poam import audit
+from bot.poam.actor import Actor, Role, Rules
+from bot.poam.clock import Clock
+from bot.poam.errors import AlreadyDecided, InvalidInput, InvalidState, NotFound
+from bot.poam.items import load_item, touch
+from bot.poam.lifecycle import Action, Status, allowed_from, transition
+from bot.poam.permissions import (
+    is_authorizing_official,
+    require_authorizing_official,
+    require_owner,
+    require_verifier,
+)
+from bot.poam.severity import Severity
+from bot.poam.text import clean_text
+from bot.store.models import InfoSystem, Item, Milestone, ReviewRequest, RoleGrant
+
+MAX_TEXT = 4_000
+#: The actor id of changes the bot makes by itself (expiries), in the audit trail.
+SYSTEM_ACTOR = "system"
+UTC_ZONE = ZoneInfo("UTC")
+
+
+class RequestKind(StrEnum):
+    VERIFICATION = "verification"
+    DEVIATION = "deviation"
+    EXTENSION = "extension"
+    RISK_ACCEPTANCE = "risk_acceptance"
+    PLAN_APPROVAL = "plan_approval"
+
+
+class Deviation(StrEnum):
+    """FedRAMP deviation requests."""
+
+    FALSE_POSITIVE = "fp"
+    RISK_ADJUSTMENT = "ra"
+    OPERATIONAL_REQUIREMENT = "or"
+
+    @property
+    def label(self) -> str:
+        return {"fp": "false positive", "ra": "risk adjustment", "or": "operational requirement"}[self.value]
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class Closure(StrEnum):
+    """Why a closed item closed."""
+
+    REMEDIATED = "remediated"
+    FALSE_POSITIVE = "false_positive"
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def pending_request(session: Session, item: Item) -> ReviewRequest | None:
+    return session.exec(
+        select(ReviewRequest).where(
+            ReviewRequest.team_id == item.team_id,
+            ReviewRequest.item_id == item.id,
+            ReviewRequest.status == RequestStatus.PENDING,
+        )
+    ).first()
+
+
+def requests_of(session: Session, item: Item) -> list[ReviewRequest]:
+    """Every request and decision about ``item``, oldest first."""
+    return list(
+        session.exec(
+            select(ReviewRequest)
+            .where(ReviewRequest.team_id == item.team_id, ReviewRequest.item_id == item.id)
+            .order_by(col(ReviewRequest.id))
+        ).all()
+    )
+
+
+def milestone_completers(session: Session, item: Item) -> set[str]:
+    return {
+        user
+        for user in session.exec(
+            select(Milestone.completed_by).where(
+                Milestone.team_id == item.team_id, Milestone.item_id == item.id, col(Milestone.completed_by).is_not(None)
+            )
+        )
+        if user
+    }
+
+
+def _system(session: Session, item: Item) -> InfoSystem:
+    system = session.get(InfoSystem, item.system_id)
+    assert system is not None and system.team_id == item.team_id
+    return system
+
+
+def _no_pending(session: Session, actor: Actor, item: Item) -> None:
+    waiting = pending_request(session, item)
+    if waiting is not None:
+        raise InvalidState(
+            f"{actor.rules.label(item.number)} already waits on a {_request_name(waiting)}; "
+            "that must be decided (or withdrawn) first."
+        )
+
+
+def _request_name(request: ReviewRequest) -> str:
+    if request.kind == RequestKind.DEVIATION and request.deviation:
+        return f"{Deviation(request.deviation).label} request"
+    return {"verification": "verification", "extension": "extension request"}.get(request.kind, "decision")
+
+
+def _new_request(session: Session, actor: Actor, item: Item, **fields: object) -> ReviewRequest:
+    request = ReviewRequest(
+        team_id=actor.team_id, item_id=item.id, requested_by=actor.user_id, requested_at=actor.now(), **fields  # type: ignore[arg-type]
+    )
+    session.add(request)
+    session.flush()
+    return request
+
+
+def _decide(request: ReviewRequest, actor: Actor, status: RequestStatus, note: str | None) -> None:
+    request.status = status
+    request.decided_by = actor.user_id
+    request.decided_at = actor.now()
+    request.decision_note = note
+
+
+def _decided_already(actor: Actor, item: Item, request: ReviewRequest | None, what: str) -> AlreadyDecided:
+    label = actor.rules.label(item.number)
+    if request is None:
+        return AlreadyDecided(f"{label} has no {what} waiting; someone may have decided it already.", decided_by=None)
+    outcome = _OUTCOMES.get((request.kind, request.status), request.status)
+    return AlreadyDecided(f"The {_request_name(request)} on {label} was already {outcome}.", decided_by=request.decided_by)
+
+
+_OUTCOMES = {
+    (RequestKind.VERIFICATION, RequestStatus.APPROVED): "verified",
+    (RequestKind.VERIFICATION, RequestStatus.REJECTED): "sent back",
+}
+
+
+def _load_pending(
+    session: Session, actor: Actor, item: Item, *, kinds: set[RequestKind], request_id: int | None, what: str
+) -> ReviewRequest:
+    """The item's pending request of one of ``kinds``; with ``request_id`` (a button),
+    that very request, or :class:`AlreadyDecided` when it was decided meanwhile."""
+    if request_id is not None:
+        request = session.get(ReviewRequest, request_id)
+        if request is None or request.team_id != actor.team_id or request.item_id != item.id:
+            raise NotFound(f"That request does not belong to {actor.rules.label(item.number)}.")
+        if request.status != RequestStatus.PENDING:
+            raise _decided_already(actor, item, request, what)
+        return request
+    request = pending_request(session, item)
+    if request is None or RequestKind(request.kind) not in kinds:
+        latest = next((r for r in reversed(requests_of(session, item)) if RequestKind(r.kind) in kinds), None)
+        raise _decided_already(actor, item, latest, what)
+    return request
+
+
+# ---------------------------------------------------------------- plan approval
+
+
+def approve_plan(session: Session, actor: Actor, *, number: int) -> Item:
+    """The AO agrees with the item's remediation plan (and milestones as they are)."""
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_authorizing_official(actor, item, _system(session, item), "approve its plan")
+    transition(Action.APPROVE_PLAN, item.status, item_label=label)
+    if not item.remediation_plan:
+        raise InvalidState(f"{label} has no plan yet; its owner sets one with `/poam plan`.")
+    if item.plan_approved_at is not None:
+        raise AlreadyDecided(f"The plan of {label} is already approved.", decided_by=item.plan_approved_by)
+    item.plan_approved_by, item.plan_approved_at = actor.user_id, actor.now()
+    request = _new_request(session, actor, item, kind=RequestKind.PLAN_APPROVAL, status=RequestStatus.APPROVED)
+    _decide(request, actor, RequestStatus.APPROVED, None)
+    touch(item, actor)
+    audit.record(session, actor, action="plan.approved", item_id=item.id, details={"plan": item.remediation_plan})
+    return item
+
+
+# ---------------------------------------------------------------- verification
+
+
+def submit_fix(session: Session, actor: Actor, *, number: int, evidence: str | None = None) -> ReviewRequest:
+    """The owner says the fix is done and asks for verification."""
+    evidence = clean_text(evidence, field="The evidence", limit=MAX_TEXT, required=False)
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner(actor, item, "submit it for verification")
+    item.status = transition(Action.SUBMIT, item.status, item_label=actor.rules.label(number))
+    _no_pending(session, actor, item)
+    request = _new_request(
+        session, actor, item, kind=RequestKind.VERIFICATION, status=RequestStatus.PENDING, text=evidence
+    )
+    touch(item, actor)
+    audit.record(
+        session, actor, action="fix.submitted", item_id=item.id,
+        details={"request": request.id, "evidence": evidence, "status": {"from": "in_progress", "to": item.status}},
+    )
+    return request
+
+
+def _verification(
+    session: Session, actor: Actor, number: int, request_id: int | None
+) -> tuple[Item, ReviewRequest]:
+    item = load_item(session, actor, number=number, for_update=True)
+    request = _load_pending(
+        session, actor, item, kinds={RequestKind.VERIFICATION}, request_id=request_id, what="fix to verify"
+    )
+    require_verifier(actor, item, submitter=request.requested_by, completers=milestone_completers(session, item))
+    return item, request
+
+
+def verify_fix(
+    session: Session, actor: Actor, *, number: int, note: str | None = None, request_id: int | None = None
+) -> Item:
+    """A separate verifier confirms the fix: the item closes as remediated."""
+    note = clean_text(note, field="The note", limit=MAX_TEXT, required=False)
+    item, request = _verification(session, actor, number, request_id)
+    item.status = transition(Action.VERIFY, item.status, item_label=actor.rules.label(number))
+    _decide(request, actor, RequestStatus.APPROVED, note)
+    item.closure, item.closed_at = Closure.REMEDIATED, actor.now()
+    touch(item, actor)
+    audit.record(
+        session, actor, action="fix.verified", item_id=item.id,
+        details={"request": request.id, "note": note, "status": {"from": "pending_verification", "to": "closed"}},
+    )
+    return item
+
+
+def reject_fix(
+    session: Session, actor: Actor, *, number: int, reason: str, request_id: int | None = None
+) -> Item:
+    """A verifier sends the fix back to the owner, saying why."""
+    reason = clean_text(reason, field="The reason", limit=MAX_TEXT)
+    item, request = _verification(session, actor, number, request_id)
+    item.status = transition(Action.REJECT_FIX, item.status, item_label=actor.rules.label(number))
+    _decide(request, actor, RequestStatus.REJECTED, reason)
+    touch(item, actor)
+    audit.record(
+        session, actor, action="fix.rejected", item_id=item.id,
+        details={"request": request.id, "reason": reason, "status": {"from": "pending_verification", "to": "in_progress"}},
+    )
+    return item
+
+
+# ---------------------------------------------------------------- requests to the AO
+
+
+def _effective_severity(item: Item) -> Severity:
+    return Severity(item.adjusted_severity or item.severity)
+
+
+def request_deviation(
+    session: Session,
+    actor: Actor,
+    *,
+    number: int,
+    deviation: Deviation,
+    rationale: str,
+    adjusted_severity: Severity | None = None,
+    until: date | None = None,
+) -> ReviewRequest:
+    """The owner asks the AO for a false positive, a risk adjustment or an
+    operational requirement (never for a High risk)."""
+    rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_owner(actor, item, "request a deviation")
+    transition(Action.REQUEST, item.status, item_label=label)
+    _no_pending(session, actor, item)
+    if deviation is Deviation.RISK_ADJUSTMENT:
+        if adjusted_severity is None:
+            raise InvalidInput("A risk adjustment needs the adjusted severity: `sev:low`.", field="adjusted_severity")
+        if adjusted_severity == _effective_severity(item):
+            raise InvalidInput(f"{label} is already rated {adjusted_severity}.", field="adjusted_severity")
+    elif adjusted_severity is not None:
+        raise InvalidInput("Only a risk adjustment (ra) takes `sev:`.", field="adjusted_severity")
+    if deviation is Deviation.OPERATIONAL_REQUIREMENT:
+        _refuse_or_for_high(actor, item)
+        if until is None:
+            raise InvalidInput("An operational requirement needs a re-review date: `until:+6m`.", field="until")
+        _check_future(actor, until, "The re-review date")
+    elif until is not None:
+        raise InvalidInput("Only an operational requirement (or) takes `until:`.", field="until")
+    request = _new_request(
+        session, actor, item, kind=RequestKind.DEVIATION, deviation=deviation, status=RequestStatus.PENDING,
+        text=rationale, adjusted_severity=adjusted_severity, until_on=until,
+    )
+    touch(item, actor)
+    audit.record(
+        session, actor, action="deviation.requested", item_id=item.id,
+        details={"request": request.id, "deviation": deviation, "rationale": rationale,
+                 "adjusted_severity": adjusted_severity, "until": until},
+    )
+    return request
+
+
+def _refuse_or_for_high(actor: Actor, item: Item) -> None:
+    if _effective_severity(item) in (Severity.HIGH, Severity.CRITICAL):
+        raise InvalidInput(
+            f"{actor.rules.label(item.number)} is a {_effective_severity(item)} risk; an operational "
+            "requirement is never approved for a High risk."
+        )
+
+
+def _check_future(actor: Actor, day: date, what: str) -> None:
+    if day <= actor.today():
+        raise InvalidInput(f"{what} {day} is not in the future.", field="until")
+
+
+def request_extension(session: Session, actor: Actor, *, number: int, due_on: date, reason: str) -> ReviewRequest:
+    """The owner asks the AO for a later completion date."""
+    reason = clean_text(reason, field="The reason", limit=MAX_TEXT)
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_owner(actor, item, "request an extension")
+    transition(Action.REQUEST, item.status, item_label=label)
+    _no_pending(session, actor, item)
+    if due_on <= item.due_on:
+        raise InvalidInput(f"{due_on} is not later than the current due date {item.due_on}.", field="due_on")
+    request = _new_request(
+        session, actor, item, kind=RequestKind.EXTENSION, status=RequestStatus.PENDING, text=reason, new_due_on=due_on
+    )
+    touch(item, actor)
+    audit.record(
+        session, actor, action="extension.requested", item_id=item.id,
+        details={"request": request.id, "due_on": {"from": item.due_on, "to": due_on}, "reason": reason},
+    )
+    return request
+
+
+def withdraw_request(session: Session, actor: Actor, *, number: int) -> ReviewRequest:
+    """The owner takes back a pending deviation or extension request."""
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner(actor, item, "withdraw its request")
+    request = _load_pending(
+        session, actor, item, kinds={RequestKind.DEVIATION, RequestKind.EXTENSION}, request_id=None, what="request"
+    )
+    _decide(request, actor, RequestStatus.WITHDRAWN, None)
+    touch(item, actor)
+    audit.record(session, actor, action="request.withdrawn", item_id=item.id, details={"request": request.id})
+    return request
+
+
+def decide(
+    session: Session,
+    actor: Actor,
+    *,
+    number: int,
+    approve: bool,
+    reason: str | None = None,
+    request_id: int | None = None,
+) -> ReviewRequest:
+    """The AO approves or rejects the item's pending deviation or extension request."""
+    reason = clean_text(reason, field="The reason", limit=MAX_TEXT, required=False)
+    item = load_item(session, actor, number=number, for_update=True)
+    request = _load_pending(
+        session, actor, item, kinds={RequestKind.DEVIATION, RequestKind.EXTENSION}, request_id=request_id,
+        what="request to decide",
+    )
+    require_authorizing_official(actor, item, _system(session, item), "decide it", requester=request.requested_by)
+    before = {"status": item.status, "due_on": item.due_on, "adjusted_severity": item.adjusted_severity}
+    if approve:
+        _apply(actor, item, request)
+    _decide(request, actor, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, reason)
+    touch(item, actor)
+    after = {"status": item.status, "due_on": item.due_on, "adjusted_severity": item.adjusted_severity}
+    audit.record(
+        session, actor, action="request.approved" if approve else "request.rejected", item_id=item.id,
+        details={
+            "request": request.id, "kind": request.kind, "deviation": request.deviation, "reason": reason,
+            **{key: {"from": before[key], "to": after[key]} for key in before if before[key] != after[key]},
+        },
+    )
+    return request
+
+
+def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
+    """What an approved request changes on the item."""
+    label = actor.rules.label(item.number)
+    if request.kind == RequestKind.EXTENSION:
+        transition(Action.APPROVE_EXTENSION, item.status, item_label=label)
+        assert request.new_due_on is not None
+        item.due_on = request.new_due_on  # the scheduled completion date stays as first set
+        return
+    match Deviation(request.deviation):
+        case Deviation.FALSE_POSITIVE:
+            item.status = transition(Action.APPROVE_FALSE_POSITIVE, item.status, item_label=label)
+            item.closure, item.closed_at = Closure.FALSE_POSITIVE, actor.now()
+        case Deviation.RISK_ADJUSTMENT:
+            transition(Action.APPROVE_RISK_ADJUSTMENT, item.status, item_label=label)
+            assert request.adjusted_severity is not None
+            adjusted = Severity(request.adjusted_severity)
+            item.adjusted_severity = adjusted
+            item.due_on = actor.rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
+        case Deviation.OPERATIONAL_REQUIREMENT:
+            _refuse_or_for_high(actor, item)
+            item.status = transition(Action.APPROVE_OPERATIONAL_REQUIREMENT, item.status, item_label=label)
+            item.risk_accepted_until = request.until_on
+
+
+# ---------------------------------------------------------------- risk acceptance
+
+
+def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rationale: str) -> Item:
+    """The AO accepts the residual risk until a date; then the item is back in progress."""
+    rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_authorizing_official(actor, item, _system(session, item), "accept its risk")
+    _check_future(actor, until, "The acceptance end date")
+    _no_pending(session, actor, item)
+    item.status = transition(Action.ACCEPT_RISK, item.status, item_label=label)
+    item.risk_accepted_until = until
+    request = _new_request(
+        session, actor, item, kind=RequestKind.RISK_ACCEPTANCE, status=RequestStatus.PENDING, text=rationale, until_on=until
+    )
+    _decide(request, actor, RequestStatus.APPROVED, rationale)
+    touch(item, actor)
+    audit.record(
+        session, actor, action="risk.accepted", item_id=item.id,
+        details={"request": request.id, "until": until, "rationale": rationale},
+    )
+    return item
+
+
+@dataclass(frozen=True)
+class Expired:
+    team_id: str
+    number: int
+    until: date
+
+
+def expire_risk_acceptances(session: Session, *, clock: Clock, rules: Rules) -> list[Expired]:
+    """Return items whose risk acceptance (or OR approval) has run out to work.
+
+    Run by the scheduler (and ``poam-bot review expire``). An acceptance "until
+    D" holds through D; the item is back in progress the day after, in UTC.
+    """
+    today = clock.now().date()
+    due = session.exec(
+        select(Item)
+        .where(Item.status == Status.RISK_ACCEPTED, col(Item.risk_accepted_until) < today)
+        .order_by(col(Item.team_id), col(Item.number))
+        .with_for_update()
+    ).all()
+    expired = []
+    for item in due:
+        actor = Actor(team_id=item.team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=UTC_ZONE, clock=clock, rules=rules)
+        action = Action.EXPIRE if item.owner_id else Action.EXPIRE_UNOWNED
+        until = item.risk_accepted_until
+        assert until is not None
+        item.status = transition(action, item.status, item_label=rules.label(item.number))
+        item.risk_accepted_until = None
+        touch(item, actor)
+        audit.record(
+            session, actor, action="risk.expired", item_id=item.id,
+            details={"until": until, "status": {"from": "risk_accepted", "to": item.status}},
+        )
+        expired.append(Expired(item.team_id, item.number, until))
+    return expired
+
+
+# ---------------------------------------------------------------- vendor dependency
+
+
+def set_vendor(
+    session: Session, actor: Actor, *, number: int, product: str | None = None, checkin: bool = False
+) -> Item:
+    """Mark the item as waiting on a vendor (and which product), and/or record a
+    vendor check-in today (FedRAMP asks for one at least every 30 days)."""
+    product = clean_text(product, field="The product name", limit=200, required=False)
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner(actor, item, "record its vendor dependency")
+    transition(Action.VENDOR, item.status, item_label=actor.rules.label(number))
+    changes: dict[str, object] = {}
+    if not item.vendor_dependency:
+        changes["dependency"] = {"from": False, "to": True}
+        item.vendor_dependency = True
+    if product is not None and product != item.vendor_product:
+        changes["product"] = {"from": item.vendor_product, "to": product}
+        item.vendor_product = product
+    if checkin:
+        changes["checkin"] = {"from": item.last_vendor_checkin_on, "to": actor.today()}
+        item.last_vendor_checkin_on = actor.today()
+    if not changes:
+        raise InvalidInput(f"{actor.rules.label(number)} is already marked as vendor dependent; add `checkin` to record a check-in.")
+    touch(item, actor)
+    audit.record(session, actor, action="vendor.updated", item_id=item.id, details=changes)
+    return item
+
+
+# ---------------------------------------------------------------- who is asked
+
+
+def _role_holders(session: Session, team_id: str, role: Role) -> list[str]:
+    return list(
+        session.exec(
+            select(RoleGrant.user_id)
+            .where(RoleGrant.team_id == team_id, RoleGrant.role == role)
+            .order_by(col(RoleGrant.user_id))
+        ).all()
+    )
+
+
+def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
+    """The verifiers who may verify this fix (every separation rule applied)."""
+    excluded = {item.owner_id, request.requested_by} | milestone_completers(session, item)
+    return [user for user in _role_holders(session, item.team_id, Role.VERIFIER) if user not in excluded]
+
+
+def deciders_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
+    """Who should decide: the system's AO when they may, else every AO who may."""
+    excluded = {item.owner_id, request.requested_by}
+    system_ao = _system(session, item).ao_user_id
+    if system_ao and system_ao not in excluded:
+        return [system_ao]
+    return [user for user in _role_holders(session, item.team_id, Role.AO) if user not in excluded]
+
+
+@dataclass(frozen=True)
+class WaitingOn:
+    """What waits on one person as verifier or authorizing official."""
+
+    verifications: list[tuple[Item, ReviewRequest]]
+    decisions: list[tuple[Item, ReviewRequest]]
+    plans: list[Item]
+
+    @property
+    def total(self) -> int:
+        return len(self.verifications) + len(self.decisions) + len(self.plans)
+
+
+def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
+    """Pending verifications this actor may do, requests they may decide, and
+    plans awaiting their approval (oldest first)."""
+    verifications: list[tuple[Item, ReviewRequest]] = []
+    decisions: list[tuple[Item, ReviewRequest]] = []
+    pending = session.exec(
+        select(Item, ReviewRequest)
+        .join(ReviewRequest, col(ReviewRequest.item_id) == col(Item.id))
+        .where(ReviewRequest.team_id == actor.team_id, ReviewRequest.status == RequestStatus.PENDING)
+        .order_by(col(ReviewRequest.requested_at))
+    ).all()
+    for item, request in pending:
+        if request.kind == RequestKind.VERIFICATION:
+            if actor.user_id in verifiers_for(session, item, request) and len(verifications) < limit:
+                verifications.append((item, request))
+        elif request.kind in (RequestKind.DEVIATION, RequestKind.EXTENSION):
+            may_decide = is_authorizing_official(actor, _system(session, item)) and actor.user_id not in (
+                item.owner_id, request.requested_by
+            )
+            if may_decide and len(decisions) < limit:
+                decisions.append((item, request))
+    plans: list[Item] = []
+    if Role.AO in actor.roles or _is_system_ao(session, actor):
+        for item in session.exec(
+            select(Item)
+            .where(
+                Item.team_id == actor.team_id,
+                col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
+                col(Item.remediation_plan).is_not(None),
+                col(Item.plan_approved_at).is_(None),
+                or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
+            )
+            .order_by(col(Item.updated_at))
+            .limit(limit)
+        ):
+            if is_authorizing_official(actor, _system(session, item)):
+                plans.append(item)
+    return WaitingOn(verifications, decisions, plans)
+
+
+def _is_system_ao(session: Session, actor: Actor) -> bool:
+    return (
+        session.exec(
+            select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
+        ).first()
+        is not None
+    )

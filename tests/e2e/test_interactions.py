@@ -1,0 +1,514 @@
+"""Buttons, modals, the App Home, the message shortcut and ``user_change``, end to end.
+
+Buttons are pressed with the ``value`` the app itself rendered; modals are
+submitted from the ``view`` the app sent to ``views.open``. A button or form
+used by someone without the right is refused and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import col, select
+
+from bot.commands.ids import ActionId, BlockId
+from bot.poam import milestones
+from bot.poam.severity import Severity
+from bot.store.engine import unit_of_work
+from bot.store.models import Item
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
+    ALICE,
+    BOB,
+    CAROL,
+    CHANNEL,
+    TEAM,
+    card_buttons,
+    claimed_item,
+    fast_teardown,
+    item_row,
+    log_direct,
+    log_via_slack,
+    milestone_rows,
+    posts,
+    reply,
+    settle,
+    snapshot,
+    strings,
+    wait_threads,
+)
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import Answer, SlackDriver
+
+
+def item_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM items")).scalar_one())
+
+
+def acked(answer: Answer) -> None:
+    """A button's ack: HTTP 200 with an empty body (the answer follows via response_url)."""
+    assert answer.status == 200 and answer.body == "", (answer.status, answer.body)
+
+
+def next_response(fake_slack: FakeSlack, seen: int) -> dict[str, Any]:
+    """The first response_url post after the ``seen`` ones."""
+    return wait_for(lambda: fake_slack.responses[seen:])[0]
+
+
+def press(
+    slack: SlackDriver, fake_slack: FakeSlack, button: dict[str, Any], *, user: str
+) -> dict[str, Any]:
+    """Press ``button`` (as rendered by the app) in a message; returns what came back via response_url."""
+    seen = len(fake_slack.responses)
+    acked(slack.click(button["action_id"], button["value"], user=user))
+    return next_response(fake_slack, seen)
+
+
+def card(slack: SlackDriver, number: int, *, user: str) -> dict[str, dict[str, Any]]:
+    """The buttons of ``/poam show <number>`` as ``user`` sees it."""
+    answer = slack.command(f"show {number}", user=user)
+    reply(answer)
+    return card_buttons(answer.json()["blocks"])
+
+
+def opened_view(fake_slack: FakeSlack, seen: int = 0) -> dict[str, Any]:
+    """The view of the first views.open after the ``seen`` ones."""
+    call = wait_for(lambda: fake_slack.calls_to("views.open")[seen:])[0]
+    view: dict[str, Any] = call.params["view"]
+    return view
+
+
+# ---------------------------------------------------------------- buttons
+
+
+def test_claim_button_from_a_card_claims_and_answers_privately(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_via_slack(slack, engine, "Admin console exposed sev:high")
+    thread = item_row(engine, make_actor, 1).origin_thread_ts
+    claim = card(slack, 1, user=BOB)["Claim"]
+    answer = press(slack, fake_slack, claim, user=BOB)
+    assert "You now own *POAM-1*" in strings(answer), answer
+    assert answer.get("response_type") == "ephemeral" and answer.get("replace_original") is False
+    item = item_row(engine, make_actor, 1)
+    assert item.owner_id == BOB and item.status == "in_progress"
+    post = wait_for(lambda: posts(fake_slack)[1:])[0]
+    assert post["thread_ts"] == thread and f"<@{BOB}> claimed *POAM-1*" in post["text"]
+
+    # The same button, pressed by someone else: refused, naming the owner; nothing changes.
+    before = snapshot(engine)
+    answer = press(slack, fake_slack, claim, user=CAROL)
+    assert "POAM-1 is already claimed by someone else." in strings(answer) and f"<@{BOB}>" in strings(answer)
+    settle()
+    assert snapshot(engine) == before and len(posts(fake_slack)) == 2
+
+
+def test_complete_milestone_button_is_for_the_owner_only(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    reply(slack.command("milestone 1 add Patch the load balancer due:+5d", user=ALICE))
+    complete = card(slack, 1, user=ALICE)["Complete M1"]
+    assert complete["action_id"] == f"{ActionId.COMPLETE_MILESTONE}.1"
+
+    before = snapshot(engine)
+    answer = press(slack, fake_slack, complete, user=CAROL)
+    assert "Only the owner of POAM-1 can complete milestones." in strings(answer), answer
+    assert snapshot(engine) == before
+
+    answer = press(slack, fake_slack, complete, user=ALICE)
+    assert "*M1* of *POAM-1* is complete." in strings(answer), answer
+    assert milestone_rows(engine, 1)[0].completed_by == ALICE
+    answer = press(slack, fake_slack, complete, user=ALICE)  # a second press of the stale button
+    assert "M1 of POAM-1 is already complete." in strings(answer)
+
+
+def test_history_button(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    before = snapshot(engine)
+    answer = press(slack, fake_slack, card(slack, 1, user=BOB)["History"], user=BOB)
+    body = strings(answer)
+    assert "History of POAM-1" in body and f"<@{ALICE}> logged it" in body and f"<@{ALICE}> claimed it" in body
+    assert snapshot(engine) == before
+
+
+def test_show_button_from_a_list(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any) -> None:
+    log_direct(engine, make_actor, "First finding")
+    log_direct(engine, make_actor, "Second finding", severity=Severity.HIGH, owner=BOB)
+    listing = slack.command("list", user=BOB)
+    shows = [b["accessory"] for b in listing.json()["blocks"] if "accessory" in b]
+    second = next(button for button in shows if button["action_id"] == f"{ActionId.SHOW}.2")
+    answer = press(slack, fake_slack, second, user=BOB)
+    body = strings(answer)
+    assert "*POAM-2* · Second finding" in body and "First finding" not in body
+    assert set(card_buttons(answer["blocks"])) == {"Add milestone", "History"}  # Bob owns it
+
+
+GARBAGE = [
+    (ActionId.CLAIM, "not json", "out of date"),
+    (ActionId.CLAIM, "", "out of date"),
+    (ActionId.CLAIM, '{"number": 0}', "out of date"),
+    (ActionId.CLAIM, '{"number": "1"}', "out of date"),
+    (ActionId.CLAIM, '{"number": true}', "out of date"),
+    (ActionId.CLAIM, '{"number": 1, "team_id": "T0002"}', "out of date"),
+    (ActionId.CLAIM, "[1]", "out of date"),
+    (ActionId.CLAIM, '{"number": 99}', "There is no item POAM-99 in this workspace."),
+    (ActionId.CLAIM, '{"number": 99999999999}', "There is no item"),
+    (ActionId.SHOW + ".1", '{"number": 99}', "There is no item POAM-99 in this workspace."),
+    (ActionId.HISTORY, "{}", "out of date"),
+    (ActionId.COMPLETE_MILESTONE + ".1", '{"number": 1}', "out of date"),
+    (ActionId.COMPLETE_MILESTONE + ".1", '{"number": 1, "milestone": 7}', "POAM-1 has no milestone M7."),
+    (ActionId.LIST_PAGE + ".next", '{"scope": "open", "offset": -20}', "out of date"),
+    (ActionId.LIST_PAGE + ".next", '{"scope": "open", "offset": 0, "sev": "urgent"}', "`urgent` is not a severity"),
+]
+
+
+def test_buttons_with_garbage_or_unknown_items_are_refused(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    before = snapshot(engine)
+    for action_id, value, problem in GARBAGE:
+        seen = len(fake_slack.responses)
+        acked(slack.click(action_id, value, user=ALICE))
+        answer = next_response(fake_slack, seen)
+        assert problem in strings(answer), (action_id, value, answer)
+        assert "Something went wrong" not in strings(answer), (action_id, value, answer)
+    assert snapshot(engine) == before
+    assert not fake_slack.calls_to("views.open")
+    assert len(posts(fake_slack)) == 2
+
+
+def test_list_page_button_with_an_unknown_scope_is_refused(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    answer = press(
+        slack, fake_slack, {"action_id": ActionId.LIST_PAGE + ".next", "value": '{"scope": "secret", "offset": 0}'},
+        user=ALICE,
+    )
+    assert "out of date" in strings(answer), answer
+
+
+def test_add_milestone_button_is_refused_to_non_owners_and_for_unknown_items(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    add = card(slack, 1, user=ALICE)["Add milestone"]
+    before = snapshot(engine)
+    for button, user, problem in [
+        (add, BOB, "Only the owner of POAM-1 can add milestones."),
+        ({"action_id": ActionId.ADD_MILESTONE, "value": '{"number": 99}'}, ALICE, "There is no item POAM-99"),
+    ]:
+        answer = press(slack, fake_slack, button, user=user)
+        assert problem in strings(answer), answer
+    settle()
+    assert not fake_slack.calls_to("views.open")
+    assert snapshot(engine) == before
+
+
+# ---------------------------------------------------------------- the Log a finding modal
+
+
+def log_form(slack: SlackDriver, fake_slack: FakeSlack) -> dict[str, Any]:
+    answer = slack.command("log", user=ALICE)
+    assert answer.status == 200 and answer.body == ""
+    return opened_view(fake_slack)
+
+
+def form_values(**overrides: Any) -> dict[str, dict[str, Any]]:
+    """Element states of the Log a finding form, as Slack sends them on submit."""
+    values: dict[str, dict[str, Any]] = {
+        BlockId.TITLE: {"type": "plain_text_input", "value": "Disk encryption off on db-02"},
+        BlockId.DESCRIPTION: {"type": "plain_text_input", "value": "Found in the quarterly assessment."},
+        BlockId.SEVERITY: {"type": "static_select", "selected_option": {"value": "high"}},
+        BlockId.CONTROLS: {"type": "plain_text_input", "value": "SC-28, sc-13"},
+        BlockId.SOURCE: {"type": "static_select", "selected_option": {"value": "assessment"}},
+        BlockId.ASSETS: {"type": "plain_text_input", "value": "db-02\ndb-03"},
+        BlockId.CVES: {"type": "plain_text_input", "value": "CVE-2024-3094"},
+        BlockId.DETECTED: {"type": "datepicker", "selected_date": "2026-11-19"},
+        BlockId.DUE: {"type": "datepicker", "selected_date": "2026-12-01"},
+        BlockId.OWNER: {"type": "users_select", "selected_user": BOB},
+    }
+    for block, value in overrides.items():
+        if value is None:
+            values.pop(block)
+        else:
+            values[block] = {**values[block], **value}
+    return values
+
+
+def test_log_modal_submission_logs_the_item(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    view = log_form(slack, fake_slack)
+    answer = slack.submit(view, form_values(), user=ALICE)
+    assert answer.status == 200, answer.body
+    body = answer.json()
+    assert body["response_action"] == "update" and "Logged *POAM-1*" in strings(body["view"]), body
+    item = item_row(engine, make_actor, 1)
+    assert (item.title, item.description, item.severity, item.source) == (
+        "Disk encryption off on db-02", "Found in the quarterly assessment.", "high", "assessment",
+    )
+    assert item.assets == ["db-02", "db-03"] and item.cves == ["CVE-2024-3094"]
+    assert item.detected_on == date(2026, 11, 19) and item.due_on == date(2026, 12, 1)
+    assert item.owner_id == BOB and item.created_by == ALICE and item.origin_channel_id == CHANNEL
+    with engine.connect() as connection:
+        controls = [row[0] for row in connection.execute(text("SELECT control FROM item_controls ORDER BY position"))]
+    assert controls == ["SC-28", "SC-13"]
+    post = wait_for(lambda: posts(fake_slack))[0]
+    assert post["channel"] == CHANNEL and "logged *POAM-1*" in post["text"]
+    wait_threads(engine, 1)
+
+
+def test_log_modal_without_a_due_date_uses_the_policy(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    view = log_form(slack, fake_slack)
+    answer = slack.submit(view, form_values(due=None, detected={"selected_date": "2026-11-10"}), user=ALICE)
+    assert answer.json()["response_action"] == "update", answer.body
+    assert item_row(engine, make_actor, 1).due_on == date(2026, 12, 10)  # high: 30 days from detection
+    wait_threads(engine, 1)
+
+
+FIELD_ERRORS: list[tuple[dict[str, Any], str, str]] = [
+    ({"due": {"selected_date": "2027-06-01"}}, "due", "later than the high deadline (2026-12-19"),
+    ({"due": {"selected_date": "2026-11-01"}}, "due", "is before the detection date"),
+    ({"cves": {"value": "CVE-2024-3094, heartbleed"}}, "cves", "`HEARTBLEED` is not a CVE id"),
+    ({"title": {"value": "   "}}, "title", "The title is missing."),
+    ({"title": None}, "title", "The title is missing."),
+    ({"title": {"value": "x" * 301}}, "title", "the limit is 300"),
+    ({"controls": {"value": "AC 2!"}}, "controls", "is not a control id"),
+    ({"detected": {"selected_date": "2026-11-25"}}, "detected", "is in the future"),
+]
+
+
+def test_log_modal_field_errors_keep_the_form_open(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    view = log_form(slack, fake_slack)
+    before = snapshot(engine)
+    for overrides, block, problem in FIELD_ERRORS:
+        answer = slack.submit(view, form_values(**overrides), user=ALICE)
+        assert answer.status == 200, answer.body
+        body = answer.json()
+        assert body["response_action"] == "errors" and list(body["errors"]) == [block], (overrides, body)
+        assert problem in body["errors"][block], (overrides, body)
+    assert snapshot(engine) == before and item_count(engine) == 0
+    settle()
+    assert not posts(fake_slack) and not fake_slack.responses
+
+
+def test_log_modal_unreadable_date_is_an_error_on_that_date(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    view = log_form(slack, fake_slack)
+    body = slack.submit(view, form_values(detected={"selected_date": "not-a-date"}), user=ALICE).json()
+    assert body["response_action"] == "errors" and item_count(engine) == 0
+    assert body["errors"] == {"detected": "That is not a date."}, body
+
+
+# ---------------------------------------------------------------- the Add milestone modal
+
+
+def milestone_form(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, *, user: str = ALICE) -> dict[str, Any]:
+    """The owner's card → Add milestone → the form the app opened."""
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    button = card(slack, 1, user=ALICE)["Add milestone"]
+    acked(slack.click(button["action_id"], button["value"], user=user))
+    call = wait_for(lambda: fake_slack.calls_to("views.open"))[0]
+    assert call.params["trigger_id"] == "1337.43.trigger"
+    view: dict[str, Any] = call.params["view"]
+    assert view["callback_id"] == "poam.milestone.modal" and "POAM-1" in strings(view)
+    return view
+
+
+def milestone_values(description: str = "Rotate the certificates", due: str = "2026-12-01") -> dict[str, Any]:
+    return {
+        BlockId.MILESTONE_TEXT: {"type": "plain_text_input", "value": description},
+        BlockId.MILESTONE_DUE: {"type": "datepicker", "selected_date": due},
+    }
+
+
+def test_add_milestone_button_opens_the_form_and_submitting_adds_it(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    view = milestone_form(slack, fake_slack, engine)
+    answer = slack.submit(view, milestone_values(), user=ALICE)
+    body = answer.json()
+    assert body["response_action"] == "update" and "Added *M1* to *POAM-1*" in strings(body["view"]), body
+    found = milestone_rows(engine, 1)
+    assert [(m.number, m.description, m.due_on, m.created_by) for m in found] == [
+        (1, "Rotate the certificates", date(2026, 12, 1), ALICE)
+    ]
+
+
+def test_milestone_form_refusals(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    view = milestone_form(slack, fake_slack, engine)
+    before = snapshot(engine)
+    for values, user, block, problem in [
+        (milestone_values(due="2026-11-01"), ALICE, "milestone_due", "The milestone date 2026-11-01 is in the past"),
+        (milestone_values(due="2027-01-15"), ALICE, "milestone_due", "is after POAM-1's due date"),
+        ({BlockId.MILESTONE_TEXT: milestone_values()[BlockId.MILESTONE_TEXT]}, ALICE, "milestone_due", "Pick a date."),
+        (milestone_values(description=" "), ALICE, "milestone_text", "The milestone is missing."),
+        # The form, submitted by someone who is not the owner (a shared screen, a crafted payload).
+        (milestone_values(), BOB, "milestone_text", "Only the owner of POAM-1 can add milestones."),
+    ]:
+        answer = slack.submit(view, values, user=user)
+        body = answer.json()
+        assert body["response_action"] == "errors" and list(body["errors"]) == [block], (problem, body)
+        assert problem in body["errors"][block], (problem, body)
+    assert snapshot(engine) == before and milestone_rows(engine, 1) == []
+
+
+# ---------------------------------------------------------------- App Home
+
+
+def test_app_home_lists_what_i_own_overdue_first_with_next_milestones(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_direct(engine, make_actor, "Patch the database", owner=ALICE)  # due 2027-02-18
+    log_direct(engine, make_actor, "Expired certificate", severity=Severity.HIGH, owner=ALICE,
+               detected=date(2026, 9, 1))  # due 2026-10-01: overdue
+    log_direct(engine, make_actor, "Rotate keys", severity=Severity.HIGH, owner=ALICE)  # due 2026-12-20
+    log_direct(engine, make_actor, "Bob's finding", owner=BOB)
+    log_direct(engine, make_actor, "Nobody's finding")
+    with unit_of_work(engine) as session:
+        alice = make_actor(ALICE)
+        milestones.add_milestone(session, alice, number=1, description="Back up", due_on=date(2026, 11, 25))
+        milestones.add_milestone(session, alice, number=1, description="Roll out", due_on=date(2026, 12, 15))
+        milestones.add_milestone(session, alice, number=1, description="Test in staging", due_on=date(2026, 12, 1))
+        milestones.complete_milestone(session, alice, number=1, milestone=1)
+
+    answer = slack.event({"type": "app_home_opened", "user": ALICE, "channel": "D0ALICE", "tab": "home",
+                          "event_ts": "1700000000.1"})
+    assert answer.status == 200
+    call = wait_for(lambda: fake_slack.calls_to("views.publish"))[0]
+    assert call.params["user_id"] == ALICE and call.params["view"]["type"] == "home"
+    body = strings(call.params["view"])
+    order = [title for title in ("Expired certificate", "Rotate keys", "Patch the database") if title in body]
+    assert sorted(order, key=body.index) == ["Expired certificate", "Rotate keys", "Patch the database"], body
+    assert "Bob's finding" not in body and "Nobody's finding" not in body
+    assert "You own *3* open item(s), *1* overdue" in body and "*1* item(s) wait for an owner" in body
+    assert "Next: *M3* Test in staging · due Tue 1 Dec 2026" in body, body
+    assert "overdue 50d" in body
+    # "Log a finding" from the Home opens the form.
+    log_button = card_buttons(call.params["view"]["blocks"])["Log a finding"]
+    acked(slack.click(log_button["action_id"], log_button["value"], user=ALICE, view={"type": "home", "id": "VH"}))
+    assert opened_view(fake_slack)["callback_id"] == "poam.log.modal"
+
+
+def test_show_button_in_app_home_opens_the_card_in_a_modal(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_direct(engine, make_actor, "Rotate keys", severity=Severity.HIGH, owner=ALICE)
+    slack.event({"type": "app_home_opened", "user": ALICE, "tab": "home", "event_ts": "1.1"})
+    home = wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params["view"]
+    show = next(b["accessory"] for b in home["blocks"] if "accessory" in b)
+    acked(slack.click(show["action_id"], show["value"], user=ALICE, view={**home, "id": "VH"}))
+    modal = opened_view(fake_slack)
+    assert modal["type"] == "modal" and "*POAM-1* · Rotate keys" in strings(modal)
+    wait_for(lambda: len(fake_slack.calls_to("views.publish")) == 2)  # the Home is refreshed
+    assert not fake_slack.responses
+
+
+def test_app_home_of_someone_who_owns_nothing(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    slack.event({"type": "app_home_opened", "user": CAROL, "tab": "home", "event_ts": "1.1"})
+    view = wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params["view"]
+    assert "You own *0* open item(s)" in strings(view)
+    slack.event({"type": "app_home_opened", "user": CAROL, "tab": "messages", "event_ts": "1.2"})
+    settle()
+    assert len(fake_slack.calls_to("views.publish")) == 1  # the Messages tab publishes nothing
+
+
+# ---------------------------------------------------------------- message shortcut
+
+
+def test_message_shortcut_prefills_the_form_and_links_back(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    message = {
+        "type": "message",
+        "user": "U0REPORTER",
+        "ts": "1700000500.000100",
+        "text": "Disk encryption is off on db-02 &amp; db-03\nSeen in Tuesday's scan.",
+    }
+    answer = slack.shortcut(user=ALICE, message=message)
+    assert answer.status == 200 and answer.body == ""
+    call = wait_for(lambda: fake_slack.calls_to("views.open"))[0]
+    assert call.params["trigger_id"] == "1337.45.trigger"
+    view = call.params["view"]
+    elements = {block.get("block_id"): block.get("element", {}) for block in view["blocks"]}
+    assert elements["title"]["initial_value"] == "Disk encryption is off on db-02 & db-03"
+    assert elements["description"]["initial_value"] == "Disk encryption is off on db-02 & db-03\nSeen in Tuesday's scan."
+
+    values = form_values(
+        title={"value": elements["title"]["initial_value"]}, due=None, owner=None,
+        detected={"selected_date": "2026-11-20"},
+    )
+    body = slack.submit(view, values, user=ALICE).json()
+    assert body["response_action"] == "update", body
+    permalink = wait_for(lambda: fake_slack.calls_to("chat.getPermalink"))[0]
+    assert permalink.params["channel"] == CHANNEL and permalink.params["message_ts"] == "1700000500.000100"
+    item = item_row(engine, make_actor, 1)
+    assert item.title == "Disk encryption is off on db-02 & db-03"
+    assert item.source_message_url == "https://test.slack.com/archives/C0CHANNEL1/p1700000500000100"
+    post = wait_for(lambda: posts(fake_slack))[0]
+    assert post["channel"] == CHANNEL and post["thread_ts"] == "1700000500.000100"
+    assert "logged *POAM-1*" in post["text"]
+    assert item_row(engine, make_actor, 1).origin_thread_ts == "1700000500.000100"
+    shown = reply(slack.command("show 1", user=BOB))
+    assert "<https://test.slack.com/archives/C0CHANNEL1/p1700000500000100|Logged from this message>" in shown
+    # A later claim goes into the same thread.
+    reply(slack.command("claim 1", user=BOB))
+    claim_post = wait_for(lambda: posts(fake_slack)[1:])[0]
+    assert claim_post["thread_ts"] == "1700000500.000100"
+
+
+def test_message_shortcut_on_a_thread_reply_posts_in_that_thread(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    message = {"type": "message", "ts": "1700000600.000200", "thread_ts": "1700000600.000001", "text": "Weak ciphers"}
+    slack.shortcut(user=ALICE, message=message)
+    view = opened_view(fake_slack)
+    body = slack.submit(view, form_values(title={"value": "Weak ciphers"}, due=None), user=ALICE).json()
+    assert body["response_action"] == "update", body
+    post = wait_for(lambda: posts(fake_slack))[0]
+    assert post["thread_ts"] == "1700000600.000001"
+
+
+# ---------------------------------------------------------------- user_change
+
+
+def test_user_change_updates_the_time_zone_without_asking_slack_again(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    reply(slack.command("log Clock drift on ntp-01 detected:today", user=ALICE))
+    assert item_row(engine, make_actor, 1).detected_on == date(2026, 11, 20)  # UTC: still Friday
+    asked = [c for c in fake_slack.calls_to("users.info") if c.params.get("user") == ALICE]
+    assert len(asked) == 1
+
+    answer = slack.event(
+        {"type": "user_change", "user": {"id": ALICE, "team_id": TEAM, "tz": "Pacific/Kiritimati", "is_admin": False},
+         "event_ts": "1700000000.2"}
+    )
+    assert answer.status == 200
+    # Kiritimati is UTC+14: it is already Saturday 21 November there. (A refused
+    # probe shows the user's today without changing anything; events are handled after their ack.)
+    probe = "log Probe detected:2026-11-30"
+    wait_for(lambda: "today is 2026-11-21" in reply(slack.command(probe, user=ALICE)))
+    reply(slack.command("log Clock drift again detected:today due:tomorrow", user=ALICE))
+    with unit_of_work(engine, read_only=True) as session:
+        latest = session.exec(select(Item).order_by(col(Item.number).desc())).first()
+    assert latest is not None and (latest.detected_on, latest.due_on) == (date(2026, 11, 21), date(2026, 11, 22))
+    asked = [c for c in fake_slack.calls_to("users.info") if c.params.get("user") == ALICE]
+    assert len(asked) == 1, asked
+    # Others keep their own zone.
+    reply(slack.command("log Bob's probe detected:today", user=BOB))
+    with unit_of_work(engine, read_only=True) as session:
+        latest = session.exec(select(Item).order_by(col(Item.number).desc())).first()
+    assert latest is not None and latest.detected_on == date(2026, 11, 20)
+    wait_threads(engine, 1, 2, 3)
+

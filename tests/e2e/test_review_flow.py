@@ -1,0 +1,176 @@
+"""The review workflow over signed HTTP against the fake Slack."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from bot.commands.ids import ActionId, BlockId
+from bot.interchange.json_export import write_json
+from bot.poam.actor import Rules
+from bot.poam.items import iter_item_details
+from bot.store.engine import unit_of_work
+from tests.e2e.conftest import ADMIN, wait_for
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+OWNER, VERIFIER, VERIFIER2, AO = "U0000OWNER", "U00VERIFY1", "U00VERIFY2", "U000000AO1"
+
+
+def _dm_to(fake_slack: FakeSlack, user: str) -> list[dict[str, Any]]:
+    return [call.params for call in fake_slack.calls_to("chat.postMessage") if call.params.get("channel") == user]
+
+
+def _button(blocks: Any, action_id: str) -> dict[str, Any]:
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    for block in blocks:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return element
+    raise AssertionError(f"no {action_id} button in {blocks}")
+
+
+def _export(engine: Engine) -> dict[str, Any]:
+    out = io.StringIO()
+    with unit_of_work(engine) as session:
+        write_json(iter_item_details(session), out, rules=Rules(), exported_at=datetime(2026, 11, 20, tzinfo=UTC),
+                   team_id=None, system_name=None)
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture
+def team(slack: SlackDriver) -> SlackDriver:
+    """An admin makes one verifier, a second verifier and an AO."""
+    for user, role in ((VERIFIER, "+verifier"), (VERIFIER2, "+verifier"), (AO, "+ao")):
+        answer = slack.raw_command(f"role <@{user}|x> {role}", user=ADMIN)
+        assert "is now" in answer.text, answer.body
+    return slack
+
+
+def test_log_to_verified_with_the_whole_record_exported(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    assert "Logged *POAM-1*" in slack.command("log Outdated OpenSSL on web-01 sev:moderate", user=OWNER).text
+    assert "You now own" in slack.command("claim 1", user=OWNER).text
+    assert "Plan set" in slack.command('plan 1 Upgrade OpenSSL to 3.0.15 resources:"1 engineer-day"', user=OWNER).text
+    refused = slack.command("approve 1", user=OWNER)
+    assert "Only the authorizing official can approve its plan." in refused.text
+    assert "You approved the plan of *POAM-1*" in slack.command("approve 1", user=AO).text
+    assert "Added *M1*" in slack.command("milestone 1 add Upgrade package due:+3d", user=OWNER).text
+    # Adding a milestone changed the plan: it needs approval again.
+    assert "You approved the plan" in slack.command("approve 1", user=AO).text
+    assert "is complete" in slack.command("milestone 1 done M1", user=OWNER).text
+    submitted = slack.command('submit 1 evidence:"rescan 2026-11-20 shows 3.0.15"', user=OWNER)
+    assert "submitted for verification" in submitted.text and f"<@{VERIFIER}>" in submitted.text
+
+    ask = wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]
+    assert "rescan 2026-11-20 shows 3.0.15" in json.dumps(ask)
+    assert _dm_to(fake_slack, VERIFIER2)  # every verifier who may verify is asked
+    assert not _dm_to(fake_slack, OWNER) or all("verify" not in json.dumps(m).lower() for m in _dm_to(fake_slack, OWNER))
+    verify = _button(ask["blocks"], ActionId.VERIFY)
+
+    own = slack.click(ActionId.VERIFY, verify["value"], user=OWNER)
+    assert own.status == 200
+    assert wait_for(lambda: [r for r in fake_slack.responses if "Only a verifier" in json.dumps(r)])
+
+    assert slack.click(ActionId.VERIFY, verify["value"], user=VERIFIER).status == 200
+    wait_for(lambda: [r for r in fake_slack.responses if "You verified *POAM-1*" in json.dumps(r)])
+    owner_dm = wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "verified the fix" in m["text"]])
+    assert "closed (remediated)" in owner_dm[0]["text"]
+    thread = wait_for(lambda: [c.params for c in fake_slack.calls_to("chat.postMessage") if "verified the fix" in c.params["text"] and c.params.get("channel") == "C0CHANNEL1"])
+    assert thread[0]["thread_ts"] == "1700000000.000001"
+
+    late = slack.click(ActionId.VERIFY, verify["value"], user=VERIFIER2)
+    assert late.status == 200
+    assert wait_for(lambda: [r for r in fake_slack.responses if "was already verified" in json.dumps(r)])
+
+    (item,) = _export(engine)["items"]
+    assert item["status"] == "closed" and item["closure"] == "remediated"
+    assert item["plan_approval"]["by"] == AO
+    assert [(r["kind"], r["status"], r["decided_by"]) for r in item["requests"]] == [
+        ("plan_approval", "approved", AO), ("plan_approval", "approved", AO), ("verification", "approved", VERIFIER),
+    ]
+    assert item["requests"][2]["text"] == "rescan 2026-11-20 shows 3.0.15"
+    assert item["milestones"][0]["completed_by"] == OWNER
+
+
+def test_two_verifiers_pressing_verify_at_once_make_one_decision(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    slack.command("log Weak TLS ciphers sev:low owner:x", user=OWNER)  # malformed owner: refused
+    slack.raw_command(f"log Weak TLS ciphers sev:low owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("submit 1", user=OWNER)
+    ask = wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]
+    value = _button(ask["blocks"], ActionId.VERIFY)["value"]
+    barrier = threading.Barrier(2)
+
+    def press(user: str) -> None:
+        barrier.wait()
+        slack.click(ActionId.VERIFY, value, user=user)
+
+    threads = [threading.Thread(target=press, args=(user,)) for user in (VERIFIER, VERIFIER2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answers = wait_for(lambda: len(fake_slack.responses) >= 2 and list(fake_slack.responses))
+    texts = [json.dumps(r) for r in answers]
+    assert sum("You verified" in t for t in texts) == 1
+    assert sum("was already verified" in t for t in texts) == 1
+    (item,) = _export(engine)["items"]
+    assert [r["status"] for r in item["requests"]] == ["approved"]
+
+
+def test_reject_button_asks_why_and_returns_the_item(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    slack.raw_command(f"log Open S3 bucket sev:high owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("submit 1", user=OWNER)
+    ask = wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]
+    slack.click(ActionId.REJECT_FIX, _button(ask["blocks"], ActionId.REJECT_FIX)["value"], user=VERIFIER)
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].params["view"]
+    form = json.loads(form) if isinstance(form, str) else form
+    empty = slack.submit(form, {BlockId.REASON: {"type": "plain_text_input", "value": ""}}, user=VERIFIER)
+    assert empty.json() == {"response_action": "errors", "errors": {"reason": "The reason is missing."}}
+    done = slack.submit(form, {BlockId.REASON: {"type": "plain_text_input", "value": "Bucket policy still public"}}, user=VERIFIER)
+    assert done.json()["response_action"] == "update"
+    (item,) = _export(engine)["items"]
+    assert item["status"] == "in_progress"
+    assert item["requests"][0]["status"] == "rejected"
+    assert item["requests"][0]["decision_note"] == "Bucket policy still public"
+    wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "Bucket policy still public" in m["text"]])
+
+
+def test_deviation_goes_to_the_ao_who_decides_by_button(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    slack.raw_command(f"log Scanner flags a patched kernel sev:moderate owner:<@{OWNER}|o>", user=OWNER)
+    high = slack.command("deviate 1 or Needed for the legacy app until:+3m", user=OWNER)
+    assert "re-review" not in high.text  # moderate: an OR may be asked
+    assert "You asked for a operational requirement" in high.text or "operational requirement" in high.text
+    ask = wait_for(lambda: _dm_to(fake_slack, AO))[0]
+    approve = _button(ask["blocks"], ActionId.DECIDE_APPROVE)
+    assert "confirm" in approve
+    assert slack.click(ActionId.DECIDE_APPROVE, approve["value"], user=AO).status == 200
+    wait_for(lambda: [r for r in fake_slack.responses if "You approved" in json.dumps(r)])
+    (item,) = _export(engine)["items"]
+    assert item["status"] == "risk_accepted" and item["risk_accepted_until"] == "2027-02-20"
+    again = slack.click(ActionId.DECIDE_REJECT, approve["value"], user=AO)
+    assert again.status == 200
+    wait_for(lambda: [r for r in fake_slack.responses if "was already approved" in json.dumps(r)])
+    assert _export(engine)["items"][0]["requests"][0]["status"] == "approved"
+
+
+def test_an_extension_keeps_the_original_date_and_the_ao_cannot_approve_their_own(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    slack.raw_command(f"log Unsupported OS on build-02 sev:high owner:<@{AO}|ao>", user=AO)
+    slack.command('extend 1 due:2027-03-01 reason:"vendor ships in February"', user=AO)
+    refused = slack.command("decide 1 approve", user=AO)
+    assert "You own POAM-1; another authorizing official must decide it." in refused.text
+    slack.raw_command(f"role <@{VERIFIER2}|v> +ao", user=ADMIN)
+    assert "You approved an extension" in slack.command("decide 1 approve fine", user=VERIFIER2).text
+    (item,) = _export(engine)["items"]
+    assert item["due_on"] == "2027-03-01"
+    assert item["scheduled_completion_on"] == "2026-12-20"

@@ -1,0 +1,274 @@
+"""Request signing, escaping of user text, size limits, workspace isolation, health.
+
+Every request the bot acts on must carry a valid Slack signature over a fresh
+timestamp; user text never reaches Slack as markup (no ``@channel``, no forged
+mentions or links); a crafted payload naming another workspace cannot see or
+change this one's items.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
+
+from tests.e2e.conftest import wait_for
+from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
+    ALICE,
+    BOB,
+    TEAM,
+    card_buttons,
+    claimed_item,
+    fast_teardown,
+    item_row,
+    log_via_slack,
+    posts,
+    reply,
+    snapshot,
+    strings,
+    wait_threads,
+)
+from tests.e2e.test_interactions import form_values, opened_view
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import Answer, SlackDriver, sign
+
+OTHER_TEAM = "T0002"
+EVIL = "<!channel> <@U123> & <https://x|y>"
+MARKUP = ("<!channel>", "<@U123>", "<https://x|y>")
+
+
+def item_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM items")).scalar_one())
+
+
+def rejected(answer: Answer) -> None:
+    assert answer.status == 401, (answer.status, answer.body)
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def test_forged_signatures_are_rejected_and_change_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    before, calls = snapshot(engine), len(fake_slack.calls)
+    now = int(time.time())
+    body = slack.command_body("log Forged finding sev:critical", user=ALICE)
+    rejected(slack.post(body, signature="v0=" + "0" * 64))
+    rejected(slack.post(body, signature=sign(body, now, secret="not-the-signing-secret")))
+    rejected(slack.post(body, signature="v1=" + sign(body, now)[3:]))
+    # No signature headers at all.
+    request = urllib.request.Request(
+        slack.events_url, data=body.encode(), method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as unsigned:
+        urllib.request.urlopen(request, timeout=5)
+    assert unsigned.value.code == 401
+    # A button press, forged.
+    claim = json.dumps({"number": 1})
+    payload = {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": BOB, "team_id": TEAM},
+               "actions": [{"action_id": "poam.claim", "value": claim, "type": "button"}],
+               "response_url": fake_slack.response_url(), "trigger_id": "1.2.3"}
+    forged = urlencode({"payload": json.dumps(payload)})
+    rejected(slack.post(forged, signature=sign(forged, now, secret="guessed")))
+    time.sleep(0.2)
+    assert snapshot(engine) == before
+    assert len(fake_slack.calls) == calls and not fake_slack.responses
+
+
+def test_stale_timestamps_are_rejected_even_when_correctly_signed(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    before, calls = snapshot(engine), len(fake_slack.calls)
+    body = slack.command_body("log Stale finding", user=ALICE)
+    for age in (301, 600, 86_400, -400):  # older than five minutes, or far in the future
+        stamp = int(time.time()) - age
+        rejected(slack.post(body, timestamp=stamp, signature=sign(body, stamp)))
+    assert snapshot(engine) == before and len(fake_slack.calls) == calls
+
+
+def test_a_replayed_old_request_is_rejected(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    before = snapshot(engine)
+    # A request captured six minutes ago, replayed as is…
+    captured_at = int(time.time()) - 360
+    body = slack.command_body("claim 1", user=BOB)
+    signature = sign(body, captured_at)
+    rejected(slack.post(body, timestamp=captured_at, signature=signature))
+    # …or with its timestamp refreshed (the signature covers the timestamp)…
+    rejected(slack.post(body, timestamp=int(time.time()), signature=signature))
+    # …or its fresh signature reused for another body.
+    now = int(time.time())
+    rejected(slack.post(slack.command_body("claim 1", user=ALICE), timestamp=now, signature=sign(body, now)))
+    assert snapshot(engine) == before
+    # The same request, signed now, is accepted: the rejections were about freshness and integrity.
+    assert "You now own *POAM-1*" in reply(slack.post(body, timestamp=now, signature=sign(body, now)))
+    wait_for(lambda: len(posts(fake_slack)) == 2)
+
+
+# ---------------------------------------------------------------- escaping
+
+
+def test_markup_in_user_text_never_reaches_slack_unescaped(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    answers: list[Answer] = []
+
+    def run(command: str, user: str = ALICE) -> str:
+        answer = slack.command(command, user=user)
+        answers.append(answer)
+        return reply(answer)
+
+    assert "Logged *POAM-1*" in run(f"log {EVIL} sev:high")
+    assert item_row(engine, make_actor, 1).title == EVIL  # stored exactly as typed
+    wait_for(lambda: item_row(engine, make_actor, 1).origin_thread_ts)
+    run("claim 1")
+    run(f"plan 1 Tell {EVIL} resources:\"{EVIL}\"")
+    run(f'milestone 1 add "{EVIL}" due:+5d')
+    run(f'milestone 1 move M1 due:+6d reason:"{EVIL}"')
+    assert "Logged *POAM-2*" in run(f'log {EVIL} desc:"{EVIL}" asset:{EVIL.split()[0]} control:AC-2')
+    for command in ("show 1", "show 2", "list mine", "history 1"):
+        run(command)
+    listing = slack.command("list", user=BOB)
+    answers.append(listing)
+    run(f"help {EVIL.split()[0]}")
+    # A Show button and the App Home show the title as well.
+    shows = [b["accessory"] for b in listing.json()["blocks"] if "accessory" in b]
+    assert len(shows) == 2
+    for show in shows:
+        seen = len(fake_slack.responses)
+        slack.click(show["action_id"], show["value"], user=BOB)
+        assert EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in strings(
+            wait_for(lambda: fake_slack.responses[seen:])[0]  # noqa: B023
+        )
+    slack.event({"type": "app_home_opened", "user": ALICE, "tab": "home", "event_ts": "1.1"})
+    assert "&lt;!channel&gt;" in strings(wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params)
+    # The form, with the same text typed into it (Slack does not escape form input).
+    run_form = slack.command("log", user=ALICE)
+    view = opened_view(fake_slack)
+    submitted = slack.submit(view, form_values(title={"value": EVIL}, description={"value": EVIL}), user=ALICE)
+    answers += [run_form, submitted]
+    assert submitted.json()["response_action"] == "update", submitted.body
+    wait_for(lambda: len([p for p in posts(fake_slack) if "logged" in p["text"]]) == 3)
+    assert [row[0] for row in _titles(engine)] == [EVIL, EVIL, EVIL]
+    wait_threads(engine, 1, 2, 3)
+
+    everything = fake_slack.outgoing_text() + "\n".join(a.body for a in answers)
+    decoded = everything + "\n".join(strings(a.json()) for a in answers if a.body)
+    for markup in MARKUP:
+        assert markup not in decoded, markup
+    assert "&lt;!channel&gt; &lt;@U123&gt; &amp; &lt;https://x|y&gt;" in fake_slack.outgoing_text()
+    assert "&lt;!channel&gt;" in "\n".join(a.body for a in answers)
+    for post in posts(fake_slack):
+        assert "<!" not in post["text"] and "<https" not in post["text"]
+
+
+def test_refusals_quoting_user_text_escape_it_everywhere(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    answers = [
+        slack.command(f"log Title sev:{EVIL.split()[0]}", user=ALICE),  # usage error
+        slack.command(f"show {EVIL.split()[1]}", user=ALICE),  # usage error
+        slack.command(f"log Title system:{EVIL.split()[0]}", user=ALICE),  # domain refusal
+    ]
+    for answer in answers:
+        assert "&lt;" in reply(answer), answer.body
+    everything = fake_slack.outgoing_text() + "\n".join(strings(a.json()) for a in answers)
+    for markup in MARKUP:
+        assert markup not in everything, markup
+
+
+def _titles(engine: Engine) -> list[tuple[str]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text("SELECT title FROM items ORDER BY number"))]
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_a_40000_character_title_is_refused_with_the_limit(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    log_via_slack(slack, engine, "Existing finding")
+    before = snapshot(engine)
+    body = reply(slack.command("log " + "A" * 40_000, user=ALICE))
+    assert "the limit is 12,000" in body, body[:500]
+    assert "A" * 100 not in body  # the text is not echoed back
+    body = reply(slack.command("log " + "word " * 100 + "B" * 300, user=ALICE))
+    assert "The title is" in body and "the limit is 300" in body, body[:500]
+    view = (slack.command("log", user=ALICE), opened_view(fake_slack))[1]
+    answer = slack.submit(view, form_values(title={"value": "C" * 40_000}), user=ALICE).json()
+    assert answer["response_action"] == "errors" and "the limit is 300" in answer["errors"]["title"], answer
+    assert snapshot(engine) == before and item_count(engine) == 1
+
+
+# ---------------------------------------------------------------- workspace isolation
+
+
+def team_rows(engine: Engine, team: str) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(
+                (tuple(row) for row in connection.execute(
+                    text(f'SELECT * FROM "{table.name}" WHERE team_id = :team'), {"team": team}
+                )),
+                key=repr,
+            )
+            for table in SQLModel.metadata.sorted_tables
+            if "team_id" in table.c
+        }
+
+
+def test_another_workspace_cannot_see_or_change_this_ones_items(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    claimed_item(slack, fake_slack, engine, owner=ALICE, words="Secret finding of T0001 sev:high")
+    reply(slack.command("milestone 1 add Secret milestone due:+5d", user=ALICE))
+    buttons = card_buttons(slack.command("show 1", user=ALICE).json()["blocks"])
+    mine = team_rows(engine, TEAM)
+    posted = len(posts(fake_slack))
+
+    outsider = "U0OUTSIDER"
+    for button in (
+        {"action_id": "poam.claim", "value": json.dumps({"number": 1})},
+        buttons["History"],
+        buttons["Complete M1"],
+        {"action_id": "poam.show.1", "value": json.dumps({"number": 1})},
+    ):
+        for user in (outsider, ALICE):  # even the owner's id, sent from the other workspace
+            seen = len(fake_slack.responses)
+            answer = slack.click(button["action_id"], button["value"], user=user, team_id=OTHER_TEAM)
+            assert answer.status == 200
+            response = wait_for(lambda: fake_slack.responses[seen:])[0]
+            shown = strings(response)
+            assert "There is no item POAM-1 in this workspace." in shown, (button, shown)
+            assert "Secret" not in shown
+    other = SlackDriver(slack.events_url, team_id=OTHER_TEAM, response_url=fake_slack.response_url())
+    for command in ("show 1", "history 1", "list all", "claim 1", "milestone 1 done M1"):
+        body = reply(other.command(command, user=outsider))
+        assert "Secret" not in body, (command, body)
+    assert "nothing here" in reply(other.command("list all", user=outsider))
+    time.sleep(0.2)
+    assert team_rows(engine, TEAM) == mine
+    assert len(posts(fake_slack)) == posted
+
+
+# ---------------------------------------------------------------- health
+
+
+def test_healthz(server_url: str) -> None:
+    with urllib.request.urlopen(server_url + "/healthz", timeout=5) as response:
+        assert response.status == 200
+        assert response.read().decode().strip() == "ok"
