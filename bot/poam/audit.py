@@ -61,6 +61,20 @@ def event_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def hash_of(event: AuditEvent) -> str:
+    """The hash ``event`` should carry, from its own fields."""
+    return event_hash(
+        prev_hash=event.prev_hash,
+        team_id=event.team_id,
+        seq=event.seq,
+        item_id=event.item_id,
+        actor_id=event.actor_id,
+        action=event.action,
+        at=event.at,
+        details=event.details,
+    )
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -71,28 +85,18 @@ def record(
 ) -> AuditEvent:
     """Append one event to the actor's workspace chain (in the caller's transaction)."""
     seq, prev_hash = counters.next_audit_slot(session, team_id=actor.team_id)
-    at = actor.now()
-    safe = _json_safe(details or {})
     event = AuditEvent(
         team_id=actor.team_id,
         seq=seq,
         item_id=item_id,
         actor_id=actor.user_id,
         action=action,
-        at=at,
-        details=safe,
+        at=actor.now(),
+        details=_json_safe(details or {}),
         prev_hash=prev_hash,
-        hash=event_hash(
-            prev_hash=prev_hash,
-            team_id=actor.team_id,
-            seq=seq,
-            item_id=item_id,
-            actor_id=actor.user_id,
-            action=action,
-            at=at,
-            details=safe,
-        ),
+        hash="",
     )
+    event.hash = hash_of(event)
     session.add(event)
     counters.set_audit_head(session, team_id=actor.team_id, head=event.hash)
     session.flush()
@@ -157,16 +161,7 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
             return ChainReport(
                 team_id, count, ChainBreak(team_id, event.seq, "does not follow the event before it")
             )
-        recomputed = event_hash(
-            prev_hash=event.prev_hash,
-            team_id=event.team_id,
-            seq=event.seq,
-            item_id=event.item_id,
-            actor_id=event.actor_id,
-            action=event.action,
-            at=event.at,
-            details=event.details,
-        )
+        recomputed = hash_of(event)
         if recomputed != event.hash:
             return ChainReport(
                 team_id, count, ChainBreak(team_id, event.seq, f"({event.action}) was altered")

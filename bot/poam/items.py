@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import case, update
 from sqlmodel import Session, col, func, select
@@ -330,6 +331,21 @@ def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
     return item_details(session, [item])[0]
 
 
+Row = TypeVar("Row", ItemControl, Milestone, MilestoneChange, ReviewRequest)
+
+
+def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | None], order: Any) -> dict[int, list[Row]]:
+    """The rows of ``model`` belonging to the items ``ids``, grouped by item, in ``order``."""
+    grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for row in session.exec(
+        select(model)
+        .where(model.team_id == team_id, col(model.item_id).in_(ids))
+        .order_by(col(model.item_id), col(order))
+    ):
+        grouped[row.item_id].append(row)
+    return grouped
+
+
 def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
     """Details of several items of one workspace in a few queries, not a few per item."""
     if not items:
@@ -344,39 +360,15 @@ def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
             )
         )
     }
-    controls: dict[int, list[str]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for row in session.exec(
-        select(ItemControl)
-        .where(ItemControl.team_id == team_id, col(ItemControl.item_id).in_(ids))
-        .order_by(col(ItemControl.item_id), col(ItemControl.position))
-    ):
-        controls[row.item_id].append(row.control)
-    milestones: dict[int, list[Milestone]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for milestone in session.exec(
-        select(Milestone)
-        .where(Milestone.team_id == team_id, col(Milestone.item_id).in_(ids))
-        .order_by(col(Milestone.item_id), col(Milestone.number))
-    ):
-        milestones[milestone.item_id].append(milestone)
-    changes: dict[int, list[MilestoneChange]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for change in session.exec(
-        select(MilestoneChange)
-        .where(MilestoneChange.team_id == team_id, col(MilestoneChange.item_id).in_(ids))
-        .order_by(col(MilestoneChange.item_id), col(MilestoneChange.seq))
-    ):
-        changes[change.item_id].append(change)
-    requests: dict[int, list[ReviewRequest]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for request in session.exec(
-        select(ReviewRequest)
-        .where(ReviewRequest.team_id == team_id, col(ReviewRequest.item_id).in_(ids))
-        .order_by(col(ReviewRequest.item_id), col(ReviewRequest.id))
-    ):
-        requests[request.item_id].append(request)
+    controls = _by_item(session, ItemControl, team_id, ids, ItemControl.position)
+    milestones = _by_item(session, Milestone, team_id, ids, Milestone.number)
+    changes = _by_item(session, MilestoneChange, team_id, ids, MilestoneChange.seq)
+    requests = _by_item(session, ReviewRequest, team_id, ids, ReviewRequest.id)
     return [
         ItemDetail(
             item=item,
             system=systems[item.system_id],
-            controls=controls[item.id],  # type: ignore[index]
+            controls=[row.control for row in controls[item.id]],  # type: ignore[index]
             milestones=milestones[item.id],  # type: ignore[index]
             changes=changes[item.id],  # type: ignore[index]
             requests=requests[item.id],  # type: ignore[index]

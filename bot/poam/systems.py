@@ -49,23 +49,36 @@ def ensure_workspace(session: Session, actor: Actor) -> None:
     if session.get(Workspace, actor.team_id) is not None:
         return
     if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
-        system = InfoSystem(
-            team_id=actor.team_id,
-            name=DEFAULT_SYSTEM_NAME,
-            name_key=DEFAULT_SYSTEM_NAME.lower(),
-            impact=Impact.MODERATE,
-            is_default=True,
-            created_by=actor.user_id,
-            created_at=actor.now(),
-        )
-        session.add(system)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            action="system.added",
-            details={"system": system.name, "impact": system.impact, "default": True},
-        )
+        _new_system(session, actor, name=DEFAULT_SYSTEM_NAME, impact=Impact.MODERATE, default=True)
+
+
+def _new_system(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    impact: Impact,
+    organization: str | None = None,
+    ao_user_id: str | None = None,
+    default: bool = False,
+) -> InfoSystem:
+    system = InfoSystem(
+        team_id=actor.team_id,
+        name=name,
+        name_key=name.lower(),
+        impact=impact,
+        organization=organization,
+        ao_user_id=ao_user_id,
+        is_default=default,
+        created_by=actor.user_id,
+        created_at=actor.now(),
+    )
+    session.add(system)
+    session.flush()
+    details: dict[str, object] = {"system": name, "impact": impact}
+    details.update({"default": True} if default else {"organization": organization, "ao": ao_user_id})
+    audit.record(session, actor, action="system.added", details=details)
+    return system
 
 
 def find_system(session: Session, actor: Actor, *, name: str | None) -> InfoSystem:
@@ -119,27 +132,4 @@ def add_system(
     ).one()
     if taken:
         raise InvalidInput(f"A system called `{name}` already exists.")
-    system = InfoSystem(
-        team_id=actor.team_id,
-        name=name,
-        name_key=name.lower(),
-        impact=impact,
-        organization=organization,
-        ao_user_id=ao_user_id,
-        created_by=actor.user_id,
-        created_at=actor.now(),
-    )
-    session.add(system)
-    session.flush()
-    audit.record(
-        session,
-        actor,
-        action="system.added",
-        details={
-            "system": name,
-            "impact": impact,
-            "organization": organization,
-            "ao": ao_user_id,
-        },
-    )
-    return system
+    return _new_system(session, actor, name=name, impact=impact, organization=organization, ao_user_id=ao_user_id)
