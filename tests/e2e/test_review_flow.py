@@ -174,3 +174,25 @@ def test_an_extension_keeps_the_original_date_and_the_ao_cannot_approve_their_ow
     (item,) = _export(engine)["items"]
     assert item["due_on"] == "2027-03-01"
     assert item["scheduled_completion_on"] == "2026-12-20"
+
+
+def test_app_home_shows_what_waits_on_a_verifier_and_an_ao(team: SlackDriver, fake_slack: FakeSlack) -> None:
+    slack = team
+    slack.raw_command(f"log Missing MFA on admin portal sev:moderate owner:<@{OWNER}|o>", user=OWNER)
+    slack.raw_command(f"log Stale accounts sev:low owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("plan 2 Disable accounts unused for 90 days", user=OWNER)
+    slack.command("submit 1", user=OWNER)
+
+    def home_of(user: str) -> str:
+        fake_slack.clear()
+        slack.event({"type": "app_home_opened", "user": user, "tab": "home", "channel": "D0HOME"})
+        published = wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params
+        assert published["user_id"] == user
+        return json.dumps(published["view"])
+
+    verifier_home = home_of(VERIFIER)
+    assert "Waiting on me (1)" in verifier_home and "POAM-1" in verifier_home and "verify the fix" in verifier_home
+    ao_home = home_of(AO)
+    assert "Waiting on me (1)" in ao_home and "POAM-2" in ao_home and "approve its remediation plan" in ao_home
+    owner_home = home_of(OWNER)
+    assert "Waiting on me" not in owner_home and "You own *2* open item(s)" in owner_home
