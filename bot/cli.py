@@ -8,23 +8,29 @@ non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.interchange.csv_export import write_csv
 from bot.interchange.json_export import write_json
 from bot.poam.audit import verify_all, verify_chain
-from bot.poam.clock import SystemClock
+from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.errors import PoamError
 from bot.poam.items import iter_item_details
 from bot.poam.review import expire_risk_acceptances
+from bot.reminders.digest import digest_message
+from bot.reminders.planner import plan
+from bot.reminders.subscriptions import subscribed_team
+from bot.store.outbox import outbox_status
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import SchemaOutOfDate, current_revision, require_current, upgrade
 
@@ -97,8 +103,66 @@ def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve  # Slack and gunicorn are only loaded to serve
 
-    serve(settings, host=args.host)
+    serve(settings, host=args.host, scheduler=not args.no_scheduler)
     return 0
+
+
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.serve import run_scheduler
+
+    run_scheduler(settings)
+    return 0
+
+
+def _at(args: argparse.Namespace) -> FixedClock | SystemClock:
+    return FixedClock(args.at) if args.at else SystemClock()
+
+
+def _remind(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _ready_engine(settings)
+    if args.status:
+        with unit_of_work(engine, read_only=True) as session:
+            rows = outbox_status(session)
+        for row in rows:
+            print(f"{row.status:8} {row.kind:8} {row.team_id} → {row.recipient} day {row.local_day} "
+                  f"attempts {row.attempts}" + (f" error: {row.last_error}" if row.last_error else ""))
+        print(f"{len(rows)} pending or failed message(s).")
+        return 0
+    clock = _at(args)
+    with unit_of_work(engine, read_only=True) as session:
+        planned = plan(session, clock=clock, rules=settings.rules, default_tz=settings.timezone)
+    for message in planned:
+        print(f"{message.kind} → {message.recipient} ({message.team_id}, {message.local_day}): {message.text}")
+    print(f"{len(planned)} message(s) would be sent.")
+    return 0
+
+
+def _digest(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _ready_engine(settings)
+    clock = SystemClock()
+    with unit_of_work(engine, read_only=True) as session:
+        team_id = args.team or subscribed_team(session, channel_id=args.channel)
+        text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=settings.rules, tz=settings.timezone)
+    if args.dry_run:
+        print(text)
+        print(json.dumps(blocks, indent=2))
+        return 0
+    from bot.app import web_client
+
+    require_slack(settings)
+    web_client(settings).chat_postMessage(channel=args.channel, text=text, blocks=blocks)
+    print(f"Posted the digest in {args.channel}.")
+    return 0
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time like 2026-11-23T09:00:00-05:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the time with its offset, like 2026-11-23T09:00:00-05:00")
+    return moment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP address to listen on (default 0.0.0.0)")
     serve.set_defaults(handler=_serve)
+
+    serve.add_argument("--no-scheduler", action="store_true", help="do not run reminders and digests in this process")
+    scheduler = commands.add_parser("scheduler", help="run reminders, digests and expiries only (the Procfile's worker)")
+    scheduler.set_defaults(handler=_scheduler)
+
+    remind = commands.add_parser("remind", help="reminders: what would be sent, or what is stuck")
+    remind_mode = remind.add_mutually_exclusive_group(required=True)
+    remind_mode.add_argument("--dry-run", action="store_true", help="print what would be sent now, and to whom")
+    remind_mode.add_argument("--status", action="store_true", help="list pending and failed messages")
+    remind.add_argument("--at", type=_iso_time, help="plan as if it were this time (ISO 8601 with offset)")
+    remind.set_defaults(handler=_remind)
+
+    digest = commands.add_parser("digest", help="post (or print) a channel's weekly digest now")
+    digest.add_argument("--channel", required=True, help="channel id, e.g. C0123ABCD")
+    digest.add_argument("--team", help="workspace id (default: the one the channel is subscribed in)")
+    digest.add_argument("--dry-run", action="store_true", help="print it instead of posting")
+    digest.set_defaults(handler=_digest)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_migrate)

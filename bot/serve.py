@@ -9,8 +9,10 @@ from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
-from bot.app import build_app
+from bot.app import build_app, web_client
 from bot.config import Settings, require_slack
+from bot.poam.clock import SystemClock
+from bot.reminders.scheduler import Scheduler
 from bot.store.engine import make_engine
 from bot.store.migrate import require_current, upgrade
 from bot.web import from_settings
@@ -29,6 +31,19 @@ def prepare_database(settings: Settings) -> None:
         engine.dispose()
 
 
+def make_scheduler(settings: Settings) -> Scheduler:
+    return Scheduler(
+        engine=make_engine(settings.database_url), client=web_client(settings), settings=settings, clock=SystemClock()
+    )
+
+
+def run_scheduler(settings: Settings) -> None:
+    """``poam-bot scheduler``: ticks until stopped."""
+    require_slack(settings)
+    prepare_database(settings)
+    make_scheduler(settings).run_forever()
+
+
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, options: dict[str, Any]) -> None:
         self._options = options
@@ -42,11 +57,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return from_settings()
 
 
-def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:
-    """Run until stopped."""
+def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) -> None:
+    """Run until stopped; with ``scheduler`` the reminders tick in this process too
+    (in gunicorn's master, once, not in each worker)."""
     require_slack(settings)
     prepare_database(settings)
+
+    def start_ticking(_server: object = None) -> None:
+        if scheduler:
+            make_scheduler(settings).start_background()
+
     if settings.slack_app_token is not None:
+        start_ticking()
         app = build_app(settings)
         SocketModeHandler(
             app,
@@ -62,5 +84,6 @@ def serve(settings: Settings, *, host: str = "0.0.0.0") -> None:
             "threads": 8,
             "timeout": 30,
             "accesslog": "-",
+            "when_ready": start_ticking,
         }
     ).run()

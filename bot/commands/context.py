@@ -12,11 +12,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.commands.users import SlackUser, UserDirectory
-from bot.commands.views.blocks import Block
+from bot.blockkit.blocks import Block
 from bot.config import Settings
 from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.roles import load_actor
+from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 
 
@@ -99,4 +100,6 @@ class SlackRequest:
                 configured_admins=self.services.settings.poam_admins,
                 workspace_admin=slack_user.workspace_admin,
             )
+            if slack_user.fresh and not read_only:
+                remember_tz(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz, clock=self.services.clock)
             yield session, actor

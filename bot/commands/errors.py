@@ -9,7 +9,7 @@ from collections.abc import Callable
 from bot.commands.context import Reply
 from bot.commands.grammar import UsageError
 from bot.commands.views import cards
-from bot.commands.text import escape
+from bot.blockkit.text import escape
 from bot.poam.errors import AlreadyClaimed, AlreadyDecided, PoamError
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.announce import announce
 from bot.commands.context import Reply, SlackRequest
-from bot.commands.text import mention
-from bot.commands.views.blocks import section
+from bot.blockkit.text import mention
+from bot.blockkit.blocks import section
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from bot.commands.text import unescape
+from bot.blockkit.text import unescape
 from bot.poam.errors import InvalidInput
 
 #: Quotes Slack clients may send for a typed ``"`` (macOS and iOS "smart quotes").

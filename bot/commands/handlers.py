@@ -14,9 +14,9 @@ from bot.commands import metadata
 from bot.commands.context import Announcement, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.specs import SPECS
-from bot.commands.text import escape, mention
+from bot.blockkit.text import escape, mention
 from bot.commands.views import cards
-from bot.commands.views.blocks import day
+from bot.blockkit.blocks import day
 from bot.commands.views.modals import log_modal
 from bot.poam import items, milestones, roles, systems
 from bot.poam.actor import Actor

@@ -13,6 +13,8 @@ from bot.commands.context import Services, SlackRequest
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
 from bot.poam import items, review
 from bot.poam.errors import PoamError
+from bot.reminders.people import remember_tz
+from bot.store.engine import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +53,7 @@ def register(app: App, services: Services) -> None:
     @app.event("user_change")
     def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
         user = event.get("user") or {}
-        services.users.remember(team_id=str(user.get("team_id") or body.get("team_id", "")), user=user)
+        team_id = str(user.get("team_id") or body.get("team_id", ""))
+        known = services.users.remember(team_id=team_id, user=user)
+        with unit_of_work(services.engine) as session:
+            remember_tz(session, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz, clock=services.clock)

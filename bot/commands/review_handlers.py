@@ -11,9 +11,9 @@ from __future__ import annotations
 from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
-from bot.commands.text import escape, mention
+from bot.blockkit.text import escape, mention
 from bot.commands.views import cards
-from bot.commands.views.blocks import day, section
+from bot.blockkit.blocks import day, section
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
 from bot.poam import items, review

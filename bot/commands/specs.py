@@ -5,10 +5,12 @@ The order here is the order of ``/poam help``.
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from typing import Any
 
 from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
-from bot.commands.text import mentioned_user
+from bot.blockkit.text import mentioned_user
 from bot.poam.actor import Role
 from bot.poam.dates import parse_date
 from bot.poam.errors import InvalidInput
@@ -16,6 +18,7 @@ from bot.poam.fields import Source
 from bot.poam.items import Scope
 from bot.poam.refs import parse_item_number, parse_milestone_number
 from bot.poam.review import Deviation
+from bot.reminders.subscriptions import WEEKDAYS
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact
 
@@ -96,6 +99,44 @@ def checkin(raw: str, _: ParseContext) -> bool:
     if raw.lower() != "checkin":
         raise InvalidInput(f"`{raw}` is not understood here; add `checkin` to record a vendor check-in.")
     return True
+
+
+def on_off(raw: str, _: ParseContext) -> bool:
+    word = raw.lower()
+    if word not in ("on", "off"):
+        raise InvalidInput(f"`{raw}` is not on or off.")
+    return word == "on"
+
+
+def clock_time(raw: str, _: ParseContext) -> time:
+    """``09:00``, ``8:30`` → a time of day."""
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw.strip())
+    if not match:
+        raise InvalidInput(f"`{raw}` is not a time of day; write it like 08:30.")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def snooze_length(raw: str, _: ParseContext) -> int:
+    """``1d``, ``3d``, ``1w`` → days."""
+    lengths = {"1d": 1, "3d": 3, "1w": 7}
+    if raw.lower() not in lengths:
+        raise InvalidInput(f"`{raw}` is not a snooze length; use 1d, 3d or 1w.")
+    return lengths[raw.lower()]
+
+
+def weekly(raw: str, _: ParseContext) -> bool:
+    word = raw.lower()
+    if word not in ("weekly", "off"):
+        raise InvalidInput(f"`{raw}` is not understood; use weekly or off.")
+    return word == "weekly"
+
+
+def weekday(raw: str, _: ParseContext) -> int:
+    word = raw.lower()
+    for index, name in enumerate(WEEKDAYS):
+        if name.startswith(word) and len(word) >= 3:
+            return index
+    raise InvalidInput(f"`{raw}` is not a weekday; use monday … sunday.")
 
 
 def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
@@ -218,6 +259,22 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("withdraw", "Take back your pending deviation or extension request.", "owner", (ITEM,)),
     Spec("history", "An item's audit trail.", "anyone", (ITEM,)),
+    Spec(
+        "remind",
+        "Your morning DM: when (your time zone) and whether.",
+        "anyone",
+        (Arg("switch", on_off, "on|off", required=False),),
+        (Option("at", clock_time, "09:00"),),
+    ),
+    Spec("snooze", "No reminders about an item for a while.", "owner", (ITEM, Arg("days", snooze_length, "1d|3d|1w"))),
+    Spec("digest", "Preview this channel's weekly digest.", "anyone"),
+    Spec(
+        "subscribe",
+        "This channel gets (or stops) the weekly digest.",
+        "admin",
+        (Arg("weekly", weekly, "weekly|off", required=False),),
+        (Option("day", weekday, "monday"), Option("at", clock_time, "09:00")),
+    ),
     Spec("systems", "List the information systems.", "anyone"),
     Spec(
         "system",

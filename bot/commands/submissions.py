@@ -21,7 +21,7 @@ from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
-from bot.commands.text import unescape
+from bot.blockkit.text import unescape
 from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
 from bot.poam import items, milestones, systems

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +29,8 @@ CACHE_TTL = timedelta(hours=1)
 class SlackUser:
     tz: ZoneInfo
     workspace_admin: bool
+    #: Just read from Slack (not the cache): worth recording for the reminder planner.
+    fresh: bool = False
 
 
 class UserDirectory:
@@ -51,7 +53,7 @@ class UserDirectory:
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("users.info for %s failed (%s); using the default time zone", user_id, error)
             return SlackUser(tz=self._default_tz, workspace_admin=False)
-        return self.remember(team_id=team_id, user=response["user"])
+        return replace(self.remember(team_id=team_id, user=response["user"]), fresh=True)
 
     def remember(self, *, team_id: str, user: dict[str, Any]) -> SlackUser:
         """Cache what a ``users.info`` answer or a ``user_change`` event says about a user."""

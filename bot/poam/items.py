@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -542,3 +542,21 @@ def item_history(session: Session, actor: Actor, *, number: int) -> list[AuditEv
             .order_by(col(AuditEvent.seq))
         ).all()
     )
+
+
+MAX_SNOOZE_DAYS = 14
+
+
+def snooze_item(session: Session, actor: Actor, *, number: int, days: int) -> Item:
+    """No reminders about this item for ``days`` days (its owner only)."""
+    if not 1 <= days <= MAX_SNOOZE_DAYS:
+        raise InvalidInput(f"Snooze for 1 to {MAX_SNOOZE_DAYS} days.", field="days")
+    item = load_item(session, actor, number=number, for_update=True)
+    require_owner(actor, item, "snooze its reminders")
+    until = actor.today() + timedelta(days=days)
+    previous, item.snoozed_until = item.snoozed_until, until
+    touch(item, actor)
+    audit.record(
+        session, actor, action="item.snoozed", item_id=item.id, details={"snoozed_until": {"from": previous, "to": until}}
+    )
+    return item

@@ -12,7 +12,7 @@ Any change here needs a new Alembic revision in ``bot/store/migrations``;
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -109,6 +109,7 @@ class Item(SQLModel, table=True):
     plan_approved_by: str | None = Field(default=None, sa_type=sa.String(USER_ID))
     plan_approved_at: datetime | None = _timestamp(nullable=True)
     risk_accepted_until: date | None = None
+    snoozed_until: date | None = None
     version: int = Field(default=1)
 
 
@@ -230,3 +231,68 @@ class AuditEvent(SQLModel, table=True):
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     prev_hash: str = Field(sa_type=sa.String(64))
     hash: str = Field(sa_type=sa.String(64))
+
+
+class Person(SQLModel, table=True):
+    """What reminders need to know about someone: their time zone (learnt from
+    Slack whenever they use the bot) and their reminder preferences."""
+
+    __tablename__ = "people"
+
+    team_id: str = Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID), primary_key=True)
+    user_id: str = Field(sa_type=sa.String(USER_ID), primary_key=True)
+    tz: str | None = Field(default=None, sa_type=sa.String(64))
+    remind_at: time = Field(default=time(9, 0))
+    reminders_on: bool = Field(default=True)
+    updated_at: datetime = _timestamp()
+
+
+class DigestSubscription(SQLModel, table=True):
+    """A channel that gets the weekly digest."""
+
+    __tablename__ = "digest_subscriptions"
+
+    team_id: str = Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID), primary_key=True)
+    channel_id: str = Field(sa_type=sa.String(32), primary_key=True)
+    weekday: int = Field(default=0)  # Monday
+    post_at: time = Field(default=time(9, 0))
+    created_by: str = Field(sa_type=sa.String(USER_ID))
+    created_at: datetime = _timestamp()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message planned for sending. The unique key makes planning the same
+    reminder twice a no-op; the dispatcher claims, sends and marks rows."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("team_id", "recipient", "kind", "subject", "local_day", name="uq_outbox_once"),
+        sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = _team_fk()
+    recipient: str = Field(sa_type=sa.String(32))
+    kind: str = Field(sa_type=sa.String(16))
+    subject: str = Field(sa_type=sa.String(64))
+    local_day: date
+    text: str = Field(sa_type=sa.Text)
+    blocks: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+    thread_ts: str | None = Field(default=None, sa_type=sa.String(32))
+    status: str = Field(sa_type=sa.String(10))
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _timestamp()
+    claimed_until: datetime | None = _timestamp(nullable=True)
+    last_error: str | None = Field(default=None, sa_type=sa.String(500))
+    created_at: datetime = _timestamp()
+    sent_at: datetime | None = _timestamp(nullable=True)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """Which process may plan and dispatch now; taken over when it lapses."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(sa_type=sa.String(32), primary_key=True)
+    holder: str = Field(sa_type=sa.String(64))
+    expires_at: datetime = _timestamp()

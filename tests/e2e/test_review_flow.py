@@ -70,7 +70,7 @@ def test_log_to_verified_with_the_whole_record_exported(team: SlackDriver, fake_
 
     ask = wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]
     assert "rescan 2026-11-20 shows 3.0.15" in json.dumps(ask)
-    assert _dm_to(fake_slack, VERIFIER2)  # every verifier who may verify is asked
+    wait_for(lambda: _dm_to(fake_slack, VERIFIER2))  # every verifier who may verify is asked
     assert not _dm_to(fake_slack, OWNER) or all("verify" not in json.dumps(m).lower() for m in _dm_to(fake_slack, OWNER))
     verify = _button(ask["blocks"], ActionId.VERIFY)
 

@@ -9,8 +9,8 @@ from typing import Any
 from bot.commands import metadata
 from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
-from bot.commands.text import clip, escape, mention
-from bot.commands.views.blocks import (
+from bot.blockkit.text import clip, escape, mention
+from bot.blockkit.blocks import (
     MAX_MESSAGE_BLOCKS,
     Block,
     actions,

@@ -6,8 +6,8 @@ from typing import Any
 
 from bot.commands import metadata
 from bot.commands.ids import VALUE, ActionId, BlockId, CallbackId
-from bot.commands.text import clip, escape, mention
-from bot.commands.views.blocks import Block, actions, button, context, day, plain, section
+from bot.blockkit.text import clip, escape, mention
+from bot.blockkit.blocks import Block, actions, button, context, day, plain, section
 from bot.commands.views.cards import severity_text, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.review import MAX_TEXT

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from bot.commands.text import clip
+from bot.blockkit.text import clip
 
 Block = dict[str, Any]
 MAX_MESSAGE_BLOCKS = 50

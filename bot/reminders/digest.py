@@ -1,0 +1,99 @@
+"""The weekly digest: where a workspace's POA&M stands, posted even when quiet."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from bot.blockkit.blocks import day, fields_section, header, section, sections
+from bot.blockkit.text import clip, escape, mention
+from bot.poam.actor import Rules
+from bot.poam.clock import Clock, local_today
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
+from bot.poam.review import RequestKind, RequestStatus
+from bot.poam.severity import Severity
+from bot.store.models import Item, ReviewRequest
+
+WEEK = timedelta(days=7)
+LIST_LIMIT = 10
+
+
+def _open_at(moment: Any) -> Any:
+    """Items that were on the open POA&M at ``moment``."""
+    return (col(Item.created_at) <= moment) & or_(col(Item.closed_at).is_(None), col(Item.closed_at) > moment)
+
+
+def digest_message(
+    session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo
+) -> tuple[str, list[dict[str, Any]]]:
+    now, today = clock.now(), local_today(clock, tz)
+    team = Item.team_id == team_id
+    rating = func.coalesce(col(Item.adjusted_severity), col(Item.severity))
+    by_status: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter()
+    for status, severity, count in session.exec(
+        select(Item.status, rating, func.count()).where(team, col(Item.status).in_(NOT_CLOSED)).group_by(Item.status, rating)
+    ):
+        by_status[Status(status).label] += count
+        by_severity[severity] += count
+    open_count = sum(by_status.values())
+    is_overdue = (col(Item.status).in_(ACTIVE), col(Item.due_on) < today)
+    is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) <= today + WEEK)
+    overdue_count = session.exec(select(func.count()).select_from(Item).where(team, *is_overdue)).one()
+    due_soon_count = session.exec(select(func.count()).select_from(Item).where(team, *is_due_soon)).one()
+    overdue = session.exec(select(Item).where(team, *is_overdue).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()
+    due_soon = session.exec(select(Item).where(team, *is_due_soon).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()
+    logged = session.exec(
+        select(func.count()).select_from(Item).where(Item.team_id == team_id, col(Item.created_at) > now - WEEK)
+    ).one()
+    closed = session.exec(
+        select(func.count()).select_from(Item).where(Item.team_id == team_id, col(Item.closed_at) > now - WEEK)
+    ).one()
+    open_last_week = session.exec(
+        select(func.count()).select_from(Item).where(Item.team_id == team_id, _open_at(now - WEEK))
+    ).one()
+    pending = Counter(
+        session.exec(
+            select(ReviewRequest.kind).where(
+                ReviewRequest.team_id == team_id, ReviewRequest.status == RequestStatus.PENDING
+            )
+        ).all()
+    )
+
+    def line(item: Item, tail: str) -> str:
+        owner = mention(item.owner_id) if item.owner_id else "_unclaimed_"
+        return f"• *{rules.label(item.number)}* {escape(clip(item.title, 100))} — {tail} · {owner}"
+
+    def capped(lines: list[str], total: int) -> list[str]:
+        return lines + ([f"…and {total - len(lines)} more."] if total > len(lines) else [])
+
+    change = open_count - open_last_week
+    blocks: list[dict[str, Any]] = [
+        header(f"Weekly POA&M digest · {day(today)}"),
+        fields_section(
+            [
+                ("Open items", f"{open_count} ({'+' if change >= 0 else ''}{change} since last week)"),
+                ("Overdue", str(overdue_count)),
+                ("Logged this week", str(logged)),
+                ("Closed this week", str(closed)),
+                ("By status", ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "—"),
+                ("By severity", ", ".join(f"{s.value} {by_severity[s.value]}" for s in Severity if by_severity[s.value]) or "—"),
+                ("Waiting on verification", str(pending[RequestKind.VERIFICATION])),
+                ("Waiting on a decision", str(pending[RequestKind.DEVIATION] + pending[RequestKind.EXTENSION])),
+            ]
+        ),
+    ]
+    if overdue:
+        blocks += sections(["*Overdue*", *capped([line(i, f"{(today - i.due_on).days}d overdue") for i in overdue], overdue_count)])
+    else:
+        blocks.append(section(":white_check_mark: Nothing overdue."))
+    if due_soon:
+        blocks += sections(["*Due this week*", *capped([line(i, f"due {day(i.due_on)}") for i in due_soon], due_soon_count)])
+    else:
+        blocks.append(section("Nothing falls due this week."))
+    return f"Weekly POA&M digest: {open_count} open, {overdue_count} overdue", blocks

@@ -1,0 +1,128 @@
+"""Dispatch: claim outbox rows, send them, mark them sent — or retry, or give up.
+
+A claim is committed before sending and each row is marked sent in its own
+transaction right after Slack accepts it. If the process dies between Slack
+accepting a message and that mark, the row's claim lapses (``CLAIM_HOLD``)
+and the message is sent again: that is the one duplicate window, at most one
+message per dispatcher death.
+
+Slack's 429 answers are honoured: the Web API client waits ``Retry-After``
+and retries twice itself; if Slack still says 429 the row waits
+``Retry-After`` seconds. Other failures back off exponentially and a row
+becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
+once for errors that cannot get better (the channel is gone, the bot is not
+in it). At most about one message a second goes to any one channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import Engine
+
+from bot.poam.clock import Clock
+from bot.store import outbox
+from bot.store.engine import unit_of_work
+from bot.store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+CLAIM_HOLD = timedelta(minutes=2)
+BATCH = 20
+PER_CHANNEL_INTERVAL = 1.0
+PERMANENT_ERRORS = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
+     "invalid_blocks", "msg_too_long", "cannot_dm_bot", "user_disabled"}
+)
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+@dataclass
+class Pacer:
+    """Keeps at least ``interval`` seconds between two messages to one channel."""
+
+    interval: float = PER_CHANNEL_INTERVAL
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, channel: str) -> None:
+        last = self._last.get(channel)
+        if last is not None:
+            remaining = self.interval - (self.monotonic() - last)
+            if remaining > 0:
+                self.sleep(remaining)
+        self._last[channel] = self.monotonic()
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+
+
+def _send(client: WebClient, row: OutboxMessage) -> None:
+    client.chat_postMessage(
+        channel=row.recipient, text=row.text, blocks=row.blocks or None, thread_ts=row.thread_ts,
+        unfurl_links=False, unfurl_media=False,
+    )
+
+
+def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None) -> str:
+    """Record the outcome of one send; returns the row's new status."""
+    with unit_of_work(engine) as session:
+        row = session.get(OutboxMessage, row_id)
+        assert row is not None
+        if error is None:
+            row.status, row.sent_at, row.claimed_until, row.last_error = outbox.SENT, now, None, None
+            return row.status
+        response = getattr(error, "response", None)
+        code = response.get("error") if isinstance(error, SlackApiError) else None
+        row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
+        row.claimed_until = None
+        if isinstance(error, SlackApiError) and response is not None and response.status_code == 429:
+            retry_after = int(response.headers.get("Retry-After", "30") or 30)
+            row.status, row.next_attempt_at = outbox.PENDING, now + timedelta(seconds=retry_after)
+        elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
+            row.status = outbox.FAILED
+        else:
+            row.status, row.next_attempt_at = outbox.PENDING, now + _backoff(row.attempts)
+        return row.status
+
+
+def dispatch(engine: Engine, client: WebClient, *, clock: Clock, pacer: Pacer | None = None, batch: int = BATCH) -> DispatchReport:
+    """Send what is due until nothing is; one claim of ``batch`` rows at a time."""
+    pacer = pacer or Pacer()
+    report = DispatchReport()
+    while True:
+        with unit_of_work(engine) as session:
+            rows = outbox.claim(session, now=clock.now(), limit=batch, hold=CLAIM_HOLD)
+            claimed = [(row.id, row) for row in rows]
+        if not claimed:
+            return report
+        for row_id, row in claimed:
+            pacer.wait(row.recipient)
+            error: Exception | None = None
+            try:
+                _send(client, row)
+            except (SlackApiError, SlackClientError, OSError) as failure:
+                error = failure
+                log.warning("sending outbox row %s to %s failed: %s", row_id, row.recipient, failure)
+            status = _settle(engine, row_id, now=clock.now(), error=error)  # type: ignore[arg-type]
+            if status == outbox.SENT:
+                report.sent += 1
+            elif status == outbox.FAILED:
+                report.failed += 1
+            else:
+                report.retried += 1

@@ -1,0 +1,140 @@
+"""The morning DM: one message with everything that needs this person today.
+
+For everyone: their milestones due within 7 days, their overdue items, fixes
+waiting on them as verifier, vendor check-ins older than 30 days. For an
+authorizing official also: plans and requests awaiting them, risk acceptances
+ending within 30 days, and items more than 7 days overdue (escalation).
+Snoozed items are left out. Nothing due → no message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from bot.blockkit.blocks import day, header, section, sections
+from bot.blockkit.text import clip, escape, mention
+from bot.poam import review
+from bot.poam.actor import Actor, Role
+from bot.poam.lifecycle import ACTIVE, Status
+from bot.store.models import InfoSystem, Item, Milestone
+
+SOON = timedelta(days=7)
+VENDOR_CHECKIN_EVERY = timedelta(days=30)
+RISK_ENDING = timedelta(days=30)
+ESCALATE_AFTER = timedelta(days=7)
+LIST_LIMIT = 10
+
+
+def _line(actor: Actor, item: Item, tail: str) -> str:
+    return f"• *{actor.rules.label(item.number)}* {escape(clip(item.title, 120))} — {tail}"
+
+
+def _capped(lines: list[str]) -> list[str]:
+    if len(lines) <= LIST_LIMIT:
+        return lines
+    return lines[:LIST_LIMIT] + ["…and more: `/poam list`."]
+
+
+def _not_snoozed(actor: Actor) -> Any:
+    return or_(col(Item.snoozed_until).is_(None), col(Item.snoozed_until) < actor.today())
+
+
+def _sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
+    return sections([f"*{title}*", *_capped(lines)]) if lines else []
+
+
+def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str, Any]]] | None:
+    """The DM's text and blocks, or None when nothing needs this person."""
+    today = actor.today()
+    mine = session.exec(
+        select(Item)
+        .where(
+            Item.team_id == actor.team_id,
+            Item.owner_id == actor.user_id,
+            col(Item.status).in_(ACTIVE | {Status.RISK_ACCEPTED}),
+            _not_snoozed(actor),
+        )
+        .order_by(col(Item.due_on))
+    ).all()
+    by_id = {item.id: item for item in mine}
+    overdue = [_line(actor, i, f"due {day(i.due_on)}, *{(today - i.due_on).days}d overdue*")
+               for i in mine if i.status in ACTIVE and i.due_on < today]
+    milestones = session.exec(
+        select(Milestone)
+        .where(
+            Milestone.team_id == actor.team_id,
+            col(Milestone.item_id).in_(list(by_id)),
+            col(Milestone.completed_at).is_(None),
+            col(Milestone.due_on) <= today + SOON,
+        )
+        .order_by(col(Milestone.due_on))
+    ).all() if by_id else []
+    upcoming = [
+        _line(actor, by_id[m.item_id], f"M{m.number} {escape(clip(m.description, 100))}, "
+              + ("*due today*" if m.due_on == today else f"*late since {day(m.due_on)}*" if m.due_on < today else f"due {day(m.due_on)}"))
+        for m in milestones
+    ]
+    vendor = [
+        _line(actor, i, "last vendor check-in " + (day(i.last_vendor_checkin_on) if i.last_vendor_checkin_on else "never")
+              + " — `/poam vendor … checkin`")
+        for i in mine
+        if i.vendor_dependency and (i.last_vendor_checkin_on is None or i.last_vendor_checkin_on < today - VENDOR_CHECKIN_EVERY)
+    ]
+    waiting = review.waiting_on(session, actor, limit=LIST_LIMIT + 1)
+    to_verify = [_line(actor, item, f"fix submitted by {mention(r.requested_by)}") for item, r in waiting.verifications]
+    to_decide = [_line(actor, item, f"request from {mention(r.requested_by)}") for item, r in waiting.decisions]
+    plans = [_line(actor, item, "plan awaiting your approval") for item in waiting.plans]
+    ending, escalations = _ao_lines(session, actor) if _is_ao(session, actor) else ([], [])
+
+    blocks = [
+        *_sections("Milestones due this week", upcoming),
+        *_sections("Overdue", overdue),
+        *_sections("Waiting on you to verify", to_verify),
+        *_sections("Waiting on your decision", to_decide),
+        *_sections("Plans to approve", plans),
+        *_sections("Risk acceptances ending within 30 days", ending),
+        *_sections("Escalations: more than 7 days overdue", escalations),
+        *_sections("Vendor check-ins due", vendor),
+    ]
+    if not blocks:
+        return None
+    intro = [header(f"Your POA&M for {day(today)}"), section("Here is what needs you today. `/poam remind off` stops these; `/poam snooze POAM-12 3d` quiets one item.")]
+    return f"Your POA&M for {day(today)}", intro + blocks
+
+
+def _is_ao(session: Session, actor: Actor) -> bool:
+    return Role.AO in actor.roles or session.exec(
+        select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
+    ).first() is not None
+
+
+def _ao_lines(session: Session, actor: Actor) -> tuple[list[str], list[str]]:
+    """Risk acceptances ending soon and escalations, in the systems this AO answers for."""
+    today = actor.today()
+    scope = [Item.team_id == actor.team_id]
+    if Role.AO not in actor.roles:
+        scope.append(
+            col(Item.system_id).in_(
+                select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
+            )
+        )
+    ending = session.exec(
+        select(Item)
+        .where(*scope, Item.status == Status.RISK_ACCEPTED, col(Item.risk_accepted_until) <= today + RISK_ENDING)
+        .order_by(col(Item.risk_accepted_until))
+        .limit(LIST_LIMIT + 1)
+    ).all()
+    late = session.exec(
+        select(Item)
+        .where(*scope, col(Item.status).in_(ACTIVE), col(Item.due_on) < today - ESCALATE_AFTER)
+        .order_by(col(Item.due_on))
+        .limit(LIST_LIMIT + 1)
+    ).all()
+    return (
+        [_line(actor, i, f"accepted until {day(i.risk_accepted_until)}") for i in ending if i.risk_accepted_until],
+        [_line(actor, i, f"{(today - i.due_on).days}d overdue, owner " + (mention(i.owner_id) if i.owner_id else "_none_")) for i in late],
+    )

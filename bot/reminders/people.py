@@ -1,0 +1,59 @@
+"""What reminders know about people: time zone and preferences."""
+
+from __future__ import annotations
+
+from datetime import time
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from bot.poam.actor import Actor
+from bot.poam.clock import Clock
+from bot.poam.errors import InvalidInput
+from bot.poam.systems import ensure_workspace
+from bot.store.models import Person, Workspace
+
+
+def remember_tz(session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, clock: Clock) -> None:
+    """Record the time zone Slack reported for a user (the planner's only source).
+
+    Nothing is recorded for a workspace that has no POA&M yet.
+    """
+    if session.get(Workspace, team_id) is None:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Person).values(team_id=team_id, user_id=user_id, tz=tz.key, updated_at=clock.now())
+    session.exec(  # type: ignore[call-overload]
+        statement.on_conflict_do_update(
+            index_elements=["team_id", "user_id"], set_={"tz": tz.key, "updated_at": clock.now()}
+        )
+    )
+
+
+def preferences(session: Session, actor: Actor) -> Person:
+    """The actor's reminder preferences (the defaults when never set)."""
+    return session.get(Person, (actor.team_id, actor.user_id)) or Person(
+        team_id=actor.team_id, user_id=actor.user_id, tz=actor.tz.key, updated_at=actor.now()
+    )
+
+
+def set_preferences(
+    session: Session, actor: Actor, *, remind_at: time | None = None, on: bool | None = None
+) -> Person:
+    """Change when (and whether) the actor gets their morning DM."""
+    if remind_at is not None and remind_at.second:
+        raise InvalidInput("Give the time as hours and minutes, like 08:30.")
+    ensure_workspace(session, actor)
+    person = session.get(Person, (actor.team_id, actor.user_id))
+    if person is None:
+        person = Person(team_id=actor.team_id, user_id=actor.user_id, tz=actor.tz.key, updated_at=actor.now())
+        session.add(person)
+    if remind_at is not None:
+        person.remind_at = remind_at
+    if on is not None:
+        person.reminders_on = on
+    person.tz = actor.tz.key
+    person.updated_at = actor.now()
+    session.flush()
+    return person

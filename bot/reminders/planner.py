@@ -1,0 +1,181 @@
+"""Planning: what to send, to whom, today — written to the outbox at most once.
+
+Each tick looks at every workspace: people whose reminder time has come (in
+their own time zone, on weekdays) get one aggregated DM if anything is due;
+unclaimed items older than three days get one nudge in their thread;
+subscribed channels get the weekly digest at its hour. The outbox's unique
+key (workspace, recipient, kind, subject, local day) makes planning the same
+message twice a no-op, whichever process or tick does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import Session, col, select
+
+from bot.poam.actor import Rules
+from bot.poam.clock import Clock
+from bot.poam.lifecycle import ACTIVE, Status
+from bot.poam.roles import load_actor
+from bot.reminders.digest import digest_message
+from bot.reminders.messages import reminder_message
+from bot.store import outbox
+from bot.store.models import (
+    DigestSubscription,
+    InfoSystem,
+    Item,
+    OutboxMessage,
+    Person,
+    RoleGrant,
+    Workspace,
+)
+
+DEFAULT_REMIND_AT = time(9, 0)
+NUDGE_AFTER = timedelta(days=3)
+
+
+class Kind:
+    REMINDER = "reminder"
+    NUDGE = "nudge"
+    DIGEST = "digest"
+
+
+@dataclass(frozen=True)
+class Planned:
+    team_id: str
+    recipient: str
+    kind: str
+    subject: str
+    local_day: date
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+
+
+def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else default
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+def _already(session: Session, team_id: str, kind: str, days: set[date]) -> set[tuple[str, str, date]]:
+    return {
+        (row.recipient, row.subject, row.local_day)
+        for row in session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.team_id == team_id, OutboxMessage.kind == kind, col(OutboxMessage.local_day).in_(days)
+            )
+        )
+    }
+
+
+def _people_to_remind(session: Session, team_id: str) -> set[str]:
+    """Owners of active items, verifiers, authorizing officials."""
+    owners = session.exec(
+        select(Item.owner_id)
+        .where(Item.team_id == team_id, col(Item.status).in_(ACTIVE | {Status.RISK_ACCEPTED}), col(Item.owner_id).is_not(None))
+        .distinct()
+    ).all()
+    roles = session.exec(select(RoleGrant.user_id).where(RoleGrant.team_id == team_id).distinct()).all()
+    aos = session.exec(
+        select(InfoSystem.ao_user_id).where(InfoSystem.team_id == team_id, col(InfoSystem.ao_user_id).is_not(None))
+    ).all()
+    return {user for user in (*owners, *roles, *aos) if user}
+
+
+def plan_reminders(
+    session: Session, *, team_id: str, clock: Clock, rules: Rules, default_tz: ZoneInfo
+) -> Iterator[Planned]:
+    now = clock.now()
+    people = {p.user_id: p for p in session.exec(select(Person).where(Person.team_id == team_id))}
+    utc_today = now.date()
+    done = _already(session, team_id, Kind.REMINDER, {utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)})
+    for user_id in sorted(_people_to_remind(session, team_id)):
+        person = people.get(user_id)
+        if person is not None and not person.reminders_on:
+            continue
+        tz = _zone(person.tz if person else None, default_tz)
+        local = now.astimezone(tz)
+        remind_at = person.remind_at if person else DEFAULT_REMIND_AT
+        if local.weekday() >= 5 or local.time() < remind_at or (user_id, "daily", local.date()) in done:
+            continue
+        actor = load_actor(session, team_id=team_id, user_id=user_id, tz=tz, clock=clock, rules=rules)
+        message = reminder_message(session, actor)
+        if message is not None:
+            text, blocks = message
+            yield Planned(team_id, user_id, Kind.REMINDER, "daily", local.date(), text, blocks)
+
+
+def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
+    """One nudge, ever, in the thread of each item left unclaimed for three days."""
+    now = clock.now()
+    unclaimed = session.exec(
+        select(Item).where(
+            Item.team_id == team_id,
+            Item.status == Status.OPEN,
+            col(Item.owner_id).is_(None),
+            col(Item.origin_channel_id).is_not(None),
+            col(Item.created_at) <= now - NUDGE_AFTER,
+        )
+    ).all()
+    if not unclaimed:
+        return
+    done = _already(session, team_id, Kind.NUDGE, {item.created_at.date() for item in unclaimed})
+    for item in unclaimed:
+        subject = f"item:{item.id}"
+        if (item.origin_channel_id, subject, item.created_at.date()) in done:
+            continue
+        label = rules.label(item.number)
+        text = f":wave: *{label}* has waited {(now - item.created_at).days} days for an owner. `/poam claim {label}` takes it."
+        yield Planned(
+            team_id, str(item.origin_channel_id), Kind.NUDGE, subject, item.created_at.date(), text,
+            [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], thread_ts=item.origin_thread_ts,
+        )
+
+
+def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo) -> Iterator[Planned]:
+    local = clock.now().astimezone(tz)
+    subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
+    done = _already(session, team_id, Kind.DIGEST, {local.date()})
+    for subscription in subscriptions:
+        due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at
+        if not due or (subscription.channel_id, "weekly", local.date()) in done:
+            continue
+        text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
+        yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), text, blocks)
+
+
+def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) -> list[Planned]:
+    """Everything due for sending now, across workspaces, not yet planned."""
+    planned: list[Planned] = []
+    for team_id in session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all():
+        planned += plan_reminders(session, team_id=team_id, clock=clock, rules=rules, default_tz=default_tz)
+        planned += plan_nudges(session, team_id=team_id, clock=clock, rules=rules)
+        planned += plan_digests(session, team_id=team_id, clock=clock, rules=rules, tz=default_tz)
+    return planned
+
+
+def enqueue(session: Session, planned: list[Planned], *, now: datetime) -> int:
+    """Write planned messages to the outbox; returns how many were new."""
+    return sum(
+        outbox.insert_once(
+            session,
+            team_id=p.team_id,
+            recipient=p.recipient,
+            kind=p.kind,
+            subject=p.subject,
+            local_day=p.local_day,
+            text=p.text,
+            blocks=p.blocks,
+            thread_ts=p.thread_ts,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for p in planned
+    )

@@ -1,0 +1,100 @@
+"""The scheduler: APScheduler only ticks; the database decides.
+
+Each tick, the process that holds the scheduler lease (a row with an expiry,
+renewed every tick, taken over when it lapses) ends expired risk
+acceptances, plans what is due into the outbox and dispatches it. Any number
+of processes may run a scheduler; only the lease holder works, and the
+outbox's unique key would stop a second plan anyway. APScheduler keeps no job
+store of its own (nothing shared between processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+
+from bot.config import Settings
+from bot.poam.clock import Clock
+from bot.poam.review import expire_risk_acceptances
+from bot.reminders.dispatch import DispatchReport, Pacer, dispatch
+from bot.reminders.planner import enqueue, plan
+from bot.store.engine import unit_of_work
+from bot.store.outbox import take_lease
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "scheduler"
+TICK_SECONDS = 30
+LEASE_TTL = timedelta(seconds=TICK_SECONDS * 3)
+
+
+@dataclass
+class TickReport:
+    leader: bool
+    expired: int = 0
+    planned: int = 0
+    dispatched: DispatchReport | None = None
+
+
+class Scheduler:
+    def __init__(self, *, engine: Engine, client: WebClient, settings: Settings, clock: Clock, pacer: Pacer | None = None) -> None:
+        self.engine = engine
+        self.client = client
+        self.settings = settings
+        self.clock = clock
+        self.pacer = pacer or Pacer()
+        self.holder = f"{uuid.uuid4().hex[:12]}"
+
+    def tick(self) -> TickReport:
+        """One round: lease, expiries, planning, dispatch. Safe to run anywhere, any time."""
+        with unit_of_work(self.engine) as session:
+            leader = take_lease(session, name=LEASE_NAME, holder=self.holder, now=self.clock.now(), ttl=LEASE_TTL)
+        if not leader:
+            return TickReport(leader=False)
+        rules = self.settings.rules
+        with unit_of_work(self.engine) as session:
+            expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
+        with unit_of_work(self.engine) as session:
+            planned = enqueue(
+                session,
+                plan(session, clock=self.clock, rules=rules, default_tz=self.settings.timezone),
+                now=self.clock.now(),
+            )
+        sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer)
+        return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
+
+    def _safe_tick(self) -> None:
+        """The job APScheduler runs: a failed tick is logged and the next one retries."""
+        try:
+            report = self.tick()
+        except Exception:  # a tick must never kill the scheduler thread; the next tick retries
+            log.exception("scheduler tick failed")
+            return
+        if report.leader and (report.planned or report.expired):
+            log.info("tick: %s planned, %s risk acceptances ended, %s", report.planned, report.expired, report.dispatched)
+
+    def _add_job(self, scheduler: BackgroundScheduler | BlockingScheduler) -> None:
+        scheduler.add_job(
+            self._safe_tick, "interval", seconds=TICK_SECONDS, max_instances=1, coalesce=True, id="poam-tick",
+            next_run_time=datetime.now(UTC),  # first tick at once, then every TICK_SECONDS
+        )
+
+    def start_background(self) -> BackgroundScheduler:
+        """Tick in a thread of this process (``poam-bot serve``)."""
+        scheduler = BackgroundScheduler(timezone="UTC")
+        self._add_job(scheduler)
+        scheduler.start()
+        return scheduler
+
+    def run_forever(self) -> None:
+        """Tick in the foreground until stopped (``poam-bot scheduler``)."""
+        scheduler = BlockingScheduler(timezone="UTC")
+        self._add_job(scheduler)
+        scheduler.start()

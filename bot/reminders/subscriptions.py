@@ -1,0 +1,55 @@
+"""Which channels get the weekly digest (admins decide)."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from sqlmodel import Session, select
+
+from bot.poam import audit
+from bot.poam.actor import Actor
+from bot.poam.errors import InvalidInput
+from bot.poam.permissions import require_admin
+from bot.poam.systems import ensure_workspace
+from bot.store.models import DigestSubscription
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def subscribe(
+    session: Session, actor: Actor, *, channel_id: str, weekday: int = 0, post_at: time = time(9, 0)
+) -> DigestSubscription:
+    """This channel gets the weekly digest (on ``weekday``, 0 = Monday, at ``post_at``
+    in the workspace's time zone)."""
+    require_admin(actor, "subscribe channels to the digest")
+    if not channel_id or not channel_id[0] in "CG":
+        raise InvalidInput("Subscribe from the channel that should get the digest.")
+    ensure_workspace(session, actor)
+    found = session.get(DigestSubscription, (actor.team_id, channel_id))
+    if found is None:
+        found = DigestSubscription(team_id=actor.team_id, channel_id=channel_id, created_by=actor.user_id, created_at=actor.now())
+        session.add(found)
+    found.weekday, found.post_at = weekday, post_at
+    session.flush()
+    audit.record(
+        session, actor, action="digest.subscribed",
+        details={"channel": channel_id, "weekday": WEEKDAYS[weekday], "at": post_at.strftime("%H:%M")},
+    )
+    return found
+
+
+def unsubscribe(session: Session, actor: Actor, *, channel_id: str) -> None:
+    require_admin(actor, "unsubscribe channels from the digest")
+    found = session.get(DigestSubscription, (actor.team_id, channel_id))
+    if found is None:
+        raise InvalidInput("This channel does not get the digest.")
+    session.delete(found)
+    audit.record(session, actor, action="digest.unsubscribed", details={"channel": channel_id})
+
+
+def subscribed_team(session: Session, *, channel_id: str) -> str:
+    """The workspace a channel is subscribed in (for ``poam-bot digest --channel``)."""
+    found = session.exec(select(DigestSubscription).where(DigestSubscription.channel_id == channel_id)).first()
+    if found is None:
+        raise InvalidInput(f"{channel_id} is not subscribed to the digest; pass --team to choose the workspace.")
+    return found.team_id

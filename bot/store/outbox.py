@@ -1,0 +1,89 @@
+"""The outbox: planned messages, inserted at most once, claimed by one dispatcher."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from bot.store.models import OutboxMessage, SchedulerLease
+
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def insert_once(session: Session, **values: Any) -> bool:
+    """Plan a message unless the same (workspace, recipient, kind, subject, day)
+    is planned already; True when this call planned it."""
+    statement = (
+        _insert(session)(OutboxMessage)
+        .values(status=PENDING, attempts=0, blocks=values.pop("blocks", []), **values)
+        .on_conflict_do_nothing(index_elements=["team_id", "recipient", "kind", "subject", "local_day"])
+        .returning(OutboxMessage.id)
+    )
+    return session.exec(statement).first() is not None  # type: ignore[call-overload]
+
+
+def claim(session: Session, *, now: datetime, limit: int, hold: timedelta) -> list[OutboxMessage]:
+    """Take up to ``limit`` rows due for sending: pending ones whose time has
+    come, and rows left "sending" by a dispatcher that died (claim expired).
+
+    PostgreSQL skips rows another dispatcher has locked (``SKIP LOCKED``);
+    SQLite's writers run one at a time anyway. The claim is committed by the
+    caller before anything is sent.
+    """
+    due = or_(
+        (col(OutboxMessage.status) == PENDING) & (col(OutboxMessage.next_attempt_at) <= now),
+        (col(OutboxMessage.status) == SENDING) & (col(OutboxMessage.claimed_until) < now),
+    )
+    rows = list(
+        session.exec(
+            select(OutboxMessage)
+            .where(due)
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
+    for row in rows:
+        row.status = SENDING
+        row.claimed_until = now + hold
+        row.attempts += 1
+    session.flush()
+    return rows
+
+
+def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+    """Hold (or renew) the named lease until ``now + ttl``; False when another
+    live holder has it. One conditional UPDATE decides, like a claim."""
+    session.exec(
+        _insert(session)(SchedulerLease)
+        .values(name=name, holder=holder, expires_at=now + ttl)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )  # type: ignore[call-overload]
+    taken = session.exec(
+        update(SchedulerLease)  # type: ignore[call-overload]
+        .where(
+            col(SchedulerLease.name) == name,
+            or_(col(SchedulerLease.holder) == holder, col(SchedulerLease.expires_at) < now),
+        )
+        .values(holder=holder, expires_at=now + ttl)
+    )
+    return taken.rowcount == 1  # type: ignore[no-any-return]
+
+
+def outbox_status(session: Session) -> list[OutboxMessage]:
+    """Messages not sent yet, and those given up on, oldest first."""
+    return list(
+        session.exec(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.status).in_((PENDING, SENDING, FAILED)))
+            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        ).all()
+    )
