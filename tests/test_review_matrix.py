@@ -518,24 +518,7 @@ assert set(EXPECTED_TEXT) == set(ACTIONS)
 assert len(EXPECTED) == len(ROLES) * len(ACTIONS) * len(STATES)
 
 # Cells where the code disagrees with the table: bugs in bot/, reported, not fixed.
-_SUBMIT_WRITES_BEFORE_REFUSING = (
-    "BUG: bot/poam/review.py submit_fix sets item.status = pending_verification before _no_pending() "
-    "refuses; a caller that commits after the refusal leaves the item pending verification with no "
-    "verification request and no audit event"
-)
-_PLAN_APPROVAL_TIED_TO_LIFECYCLE = (
-    "BUG: bot/poam/lifecycle.py _TRANSITIONS[APPROVE_PLAN] leaves out pending_verification, so the AO "
-    "cannot approve the plan of an item whose fix waits on verification; DOMAIN.md makes plan approval "
-    "a flag separate from the lifecycle"
-)
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
-    (OWNER, "submit", PENDING_DEVIATION): _SUBMIT_WRITES_BEFORE_REFUSING,
-    (AO_OWNER, "submit", PENDING_DEVIATION): _SUBMIT_WRITES_BEFORE_REFUSING,
-    (OWNER, "submit", PENDING_EXTENSION): _SUBMIT_WRITES_BEFORE_REFUSING,
-    (AO_OWNER, "submit", PENDING_EXTENSION): _SUBMIT_WRITES_BEFORE_REFUSING,
-    (AO, "approve_plan", PENDING_VERIFICATION): _PLAN_APPROVAL_TIED_TO_LIFECYCLE,
-    (SYSTEM_AO, "approve_plan", PENDING_VERIFICATION): _PLAN_APPROVAL_TIED_TO_LIFECYCLE,
-}
+KNOWN_BUGS: dict[tuple[str, str, str], str] = {}
 
 
 def _status_after(action: str, before: str) -> str:

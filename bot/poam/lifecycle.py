@@ -101,7 +101,8 @@ _TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.SUBMIT: {Status.IN_PROGRESS: Status.PENDING_VERIFICATION},
     Action.VERIFY: {Status.PENDING_VERIFICATION: Status.CLOSED},
     Action.REJECT_FIX: {Status.PENDING_VERIFICATION: Status.IN_PROGRESS},
-    Action.APPROVE_PLAN: _stay(Status.OPEN, Status.IN_PROGRESS, Status.RISK_ACCEPTED),
+    # Plan approval is a flag beside the lifecycle: any time before the item closes.
+    Action.APPROVE_PLAN: _stay(Status.OPEN, Status.IN_PROGRESS, Status.PENDING_VERIFICATION, Status.RISK_ACCEPTED),
     Action.REQUEST: _stay(*_OPEN_OR_WORKED),
     Action.APPROVE_FALSE_POSITIVE: dict.fromkeys(_OPEN_OR_WORKED, Status.CLOSED),
     Action.APPROVE_RISK_ADJUSTMENT: _stay(*_OPEN_OR_WORKED),

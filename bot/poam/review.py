@@ -169,6 +169,8 @@ def _load_pending(
         request = session.get(ReviewRequest, request_id)
         if request is None or request.team_id != actor.team_id or request.item_id != item.id:
             raise NotFound(f"That request does not belong to {actor.rules.label(item.number)}.")
+        if RequestKind(request.kind) not in kinds:
+            raise NotFound(f"That is not a {what} on {actor.rules.label(item.number)}.")
         if request.status != RequestStatus.PENDING:
             raise _decided_already(actor, item, request, what)
         return request
@@ -208,8 +210,9 @@ def submit_fix(session: Session, actor: Actor, *, number: int, evidence: str | N
     evidence = clean_text(evidence, field="The evidence", limit=MAX_TEXT, required=False)
     item = load_item(session, actor, number=number, for_update=True)
     require_owner(actor, item, "submit it for verification")
-    item.status = transition(Action.SUBMIT, item.status, item_label=actor.rules.label(number))
+    after = transition(Action.SUBMIT, item.status, item_label=actor.rules.label(number))
     _no_pending(session, actor, item)
+    item.status = after
     request = _new_request(
         session, actor, item, kind=RequestKind.VERIFICATION, status=RequestStatus.PENDING, text=evidence
     )
@@ -417,6 +420,11 @@ def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
             item.due_on = actor.rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
         case Deviation.OPERATIONAL_REQUIREMENT:
             _refuse_or_for_high(actor, item)
+            assert request.until_on is not None
+            if request.until_on <= actor.today():
+                raise InvalidInput(
+                    f"The re-review date {request.until_on} has passed; reject this and ask for a new date."
+                )
             item.status = transition(Action.APPROVE_OPERATIONAL_REQUIREMENT, item.status, item_label=label)
             item.risk_accepted_until = request.until_on
 
