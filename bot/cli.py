@@ -14,27 +14,32 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
-from typing import TextIO
+from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
-from bot.interchange.csv_export import write_csv
-from bot.interchange.json_export import write_json
+from bot.interchange.detect import PARSERS
+from bot.interchange.exports import ExportFormat, export, only_workspace
+from bot.interchange.findings import ImportFormatError
+from bot.interchange.importing import import_file
+from bot.poam.actor import Actor, Role, check_team_id
 from bot.poam.audit import verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
-from bot.poam.errors import PoamError
-from bot.poam.items import iter_item_details
+from bot.poam.errors import InvalidInput, PoamError
 from bot.poam.review import expire_risk_acceptances
 from bot.reminders.digest import digest_message
 from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
-from bot.store.outbox import outbox_status
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import SchemaOutOfDate, current_revision, require_current, upgrade
+from bot.store.outbox import outbox_status
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+#: Who the audit trail names for changes made from this command line.
+CLI_ACTOR = "cli"
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,26 +58,55 @@ def _ready_engine(settings: Settings) -> Engine:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     with ExitStack() as stack:
-        out: TextIO = (
-            stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
-            if args.output
-            else sys.stdout
-        )
+        out: BinaryIO = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
         session = stack.enter_context(unit_of_work(engine, read_only=True))
-        details = iter_item_details(session, team_id=args.team, system_name=args.system)
-        if args.format == "csv":
-            count = write_csv(details, out, rules=settings.rules)
-        else:
-            count = write_json(
-                details,
-                out,
-                rules=settings.rules,
-                exported_at=SystemClock().now(),
-                team_id=args.team,
-                system_name=args.system,
-            )
+        fmt = ExportFormat(args.format)
+        team_id = args.team or (only_workspace(session) if fmt.per_system else None)
+        done = export(
+            session, out, fmt=fmt, rules=settings.rules, now=SystemClock().now(), team_id=team_id,
+            system_name=args.system, csp=settings.poam_csp_name,
+        )
     if args.output:
-        print(f"Exported {count} item(s) to {args.output}.", file=sys.stderr)
+        print(f"Exported {done.count} item(s) to {args.output}.", file=sys.stderr)
+    return 0
+
+
+class _TerminalProgress:
+    """Stages of a large import on one terminal line (only when stderr is a terminal)."""
+
+    STAGES = 3
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def __call__(self, stage: str) -> None:
+        self.done += 1
+        filled = round(20 * self.done / self.STAGES)
+        print(f"\r[{'#' * filled}{'.' * (20 - filled)}] {stage:<40}", end="", file=sys.stderr, flush=True)
+        if self.done >= self.STAGES:
+            print(file=sys.stderr)
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _ready_engine(settings)
+    path = Path(args.file)
+    data = path.read_bytes()
+    large = len(data) > 1024 * 1024 and sys.stderr.isatty()
+    with unit_of_work(engine) as session:
+        team_id = args.team or only_workspace(session)
+        if team_id is None:
+            raise InvalidInput("Say which workspace to import into with --team (e.g. --team T0123ABCD).")
+        actor = Actor(
+            team_id=check_team_id(team_id), user_id=CLI_ACTOR, roles=frozenset({Role.ADMIN}),
+            tz=settings.timezone, clock=SystemClock(), rules=settings.rules,
+        )
+        summary = import_file(
+            session, actor, name=path.name, data=data, fmt=args.format, system_name=args.system,
+            progress=_TerminalProgress() if large else None,
+        )
+        if args.dry_run:
+            session.rollback()
+    print(f"{'Dry run, nothing imported' if args.dry_run else 'Imported'}: {summary}.")
     return 0
 
 
@@ -198,11 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
 
     export = commands.add_parser("export", help="write the POA&M as JSON or CSV")
-    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--format", choices=[f.value for f in ExportFormat], default="json")
     export.add_argument("--team", help="only this workspace (team id, e.g. T0123ABCD)")
     export.add_argument("--system", help="only this information system (by name)")
     export.add_argument("-o", "--output", help="write to FILE instead of standard output", metavar="FILE")
     export.set_defaults(handler=_export)
+
+    importer = commands.add_parser("import", help="import scanner results or a FedRAMP workbook")
+    importer.add_argument("file", help="a SARIF, Nessus (.nessus), CSV or FedRAMP workbook (.xlsx) file")
+    importer.add_argument("--format", choices=sorted(PARSERS), help="the file's format (default: detected)")
+    importer.add_argument("--team", help="the workspace to import into (default: the only one)")
+    importer.add_argument("--system", help="the information system (default: the workspace's default)")
+    importer.add_argument("--dry-run", action="store_true", help="check and count, import nothing")
+    importer.set_defaults(handler=_import)
 
     audit = commands.add_parser("audit", help="audit trail tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -237,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"poam-bot: configuration error: {error}", file=sys.stderr)
         return 2
-    except (PoamError, SchemaOutOfDate) as error:
+    except (PoamError, SchemaOutOfDate, ImportFormatError) as error:
         print(f"poam-bot: {error}", file=sys.stderr)
         return 1
     except DBAPIError as error:

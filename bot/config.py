@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     poam_id_prefix: str = "POAM"
     poam_timezone: str = "UTC"
     poam_deadlines: str = ""
+    poam_csp_name: str = Field(default="", max_length=200)
     port: int = Field(default=3000, ge=1, le=65535)
     poam_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -58,17 +60,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) -> None:
-    """Run until stopped; with ``scheduler`` the reminders tick in this process too
-    (in gunicorn's master, once, not in each worker)."""
+    """Run until stopped; with ``scheduler`` reminders and digests tick too.
+
+    Socket Mode ticks in a thread of this process. HTTP mode runs the
+    scheduler as a child process (``poam-bot scheduler``) beside gunicorn:
+    gunicorn forks its workers, and forking a process that has threads running
+    can leave a child deadlocked on a lock one of them held.
+    """
     require_slack(settings)
     prepare_database(settings)
-
-    def start_ticking(_server: object = None) -> None:
+    if settings.slack_app_token is not None:
         if scheduler:
             make_scheduler(settings).start_background()
-
-    if settings.slack_app_token is not None:
-        start_ticking()
         app = build_app(settings)
         SocketModeHandler(
             app,
@@ -76,6 +79,13 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             web_client=WebClient(base_url=settings.slack_api_url),
         ).start()
         return
+    ticker = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]) if scheduler else None
+
+    def stop_ticker(_server: object) -> None:
+        if ticker is not None and ticker.poll() is None:
+            ticker.terminate()
+            ticker.wait(timeout=10)
+
     _Gunicorn(
         {
             "bind": f"{host}:{settings.port}",
@@ -84,6 +94,6 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             "threads": 8,
             "timeout": 30,
             "accesslog": "-",
-            "when_ready": start_ticking,
+            "on_exit": stop_ticker,
         }
     ).run()

@@ -41,6 +41,8 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     socket_url: str | None = None
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    hosted_files: dict[str, bytes] = field(default_factory=dict)
     _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,6 +69,11 @@ class FakeSlack:
         for _ in range(times):
             self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))
 
+    def host_file(self, name: str, data: bytes) -> str:
+        """Serve ``data`` as a Slack file's ``url_private_download``; returns that URL."""
+        self.hosted_files[name] = data
+        return self.base_url.replace("/api/", f"/files/{name}")
+
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
             return [call for call in self.calls if call.method == method]
@@ -92,8 +99,28 @@ class FakeSlack:
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 return
 
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                name = self.path.removeprefix("/files/")
+                if not self.path.startswith("/files/") or name not in fake.hosted_files:
+                    self._send(404, "not found", "text/plain")
+                    return
+                if self.headers.get("Authorization") != "Bearer xoxb-e2e-test":
+                    self._send(403, "no token", "text/plain")
+                    return
+                body = fake.hosted_files[name]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length") or 0)
+                if self.path.startswith("/upload/"):
+                    with fake._lock:
+                        fake.uploads[self.path.removeprefix("/upload/")] = self.rfile.read(length)
+                    self._send(200, "OK - uploaded", "text/plain")
+                    return
                 raw = self.rfile.read(length).decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     params = json.loads(raw or "{}")
@@ -157,6 +184,13 @@ class FakeSlack:
             return {"ok": True, "permalink": f"https://test.slack.com/archives/{params.get('channel')}/p{str(params.get('message_ts')).replace('.', '')}"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(params.get("users", "X"))[1:]}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):06d}"
+            return {"ok": True, "file_id": file_id, "upload_url": self.base_url.replace("/api/", f"/upload/{file_id}")}
+        if method == "files.completeUploadExternal":
+            files = params.get("files")
+            files = json.loads(files) if isinstance(files, str) else files
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files or []]}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url}
         return {"ok": True}

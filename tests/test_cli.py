@@ -164,3 +164,35 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
     assert main(["migrate"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("poam-bot: database error:") and "\n" not in err
+
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def test_import_a_scan_twice_then_export_every_format(
+    db_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = str(SAMPLES / "weekly.nessus")
+    assert main(["import", scan, "--team", "T0001", "--dry-run"]) == 0
+    assert "Dry run, nothing imported: 5 new, 0 updated, 0 unchanged, 3 skipped." in capsys.readouterr().out
+    assert main(["import", scan, "--team", "T0001"]) == 0
+    assert "Imported: 5 new" in capsys.readouterr().out
+    assert main(["import", scan]) == 0  # the only workspace is the default
+    assert "Imported: 0 new, 5 updated" in capsys.readouterr().out
+    for fmt in ("json", "csv", "xlsx", "oscal"):
+        out = tmp_path / f"poam.{fmt}"
+        assert main(["export", "--format", fmt, "-o", str(out)]) == 0, fmt
+        assert out.stat().st_size > 0
+    assert "5 item(s)" in capsys.readouterr().err
+
+
+def test_a_broken_file_imports_nothing_and_names_the_place(
+    db_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("title,severity,asset\nGood one,high,web-01\nBad one,extreme,web-02\n")
+    assert main(["import", str(broken), "--team", "T0001"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("poam-bot: row 3") and "extreme" in err and "\n" not in err
+    assert main(["export"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == []

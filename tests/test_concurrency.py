@@ -23,9 +23,8 @@ from bot.poam.errors import AlreadyClaimed, InvalidInput
 from bot.poam.items import claim_item, list_items, log_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, move_milestone
-from bot.poam.roles import grant_role
+from bot.poam.roles import grant_role, load_actor
 from bot.poam.severity import Severity
-from bot.poam.roles import load_actor
 from bot.poam.systems import add_system, find_system, list_systems
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, MilestoneChange, RoleGrant, Workspace

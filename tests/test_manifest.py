@@ -24,7 +24,13 @@ METHOD_SCOPES = {
     "views_open": None,
     "views_push": None,
     "views_publish": None,
+    "views_update": None,
+    "files_upload_v2": "files:write",
+    "conversations_open": "im:write",
 }
+#: Scopes the code needs without a Web API method call: downloading an uploaded
+#: file's url_private_download with the bot token (``/poam import``).
+OTHER_SCOPES = {"files:read"}
 EVENT_SCOPES = {"app_home_opened": None, "user_change": "users:read"}
 
 
@@ -41,6 +47,7 @@ def test_every_web_api_method_used_is_known_and_its_scope_declared() -> None:
     needed = {METHOD_SCOPES[m] for m in used} | {EVENT_SCOPES[e] for e in events}
     needed.discard(None)
     needed.add("commands")  # the slash command and the shortcut
+    needed |= OTHER_SCOPES
     assert set(MANIFEST["oauth_config"]["scopes"]["bot"]) == needed
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.commands.users import SlackUser, UserDirectory
 from bot.blockkit.blocks import Block
+from bot.commands.users import SlackUser, UserDirectory
 from bot.config import Settings
 from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
@@ -50,6 +50,11 @@ class DirectMessage:
     blocks: list[Block]
 
 
+#: Slow work to do after the ack (an export, a file check); returns a problem to
+#: tell the user, or None.
+Later = Callable[["SlackRequest"], str | None]
+
+
 @dataclass
 class Reply:
     """What a handler answers: a private message, and what to do after the ack."""
@@ -59,6 +64,7 @@ class Reply:
     announcement: Announcement | None = None
     modal: dict[str, Any] | None = None
     messages: list[DirectMessage] = field(default_factory=list)
+    later: list[Later] = field(default_factory=list)
 
 
 @dataclass

@@ -6,10 +6,10 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from bot.blockkit.text import escape
 from bot.commands.context import Reply
 from bot.commands.grammar import UsageError
 from bot.commands.views import cards
-from bot.blockkit.text import escape
 from bot.poam.errors import AlreadyClaimed, AlreadyDecided, PoamError
 
 log = logging.getLogger(__name__)

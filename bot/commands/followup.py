@@ -8,10 +8,10 @@ import logging
 from slack_bolt import Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.blockkit.blocks import section
+from bot.blockkit.text import mention
 from bot.commands.announce import announce
 from bot.commands.context import Reply, SlackRequest
-from bot.blockkit.text import mention
-from bot.blockkit.blocks import section
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("could not DM %s: %s", message.user_id, error)
             problems.append(f"Done, but I couldn't send {mention(message.user_id)} a message about it.")
+    for work in reply.later:
+        problem = work(request)
+        if problem:
+            problems.append(problem)
     for problem in problems:
         tell(request, problem, respond=respond)
 

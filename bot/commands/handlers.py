@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from bot.blockkit.blocks import day
+from bot.blockkit.text import escape, mention
 from bot.commands import metadata
 from bot.commands.context import Announcement, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.specs import SPECS
-from bot.blockkit.text import escape, mention
 from bot.commands.views import cards
-from bot.blockkit.blocks import day
 from bot.commands.views.modals import log_modal
 from bot.poam import items, milestones, roles, systems
 from bot.poam.actor import Actor

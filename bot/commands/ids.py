@@ -26,6 +26,8 @@ class CallbackId(StrEnum):
     ITEM_MODAL = "poam.item.modal"
     LOG_FROM_MESSAGE = "poam.log.from_message"
     REJECT_MODAL = "poam.reject.modal"
+    IMPORT_MODAL = "poam.import.modal"
+    IMPORT_CONFIRM = "poam.import.confirm"
 
 
 class BlockId(StrEnum):
@@ -45,6 +47,7 @@ class BlockId(StrEnum):
     MILESTONE_TEXT = "milestone_text"
     MILESTONE_DUE = "milestone_due"
     REASON = "reason"
+    FILE = "file"
 
 
 #: The one action id inside every input block (its block id says which field).

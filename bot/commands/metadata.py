@@ -106,3 +106,15 @@ class RequestRef:
     def check(self) -> None:
         if not _positive_int(self.number) or not _positive_int(self.request):
             raise ValueError("bad request reference")
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file given to the import form, kept between its check and its confirmation."""
+
+    name: str
+    url: str
+
+    def check(self) -> None:
+        if not isinstance(self.name, str) or not isinstance(self.url, str) or len(self.name) > 255 or len(self.url) > 1500:
+            raise ValueError("bad file")

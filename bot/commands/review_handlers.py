@@ -8,12 +8,12 @@ decision, and the item's channel thread one line per decision.
 
 from __future__ import annotations
 
+from bot.blockkit.blocks import day, section
+from bot.blockkit.text import escape, mention
 from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
-from bot.blockkit.text import escape, mention
 from bot.commands.views import cards
-from bot.blockkit.blocks import day, section
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
 from bot.poam import items, review

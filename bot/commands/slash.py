@@ -7,18 +7,18 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.commands import interchange_handlers, reminder_handlers, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up
 from bot.commands.grammar import ParseContext, parse
-from bot.commands import reminder_handlers, review_handlers
 from bot.commands.handlers import HANDLERS
 from bot.commands.specs import SPECS
 from bot.poam.clock import local_today
 
 COMMAND = "/poam"
 #: The handler modules; each registers its subcommands in HANDLERS when imported.
-HANDLER_MODULES = (review_handlers, reminder_handlers)
+HANDLER_MODULES = (review_handlers, reminder_handlers, interchange_handlers)
 
 
 def dispatch(request: SlackRequest, text: str) -> Reply:

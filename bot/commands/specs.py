@@ -9,8 +9,9 @@ import re
 from datetime import time
 from typing import Any
 
-from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
 from bot.blockkit.text import mentioned_user
+from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
+from bot.interchange.exports import ExportFormat
 from bot.poam.actor import Role
 from bot.poam.dates import parse_date
 from bot.poam.errors import InvalidInput
@@ -18,9 +19,9 @@ from bot.poam.fields import Source
 from bot.poam.items import Scope
 from bot.poam.refs import parse_item_number, parse_milestone_number
 from bot.poam.review import Deviation
-from bot.reminders.subscriptions import WEEKDAYS
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact
+from bot.reminders.subscriptions import WEEKDAYS
 
 # ---------------------------------------------------------------- converters
 
@@ -137,6 +138,14 @@ def weekday(raw: str, _: ParseContext) -> int:
         if name.startswith(word) and len(word) >= 3:
             return index
     raise InvalidInput(f"`{raw}` is not a weekday; use monday … sunday.")
+
+
+def export_format(raw: str, _: ParseContext) -> ExportFormat:
+    try:
+        return ExportFormat(raw.lower())
+    except ValueError:
+        names = "|".join(f.value for f in ExportFormat)
+        raise InvalidInput(f"`{raw}` is not an export format; use {names}.") from None
 
 
 def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
@@ -275,6 +284,14 @@ SPECS: tuple[Spec, ...] = (
         (Arg("weekly", weekly, "weekly|off", required=False),),
         (Option("day", weekday, "monday"), Option("at", clock_time, "09:00")),
     ),
+    Spec(
+        "export",
+        "The POA&M as a file in your DM.",
+        "anyone",
+        (Arg("format", export_format, "csv|xlsx|oscal|json"),),
+        (SYSTEM,),
+    ),
+    Spec("import", "Import scanner results or a FedRAMP workbook (opens a form).", "admin"),
     Spec("systems", "List the information systems.", "anyone"),
     Spec(
         "system",

@@ -14,16 +14,18 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.commands import handlers, metadata, review_handlers
+from bot.blockkit.blocks import section
+from bot.blockkit.text import unescape
+from bot.commands import handlers, interchange_handlers, metadata, review_handlers
 from bot.commands.actions import request_from
 from bot.commands.announce import announce
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
-from bot.blockkit.text import unescape
 from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
+from bot.interchange.findings import ImportFormatError
 from bot.poam import items, milestones, systems
 from bot.poam.errors import InvalidInput, PoamError
 from bot.poam.fields import Source
@@ -160,6 +162,41 @@ def register(app: App, services: Services) -> None:
             return
         ack(response_action="update", view=_confirmation(reply))
         follow_up(request, reply, respond=None)
+
+    def _import_step(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, *, confirm: bool) -> None:
+        """Check (or, confirmed, run) an import after the ack; the form shows the outcome."""
+        try:
+            request = request_from(services, client, body)
+            upload = (
+                metadata.load(metadata.UploadedFile, view.get("private_metadata"))
+                if confirm
+                else interchange_handlers.uploaded_file(view)
+            )
+        except (PoamError, ImportFormatError) as error:
+            ack(response_action="errors", errors={BlockId.FILE: str(error)[:300]})
+            return
+        working = "Importing…" if confirm else "Checking the file…"
+        ack(response_action="update", view=item_modal(label="Import findings", blocks=[section(working)]))
+        try:
+            summary, numbers = interchange_handlers.check_or_import(request, upload, confirm=confirm)
+            result = interchange_handlers.result_view(upload, summary, problem=None, confirmed=confirm, numbers=numbers)
+        except (PoamError, ImportFormatError) as error:
+            result = interchange_handlers.result_view(upload, None, problem=str(error), confirmed=confirm)
+        except OSError as error:
+            log.warning("downloading %s failed: %s", upload.url, error)
+            result = interchange_handlers.result_view(upload, None, problem="I could not download it from Slack.", confirmed=confirm)
+        try:
+            client.views_update(view_id=view.get("id"), view=result)
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("views.update after an import step failed: %s", error)
+
+    @app.view(CallbackId.IMPORT_MODAL)
+    def on_import_checked(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        _import_step(ack, body, view, client, confirm=False)
+
+    @app.view(CallbackId.IMPORT_CONFIRM)
+    def on_import_confirmed(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        _import_step(ack, body, view, client, confirm=True)
 
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
     def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

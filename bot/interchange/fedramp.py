@@ -50,14 +50,6 @@ COLUMNS: tuple[str, ...] = (
     "Service Name",
 )
 
-_SOURCE_NAMES = {
-    Source.SCAN: "Vulnerability Scan",
-    Source.ASSESSMENT: "Security Assessment Report",
-    Source.PENTEST: "Penetration Test",
-    Source.AUDIT: "Audit",
-    Source.CONMON: "Continuous Monitoring",
-    Source.SELF: "Self-Identified",
-}
 
 _CHANGE_WORDS = {ChangeKind.UPDATE: "Update", ChangeKind.COMPLETE: "Complete"}
 
@@ -134,7 +126,7 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
         ", ".join(detail.controls),
         item.title,
         item.description,
-        _SOURCE_NAMES[Source(item.source)],
+        Source(item.source).label,
         item.source_identifier,
         ", ".join(item.assets),
         item.owner_id,

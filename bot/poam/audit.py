@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -84,23 +84,34 @@ def record(
     details: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event to the actor's workspace chain (in the caller's transaction)."""
-    seq, prev_hash = counters.next_audit_slot(session, team_id=actor.team_id)
-    event = AuditEvent(
-        team_id=actor.team_id,
-        seq=seq,
-        item_id=item_id,
-        actor_id=actor.user_id,
-        action=action,
-        at=actor.now(),
-        details=_json_safe(details or {}),
-        prev_hash=prev_hash,
-        hash="",
-    )
-    event.hash = hash_of(event)
-    session.add(event)
-    counters.set_audit_head(session, team_id=actor.team_id, head=event.hash)
+    return record_many(session, actor, [(action, item_id, details or {})])[0]
+
+
+def record_many(
+    session: Session, actor: Actor, entries: Sequence[tuple[str, int | None, Mapping[str, Any]]]
+) -> list[AuditEvent]:
+    """Append several events (action, item id, details) in order, reserving their
+    sequence numbers in one statement (bulk imports write thousands)."""
+    first, prev_hash = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
+    events = []
+    for offset, (action, item_id, details) in enumerate(entries):
+        event = AuditEvent(
+            team_id=actor.team_id,
+            seq=first + offset,
+            item_id=item_id,
+            actor_id=actor.user_id,
+            action=action,
+            at=actor.now(),
+            details=_json_safe(details),
+            prev_hash=prev_hash,
+            hash="",
+        )
+        event.hash = prev_hash = hash_of(event)
+        events.append(event)
+    session.add_all(events)
+    counters.set_audit_head(session, team_id=actor.team_id, head=prev_hash)
     session.flush()
-    return event
+    return events
 
 
 @dataclass(frozen=True)

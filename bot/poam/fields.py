@@ -28,6 +28,20 @@ class Source(StrEnum):
     CONMON = "conmon"
     SELF = "self"
 
+    @property
+    def label(self) -> str:
+        """The name FedRAMP's workbook shows in "Weakness Detector Source"."""
+        return _SOURCE_LABELS[self]
+
+    @classmethod
+    def from_label(cls, text: str) -> Source:
+        """A source from its value or its label; anything else is a scanner's name (scan)."""
+        word = text.strip().lower()
+        for source in cls:
+            if word in (source.value, source.label.lower()):
+                return source
+        return cls.SCAN
+
     @classmethod
     def parse(cls, text: str) -> Source:
         try:
@@ -35,6 +49,16 @@ class Source(StrEnum):
         except ValueError:
             accepted = ", ".join(source.value for source in cls)
             raise InvalidInput(f"`{text}` is not a source; use one of {accepted}.") from None
+
+
+_SOURCE_LABELS = {
+    Source.SCAN: "Vulnerability Scan",
+    Source.ASSESSMENT: "Security Assessment Report",
+    Source.PENTEST: "Penetration Test",
+    Source.AUDIT: "Audit",
+    Source.CONMON: "Continuous Monitoring",
+    Source.SELF: "Self-Identified",
+}
 
 
 def _unique(values: Iterable[str]) -> list[str]:

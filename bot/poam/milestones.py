@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, func, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor

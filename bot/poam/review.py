@@ -71,6 +71,7 @@ class Closure(StrEnum):
 
     REMEDIATED = "remediated"
     FALSE_POSITIVE = "false_positive"
+    IMPORTED = "imported"  # closed before it came to this tool (a workbook's closed tab)
 
 
 # ---------------------------------------------------------------- lookups

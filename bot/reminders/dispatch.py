@@ -1,7 +1,7 @@
 """Dispatch: claim outbox rows, send them, mark them sent — or retry, or give up.
 
-A claim is committed before sending and each row is marked sent in its own
-transaction right after Slack accepts it. If the process dies between Slack
+Each row is claimed (committed) right before it is sent and marked sent in
+its own transaction right after Slack accepts it. If the process dies between Slack
 accepting a message and that mark, the row's claim lapses (``CLAIM_HOLD``)
 and the message is sent again: that is the one duplicate window, at most one
 message per dispatcher death.
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 CLAIM_HOLD = timedelta(minutes=2)
-BATCH = 20
 PER_CHANNEL_INTERVAL = 1.0
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
@@ -72,6 +71,14 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
+def _retry_after(header: str | None) -> timedelta:
+    """Slack's Retry-After in seconds, at least one (a 0 would spin), 30 when unreadable."""
+    try:
+        return timedelta(seconds=max(1, int(header or "30")))
+    except ValueError:
+        return timedelta(seconds=30)
+
+
 def _send(client: WebClient, row: OutboxMessage) -> None:
     client.chat_postMessage(
         channel=row.recipient, text=row.text, blocks=row.blocks or None, thread_ts=row.thread_ts,
@@ -92,8 +99,8 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
         row.claimed_until = None
         if isinstance(error, SlackApiError) and response is not None and response.status_code == 429:
-            retry_after = int(response.headers.get("Retry-After", "30") or 30)
-            row.status, row.next_attempt_at = outbox.PENDING, now + timedelta(seconds=retry_after)
+            row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(response.headers.get("Retry-After"))
+            row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
         else:
@@ -101,28 +108,40 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
         return row.status
 
 
-def dispatch(engine: Engine, client: WebClient, *, clock: Clock, pacer: Pacer | None = None, batch: int = BATCH) -> DispatchReport:
-    """Send what is due until nothing is; one claim of ``batch`` rows at a time."""
+def dispatch(
+    engine: Engine,
+    client: WebClient,
+    *,
+    clock: Clock,
+    pacer: Pacer | None = None,
+    still_leader: Callable[[], bool] = lambda: True,
+) -> DispatchReport:
+    """Send what is due until nothing is.
+
+    Rows are claimed one at a time, right before their send, so a claim never
+    waits behind a slow batch long enough to lapse; ``still_leader`` is asked
+    before each claim, and dispatch stops once this process lost the lease.
+    """
     pacer = pacer or Pacer()
     report = DispatchReport()
-    while True:
+    while still_leader():
         with unit_of_work(engine) as session:
-            rows = outbox.claim(session, now=clock.now(), limit=batch, hold=CLAIM_HOLD)
-            claimed = [(row.id, row) for row in rows]
-        if not claimed:
+            rows = outbox.claim(session, now=clock.now(), limit=1, hold=CLAIM_HOLD)
+        if not rows:
             return report
-        for row_id, row in claimed:
-            pacer.wait(row.recipient)
-            error: Exception | None = None
-            try:
-                _send(client, row)
-            except (SlackApiError, SlackClientError, OSError) as failure:
-                error = failure
-                log.warning("sending outbox row %s to %s failed: %s", row_id, row.recipient, failure)
-            status = _settle(engine, row_id, now=clock.now(), error=error)  # type: ignore[arg-type]
-            if status == outbox.SENT:
-                report.sent += 1
-            elif status == outbox.FAILED:
-                report.failed += 1
-            else:
-                report.retried += 1
+        (row,) = rows
+        pacer.wait(row.recipient)
+        error: Exception | None = None
+        try:
+            _send(client, row)
+        except (SlackApiError, SlackClientError, OSError) as failure:
+            error = failure
+            log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
+        status = _settle(engine, row.id, now=clock.now(), error=error)  # type: ignore[arg-type]
+        if status == outbox.SENT:
+            report.sent += 1
+        elif status == outbox.FAILED:
+            report.failed += 1
+        else:
+            report.retried += 1
+    return report

@@ -34,7 +34,7 @@ def remember_tz(session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, c
 def preferences(session: Session, actor: Actor) -> Person:
     """The actor's reminder preferences (the defaults when never set)."""
     return session.get(Person, (actor.team_id, actor.user_id)) or Person(
-        team_id=actor.team_id, user_id=actor.user_id, tz=actor.tz.key, updated_at=actor.now()
+        team_id=actor.team_id, user_id=actor.user_id, updated_at=actor.now()
     )
 
 
@@ -47,13 +47,16 @@ def set_preferences(
     ensure_workspace(session, actor)
     person = session.get(Person, (actor.team_id, actor.user_id))
     if person is None:
-        person = Person(team_id=actor.team_id, user_id=actor.user_id, tz=actor.tz.key, updated_at=actor.now())
+        person = Person(team_id=actor.team_id, user_id=actor.user_id, updated_at=actor.now())
         session.add(person)
+    if person.tz is None:
+        # Only fills a gap: the actor's zone may be the workspace default used
+        # when Slack could not answer, which must not replace one Slack gave.
+        person.tz = actor.tz.key
     if remind_at is not None:
         person.remind_at = remind_at
     if on is not None:
         person.reminders_on = on
-    person.tz = actor.tz.key
     person.updated_at = actor.now()
     session.flush()
     return person

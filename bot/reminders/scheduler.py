@@ -54,9 +54,7 @@ class Scheduler:
 
     def tick(self) -> TickReport:
         """One round: lease, expiries, planning, dispatch. Safe to run anywhere, any time."""
-        with unit_of_work(self.engine) as session:
-            leader = take_lease(session, name=LEASE_NAME, holder=self.holder, now=self.clock.now(), ttl=LEASE_TTL)
-        if not leader:
+        if not self._lead():
             return TickReport(leader=False)
         rules = self.settings.rules
         with unit_of_work(self.engine) as session:
@@ -67,8 +65,13 @@ class Scheduler:
                 plan(session, clock=self.clock, rules=rules, default_tz=self.settings.timezone),
                 now=self.clock.now(),
             )
-        sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer)
+        sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead)
         return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
+
+    def _lead(self) -> bool:
+        """Take or renew the lease; False when another live process holds it."""
+        with unit_of_work(self.engine) as session:
+            return take_lease(session, name=LEASE_NAME, holder=self.holder, now=self.clock.now(), ttl=LEASE_TTL)
 
     def _safe_tick(self) -> None:
         """The job APScheduler runs: a failed tick is logged and the next one retries."""

@@ -22,7 +22,7 @@ def subscribe(
     """This channel gets the weekly digest (on ``weekday``, 0 = Monday, at ``post_at``
     in the workspace's time zone)."""
     require_admin(actor, "subscribe channels to the digest")
-    if not channel_id or not channel_id[0] in "CG":
+    if not channel_id or channel_id[0] not in "CG":
         raise InvalidInput("Subscribe from the channel that should get the digest.")
     ensure_workspace(session, actor)
     found = session.get(DigestSubscription, (actor.team_id, channel_id))

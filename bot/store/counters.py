@@ -42,16 +42,29 @@ def next_item_number(session: Session, *, team_id: str) -> int:
     return session.exec(statement).scalar_one()  # type: ignore[call-overload,no-any-return]
 
 
-def next_audit_slot(session: Session, *, team_id: str) -> tuple[int, str]:
-    """Reserve the next audit sequence number; returns it and the chain's head hash."""
+def reserve_item_numbers(session: Session, *, team_id: str, count: int) -> range:
+    """``count`` consecutive item numbers in one statement (bulk imports)."""
     statement = (
         update(Workspace)
         .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
-        .values(audit_seq=Workspace.audit_seq + 1)
+        .values(last_item_number=Workspace.last_item_number + count)
+        .returning(Workspace.last_item_number)
+    )
+    last = session.exec(statement).scalar_one()  # type: ignore[call-overload]
+    return range(last - count + 1, last + 1)
+
+
+def next_audit_slot(session: Session, *, team_id: str, count: int = 1) -> tuple[int, str]:
+    """Reserve the next ``count`` audit sequence numbers; returns the first and
+    the chain's head hash (the hash the first new event must follow)."""
+    statement = (
+        update(Workspace)
+        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
+        .values(audit_seq=Workspace.audit_seq + count)
         .returning(Workspace.audit_seq, Workspace.audit_head)
     )
-    seq, head = session.exec(statement).one()  # type: ignore[call-overload]
-    return seq, head
+    last, head = session.exec(statement).one()  # type: ignore[call-overload]
+    return last - count + 1, head
 
 
 def set_audit_head(session: Session, *, team_id: str, head: str) -> None:

@@ -74,6 +74,7 @@ class Item(SQLModel, table=True):
         sa.UniqueConstraint("team_id", "number", name="uq_items_team_number"),
         sa.Index("ix_items_team_status_due", "team_id", "status", "due_on"),
         sa.Index("ix_items_team_owner", "team_id", "owner_id"),
+        sa.Index("ix_items_team_fingerprint", "team_id", "fingerprint"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -110,6 +111,8 @@ class Item(SQLModel, table=True):
     plan_approved_at: datetime | None = _timestamp(nullable=True)
     risk_accepted_until: date | None = None
     snoozed_until: date | None = None
+    fingerprint: str | None = Field(default=None, sa_type=sa.String(64))
+    last_seen_at: datetime | None = _timestamp(nullable=True)
     version: int = Field(default=1)
 
 

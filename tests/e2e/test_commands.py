@@ -24,8 +24,8 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel, col, select
 
 import bot.store.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from bot.commands.specs import SPECS
 from bot.blockkit.text import escape
+from bot.commands.specs import SPECS
 from bot.poam import items
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
 

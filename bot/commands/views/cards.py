@@ -6,10 +6,6 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from bot.commands import metadata
-from bot.commands.grammar import Spec
-from bot.commands.ids import ActionId
-from bot.blockkit.text import clip, escape, mention
 from bot.blockkit.blocks import (
     MAX_MESSAGE_BLOCKS,
     Block,
@@ -23,9 +19,13 @@ from bot.blockkit.blocks import (
     section,
     sections,
 )
+from bot.blockkit.text import clip, escape, mention
+from bot.commands import metadata
+from bot.commands.grammar import Spec
+from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
-from bot.poam.items import ItemDetail, ItemPage, Scope, is_overdue
 from bot.poam.errors import PermissionDenied
+from bot.poam.items import ItemDetail, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus

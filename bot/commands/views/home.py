@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot.blockkit.blocks import MAX_VIEW_BLOCKS, Block, actions, button, context, day, header, section
+from bot.blockkit.text import escape, mention
 from bot.commands import metadata
 from bot.commands.ids import ActionId
-from bot.blockkit.text import escape, mention
-from bot.blockkit.blocks import MAX_VIEW_BLOCKS, Block, actions, button, context, day, header, section
 from bot.commands.views.cards import item_line, next_milestone, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail, ItemPage

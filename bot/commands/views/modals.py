@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from bot.blockkit.blocks import MAX_VIEW_BLOCKS, Block, option, plain
+from bot.blockkit.text import clip
 from bot.commands import metadata
 from bot.commands.ids import VALUE, BlockId, CallbackId
-from bot.blockkit.text import clip
-from bot.blockkit.blocks import MAX_VIEW_BLOCKS, Block, option, plain
 from bot.commands.views.cards import severity_options
 from bot.poam.fields import Source
 from bot.poam.items import MAX_TITLE

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.blockkit.blocks import Block, actions, button, context, day, plain, section
+from bot.blockkit.text import clip, escape, mention
 from bot.commands import metadata
 from bot.commands.ids import VALUE, ActionId, BlockId, CallbackId
-from bot.blockkit.text import clip, escape, mention
-from bot.blockkit.blocks import Block, actions, button, context, day, plain, section
 from bot.commands.views.cards import severity_text, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.review import MAX_TEXT

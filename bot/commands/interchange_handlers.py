@@ -1,0 +1,168 @@
+"""``/poam export`` (a file in your DM) and ``/poam import`` (a form: upload,
+check, confirm; admins only)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.blockkit.blocks import context, plain, section
+from bot.blockkit.text import escape
+from bot.commands import metadata
+from bot.commands.context import Reply, SlackRequest
+from bot.commands.grammar import Parsed
+from bot.commands.handlers import handles
+from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.views import cards
+from bot.interchange.exports import ExportFormat, export
+from bot.interchange.findings import ImportFormatError
+from bot.interchange.importing import MAX_IMPORT_BYTES, import_file
+from bot.poam.errors import PoamError
+from bot.poam.imports import ImportSummary
+from bot.poam.permissions import require_admin
+
+log = logging.getLogger(__name__)
+DOWNLOAD_TIMEOUT_SECONDS = 20
+
+
+def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
+    def work(request: SlackRequest) -> str | None:
+        buffer = io.BytesIO()
+        try:
+            with request.transaction(read_only=True) as (session, actor):
+                done = export(
+                    session, buffer, fmt=fmt, rules=actor.rules, now=actor.now(), team_id=actor.team_id,
+                    system_name=system, csp=request.services.settings.poam_csp_name,
+                )
+        except PoamError as error:
+            return escape(error.message)
+        try:
+            channel = request.client.conversations_open(users=request.user_id)["channel"]["id"]
+            request.client.files_upload_v2(
+                channel=channel, file=buffer.getvalue(), filename=done.filename, title=f"POA&M export ({fmt.value})",
+                initial_comment=f"Your POA&M export: {done.count} item(s).",
+            )
+        except (SlackApiError, SlackClientError, OSError, KeyError) as error:
+            log.warning("export upload for %s failed: %s", request.user_id, error)
+            return "I couldn't send the export file to your DM (Slack said no); try again in a moment."
+        return None
+
+    return work
+
+
+@handles("export")
+def export_(request: SlackRequest, cmd: Parsed) -> Reply:
+    fmt: ExportFormat = cmd["format"]
+    return Reply(
+        text="Export on its way",
+        blocks=cards.done(f"Your {fmt.value.upper()} export is on its way to your DM."),
+        later=[_deliver_export(fmt, cmd["system"])],
+    )
+
+
+# ---------------------------------------------------------------- import
+
+
+def import_modal() -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.IMPORT_MODAL,
+        "title": plain("Import findings", 24),
+        "submit": plain("Check"),
+        "close": plain("Cancel"),
+        "blocks": [
+            section("Upload a SARIF, Nessus (.nessus), CSV or FedRAMP workbook (.xlsx) file. "
+                    "I check it first and show what it would change; nothing is imported until you confirm."),
+            {
+                "type": "input",
+                "block_id": BlockId.FILE,
+                "label": plain("File"),
+                "element": {"type": "file_input", "action_id": VALUE, "max_files": 1,
+                            "filetypes": ["sarif", "json", "nessus", "xml", "csv", "xlsx"]},
+            },
+        ],
+    }
+
+
+@handles("import")
+def import_(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction(read_only=True) as (_session, actor):
+        require_admin(actor, "import findings")
+    return Reply(text="Opening the form…", modal=import_modal())
+
+
+def uploaded_file(view: dict[str, Any]) -> metadata.UploadedFile:
+    """The file the form's file input holds."""
+    state = (view.get("state") or {}).get("values") or {}
+    files = ((state.get(BlockId.FILE) or {}).get(VALUE) or {}).get("files") or []
+    if not files:
+        raise ImportFormatError("file", "no file was uploaded")
+    chosen = files[0]
+    return metadata.UploadedFile(
+        name=str(chosen.get("name") or "upload"), url=str(chosen.get("url_private_download") or chosen.get("url_private") or "")
+    )
+
+
+def from_slack(url: str, *, api_url: str) -> bool:
+    """Whether ``url`` is Slack's (so the bot token may be sent to it): the Web
+    API's own host, or Slack's (GovSlack's) file hosts over https."""
+    parts, api = urlsplit(url), urlsplit(api_url)
+    if (parts.scheme, parts.netloc) == (api.scheme, api.netloc):
+        return True
+    host = parts.hostname or ""
+    return parts.scheme == "https" and host.endswith((".slack.com", ".slack-gov.com"))
+
+
+def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
+    """The uploaded file's bytes, fetched with the bot token (files:read)."""
+    token = request.client.token or ""
+    query = urllib.request.Request(upload.url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:  # noqa: S310 (Slack's own URL)
+        data = response.read(MAX_IMPORT_BYTES + 1)
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFormatError("file", f"is larger than {MAX_IMPORT_BYTES:,} bytes")
+    return data
+
+
+def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, confirm: bool) -> tuple[ImportSummary, str]:
+    """Run the import; a check (``confirm`` False) rolls it back and only counts."""
+    if not from_slack(upload.url, api_url=request.services.settings.slack_api_url):
+        raise ImportFormatError("file", "does not come from Slack")
+    data = download(request, upload)
+    with request.transaction() as (session, actor):
+        summary = import_file(session, actor, name=upload.name, data=data)
+        if not confirm:
+            session.rollback()
+        label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])
+    return summary, label
+
+
+def result_view(upload: metadata.UploadedFile, summary: ImportSummary | None, *, problem: str | None,
+                confirmed: bool, numbers: str = "") -> dict[str, Any]:
+    """The form after a check (confirm button) or after the import."""
+    view: dict[str, Any] = {
+        "type": "modal",
+        "callback_id": CallbackId.IMPORT_CONFIRM,
+        "title": plain("Import findings", 24),
+        "close": plain("Close"),
+        "private_metadata": metadata.dump(upload),
+    }
+    name = escape(upload.name)
+    if problem is not None:
+        view["blocks"] = [section(f":no_entry: *{name}* cannot be imported: {escape(problem)}"),
+                          context("Nothing was imported. Fix the file and upload it again.")]
+    elif confirmed:
+        assert summary is not None
+        view["blocks"] = [section(f":white_check_mark: Imported *{name}*: {summary}."),
+                          context(f"New: {numbers}" if numbers else "No new items.")]
+    else:
+        assert summary is not None
+        view["submit"] = plain("Import")
+        view["blocks"] = [section(f"*{name}* would bring: {summary}."),
+                          context("Nothing is imported until you press Import.")]
+    return view

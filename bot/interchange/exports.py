@@ -1,0 +1,111 @@
+"""One entry point for every export format, used by the CLI and by ``/poam export``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import IO
+
+from sqlmodel import Session, col, select
+
+from bot.interchange.csv_export import write_csv
+from bot.interchange.json_export import write_json
+from bot.interchange.oscal_export import write_oscal
+from bot.interchange.xlsx_export import write_workbook
+from bot.poam.actor import Rules
+from bot.poam.errors import InvalidInput, NotFound
+from bot.poam.items import iter_item_details
+from bot.store.models import InfoSystem, Workspace
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+    OSCAL = "oscal"
+
+    @property
+    def per_system(self) -> bool:
+        """The workbook and the OSCAL POA&M describe one system of one workspace."""
+        return self in (ExportFormat.XLSX, ExportFormat.OSCAL)
+
+    @property
+    def suffix(self) -> str:
+        return "oscal.json" if self is ExportFormat.OSCAL else self.value
+
+
+@dataclass(frozen=True)
+class Exported:
+    count: int
+    filename: str
+
+
+def only_workspace(session: Session) -> str | None:
+    """The database's workspace when it holds exactly one (the CLI's default)."""
+    teams = session.exec(select(Workspace.team_id).limit(2)).all()
+    return teams[0] if len(teams) == 1 else None
+
+
+def _system(session: Session, team_id: str, name: str | None) -> InfoSystem:
+    query = select(InfoSystem).where(InfoSystem.team_id == team_id)
+    query = query.where(InfoSystem.name_key == name.strip().lower()) if name else query.where(col(InfoSystem.is_default))
+    system = session.exec(query).first()
+    if system is None:
+        raise NotFound(f"There is no system called `{name}` in workspace {team_id}." if name else f"No workspace {team_id} here.")
+    return system
+
+
+def export(
+    session: Session,
+    out: IO[bytes],
+    *,
+    fmt: ExportFormat,
+    rules: Rules,
+    now: datetime,
+    team_id: str | None,
+    system_name: str | None,
+    csp: str,
+) -> Exported:
+    """Write the POA&M in ``fmt`` to ``out``.
+
+    JSON and CSV cover every workspace (or ``team_id``) and system (or
+    ``system_name``); the workbook covers one system of one workspace, the
+    default one unless ``system_name`` names another.
+    """
+    stamp = now.strftime("%Y%m%d")
+    if fmt.per_system:
+        if team_id is None:
+            raise InvalidInput("Say which workspace to export (--team): this database holds none or several.")
+        system = _system(session, team_id, system_name)
+        details = iter_item_details(session, team_id=team_id, system_name=system.name)
+        if fmt is ExportFormat.XLSX:
+            count = write_workbook(details, out, rules=rules, system=system, csp=csp, poam_date=now.date())
+        else:
+            with _text(out) as text:
+                count = write_oscal(details, text, session=session, rules=rules, exported_at=now, team_id=team_id,
+                                    system=system, title=f"{csp or system.organization or 'Plan'} POA&M: {system.name}")
+        return Exported(count, f"poam-{system.name_key.replace(' ', '-')}-{stamp}.{fmt.suffix}")
+    if system_name is not None and team_id is not None:
+        _system(session, team_id, system_name)
+    details = iter_item_details(session, team_id=team_id, system_name=system_name)
+    with _text(out) as text:
+        if fmt is ExportFormat.CSV:
+            count = write_csv(details, text, rules=rules)
+        else:
+            count = write_json(details, text, rules=rules, exported_at=now, team_id=team_id, system_name=system_name)
+    return Exported(count, f"poam-{stamp}.{fmt.suffix}")
+
+
+@contextmanager
+def _text(out: IO[bytes]) -> Iterator[IO[str]]:
+    """UTF-8 text over ``out``, leaving ``out`` open for its owner."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        yield text
+    finally:
+        text.flush()
+        text.detach()

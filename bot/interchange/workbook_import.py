@@ -1,0 +1,290 @@
+"""The FedRAMP POA&M workbook (xlsx) → findings: the inverse of the workbook export.
+
+The workbook must look like GSA's template as we export it: tabs
+"Open POA&M Items" and "Closed POA&M Items", the 31 column headers of
+:data:`bot.interchange.fedramp.COLUMNS` on row 5, items from row 8 down to the
+first empty row. :func:`template_finding` maps one row of those columns (also
+used by the CSV importer, whose own-export rows carry the same columns).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+
+from bot.interchange.fedramp import COLUMNS
+from bot.interchange.findings import Finding, ImportFormatError, Milestone
+from bot.poam import fields
+from bot.poam.dates import MAX_YEAR, MIN_YEAR
+from bot.poam.errors import InvalidInput
+from bot.poam.severity import Severity
+
+OPEN_TAB = "Open POA&M Items"
+CLOSED_TAB = "Closed POA&M Items"
+TABS = (OPEN_TAB, CLOSED_TAB)
+HEADER_ROW = 5
+FIRST_DATA_ROW = 8
+
+#: Refuse archives that would inflate beyond this (a zip bomb), before openpyxl opens them.
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+MAX_ZIP_ENTRIES = 10_000
+
+RATINGS: Mapping[str, Severity] = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.HIGH,
+    "moderate": Severity.MODERATE,
+    "medium": Severity.MODERATE,
+    "low": Severity.LOW,
+}
+#: What the export writes in Comments for a critical item (the template has no Critical rating).
+CRITICAL_NOTE = "original severity: critical"
+
+Cell = str | int | float | date | datetime | bool | None
+
+_SLACK_USER = re.compile(r"^<?@?([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>?$", re.ASCII)
+_ISO_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$", re.ASCII)
+_US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
+_MILESTONE_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$", re.ASCII)
+_MILESTONE_START = re.compile(r"^[ \t]*\((\d{1,4})\)[ \t]*([^:\n]*?)[ \t]*:[ \t]?", re.MULTILINE)
+_LIST_SEPARATOR = re.compile(r"[,;\s]+")
+_CONTROL_SEPARATOR = re.compile(r"[,;\n]+")
+
+
+def _letter(index: int) -> str:
+    """Column letter of a 0-based column index (0 → A, 30 → AE)."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
+
+
+def text(value: Cell) -> str | None:
+    """A cell as trimmed text; None when blank. Whole numbers lose their ``.0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, datetime):
+        value = value.date() if value.time() == datetime.min.time() else value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    cleaned = str(value).strip()
+    return cleaned or None
+
+
+def _day(year: int, month: int, day: int) -> date:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"year {year} is outside {MIN_YEAR}-{MAX_YEAR}")
+    return date(year, month, day)
+
+
+def day(value: Cell, *, where: str, column: str) -> date | None:
+    """A date cell: a real Excel date, an Excel day number, or ``yyyy-mm-dd`` (also
+    ``yyyy/mm/dd``, an ISO timestamp, or US ``mm/dd/yyyy``) as text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        if isinstance(value, datetime):
+            return _day(value.year, value.month, value.day)
+        if isinstance(value, date):
+            return _day(value.year, value.month, value.day)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            from openpyxl.utils.datetime import from_excel
+
+            if not 1 <= value <= 2_958_465:
+                raise ValueError("not an Excel day number")
+            stamp = from_excel(value)
+            return _day(stamp.year, stamp.month, stamp.day)
+        cleaned = str(value).strip()
+        if match := _ISO_DAY.match(cleaned):
+            return _day(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        if match := _US_DAY.match(cleaned):
+            return _day(int(match.group(3)), int(match.group(1)), int(match.group(2)))
+    except (ValueError, OverflowError, TypeError):
+        pass
+    shown = text(value) or ""
+    raise ImportFormatError(where, f'{column} "{shown[:40]}" is not a date; write it as yyyy-mm-dd')
+
+
+def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:
+    """The template's ``(##) yyyy-mm-dd: description`` entries (blank lines between,
+    descriptions may run over several lines)."""
+    if not value or not value.strip():
+        return ()
+    starts = list(_MILESTONE_START.finditer(value))
+    if not starts or value[: starts[0].start()].strip():
+        raise ImportFormatError(
+            where, 'Planned Milestones must be entries like "(01) 2026-12-01: description", one per paragraph'
+        )
+    parsed = []
+    for position, match in enumerate(starts):
+        number, when = match.group(1), match.group(2)
+        end = starts[position + 1].start() if position + 1 < len(starts) else len(value)
+        description = value[match.end() : end].strip()
+        day_match = _MILESTONE_DAY.match(when)
+        try:
+            if day_match is None:
+                raise ValueError
+            due_on = _day(int(day_match.group(1)), int(day_match.group(2)), int(day_match.group(3)))
+        except ValueError:
+            raise ImportFormatError(
+                where, f'Planned Milestones entry ({number}): "{when[:40]}" is not a date; write it as yyyy-mm-dd'
+            ) from None
+        if not description:
+            raise ImportFormatError(where, f"Planned Milestones entry ({number}) has no description")
+        parsed.append(Milestone(due_on=due_on, description=description))
+    return tuple(parsed)
+
+
+def rating(value: str | None, comments: str | None, *, where: str) -> Severity:
+    """Original Risk Rating (Low / Moderate / High; Critical and Medium accepted too),
+    critical when the export's "Original severity: Critical." note is in Comments."""
+    if value is None:
+        raise ImportFormatError(where, "Original Risk Rating is empty; use Low, Moderate or High")
+    severity = RATINGS.get(value.lower())
+    if severity is None:
+        raise ImportFormatError(where, f'Original Risk Rating "{value[:40]}" is not Low, Moderate or High')
+    if comments and CRITICAL_NOTE in " ".join(comments.lower().split()):
+        return Severity.CRITICAL
+    return severity
+
+
+def _listed(where: str, column: str, values: list[str], check) -> tuple[str, ...]:
+    try:
+        return tuple(check(values))
+    except InvalidInput as error:
+        raise ImportFormatError(where, f"{column}: {error.message}") from None
+
+
+def template_finding(
+    cells: Mapping[str, Cell], *, where: str, closed: bool, due_on: date | None = None
+) -> Finding:
+    """One row of the FedRAMP template's columns (missing columns read as blank)."""
+
+    def get(column: str) -> str | None:
+        return text(cells.get(column))
+
+    title = get("Weakness Name")
+    if title is None:
+        raise ImportFormatError(where, "Weakness Name is empty")
+    rule_id = get("Weakness Source Identifier") or get("POAM ID")
+    if rule_id is None:
+        raise ImportFormatError(where, "neither Weakness Source Identifier nor POAM ID is filled in")
+    contact = get("Point of Contact")
+    owner = _SLACK_USER.match(contact) if contact else None
+    controls = [part for part in _CONTROL_SEPARATOR.split(get("Controls") or "") if part.strip()]
+    cves = [part for part in _LIST_SEPARATOR.split(get("CVE") or "") if part]
+    return Finding(
+        tool=get("Weakness Detector Source") or "",
+        rule_id=rule_id,
+        asset=get("Asset Identifier") or "",
+        title=title,
+        severity=rating(get("Original Risk Rating"), get("Comments"), where=where),
+        where=where,
+        description=get("Weakness Description"),
+        cves=_listed(where, "CVE", cves, fields.cves),
+        controls=_listed(where, "Controls", controls, fields.controls),
+        detected_on=day(cells.get("Original Detection Date"), where=where, column="Original Detection Date"),
+        due_on=due_on,
+        scheduled_completion_on=day(
+            cells.get("Scheduled Completion Date"), where=where, column="Scheduled Completion Date"
+        ),
+        owner_id=owner.group(1) if owner else None,
+        remediation_plan=get("Overall Remediation Plan"),
+        resources_required=get("Resources Required"),
+        milestones=milestones(get("Planned Milestones"), where=where),
+        vendor_product=get("Vendor Dependent Product Name"),
+        closed=closed,
+    )
+
+
+def _check_archive(data: bytes) -> None:
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise ImportFormatError("file", "is an old binary .xls workbook; save it as .xlsx and import again")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except Exception as error:  # zipfile raises BadZipFile, NotImplementedError, UnicodeDecodeError…
+        raise ImportFormatError("file", f"is not an .xlsx workbook (not a valid zip archive: {error})") from None
+    if len(entries) > MAX_ZIP_ENTRIES or sum(entry.file_size for entry in entries) > MAX_UNPACKED_BYTES:
+        raise ImportFormatError(
+            "file", f"unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)} MB; refused as a possible zip bomb"
+        )
+
+
+def _header_error(tab: str, header: Sequence[Cell]) -> ImportFormatError | None:
+    for index, expected in enumerate(COLUMNS):
+        found = header[index] if index < len(header) else None
+        found_text = " ".join((text(found) or "").split())
+        if found_text != expected:
+            shown = f'"{found_text[:60]}"' if found_text else "empty"
+            return ImportFormatError(
+                f'"{tab}" row {HEADER_ROW}',
+                f'column {_letter(index)} is {shown}, expected "{expected}" '
+                f"(row {HEADER_ROW} must hold the {len(COLUMNS)} FedRAMP POA&M template headers)",
+            )
+    return None
+
+
+def _tab_findings(sheet, tab: str, *, closed: bool) -> list[Finding]:
+    width = len(COLUMNS)
+    if not hasattr(sheet, "iter_rows"):
+        raise ImportFormatError(f'"{tab}"', "is a chart sheet, not a worksheet")
+    rows = sheet.iter_rows(min_row=HEADER_ROW, max_col=width, values_only=True)
+    header = next(rows, None)
+    error = _header_error(tab, list(header or ()))
+    if error is not None:
+        raise error
+    findings = []
+    for number, values in enumerate(rows, start=HEADER_ROW + 1):
+        if number < FIRST_DATA_ROW:
+            continue  # the template's guidance and format rows
+        values = list(values)[:width] + [None] * (width - len(values))
+        if all(text(value) is None for value in values):
+            break
+        cells = dict(zip(COLUMNS, values, strict=True))
+        findings.append(template_finding(cells, where=f'"{tab}" row {number}', closed=closed))
+    return findings
+
+
+def parse(data: bytes, *, source_name: str) -> list[Finding]:
+    """Every item of the open and closed tabs (closed ones with ``closed=True``);
+    :class:`ImportFormatError` naming the tab and row when anything is malformed.
+
+    ``source_name`` is the file's name; the findings' ``where`` is relative to it.
+    """
+    import openpyxl
+
+    _check_archive(data)
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # openpyxl raises many kinds on a damaged archive
+        raise ImportFormatError("file", f"is not a readable .xlsx workbook ({type(error).__name__})") from None
+    try:
+        names = list(workbook.sheetnames)
+        missing = [tab for tab in TABS if tab not in names]
+        if missing:
+            found = ", ".join(f'"{name}"' for name in names) or "none"
+            wanted = " or ".join(f'"{tab}"' for tab in missing)
+            raise ImportFormatError(
+                "tabs",
+                f"no {wanted} tab (the workbook has {found}); "
+                f'a FedRAMP POA&M workbook has "{OPEN_TAB}" and "{CLOSED_TAB}"',
+            )
+        findings = []
+        for tab in TABS:
+            findings += _tab_findings(workbook[tab], tab, closed=tab == CLOSED_TAB)
+        return findings
+    except ImportFormatError:
+        raise
+    except Exception as error:  # damaged sheet XML inside a valid archive
+        raise ImportFormatError("file", f"is not a readable .xlsx workbook ({type(error).__name__})") from None
+    finally:
+        workbook.close()

@@ -1,0 +1,101 @@
+"""The FedRAMP POA&M workbook (xlsx): the layout of GSA's Rev 5 template.
+
+Tabs "Open POA&M Items" and "Closed POA&M Items" (plus the template's
+"Configuration Findings" and "Record of Changes"); rows 2–3 name the CSP, the
+system, its impact level and the POA&M date; row 5 holds the 31 column
+headers; rows 6–7 say what each column holds and in which format; items start
+on row 8. Dates are real Excel dates. Written in openpyxl's streaming mode, so
+large POA&Ms do not sit in memory as cell objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import IO, Any
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+from bot.interchange.fedramp import COLUMNS, row
+from bot.poam.actor import Rules
+from bot.poam.items import ItemDetail
+from bot.poam.lifecycle import Status
+from bot.store.models import InfoSystem
+
+OPEN_TAB = "Open POA&M Items"
+CLOSED_TAB = "Closed POA&M Items"
+CONFIGURATION_TAB = "Configuration Findings"
+CHANGES_TAB = "Record of Changes"
+TITLE = "FedRAMP Plan of Action and Milestones (POA&M)"
+FIRST_ITEM_ROW = 8
+DATE_FORMAT = "yyyy-mm-dd"
+
+#: Row 6: what each column holds (our words, one per column of COLUMNS).
+GUIDANCE = (
+    "Unique id of the item", "Applicable NIST SP 800-53 controls", "Short name of the weakness",
+    "What the weakness is", "Scanner or other source that found it", "The source's id for it (plugin or rule id)",
+    "Affected assets, with port and protocol when known", "Person responsible for the fix",
+    "Resources needed beyond current ones", "How the weakness will be remediated", "When it was first found",
+    "Planned completion date; never changes", "Milestones as first planned; never edited",
+    "Every change to the milestones, with why", "When the item last changed or closed", "Waiting on a vendor?",
+    "Last check-in with the vendor", "Product that waits on the vendor", "Risk as found",
+    "Risk as approved after adjustment", "Was a risk adjustment requested/approved?",
+    "Was it a false positive?", "Is it an operational requirement?", "Why the deviation",
+    "Documents supporting the item", "Anything else", "Was a deviation auto-approved?",
+    "Listed in CISA's Known Exploited Vulnerabilities?", "Due date under BOD 22-01", "CVE ids", "Affected service",
+)
+#: Row 7: the expected format of each column.
+FORMATS = (
+    "Text", "Control ids", "Text", "Text", "Text", "Identifier", "Identifier (port/protocol)", "Text", "Text",
+    "Text", "Date", "Date", "(##) yyyy-mm-dd: description", "(##) New|Update|Complete yyyy-mm-dd : why", "Date",
+    "Yes, No", "Date", "Text", "Low, Moderate, High", "Low, Moderate, High, N/A", "Yes, No, Pending",
+    "Yes, No, Pending", "Yes, No, Pending", "Text", "Text", "Text", "Yes, No", "Yes, No", "Date", "CVE ids", "Text",
+)
+assert len(GUIDANCE) == len(FORMATS) == len(COLUMNS)
+
+
+def _cell(sheet: WriteOnlyWorksheet, value: Any, *, bold: bool = False, wrap: bool = False) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"  # text stays text: "=…" must never become a live formula
+    if isinstance(value, date):
+        cell.number_format = DATE_FORMAT
+    if bold:
+        cell.font = Font(bold=True)
+    if wrap:
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    return cell
+
+
+def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: InfoSystem, poam_date: date) -> None:
+    sheet.append([_cell(sheet, TITLE, bold=True)])
+    sheet.append([_cell(sheet, label, bold=True) for label in ("CSP", "System Name", "Impact Level", "POAM Date")])
+    sheet.append([csp, system.name, system.impact.capitalize(), _cell(sheet, poam_date)])
+    sheet.append([])
+    sheet.append([_cell(sheet, header, bold=True, wrap=True) for header in COLUMNS])
+    sheet.append([_cell(sheet, text, wrap=True) for text in GUIDANCE])
+    sheet.append(list(FORMATS))
+
+
+def write_workbook(
+    details: Iterable[ItemDetail], out: IO[bytes], *, rules: Rules, system: InfoSystem, csp: str, poam_date: date
+) -> int:
+    """Write one system's POA&M workbook to ``out``; returns the number of items."""
+    book = Workbook(write_only=True)
+    tabs = {name: book.create_sheet(name) for name in (OPEN_TAB, CLOSED_TAB, CONFIGURATION_TAB)}
+    for sheet in tabs.values():
+        _heading(sheet, csp=csp, system=system, poam_date=poam_date)
+    changes = book.create_sheet(CHANGES_TAB)
+    changes.append([None, _cell(changes, "Record of Changes", bold=True)])
+    changes.append([None, *(_cell(changes, h, bold=True) for h in ("Date", "Description", "Version", "Author"))])
+    changes.append([None, _cell(changes, poam_date), "Exported by poam-bot", None, "poam-bot"])
+    count = 0
+    for detail in details:
+        sheet = tabs[CLOSED_TAB if detail.item.status == Status.CLOSED else OPEN_TAB]
+        sheet.append([_cell(sheet, value, wrap=isinstance(value, str) and "\n" in value) for value in row(detail, rules=rules)])
+        count += 1
+    book.save(out)
+    return count

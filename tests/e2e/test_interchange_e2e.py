@@ -1,0 +1,93 @@
+"""/poam export and /poam import over signed HTTP against the fake Slack."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from bot.commands.ids import BlockId
+from bot.store.engine import unit_of_work
+from bot.store.models import Item
+from tests.e2e.conftest import ADMIN, wait_for
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+ALICE = "U00000ALICE"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _view(call: Any) -> dict[str, Any]:
+    view = call.params["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def test_export_xlsx_uploads_one_file_to_the_requesters_dm(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    slack.command("log Weak ciphers on the VPN sev:high", user=ALICE)
+    answer = slack.command("export xlsx", user=ALICE)
+    assert "on its way to your DM" in answer.text
+    complete = wait_for(lambda: fake_slack.calls_to("files.completeUploadExternal"))
+    assert len(complete) == 1
+    assert complete[0].params["channel_id"] == "D00000ALICE"  # the DM conversations.open gave
+    assert fake_slack.calls_to("conversations.open")[0].params["users"] == ALICE
+    (data,) = fake_slack.uploads.values()
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book["Open POA&M Items"]["C8"].value == "Weak ciphers on the VPN"
+
+
+def test_export_with_a_bad_format_is_refused(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    answer = slack.command("export pdf", user=ALICE)
+    assert "`pdf` is not an export format" in answer.text
+    assert not fake_slack.calls_to("files.getUploadURLExternal")
+
+
+def test_import_is_for_admins_only(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    answer = slack.command("import", user=ALICE)
+    assert "Only a POA&amp;M admin can import findings." in answer.text
+    assert not fake_slack.calls_to("views.open")
+
+
+def test_admin_imports_a_scan_after_checking_it(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    assert slack.command("import", user=ADMIN).status == 200
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    url = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
+    checked = slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
+    assert checked.json()["response_action"] == "update"
+    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    assert "would bring: 5 new, 0 updated, 0 unchanged, 3 skipped" in json.dumps(summary)
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item)).all() == []  # a check imports nothing
+    fake_slack.clear()
+    done = slack.submit(summary, {}, user=ADMIN)
+    assert done.json()["response_action"] == "update"
+    result = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    assert "Imported *weekly.nessus*: 5 new" in json.dumps(result)
+    with unit_of_work(engine) as session:
+        assert len(session.exec(select(Item)).all()) == 5
+
+
+def test_a_broken_file_imports_nothing_and_says_where(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack.command("import", user=ADMIN)
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    url = fake_slack.host_file("broken.sarif", b'{"version": "2.1.0", "runs": [{"tool": {}}]}')
+    slack.submit(form, {BlockId.FILE: {"type": "file_input", "files": [{"id": "F2", "name": "broken.sarif",
+                                                                         "url_private_download": url}]}}, user=ADMIN)
+    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    assert "cannot be imported" in result and "runs[0]" in result
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item)).all() == []
+
+
+def test_a_file_not_from_slack_is_never_fetched_with_the_token(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    slack.command("import", user=ADMIN)
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    evil = {"type": "file_input", "files": [{"id": "F3", "name": "x.csv", "url_private_download": "http://127.0.0.2:9/steal"}]}
+    slack.submit(form, {BlockId.FILE: evil}, user=ADMIN)
+    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    assert "does not come from Slack" in result

@@ -1,0 +1,361 @@
+"""Dispatch (issue 5): claim outbox rows, send, mark sent — or wait, retry, give up.
+
+Against the fake Slack Web API on loopback and the database of each backend,
+with a fixed clock: 429s with ``Retry-After``, runs of 500s, permanent
+errors, a dispatcher killed mid-batch, per-channel pacing, and what
+``poam-bot remind --status`` shows.
+"""
+
+from __future__ import annotations
+
+import random
+import time as wall
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.http_retry import builtin_handlers
+
+from bot.app import web_client
+from bot.cli import main
+from bot.config import Settings
+from bot.poam.actor import Role
+from bot.poam.systems import ensure_workspace
+from bot.reminders.dispatch import CLAIM_HOLD, MAX_ATTEMPTS, PER_CHANNEL_INTERVAL, Pacer, dispatch
+from bot.reminders.scheduler import LEASE_TTL, Scheduler
+from bot.store import outbox
+from bot.store.models import OutboxMessage
+from tests import test_reminders as harness
+from tests.test_reminders import ADMIN, FRI, OWNER, TEAM, World, make_scheduler, overdue_item
+
+# The fixtures of the shared harness (the fake Slack, the world).
+fake_api, fake, make_world, world = harness.fake_api, harness.fake, harness.make_world, harness.world
+
+USERS = [f"U0000USER{n}" for n in range(1, 6)]
+
+
+def queue(world: World, recipients: list[str], *, kind: str = "reminder") -> list[int]:
+    """Plan one message to each recipient (as the planner would), due now."""
+    world.do(lambda s: ensure_workspace(s, world.actor(ADMIN, Role.ADMIN)))
+    now = world.clock.now()
+
+    def insert(session: Any) -> None:
+        for n, recipient in enumerate(recipients):
+            assert outbox.insert_once(
+                session, team_id=TEAM, recipient=recipient, kind=kind, subject=f"test:{n}", local_day=FRI,
+                text=f"hello {recipient} #{n}", blocks=[], thread_ts=None, next_attempt_at=now, created_at=now,
+            )
+
+    world.do(insert)
+    return [row.id for row in world.outbox()]  # type: ignore[misc]
+
+
+def plain_client(world: World) -> WebClient:
+    """A client without retry handlers for Slack's answers: every 429 or 500 reaches the dispatcher."""
+    return WebClient(token="xoxb-x", base_url=world.fake.base_url)
+
+
+def production_client(world: World) -> WebClient:
+    """The client the bot really uses (it retries 429s after Retry-After, and 5xx, itself)."""
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-x", slack_api_url=world.fake.base_url)  # type: ignore[call-arg]
+    return web_client(settings)
+
+
+def run(world: World, client: Any, pacer: Pacer | None = None) -> Any:
+    return dispatch(world.engine, client, clock=world.clock, pacer=pacer or Pacer(interval=0))
+
+
+def row(world: World, row_id: int) -> OutboxMessage:
+    return next(r for r in world.outbox() if r.id == row_id)
+
+
+@pytest.fixture
+def no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack_sdk adds up to a second of random jitter to Retry-After; keep it out of timings."""
+    monkeypatch.setattr(builtin_handlers.random, "random", lambda: 0.0)
+    assert random.random() == 0.0
+
+
+# ---------------------------------------------------------------- 429
+
+
+def test_one_429_is_waited_out_by_the_client_then_delivered(world: World, no_jitter: None) -> None:
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after=1)
+    started = wall.monotonic()
+    report = run(world, production_client(world))
+    elapsed = wall.monotonic() - started
+    assert (report.sent, report.retried, report.failed) == (1, 0, 0)
+    assert 1.0 <= elapsed < 1.9, elapsed  # waited Retry-After (1 s), not more
+    assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == [OWNER, OWNER]
+    sent = row(world, row_id)
+    assert (sent.status, sent.attempts, sent.last_error) == (outbox.SENT, 1, None)
+
+
+def test_429s_beyond_the_clients_retries_put_the_row_back_for_retry_after(world: World, no_jitter: None) -> None:
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after=1, times=3)
+    now = world.clock.now()
+    report = run(world, production_client(world))
+    assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+    assert len(world.fake.calls_to("chat.postMessage")) == 3  # the first try and the client's two retries
+    waiting = row(world, row_id)
+    assert waiting.status == outbox.PENDING
+    assert waiting.next_attempt_at == now + timedelta(seconds=1)
+    assert waiting.last_error is not None and waiting.last_error.startswith("ratelimited")
+    world.clock.advance(seconds=1)
+    assert run(world, production_client(world)).sent == 1
+    assert len(world.fake.calls_to("chat.postMessage")) == 4
+    assert row(world, row_id).status == outbox.SENT and row(world, row_id).last_error is None
+
+
+def test_a_429_reaching_the_dispatcher_waits_exactly_retry_after(world: World) -> None:
+    ids = queue(world, [OWNER, USERS[0]])
+    world.fake.fail("chat.postMessage", status=429, retry_after=7)
+    now = world.clock.now()
+    report = run(world, plain_client(world))
+    assert (report.sent, report.retried) == (1, 1)
+    assert row(world, ids[0]).next_attempt_at == now + timedelta(seconds=7)
+    assert row(world, ids[1]).status == outbox.SENT  # the next row was not held up
+    world.clock.advance(seconds=6, microseconds=999_999)
+    assert run(world, plain_client(world)).sent == 0
+    world.clock.advance(microseconds=1)
+    assert run(world, plain_client(world)).sent == 1
+    assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == [OWNER, USERS[0], OWNER]
+
+
+def test_rate_limits_do_not_use_up_the_retry_budget(world: World) -> None:
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after=1, times=MAX_ATTEMPTS - 1)
+    world.fake.fail("chat.postMessage", status=500)
+    for _ in range(MAX_ATTEMPTS):
+        run(world, plain_client(world))
+        world.clock.advance(seconds=1)
+    assert row(world, row_id).status == outbox.PENDING  # one server error: retried later, not given up
+    world.clock.advance(hours=1)
+    assert run(world, plain_client(world)).sent == 1
+
+
+# ---------------------------------------------------------------- 500s and permanent errors
+
+
+def status_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, database_url: str) -> list[str]:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    capsys.readouterr()
+    assert main(["remind", "--status"]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_a_run_of_500s_ends_in_a_failed_row_visible_in_status(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=500, times=MAX_ATTEMPTS + 3)
+    client = plain_client(world)
+    waits = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        report = run(world, client)
+        current = row(world, row_id)
+        assert current.attempts == attempt
+        assert len(world.fake.calls_to("chat.postMessage")) == attempt
+        if attempt < MAX_ATTEMPTS:
+            assert (report.retried, current.status) == (1, outbox.PENDING)
+            wait = current.next_attempt_at - world.clock.now()
+            waits.append(wait.total_seconds())
+            world.clock.advance(seconds=wait.total_seconds() - 1)
+            assert run(world, client).sent == 0 and len(world.fake.calls_to("chat.postMessage")) == attempt
+            world.clock.advance(seconds=1)
+        else:
+            assert (report.failed, current.status) == (1, outbox.FAILED)
+    assert waits == [30, 60, 120, 240]  # exponential backoff
+    failed = row(world, row_id)
+    assert failed.last_error is not None and failed.last_error.startswith("internal_error")
+    world.clock.advance(days=1)
+    assert run(world, client).sent == 0
+    assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS  # given up: no more tries
+
+    now = world.clock.now()
+    world.do(lambda s: outbox.insert_once(
+        s, team_id=TEAM, recipient="U0000LATER", kind="digest", subject="weekly", local_day=FRI, text="later",
+        blocks=[], thread_ts=None, next_attempt_at=now + timedelta(hours=1), created_at=now,
+    ))
+    lines = status_lines(monkeypatch, capsys, tmp_path, database_url)
+    assert lines[-1] == "2 pending or failed message(s)."
+    failed_line = next(line for line in lines if OWNER in line)
+    assert failed_line.startswith("failed ")
+    assert f"reminder {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: internal_error" in failed_line
+    pending_line = next(line for line in lines if "U0000LATER" in line)
+    assert pending_line.startswith("pending  digest") and "attempts 0" in pending_line and "error" not in pending_line
+
+
+def test_status_with_nothing_stuck(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    queue(world, [OWNER])
+    run(world, plain_client(world))
+    assert status_lines(monkeypatch, capsys, tmp_path, database_url) == ["0 pending or failed message(s)."]
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "user_not_found"])
+def test_a_permanent_error_fails_at_once(world: World, error: str) -> None:
+    ids = queue(world, [OWNER, USERS[0]])
+    world.fake.fail("chat.postMessage", error=error)
+    report = run(world, plain_client(world))
+    assert (report.sent, report.failed, report.retried) == (1, 1, 0)
+    gone = row(world, ids[0])
+    assert (gone.status, gone.attempts) == (outbox.FAILED, 1)
+    assert gone.last_error is not None and gone.last_error.startswith(error)
+    world.clock.advance(days=1)
+    run(world, plain_client(world))
+    assert len(world.fake.calls_to("chat.postMessage")) == 2
+
+
+def test_a_transient_ok_false_error_is_retried(world: World) -> None:
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", error="internal_error")
+    assert run(world, plain_client(world)).retried == 1
+    assert row(world, row_id).status == outbox.PENDING
+    world.clock.advance(seconds=30)
+    assert run(world, plain_client(world)).sent == 1
+
+
+# ---------------------------------------------------------------- killed mid-batch
+
+
+class Killable:
+    """A client that dies (KeyboardInterrupt) at the ``die_at``-th send: before
+    Slack sees it, or just after Slack accepted it (``after_send``)."""
+
+    def __init__(self, real: WebClient, die_at: int, *, after_send: bool = False) -> None:
+        self.real, self.die_at, self.after_send, self.sends = real, die_at, after_send, 0
+
+    def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+        self.sends += 1
+        if self.sends == self.die_at and not self.after_send:
+            raise KeyboardInterrupt
+        answer = self.real.chat_postMessage(**kwargs)
+        if self.sends == self.die_at:
+            raise KeyboardInterrupt
+        return answer
+
+
+def test_a_dispatcher_killed_mid_batch_delivers_the_rest_after_restart_without_duplicates(world: World) -> None:
+    ids = queue(world, USERS)
+    with pytest.raises(KeyboardInterrupt):
+        run(world, Killable(plain_client(world), die_at=3))
+    sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
+    assert sent == USERS[:2]
+    # Rows are claimed one at a time: only the one being sent when it died is held.
+    assert [row(world, i).status for i in ids] == [outbox.SENT] * 2 + [outbox.SENDING] + [outbox.PENDING] * 2
+
+    # Restarted at once: the rest go out; the dead dispatcher's one claim still holds.
+    assert run(world, plain_client(world)).sent == 2
+    world.clock.advance(seconds=CLAIM_HOLD.total_seconds() - 1)
+    assert run(world, plain_client(world)).sent == 0
+    world.clock.advance(seconds=2)
+    assert run(world, plain_client(world)).sent == 1
+    sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
+    assert sorted(sent) == sorted(USERS)  # each exactly once
+    assert {row(world, i).status for i in ids} == {outbox.SENT}
+
+
+def test_the_documented_duplicate_window_is_one_message_per_death(world: World) -> None:
+    """Killed after Slack accepted a message but before it was marked sent: that
+    message (and only it) goes out again — the window the dispatcher documents."""
+    queue(world, USERS)
+    with pytest.raises(KeyboardInterrupt):
+        run(world, Killable(plain_client(world), die_at=2, after_send=True))
+    world.clock.advance(seconds=CLAIM_HOLD.total_seconds() + 1)
+    run(world, plain_client(world))
+    sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
+    assert sorted(sent) == sorted(USERS + [USERS[1]])
+
+
+# ---------------------------------------------------------------- pacing
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_the_pacer_keeps_an_interval_per_channel() -> None:
+    clock = FakeTime()
+    pacer = Pacer(interval=1.0, sleep=clock.sleep, monotonic=clock.monotonic)
+    pacer.wait("C1")
+    pacer.wait("C2")
+    assert clock.slept == []
+    clock.now += 0.25
+    pacer.wait("C1")
+    assert clock.slept == [0.75]
+    clock.now += 5
+    pacer.wait("C1")
+    pacer.wait("C2")
+    assert clock.slept == [0.75]
+    pacer.wait("C2")
+    assert clock.slept == [0.75, 1.0]
+    assert PER_CHANNEL_INTERVAL == 1.0 and Pacer().interval == 1.0  # about one message a second
+
+
+def test_dispatch_spaces_messages_to_one_channel(world: World) -> None:
+    queue(world, ["C0BUSY0001", "C0BUSY0001", "C0QUIET001", "C0BUSY0001"])
+    clock = FakeTime()
+    sends: list[tuple[str, float]] = []
+
+    class Recording:
+        def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802
+            sends.append((kwargs["channel"], clock.now))
+            clock.now += 0.1  # a send takes a while
+            return plain_client(world).chat_postMessage(**kwargs)
+
+    report = run(world, Recording(), Pacer(interval=1.0, sleep=clock.sleep, monotonic=clock.monotonic))
+    assert report.sent == 4
+    busy = [at for channel, at in sends if channel == "C0BUSY0001"]
+    assert [round(b - a, 6) for a, b in zip(busy, busy[1:], strict=False)] == [1.0, 1.0]  # one a second
+    assert clock.slept == [0.9, 0.8]  # the quiet channel waited for nothing
+
+
+def test_the_scheduler_paces_by_default(world: World) -> None:
+    scheduler = Scheduler(
+        engine=world.engine, client=plain_client(world), settings=world.scheduler.settings, clock=world.clock
+    )
+    assert scheduler.pacer.interval == PER_CHANNEL_INTERVAL
+
+
+# ---------------------------------------------------------------- a slow batch and a second dispatcher
+
+
+def test_a_slow_batch_is_not_sent_twice_by_a_second_scheduler(world: World, database_url: str) -> None:
+    world.at(world.clock.now() - timedelta(days=1))
+    for user in USERS[:3]:
+        overdue_item(world, user)
+    world.at(world.clock.now() + timedelta(days=1))
+    other = make_scheduler(world.engine, world.fake, world.clock, database_url)
+    ticked: list[Any] = []
+
+    class Slow:
+        """Slack takes 70 s to answer each message; meanwhile the other replica ticks once."""
+
+        def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802
+            world.clock.advance(seconds=70)
+            if not ticked and world.clock.now() - start > LEASE_TTL:
+                ticked.append(other.tick())
+            return plain_client(world).chat_postMessage(**kwargs)
+
+    world.scheduler.client = Slow()  # type: ignore[assignment]
+    start = world.clock.now()
+    world.scheduler.tick()
+    assert ticked  # the other replica ticked in the middle (the first renews its lease per message)
+    sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
+    assert sorted(sent) == sorted(USERS[:3])

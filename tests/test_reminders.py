@@ -1,0 +1,768 @@
+"""Reminders and the weekly digest (issue 5): planning and content, with a fixed clock.
+
+Every test drives the real :class:`~bot.reminders.scheduler.Scheduler` (lease,
+expiries, planning into the outbox, dispatch) against the database of each
+backend and a fake Slack Web API on loopback, then asserts on what the fake
+received and on the outbox. The clock is a :class:`FixedClock` moved by hand.
+
+The harness here (``World``, ``make_world``, the users…) is imported by
+``test_dispatch.py`` and ``test_scheduler_processes.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.config import Settings
+from bot.poam import items as items_mod
+from bot.poam import review
+from bot.poam.actor import Actor, Role
+from bot.poam.clock import FixedClock
+from bot.poam.lifecycle import Status
+from bot.poam.milestones import add_milestone
+from bot.poam.roles import grant_role
+from bot.poam.severity import Severity
+from bot.reminders import people, subscriptions
+from bot.reminders.dispatch import Pacer
+from bot.reminders.planner import enqueue, plan
+from bot.reminders.scheduler import Scheduler, TickReport
+from bot.store import outbox
+from bot.store.engine import unit_of_work
+from bot.store.models import Item, OutboxMessage
+from tests.fake_slack import FakeSlack
+
+T = TypeVar("T")
+
+TEAM = "T0001"
+ADMIN = "U0000ADMIN"
+OWNER = "U0000OWNER"
+OWNER2 = "U000OWNER2"
+VERIFIER = "U00VERIFY1"
+AO = "U000000AO1"
+CHANNEL = "C0SECURITY"
+DIGEST_CHANNEL = "C0DIGEST01"
+THREAD = "1700000000.000100"
+
+FRI = date(2026, 11, 20)  # the `clock` fixture: Fri 2026-11-20 15:00 UTC
+MON = date(2026, 11, 23)
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- harness
+
+
+@pytest.fixture(scope="module")
+def fake_api() -> Iterator[FakeSlack]:
+    """One fake Slack per module (starting and stopping one costs half a second)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_api: FakeSlack) -> FakeSlack:
+    fake_api.clear()
+    fake_api._failures.clear()  # failures a previous test left unused
+    return fake_api
+
+
+@dataclass
+class World:
+    """A database, a clock, a fake Slack and a scheduler ticking against them."""
+
+    engine: Engine
+    clock: FixedClock
+    fake: FakeSlack
+    scheduler: Scheduler
+    make_actor: Callable[..., Actor]
+
+    # -------------------------------------------------- acting
+
+    def do(self, work: Callable[[Session], T]) -> T:
+        with unit_of_work(self.engine) as session:
+            return work(session)
+
+    def actor(self, user: str, *roles: Role, tz: str = "UTC") -> Actor:
+        return self.make_actor(user, *roles, tz=tz)
+
+    def at(self, moment: datetime) -> World:
+        self.clock.set(moment)
+        return self
+
+    def tick(self, at: datetime | None = None) -> TickReport:
+        if at is not None:
+            self.clock.set(at)
+        return self.scheduler.tick()
+
+    def log(
+        self,
+        title: str,
+        *,
+        severity: Severity = Severity.HIGH,
+        owner: str | None = None,
+        due: date | None = None,
+        by: str = OWNER,
+        channel: str | None = None,
+        thread: str | None = None,
+    ) -> int:
+        """Log an item (detected early enough that ``due`` is within its deadline)."""
+        actor = self.actor(by)
+        detected = None
+        if due is not None:
+            detected = min(due - timedelta(days=actor.rules.deadlines.days_for(severity)), actor.today())
+        item = self.do(
+            lambda s: items_mod.log_item(
+                s, actor, title=title, severity=severity, owner_id=owner, due_on=due, detected_on=detected,
+                origin_channel_id=channel, origin_thread_ts=thread,
+            )
+        )
+        return item.number
+
+    def grant(self, user: str, role: Role) -> None:
+        self.do(lambda s: grant_role(s, self.actor(ADMIN, Role.ADMIN), user_id=user, role=role))
+
+    def item(self, number: int) -> Item:
+        with unit_of_work(self.engine, read_only=True) as session:
+            found = session.exec(select(Item).where(Item.team_id == TEAM, Item.number == number)).one()
+            return found
+
+    # -------------------------------------------------- observing
+
+    def posts(self) -> list[dict[str, Any]]:
+        return [call.params for call in self.fake.calls_to("chat.postMessage")]
+
+    def posts_to(self, recipient: str) -> list[dict[str, Any]]:
+        return [p for p in self.posts() if p.get("channel") == recipient]
+
+    def dm_text(self, user: str) -> str:
+        """The one DM ``user`` got, all its text (fails unless exactly one)."""
+        (dm,) = self.posts_to(user)
+        return text_of(dm)
+
+    def outbox(self) -> list[OutboxMessage]:
+        with unit_of_work(self.engine, read_only=True) as session:
+            return list(session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id))).all())
+
+
+def text_of(params: dict[str, Any]) -> str:
+    """All the text of a posted message (its ``text`` and every string in its blocks)."""
+    blocks = params.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return params.get("text", "") + "\n" + _strings(blocks)
+
+
+def _strings(data: Any) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        return "\n".join(_strings(v) for v in data.values())
+    if isinstance(data, list):
+        return "\n".join(_strings(v) for v in data)
+    return ""
+
+
+def make_settings(database_url: str, *, tz: str = "UTC") -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        poam_timezone=tz,
+        poam_admins=frozenset({ADMIN}),
+    )
+
+
+def make_scheduler(engine: Engine, fake: FakeSlack, clock: FixedClock, database_url: str, *, tz: str = "UTC") -> Scheduler:
+    return Scheduler(
+        engine=engine,
+        client=WebClient(token="xoxb-x", base_url=fake.base_url),
+        settings=make_settings(database_url, tz=tz),
+        clock=clock,
+        pacer=Pacer(interval=0),
+    )
+
+
+@pytest.fixture
+def make_world(
+    engine: Engine, clock: FixedClock, fake: FakeSlack, make_actor: Callable[..., Actor], database_url: str
+) -> Callable[..., World]:
+    def make(tz: str = "UTC") -> World:
+        return World(engine, clock, fake, make_scheduler(engine, fake, clock, database_url, tz=tz), make_actor)
+
+    return make
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()
+
+
+def overdue_item(world: World, owner: str = OWNER, *, days: int = 10, title: str = "Outdated OpenSSL") -> int:
+    """An item of ``owner``'s, ``days`` overdue on the clock's (UTC) day."""
+    return world.log(title, owner=owner, due=world.clock.now().date() - timedelta(days=days))
+
+
+# ---------------------------------------------------------------- once
+
+
+def test_the_same_tick_run_twice_sends_nothing_twice(world: World) -> None:
+    world.at(utc(2026, 11, 13, 10))  # a week earlier: the nudge will be due
+    world.grant(VERIFIER, Role.VERIFIER)
+    world.grant(AO, Role.AO)
+    world.log("Unclaimed finding", channel=CHANNEL, thread=THREAD)
+    world.at(utc(2026, 11, 23, 8))  # Monday before 09:00 UTC
+    late = overdue_item(world, days=10)
+    world.log("Waiting for verification", owner=OWNER2, due=MON + timedelta(days=20))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER2), number=3))
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+
+    first = world.tick(utc(2026, 11, 23, 9, 0))
+    assert first.leader and first.planned == 5, world.outbox()
+    recipients = sorted(p["channel"] for p in world.posts())
+    assert recipients == sorted([OWNER, VERIFIER, AO, CHANNEL, DIGEST_CHANNEL])
+    assert {row.status for row in world.outbox()} == {outbox.SENT}
+    assert f"POAM-{late}" in world.dm_text(OWNER)
+
+    rows, calls = len(world.outbox()), len(world.fake.calls)
+    again = world.tick()
+    assert (again.planned, again.dispatched.sent if again.dispatched else None) == (0, 0)
+    for minutes in (1, 60, 14 * 60 + 59):  # later the same day, everywhere
+        world.tick(utc(2026, 11, 23, 9, 0) + timedelta(minutes=minutes))
+    assert len(world.outbox()) == rows
+    assert len(world.fake.calls) == calls
+
+    # Planning by hand (as a second process would) adds nothing either.
+    settings = world.scheduler.settings
+    assert world.do(
+        lambda s: enqueue(s, plan(s, clock=world.clock, rules=settings.rules, default_tz=settings.timezone), now=world.clock.now())
+    ) == 0
+
+
+def test_each_reminder_is_planned_with_its_unique_key(world: World) -> None:
+    overdue_item(world)
+    world.tick()
+    (row,) = world.outbox()
+    assert (row.team_id, row.recipient, row.kind, row.subject, row.local_day) == (TEAM, OWNER, "reminder", "daily", FRI)
+    assert row.status == outbox.SENT and row.sent_at == world.clock.now() and row.attempts == 1
+
+
+# ---------------------------------------------------------------- when
+
+
+@pytest.mark.parametrize("source", ["remember_tz", "set_preferences"])
+def test_new_york_is_reminded_at_nine_local_on_both_sides_of_dst(world: World, source: str) -> None:
+    world.at(utc(2026, 10, 1, 12))
+    world.log("Open S3 bucket", owner=OWNER, due=date(2026, 10, 20))
+    new_york = ZoneInfo("America/New_York")
+    if source == "remember_tz":
+        world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=new_york, clock=world.clock))
+    else:
+        world.do(lambda s: people.set_preferences(s, world.actor(OWNER, tz="America/New_York"), remind_at=time(9, 0)))
+
+    sent_at: list[datetime] = []
+
+    def tick(moment: datetime) -> None:
+        before = len(world.posts_to(OWNER))
+        world.tick(moment)
+        if len(world.posts_to(OWNER)) > before:
+            sent_at.append(moment)
+
+    # Friday 30 October: EDT (UTC-4), 09:00 local is 13:00 UTC; midnight is 04:00 UTC.
+    for hour in range(4, 13):
+        tick(utc(2026, 10, 30, hour))
+    tick(utc(2026, 10, 30, 12, 59))
+    assert sent_at == []
+    tick(utc(2026, 10, 30, 13, 0))
+    assert sent_at == [utc(2026, 10, 30, 13, 0)]
+    # The rest of Friday and the weekend (DST ends Sun 1 Nov at 06:00 UTC): nothing.
+    for hours in range(1, 61, 3):
+        tick(utc(2026, 10, 30, 13) + timedelta(hours=hours))
+    # Monday 2 November: EST (UTC-5), 09:00 local is 14:00 UTC.
+    tick(utc(2026, 11, 2, 13, 0))
+    tick(utc(2026, 11, 2, 13, 59))
+    assert sent_at == [utc(2026, 10, 30, 13, 0)]
+    tick(utc(2026, 11, 2, 14, 0))
+    tick(utc(2026, 11, 2, 20, 0))
+    assert sent_at == [utc(2026, 10, 30, 13, 0), utc(2026, 11, 2, 14, 0)]
+    assert [(r.recipient, r.local_day) for r in world.outbox()] == [(OWNER, date(2026, 10, 30)), (OWNER, date(2026, 11, 2))]
+    assert "Fri 30 Oct 2026" in world.posts_to(OWNER)[0]["text"]
+    assert "Mon 2 Nov 2026" in world.posts_to(OWNER)[1]["text"]
+
+
+def test_people_without_a_known_zone_get_the_workspace_default(make_world: Callable[..., World]) -> None:
+    world = make_world(tz="America/Los_Angeles")  # PST, UTC-8: 09:00 is 17:00 UTC
+    overdue_item(world)
+    world.tick(utc(2026, 11, 20, 16, 59))
+    assert world.posts() == []
+    world.tick(utc(2026, 11, 20, 17, 0))
+    assert [p["channel"] for p in world.posts()] == [OWNER]
+
+
+def test_weekends_get_nothing(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    overdue_item(world)
+    world.grant(AO, Role.AO)
+    world.tick(utc(2026, 11, 20, 15))  # Friday's reminders
+    assert sorted(p["channel"] for p in world.posts()) == [AO, OWNER]
+    world.fake.clear()
+    for hours in range(0, 48, 2):  # Sat 00:00 … Sun 22:00 UTC
+        world.tick(utc(2026, 11, 21, 0) + timedelta(hours=hours))
+    world.tick(utc(2026, 11, 22, 23, 59))
+    assert [(p["channel"], p["text"]) for p in world.posts()] == []
+    world.tick(utc(2026, 11, 23, 9, 0))
+    assert sorted(p["channel"] for p in world.posts()) == [AO, OWNER]
+    assert {r.local_day for r in world.outbox()} == {FRI, MON}
+
+
+def test_the_weekend_is_the_persons_own(world: World) -> None:
+    """Auckland (NZDT, UTC+13): Saturday there is still Friday in UTC, Monday there is Sunday."""
+    overdue_item(world)
+    world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Auckland"), clock=world.clock))
+    world.tick(utc(2026, 11, 20, 21, 0))  # Sat 21 Nov 10:00 in Auckland
+    world.tick(utc(2026, 11, 21, 21, 0))  # Sun 22 Nov 10:00
+    assert world.posts() == []
+    world.tick(utc(2026, 11, 22, 20, 0))  # Mon 23 Nov 09:00 in Auckland, Sunday in UTC
+    assert [p["channel"] for p in world.posts()] == [OWNER]
+    assert [r.local_day for r in world.outbox()] == [MON]
+
+
+def test_remind_at_changes_the_time(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    overdue_item(world, OWNER)
+    overdue_item(world, OWNER2)
+    world.do(lambda s: people.set_preferences(s, world.actor(OWNER), remind_at=time(8, 30)))
+    world.tick(utc(2026, 11, 20, 8, 29))
+    assert world.posts() == []
+    world.tick(utc(2026, 11, 20, 8, 30))
+    assert [p["channel"] for p in world.posts()] == [OWNER]
+    world.tick(utc(2026, 11, 20, 8, 59))
+    world.tick(utc(2026, 11, 20, 9, 0))
+    assert [p["channel"] for p in world.posts()] == [OWNER, OWNER2]
+
+
+def test_remind_off_stops_the_dm_and_on_brings_it_back(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    overdue_item(world, OWNER)
+    overdue_item(world, OWNER2)
+    world.do(lambda s: people.set_preferences(s, world.actor(OWNER), on=False))
+    for hour in (9, 12, 23):
+        world.tick(utc(2026, 11, 20, hour))
+    assert [p["channel"] for p in world.posts()] == [OWNER2]
+    assert [r.recipient for r in world.outbox()] == [OWNER2]
+    world.do(lambda s: people.set_preferences(s, world.actor(OWNER), on=True))
+    world.tick(utc(2026, 11, 23, 9))
+    assert sorted(p["channel"] for p in world.posts()) == sorted([OWNER2, OWNER, OWNER2])
+
+
+def test_nothing_due_means_no_dm(world: World) -> None:
+    world.grant(VERIFIER, Role.VERIFIER)  # nothing to verify
+    world.grant(AO, Role.AO)  # nothing to decide, nothing late
+    world.log("Due in a month, no milestones", owner=OWNER, due=FRI + timedelta(days=30))
+    world.log("Someone else's, due soon", owner=OWNER2, due=FRI + timedelta(days=20))
+    for hour in (9, 15, 23):
+        report = world.tick(utc(2026, 11, 20, hour))
+        assert report.leader and report.planned == 0
+    world.tick(utc(2026, 11, 23, 9))
+    assert world.posts() == []
+    assert world.outbox() == []
+
+
+# ---------------------------------------------------------------- what
+
+
+def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world: World) -> None:
+    world.at(utc(2026, 11, 12, 12))
+    late_milestones = world.log("Patch web tier", owner=OWNER, due=FRI + timedelta(days=20))
+    world.do(lambda s: add_milestone(s, world.actor(OWNER), number=late_milestones, description="Staging rollout", due_on=FRI - timedelta(days=1)))
+    world.at(utc(2026, 11, 20, 12))
+    for days, what in ((0, "Rollout day"), (7, "Week out"), (8, "Just beyond"), (2, "Soon")):
+        world.do(lambda s, d=days, w=what: add_milestone(s, world.actor(OWNER), number=late_milestones, description=w, due_on=FRI + timedelta(days=d)))
+    overdue = overdue_item(world, days=3, title="Expired TLS certificate")
+    vendor_old = world.log("Vendor patch pending", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
+    vendor_new = world.log("Vendor fix promised", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
+    not_mine = overdue_item(world, OWNER2, days=3, title="Bob's problem")
+    world.at(utc(2026, 10, 20, 12))  # 31 days before the reminder
+    world.do(lambda s: review.set_vendor(s, world.actor(OWNER), number=vendor_old, product="AcmeOS", checkin=True))
+    world.at(utc(2026, 10, 22, 12))  # 29 days before
+    world.do(lambda s: review.set_vendor(s, world.actor(OWNER), number=vendor_new, product="AcmeDB", checkin=True))
+
+    world.tick(utc(2026, 11, 20, 15))
+    dm = world.dm_text(OWNER)
+    assert "Milestones due this week" in dm
+    assert "M1 Staging rollout, *late since Thu 19 Nov 2026*" in dm
+    assert "M2 Rollout day, *due today*" in dm
+    assert "M3 Week out, due Fri 27 Nov 2026" in dm
+    assert "M5 Soon, due Sun 22 Nov 2026" in dm
+    assert "Just beyond" not in dm
+    assert f"*POAM-{overdue}* Expired TLS certificate — due Tue 17 Nov 2026, *3d overdue*" in dm
+    assert "Vendor check-ins due" in dm
+    assert f"*POAM-{vendor_old}* Vendor patch pending — last vendor check-in Tue 20 Oct 2026" in dm
+    assert f"POAM-{vendor_new}*" not in dm
+    assert f"POAM-{not_mine}*" not in dm and "Bob's problem" not in dm
+    assert "Escalations" not in dm  # not an AO
+    assert "Bob's problem" in world.dm_text(OWNER2)
+    # Sections come in a fixed order: milestones, overdue, …, vendor check-ins.
+    assert dm.index("Milestones due this week") < dm.index("Overdue") < dm.index("Vendor check-ins due")
+
+
+def test_a_verifier_is_told_what_waits_for_verification(world: World) -> None:
+    world.grant(VERIFIER, Role.VERIFIER)
+    number = world.log("Weak ciphers", owner=OWNER, due=FRI + timedelta(days=20))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER), number=number, evidence="rescan clean"))
+    world.tick()
+    assert f"*POAM-{number}* Weak ciphers — fix submitted by <@{OWNER}>" in world.dm_text(VERIFIER)
+    assert "Waiting on you to verify" in world.dm_text(VERIFIER)
+    assert world.posts_to(OWNER) == []  # the owner has nothing due: their fix waits on someone else
+
+
+def test_the_aos_dm_lists_approvals_requests_ending_acceptances_and_escalations(world: World) -> None:
+    world.grant(AO, Role.AO)
+    ao = world.actor(AO, Role.AO)
+    world.at(utc(2026, 11, 1, 12))
+    plan_item = world.log("Plan to approve", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    extension = world.log("Wants more time", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=60))
+    ending = world.log("Accepted, ending soon", owner=OWNER2, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    lasting = world.log("Accepted, for long", owner=OWNER2, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    world.at(utc(2026, 11, 20, 12))
+    eight = overdue_item(world, OWNER2, days=8, title="Eight days late")
+    overdue_item(world, OWNER2, days=7, title="Seven days late")
+    world.do(lambda s: items_mod.set_plan(s, world.actor(OWNER), number=plan_item, plan="Upgrade the kernel"))
+    world.do(lambda s: review.request_extension(s, world.actor(OWNER), number=extension, due_on=FRI + timedelta(days=90), reason="vendor"))
+    world.do(lambda s: review.accept_risk(s, ao, number=ending, until=FRI + timedelta(days=20), rationale="compensating control"))
+    world.do(lambda s: review.accept_risk(s, ao, number=lasting, until=FRI + timedelta(days=40), rationale="compensating control"))
+
+    world.tick(utc(2026, 11, 20, 15))
+    dm = world.dm_text(AO)
+    assert f"*POAM-{plan_item}* Plan to approve — plan awaiting your approval" in dm
+    assert f"*POAM-{extension}* Wants more time — request from <@{OWNER}>" in dm
+    assert "Risk acceptances ending within 30 days" in dm
+    assert f"*POAM-{ending}* Accepted, ending soon — accepted until Thu 10 Dec 2026" in dm
+    assert "Accepted, for long" not in dm
+    assert "Escalations: more than 7 days overdue" in dm
+    assert f"*POAM-{eight}* Eight days late — 8d overdue, owner <@{OWNER2}>" in dm
+    assert "Seven days late" not in dm
+    # The owner is told about both late items, without an escalation section.
+    owner2 = world.dm_text(OWNER2)
+    assert "Eight days late" in owner2 and "Seven days late" in owner2 and "Escalations" not in owner2
+
+
+def test_a_systems_ao_gets_escalations_for_their_system(world: World, make_actor: Callable[..., Actor]) -> None:
+    from bot.poam.systems import add_system
+
+    world.do(lambda s: add_system(s, world.actor(ADMIN, Role.ADMIN), name="Payments", ao_user_id=AO))
+    actor = world.actor(OWNER)
+    item = world.do(
+        lambda s: items_mod.log_item(
+            s, actor, title="Payments DB unpatched", severity=Severity.HIGH, owner_id=OWNER,
+            detected_on=FRI - timedelta(days=40), due_on=FRI - timedelta(days=10), system_name="Payments",
+        )
+    )
+    other = overdue_item(world, OWNER, days=10, title="Default system item")
+    world.tick()
+    dm = world.dm_text(AO)
+    assert f"*POAM-{item.number}* Payments DB unpatched — 10d overdue" in dm
+    assert f"POAM-{other}*" not in dm
+
+
+def test_a_snoozed_item_is_left_out_until_the_snooze_ends(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    snoozed = overdue_item(world, days=3, title="Snoozed problem")
+    world.at(utc(2026, 11, 20, 8))
+    item = world.do(lambda s: items_mod.snooze_item(s, world.actor(OWNER), number=snoozed, days=3))
+    assert item.snoozed_until == date(2026, 11, 23)
+    world.tick(utc(2026, 11, 20, 9))
+    world.tick(utc(2026, 11, 23, 9))  # "until Mon 23 Nov" holds through the 23rd
+    assert world.posts() == []
+    assert world.outbox() == []
+    world.tick(utc(2026, 11, 24, 9))
+    assert "Snoozed problem" in world.dm_text(OWNER)
+
+
+def test_a_snoozed_item_does_not_hide_the_others(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    snoozed = overdue_item(world, days=3, title="Snoozed problem")
+    overdue_item(world, days=2, title="Loud problem")
+    world.do(lambda s: items_mod.snooze_item(s, world.actor(OWNER), number=snoozed, days=7))
+    world.tick(utc(2026, 11, 20, 9))
+    dm = world.dm_text(OWNER)
+    assert "Loud problem" in dm and "Snoozed problem" not in dm
+
+
+def test_an_unclaimed_item_gets_exactly_one_nudge_in_its_thread(world: World) -> None:
+    world.at(utc(2026, 11, 20, 15))
+    number = world.log("Nobody's finding", channel=CHANNEL, thread=THREAD, severity=Severity.MODERATE)
+    world.log("Claimed in time", channel=CHANNEL, thread="1700000000.000200", severity=Severity.MODERATE)
+    world.do(lambda s: items_mod.claim_item(s, world.actor(OWNER2), number=2))
+    world.log("Logged outside any channel", severity=Severity.MODERATE)
+    world.tick(utc(2026, 11, 23, 14, 59))  # 3 days less a minute
+    assert world.posts_to(CHANNEL) == []
+    for hours in range(0, 24 * 5, 5):  # Mon 15:00 and on, for five days
+        world.tick(utc(2026, 11, 23, 15) + timedelta(hours=hours))
+    (nudge,) = world.posts_to(CHANNEL)
+    assert nudge["thread_ts"] == THREAD
+    assert f"*POAM-{number}* has waited 3 days for an owner" in nudge["text"]
+    assert f"/poam claim POAM-{number}" in nudge["text"]
+    assert [(r.recipient, r.kind, r.subject) for r in world.outbox() if r.kind == "nudge"] == [(CHANNEL, "nudge", f"item:{number}")]
+
+
+def test_expired_risk_acceptances_are_processed_by_the_tick(world: World) -> None:
+    world.grant(AO, Role.AO)
+    number = world.log("Accepted for now", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    world.do(lambda s: review.accept_risk(s, world.actor(AO, Role.AO), number=number, until=FRI + timedelta(days=2), rationale="ok"))
+    assert world.tick(utc(2026, 11, 22, 23, 59)).expired == 0  # "until 22 Nov" holds through the 22nd
+    assert world.item(number).status == Status.RISK_ACCEPTED
+    report = world.tick(utc(2026, 11, 23, 0, 0))
+    assert report.expired == 1
+    assert world.item(number).status == Status.IN_PROGRESS and world.item(number).risk_accepted_until is None
+    assert world.tick().expired == 0
+
+
+# ---------------------------------------------------------------- the weekly digest
+
+
+def fields_of(params: dict[str, Any]) -> dict[str, str]:
+    """The digest's ``*label*\\nvalue`` fields as a dict."""
+    blocks = params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    found: dict[str, str] = {}
+    for block in blocks:
+        for field in block.get("fields", []):
+            label, _, value = field["text"].partition("\n")
+            found[label.strip("*")] = value
+    return found
+
+
+def test_the_digest_posts_on_monday_at_nine_workspace_time_once_even_when_quiet(make_world: Callable[..., World]) -> None:
+    world = make_world(tz="Europe/Paris")  # CET, UTC+1
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 7, 59))  # 08:59 in Paris
+    world.tick(utc(2026, 11, 22, 8, 0))  # Sunday 09:00
+    assert world.posts() == []
+    world.tick(utc(2026, 11, 23, 8, 0))  # 09:00 in Paris
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+    for minutes in (1, 120, 600):
+        world.tick(utc(2026, 11, 23, 8, 0) + timedelta(minutes=minutes))
+    (digest,) = world.posts_to(DIGEST_CHANNEL)
+    assert digest["text"] == "Weekly POA&M digest: 0 open, 0 overdue"
+    assert "Nothing overdue" in text_of(digest)
+    assert "Nothing falls due this week" in text_of(digest)
+    assert fields_of(digest)["Open items"] == "0 (+0 since last week)"
+    for days in range(1, 7):
+        world.tick(utc(2026, 11, 23, 8, 0) + timedelta(days=days))
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+    world.tick(utc(2026, 11, 30, 8, 0))
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 2
+    assert [(r.kind, r.subject, r.local_day) for r in world.outbox()] == [
+        ("digest", "weekly", date(2026, 11, 23)), ("digest", "weekly", date(2026, 11, 30))
+    ]
+
+
+def test_the_digest_follows_the_workspace_zone_across_dst(make_world: Callable[..., World]) -> None:
+    world = make_world(tz="America/New_York")
+    world.at(utc(2026, 10, 20, 12))
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    posted: list[datetime] = []
+    for moment in (utc(2026, 10, 26, 12, 59), utc(2026, 10, 26, 13, 0), utc(2026, 11, 2, 13, 59), utc(2026, 11, 2, 14, 0)):
+        before = len(world.posts_to(DIGEST_CHANNEL))
+        world.tick(moment)
+        if len(world.posts_to(DIGEST_CHANNEL)) > before:
+            posted.append(moment)
+    assert posted == [utc(2026, 10, 26, 13, 0), utc(2026, 11, 2, 14, 0)]  # 09:00 EDT, then 09:00 EST
+
+
+def test_the_digest_day_and_time_are_the_subscriptions(world: World) -> None:
+    world.do(lambda s: subscriptions.subscribe(
+        s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL, weekday=1, post_at=time(10, 0)))
+    world.tick(utc(2026, 11, 23, 9))
+    world.tick(utc(2026, 11, 24, 9, 59))
+    assert world.posts() == []
+    world.tick(utc(2026, 11, 24, 10, 0))
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+
+
+def test_the_digest_counts(world: World) -> None:
+    world.grant(VERIFIER, Role.VERIFIER)
+    world.grant(AO, Role.AO)
+    ao, verifier = world.actor(AO, Role.AO), world.actor(VERIFIER, Role.VERIFIER)
+    world.at(utc(2026, 11, 1, 10))
+    a = world.log("A overdue", owner=OWNER, severity=Severity.HIGH, due=date(2026, 11, 15))
+    b = world.log("B due this week", severity=Severity.MODERATE, due=date(2026, 11, 25))
+    c = world.log("C closed this week", owner=OWNER2, severity=Severity.LOW)
+    f = world.log("F risk accepted", owner=OWNER2, severity=Severity.LOW)
+    g = world.log("G closed before", owner=OWNER2, severity=Severity.HIGH)
+    world.do(lambda s: review.accept_risk(s, ao, number=f, until=date(2026, 12, 31), rationale="ok"))
+    world.at(utc(2026, 11, 12, 10))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER2), number=g))
+    world.do(lambda s: review.verify_fix(s, verifier, number=g))
+    world.at(utc(2026, 11, 18, 10))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER2), number=c))
+    world.do(lambda s: review.verify_fix(s, verifier, number=c))
+    world.at(utc(2026, 11, 20, 10))
+    d = world.log("D waiting on verification", owner=OWNER, severity=Severity.CRITICAL, due=date(2026, 12, 15))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER), number=d))
+    e = world.log("E waiting on a decision", owner=OWNER2, severity=Severity.MODERATE, due=date(2027, 1, 20))
+    world.do(lambda s: review.request_extension(s, world.actor(OWNER2), number=e, due_on=date(2027, 2, 15), reason="vendor"))
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    assert (a, b, c, f, g, d, e) == (1, 2, 3, 4, 5, 6, 7)
+
+    world.tick(utc(2026, 11, 23, 9))
+    (digest,) = world.posts_to(DIGEST_CHANNEL)
+    assert digest["text"] == "Weekly POA&M digest: 5 open, 1 overdue"
+    assert fields_of(digest) == {
+        "Open items": "5 (+1 since last week)",  # A B D E F now; A B C F a week ago
+        "Overdue": "1",
+        "Logged this week": "2",
+        "Closed this week": "1",
+        "By status": "in progress 2, open 1, pending verification 1, risk accepted 1",
+        "By severity": "critical 1, high 1, moderate 2, low 1",
+        "Waiting on verification": "1",
+        "Waiting on a decision": "1",
+    }
+    text = text_of(digest)
+    assert f"*POAM-1* A overdue — 8d overdue · <@{OWNER}>" in text
+    assert "*POAM-2* B due this week — due Wed 25 Nov 2026 · _unclaimed_" in text
+    assert "Nothing overdue" not in text
+    for absent in ("C closed", "G closed", "D waiting", "E waiting", "F risk"):
+        assert absent not in text
+
+
+def test_subscribing_is_for_admins(world: World) -> None:
+    from bot.poam.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        world.do(lambda s: subscriptions.subscribe(s, world.actor(OWNER), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))
+    assert world.posts() == []
+
+
+def test_workspaces_are_kept_apart(world: World) -> None:
+    other = world.make_actor(OWNER, team="T0002")
+    world.do(lambda s: items_mod.log_item(
+        s, other, title="Other workspace's problem", severity=Severity.HIGH, owner_id=OWNER,
+        detected_on=FRI - timedelta(days=40), due_on=FRI - timedelta(days=10),
+    ))
+    overdue_item(world, OWNER, title="Our problem")
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))
+    by_team = {(r.team_id, r.recipient): r for r in world.outbox()}
+    assert set(by_team) == {("T0001", OWNER), ("T0002", OWNER), ("T0001", DIGEST_CHANNEL)}
+    assert "Our problem" in by_team[("T0001", OWNER)].text + json.dumps(by_team[("T0001", OWNER)].blocks)
+    assert "Other workspace" not in json.dumps(by_team[("T0001", OWNER)].blocks)
+    assert "Other workspace's problem" in json.dumps(by_team[("T0002", OWNER)].blocks)
+    assert "Our problem" not in json.dumps(by_team[("T0002", OWNER)].blocks)
+    assert by_team[("T0001", DIGEST_CHANNEL)].text == "Weekly POA&M digest: 1 open, 1 overdue"
+    assert len(world.posts_to(OWNER)) == 2
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any, database_url: str, *argv: str) -> tuple[int, str, str]:
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("POAM_TIMEZONE", raising=False)
+    capsys.readouterr()
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_remind_dry_run_prints_what_would_be_sent_and_sends_nothing(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    overdue_item(world, OWNER)
+    world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("America/New_York"), clock=world.clock))
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+
+    code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T08:59:00-05:00")
+    assert code == 0
+    assert out.splitlines() == [
+        "digest → C0DIGEST01 (T0001, 2026-11-23): Weekly POA&M digest: 1 open, 1 overdue",
+        "1 message(s) would be sent.",
+    ]
+    code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T09:00:00-05:00")
+    assert out.splitlines()[0] == "reminder → U0000OWNER (T0001, 2026-11-23): Your POA&M for Mon 23 Nov 2026"
+    assert out.splitlines()[-1] == "2 message(s) would be sent."
+    assert world.outbox() == [] and world.posts() == []
+
+    world.tick(utc(2026, 11, 23, 14))
+    code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T09:30:00-05:00")
+    assert out.splitlines() == ["0 message(s) would be sent."]
+
+
+def test_remind_dry_run_wants_an_offset(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T09:00:00")
+    assert exit_info.value.code == 2
+    assert "give the time with its offset" in capsys.readouterr().err
+
+
+def test_digest_dry_run_prints_the_channels_digest(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.log("Something open", severity=Severity.LOW)
+    code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "digest", "--channel", DIGEST_CHANNEL, "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0].startswith("Weekly POA&M digest: 1 open, ")
+    assert '"type": "header"' in out
+    code, _, err = cli(monkeypatch, capsys, tmp_path, database_url, "digest", "--channel", "C0NOTSUBS1", "--dry-run")
+    assert code == 1
+    assert "C0NOTSUBS1 is not subscribed to the digest; pass --team" in err
+    assert world.posts() == []
+
+
+# ---------------------------------------------------------------- safety and size
+
+
+def test_titles_are_escaped_in_dms_and_digests(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    overdue_item(world, OWNER, title="Fix <!channel> & <@U0000ADMIN|boss> <https://evil.example|login>")
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))
+    for recipient in (OWNER, DIGEST_CHANNEL):
+        (message,) = world.posts_to(recipient)
+        text = text_of(message)
+        assert "Fix &lt;!channel&gt; &amp; &lt;@U0000ADMIN|boss&gt; &lt;https://evil.example|login&gt;" in text
+        assert "<!channel>" not in text and "<@U0000ADMIN|boss>" not in text and "<https://evil" not in text
+
+
+def test_long_lists_are_capped(world: World) -> None:
+    world.at(utc(2026, 11, 19, 12))
+    for n in range(12):
+        overdue_item(world, OWNER, days=20 + n, title=f"Late item {n:02d}")
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.grant(AO, Role.AO)
+    world.tick(utc(2026, 11, 23, 9))
+    dm = world.dm_text(OWNER)
+    assert sum(f"Late item {n:02d}" in dm for n in range(12)) == 10
+    assert "…and more: `/poam list`." in dm
+    assert "Late item 11" in dm and "Late item 00" not in dm  # the most overdue first
+    ao = world.dm_text(AO)
+    assert sum(f"Late item {n:02d}" in ao for n in range(12)) == 10 and "…and more" in ao
+    (digest,) = world.posts_to(DIGEST_CHANNEL)
+    text = text_of(digest)
+    assert sum(f"Late item {n:02d}" in text for n in range(12)) == 10
+    assert "…and 2 more." in text
+    assert fields_of(digest)["Overdue"] == "12"
+    for message in world.posts():
+        blocks = message["blocks"]
+        assert len(blocks) <= 50
+        assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)

@@ -1,0 +1,113 @@
+"""The FedRAMP workbook: layout, formats, and export → import round trip."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+
+import openpyxl
+import pytest
+from sqlalchemy import Engine
+
+from bot.interchange.exports import ExportFormat, export
+from bot.interchange.importing import import_file
+from bot.poam import items, milestones, review
+from bot.poam.actor import Actor, Role
+from bot.poam.severity import Severity
+from bot.store.engine import unit_of_work
+
+# The 31 column headers of GSA's FedRAMP POA&M template, Rev 5, as listed in DOMAIN.md.
+DOMAIN_COLUMNS = [
+    "POAM ID", "Controls", "Weakness Name", "Weakness Description", "Weakness Detector Source",
+    "Weakness Source Identifier", "Asset Identifier", "Point of Contact", "Resources Required",
+    "Overall Remediation Plan", "Original Detection Date", "Scheduled Completion Date", "Planned Milestones",
+    "Milestone Changes", "Status Date", "Vendor Dependency", "Last Vendor Check-in Date",
+    "Vendor Dependent Product Name", "Original Risk Rating", "Adjusted Risk Rating", "Risk Adjustment",
+    "False Positive", "Operational Requirement", "Deviation Rationale", "Supporting Documents", "Comments",
+    "Auto-Approve", "Binding Operational Directive 22-01 tracking",
+    "Binding Operational Directive 22-01 Due Date", "CVE", "Service Name",
+]
+
+
+def _workbook(engine: Engine, actor: Actor, team: str | None = None) -> openpyxl.Workbook:
+    out = io.BytesIO()
+    with unit_of_work(engine) as session:
+        export(session, out, fmt=ExportFormat.XLSX, rules=actor.rules, now=actor.now(), team_id=team or actor.team_id,
+               system_name=None, csp="Acme Cloud")
+    return openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+
+
+@pytest.fixture
+def populated(engine: Engine, make_actor) -> tuple[Actor, Actor]:  # type: ignore[no-untyped-def]
+    owner, ao = make_actor("U0OWNER01"), make_actor("U0AO00001", Role.AO)
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="TLS 1.0 on the LB", severity=Severity.CRITICAL, controls=["SC-8", "SC-13"],
+                       assets=["lb-01", "lb-02"], description="=HYPERLINK(\"http://x\") looks like a formula", cves=["CVE-2024-3094"], detected_on=date(2026, 11, 2), owner_id=owner.user_id)
+        items.set_plan(s, owner, number=1, plan="Disable TLS 1.0", resources="2 hours")
+        milestones.add_milestone(s, owner, number=1, description="Change the LB policy", due_on=date(2026, 11, 25))
+        milestones.add_milestone(s, owner, number=1, description="Rescan", due_on=date(2026, 11, 28))
+        milestones.move_milestone(s, owner, number=1, milestone=1, due_on=date(2026, 11, 27), reason="change freeze")
+        items.log_item(s, owner, title="Old finding", severity=Severity.LOW, owner_id=owner.user_id)
+        review.request_deviation(s, owner, number=2, deviation=review.Deviation.FALSE_POSITIVE, rationale="Not installed")
+        review.decide(s, ao, number=2, approve=True)
+    return owner, ao
+
+
+def test_tabs_heading_and_headers(engine: Engine, populated: tuple[Actor, Actor]) -> None:
+    owner, _ = populated
+    book = _workbook(engine, owner)
+    assert book.sheetnames[:2] == ["Open POA&M Items", "Closed POA&M Items"]
+    sheet = book["Open POA&M Items"]
+    assert [c.value for c in sheet[2][:4]] == ["CSP", "System Name", "Impact Level", "POAM Date"]
+    assert [c.value for c in sheet[3][:3]] == ["Acme Cloud", "Default", "Moderate"]
+    assert [c.value for c in sheet[5]] == DOMAIN_COLUMNS
+    assert sheet["A8"].value == "POAM-1" and sheet["A9"].value is None
+    assert book["Closed POA&M Items"]["A8"].value == "POAM-2"
+
+
+def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Actor, Actor]) -> None:
+    owner, _ = populated
+    sheet = _workbook(engine, owner)["Open POA&M Items"]
+    row = {header: cell.value for header, cell in zip(DOMAIN_COLUMNS, sheet[8], strict=True)}
+    assert row["Planned Milestones"] == "(01) 2026-11-25: Change the LB policy\n\n(02) 2026-11-28: Rescan"
+    assert row["Milestone Changes"] == "(01) Update 2026-11-27 : moved from 2026-11-25: change freeze"
+    assert row["Original Detection Date"] == datetime(2026, 11, 2)  # a real Excel date
+    assert sheet.cell(row=8, column=11).number_format == "yyyy-mm-dd"
+    assert row["Original Risk Rating"] == "High" and "Original severity: Critical." in row["Comments"]
+    assert row["Adjusted Risk Rating"] == "N/A"
+    assert row["Weakness Description"].startswith("=HYPERLINK")
+    assert sheet.cell(row=8, column=4).data_type == "s"  # text, never a live formula
+    assert (row["Risk Adjustment"], row["False Positive"], row["Operational Requirement"]) == ("No", "No", "No")
+    closed = _workbook(engine, owner)["Closed POA&M Items"]
+    closed_row = {header: cell.value for header, cell in zip(DOMAIN_COLUMNS, closed[8], strict=True)}
+    assert closed_row["False Positive"] == "Yes"
+    assert closed_row["Deviation Rationale"] == "False positive: Not installed"
+
+
+def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
+    engine: Engine, populated: tuple[Actor, Actor], make_actor
+) -> None:  # type: ignore[no-untyped-def]
+    owner, _ = populated
+    out = io.BytesIO()
+    with unit_of_work(engine) as s:
+        export(s, out, fmt=ExportFormat.XLSX, rules=owner.rules, now=owner.now(), team_id=owner.team_id,
+               system_name=None, csp="Acme")
+    importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    with unit_of_work(engine) as s:
+        summary = import_file(s, importer, name="poam.xlsx", data=out.getvalue())
+    assert (summary.new, summary.updated, summary.skipped) == (2, 0, 0)
+    with unit_of_work(engine) as s:
+        before = items.item_details(s, [items.load_item(s, owner, number=n) for n in (1, 2)])
+        after = items.item_details(s, [items.load_item(s, importer, number=n) for n in (1, 2)])
+    for old, new in zip(before, after, strict=True):
+        for name in ("title", "description", "severity", "assets", "cves", "detected_on", "scheduled_completion_on", "owner_id",
+                     "remediation_plan", "resources_required"):
+            assert getattr(new.item, name) == getattr(old.item, name), name
+        assert new.controls == old.controls
+        assert [(m.planned_due_on, m.description) for m in new.milestones] == [
+            (m.planned_due_on, m.description) for m in old.milestones
+        ]
+    assert after[1].item.status == "closed"
+    with unit_of_work(engine) as s:
+        again = import_file(s, importer, name="poam.xlsx", data=out.getvalue())
+    assert again.new == 0
