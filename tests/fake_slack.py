@@ -47,6 +47,7 @@ class FakeSlack:
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _down: int | None = None
 
     # ------------------------------------------------------------ control
 
@@ -68,6 +69,13 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` fail this way."""
         for _ in range(times):
             self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))
+
+    def outage(self, *, status: int = 500) -> None:
+        """Every Web API call fails with ``status`` until :meth:`recover`."""
+        self._down = status
+
+    def recover(self) -> None:
+        self._down = None
 
     def host_file(self, name: str, data: bytes) -> str:
         """Serve ``data`` as a Slack file's ``url_private_download``; returns that URL."""
@@ -135,6 +143,8 @@ class FakeSlack:
                 with fake._lock:
                     fake.calls.append(Call(method, params, dict(self.headers.items())))
                     failure = fake._failures[method].popleft() if fake._failures[method] else None
+                    if fake._down is not None and method != "auth.test":
+                        failure = Failure(status=fake._down)
                 if failure is not None and failure.status != 200:
                     headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
                     self._send(failure.status, json.dumps({"ok": False, "error": "ratelimited" if failure.status == 429 else "internal_error"}), "application/json", headers)

@@ -23,6 +23,7 @@ from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.users import quick_client
 from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
 from bot.interchange.findings import ImportFormatError
@@ -235,7 +236,8 @@ def _permalink(client: WebClient, origin: metadata.LogOrigin) -> str | None:
     if origin.channel_id is None or origin.message_ts is None:
         return None
     try:
-        return str(client.chat_getPermalink(channel=origin.channel_id, message_ts=origin.message_ts)["permalink"])
+        answer = quick_client(client).chat_getPermalink(channel=origin.channel_id, message_ts=origin.message_ts)
+        return str(answer["permalink"])
     except (SlackApiError, SlackClientError, OSError, KeyError) as error:
         log.warning("chat.getPermalink failed: %s", error)
         return None

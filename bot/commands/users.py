@@ -9,6 +9,7 @@ again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from bot.poam.clock import Clock
 
 log = logging.getLogger(__name__)
 CACHE_TTL = timedelta(hours=1)
+QUICK_TIMEOUT_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,18 @@ class SlackUser:
     workspace_admin: bool
     #: Just read from Slack (not the cache): worth recording for the reminder planner.
     fresh: bool = False
+
+
+def quick_client(client: WebClient) -> WebClient:
+    """A client for calls made before the ack: one try, a short timeout, no
+    retry sleeps. Slack gives a listener 3 seconds to answer; a slow or failing
+    Slack must not eat them (callers fall back instead)."""
+    return _quick_client(client.token, client.base_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _quick_client(token: str | None, base_url: str) -> WebClient:
+    return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[])
 
 
 class UserDirectory:
@@ -49,7 +63,7 @@ class UserDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            response = client.users_info(user=user_id)
+            response = quick_client(client).users_info(user=user_id)
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("users.info for %s failed (%s); using the default time zone", user_id, error)
             return SlackUser(tz=self._default_tz, workspace_admin=False)

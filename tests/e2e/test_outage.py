@@ -1,0 +1,65 @@
+"""Slack answering 500 for a while: commands still ack, committed changes stay,
+and reminders go out once Slack is back."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from bot.config import Settings
+from bot.poam.clock import FixedClock
+from bot.reminders.dispatch import Pacer
+from bot.reminders.scheduler import Scheduler
+from bot.store import outbox
+from bot.store.engine import unit_of_work
+from bot.store.models import Item, OutboxMessage
+from tests.e2e.conftest import wait_for
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+ALICE = "U00000ALICE"
+
+
+def test_commands_ack_and_changes_stay_while_slack_fails(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    fake_slack.outage()
+    logged = slack.command("log Logged during an outage sev:high", user=ALICE)
+    assert logged.status == 200 and "Logged *POAM-1*" in logged.text
+    claimed = slack.command("claim 1", user=ALICE)
+    assert claimed.status == 200 and "You now own *POAM-1*" in claimed.text
+    # The channel post could not go out: the person is told, privately, through the response URL.
+    wait_for(lambda: [r for r in fake_slack.responses if "couldn't post it" in str(r)], timeout=15)
+    with unit_of_work(engine) as session:
+        (item,) = session.exec(select(Item)).all()
+    assert (item.title, item.owner_id, item.status) == ("Logged during an outage", ALICE, "in_progress")
+
+
+def test_reminders_wait_out_the_outage_and_then_go(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    slack.raw_command(f"log Overdue during an outage sev:high owner:<@{ALICE}|a> detected:2026-10-01 due:2026-10-10",
+                      user=ALICE)
+    scheduler = Scheduler(engine=engine, client=WebClient(token="xoxb-x", base_url=fake_slack.base_url),
+                          settings=settings, clock=clock, pacer=Pacer(interval=0))
+    clock.set(datetime(2026, 11, 23, 9, 30, tzinfo=UTC))  # Monday morning
+    fake_slack.outage()
+    for _ in range(3):  # a minute of ticks while Slack is down
+        scheduler.tick()
+        clock.advance(seconds=20)
+    with unit_of_work(engine) as session:
+        rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.recipient) == ALICE)).all()
+    assert [row.status for row in rows] == [outbox.PENDING]
+    assert rows[0].local_day == date(2026, 11, 23) and rows[0].attempts >= 1 and rows[0].last_error
+    fake_slack.recover()
+    fake_slack.clear()
+    clock.advance(minutes=5)  # past the backoff
+    scheduler.tick()
+    dms = [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == ALICE]
+    assert len(dms) == 1 and "Overdue" in str(dms[0].params)
+    clock.advance(minutes=30)
+    scheduler.tick()
+    assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == ALICE]) == 1
