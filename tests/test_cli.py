@@ -196,3 +196,17 @@ def test_a_broken_file_imports_nothing_and_names_the_place(
     assert err.startswith("poam-bot: row 3") and "extreme" in err and "\n" not in err
     assert main(["export"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == []
+
+
+def test_a_sarif_scan_imported_twice_creates_nothing_new(db_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    scan = str(SAMPLES / "codescan.sarif")
+    assert main(["import", scan, "--team", "T0001"]) == 0
+    first = capsys.readouterr().out
+    assert "Imported: 8 new, 0 updated, 0 unchanged, 1 skipped." in first
+    assert main(["import", scan, "--team", "T0001"]) == 0
+    assert "Imported: 0 new, 8 updated, 0 unchanged, 1 skipped." in capsys.readouterr().out
+    assert main(["export"]) == 0
+    exported = json.loads(capsys.readouterr().out)["items"]
+    assert len(exported) == 8
+    assert all(item["source"] == "scan" and item["assets"] for item in exported)
+    assert any(item["cves"] for item in exported)
