@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -24,11 +25,12 @@ from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.interchange.detect import PARSERS
 from bot.interchange.exports import ExportFormat, export, only_workspace
 from bot.interchange.findings import ImportFormatError
-from bot.interchange.importing import import_file
+from bot.interchange.importing import read_findings
 from bot.poam.actor import Actor, Role, check_team_id
 from bot.poam.audit import verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.errors import InvalidInput, PoamError
+from bot.poam.imports import import_findings
 from bot.poam.review import expire_risk_acceptances
 from bot.reminders.digest import digest_message
 from bot.reminders.planner import plan
@@ -91,7 +93,8 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     path = Path(args.file)
     data = path.read_bytes()
-    large = len(data) > 1024 * 1024 and sys.stderr.isatty()
+    progress = _TerminalProgress() if len(data) > 1024 * 1024 and sys.stderr.isatty() else None
+    findings = read_findings(path.name, data, fmt=args.format, progress=progress)
     with unit_of_work(engine) as session:
         team_id = args.team or only_workspace(session)
         if team_id is None:
@@ -100,12 +103,11 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             team_id=check_team_id(team_id), user_id=CLI_ACTOR, roles=frozenset({Role.ADMIN}),
             tz=settings.timezone, clock=SystemClock(), rules=settings.rules,
         )
-        summary = import_file(
-            session, actor, name=path.name, data=data, fmt=args.format, system_name=args.system,
-            progress=_TerminalProgress() if large else None,
-        )
+        summary = import_findings(session, actor, findings=findings, source_name=path.name, system_name=args.system)
         if args.dry_run:
             session.rollback()
+    if progress:
+        progress("done")
     print(f"{'Dry run, nothing imported' if args.dry_run else 'Imported'}: {summary}.")
     return 0
 
@@ -231,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_migrate)
 
-    export = commands.add_parser("export", help="write the POA&M as JSON or CSV")
+    export = commands.add_parser("export", help="write the POA&M as JSON, CSV, a FedRAMP workbook or OSCAL")
     export.add_argument("--format", choices=[f.value for f in ExportFormat], default="json")
     export.add_argument("--team", help="only this workspace (team id, e.g. T0123ABCD)")
     export.add_argument("--system", help="only this information system (by name)")
@@ -284,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except DBAPIError as error:
         print(f"poam-bot: database error: {_first_line(error)}", file=sys.stderr)
+        return 1
+    except SlackClientError as error:
+        print(f"poam-bot: Slack error: {_first_line(error)}", file=sys.stderr)
         return 1
     except OSError as error:
         print(f"poam-bot: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)

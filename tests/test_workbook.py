@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.interchange.exports import ExportFormat, export
-from bot.interchange.importing import import_file
+from bot.interchange.importing import read_findings
+from bot.poam.imports import import_findings
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
 from bot.poam.severity import Severity
@@ -94,7 +95,7 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
                system_name=None, csp="Acme")
     importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
     with unit_of_work(engine) as s:
-        summary = import_file(s, importer, name="poam.xlsx", data=out.getvalue())
+        summary = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert (summary.new, summary.updated, summary.skipped) == (2, 0, 0)
     with unit_of_work(engine) as s:
         before = items.item_details(s, [items.load_item(s, owner, number=n) for n in (1, 2)])
@@ -109,5 +110,5 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
         ]
     assert after[1].item.status == "closed"
     with unit_of_work(engine) as s:
-        again = import_file(s, importer, name="poam.xlsx", data=out.getvalue())
+        again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0

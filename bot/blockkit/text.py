@@ -14,6 +14,7 @@ import re
 MAX_SECTION_TEXT = 3000
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 
 
 def escape(text: str) -> str:
@@ -27,7 +28,10 @@ def unescape(text: str) -> str:
 
 
 def mention(user_id: str) -> str:
-    """A mention, built only from a user id (never from user text)."""
+    """A mention, built only from a user id (never from user text); the bot's own
+    actors in the audit trail (``cli``, ``system``) are shown as plain words."""
+    if not _USER_ID.match(user_id):
+        return f"_{escape(user_id)}_"
     return f"<@{user_id}>"
 
 

@@ -41,3 +41,10 @@ def answer(work: Callable[[], Reply]) -> Reply:
             "Check with `/poam show` whether your change was saved before trying again."
         )
         return Reply(text=message, blocks=cards.refusal(message))
+
+
+def unexpected(error: Exception, doing: str) -> str:
+    """Log a failure after the ack with a reference; the line to tell the user."""
+    reference = uuid.uuid4().hex[:8]
+    log.error("%s failed (ref %s)", doing, reference, exc_info=error)
+    return f"Something went wrong while {doing} (ref {reference})."

@@ -12,6 +12,7 @@ from bot.blockkit.blocks import section
 from bot.blockkit.text import mention
 from bot.commands.announce import announce
 from bot.commands.context import Reply, SlackRequest
+from bot.commands.errors import unexpected
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
             log.warning("views.open failed: %s", error)
             problems.append("I couldn't open the form (Slack said no); try again in a moment.")
     if reply.announcement is not None:
-        problem = announce(request, reply.announcement)
+        try:
+            problem = announce(request, reply.announcement)
+        except Exception as error:  # reported to the user below, with a logged reference
+            problem = unexpected(error, "posting in the item's thread")
         if problem:
             problems.append(problem)
     for message in reply.messages:
@@ -41,7 +45,10 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
             log.warning("could not DM %s: %s", message.user_id, error)
             problems.append(f"Done, but I couldn't send {mention(message.user_id)} a message about it.")
     for work in reply.later:
-        problem = work(request)
+        try:
+            problem = work(request)
+        except Exception as error:  # reported to the user below, with a logged reference
+            problem = unexpected(error, "finishing your request")
         if problem:
             problems.append(problem)
     for problem in problems:

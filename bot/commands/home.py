@@ -56,4 +56,7 @@ def register(app: App, services: Services) -> None:
         team_id = str(user.get("team_id") or body.get("team_id", ""))
         known = services.users.remember(team_id=team_id, user=user)
         with unit_of_work(services.engine) as session:
-            remember_tz(session, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz, clock=services.clock)
+            remember_tz(
+                session, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz, clock=services.clock,
+                known_only=True,
+            )

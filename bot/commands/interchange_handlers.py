@@ -21,13 +21,23 @@ from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.views import cards
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
-from bot.interchange.importing import MAX_IMPORT_BYTES, import_file
+from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
-from bot.poam.imports import ImportSummary
+from bot.poam.imports import ImportSummary, import_findings
 from bot.poam.permissions import require_admin
 
 log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_SECONDS = 20
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would carry the bot token to wherever it points: refuse it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
@@ -122,7 +132,7 @@ def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
     """The uploaded file's bytes, fetched with the bot token (files:read)."""
     token = request.client.token or ""
     query = urllib.request.Request(upload.url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:  # noqa: S310 (Slack's own URL)
+    with _NO_REDIRECTS.open(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
         data = response.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportFormatError("file", f"is larger than {MAX_IMPORT_BYTES:,} bytes")
@@ -133,9 +143,9 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
     """Run the import; a check (``confirm`` False) rolls it back and only counts."""
     if not from_slack(upload.url, api_url=request.services.settings.slack_api_url):
         raise ImportFormatError("file", "does not come from Slack")
-    data = download(request, upload)
+    findings = read_findings(upload.name, download(request, upload))
     with request.transaction() as (session, actor):
-        summary = import_file(session, actor, name=upload.name, data=data)
+        summary = import_findings(session, actor, findings=findings, source_name=upload.name)
         if not confirm:
             session.rollback()
         label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])

@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.announce import announce
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
-from bot.commands.errors import answer
+from bot.commands.errors import answer, unexpected
 from bot.commands.followup import follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
@@ -186,6 +186,9 @@ def register(app: App, services: Services) -> None:
         except OSError as error:
             log.warning("downloading %s failed: %s", upload.url, error)
             result = interchange_handlers.result_view(upload, None, problem="I could not download it from Slack.", confirmed=confirm)
+        except Exception as error:  # the form must not hang on "Checking…": say so, with a logged reference
+            problem = unexpected(error, "importing the file")
+            result = interchange_handlers.result_view(upload, None, problem=problem, confirmed=confirm)
         try:
             client.views_update(view_id=view.get("id"), view=result)
         except (SlackApiError, SlackClientError, OSError) as error:

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
-from bot.poam.errors import AlreadyClaimed, InvalidInput, NotFound, about
+from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, about
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, transition
 from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
 from bot.poam.refs import MAX_NUMBER
@@ -553,6 +553,8 @@ def snooze_item(session: Session, actor: Actor, *, number: int, days: int) -> It
         raise InvalidInput(f"Snooze for 1 to {MAX_SNOOZE_DAYS} days.", field="days")
     item = load_item(session, actor, number=number, for_update=True)
     require_owner(actor, item, "snooze its reminders")
+    if item.status == Status.CLOSED:
+        raise InvalidState(f"{actor.rules.label(number)} is closed; it has no reminders to snooze.")
     until = actor.today() + timedelta(days=days)
     previous, item.snoozed_until = item.snoozed_until, until
     touch(item, actor)

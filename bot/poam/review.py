@@ -112,7 +112,8 @@ def milestone_completers(session: Session, item: Item) -> set[str]:
 
 def _system(session: Session, item: Item) -> InfoSystem:
     system = session.get(InfoSystem, item.system_id)
-    assert system is not None and system.team_id == item.team_id
+    if system is None or system.team_id != item.team_id:
+        raise NotFound("The item's information system is missing.")
     return system
 
 

@@ -15,12 +15,21 @@ from bot.poam.systems import ensure_workspace
 from bot.store.models import Person, Workspace
 
 
-def remember_tz(session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, clock: Clock) -> None:
+def remember_tz(
+    session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, clock: Clock, known_only: bool = False
+) -> None:
     """Record the time zone Slack reported for a user (the planner's only source).
 
-    Nothing is recorded for a workspace that has no POA&M yet.
+    Nothing is recorded for a workspace that has no POA&M yet; with
+    ``known_only`` (profile change events, which come for everyone), only
+    people already on record are updated, and only when the zone changed.
     """
     if session.get(Workspace, team_id) is None:
+        return
+    if known_only:
+        person = session.get(Person, (team_id, user_id))
+        if person is not None and person.tz != tz.key:
+            person.tz, person.updated_at = tz.key, clock.now()
         return
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(Person).values(team_id=team_id, user_id=user_id, tz=tz.key, updated_at=clock.now())

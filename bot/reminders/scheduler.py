@@ -59,12 +59,12 @@ class Scheduler:
         rules = self.settings.rules
         with unit_of_work(self.engine) as session:
             expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
+        # Planning only reads (and may take a while): it must not hold SQLite's
+        # write lock; writing the outbox rows is one short transaction.
+        with unit_of_work(self.engine, read_only=True) as session:
+            due = plan(session, clock=self.clock, rules=rules, default_tz=self.settings.timezone)
         with unit_of_work(self.engine) as session:
-            planned = enqueue(
-                session,
-                plan(session, clock=self.clock, rules=rules, default_tz=self.settings.timezone),
-                now=self.clock.now(),
-            )
+            planned = enqueue(session, due, now=self.clock.now())
         sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead)
         return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
 

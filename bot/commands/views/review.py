@@ -80,8 +80,3 @@ def reject_modal(ref: metadata.RequestRef, *, label: str) -> dict[str, Any]:
             },
         ],
     }
-
-
-def decided(text: str) -> list[Block]:
-    """What a decided ask turns into (the buttons go away)."""
-    return [section(text)]
