@@ -34,6 +34,7 @@ import argparse
 import io
 import json
 import os
+import re
 import resource
 import shutil
 import socket
@@ -346,7 +347,7 @@ def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) ->
             engine.dispose()
         figures["peak_rss_mb"] = peak_rss_mb()
         if serve:
-            figures["serve"] = serve_check(url, workdir, size)
+            figures["serve"] = serve_check(url, workdir, size, heavy=not args.serve_light)
     return figures
 
 
@@ -387,7 +388,7 @@ def serve_child(database_url: str, slack_url: str, port: int) -> None:
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token="xoxb-bench-scale",
+        slack_bot_token="xoxb-e2e-test",  # the token tests/fake_slack.py serves hosted files to
         slack_signing_secret=SIGNING_SECRET,
         slack_api_url=slack_url,
         database_url=database_url,
@@ -398,7 +399,72 @@ def serve_child(database_url: str, slack_url: str, port: int) -> None:
     make_server("127.0.0.1", port, SlackWsgi(app, engine), server_class=Server, handler_class=Quiet).serve_forever()
 
 
-def serve_check(database_url: str, workdir: Path, size: int) -> dict[str, Any]:
+def _wait(condition: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+    return result
+
+
+def _heavy_commands(slack: Any, fake: Any, pid: int, failures: list[str]) -> list[dict[str, Any]]:
+    """/poam export xlsx, then /poam import of a 10k-result SARIF file (check, then import),
+    run by the serving process after its ack; its VmHWM after each."""
+    from bot.commands.ids import BlockId
+
+    admin = people(PEOPLE)[0]
+    steps = []
+    started = time.perf_counter()
+    slack.command("export xlsx", user=admin)
+    done = _wait(lambda: fake.calls_to("files.completeUploadExternal"), 900)
+    if not done:
+        failures.append("export xlsx: no file uploaded within 900 s")
+    upload = max((len(data) for data in fake.uploads.values()), default=0)
+    comment = str(done[0].params.get("initial_comment", "")) if done else ""
+    steps.append({"step": "/poam export xlsx", "seconds": time.perf_counter() - started,
+                  "detail": f"{upload / 1e6:.1f} MB uploaded: {comment}", **_proc_status(pid)})
+    fake.uploads.clear()
+
+    def view(call: Any) -> dict[str, Any]:
+        value = call.params["view"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    slack.command("import", user=admin)
+    opened = _wait(lambda: fake.calls_to("views.open"), 30)
+    if not opened:
+        failures.append("import: no form opened")
+        return steps
+    data = sarif_log(SARIF_SIZES[-1], tag="served", run_day=MONDAY.date() - timedelta(days=1))
+    url = fake.host_file("served.sarif", data)
+    fake.clear()
+    started = time.perf_counter()
+    files = {"type": "file_input", "files": [{"id": "F1", "name": "served.sarif", "url_private_download": url}]}
+    slack.submit(view(opened[0]), {BlockId.FILE: files}, user=admin)
+    checked = _wait(lambda: fake.calls_to("views.update"), 300)
+    steps.append({"step": f"/poam import check ({SARIF_SIZES[-1]:,} results)", "seconds": time.perf_counter() - started,
+                  "detail": "", **_proc_status(pid)})
+    if not checked:
+        failures.append("import check: no answer within 300 s")
+        return steps
+    fake.clear()
+    started = time.perf_counter()
+    slack.submit(view(checked[0]), {}, user=admin)
+    imported = _wait(lambda: fake.calls_to("views.update"), 300)
+    said = re.search(r"would bring: ([^.]*)", json.dumps(view(checked[0])))
+    steps[-1]["detail"] = said.group(1) if said else ""
+    if said is None:
+        failures.append("import check: " + json.dumps(view(checked[0]))[:300])
+        return steps
+    said = re.search(r"Imported [^:]*: ([^.]*)", json.dumps(view(imported[0]))) if imported else None
+    steps.append({"step": "/poam import confirm", "seconds": time.perf_counter() - started,
+                  "detail": said.group(1) if said else "no answer", **_proc_status(pid)})
+    if not imported:
+        failures.append("import confirm: no answer within 300 s")
+    return steps
+
+
+def serve_check(database_url: str, workdir: Path, size: int, heavy: bool) -> dict[str, Any]:
     """Start the app in its own process, send it signed commands, read its peak RSS."""
     from tests.fake_slack import FakeSlack
     from tests.slack_driver import SlackDriver
@@ -450,7 +516,7 @@ def serve_check(database_url: str, workdir: Path, size: int) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             burst_latencies = list(pool.map(burst, range(32)))
         status = _proc_status(process.pid)
-        return {
+        figures: dict[str, Any] = {
             "idle_rss_mb": idle["VmRSS"],
             "peak_rss_mb": status["VmHWM"],
             "rss_mb": status["VmRSS"],
@@ -458,7 +524,11 @@ def serve_check(database_url: str, workdir: Path, size: int) -> dict[str, Any]:
             "burst_p50": statistics.median(burst_latencies),
             "burst_max": max(burst_latencies),
             "failures": failures,
+            "heavy": [],
         }
+        if heavy:
+            figures["heavy"] = _heavy_commands(slack, fake, process.pid, failures)
+        return figures
     finally:
         process.terminate()
         try:
@@ -503,6 +573,9 @@ def report(results: list[dict[str, Any]], label: str) -> int:
         for command, seconds in s["latencies"].items():
             print(f"  /poam {command:<22} {seconds * 1000:7.0f} ms")
         print(f"  8 clients x 32 commands: p50 {s['burst_p50'] * 1000:.0f} ms, max {s['burst_max'] * 1000:.0f} ms")
+        for step in s["heavy"]:
+            print(f"  then {step['step']:<32} {step['seconds']:7.1f} s  VmHWM {step['VmHWM']:.0f} MB, "
+                  f"VmRSS {step['VmRSS']:.0f} MB  {step['detail']}")
         for failure in s["failures"]:
             print(f"  FAILED {failure}")
 
@@ -515,6 +588,8 @@ def report(results: list[dict[str, Any]], label: str) -> int:
     sarif = [(size, ops_["sarif 10k"]) for size, ops_ in by_size.items() if "sarif 10k" in ops_]
     worst_sarif = max(sarif, key=lambda pair: pair[1]) if sarif else None
     serve_rss = served["serve"]["peak_rss_mb"] if served else None
+    heavy = served["serve"]["heavy"] if served else []
+    heavy_rss = max(step["VmHWM"] for step in heavy) if heavy else None
     targets = [
         (f"planning grows <= {TARGET_PLAN_GROWTH:g}x from 10k to 100k",
          f"{plan_growth:.2f}x" if plan_growth else "-", None if plan_growth is None else plan_growth <= TARGET_PLAN_GROWTH),
@@ -527,6 +602,8 @@ def report(results: list[dict[str, Any]], label: str) -> int:
          None if worst_sarif is None else worst_sarif[1] < TARGET_SARIF_10K_S),
         (f"serving peak RSS < {TARGET_SERVE_RSS_MB:g} MB" + (f" ({served['size']:,} items)" if served else ""),
          f"{serve_rss:.0f} MB" if serve_rss else "-", None if serve_rss is None else serve_rss < TARGET_SERVE_RSS_MB),
+        ("  same, after a /poam export xlsx and a 10k import too",
+         f"{heavy_rss:.0f} MB" if heavy_rss else "-", None if heavy_rss is None else heavy_rss < TARGET_SERVE_RSS_MB),
     ]
     print("\ntargets:")
     for name, value, ok in targets:
@@ -547,6 +624,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="plan and digest runs per size; the fastest is shown")
     parser.add_argument("--workbook-max", type=int, default=100_000, help="skip the workbook above this size")
     parser.add_argument("--no-serve", action="store_true", help="skip the serving-process RSS check")
+    parser.add_argument("--serve-light", action="store_true",
+                        help="serving check: only /poam list and show, no /poam export and import")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size-child", type=int, help=argparse.SUPPRESS)
@@ -581,7 +660,7 @@ def main() -> None:
             if args.database_url:
                 command += ["--database-url", args.database_url]
             if size == sizes[-1] and not args.no_serve:
-                command.append("--serve")
+                command += ["--serve"] + (["--serve-light"] if args.serve_light else [])
             started = time.perf_counter()
             subprocess.run(command, check=True)
             print(f"  ({time.perf_counter() - started:.0f} s for this size)", flush=True)

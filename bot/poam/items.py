@@ -405,6 +405,11 @@ def is_overdue(item: Item, *, today: date) -> bool:
     return item.status in ACTIVE and item.due_on < today
 
 
+def overdue_condition(today: date) -> Any:
+    """:func:`is_overdue` as a SQL condition."""
+    return col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today)
+
+
 def list_items(
     session: Session,
     actor: Actor,
@@ -450,7 +455,7 @@ def list_items(
         )
     total = session.exec(select(func.count()).select_from(Item).where(*conditions)).one()
     overdue_first = case(
-        (col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today), 0), else_=1
+        (overdue_condition(today), 0), else_=1
     )
     items = session.exec(
         select(Item)
@@ -469,7 +474,7 @@ def _scope_conditions(scope: Scope, *, actor: Actor, today: date) -> list:  # ty
         case Scope.OPEN:
             return [col(Item.status).in_(NOT_CLOSED)]
         case Scope.OVERDUE:
-            return [col(Item.status).in_(ACTIVE), col(Item.due_on) < today]
+            return [overdue_condition(today)]
         case Scope.UNCLAIMED:
             return [Item.status == Status.OPEN, col(Item.owner_id).is_(None)]
         case Scope.REVIEW:

@@ -585,7 +585,7 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
             if may_decide and len(decisions) < limit:
                 decisions.append((item, request))
     plans: list[Item] = []
-    if Role.AO in actor.roles or _is_system_ao(session, actor):
+    if Role.AO in actor.roles or is_system_ao(session, actor):
         for item in session.exec(
             select(Item)
             .where(
@@ -603,7 +603,8 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
     return WaitingOn(verifications, decisions, plans)
 
 
-def _is_system_ao(session: Session, actor: Actor) -> bool:
+def is_system_ao(session: Session, actor: Actor) -> bool:
+    """Whether the actor is the named AO of any of the workspace's systems."""
     return (
         session.exec(
             select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)

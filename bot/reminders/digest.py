@@ -14,6 +14,7 @@ from bot.blockkit.blocks import day, fields_section, header, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
+from bot.poam.items import overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import RequestKind, RequestStatus
 from bot.poam.severity import Severity
@@ -42,7 +43,7 @@ def digest_message(
         by_status[Status(status).label] += count
         by_severity[severity] += count
     open_count = sum(by_status.values())
-    is_overdue = (col(Item.status).in_(ACTIVE), col(Item.due_on) < today)
+    is_overdue = (overdue_condition(today),)
     is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) <= today + WEEK)
     overdue_count = session.exec(select(func.count()).select_from(Item).where(team, *is_overdue)).one()
     due_soon_count = session.exec(select(func.count()).select_from(Item).where(team, *is_due_soon)).one()

@@ -88,7 +88,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     to_verify = [_line(actor, item, f"fix submitted by {mention(r.requested_by)}") for item, r in waiting.verifications]
     to_decide = [_line(actor, item, f"request from {mention(r.requested_by)}") for item, r in waiting.decisions]
     plans = [_line(actor, item, "plan awaiting your approval") for item in waiting.plans]
-    ending, escalations = _ao_lines(session, actor) if _is_ao(session, actor) else ([], [])
+    ending, escalations = _ao_lines(session, actor) if Role.AO in actor.roles or review.is_system_ao(session, actor) else ([], [])
 
     blocks = [
         *_sections("Milestones due this week", upcoming),
@@ -104,12 +104,6 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
         return None
     intro = [header(f"Your POA&M for {day(today)}"), section("Here is what needs you today. `/poam remind off` stops these; `/poam snooze POAM-12 3d` quiets one item.")]
     return f"Your POA&M for {day(today)}", intro + blocks
-
-
-def _is_ao(session: Session, actor: Actor) -> bool:
-    return Role.AO in actor.roles or session.exec(
-        select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
-    ).first() is not None
 
 
 def _ao_lines(session: Session, actor: Actor) -> tuple[list[str], list[str]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from bot.poam.actor import Actor
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.systems import ensure_workspace
+from bot.store.dialects import upsert_insert
 from bot.store.models import Person, Workspace
 
 
@@ -31,8 +31,7 @@ def remember_tz(
         if person is not None and person.tz != tz.key:
             person.tz, person.updated_at = tz.key, clock.now()
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Person).values(team_id=team_id, user_id=user_id, tz=tz.key, updated_at=clock.now())
+    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, tz=tz.key, updated_at=clock.now())
     session.exec(  # type: ignore[call-overload]
         statement.on_conflict_do_update(
             index_elements=["team_id", "user_id"], set_={"tz": tz.key, "updated_at": clock.now()}

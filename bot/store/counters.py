@@ -11,18 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from bot.store.dialects import upsert_insert
 from bot.store.models import Workspace
 
 
 def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime) -> bool:
     """Create the workspace row unless it exists; True when this call created it."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(Workspace)
+        upsert_insert(session, Workspace)
         .values(team_id=team_id, last_item_number=0, audit_seq=0, audit_head="", created_at=now)
         .on_conflict_do_nothing(index_elements=["team_id"])
         .returning(Workspace.team_id)

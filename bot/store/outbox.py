@@ -6,23 +6,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from bot.store.dialects import upsert_insert
 from bot.store.models import OutboxMessage, SchedulerLease
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
-
-
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def insert_once(session: Session, **values: Any) -> bool:
     """Plan a message unless the same (workspace, recipient, kind, subject, day)
     is planned already; True when this call planned it."""
     statement = (
-        _insert(session)(OutboxMessage)
+        upsert_insert(session, OutboxMessage)
         .values(status=PENDING, attempts=0, blocks=values.pop("blocks", []), **values)
         .on_conflict_do_nothing(index_elements=["team_id", "recipient", "kind", "subject", "local_day"])
         .returning(OutboxMessage.id)
@@ -63,7 +59,7 @@ def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: 
     """Hold (or renew) the named lease until ``now + ttl``; False when another
     live holder has it. One conditional UPDATE decides, like a claim."""
     session.exec(
-        _insert(session)(SchedulerLease)
+        upsert_insert(session, SchedulerLease)
         .values(name=name, holder=holder, expires_at=now + ttl)
         .on_conflict_do_nothing(index_elements=["name"])
     )  # type: ignore[call-overload]
