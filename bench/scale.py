@@ -31,7 +31,6 @@ Prints a table and the targets of issue 7, each marked met or NOT met.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -42,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator

@@ -21,6 +21,11 @@ from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 
 
+#: How long a Slack request waits for another SQLite writer before giving up
+#: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
+REQUEST_MAX_WAIT = 2.0
+
+
 @dataclass(frozen=True)
 class Services:
     """Built once per app by ``build_app``; no globals."""
@@ -95,7 +100,7 @@ class SlackRequest:
     def transaction(self, *, read_only: bool = False) -> Iterator[tuple[Session, Actor]]:
         """A unit of work and the acting user; committed when the block ends."""
         slack_user = self.slack_user
-        with unit_of_work(self.services.engine, read_only=read_only) as session:
+        with unit_of_work(self.services.engine, read_only=read_only, max_wait=REQUEST_MAX_WAIT) as session:
             actor = load_actor(
                 session,
                 team_id=self.team_id,

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READ_ONLY = "poam_read_only"
+_BUSY_MS = "poam_busy_ms"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -49,18 +50,26 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read_only = connection.get_execution_options().get(_READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {options.get(_BUSY_MS, SQLITE_BUSY_TIMEOUT_MS)}")
+        connection.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 @contextmanager
-def unit_of_work(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | None = None) -> Iterator[Session]:
     """A session committed when the block ends normally, rolled back otherwise.
 
     ``read_only`` lets SQLite readers run beside a writer instead of queueing
-    behind it; it does not stop writes (PostgreSQL ignores it).
+    behind it; it does not stop writes (PostgreSQL ignores it). ``max_wait``
+    caps how long SQLite waits for another writer (requests that must answer
+    within Slack's 3 seconds fail fast and cleanly instead of waiting 15).
     """
-    bind = engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
+    options: dict[str, Any] = {}
+    if read_only:
+        options[_READ_ONLY] = True
+    if max_wait is not None:
+        options[_BUSY_MS] = int(max_wait * 1000)
+    bind = engine.execution_options(**options) if options else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
