@@ -271,6 +271,10 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
+def _runs(runs: list[tuple[float, Any]]) -> str:
+    return " / ".join(f"{seconds:.3f}" for seconds, _ in runs)
+
+
 def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) -> dict[str, Any]:
     """Everything for one size; runs in a child process. Returns the figures."""
     from bot.interchange.exports import ExportFormat, export
@@ -288,7 +292,7 @@ def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) ->
     with fresh_database(args.database_url, size, workdir) as url:
         engine = make_engine(url)
         try:
-            seconds, _ = timed(lambda: upgrade(engine))
+            upgrade(engine)
             seconds, counts = timed(lambda: seed(engine, team_id=TEAM, items=size, people_count=PEOPLE, seed_value=SEED))
             record("(seed)", seconds, f"{counts['items']:,} items, {counts['milestones']:,} milestones")
             seconds, due = timed(lambda: make_due_work_constant(engine, due=args.due, people_due=args.people))
@@ -310,7 +314,7 @@ def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) ->
             kinds: dict[str, int] = {}
             for message in planned:
                 kinds[message.kind] = kinds.get(message.kind, 0) + 1
-            record("plan", min(s for s, _ in runs), f"{len(planned)} messages {kinds}",
+            record("plan", min(s for s, _ in runs), f"{len(planned)} messages {kinds}; runs {_runs(runs)}",
                    all=[s for s, _ in runs])
 
             def one_digest() -> tuple[str, Any]:
@@ -318,7 +322,8 @@ def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) ->
                     return digest_message(session, team_id=TEAM, clock=clock, rules=rules, tz=UTC_ZONE)
 
             runs = [timed(one_digest) for _ in range(args.repeat)]
-            record("digest", min(s for s, _ in runs), runs[-1][1][0], all=[s for s, _ in runs])
+            record("digest", min(s for s, _ in runs), f"{runs[-1][1][0]}; runs {_runs(runs)}",
+                   all=[s for s, _ in runs])
 
             if size <= args.workbook_max:
                 target = workdir / f"poam-{size}.xlsx"

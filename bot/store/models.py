@@ -75,6 +75,10 @@ class Item(SQLModel, table=True):
         sa.Index("ix_items_team_status_due", "team_id", "status", "due_on"),
         sa.Index("ix_items_team_owner", "team_id", "owner_id"),
         sa.Index("ix_items_team_fingerprint", "team_id", "fingerprint"),
+        # The weekly digest's counts (by status and rating; logged, closed, open a week ago).
+        sa.Index("ix_items_team_status_rating", "team_id", "status", "severity", "adjusted_severity"),
+        sa.Index("ix_items_team_created_closed", "team_id", "created_at", "closed_at"),
+        sa.Index("ix_items_team_closed", "team_id", "closed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
