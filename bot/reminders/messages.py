@@ -9,7 +9,7 @@ Snoozed items are left out. Nothing due → no message.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import or_
@@ -19,6 +19,7 @@ from bot.blockkit.blocks import day, header, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam import review
 from bot.poam.actor import Actor, Role
+from bot.poam.items import overdue_condition
 from bot.poam.lifecycle import ACTIVE, Status
 from bot.store.models import InfoSystem, Item, Milestone
 
@@ -47,6 +48,18 @@ def _sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
     return sections([f"*{title}*", *_capped(lines)]) if lines else []
 
 
+def needs_attention(team_id: str, today: date) -> Any:
+    """Items with something for their owner's DM on ``today``: overdue, a
+    milestone due within a week (or late), or a vendor check-in due."""
+    milestone_soon = select(Milestone.item_id).where(
+        Milestone.team_id == team_id, col(Milestone.completed_at).is_(None), col(Milestone.due_on) <= today + SOON
+    )
+    vendor_due = col(Item.vendor_dependency) & or_(
+        col(Item.last_vendor_checkin_on).is_(None), col(Item.last_vendor_checkin_on) < today - VENDOR_CHECKIN_EVERY
+    )
+    return or_(overdue_condition(today), col(Item.id).in_(milestone_soon), vendor_due)
+
+
 def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str, Any]]] | None:
     """The DM's text and blocks, or None when nothing needs this person."""
     today = actor.today()
@@ -57,6 +70,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
             Item.owner_id == actor.user_id,
             col(Item.status).in_(ACTIVE | {Status.RISK_ACCEPTED}),
             _not_snoozed(actor),
+            needs_attention(actor.team_id, today),
         )
         .order_by(col(Item.due_on))
     ).all()

@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Rules
@@ -23,7 +24,7 @@ from bot.poam.clock import Clock
 from bot.poam.lifecycle import ACTIVE, Status
 from bot.poam.roles import load_actor
 from bot.reminders.digest import digest_message
-from bot.reminders.messages import reminder_message
+from bot.reminders.messages import needs_attention, reminder_message
 from bot.store import outbox
 from bot.store.models import (
     DigestSubscription,
@@ -75,11 +76,17 @@ def _already(session: Session, team_id: str, kind: str, days: set[date]) -> set[
     }
 
 
-def _people_to_remind(session: Session, team_id: str) -> set[str]:
-    """Owners of active items, verifiers, authorizing officials."""
+def _people_to_remind(session: Session, team_id: str, *, utc_today: date) -> set[str]:
+    """Owners with something due (a day's margin either side covers every time
+    zone), verifiers, authorizing officials: everyone else has nothing to hear."""
     owners = session.exec(
         select(Item.owner_id)
-        .where(Item.team_id == team_id, col(Item.status).in_(ACTIVE | {Status.RISK_ACCEPTED}), col(Item.owner_id).is_not(None))
+        .where(
+            Item.team_id == team_id,
+            col(Item.status).in_(ACTIVE | {Status.RISK_ACCEPTED}),
+            col(Item.owner_id).is_not(None),
+            or_(needs_attention(team_id, utc_today - timedelta(days=1)), needs_attention(team_id, utc_today + timedelta(days=1))),
+        )
         .distinct()
     ).all()
     roles = session.exec(select(RoleGrant.user_id).where(RoleGrant.team_id == team_id).distinct()).all()
@@ -96,7 +103,7 @@ def plan_reminders(
     people = {p.user_id: p for p in session.exec(select(Person).where(Person.team_id == team_id))}
     utc_today = now.date()
     done = _already(session, team_id, Kind.REMINDER, {utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)})
-    for user_id in sorted(_people_to_remind(session, team_id)):
+    for user_id in sorted(_people_to_remind(session, team_id, utc_today=utc_today)):
         person = people.get(user_id)
         if person is not None and not person.reminders_on:
             continue
