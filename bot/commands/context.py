@@ -20,7 +20,6 @@ from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 
-
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0

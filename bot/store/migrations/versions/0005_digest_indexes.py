@@ -7,11 +7,7 @@ Create Date: 2026-11-22 03:45:16.264568
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-
-import bot.store.types
-
 
 revision: str = '0005'
 down_revision: str | None = '0004'
