@@ -19,7 +19,9 @@ What it does, all on 127.0.0.1, stopping by itself:
    U00000000…U00000999), or with ``--reuse`` uses the workspace already
    there. Without ``--database-url`` the database is a temporary SQLite file,
    removed at the end. Without ``--reuse`` a database that already holds the
-   workspace is refused (seed into an empty one, or pass ``--reuse``).
+   workspace is refused (seed into an empty one, or pass ``--reuse``). On
+   PostgreSQL it then runs ``ANALYZE`` (as autovacuum would on a live
+   database; a freshly bulk-loaded one has no planner statistics).
 2. Starts the fake Slack Web API (``tests/fake_slack.py``) in a child
    process, so that it does not share this process's GIL with the clients.
 3. Starts the bot (``gunicorn bot.web:application``) and the bare Bolt app
@@ -105,7 +107,7 @@ P99_ABSOLUTE = 1.0
 
 def prepare_database(url: str, *, items: int, reuse: bool, seed_value: int) -> dict[str, Any]:
     """Seed (or reuse) the workspace; return what the load needs to know about it."""
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from bench.seed import seed
     from bot.poam.lifecycle import NOT_CLOSED, Status
@@ -129,6 +131,11 @@ def prepare_database(url: str, *, items: int, reuse: bool, seed_value: int) -> d
             counts = seed(engine, team_id=TEAM, items=items, people_count=PEOPLE, seed_value=seed_value)
             print(f"seeded {', '.join(f'{v:,} {k}' for k, v in counts.items())} in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
+        if engine.dialect.name == "postgresql":
+            # Planner statistics, as autovacuum would gather them on a live database; without
+            # them (fresh bulk load, autovacuum off or not yet run) PostgreSQL picks bad plans.
+            with engine.begin() as connection:
+                connection.execute(text("ANALYZE"))
         with engine.connect() as connection:
             total = connection.execute(select(func.count()).select_from(Item).where(Item.team_id == TEAM)).scalar_one()
             last = connection.execute(
@@ -484,6 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (default 8)")
     parser.add_argument("--targets", default="bare,bot", help="which servers to drive (default bare,bot)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the data and of the request mix")
+    parser.add_argument("--bot-app", default="bot.web:application",
+                        help="the bot's WSGI app for gunicorn (default bot.web:application; another "
+                             "module:name to compare a variant, importable from the clone or PYTHONPATH)")
     parser.add_argument("--serve-fake-slack", metavar="TEAM", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake_slack:
@@ -514,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "SLACK_API_URL": base_url, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
         env.pop("SLACK_APP_TOKEN", None)
         servers: dict[str, Server] = {}
-        apps = {"bot": "bot.web:application", "bare": "bench.bare_app:application"}
+        apps = {"bot": args.bot_app, "bare": "bench.bare_app:application"}
         for name in targets:
             servers[name] = start_gunicorn(name, apps[name], env=env, workdir=workdir,
                                            workers=args.workers, threads=args.threads)
