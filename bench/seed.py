@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, text, update
 
 from bot.poam.audit import event_hash
 from bot.poam.deadlines import FEDRAMP
@@ -100,6 +100,9 @@ def seed(engine: Engine, *, team_id: str, items: int, people_count: int, seed_va
     with engine.begin() as connection:
         connection.execute(update(Workspace).where(Workspace.team_id == team_id).values(
             last_item_number=items, audit_seq=chain.seq, audit_head=chain.head))
+    with engine.connect() as connection:  # planner statistics for the freshly loaded tables
+        connection.execute(text("ANALYZE"))
+        connection.commit()
     return counts
 
 

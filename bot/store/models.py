@@ -73,7 +73,7 @@ class Item(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("team_id", "number", name="uq_items_team_number"),
         sa.Index("ix_items_team_status_due", "team_id", "status", "due_on"),
-        sa.Index("ix_items_team_owner", "team_id", "owner_id"),
+        sa.Index("ix_items_team_owner_status", "team_id", "owner_id", "status"),
         sa.Index("ix_items_team_fingerprint", "team_id", "fingerprint"),
         # The weekly digest's counts (by status and rating; logged, closed, open a week ago).
         sa.Index("ix_items_team_status_rating", "team_id", "status", "severity", "adjusted_severity"),
