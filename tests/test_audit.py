@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor, Role
@@ -33,6 +33,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, find_system, list_systems
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item, Workspace
+from tests.db import events, run
 
 TEAM = "T0001"
 ALICE = "U00000ALICE"
@@ -42,20 +43,6 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
-
-
-def events(engine: Engine, team: str = TEAM) -> list[AuditEvent]:
-    with unit_of_work(engine) as session:
-        return list(
-            session.exec(
-                select(AuditEvent).where(AuditEvent.team_id == team).order_by(col(AuditEvent.seq))
-            ).all()
-        )
 
 
 def verify(engine: Engine, team: str = TEAM) -> audit.ChainReport:

@@ -14,9 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import col, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
@@ -41,7 +40,8 @@ from bot.poam.milestones import add_milestone
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
-from bot.store.models import AuditEvent, InfoSystem, Item, ItemControl, Workspace
+from bot.store.models import InfoSystem, Item, ItemControl, Workspace
+from tests.db import assert_refused, events, fetch, force, run, snapshot
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
@@ -55,69 +55,11 @@ ADMIN = "U0000ADMIN"
 # ---------------------------------------------------------------- helpers
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary-key order."""
-    with engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
-            ]
-            for table in SQLModel.metadata.sorted_tables
-        }
-
-
-def assert_refused(
-    engine: Engine,
-    operation: Callable[[Session], object],
-    error: type[PoamError],
-    message: str,
-) -> PoamError:
-    """``operation`` raises ``error`` with exactly ``message`` and changes nothing,
-    even though the unit of work commits after the error is caught."""
-    before = snapshot(engine)
-    with unit_of_work(engine) as session, pytest.raises(error) as raised:
-        operation(session)
-    assert type(raised.value) is error
-    assert raised.value.message == message
-    assert str(raised.value) == message
-    assert snapshot(engine) == before
-    return raised.value
-
-
 def log(engine: Engine, actor: Actor, **kwargs: Any) -> Item:
     kwargs.setdefault("title", "Outdated OpenSSL on web-01")
     kwargs.setdefault("severity", Severity.HIGH)
     with unit_of_work(engine) as session:
         return log_item(session, actor, **kwargs)
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
-
-
-def fetch(engine: Engine, number: int, team: str = TEAM) -> Item:
-    with unit_of_work(engine) as session:
-        return session.exec(select(Item).where(Item.team_id == team, Item.number == number)).one()
-
-
-def events(engine: Engine, team: str = TEAM) -> list[AuditEvent]:
-    with unit_of_work(engine) as session:
-        return list(
-            session.exec(
-                select(AuditEvent).where(AuditEvent.team_id == team).order_by(col(AuditEvent.seq))
-            ).all()
-        )
-
-
-def force(engine: Engine, number: int, team: str = TEAM, **values: Any) -> None:
-    """Put an item in a state no operation of this module reaches yet (raw SQL)."""
-    with engine.begin() as connection:
-        table = Item.__table__  # type: ignore[attr-defined]
-        connection.execute(
-            sa.update(table).where(table.c.team_id == team, table.c.number == number).values(**values)
-        )
 
 
 def chain_ok(engine: Engine, team: str = TEAM) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor
@@ -30,6 +30,7 @@ from bot.poam.milestones import (
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item, Milestone, MilestoneChange
+from tests.db import assert_refused, run
 
 TEAM = "T0001"
 TODAY = date(2026, 11, 20)
@@ -41,33 +42,6 @@ ITEM_DUE = date(2026, 12, 20)  # a high finding detected today
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    with engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
-            ]
-            for table in SQLModel.metadata.sorted_tables
-        }
-
-
-def assert_refused(
-    engine: Engine, operation: Callable[[Session], object], error: type[PoamError], message: str
-) -> None:
-    before = snapshot(engine)
-    with unit_of_work(engine) as session, pytest.raises(error) as raised:
-        operation(session)
-    assert type(raised.value) is error
-    assert raised.value.message == message
-    assert snapshot(engine) == before
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
 
 
 def log(engine: Engine, actor: Actor, **kwargs: Any) -> Item:

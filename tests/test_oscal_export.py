@@ -51,6 +51,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system
 from bot.store.engine import unit_of_work
 from bot.store.models import InfoSystem
+from tests.db import run
 
 TEAM = "T0001"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -77,11 +78,6 @@ class Cast:
 @pytest.fixture
 def cast(make_actor: ActorFactory) -> Cast:
     return Cast(make_actor)
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
 
 
 def worked_item(

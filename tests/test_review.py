@@ -13,6 +13,7 @@ xfails.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import threading
@@ -21,9 +22,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, select
 
 from bot.interchange.csv_export import write_csv
 from bot.interchange.json_export import write_json
@@ -64,7 +64,12 @@ from bot.poam.review import (
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
-from bot.store.models import AuditEvent, Item, ReviewRequest
+from bot.store.models import Item, ReviewRequest
+from tests import db
+from tests.db import events, fetch, force, run, snapshot
+
+#: Refusals here may be any subclass of the expected error (e.g. AlreadyDecided for InvalidState).
+assert_refused = functools.partial(db.assert_refused, exact_type=False)
 
 TEAM = "T0001"
 TODAY = date(2026, 11, 20)
@@ -90,63 +95,10 @@ ActorFactory = Callable[..., Actor]
 # ---------------------------------------------------------------- helpers
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in primary-key order."""
-    with engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row) for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
-            ]
-            for table in SQLModel.metadata.sorted_tables
-        }
-
-
-def assert_refused(
-    engine: Engine,
-    operation: Callable[[Session], object],
-    error: type[PoamError] | tuple[type[PoamError], ...],
-    message: str | None = None,
-) -> PoamError:
-    """``operation`` raises ``error`` (with exactly ``message`` when given) and
-    changes nothing, even though the unit of work commits after the error is caught."""
-    before = snapshot(engine)
-    with unit_of_work(engine) as session, pytest.raises(error) as raised:
-        operation(session)
-    if message is not None:
-        assert raised.value.message == message
-    assert raised.value.message
-    assert snapshot(engine) == before
-    return raised.value
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
-
-
-def fetch(engine: Engine, number: int = 1) -> Item:
-    with unit_of_work(engine, read_only=True) as session:
-        return session.exec(select(Item).where(Item.team_id == TEAM, Item.number == number)).one()
-
-
 def requests(engine: Engine, number: int = 1) -> list[ReviewRequest]:
     with unit_of_work(engine, read_only=True) as session:
         item = session.exec(select(Item).where(Item.team_id == TEAM, Item.number == number)).one()
         return requests_of(session, item)
-
-
-def events(engine: Engine) -> list[AuditEvent]:
-    with unit_of_work(engine, read_only=True) as session:
-        return list(
-            session.exec(select(AuditEvent).where(AuditEvent.team_id == TEAM).order_by(col(AuditEvent.seq))).all()
-        )
-
-
-def force(engine: Engine, number: int = 1, **values: Any) -> None:
-    """Put an item in a state no operation reaches (raw SQL)."""
-    with engine.begin() as connection:
-        table = Item.__table__  # type: ignore[attr-defined]
-        connection.execute(sa.update(table).where(table.c.team_id == TEAM, table.c.number == number).values(**values))
 
 
 def chain_ok(engine: Engine) -> audit.ChainReport:

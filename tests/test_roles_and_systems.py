@@ -8,9 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.poam import audit
@@ -28,7 +27,8 @@ from bot.poam.systems import (
     list_systems,
 )
 from bot.store.engine import unit_of_work
-from bot.store.models import AuditEvent, InfoSystem, RoleGrant, Workspace
+from bot.store.models import InfoSystem, RoleGrant, Workspace
+from tests.db import assert_refused, events, run, snapshot
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
@@ -39,42 +39,6 @@ ADMIN = "U0000ADMIN"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    with engine.connect() as connection:
-        return {
-            table.name: [
-                tuple(row)
-                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
-            ]
-            for table in SQLModel.metadata.sorted_tables
-        }
-
-
-def assert_refused(
-    engine: Engine, operation: Callable[[Session], object], error: type[PoamError], message: str
-) -> None:
-    before = snapshot(engine)
-    with unit_of_work(engine) as session, pytest.raises(error) as raised:
-        operation(session)
-    assert type(raised.value) is error
-    assert raised.value.message == message
-    assert snapshot(engine) == before
-
-
-def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
-    with unit_of_work(engine) as session:
-        return operation(session)
-
-
-def events(engine: Engine, team: str = TEAM) -> list[AuditEvent]:
-    with unit_of_work(engine) as session:
-        return list(
-            session.exec(
-                select(AuditEvent).where(AuditEvent.team_id == team).order_by(col(AuditEvent.seq))
-            ).all()
-        )
 
 
 def grants(engine: Engine, team: str = TEAM) -> list[tuple[str, str, str]]:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 
 import bot.store.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.blockkit.text import escape
@@ -30,6 +30,7 @@ from bot.poam import items
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, Milestone, MilestoneChange, RoleGrant
+from tests.db import snapshot
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import Answer, SlackDriver
@@ -73,17 +74,6 @@ def fast_teardown(server_url: str, fake_slack: FakeSlack) -> Iterator[None]:
             time.sleep(0.01)
 
     threading.Thread(target=poke, daemon=True).start()
-
-
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, to prove a refused request changed nothing."""
-    with engine.connect() as connection:
-        return {
-            table.name: sorted(
-                (tuple(row) for row in connection.execute(text(f'SELECT * FROM "{table.name}"'))), key=repr
-            )
-            for table in SQLModel.metadata.sorted_tables
-        }
 
 
 def audit_actions(engine: Engine) -> list[str]:

@@ -1,0 +1,75 @@
+"""Helpers for tests that call the domain on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, col, select
+
+from bot.poam.errors import PoamError
+from bot.store.engine import unit_of_work
+from bot.store.models import AuditEvent, Item
+
+TEAM = "T0001"
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in primary-key order."""
+    with engine.connect() as connection:
+        return {
+            table.name: [tuple(row) for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            for table in SQLModel.metadata.sorted_tables
+        }
+
+
+def assert_refused(
+    engine: Engine,
+    operation: Callable[[Session], object],
+    error: type[PoamError] | tuple[type[PoamError], ...],
+    message: str | None = None,
+    *,
+    exact_type: bool = True,
+) -> PoamError:
+    """``operation`` raises ``error`` (exactly that type unless ``exact_type`` is
+    off; with exactly ``message`` when given) and changes nothing, even though
+    the unit of work commits after the error is caught."""
+    before = snapshot(engine)
+    with unit_of_work(engine) as session, pytest.raises(error) as raised:
+        operation(session)
+    if exact_type and isinstance(error, type):
+        assert type(raised.value) is error
+    if message is not None:
+        assert raised.value.message == message
+        assert str(raised.value) == message
+    assert raised.value.message
+    assert snapshot(engine) == before
+    return raised.value
+
+
+def run(engine: Engine, operation: Callable[[Session], Any]) -> Any:
+    """``operation`` in its own unit of work, like one request."""
+    with unit_of_work(engine) as session:
+        return operation(session)
+
+
+def fetch(engine: Engine, number: int = 1, team: str = TEAM) -> Item:
+    with unit_of_work(engine, read_only=True) as session:
+        return session.exec(select(Item).where(Item.team_id == team, Item.number == number)).one()
+
+
+def events(engine: Engine, team: str = TEAM) -> list[AuditEvent]:
+    with unit_of_work(engine, read_only=True) as session:
+        return list(
+            session.exec(select(AuditEvent).where(AuditEvent.team_id == team).order_by(col(AuditEvent.seq))).all()
+        )
+
+
+def force(engine: Engine, number: int = 1, team: str = TEAM, **values: Any) -> None:
+    """Put an item in a state no operation reaches (raw SQL)."""
+    table = Item.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(sa.update(table).where(table.c.team_id == team, table.c.number == number).values(**values))
