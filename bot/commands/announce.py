@@ -30,14 +30,15 @@ def _thread_of(request: SlackRequest, announcement: Announcement) -> tuple[str |
     still on its way to Slack; it waits a little for that thread to exist
     rather than start a second one.
     """
+    channel, thread_ts = announcement.channel_id, announcement.thread_ts
+    fresh = request.services.clock.now() - announcement.logged_at < FRESH_ITEM
     deadline = time.monotonic() + THREAD_WAIT_SECONDS
-    while True:
+    while channel and not thread_ts and not announcement.starts_thread and fresh and time.monotonic() < deadline:
+        time.sleep(0.1)
         with request.transaction(read_only=True) as (session, actor):
             item = items.load_item(session, actor, number=announcement.number)
-        fresh = request.services.clock.now() - item.created_at < FRESH_ITEM
-        if item.origin_thread_ts or announcement.starts_thread or not fresh or time.monotonic() > deadline:
-            return item.origin_channel_id, item.origin_thread_ts
-        time.sleep(0.1)
+        channel, thread_ts = item.origin_channel_id, item.origin_thread_ts
+    return channel, thread_ts
 
 
 def announce(request: SlackRequest, announcement: Announcement) -> str | None:

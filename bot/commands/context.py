@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -19,6 +20,7 @@ from bot.poam.clock import Clock
 from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
+from bot.store.models import Item
 
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
@@ -38,11 +40,22 @@ class Services:
 @dataclass(frozen=True)
 class Announcement:
     """A line for the item's channel, after the ack; ``starts_thread`` for the
-    "logged" post that later ones reply under."""
+    "logged" post that later ones reply under.
+
+    It carries where the item's thread was when the change committed, so that
+    posting needs no second read of the item (see ``announce``).
+    """
 
     number: int
     text: str
+    channel_id: str | None
+    thread_ts: str | None
+    logged_at: datetime
     starts_thread: bool = False
+
+    @classmethod
+    def about(cls, item: Item, text: str, *, starts_thread: bool = False) -> Announcement:
+        return cls(item.number, text, item.origin_channel_id, item.origin_thread_ts, item.created_at, starts_thread)
 
 
 @dataclass(frozen=True)

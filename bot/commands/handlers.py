@@ -81,7 +81,7 @@ def log(request: SlackRequest, cmd: Parsed) -> Reply:
             f"Logged *{label}* · {escape(item.title)} · {cards.severity_text(item.severity)} · due {day(item.due_on)}"
             + ("" if cmd["sev"] else " _(severity defaulted to moderate; say `sev:` to set it)_")
         ),
-        announcement=Announcement(item.number, logged_line(label, item), starts_thread=True),
+        announcement=Announcement.about(item, logged_line(label, item), starts_thread=True),
     )
 
 
@@ -145,7 +145,7 @@ def claim_item(request: SlackRequest, number: int) -> Reply:
     return Reply(
         text=f"You own {label}",
         blocks=cards.done(f"You now own *{label}* · {escape(item.title)}. Next: `/poam plan {label} …`"),
-        announcement=Announcement(number, f":raising_hand: {mention(request.user_id)} claimed *{label}*"),
+        announcement=Announcement.about(item, f":raising_hand: {mention(request.user_id)} claimed *{label}*"),
     )
 
 

@@ -35,7 +35,7 @@ def _decision(
     return Reply(
         text=reply,
         blocks=cards.done(reply),
-        announcement=Announcement(item.number, line),
+        announcement=Announcement.about(item, line),
         messages=_to_owner(item, actor, line),
     )
 

@@ -117,7 +117,7 @@ def register(app: App, services: Services) -> None:
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
         )
         ack(response_action="update", view=_confirmation(reply))
-        problem = announce(request, Announcement(item.number, handlers.logged_line(label, item), starts_thread=True))
+        problem = announce(request, Announcement.about(item, handlers.logged_line(label, item), starts_thread=True))
         if problem:
             tell(request, problem, respond=None)
 

@@ -12,9 +12,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import case, update
+from sqlalchemy import Date, Integer, bindparam, case, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, func, select
 
 from bot.poam import audit, fields
@@ -48,6 +50,12 @@ MAX_PAGE = 200
 # ---------------------------------------------------------------- loading
 
 
+# Built once: these run in nearly every request, and building a statement
+# (and its cache key) costs more CPU than running it on an indexed lookup.
+_ITEM_BY_NUMBER = select(Item).where(Item.team_id == bindparam("team_id"), Item.number == bindparam("number"))
+_ITEM_BY_NUMBER_FOR_UPDATE = _ITEM_BY_NUMBER.with_for_update()
+
+
 def load_item(session: Session, actor: Actor, *, number: int, for_update: bool = False) -> Item:
     """Item ``number`` of the actor's workspace, or :class:`NotFound`.
 
@@ -56,13 +64,11 @@ def load_item(session: Session, actor: Actor, *, number: int, for_update: bool =
     """
     if not 1 <= number <= MAX_NUMBER:
         raise NotFound(f"There is no item {number} in this workspace.")
-    query = select(Item).where(Item.team_id == actor.team_id, Item.number == number)
-    if for_update:
-        query = query.with_for_update()
-    item = session.exec(query).first()
+    query = _ITEM_BY_NUMBER_FOR_UPDATE if for_update else _ITEM_BY_NUMBER
+    item = session.exec(query, params={"team_id": actor.team_id, "number": number}).first()  # type: ignore[call-overload]
     if item is None:
         raise NotFound(f"There is no item {actor.rules.label(number)} in this workspace.")
-    return item
+    return item  # type: ignore[no-any-return]
 
 
 def withdraw_plan_approval(item: Item) -> dict[str, str]:
@@ -206,6 +212,15 @@ def log_item(
 # ---------------------------------------------------------------- ownership
 
 
+_ITEMS = Item.__table__  # type: ignore[attr-defined]
+_CLAIM = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("claimed_id"), _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
+    .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
+            updated_at=bindparam("changed_at"))
+)
+
+
 def claim_item(session: Session, actor: Actor, *, number: int) -> Item:
     """Become the owner of an unowned item.
 
@@ -218,24 +233,17 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> Item:
     if item.owner_id is not None:
         _refuse_claim(actor, item)
     transition(Action.CLAIM, item.status, item_label=label)
-    won = session.exec(
-        update(Item)  # type: ignore[call-overload]
-        .where(
-            col(Item.id) == item.id,
-            col(Item.team_id) == actor.team_id,
-            col(Item.owner_id).is_(None),
-            col(Item.status) == Status.OPEN,
-        )
-        .values(
-            owner_id=actor.user_id,
-            status=Status.IN_PROGRESS,
-            version=Item.version + 1,
-            updated_at=actor.now(),
-        )
-    ).rowcount
-    session.refresh(item)
+    now = actor.now()
+    won = session.execute(
+        _CLAIM, {"claimed_id": item.id, "new_owner": actor.user_id, "new_status": Status.IN_PROGRESS, "changed_at": now}
+    ).rowcount  # type: ignore[attr-defined]
     if won != 1:
+        session.refresh(item)
         _refuse_claim(actor, item)
+    # What the UPDATE wrote, without reading the row back nor marking it changed.
+    for name, value in (("owner_id", actor.user_id), ("status", Status.IN_PROGRESS),
+                        ("version", item.version + 1), ("updated_at", now)):
+        set_committed_value(item, name, value)
     audit.record(
         session,
         actor,
@@ -334,14 +342,32 @@ def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
 Row = TypeVar("Row", ItemControl, Milestone, MilestoneChange, ReviewRequest)
 
 
-def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | None], order: Any) -> dict[int, list[Row]]:
-    """The rows of ``model`` belonging to the items ``ids``, grouped by item, in ``order``."""
-    grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for row in session.exec(
+def _rows_by_item(model: type[Row], order: Any) -> Any:
+    return (
         select(model)
-        .where(model.team_id == team_id, col(model.item_id).in_(ids))
+        .where(model.team_id == bindparam("team_id"), col(model.item_id).in_(bindparam("ids", expanding=True)))
         .order_by(col(model.item_id), col(order))
-    ):
+    )
+
+
+_DETAIL_ROWS: dict[type, Any] = {
+    model: _rows_by_item(model, order)
+    for model, order in (
+        (ItemControl, ItemControl.position),
+        (Milestone, Milestone.number),
+        (MilestoneChange, MilestoneChange.seq),
+        (ReviewRequest, ReviewRequest.id),
+    )
+}
+_SYSTEMS = select(InfoSystem).where(
+    InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.id).in_(bindparam("ids", expanding=True))
+)
+
+
+def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
+    """The rows of ``model`` belonging to the items ``ids``, grouped by item, in their order."""
+    grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    for row in session.exec(_DETAIL_ROWS[model], params={"team_id": team_id, "ids": ids}):  # type: ignore[call-overload]
         grouped[row.item_id].append(row)
     return grouped
 
@@ -352,18 +378,15 @@ def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
         return []
     ids = [item.id for item in items]
     team_id = items[0].team_id
+    system_ids = list({item.system_id for item in items})
     systems = {
         system.id: system
-        for system in session.exec(
-            select(InfoSystem).where(
-                InfoSystem.team_id == team_id, col(InfoSystem.id).in_({i.system_id for i in items})
-            )
-        )
+        for system in session.exec(_SYSTEMS, params={"team_id": team_id, "ids": system_ids})  # type: ignore[call-overload]
     }
-    controls = _by_item(session, ItemControl, team_id, ids, ItemControl.position)
-    milestones = _by_item(session, Milestone, team_id, ids, Milestone.number)
-    changes = _by_item(session, MilestoneChange, team_id, ids, MilestoneChange.seq)
-    requests = _by_item(session, ReviewRequest, team_id, ids, ReviewRequest.id)
+    controls = _by_item(session, ItemControl, team_id, ids)
+    milestones = _by_item(session, Milestone, team_id, ids)
+    changes = _by_item(session, MilestoneChange, team_id, ids)
+    requests = _by_item(session, ReviewRequest, team_id, ids)
     return [
         ItemDetail(
             item=item,
@@ -405,8 +428,8 @@ def is_overdue(item: Item, *, today: date) -> bool:
     return item.status in ACTIVE and item.due_on < today
 
 
-def overdue_condition(today: date) -> Any:
-    """:func:`is_overdue` as a SQL condition."""
+def overdue_condition(today: date | Any) -> Any:
+    """:func:`is_overdue` as a SQL condition (``today`` a date or a bound parameter)."""
     return col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today)
 
 
@@ -433,44 +456,63 @@ def list_items(
     if offset < 0:
         raise InvalidInput("The page offset cannot be negative.")
     today = actor.today()
-    conditions = [Item.team_id == actor.team_id]
+    params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
+                                 "severity": severity, "page_limit": limit, "page_offset": offset}
     if not every_system:
-        conditions.append(Item.system_id == find_system(session, actor, name=system_name).id)
-    conditions += _scope_conditions(scope, actor=actor, today=today)
-    if severity is not None:
-        conditions.append(Item.severity == severity)
+        params["system_id"] = find_system(session, actor, name=system_name).id
     if owner_id is not None:
-        conditions.append(Item.owner_id == check_user_id(owner_id, what="user (owner)"))
+        params["owner_id"] = check_user_id(owner_id, what="user (owner)")
     if control is not None:
         found = fields.controls([control])
         if not found:
             raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
-        control_id = found[0]
-        conditions.append(
-            col(Item.id).in_(
-                select(ItemControl.item_id).where(
-                    ItemControl.team_id == actor.team_id, ItemControl.control == control_id
-                )
-            )
-        )
-    total = session.exec(select(func.count()).select_from(Item).where(*conditions)).one()
-    overdue_first = case(
-        (overdue_condition(today), 0), else_=1
+        params["control"] = found[0]
+    count, page = _list_statements(
+        scope, by_system=not every_system, by_severity=severity is not None,
+        by_owner=owner_id is not None, by_control=control is not None,
     )
-    items = session.exec(
-        select(Item)
-        .where(*conditions)
-        .order_by(overdue_first, col(Item.due_on), col(Item.number))
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    total = session.exec(count, params=params).one()  # type: ignore[call-overload]
+    items = session.exec(page, params=params).all()  # type: ignore[call-overload]
     return ItemPage(items=list(items), total=total, offset=offset, today=today)
 
 
-def _scope_conditions(scope: Scope, *, actor: Actor, today: date) -> list:  # type: ignore[type-arg]
+@cache
+def _list_statements(
+    scope: Scope, *, by_system: bool, by_severity: bool, by_owner: bool, by_control: bool
+) -> tuple[Any, Any]:
+    """The count and page statements of one shape of list, built once and run
+    with parameters (building them cost more CPU than running them)."""
+    today = bindparam("today", type_=Date)
+    conditions = [Item.team_id == bindparam("team_id"), *_scope_conditions(scope, today=today)]
+    if by_system:
+        conditions.append(Item.system_id == bindparam("system_id"))
+    if by_severity:
+        conditions.append(Item.severity == bindparam("severity"))
+    if by_owner:
+        conditions.append(Item.owner_id == bindparam("owner_id"))
+    if by_control:
+        conditions.append(
+            col(Item.id).in_(
+                select(ItemControl.item_id).where(
+                    ItemControl.team_id == bindparam("team_id"), ItemControl.control == bindparam("control")
+                )
+            )
+        )
+    count = select(func.count()).select_from(Item).where(*conditions)
+    page = (
+        select(Item)
+        .where(*conditions)
+        .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
+        .limit(bindparam("page_limit", type_=Integer))
+        .offset(bindparam("page_offset", type_=Integer))
+    )
+    return count, page
+
+
+def _scope_conditions(scope: Scope, *, today: Any) -> list:  # type: ignore[type-arg]
     match scope:
         case Scope.MINE:
-            return [Item.owner_id == actor.user_id, col(Item.status).in_(NOT_CLOSED)]
+            return [Item.owner_id == bindparam("user_id"), col(Item.status).in_(NOT_CLOSED)]
         case Scope.OPEN:
             return [col(Item.status).in_(NOT_CLOSED)]
         case Scope.OVERDUE:

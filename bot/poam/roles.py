@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.poam import audit
@@ -20,6 +21,12 @@ from bot.poam.permissions import require_admin
 from bot.poam.systems import ensure_workspace
 from bot.store import counters
 from bot.store.models import RoleGrant
+
+
+# Built once: every request loads its actor.
+_GRANTED = select(RoleGrant.role).where(
+    RoleGrant.team_id == bindparam("team_id"), RoleGrant.user_id == bindparam("user_id")
+)
 
 
 def load_actor(
@@ -34,9 +41,7 @@ def load_actor(
     workspace_admin: bool = False,
 ) -> Actor:
     """The acting user with their roles: granted ones plus admin by configuration."""
-    granted = session.exec(
-        select(RoleGrant.role).where(RoleGrant.team_id == team_id, RoleGrant.user_id == user_id)
-    ).all()
+    granted = session.exec(_GRANTED, params={"team_id": team_id, "user_id": user_id}).all()  # type: ignore[call-overload]
     roles = {Role(role) for role in granted}
     if workspace_admin or user_id in configured_admins:
         roles.add(Role.ADMIN)

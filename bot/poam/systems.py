@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
 
 from bot.poam import audit
@@ -81,18 +82,27 @@ def _new_system(
     return system
 
 
+# Built once: most requests look up a system.
+_DEFAULT_SYSTEM = select(InfoSystem).where(InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.is_default))
+_SYSTEM_NAMED = select(InfoSystem).where(
+    InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
+)
+
+
 def find_system(session: Session, actor: Actor, *, name: str | None) -> InfoSystem:
     """The system called ``name`` (any case), or the workspace's default one."""
-    ensure_workspace(session, actor)
-    query = select(InfoSystem).where(InfoSystem.team_id == actor.team_id)
-    if name is None:
-        query = query.where(col(InfoSystem.is_default))
-    else:
-        query = query.where(InfoSystem.name_key == name.strip().lower())
-    system = session.exec(query).first()
+    query, params = (
+        (_DEFAULT_SYSTEM, {"team_id": actor.team_id})
+        if name is None
+        else (_SYSTEM_NAMED, {"team_id": actor.team_id, "name_key": name.strip().lower()})
+    )
+    system = session.exec(query, params=params).first()  # type: ignore[call-overload]
+    if system is None:  # perhaps the workspace's first use: it has no default system yet
+        ensure_workspace(session, actor)
+        system = session.exec(query, params=params).first()  # type: ignore[call-overload]
     if system is None:
         raise NotFound(f"There is no system called `{name}`; `/poam systems` lists them.")
-    return system
+    return system  # type: ignore[no-any-return]
 
 
 def list_systems(session: Session, actor: Actor) -> list[InfoSystem]:

@@ -10,11 +10,29 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from bot.store.dialects import upsert_insert
 from bot.store.models import Workspace
+
+# Built once: these run in every write, and building a statement costs more
+# CPU than running it. Core table statements skip the ORM's bulk-update step.
+_WORKSPACES = Workspace.__table__  # type: ignore[attr-defined]
+_THIS_WORKSPACE = _WORKSPACES.c.team_id == bindparam("workspace")
+_BUMP_ITEM_NUMBER = (
+    update(_WORKSPACES)
+    .where(_THIS_WORKSPACE)
+    .values(last_item_number=_WORKSPACES.c.last_item_number + bindparam("count"))
+    .returning(_WORKSPACES.c.last_item_number)
+)
+_BUMP_AUDIT_SEQ = (
+    update(_WORKSPACES)
+    .where(_THIS_WORKSPACE)
+    .values(audit_seq=_WORKSPACES.c.audit_seq + bindparam("count"))
+    .returning(_WORKSPACES.c.audit_seq, _WORKSPACES.c.audit_head)
+)
+_SET_AUDIT_HEAD = update(_WORKSPACES).where(_THIS_WORKSPACE).values(audit_head=bindparam("new_head"))
 
 
 def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime) -> bool:
@@ -31,46 +49,24 @@ def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime
 
 def next_item_number(session: Session, *, team_id: str) -> int:
     """The next item number of the workspace; never handed out twice."""
-    statement = (
-        update(Workspace)
-        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
-        .values(last_item_number=Workspace.last_item_number + 1)
-        .returning(Workspace.last_item_number)
-    )
-    return session.exec(statement).scalar_one()  # type: ignore[call-overload,no-any-return]
+    return reserve_item_numbers(session, team_id=team_id, count=1).start
 
 
 def reserve_item_numbers(session: Session, *, team_id: str, count: int) -> range:
     """``count`` consecutive item numbers in one statement (bulk imports)."""
-    statement = (
-        update(Workspace)
-        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
-        .values(last_item_number=Workspace.last_item_number + count)
-        .returning(Workspace.last_item_number)
-    )
-    last = session.exec(statement).scalar_one()  # type: ignore[call-overload]
+    last = session.execute(_BUMP_ITEM_NUMBER, {"workspace": team_id, "count": count}).scalar_one()
     return range(last - count + 1, last + 1)
 
 
 def next_audit_slot(session: Session, *, team_id: str, count: int = 1) -> tuple[int, str]:
     """Reserve the next ``count`` audit sequence numbers; returns the first and
     the chain's head hash (the hash the first new event must follow)."""
-    statement = (
-        update(Workspace)
-        .where(Workspace.team_id == team_id)  # type: ignore[arg-type]
-        .values(audit_seq=Workspace.audit_seq + count)
-        .returning(Workspace.audit_seq, Workspace.audit_head)
-    )
-    last, head = session.exec(statement).one()  # type: ignore[call-overload]
+    last, head = session.execute(_BUMP_AUDIT_SEQ, {"workspace": team_id, "count": count}).one()
     return last - count + 1, head
 
 
 def set_audit_head(session: Session, *, team_id: str, head: str) -> None:
-    session.exec(
-        update(Workspace)  # type: ignore[call-overload]
-        .where(Workspace.team_id == team_id)
-        .values(audit_head=head)
-    )
+    session.execute(_SET_AUDIT_HEAD, {"workspace": team_id, "new_head": head})
 
 
 def lock_workspace(session: Session, *, team_id: str) -> None:
