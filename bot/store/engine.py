@@ -37,12 +37,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        record.info[_BUSY_MS] = SQLITE_BUSY_TIMEOUT_MS
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -51,7 +52,10 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         options = connection.get_execution_options()
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {options.get(_BUSY_MS, SQLITE_BUSY_TIMEOUT_MS)}")
+        busy_ms, current = options.get(_BUSY_MS, SQLITE_BUSY_TIMEOUT_MS), connection.connection.info
+        if current.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
+            current[_BUSY_MS] = busy_ms
         connection.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
