@@ -9,7 +9,7 @@ request body, so a crafted value cannot reach another workspace's items.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from bot.poam.errors import InvalidInput
@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 
 def dump(data: Any) -> str:
-    text = json.dumps(asdict(data), separators=(",", ":"))
+    # Every field is a plain value, so a shallow dict will do (asdict deep-copies,
+    # which showed in the profile of a list: one dump per item's button).
+    text = json.dumps({f.name: getattr(data, f.name) for f in fields(data)}, separators=(",", ":"))
     if len(text) > MAX_VALUE:
         raise ValueError(f"{type(data).__name__} metadata is {len(text)} characters; Slack allows {MAX_VALUE}")
     return text
