@@ -79,6 +79,16 @@ class Item(SQLModel, table=True):
         sa.Index("ix_items_team_status_rating", "team_id", "status", "severity", "adjusted_severity"),
         sa.Index("ix_items_team_created_closed", "team_id", "created_at", "closed_at"),
         sa.Index("ix_items_team_closed", "team_id", "closed_at"),
+        # Partial indexes for the morning DM (bot/reminders/messages.py) and
+        # review.waiting_on. SQLite uses one only when the query repeats its
+        # WHERE terms as written, and tests a boolean as `= 1`. Plans awaiting
+        # the authorizing official: status first, so that closed items whose
+        # plan was never approved stay out of the scan.
+        sa.Index("ix_items_team_plan_pending", "team_id", "status", "updated_at",
+                 sqlite_where=sa.text("plan_approved_at IS NULL AND remediation_plan IS NOT NULL"),
+                 postgresql_where=sa.text("plan_approved_at IS NULL AND remediation_plan IS NOT NULL")),
+        sa.Index("ix_items_team_vendor", "team_id", "status",
+                 sqlite_where=sa.text("vendor_dependency = 1"), postgresql_where=sa.text("vendor_dependency")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -138,7 +148,12 @@ class Milestone(SQLModel, table=True):
     never changes; moves change ``due_on`` and leave a MilestoneChange."""
 
     __tablename__ = "milestones"
-    __table_args__ = (sa.UniqueConstraint("item_id", "number", name="uq_milestones_item_number"),)
+    __table_args__ = (
+        sa.UniqueConstraint("item_id", "number", name="uq_milestones_item_number"),
+        # The morning DM's milestones due this week or late (partial, like the items' ones).
+        sa.Index("ix_milestones_team_open_due", "team_id", "due_on",
+                 sqlite_where=sa.text("completed_at IS NULL"), postgresql_where=sa.text("completed_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = _team_fk()
@@ -275,6 +290,9 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("team_id", "recipient", "kind", "subject", "local_day", name="uq_outbox_once"),
         sa.Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # What the planner already planned for a day: without it, every tick
+        # reads the workspace's whole sending history.
+        sa.Index("ix_outbox_team_kind_day", "team_id", "kind", "local_day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
