@@ -164,9 +164,13 @@ def test_ten_thousand_items_are_listed_a_page_at_a_time(
     open_end = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("open", open_count - 5))
     check_page(open_end, first=open_count - 4, last=open_count, total=open_count)
 
-    # The page after the last (a stale Next after items closed) is a plain answer.
+    # The page after the last (a stale Next after items closed) says so and offers the first page.
     beyond = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("all", ITEMS))
     check_fits_slack(beyond)
     assert ":no_entry:" not in strings(beyond) and "went wrong" not in strings(beyond), beyond
+    assert f"there are {ITEMS:,} now" in strings(beyond), beyond
+    (back,) = navigation(beyond)
+    assert back["text"]["text"] == "First page"
+    check_page(click(slack, fake_slack, back["action_id"], back["value"]), first=1, last=PAGE, total=ITEMS)
 
     assert not fake_slack.calls_to("chat.postEphemeral")  # nothing reported on the side

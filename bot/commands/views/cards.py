@@ -214,6 +214,12 @@ def item_line(item: Item, *, rules: Rules, today: date) -> str:
 
 def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: str) -> list[Block]:
     """A page of ``/poam list``; every item has a Show button, with Previous/Next below."""
+    if not page.items and page.total:  # past the end: items closed since the page was shown
+        first_page = metadata.dump(metadata.ListPage(**{**query.__dict__, "offset": 0}))
+        return [
+            section(f"*{title}*: no more items past {page.offset:,}; there are {page.total:,} now."),
+            actions(button("First page", ActionId.LIST_PAGE + ".first", first_page)),
+        ]
     if not page.items:
         return [section(f"*{title}*: nothing here.")]
     first, last = page.offset + 1, page.offset + len(page.items)
