@@ -30,7 +30,7 @@ from bot.poam.actor import Actor, Role, check_team_id
 from bot.poam.audit import verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.errors import InvalidInput, PoamError
-from bot.poam.imports import import_findings
+from bot.poam.imports import check_findings, import_findings
 from bot.poam.review import expire_risk_acceptances
 from bot.reminders.digest import digest_message
 from bot.reminders.planner import plan
@@ -103,9 +103,10 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
             team_id=check_team_id(team_id), user_id=CLI_ACTOR, roles=frozenset({Role.ADMIN}),
             tz=settings.timezone, clock=SystemClock(), rules=settings.rules,
         )
-        summary = import_findings(session, actor, findings=findings, source_name=path.name, system_name=args.system)
         if args.dry_run:
-            session.rollback()
+            summary = check_findings(session, actor, findings=findings, system_name=args.system)
+        else:
+            summary = import_findings(session, actor, findings=findings, source_name=path.name, system_name=args.system)
     if progress:
         progress("done")
     print(f"{'Dry run, nothing imported' if args.dry_run else 'Imported'}: {summary}.")

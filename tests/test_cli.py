@@ -177,6 +177,8 @@ def test_import_a_scan_twice_then_export_every_format(
     assert "Dry run, nothing imported: 5 new, 0 updated, 0 unchanged, 3 skipped." in capsys.readouterr().out
     assert main(["import", scan, "--team", "T0001"]) == 0
     assert "Imported: 5 new" in capsys.readouterr().out
+    assert main(["import", scan, "--dry-run"]) == 0
+    assert "Dry run, nothing imported: 0 new, 5 updated" in capsys.readouterr().out
     assert main(["import", scan]) == 0  # the only workspace is the default
     assert "Imported: 0 new, 5 updated" in capsys.readouterr().out
     for fmt in ("json", "csv", "xlsx", "oscal"):

@@ -23,7 +23,7 @@ from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
 from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
-from bot.poam.imports import ImportSummary, import_findings
+from bot.poam.imports import ImportSummary, check_findings, import_findings
 from bot.poam.permissions import require_admin
 
 log = logging.getLogger(__name__)
@@ -140,14 +140,15 @@ def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
 
 
 def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, confirm: bool) -> tuple[ImportSummary, str]:
-    """Run the import; a check (``confirm`` False) rolls it back and only counts."""
+    """Import the file, or (``confirm`` False) only count what importing it would do."""
     if not from_slack(upload.url, api_url=request.services.settings.slack_api_url):
         raise ImportFormatError("file", "does not come from Slack")
     findings = read_findings(upload.name, download(request, upload))
+    if not confirm:
+        with request.transaction(read_only=True) as (session, actor):
+            return check_findings(session, actor, findings=findings), ""
     with request.transaction() as (session, actor):
         summary = import_findings(session, actor, findings=findings, source_name=upload.name)
-        if not confirm:
-            session.rollback()
         label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])
     return summary, label
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor
@@ -23,6 +25,7 @@ from bot.store import counters
 from bot.store.models import AuditEvent, Workspace
 
 _VERIFY_BATCH = 1000
+_INSERT_BATCH = 1000
 
 
 def _json_safe(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,36 +85,40 @@ def record(
     action: str,
     item_id: int | None = None,
     details: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event to the actor's workspace chain (in the caller's transaction)."""
-    return record_many(session, actor, [(action, item_id, details or {})])[0]
+    record_many(session, actor, [(action, item_id, details or {})])
 
 
 def record_many(
     session: Session, actor: Actor, entries: Sequence[tuple[str, int | None, Mapping[str, Any]]]
-) -> list[AuditEvent]:
+) -> None:
     """Append several events (action, item id, details) in order, reserving their
-    sequence numbers in one statement (bulk imports write thousands)."""
-    first, prev_hash = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
-    events = []
-    for offset, (action, item_id, details) in enumerate(entries):
-        event = AuditEvent(
-            team_id=actor.team_id,
-            seq=first + offset,
-            item_id=item_id,
-            actor_id=actor.user_id,
-            action=action,
-            at=actor.now(),
-            details=_json_safe(details),
-            prev_hash=prev_hash,
-            hash="",
-        )
-        event.hash = prev_hash = hash_of(event)
-        events.append(event)
-    session.add_all(events)
-    counters.set_audit_head(session, team_id=actor.team_id, head=prev_hash)
+    sequence numbers in one statement and inserting them in batches (bulk imports
+    write thousands: no ORM objects, and never all their rows at once)."""
+    # The operation's own pending changes go first, as when events were ORM
+    # objects: a Core INSERT does not autoflush, and a broken constraint should
+    # still fail inside the operation rather than at commit.
     session.flush()
-    return events
+    first, head = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
+    rows = _chained_rows(actor, entries, first_seq=first, prev_hash=head)
+    while batch := list(islice(rows, _INSERT_BATCH)):
+        session.exec(insert(AuditEvent.__table__), params=batch)
+        head = batch[-1]["hash"]
+    counters.set_audit_head(session, team_id=actor.team_id, head=head)
+
+
+def _chained_rows(
+    actor: Actor, entries: Iterable[tuple[str, int | None, Mapping[str, Any]]], *, first_seq: int, prev_hash: str
+) -> Iterator[dict[str, Any]]:
+    """The events as ``audit_events`` rows, each one's hash covering the one before."""
+    for seq, (action, item_id, details) in enumerate(entries, start=first_seq):
+        at, safe = actor.now(), _json_safe(details)
+        digest = event_hash(prev_hash=prev_hash, team_id=actor.team_id, seq=seq, item_id=item_id,
+                            actor_id=actor.user_id, action=action, at=at, details=safe)
+        yield {"team_id": actor.team_id, "seq": seq, "item_id": item_id, "actor_id": actor.user_id,
+               "action": action, "at": at, "details": safe, "prev_hash": prev_hash, "hash": digest}
+        prev_hash = digest
 
 
 @dataclass(frozen=True)

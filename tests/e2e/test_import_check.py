@@ -1,0 +1,66 @@
+"""/poam import's check step over signed HTTP: it writes nothing and says what the import then does."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from bot.commands.ids import BlockId
+from bot.poam.clock import FixedClock
+from tests.db import snapshot
+from tests.e2e.conftest import ADMIN, wait_for
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+NESSUS = (Path(__file__).resolve().parent.parent / "samples" / "weekly.nessus").read_bytes()
+
+
+def _view(call: Any) -> dict[str, Any]:
+    view = call.params["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def _check(slack: SlackDriver, fake_slack: FakeSlack) -> dict[str, Any]:
+    """Open the form, upload the Nessus sample; the form after the check."""
+    fake_slack.clear()
+    slack.command("import", user=ADMIN)
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    url = fake_slack.host_file("weekly.nessus", NESSUS)
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
+    slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
+    return _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+
+
+def _confirm(slack: SlackDriver, fake_slack: FakeSlack, checked: dict[str, Any]) -> str:
+    fake_slack.clear()
+    slack.submit(checked, {}, user=ADMIN)
+    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    found = re.search(r"Imported \*weekly.nessus\*: ([^.]*)\.", result)
+    assert found, result
+    return found.group(1)
+
+
+def test_a_check_of_a_rescan_writes_nothing_and_matches_the_import(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, clock: FixedClock
+) -> None:
+    assert _confirm(slack, fake_slack, _check(slack, fake_slack)) == "5 new, 0 updated, 0 unchanged, 3 skipped"
+    clock.advance(days=7)
+    before, writes = snapshot(engine), []
+
+    def spy(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        checked = _check(slack, fake_slack)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert (snapshot(engine), writes) == (before, [])  # not even written and rolled back
+    said = re.search(r"would bring: ([^.]*)\.", json.dumps(checked))
+    assert said and said.group(1) == "0 new, 5 updated, 0 unchanged, 3 skipped"
+    assert _confirm(slack, fake_slack, checked) == said.group(1)

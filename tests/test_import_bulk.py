@@ -1,0 +1,90 @@
+"""Importing many findings at once, on both databases: the check writes nothing
+and reports what the import then does; bulk-inserted items keep their
+controls, milestones and a valid audit chain."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import col, select
+
+from bot.interchange.findings import Finding, Milestone
+from bot.poam import audit, items
+from bot.poam.actor import Actor
+from bot.poam.clock import FixedClock
+from bot.poam.imports import check_findings, import_findings
+from bot.poam.lifecycle import Status
+from bot.poam.severity import Severity
+from bot.store.engine import unit_of_work
+from bot.store.models import Item, ItemControl
+from bot.store.models import Milestone as MilestoneRow
+from tests.db import events, force, run, snapshot
+
+DUE = date(2027, 1, 15)
+
+
+def finding(index: int, *, severity: Severity | None = Severity.HIGH, closed: bool = False, **more: Any) -> Finding:
+    return Finding(tool="BenchScan", rule_id=f"R{index:05d}", asset=f"host-{index}", title=f"Weakness {index}",
+                   severity=severity, where=f"results[{index}]", closed=closed, **more)
+
+
+def imported(engine: Engine, actor: Actor, findings: list[Finding]) -> Any:
+    return run(engine, lambda s: import_findings(s, actor, findings=findings, source_name="scan.sarif"))
+
+
+def test_a_check_writes_nothing_and_reports_what_the_import_then_does(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    imported(engine, admin, [finding(i) for i in range(5)] + [finding(5, closed=True)])
+    force(engine, 5, status=Status.CLOSED)  # item 5 (finding 4) closed since: its weakness found again is new
+    clock.advance(days=1)
+    imported(engine, admin, [finding(2)])  # already seen at this very time: unchanged
+    scan = [
+        finding(0), finding(1), finding(0),  # seen before: updated, then a duplicate in the file: unchanged
+        finding(2),
+        finding(4),
+        finding(5, closed=True),  # closed in a workbook imported before: unchanged
+        finding(7, controls=("AC-2", "SI-2"), milestones=(Milestone(DUE, "Patch"), Milestone(DUE, "Rescan"))),
+        finding(8), finding(9, severity=None),  # new, then informational: skipped
+    ]
+    before = snapshot(engine)
+    with unit_of_work(engine, read_only=True) as session:
+        checked = check_findings(session, admin, findings=scan)
+    assert snapshot(engine) == before  # no rows, no item numbers, no audit events
+    done = imported(engine, admin, scan)
+    assert str(checked) == str(done) == "3 new, 2 updated, 3 unchanged, 1 skipped"
+    assert (checked.numbers, done.numbers) == ([], [7, 8, 9])
+
+
+def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    run(engine, lambda s: items.log_item(s, admin, title="Logged by hand", severity=Severity.LOW))
+    count = 2_345  # more than one batch of bulk statements
+    scan = [finding(i, controls=("AC-2", f"SI-{1 + i % 9}"), milestones=(Milestone(DUE, f"Fix {i}"),))
+            for i in range(count)]
+    summary = imported(engine, admin, scan)
+    assert (summary.new, summary.numbers) == (count, list(range(2, count + 2)))
+    trail = events(engine)
+    assert [e.action for e in trail[-count - 1:]] == ["item.imported"] * count + ["import.completed"]
+    with unit_of_work(engine, read_only=True) as session:
+        assert audit.verify_chain(session, team_id=admin.team_id).ok
+        by_id = {item.id: item for item in session.exec(select(Item).where(col(Item.number) > 1))}
+        for event in trail[-count - 1:-1]:
+            item = by_id[event.item_id]
+            assert (event.details["number"], event.details["fingerprint"]) == (item.number, item.fingerprint)
+        controls = session.exec(select(ItemControl.item_id, ItemControl.control))
+        milestones = session.exec(select(MilestoneRow.item_id, MilestoneRow.description))
+        assert {(by_id[i].title, c) for i, c in controls} == {
+            (f"Weakness {n}", c) for n in range(count) for c in ("AC-2", f"SI-{1 + n % 9}")
+        }
+        assert {(by_id[i].title, d) for i, d in milestones} == {(f"Weakness {n}", f"Fix {n}") for n in range(count)}
+    clock.advance(hours=1)
+    again = imported(engine, admin, scan)  # every one seen again, in one bulk UPDATE per batch
+    assert (again.new, again.updated) == (0, count)
+    with unit_of_work(engine, read_only=True) as session:
+        seen_now = session.exec(select(func.count()).select_from(Item).where(Item.last_seen_at == clock.now())).one()
+        assert seen_now == count
+        assert audit.verify_chain(session, team_id=admin.team_id).ok
