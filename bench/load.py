@@ -42,8 +42,10 @@ What it does, all on 127.0.0.1, stopping by itself:
    ``poam.show.n``, value ``{"number":n,"milestone":null}``). Both targets get
    the very same sequence of requests.
 6. Prints per target and concurrency p50 / p95 / p99 / max latency,
-   throughput and errors (a non-200 answer, a failed connection, or the bot's
-   "Something went wrong" reply), the same per kind of request, and the
+   throughput, errors (a non-200 answer, a failed connection, or the bot's
+   "Something went wrong" reply) and the server's CPU time per request
+   (gunicorn's master and workers, read from ``/proc``; it includes the work
+   after the ack), the same per kind of request, and the
    ratios bot / bare against the targets of issue 7:
 
    - p50 ≤ 1.5 × bare, p99 ≤ 2 × bare, throughput ≥ 0.6 × bare;
@@ -229,6 +231,20 @@ def wait_until_up(server: Server, *, healthy: set[int]) -> None:
     raise SystemExit(f"{server.name} did not come up in {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
 
 
+def process_tree_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by ``pid`` and its children (Linux ``/proc``; None elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: parent pid
+            total, found = total + int(fields[11]) + int(fields[12]), True  # utime + stime
+    return total / ticks if found else None
+
+
 def stop_process(process: subprocess.Popen[Any], *, timeout: float = 10.0) -> None:
     if process.poll() is not None:
         return
@@ -326,6 +342,13 @@ class Run:
     seconds: float
     samples: list[Sample] = field(default_factory=list)
     error_examples: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # the server's CPU (master and workers) during the run
+
+    @property
+    def cpu_ms_per_request(self) -> str:
+        if self.cpu_seconds is None or not self.samples:
+            return "     n/a"
+        return f"{self.cpu_seconds * 1000 / len(self.samples):8.2f}"
 
     def latencies(self, kind: str | None = None) -> list[float]:
         return sorted(s.seconds for s in self.samples if kind is None or s.kind == kind)
@@ -443,7 +466,7 @@ def summary_line(run: Run) -> str:
     lat = run.latencies()
     return (f"{run.target:<5} {run.concurrency:>4} {len(run.samples):>9,} {run.throughput:>8.1f} "
             f"{ms(percentile(lat, .50))} {ms(percentile(lat, .95))} {ms(percentile(lat, .99))} "
-            f"{ms(lat[-1] if lat else 0)} {run.errors:>6}")
+            f"{ms(lat[-1] if lat else 0)} {run.errors:>6} {run.cpu_ms_per_request}")
 
 
 def kinds_line(run: Run) -> str:
@@ -549,15 +572,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         runs: dict[tuple[str, int], Run] = {}
         header = (f"{'target':<5} {'conc':>4} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "
-                  f"{'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+                  f"{'p99 ms':>8} {'max ms':>8} {'errors':>6} {'CPU ms/req':>8}")
         print("\n" + header)
         for level_index, level in enumerate(levels, start=1):
             for name, server in servers.items():
                 if args.warmup:
                     drive(name, server.port, workload, claims[name], concurrency=level, seconds=args.warmup,
                           salt=-level_index)
+                cpu_before = process_tree_cpu(server.process.pid)
                 run = drive(name, server.port, workload, claims[name], concurrency=level, seconds=args.seconds,
                             salt=level_index)
+                cpu_after = process_tree_cpu(server.process.pid)
+                if cpu_before is not None and cpu_after is not None:
+                    run.cpu_seconds = cpu_after - cpu_before
                 runs[(name, level)] = run
                 print(summary_line(run))
                 print(kinds_line(run))
