@@ -11,8 +11,13 @@ from bot.commands.context import Reply
 from bot.commands.grammar import UsageError
 from bot.commands.views import cards
 from bot.poam.errors import AlreadyClaimed, AlreadyDecided, PoamError
+from bot.store.engine import is_busy
 
 log = logging.getLogger(__name__)
+BUSY = (
+    "Too many changes at once: I could not get my turn to save yours within a couple of seconds, "
+    "so nothing was changed. Please try again."
+)
 
 
 def answer(work: Callable[[], Reply]) -> Reply:
@@ -33,7 +38,10 @@ def answer(work: Callable[[], Reply]) -> Reply:
         return Reply(text=escape(error.message), blocks=cards.refusal(error.message, decided_by=error.decided_by))
     except PoamError as error:
         return Reply(text=escape(error.message), blocks=cards.refusal(error.message))
-    except Exception:
+    except Exception as error:
+        if is_busy(error):
+            log.warning("request gave up waiting for another writer: %s", error)
+            return Reply(text=BUSY, blocks=cards.refusal(BUSY))
         reference = uuid.uuid4().hex[:8]
         log.exception("request failed (ref %s)", reference)
         message = (

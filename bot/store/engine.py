@@ -10,17 +10,20 @@ timeout does not apply to that upgrade), which concurrent claims would hit.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _READ_ONLY = "poam_read_only"
 _BUSY_MS = "poam_busy_ms"
+_PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -32,7 +35,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    _configure_postgresql(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
@@ -59,14 +64,35 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         connection.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        busy_ms = connection.get_execution_options().get(_BUSY_MS)
+        if busy_ms is not None:  # else wait as long as it takes (jobs, the CLI)
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(busy_ms)}")
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is another writer holding what this unit of work needed
+    for longer than its ``max_wait``: nothing was written, trying again may work."""
+    if not isinstance(error, OperationalError):
+        return False
+    cause = error.orig
+    return (
+        getattr(cause, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or getattr(cause, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+    )
+
+
 @contextmanager
 def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | None = None) -> Iterator[Session]:
     """A session committed when the block ends normally, rolled back otherwise.
 
     ``read_only`` lets SQLite readers run beside a writer instead of queueing
     behind it; it does not stop writes (PostgreSQL ignores it). ``max_wait``
-    caps how long SQLite waits for another writer (requests that must answer
-    within Slack's 3 seconds fail fast and cleanly instead of waiting 15).
+    caps how long it waits for another writer (SQLite's busy timeout,
+    PostgreSQL's lock timeout): requests that must answer within Slack's 3
+    seconds fail fast and cleanly (:func:`is_busy`) instead of waiting on.
     """
     options: dict[str, Any] = {}
     if read_only:

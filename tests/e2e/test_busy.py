@@ -1,0 +1,36 @@
+"""A change that cannot get its turn (another writer holds the database or the
+workspace too long) is refused within Slack's time, cleanly, changing nothing."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Engine
+
+from bot.commands.context import REQUEST_MAX_WAIT
+from bot.store import counters
+from bot.store.engine import unit_of_work
+from tests.db import snapshot
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+ALICE, BOB = "U00000ALICE", "U000000BOB"
+
+
+def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    assert "Logged *POAM-1*" in slack.command("log Waiting for a turn sev:high", user=ALICE).text
+    before = snapshot(engine)
+    with unit_of_work(engine) as session:
+        # Another writer: SQLite's write lock (BEGIN IMMEDIATE), PostgreSQL's workspace row.
+        counters.lock_workspace(session, team_id=fake_slack.team_id)
+        started = time.monotonic()
+        answer = slack.command("claim 1", user=BOB)
+        waited = time.monotonic() - started
+    assert answer.status == 200
+    assert "nothing was changed" in answer.text and "went wrong" not in answer.text, answer.text
+    assert REQUEST_MAX_WAIT <= waited < 3.0  # it waited its turn, then answered within Slack's 3 s
+    assert snapshot(engine) == before
+    # Once the other writer is done, the same claim goes through.
+    assert "You now own *POAM-1*" in slack.command("claim 1", user=BOB).text
