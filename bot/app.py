@@ -7,7 +7,6 @@ serve``, by ``bot.web`` on the first request, and by the tests.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -28,10 +27,6 @@ from bot.store.engine import make_engine
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
-#: Bolt runs every listener, and the work after each ack (replies, thread posts,
-#: DMs), in this pool; its default of 5 threads queues requests behind that
-#: network I/O. Below SQLAlchemy's default of 15 pooled connections.
-LISTENER_THREADS = 12
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -65,7 +60,6 @@ def build_app(
         name="poam-bot",
         client=client or web_client(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="poam-listener"),
     )
     services = Services(
         engine=engine or make_engine(settings.database_url),
