@@ -41,19 +41,3 @@ def test_sqlite_connections_enforce_foreign_keys_and_use_wal(engine: Engine) -> 
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
-
-
-def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> None:
-    """A request's short wait for a writer must not stick to the pooled
-    connection it used, nor a job's long wait to the next request."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite busy timeout")
-    from bot.store.engine import unit_of_work
-
-    def busy_ms(**options: float) -> int:
-        with unit_of_work(engine, read_only=True, **options) as session:
-            return session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar()  # type: ignore[no-any-return]
-
-    assert [busy_ms(max_wait=2.0), busy_ms(), busy_ms(max_wait=0.25), busy_ms(max_wait=0.25), busy_ms()] == [
-        2000, 15000, 250, 250, 15000
-    ]

@@ -67,8 +67,11 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        busy_ms = connection.get_execution_options().get(_BUSY_MS)
-        if busy_ms is not None:  # else wait as long as it takes (jobs, the CLI)
+        options = connection.get_execution_options()
+        busy_ms = options.get(_BUSY_MS)
+        # Without a cap (jobs, the CLI) wait as long as it takes; readers never
+        # wait for writers on PostgreSQL, so they skip the extra round trip.
+        if busy_ms is not None and not options.get(_READ_ONLY, False):
             connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(busy_ms)}")
 
 
