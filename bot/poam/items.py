@@ -215,7 +215,8 @@ def log_item(
 _ITEMS = Item.__table__  # type: ignore[attr-defined]
 _CLAIM = (
     update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("claimed_id"), _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
+    .where(_ITEMS.c.team_id == bindparam("workspace"), _ITEMS.c.id == bindparam("claimed_id"),
+           _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
     .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
             updated_at=bindparam("changed_at"))
 )
@@ -235,7 +236,9 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> Item:
     transition(Action.CLAIM, item.status, item_label=label)
     now = actor.now()
     won = session.execute(
-        _CLAIM, {"claimed_id": item.id, "new_owner": actor.user_id, "new_status": Status.IN_PROGRESS, "changed_at": now}
+        _CLAIM,
+        {"workspace": actor.team_id, "claimed_id": item.id, "new_owner": actor.user_id,
+         "new_status": Status.IN_PROGRESS, "changed_at": now},
     ).rowcount  # type: ignore[attr-defined]
     if won != 1:
         session.refresh(item)
