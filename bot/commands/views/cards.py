@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -215,7 +216,7 @@ def item_line(item: Item, *, rules: Rules, today: date) -> str:
 def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: str) -> list[Block]:
     """A page of ``/poam list``; every item has a Show button, with Previous/Next below."""
     if not page.items and page.total:  # past the end: items closed since the page was shown
-        first_page = metadata.dump(metadata.ListPage(**{**query.__dict__, "offset": 0}))
+        first_page = metadata.dump(replace(query, offset=0))
         return [
             section(f"*{title}*: no more items past {page.offset:,}; there are {page.total:,} now."),
             actions(button("First page", ActionId.LIST_PAGE + ".first", first_page)),
@@ -234,10 +235,10 @@ def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: 
         )
     navigation = []
     if page.offset > 0:
-        previous = metadata.ListPage(**{**query.__dict__, "offset": max(0, page.offset - LIST_PAGE_SIZE)})
+        previous = replace(query, offset=max(0, page.offset - LIST_PAGE_SIZE))
         navigation.append(button("Previous", ActionId.LIST_PAGE + ".prev", metadata.dump(previous)))
     if last < page.total:
-        following = metadata.ListPage(**{**query.__dict__, "offset": last})
+        following = replace(query, offset=last)
         navigation.append(button("Next", ActionId.LIST_PAGE + ".next", metadata.dump(following)))
     if navigation:
         blocks.append(actions(*navigation))
