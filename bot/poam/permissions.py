@@ -50,6 +50,11 @@ def is_authorizing_official(actor: Actor, system: InfoSystem) -> bool:
     return Role.AO in actor.roles or system.ao_user_id == actor.user_id
 
 
+def may_decide(actor: Actor, item: Item, system: InfoSystem, *, requester: str | None = None) -> bool:
+    """:func:`require_authorizing_official` as a yes/no, for lists of what waits on someone."""
+    return is_authorizing_official(actor, system) and actor.user_id not in (item.owner_id, requester)
+
+
 def require_authorizing_official(
     actor: Actor, item: Item, system: InfoSystem, doing: str, *, requester: str | None = None
 ) -> None:

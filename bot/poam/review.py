@@ -24,7 +24,7 @@ from bot.poam.errors import AlreadyDecided, InvalidInput, InvalidState, NotFound
 from bot.poam.items import load_item, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
-    is_authorizing_official,
+    may_decide,
     require_authorizing_official,
     require_owner,
     require_verifier,
@@ -576,30 +576,26 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
     ).all()
     for item, request in pending:
         if request.kind == RequestKind.VERIFICATION:
-            if actor.user_id in verifiers_for(session, item, request) and len(verifications) < limit:
+            if (len(verifications) < limit and Role.VERIFIER in actor.roles
+                    and actor.user_id in verifiers_for(session, item, request)):
                 verifications.append((item, request))
         elif request.kind in (RequestKind.DEVIATION, RequestKind.EXTENSION):
-            may_decide = is_authorizing_official(actor, _system(session, item)) and actor.user_id not in (
-                item.owner_id, request.requested_by
-            )
-            if may_decide and len(decisions) < limit:
+            if len(decisions) < limit and may_decide(actor, item, _system(session, item), requester=request.requested_by):
                 decisions.append((item, request))
     plans: list[Item] = []
     if Role.AO in actor.roles or is_system_ao(session, actor):
-        for item in session.exec(
-            select(Item)
-            .where(
-                Item.team_id == actor.team_id,
-                col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
-                col(Item.remediation_plan).is_not(None),
-                col(Item.plan_approved_at).is_(None),
-                or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
-            )
-            .order_by(col(Item.updated_at))
-            .limit(limit)
-        ):
-            if is_authorizing_official(actor, _system(session, item)):
-                plans.append(item)
+        conditions = [
+            Item.team_id == actor.team_id,
+            col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
+            col(Item.remediation_plan).is_not(None),
+            col(Item.plan_approved_at).is_(None),
+            or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
+        ]
+        if Role.AO not in actor.roles:  # only the systems naming them, filtered before the limit
+            conditions.append(col(Item.system_id).in_(
+                select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
+            ))
+        plans = list(session.exec(select(Item).where(*conditions).order_by(col(Item.updated_at)).limit(limit)))
     return WaitingOn(verifications, decisions, plans)
 
 
