@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.announce import announce
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
-from bot.commands.errors import answer, unexpected
+from bot.commands.errors import BUSY, answer, unexpected
 from bot.commands.followup import follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
@@ -31,6 +31,7 @@ from bot.poam import items, milestones, systems
 from bot.poam.errors import InvalidInput, PoamError
 from bot.poam.fields import Source
 from bot.poam.severity import Severity
+from bot.store.engine import is_busy
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ def _refuse(ack: Ack, error: PoamError, *, blocks: dict[str, BlockId], fallback:
     ack(response_action="errors", errors={block: error.message[:300]})
 
 
+def _failed(ack: Ack, error: Exception, *, fallback: BlockId) -> None:
+    """A busy database or a bug while saving a form: said on the form (logged
+    with a reference), never Slack's bare "couldn't connect" error."""
+    message = BUSY if is_busy(error) else unexpected(error, "saving the form")
+    ack(response_action="errors", errors={fallback: message[:300]})
+
+
 def _confirmation(reply: Reply) -> dict[str, Any]:
     return item_modal(label="POA&M", blocks=reply.blocks)
 
@@ -112,6 +120,9 @@ def register(app: App, services: Services) -> None:
         except PoamError as error:
             _refuse(ack, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
             return
+        except Exception as error:
+            _failed(ack, error, fallback=BlockId.TITLE)
+            return
         reply = Reply(
             text=f"Logged {label}",
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
@@ -143,6 +154,9 @@ def register(app: App, services: Services) -> None:
                 fallback=BlockId.MILESTONE_TEXT,
             )
             return
+        except Exception as error:
+            _failed(ack, error, fallback=BlockId.MILESTONE_TEXT)
+            return
         ack(
             response_action="update",
             view=_confirmation(
@@ -160,6 +174,9 @@ def register(app: App, services: Services) -> None:
             )
         except PoamError as error:
             _refuse(ack, error, blocks={}, fallback=BlockId.REASON)
+            return
+        except Exception as error:
+            _failed(ack, error, fallback=BlockId.REASON)
             return
         ack(response_action="update", view=_confirmation(reply))
         follow_up(request, reply, respond=None)

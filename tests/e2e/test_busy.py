@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.commands import context
+from bot.commands.ids import BlockId
 from bot.store import counters
 from bot.store.engine import unit_of_work
 from tests.db import snapshot
+from tests.e2e.test_interactions import form_values, log_form
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 
@@ -38,3 +40,20 @@ def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
     assert snapshot(engine) == before
     # Once the other writer is done, the same claim goes through.
     assert "You now own *POAM-1*" in slack.command("claim 1", user=BOB).text
+
+
+def test_a_form_that_cannot_be_saved_in_time_says_so_on_the_form(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "REQUEST_MAX_WAIT", 0.5)
+    slack.command("log First sev:low", user=ALICE)  # the workspace exists, so the lock below is the only obstacle
+    view = log_form(slack, fake_slack)
+    before = snapshot(engine)
+    with unit_of_work(engine) as session:
+        counters.lock_workspace(session, team_id=fake_slack.team_id)
+        answer = slack.submit(view, form_values(), user=ALICE)
+    assert answer.status == 200, answer.body
+    body = answer.json()
+    assert body["response_action"] == "errors", body
+    assert "nothing was changed" in body["errors"][BlockId.TITLE], body
+    assert snapshot(engine) == before
