@@ -133,8 +133,7 @@ def register(app: App, services: Services) -> None:
 
     def open_reject_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
         target = request_ref(body)
-        with request.transaction(read_only=True) as (_session, actor):
-            label = actor.rules.label(target.number)
+        label = request.services.settings.rules.label(target.number)
         return Reply(text="Opening the form…", modal=reject_modal(target, label=label))
 
     on(ActionId.REJECT_FIX, open_reject_form)

@@ -238,7 +238,7 @@ def history(request: SlackRequest, cmd: Parsed) -> Reply:
 
 @handles("systems")
 def systems_(request: SlackRequest, cmd: Parsed) -> Reply:
-    with request.transaction() as (session, actor):
+    with request.transaction(read_only=True) as (session, actor):
         found = systems.list_systems(session, actor)
         blocks = cards.systems(found)
     return Reply(text="Information systems", blocks=blocks)

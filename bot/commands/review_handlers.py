@@ -8,6 +8,8 @@ decision, and the item's channel thread one line per decision.
 
 from __future__ import annotations
 
+from sqlmodel import Session
+
 from bot.blockkit.blocks import day, section
 from bot.blockkit.text import escape, mention
 from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
@@ -16,7 +18,7 @@ from bot.commands.handlers import handles
 from bot.commands.views import cards
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
-from bot.poam import items, review
+from bot.poam import review
 from bot.poam.actor import Actor
 from bot.store.models import Item, ReviewRequest
 
@@ -40,11 +42,19 @@ def _decision(
     )
 
 
+def _item_of(session: Session, asked: ReviewRequest) -> Item:
+    """The request's item as the domain operation just loaded it: from the
+    session's identity map, without a second query."""
+    item = session.get(Item, asked.item_id)
+    assert item is not None  # the operation has just read or written it
+    return item
+
+
 @handles("submit")
 def submit(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
         asked = review.submit_fix(session, actor, number=cmd["item"], evidence=cmd["evidence"])
-        item = items.load_item(session, actor, number=cmd["item"])
+        item = _item_of(session, asked)
         verifiers = review.verifiers_for(session, item, asked)
         blocks = verification_ask(item, asked, rules=actor.rules)
         label = actor.rules.label(item.number)
@@ -121,7 +131,7 @@ def deviate(request: SlackRequest, cmd: Parsed) -> Reply:
             session, actor, number=cmd["item"], deviation=cmd["deviation"], rationale=cmd["rationale"],
             adjusted_severity=cmd["sev"], until=cmd["until"],
         )
-        item = items.load_item(session, actor, number=cmd["item"])
+        item = _item_of(session, asked)
         deciders = review.deciders_for(session, item, asked)
     return _asked_the_ao(request, actor, item, asked, deciders)
 
@@ -130,7 +140,7 @@ def deviate(request: SlackRequest, cmd: Parsed) -> Reply:
 def extend(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
         asked = review.request_extension(session, actor, number=cmd["item"], due_on=cmd["due"], reason=cmd["reason"])
-        item = items.load_item(session, actor, number=cmd["item"])
+        item = _item_of(session, asked)
         deciders = review.deciders_for(session, item, asked)
     return _asked_the_ao(request, actor, item, asked, deciders)
 
@@ -140,7 +150,7 @@ def decide_request(
 ) -> Reply:
     with request.transaction() as (session, actor):
         decided = review.decide(session, actor, number=number, approve=approve, reason=reason, request_id=request_id)
-        item = items.load_item(session, actor, number=number)
+        item = _item_of(session, decided)
         label = actor.rules.label(number)
     verb = "approved" if approve else "rejected"
     line = f":scales: {mention(actor.user_id)} {verb} {what_is_asked(decided)} on *{label}*"
