@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlmodel import Session, col, select
 
+from bot.blockkit.blocks import section
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock
 from bot.poam.lifecycle import NOT_CLOSED, Status
@@ -146,7 +147,7 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
         text = f":wave: *{label}* has waited {(now - item.created_at).days} days for an owner. `/poam claim {label}` takes it."
         yield Planned(
             team_id, str(item.origin_channel_id), Kind.NUDGE, subject, item.created_at.date(), text,
-            [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], thread_ts=item.origin_thread_ts,
+            [section(text)], thread_ts=item.origin_thread_ts,
         )
 
 
@@ -154,12 +155,13 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, 
     local = clock.now().astimezone(tz)
     subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
     done = _already(session, team_id, Kind.DIGEST, {local.date()})
+    message: tuple[str, list[dict[str, Any]]] | None = None  # the same for every channel: built once
     for subscription in subscriptions:
         due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at
         if not due or (subscription.channel_id, "weekly", local.date()) in done:
             continue
-        text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
-        yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), text, blocks)
+        message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
+        yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message)
 
 
 def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) -> list[Planned]:
