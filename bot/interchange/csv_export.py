@@ -14,7 +14,7 @@ from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail
 
 EXTRA_COLUMNS = ("Status", "Current Due Date", "System")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # guarded with a leading '; csv_import undoes it
 
 
 def _cell(value: str | date | None) -> str:
@@ -23,7 +23,7 @@ def _cell(value: str | date | None) -> str:
         return ""
     if isinstance(value, date):
         return value.isoformat()
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def write_csv(details: Iterable[ItemDetail], out: IO[str], *, rules: Rules) -> int:

@@ -20,11 +20,11 @@ import io
 import re
 from collections.abc import Mapping
 
-from bot.interchange.csv_export import EXTRA_COLUMNS
+from bot.interchange.csv_export import EXTRA_COLUMNS, FORMULA_STARTS
 from bot.interchange.fedramp import COLUMNS
 from bot.interchange.findings import Finding, ImportFormatError
 from bot.interchange.sarif import clip
-from bot.interchange.workbook_import import day, template_finding
+from bot.interchange.workbook_import import LIST_SEPARATOR, day, template_finding
 from bot.poam import fields
 from bot.poam.errors import InvalidInput
 from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
@@ -62,8 +62,6 @@ REQUIRED_TEMPLATE = ("POAM ID", "Weakness Name", "Asset Identifier", "Original R
 
 INFORMATIONAL = frozenset({"info", "informational", "none", "information"})
 _SEVERITY_WORDS = "critical, high, moderate (or medium), low, or info / none for informational"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what the CSV export guards with a leading '
-_LIST_SEPARATOR = re.compile(r"[,;\s]+")
 _STATUSES = {status.value: status for status in Status} | {status.label: status for status in Status}
 
 
@@ -148,7 +146,7 @@ def _cells(number: int, cells: list[str], width: int) -> list[str] | None:
 
 def _unguard(cell: str) -> str:
     """Undo the export's formula guard: ``'=x`` was written for ``=x``."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in _FORMULA_STARTS else cell
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_STARTS else cell
 
 
 def _template_rows(records: list[tuple[int, list[str]]], header: list[str]) -> list[Finding]:
@@ -232,7 +230,7 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
             if port != "0":
                 rule_id = f"{rule_id}/{port}/{value.get('protocol', '').lower() or 'tcp'}"
         try:
-            cves = tuple(fields.cves(part for part in _LIST_SEPARATOR.split(value.get("cve", "")) if part))
+            cves = tuple(fields.cves(part for part in LIST_SEPARATOR.split(value.get("cve", "")) if part))
         except InvalidInput as error:
             raise ImportFormatError(where, f"{names['cve']}: {error.message}") from None
         parts = [value.get("synopsis", ""), value.get("description", "")]

@@ -16,6 +16,10 @@ from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import Milestone, MilestoneChange
 
+#: The template's tabs of items (the export and the workbook import use both).
+OPEN_TAB = "Open POA&M Items"
+CLOSED_TAB = "Closed POA&M Items"
+
 COLUMNS: tuple[str, ...] = (
     "POAM ID",
     "Controls",

@@ -15,15 +15,13 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
-from bot.interchange.fedramp import COLUMNS
+from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB
 from bot.interchange.findings import Finding, ImportFormatError, Milestone
 from bot.poam import fields
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput
 from bot.poam.severity import Severity
 
-OPEN_TAB = "Open POA&M Items"
-CLOSED_TAB = "Closed POA&M Items"
 TABS = (OPEN_TAB, CLOSED_TAB)
 HEADER_ROW = 5
 FIRST_DATA_ROW = 8
@@ -49,7 +47,7 @@ _ISO_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?:Z|[+
 _US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
 _MILESTONE_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$", re.ASCII)
 _MILESTONE_START = re.compile(r"^[ \t]*\((\d{1,4})\)[ \t]*([^:\n]*?)[ \t]*:[ \t]?", re.MULTILINE)
-_LIST_SEPARATOR = re.compile(r"[,;\s]+")
+LIST_SEPARATOR = re.compile(r"[,;\s]+")
 _CONTROL_SEPARATOR = re.compile(r"[,;\n]+")
 
 
@@ -180,7 +178,7 @@ def template_finding(
     contact = get("Point of Contact")
     owner = _SLACK_USER.match(contact) if contact else None
     controls = [part for part in _CONTROL_SEPARATOR.split(get("Controls") or "") if part.strip()]
-    cves = [part for part in _LIST_SEPARATOR.split(get("CVE") or "") if part]
+    cves = [part for part in LIST_SEPARATOR.split(get("CVE") or "") if part]
     return Finding(
         tool=get("Weakness Detector Source") or "",
         rule_id=rule_id,

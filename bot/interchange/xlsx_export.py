@@ -19,14 +19,12 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from bot.interchange.fedramp import COLUMNS, row
+from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB, row
 from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail
 from bot.poam.lifecycle import Status
 from bot.store.models import InfoSystem
 
-OPEN_TAB = "Open POA&M Items"
-CLOSED_TAB = "Closed POA&M Items"
 CONFIGURATION_TAB = "Configuration Findings"
 CHANGES_TAB = "Record of Changes"
 TITLE = "FedRAMP Plan of Action and Milestones (POA&M)"
