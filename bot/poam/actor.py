@@ -55,9 +55,6 @@ class Actor:
     clock: Clock
     rules: Rules = field(default_factory=Rules)
 
-    def has(self, role: Role) -> bool:
-        return role in self.roles
-
     @property
     def is_admin(self) -> bool:
         return Role.ADMIN in self.roles

@@ -129,7 +129,6 @@ def add_milestone(
     session.add(milestone)
     withdrawn = withdraw_plan_approval(item)
     touch(item, actor)
-    session.flush()
     audit.record(
         session, actor, action="milestone.added", item_id=item.id,
         details={"milestone": milestone.number, "description": description, "due_on": due_on, **withdrawn},
@@ -155,7 +154,6 @@ def complete_milestone(
         reason=note or f"Milestone M{milestone} completed.",
     )
     touch(item, actor)
-    session.flush()
     audit.record(
         session, actor, action="milestone.completed", item_id=item.id,
         details={"milestone": milestone, "due_on": found.due_on, "completed_on": today, "note": note},
@@ -186,7 +184,6 @@ def move_milestone(
     )
     withdrawn = withdraw_plan_approval(item)
     touch(item, actor)
-    session.flush()
     audit.record(
         session, actor, action="milestone.moved", item_id=item.id,
         details={"milestone": milestone, "due_on": {"from": old, "to": due_on}, "reason": reason, **withdrawn},

@@ -75,7 +75,6 @@ def _new_system(
         created_at=actor.now(),
     )
     session.add(system)
-    session.flush()
     details: dict[str, object] = {"system": name, "impact": impact}
     details.update({"default": True} if default else {"organization": organization, "ao": ao_user_id})
     audit.record(session, actor, action="system.added", details=details)
