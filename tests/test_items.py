@@ -34,6 +34,7 @@ from bot.poam.items import (
     release_item,
     set_plan,
     show_item,
+    snooze_item,
 )
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone
@@ -373,6 +374,19 @@ def test_claim_item(engine: Engine, alice: Actor, bob: Actor, clock: Any) -> Non
     last = events(engine)[-1]
     assert (last.seq, last.action, last.actor_id, last.item_id) == (3, "item.claimed", ALICE, stored.id)
     assert last.details == {"owner": {"from": None, "to": ALICE}}
+    chain_ok(engine)
+
+
+def test_snoozing_reminders_is_audited_but_changes_no_status_date(
+    engine: Engine, alice: Actor, clock: Any
+) -> None:
+    log(engine, alice, owner_id=ALICE)
+    clock.advance(hours=1)
+    run(engine, lambda s: snooze_item(s, alice, number=1, days=3))
+    stored = fetch(engine, 1)
+    assert stored.snoozed_until == date(2026, 11, 23)
+    assert (stored.version, stored.updated_at) == (1, NOW)  # the exported Status Date stays
+    assert events(engine)[-1].action == "item.snoozed"
     chain_ok(engine)
 
 

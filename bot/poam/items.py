@@ -606,8 +606,8 @@ def snooze_item(session: Session, actor: Actor, *, number: int, days: int) -> It
     if item.status == Status.CLOSED:
         raise InvalidState(f"{actor.rules.label(number)} is closed; it has no reminders to snooze.")
     until = actor.today() + timedelta(days=days)
+    # Not touched: a reminder setting is no change to the POA&M item (its Status Date).
     previous, item.snoozed_until = item.snoozed_until, until
-    touch(item, actor)
     audit.record(
         session, actor, action="item.snoozed", item_id=item.id, details={"snoozed_until": {"from": previous, "to": until}}
     )
