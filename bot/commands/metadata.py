@@ -86,15 +86,22 @@ class ListPage:
 
 @dataclass(frozen=True)
 class LogOrigin:
-    """Where a *Log a finding* form was opened: the channel, and the message for a shortcut."""
+    """Where a *Log a finding* form was opened: the channel, and for a shortcut
+    the message and its link (asked of Slack when the form opens, so saving
+    the form makes no Slack call before its answer)."""
 
     channel_id: str | None = None
     message_ts: str | None = None
+    permalink: str | None = None
 
     def check(self) -> None:
         for value in (self.channel_id, self.message_ts):
             if value is not None and (not isinstance(value, str) or len(value) > 40):
                 raise ValueError("bad origin")
+        if self.permalink is not None and (
+            not isinstance(self.permalink, str) or len(self.permalink) > 500 or not self.permalink.startswith("https://")
+        ):
+            raise ValueError("bad message link")
 
 
 @dataclass(frozen=True)

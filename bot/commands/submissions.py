@@ -18,7 +18,6 @@ from bot.blockkit.blocks import section
 from bot.blockkit.text import unescape
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers
 from bot.commands.actions import request_from
-from bot.commands.announce import announce
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import BUSY, answer, unexpected
 from bot.commands.followup import follow_up, tell
@@ -96,7 +95,6 @@ def register(app: App, services: Services) -> None:
             request = request_from(services, client, body)
             origin = metadata.load(metadata.LogOrigin, view.get("private_metadata"))
             form = FormValues(view)
-            source_url = _permalink(client, origin)
             with request.transaction() as (session, actor):
                 item = items.log_item(
                     session,
@@ -114,7 +112,7 @@ def register(app: App, services: Services) -> None:
                     system_name=form.selected(BlockId.SYSTEM),
                     origin_channel_id=origin.channel_id,
                     origin_thread_ts=origin.message_ts,
-                    source_message_url=source_url,
+                    source_message_url=origin.permalink,
                 )
                 label = actor.rules.label(item.number)
         except PoamError as error:
@@ -126,11 +124,10 @@ def register(app: App, services: Services) -> None:
         reply = Reply(
             text=f"Logged {label}",
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
+            announcement=Announcement.about(item, handlers.logged_line(label, item), starts_thread=True),
         )
         ack(response_action="update", view=_confirmation(reply))
-        problem = announce(request, Announcement.about(item, handlers.logged_line(label, item), starts_thread=True))
-        if problem:
-            tell(request, problem, respond=None)
+        follow_up(request, reply, respond=None)
 
     @app.view(CallbackId.MILESTONE_MODAL)
     def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -232,7 +229,9 @@ def register(app: App, services: Services) -> None:
             first_line = text.splitlines()[0] if text else ""
             # A reply in a thread is announced in that thread (Slack threads are one level deep).
             thread = message.get("thread_ts") or message.get("ts")
-            origin = metadata.LogOrigin(channel_id=request.channel_id, message_ts=thread)
+            origin = metadata.LogOrigin(
+                channel_id=request.channel_id, message_ts=thread, permalink=_permalink(client, request.channel_id, thread)
+            )
             with request.transaction(read_only=True) as (session, actor):
                 found = systems.list_systems(session, actor)
                 view = log_modal(
@@ -251,12 +250,12 @@ def register(app: App, services: Services) -> None:
                 tell(box[0], reply.text, respond=None)
 
 
-def _permalink(client: WebClient, origin: metadata.LogOrigin) -> str | None:
-    """A link back to the message a finding was logged from, if Slack gives one."""
-    if origin.channel_id is None or origin.message_ts is None:
+def _permalink(client: WebClient, channel_id: str | None, message_ts: str | None) -> str | None:
+    """A link back to the message a finding is logged from, if Slack gives one."""
+    if channel_id is None or message_ts is None:
         return None
     try:
-        answer = quick_client(client).chat_getPermalink(channel=origin.channel_id, message_ts=origin.message_ts)
+        answer = quick_client(client).chat_getPermalink(channel=channel_id, message_ts=message_ts)
         return str(answer["permalink"])
     except (SlackApiError, SlackClientError, OSError, KeyError) as error:
         log.warning("chat.getPermalink failed: %s", error)

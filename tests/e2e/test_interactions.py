@@ -443,14 +443,16 @@ def test_message_shortcut_prefills_the_form_and_links_back(
     assert elements["title"]["initial_value"] == "Disk encryption is off on db-02 & db-03"
     assert elements["description"]["initial_value"] == "Disk encryption is off on db-02 & db-03\nSeen in Tuesday's scan."
 
+    # The link back is asked for when the form opens, so saving it waits on no Slack call.
+    (permalink,) = fake_slack.calls_to("chat.getPermalink")
+    assert permalink.params["channel"] == CHANNEL and permalink.params["message_ts"] == "1700000500.000100"
     values = form_values(
         title={"value": elements["title"]["initial_value"]}, due=None, owner=None,
         detected={"selected_date": "2026-11-20"},
     )
     body = slack.submit(view, values, user=ALICE).json()
     assert body["response_action"] == "update", body
-    permalink = wait_for(lambda: fake_slack.calls_to("chat.getPermalink"))[0]
-    assert permalink.params["channel"] == CHANNEL and permalink.params["message_ts"] == "1700000500.000100"
+    assert len(fake_slack.calls_to("chat.getPermalink")) == 1  # not asked again on saving
     item = item_row(engine, make_actor, 1)
     assert item.title == "Disk encryption is off on db-02 & db-03"
     assert item.source_message_url == "https://test.slack.com/archives/C0CHANNEL1/p1700000500000100"
