@@ -141,7 +141,7 @@ def test_help_fits_one_message() -> None:
 def test_home_view_stays_within_the_view_limit() -> None:
     items = [_item(n) for n in range(1, 41)]
     page = ItemPage(items=items, total=140, offset=0, today=TODAY)
-    waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20])
+    waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
     view = home_view(page, [_detail(i, milestones=3) for i in items], rules=Rules(), unclaimed=7, waiting=waiting)
     _assert_within_limits(view["blocks"], max_blocks=100)
     _assert_escaped(view)

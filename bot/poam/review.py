@@ -557,6 +557,7 @@ class WaitingOn:
     verifications: list[tuple[Item, ReviewRequest]]
     decisions: list[tuple[Item, ReviewRequest]]
     plans: list[Item]
+    is_ao: bool  # holds the AO role or is named AO of a system
 
     @property
     def total(self) -> int:
@@ -583,7 +584,8 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
             if len(decisions) < limit and may_decide(actor, item, _system(session, item), requester=request.requested_by):
                 decisions.append((item, request))
     plans: list[Item] = []
-    if Role.AO in actor.roles or is_system_ao(session, actor):
+    is_ao = Role.AO in actor.roles or is_system_ao(session, actor)
+    if is_ao:
         conditions = [
             Item.team_id == actor.team_id,
             col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
@@ -596,7 +598,7 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
                 select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
             ))
         plans = list(session.exec(select(Item).where(*conditions).order_by(col(Item.updated_at)).limit(limit)))
-    return WaitingOn(verifications, decisions, plans)
+    return WaitingOn(verifications, decisions, plans, is_ao)
 
 
 def is_system_ao(session: Session, actor: Actor) -> bool:

@@ -113,7 +113,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     to_verify = [_line(actor, item, f"fix submitted by {mention(r.requested_by)}") for item, r in waiting.verifications]
     to_decide = [_line(actor, item, f"request from {mention(r.requested_by)}") for item, r in waiting.decisions]
     plans = [_line(actor, item, "plan awaiting your approval") for item in waiting.plans]
-    ending, escalations = _ao_lines(session, actor) if Role.AO in actor.roles or review.is_system_ao(session, actor) else ([], [])
+    ending, escalations = _ao_lines(session, actor) if waiting.is_ao else ([], [])
 
     blocks = [
         *_sections("Milestones due this week", upcoming),
