@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import IO
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.interchange.csv_export import write_csv
 from bot.interchange.json_export import write_json
@@ -19,6 +19,7 @@ from bot.interchange.xlsx_export import write_workbook
 from bot.poam.actor import Rules
 from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.items import iter_item_details
+from bot.poam.systems import system_named
 from bot.store.models import InfoSystem, Workspace
 
 
@@ -51,9 +52,7 @@ def only_workspace(session: Session) -> str | None:
 
 
 def _system(session: Session, team_id: str, name: str | None) -> InfoSystem:
-    query = select(InfoSystem).where(InfoSystem.team_id == team_id)
-    query = query.where(InfoSystem.name_key == name.strip().lower()) if name else query.where(col(InfoSystem.is_default))
-    system = session.exec(query).first()
+    system = system_named(session, team_id=team_id, name=name or None)
     if system is None:
         raise NotFound(f"There is no system called `{name}` in workspace {team_id}." if name else f"No workspace {team_id} here.")
     return system

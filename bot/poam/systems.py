@@ -88,20 +88,25 @@ _SYSTEM_NAMED = select(InfoSystem).where(
 )
 
 
+def system_named(session: Session, *, team_id: str, name: str | None) -> InfoSystem | None:
+    """The workspace's system called ``name`` (any case), or its default one."""
+    query, params = (
+        (_DEFAULT_SYSTEM, {"team_id": team_id})
+        if name is None
+        else (_SYSTEM_NAMED, {"team_id": team_id, "name_key": name.strip().lower()})
+    )
+    return session.exec(query, params=params).first()  # type: ignore[call-overload,no-any-return]
+
+
 def find_system(session: Session, actor: Actor, *, name: str | None) -> InfoSystem:
     """The system called ``name`` (any case), or the workspace's default one."""
-    query, params = (
-        (_DEFAULT_SYSTEM, {"team_id": actor.team_id})
-        if name is None
-        else (_SYSTEM_NAMED, {"team_id": actor.team_id, "name_key": name.strip().lower()})
-    )
-    system = session.exec(query, params=params).first()  # type: ignore[call-overload]
+    system = system_named(session, team_id=actor.team_id, name=name)
     if system is None:  # perhaps the workspace's first use: it has no default system yet
         ensure_workspace(session, actor)
-        system = session.exec(query, params=params).first()  # type: ignore[call-overload]
+        system = system_named(session, team_id=actor.team_id, name=name)
     if system is None:
         raise NotFound(f"There is no system called `{name}`; `/poam systems` lists them.")
-    return system  # type: ignore[no-any-return]
+    return system
 
 
 def list_systems(session: Session, actor: Actor) -> list[InfoSystem]:
