@@ -183,9 +183,9 @@ def test_two_hundred_concurrent_logs_get_distinct_numbers(
     assert len(logged) == total
     # Each item has exactly one event, and the event names the item's own number and title.
     assert Counter(e.item_id for e in logged) == Counter({item_id: 1 for item_id in by_id})
-    for event in logged:
-        item = by_id[event.item_id]
-        assert (event.details["number"], event.details["title"], event.actor_id) == (
+    for entry in logged:
+        item = by_id[entry.item_id]
+        assert (entry.details["number"], entry.details["title"], entry.actor_id) == (
             item.number, item.title, item.created_by,
         )
     assert chain_ok(engine).events == total + 1

@@ -205,6 +205,11 @@ def pending_of(detail: ItemDetail) -> ReviewRequest | None:
     return next((r for r in detail.requests if r.status == RequestStatus.PENDING), None)
 
 
+def show_button(number: int) -> dict[str, Any]:
+    """The Show button beside an item anywhere: opens its card."""
+    return button("Show", ActionId.SHOW + f".{number}", metadata.dump(metadata.ItemRef(number=number)))
+
+
 def item_line(item: Item, *, rules: Rules, today: date) -> str:
     return (
         f"*{rules.label(item.number)}* {escape(clip(item.title, 150))}\n"
@@ -226,13 +231,7 @@ def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: 
     first, last = page.offset + 1, page.offset + len(page.items)
     blocks: list[Block] = [section(f"*{title}* ({first}–{last} of {page.total})")]
     for item in page.items:
-        ref = metadata.dump(metadata.ItemRef(number=item.number))
-        blocks.append(
-            section(
-                item_line(item, rules=rules, today=page.today),
-                accessory=button("Show", ActionId.SHOW + f".{item.number}", ref),
-            )
-        )
+        blocks.append(section(item_line(item, rules=rules, today=page.today), accessory=show_button(item.number)))
     navigation = []
     if page.offset > 0:
         previous = replace(query, offset=max(0, page.offset - LIST_PAGE_SIZE))

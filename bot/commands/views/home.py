@@ -8,9 +8,8 @@ from typing import Any
 
 from bot.blockkit.blocks import MAX_VIEW_BLOCKS, Block, actions, button, context, day, header, section
 from bot.blockkit.text import escape, mention
-from bot.commands import metadata
 from bot.commands.ids import ActionId
-from bot.commands.views.cards import item_line, next_milestone, what_is_asked
+from bot.commands.views.cards import item_line, next_milestone, show_button, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail, ItemPage
 from bot.poam.review import WaitingOn
@@ -28,17 +27,12 @@ def _waiting_blocks(waiting: WaitingOn, rules: Rules, today: date) -> list[Block
         blocks.append(_ask(item, request, rules, today, f"decide {what_is_asked(request)} (asked by {mention(request.requested_by)})"))
     for item in waiting.plans:
         line = item_line(item, rules=rules, today=today) + "\n:memo: approve its remediation plan"
-        ref = metadata.dump(metadata.ItemRef(number=item.number))
-        blocks.append(section(line, accessory=button("Show", ActionId.SHOW + f".{item.number}", ref)))
+        blocks.append(section(line, accessory=show_button(item.number)))
     return blocks
 
 
 def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: str) -> Block:
-    ref = metadata.dump(metadata.ItemRef(number=item.number))
-    return section(
-        item_line(item, rules=rules, today=today) + f"\n:hourglass: {what}",
-        accessory=button("Show", ActionId.SHOW + f".{item.number}", ref),
-    )
+    return section(item_line(item, rules=rules, today=today) + f"\n:hourglass: {what}", accessory=show_button(item.number))
 
 
 def home_view(
@@ -64,8 +58,7 @@ def home_view(
         upcoming = next_milestone(detail.milestones)
         if upcoming is not None:
             line += f"\nNext: *M{upcoming.number}* {escape(upcoming.description[:150])} · due {day(upcoming.due_on)}"
-        ref = metadata.dump(metadata.ItemRef(number=item.number))
-        blocks.append(section(line, accessory=button("Show", ActionId.SHOW + f".{item.number}", ref)))
+        blocks.append(section(line, accessory=show_button(item.number)))
     if page.total > len(details):
         blocks.append(context(f"{page.total - len(details)} more: `/poam list mine`."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}

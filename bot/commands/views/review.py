@@ -8,7 +8,7 @@ from bot.blockkit.blocks import Block, actions, button, context, day, plain, sec
 from bot.blockkit.text import clip, escape, mention
 from bot.commands import metadata
 from bot.commands.ids import VALUE, ActionId, BlockId, CallbackId
-from bot.commands.views.cards import severity_text, what_is_asked
+from bot.commands.views.cards import severity_text, show_button, what_is_asked
 from bot.poam.actor import Rules
 from bot.poam.review import MAX_TEXT
 from bot.store.models import Item, ReviewRequest
@@ -36,7 +36,7 @@ def verification_ask(item: Item, request: ReviewRequest, *, rules: Rules) -> lis
             button("Verify", ActionId.VERIFY, ref, style="primary",
                    confirm=_confirm(f"Verify {label}?", "The item closes as remediated, on the record under your name.", "Verify")),
             button("Reject", ActionId.REJECT_FIX, ref, style="danger"),
-            button("Show", ActionId.SHOW + f".{item.number}", metadata.dump(metadata.ItemRef(number=item.number))),
+            show_button(item.number),
         )
     )
     return blocks
@@ -56,7 +56,7 @@ def decision_ask(item: Item, request: ReviewRequest, *, rules: Rules) -> list[Bl
                    confirm=_confirm(f"Approve for {label}?", f"You approve {asked}.", "Approve")),
             button("Reject", ActionId.DECIDE_REJECT, ref, style="danger",
                    confirm=_confirm(f"Reject for {label}?", f"You reject {asked}.", "Reject")),
-            button("Show", ActionId.SHOW + f".{item.number}", metadata.dump(metadata.ItemRef(number=item.number))),
+            show_button(item.number),
         ),
     ]
 
