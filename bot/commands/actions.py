@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import follow_up
+from bot.commands.followup import follow_up, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -59,11 +59,8 @@ def deliver(request: SlackRequest, body: dict[str, Any], reply: Reply, respond: 
     elif reply.blocks:
         modal = item_modal(label="POA&M", blocks=reply.blocks)
         try:
-            if request.in_modal:
-                request.client.views_push(trigger_id=request.trigger_id, view=modal)
-            else:
-                request.client.views_open(trigger_id=request.trigger_id, view=modal)
-        except (SlackApiError, SlackClientError, OSError) as error:
+            open_view(request, modal)
+        except (SlackApiError, SlackClientError, OSError, ValueError) as error:
             log.warning("could not show a reply in a modal: %s", error)
     follow_up(request, reply, respond=respond if view is None else None)
     if view is not None and view.get("type") == "home":

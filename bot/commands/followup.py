@@ -4,6 +4,7 @@ report failures to the person who acted."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slack_bolt import Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -22,12 +23,7 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
     problems: list[str] = []
     if reply.modal is not None:
         try:
-            if request.trigger_id is None:
-                raise ValueError("no trigger id")
-            if request.in_modal:
-                request.client.views_push(trigger_id=request.trigger_id, view=reply.modal)
-            else:
-                request.client.views_open(trigger_id=request.trigger_id, view=reply.modal)
+            open_view(request, reply.modal)
         except (SlackApiError, SlackClientError, OSError, ValueError) as error:
             log.warning("views.open failed: %s", error)
             problems.append("I couldn't open the form (Slack said no); try again in a moment.")
@@ -53,6 +49,15 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
             problems.append(problem)
     for problem in problems:
         tell(request, problem, respond=respond)
+
+
+def open_view(request: SlackRequest, view: dict[str, Any]) -> None:
+    """Open ``view`` where the user is: pushed onto their open modal, else a new one.
+    Raises Slack's errors, or ValueError when the request has no trigger id."""
+    if request.trigger_id is None:
+        raise ValueError("no trigger id")
+    opening = request.client.views_push if request.in_modal else request.client.views_open
+    opening(trigger_id=request.trigger_id, view=view)
 
 
 def tell(request: SlackRequest, text: str, *, respond: Respond | None) -> None:

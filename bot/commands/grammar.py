@@ -148,12 +148,11 @@ class Spec:
     who: str
     parts: tuple[Part, ...] = ()
     options: tuple[Option, ...] = ()
-    handler_key: str = ""
 
     @property
     def key(self) -> str:
         """The handler's key: the name and its literal words (``milestone add``)."""
-        return self.handler_key or " ".join([self.name] + [p.word for p in self.parts if isinstance(p, Word)])
+        return " ".join([self.name] + [p.word for p in self.parts if isinstance(p, Word)])
 
     @property
     def usage(self) -> str:
