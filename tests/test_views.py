@@ -13,7 +13,7 @@ from bot.commands.views import cards
 from bot.commands.views.home import home_view
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
-from bot.poam.items import ItemDetail, ItemPage
+from bot.poam.items import ItemDetail, ItemLine, ItemPage
 from bot.poam.review import WaitingOn
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
 
@@ -29,6 +29,11 @@ def _item(number: int = 1, *, owner: str | None = "U0OWNER", title: str = NASTY,
         owner_id=owner, detected_on=date(2026, 11, 1), scheduled_completion_on=due, due_on=due,
         remediation_plan=NASTY * 300, resources_required=NASTY, created_by="U0OWNER", created_at=NOW, updated_at=NOW,
     )
+
+
+def _line(item: Item) -> ItemLine:
+    """The item as a list page holds it."""
+    return ItemLine(**{name: getattr(item, name) for name in ItemLine._fields})
 
 
 def _detail(item: Item, milestones: int = 50) -> ItemDetail:
@@ -105,7 +110,7 @@ def test_item_card_offers_owner_buttons_only_to_the_owner() -> None:
 
 
 def test_a_list_page_has_twenty_items_and_navigation() -> None:
-    items = [_item(n) for n in range(21, 41)]
+    items = [_line(_item(n)) for n in range(21, 41)]
     page = ItemPage(items=items, total=95, offset=20, today=TODAY)
     query = metadata.ListPage(scope="open", offset=20, sev="high")
     blocks = cards.item_list(page, rules=Rules(), query=query, title="Open items")
@@ -140,9 +145,10 @@ def test_help_fits_one_message() -> None:
 
 def test_home_view_stays_within_the_view_limit() -> None:
     items = [_item(n) for n in range(1, 41)]
-    page = ItemPage(items=items, total=140, offset=0, today=TODAY)
+    page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
-    view = home_view(page, [_detail(i, milestones=3) for i in items], rules=Rules(), unclaimed=7, waiting=waiting)
+    milestones = {i.id: _detail(i, milestones=3).milestones for i in items}
+    view = home_view(page, milestones, rules=Rules(), unclaimed=7, waiting=waiting)
     _assert_within_limits(view["blocks"], max_blocks=100)
     _assert_escaped(view)
     assert "100 more" in json.dumps(view)

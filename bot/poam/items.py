@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Date, Integer, bindparam, case, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -375,6 +375,11 @@ def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | N
     return grouped
 
 
+def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[Milestone]]:
+    """The milestones of several items of one workspace, by item id, in their order."""
+    return _by_item(session, Milestone, team_id, list(item_ids))
+
+
 def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
     """Details of several items of one workspace in a few queries, not a few per item."""
     if not items:
@@ -415,18 +420,38 @@ class Scope(StrEnum):
     ALL = "all"
 
 
+class ItemLine(NamedTuple):
+    """The columns a one-line summary of an item shows (a ``/poam list`` page, the
+    App Home): read as plain rows, since building a page of whole ``Item``
+    objects cost twice the CPU of the query itself."""
+
+    id: int
+    number: int
+    title: str
+    severity: str
+    adjusted_severity: str | None
+    status: str
+    closure: str | None
+    risk_accepted_until: date | None
+    due_on: date
+    owner_id: str | None
+
+
+_LINE_COLUMNS = tuple(getattr(Item, name) for name in ItemLine._fields)
+
+
 @dataclass(frozen=True)
 class ItemPage:
-    items: list[Item]
+    items: list[ItemLine]
     total: int
     offset: int
     today: date
 
-    def is_overdue(self, item: Item) -> bool:
+    def is_overdue(self, item: ItemLine) -> bool:
         return is_overdue(item, today=self.today)
 
 
-def is_overdue(item: Item, *, today: date) -> bool:
+def is_overdue(item: Item | ItemLine, *, today: date) -> bool:
     """Overdue is computed, never stored: an active item past its due date."""
     return item.status in ACTIVE and item.due_on < today
 
@@ -475,8 +500,8 @@ def list_items(
         by_owner=owner_id is not None, by_control=control is not None,
     )
     total = session.exec(count, params=params).one()  # type: ignore[call-overload]
-    items = session.exec(page, params=params).all()  # type: ignore[call-overload]
-    return ItemPage(items=list(items), total=total, offset=offset, today=today)
+    lines = [ItemLine._make(row) for row in session.exec(page, params=params)]  # type: ignore[call-overload]
+    return ItemPage(items=lines, total=total, offset=offset, today=today)
 
 
 @cache
@@ -503,7 +528,7 @@ def _list_statements(
         )
     count = select(func.count()).select_from(Item).where(*conditions)
     page = (
-        select(Item)
+        select(*_LINE_COLUMNS)
         .where(*conditions)
         .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
         .limit(bindparam("page_limit", type_=Integer))

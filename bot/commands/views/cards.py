@@ -26,7 +26,7 @@ from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
-from bot.poam.items import ItemDetail, ItemPage, Scope, is_overdue
+from bot.poam.items import ItemDetail, ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
@@ -48,7 +48,7 @@ def severity_text(value: str) -> str:
     return _SEVERITY_MARK[Severity(value)]
 
 
-def status_text(item: Item) -> str:
+def status_text(item: Item | ItemLine) -> str:
     """``closed (false positive)``, ``risk accepted until Fri 1 Jan 2027``…"""
     text = Status(item.status).label
     if item.closure:
@@ -65,11 +65,11 @@ def rating_text(item: Item) -> str:
     return severity_text(item.severity)
 
 
-def owner_text(item: Item) -> str:
+def owner_text(item: Item | ItemLine) -> str:
     return mention(item.owner_id) if item.owner_id else "_unclaimed_"
 
 
-def due_text(item: Item, today: date) -> str:
+def due_text(item: Item | ItemLine, today: date) -> str:
     text = day(item.due_on)
     if is_overdue(item, today=today):
         text += f" :warning: *overdue {(today - item.due_on).days}d*"
@@ -210,7 +210,7 @@ def show_button(number: int) -> dict[str, Any]:
     return button("Show", ActionId.SHOW + f".{number}", metadata.dump(metadata.ItemRef(number=number)))
 
 
-def item_line(item: Item, *, rules: Rules, today: date) -> str:
+def item_line(item: Item | ItemLine, *, rules: Rules, today: date) -> str:
     return (
         f"*{rules.label(item.number)}* {escape(clip(item.title, 150))}\n"
         f"{severity_text(item.adjusted_severity or item.severity)} · {status_text(item)} · due {due_text(item, today)}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -11,9 +11,9 @@ from bot.blockkit.text import escape, mention
 from bot.commands.ids import ActionId
 from bot.commands.views.cards import item_line, next_milestone, show_button, what_is_asked
 from bot.poam.actor import Rules
-from bot.poam.items import ItemDetail, ItemPage
+from bot.poam.items import ItemPage
 from bot.poam.review import WaitingOn
-from bot.store.models import Item, ReviewRequest
+from bot.store.models import Item, Milestone, ReviewRequest
 
 HOME_ITEMS = 30
 WAITING_ITEMS = 20
@@ -36,7 +36,7 @@ def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: st
 
 
 def home_view(
-    page: ItemPage, details: Sequence[ItemDetail], *, rules: Rules, unclaimed: int, waiting: WaitingOn
+    page: ItemPage, milestones: Mapping[int, list[Milestone]], *, rules: Rules, unclaimed: int, waiting: WaitingOn
 ) -> dict[str, Any]:
     """What waits on me as verifier or AO; what I own, overdue first, each with its
     next milestone; a button to log a finding."""
@@ -52,13 +52,12 @@ def home_view(
     if overdue:
         summary += f", *{overdue}* overdue"
     blocks.append(section(summary + f". *{unclaimed}* item(s) wait for an owner: `/poam list unclaimed`."))
-    for detail in details:
-        item = detail.item
+    for item in page.items:
         line = item_line(item, rules=rules, today=page.today)
-        upcoming = next_milestone(detail.milestones)
+        upcoming = next_milestone(milestones.get(item.id, []))
         if upcoming is not None:
             line += f"\nNext: *M{upcoming.number}* {escape(upcoming.description[:150])} · due {day(upcoming.due_on)}"
         blocks.append(section(line, accessory=show_button(item.number)))
-    if page.total > len(details):
-        blocks.append(context(f"{page.total - len(details)} more: `/poam list mine`."))
+    if page.total > len(page.items):
+        blocks.append(context(f"{page.total - len(page.items)} more: `/poam list mine`."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
