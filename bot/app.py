@@ -7,6 +7,7 @@ serve``, by ``bot.web`` on the first request, and by the tests.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -27,6 +28,13 @@ from bot.store.engine import make_engine
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
+#: Bolt's listener threads per process: they run only the work an ack waits
+#: on (the rest goes to ``Services.after_ack``). Bolt's default is 5; with
+#: SQLite, every query lets another thread take the GIL, and under load five
+#: busy listeners cost ~20% more CPU per request and twice the p99 of two
+#: (bench/load.py); PostgreSQL showed no difference. One would leave a request
+#: that waits on the database nothing to overlap with.
+LISTENER_THREADS = 2
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -60,6 +68,7 @@ def build_app(
         name="poam-bot",
         client=client or web_client(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="poam-listener"),
     )
     services = Services(
         engine=engine or make_engine(settings.database_url),

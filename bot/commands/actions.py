@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import follow_up, open_view
+from bot.commands.followup import after_ack, follow_up, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -81,9 +81,10 @@ def register(app: App, services: Services) -> None:
 
             reply = answer(run)
             if box:
-                deliver(box[0], body, reply, respond)
+                after_ack(services, deliver, box[0], body, reply, respond)
             else:
-                respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+                after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+                          replace_original=False)
 
     def ref(body: dict[str, Any]) -> metadata.ItemRef:
         return metadata.load(metadata.ItemRef, body["actions"][0].get("value"))
@@ -144,4 +145,5 @@ def register(app: App, services: Services) -> None:
             return handlers.list_query(request_from(services, client, body), query)
 
         reply = answer(run)
-        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=True)
+        after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+                  replace_original=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,13 @@ from bot.store.models import Item
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0
+#: Threads for the work after the ack (Slack calls with retries, exports and
+#: imports), apart from Bolt's listener threads so that it never holds up an ack.
+AFTER_ACK_THREADS = 8
+
+
+def _after_ack_pool() -> Executor:
+    return ThreadPoolExecutor(max_workers=AFTER_ACK_THREADS, thread_name_prefix="poam-after-ack")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Services:
     settings: Settings
     clock: Clock
     users: UserDirectory
+    after_ack: Executor = field(default_factory=_after_ack_pool)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ report failures to the person who acted."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Respond
@@ -12,10 +13,29 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.blockkit.blocks import section
 from bot.blockkit.text import mention
 from bot.commands.announce import announce
-from bot.commands.context import Reply, SlackRequest
+from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import unexpected
 
 log = logging.getLogger(__name__)
+
+
+def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """Run ``work(*args, **kwargs)`` on the after-ack threads, not on Bolt's
+    listener threads: those are few, for the work an ack waits on, and a slow
+    Slack call or a long import there would hold up everyone's acks.
+
+    ``work`` tells the user about the failures it expects; anything else that
+    escapes it is logged here with its traceback (a thread pool would keep it
+    in a future nobody reads).
+    """
+
+    def run() -> None:
+        try:
+            work(*args, **kwargs)
+        except Exception:
+            log.exception("work after the ack failed (%s)", getattr(work, "__qualname__", work))
+
+    services.after_ack.submit(run)
 
 
 def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.context import Services, SlackRequest
+from bot.commands.followup import after_ack
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
 from bot.poam import items, review
 from bot.poam.errors import PoamError
@@ -46,15 +48,16 @@ def register(app: App, services: Services) -> None:
         except PoamError as error:
             log.warning("ignoring app_home_opened: %s", error)
             return
-        publish_home(request)
+        after_ack(services, publish_home, request)
 
     @app.event("user_change")
     def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
         user = event.get("user") or {}
         team_id = str(user.get("team_id") or body.get("team_id", ""))
         known = services.users.remember(team_id=team_id, user=user)
-        with unit_of_work(services.engine) as session:
-            remember_tz(
-                session, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz, clock=services.clock,
-                known_only=True,
-            )
+        after_ack(services, _remember_tz, services, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz)
+
+
+def _remember_tz(services: Services, *, team_id: str, user_id: str, tz: ZoneInfo) -> None:
+    with unit_of_work(services.engine) as session:
+        remember_tz(session, team_id=team_id, user_id=user_id, tz=tz, clock=services.clock, known_only=True)

@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import BUSY, answer, unexpected
-from bot.commands.followup import follow_up, tell
+from bot.commands.followup import after_ack, follow_up, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
 from bot.commands.views import cards
@@ -127,7 +127,7 @@ def register(app: App, services: Services) -> None:
             announcement=Announcement.about(item, handlers.logged_line(label, item), starts_thread=True),
         )
         ack(response_action="update", view=_confirmation(reply))
-        follow_up(request, reply, respond=None)
+        after_ack(services, follow_up, request, reply, respond=None)
 
     @app.view(CallbackId.MILESTONE_MODAL)
     def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -176,7 +176,7 @@ def register(app: App, services: Services) -> None:
             _failed(ack, error, fallback=BlockId.REASON)
             return
         ack(response_action="update", view=_confirmation(reply))
-        follow_up(request, reply, respond=None)
+        after_ack(services, follow_up, request, reply, respond=None)
 
     def _import_step(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, *, confirm: bool) -> None:
         """Check (or, confirmed, run) an import after the ack; the form shows the outcome."""
@@ -192,6 +192,12 @@ def register(app: App, services: Services) -> None:
             return
         working = "Importing…" if confirm else "Checking the file…"
         ack(response_action="update", view=item_modal(label="Import findings", blocks=[section(working)]))
+        after_ack(services, _finish_import_step, request, upload, view_id=view.get("id"), client=client, confirm=confirm)
+
+    def _finish_import_step(
+        request: SlackRequest, upload: metadata.UploadedFile, *, view_id: str | None, client: WebClient, confirm: bool
+    ) -> None:
+        """Download, check or import, and show the outcome on the form."""
         try:
             summary, numbers = interchange_handlers.check_or_import(request, upload, confirm=confirm)
             result = interchange_handlers.result_view(upload, summary, problem=None, confirmed=confirm, numbers=numbers)
@@ -204,7 +210,7 @@ def register(app: App, services: Services) -> None:
             problem = unexpected(error, "importing the file")
             result = interchange_handlers.result_view(upload, None, problem=problem, confirmed=confirm)
         try:
-            client.views_update(view_id=view.get("id"), view=result)
+            client.views_update(view_id=view_id, view=result)
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("views.update after an import step failed: %s", error)
 
@@ -245,9 +251,12 @@ def register(app: App, services: Services) -> None:
 
         reply = answer(work)
         if box:
-            follow_up(box[0], reply, respond=None)
-            if reply.modal is None:
-                tell(box[0], reply.text, respond=None)
+            after_ack(services, _open_log_form, box[0], reply)
+
+    def _open_log_form(request: SlackRequest, reply: Reply) -> None:
+        follow_up(request, reply, respond=None)
+        if reply.modal is None:
+            tell(request, reply.text, respond=None)
 
 
 def _permalink(client: WebClient, channel_id: str | None, message_ts: str | None) -> str | None:

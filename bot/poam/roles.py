@@ -22,7 +22,6 @@ from bot.poam.systems import ensure_workspace
 from bot.store import counters
 from bot.store.models import RoleGrant
 
-
 # Built once: every request loads its actor.
 _GRANTED = select(RoleGrant.role).where(
     RoleGrant.team_id == bindparam("team_id"), RoleGrant.user_id == bindparam("user_id")
