@@ -53,5 +53,5 @@ def register(app: App, services: Services) -> None:
             ack()
         else:
             ack(text=reply.text, blocks=reply.blocks)
-        if request_box:
+        if request_box and reply.follows_up:
             after_ack(services, follow_up, request_box[0], reply, respond=respond)
