@@ -46,6 +46,7 @@ from bot.poam.review import (
     set_vendor,
     submit_fix,
     verify_fix,
+    withdraw_request,
 )
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system
@@ -495,3 +496,18 @@ def test_an_expired_risk_acceptance_logs_the_return_to_work(
     assert entries[-1]["title"] == "Risk acceptance ended"
     assert "logged-by" not in entries[-1]  # the bot did it
     assert risk["status"] == RiskStatus.REMEDIATING
+
+
+def test_a_withdrawn_request_is_named_in_the_risk_log(engine: Engine, cast: Cast) -> None:
+    number = worked_item(engine, cast)
+    run(engine, lambda s: request_deviation(
+        s, cast.alice, number=number, deviation=Deviation.FALSE_POSITIVE, rationale="Not installed there."))
+    run(engine, lambda s: withdraw_request(s, cast.alice, number=number))
+    document, _ = export(engine)
+    assert_valid(document)
+    _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]
+    withdrawn = risk["risk-log"]["entries"][-1]
+    assert (withdrawn["title"], withdrawn["description"]) == (
+        "False positive withdrawn", "The owner withdrew the pending request."
+    )
+    assert withdrawn.get("status-change") == REMEDIATING  # back from "deviation requested"

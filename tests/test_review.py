@@ -796,7 +796,9 @@ def test_withdraw(engine: Engine, people: People) -> None:
     (request,) = requests(engine)
     assert (request.status, request.decided_by, request.decided_at) == (RequestStatus.WITHDRAWN, ALICE, NOW)
     last = events(engine)[-1]
-    assert (last.action, last.actor_id, last.details) == ("request.withdrawn", ALICE, {"request": request.id})
+    assert (last.action, last.actor_id, last.details) == (
+        "request.withdrawn", ALICE, {"request": request.id, "kind": "deviation", "deviation": "ra"}
+    )
     # The AO's Approve button, pressed afterwards, is told so and changes nothing.
     error = assert_refused(
         engine, lambda s: decide(s, people.otto, number=number, approve=True, request_id=request.id), AlreadyDecided

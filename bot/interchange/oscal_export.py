@@ -333,7 +333,8 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
             reason = f": {d['reason']}" if d.get("reason") else "."
             return f"{name} {verdict}", f"The authorizing official {verdict} the request{reason}"
         case "request.withdrawn":
-            return "Request withdrawn", "The owner withdrew the pending request."
+            name = _request_name(d.get("kind"), d.get("deviation"))
+            return f"{name} withdrawn", "The owner withdrew the pending request."
         case "fix.submitted":
             evidence = f": {d['evidence']}" if d.get("evidence") else "."
             return "Fix submitted", f"Fix submitted for verification{evidence}"

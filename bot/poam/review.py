@@ -365,7 +365,10 @@ def withdraw_request(session: Session, actor: Actor, *, number: int) -> ReviewRe
     )
     _decide(request, actor, RequestStatus.WITHDRAWN, None)
     touch(item, actor)
-    audit.record(session, actor, action="request.withdrawn", item_id=item.id, details={"request": request.id})
+    audit.record(
+        session, actor, action="request.withdrawn", item_id=item.id,
+        details={"request": request.id, "kind": request.kind, "deviation": request.deviation},
+    )
     return request
 
 
