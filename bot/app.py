@@ -31,9 +31,10 @@ WEB_API_TIMEOUT_SECONDS = 10
 #: Bolt's listener threads per process: they run only the work an ack waits
 #: on (the rest goes to ``Services.after_ack``). Bolt's default is 5; with
 #: SQLite, every query lets another thread take the GIL, and under load five
-#: busy listeners cost ~20% more CPU per request and twice the p99 of two
-#: (bench/load.py); PostgreSQL showed no difference. One would leave a request
-#: that waits on the database nothing to overlap with.
+#: busy listeners cost more CPU per request and up to twice the p99 of two
+#: (bench/load.py, README "Performance"); PostgreSQL showed no clear
+#: difference. One would leave a request that waits on the database nothing
+#: to overlap with.
 LISTENER_THREADS = 2
 
 
