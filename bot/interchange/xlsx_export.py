@@ -55,6 +55,11 @@ FORMATS = (
 assert len(GUIDANCE) == len(FORMATS) == len(COLUMNS)
 
 
+# Shared: building a style object per cell cost more than writing the cell.
+_BOLD = Font(bold=True)
+_WRAP = Alignment(wrap_text=True, vertical="top")
+
+
 def _cell(sheet: WriteOnlyWorksheet, value: Any, *, bold: bool = False, wrap: bool = False) -> WriteOnlyCell:
     cell = WriteOnlyCell(sheet, value=value)
     if isinstance(value, str):
@@ -62,17 +67,18 @@ def _cell(sheet: WriteOnlyWorksheet, value: Any, *, bold: bool = False, wrap: bo
     if isinstance(value, date):
         cell.number_format = DATE_FORMAT
     if bold:
-        cell.font = Font(bold=True)
+        cell.font = _BOLD
     if wrap:
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        cell.alignment = _WRAP
     return cell
 
 
 def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
-    """A data cell: plain values stream fastest; dates, multi-line text and text
-    a spreadsheet would read as a formula need a styled cell."""
-    if isinstance(value, date) or (isinstance(value, str) and (value.startswith("=") or "\n" in value)):
-        return _cell(sheet, value, wrap=isinstance(value, str) and "\n" in value)
+    """A data cell: plain values stream fastest (openpyxl itself gives a plain
+    date the ``yyyy-mm-dd`` format); multi-line text and text a spreadsheet
+    would read as a formula need a styled cell."""
+    if isinstance(value, str) and (value.startswith("=") or "\n" in value):
+        return _cell(sheet, value, wrap="\n" in value)
     return value
 
 
