@@ -28,13 +28,14 @@ from bot.store.engine import make_engine
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
-#: Bolt's listener threads per process: they run only the work an ack waits
-#: on (the rest goes to ``Services.after_ack``). Bolt's default is 5; with
-#: SQLite, every query lets another thread take the GIL, and under load five
-#: busy listeners cost more CPU per request and up to twice the p99 of two
-#: (bench/load.py, README "Performance"); PostgreSQL showed no clear
-#: difference. One would leave a request that waits on the database nothing
-#: to overlap with.
+#: Bolt's listener threads per process. They run each request's own work
+#: (parsing, the database, at most 2 s waiting for a writer, building the
+#: answer, opening a form, one quick Slack call for a new user or a message
+#: link); the Slack calls after it go to ``Services.after_ack``. Bolt's
+#: default is 5; with SQLite every query lets another thread take the GIL,
+#: and fewer busy listeners gave lower p99s and more throughput at one worker
+#: in bench/load.py (README "Performance"), not everywhere; one would leave a
+#: request that waits on the database nothing to overlap with.
 LISTENER_THREADS = 2
 
 

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import after_ack, follow_up, open_view
+from bot.commands.followup import after_ack, finish, open_form, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -50,19 +50,25 @@ def _pattern(action: ActionId) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(action)}(\.[a-z0-9]+)?$")
 
 
-def deliver(request: SlackRequest, body: dict[str, Any], reply: Reply, respond: Respond) -> None:
-    """Show ``reply`` where the button was: privately in the channel, or in a modal."""
+def deliver(services: Services, request: SlackRequest, body: dict[str, Any], reply: Reply, respond: Respond) -> None:
+    """Show ``reply`` where the button was: privately in the channel, or in a
+    modal. Forms open at once (their trigger id expires); the rest is queued."""
     view = body.get("view")
-    if view is None:
-        if reply.blocks or reply.modal is None:  # a reply that only opens a form says nothing
-            respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
-    elif reply.blocks:
-        modal = item_modal(label="POA&M", blocks=reply.blocks)
+    if view is not None and reply.blocks:
         try:
-            open_view(request, modal)
+            open_view(request, item_modal(label="POA&M", blocks=reply.blocks))
         except (SlackApiError, SlackClientError, OSError, ValueError) as error:
             log.warning("could not show a reply in a modal: %s", error)
-    follow_up(request, reply, respond=respond if view is None else None)
+    problems = open_form(request, reply)
+    after_ack(services, _answer_and_finish, request, view, reply, problems, respond)
+
+
+def _answer_and_finish(
+    request: SlackRequest, view: dict[str, Any] | None, reply: Reply, problems: list[str], respond: Respond
+) -> None:
+    if view is None and (reply.blocks or reply.modal is None):  # a reply that only opens a form says nothing
+        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+    finish(request, reply, problems, respond=respond if view is None else None)
     if view is not None and view.get("type") == "home":
         publish_home(request)
 
@@ -81,7 +87,7 @@ def register(app: App, services: Services) -> None:
 
             reply = answer(run)
             if box:
-                after_ack(services, deliver, box[0], body, reply, respond)
+                deliver(services, box[0], body, reply, respond)
             else:
                 after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
                           replace_original=False)

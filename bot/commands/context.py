@@ -92,11 +92,6 @@ class Reply:
     messages: list[DirectMessage] = field(default_factory=list)
     later: list[Later] = field(default_factory=list)
 
-    @property
-    def follows_up(self) -> bool:
-        """Whether anything is left to do after the ack (``followup.follow_up``)."""
-        return self.modal is not None or self.announcement is not None or bool(self.messages or self.later)
-
 
 @dataclass
 class SlackRequest:

@@ -15,14 +15,15 @@ from bot.blockkit.text import mention
 from bot.commands.announce import announce
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import unexpected
+from bot.commands.users import quick_client
 
 log = logging.getLogger(__name__)
 
 
 def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """Run ``work(*args, **kwargs)`` on the after-ack threads, not on Bolt's
-    listener threads: those are few, for the work an ack waits on, and a slow
-    Slack call or a long import there would hold up everyone's acks.
+    listener threads: those are few, and a slow Slack call (retries,
+    Retry-After waits) or a long import there would hold up everyone's acks.
 
     ``work`` tells the user about the failures it expects; anything else that
     escapes it is logged here with its traceback (a thread pool would keep it
@@ -38,15 +39,32 @@ def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **
     services.after_ack.submit(run)
 
 
-def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
-    """Open the reply's modal and post its announcement; tell the user what failed."""
-    problems: list[str] = []
-    if reply.modal is not None:
-        try:
-            open_view(request, reply.modal)
-        except (SlackApiError, SlackClientError, OSError, ValueError) as error:
-            log.warning("views.open failed: %s", error)
-            problems.append("I couldn't open the form (Slack said no); try again in a moment.")
+def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
+    """After the ack: open the reply's form at once (:func:`open_form`), then
+    queue the rest (:func:`finish`) on the after-ack threads, if there is any."""
+    problems = open_form(request, reply)
+    if problems or reply.announcement is not None or reply.messages or reply.later:
+        after_ack(services, finish, request, reply, problems, respond=respond)
+
+
+def open_form(request: SlackRequest, reply: Reply) -> list[str]:
+    """Open the reply's modal, on the listener thread: its trigger id expires 3
+    seconds after the click, too soon to wait in a queue. The problem to tell
+    the user, if it could not be opened."""
+    if reply.modal is None:
+        return []
+    try:
+        open_view(request, reply.modal)
+    except (SlackApiError, SlackClientError, OSError, ValueError) as error:
+        log.warning("views.open failed: %s", error)
+        return ["I couldn't open the form (Slack said no); try again in a moment."]
+    return []
+
+
+def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None) -> None:
+    """Post the reply's announcement, send its DMs, run its later work; tell the
+    user what failed (``problems`` so far included)."""
+    problems = list(problems)
     if reply.announcement is not None:
         try:
             problem = announce(request, reply.announcement)
@@ -72,11 +90,14 @@ def follow_up(request: SlackRequest, reply: Reply, *, respond: Respond | None) -
 
 
 def open_view(request: SlackRequest, view: dict[str, Any]) -> None:
-    """Open ``view`` where the user is: pushed onto their open modal, else a new one.
-    Raises Slack's errors, or ValueError when the request has no trigger id."""
+    """Open ``view`` where the user is: pushed onto their open modal, else a new
+    one. One quick try (the trigger id is good for 3 seconds: a retry after a
+    timeout would come too late). Raises Slack's errors, or ValueError when the
+    request has no trigger id."""
     if request.trigger_id is None:
         raise ValueError("no trigger id")
-    opening = request.client.views_push if request.in_modal else request.client.views_open
+    client = quick_client(request.client)
+    opening = client.views_push if request.in_modal else client.views_open
     opening(trigger_id=request.trigger_id, view=view)
 
 

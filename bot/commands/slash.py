@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from bot.commands import interchange_handlers, reminder_handlers, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import after_ack, follow_up
+from bot.commands.followup import follow_up
 from bot.commands.grammar import ParseContext, parse
 from bot.commands.handlers import HANDLERS
 from bot.commands.specs import SPECS
@@ -53,5 +53,5 @@ def register(app: App, services: Services) -> None:
             ack()
         else:
             ack(text=reply.text, blocks=reply.blocks)
-        if request_box and reply.follows_up:
-            after_ack(services, follow_up, request_box[0], reply, respond=respond)
+        if request_box:
+            follow_up(services, request_box[0], reply, respond=respond)

@@ -127,7 +127,7 @@ def register(app: App, services: Services) -> None:
             announcement=Announcement.about(item, handlers.logged_line(label, item), starts_thread=True),
         )
         ack(response_action="update", view=_confirmation(reply))
-        after_ack(services, follow_up, request, reply, respond=None)
+        follow_up(services, request, reply, respond=None)
 
     @app.view(CallbackId.MILESTONE_MODAL)
     def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -176,7 +176,7 @@ def register(app: App, services: Services) -> None:
             _failed(ack, error, fallback=BlockId.REASON)
             return
         ack(response_action="update", view=_confirmation(reply))
-        after_ack(services, follow_up, request, reply, respond=None)
+        follow_up(services, request, reply, respond=None)
 
     def _import_step(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, *, confirm: bool) -> None:
         """Check (or, confirmed, run) an import after the ack; the form shows the outcome."""
@@ -251,12 +251,9 @@ def register(app: App, services: Services) -> None:
 
         reply = answer(work)
         if box:
-            after_ack(services, _open_log_form, box[0], reply)
-
-    def _open_log_form(request: SlackRequest, reply: Reply) -> None:
-        follow_up(request, reply, respond=None)
-        if reply.modal is None:
-            tell(request, reply.text, respond=None)
+            follow_up(services, box[0], reply, respond=None)
+            if reply.modal is None:  # a refusal: there is no response URL to answer through
+                after_ack(services, tell, box[0], reply.text, respond=None)
 
 
 def _permalink(client: WebClient, channel_id: str | None, message_ts: str | None) -> str | None:

@@ -377,7 +377,7 @@ def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | N
 
 def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[Milestone]]:
     """The milestones of several items of one workspace, by item id, in their order."""
-    return _by_item(session, Milestone, team_id, list(item_ids))
+    return _by_item(session, Milestone, team_id, list(item_ids)) if item_ids else {}
 
 
 def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.app import LISTENER_THREADS
+from bot.commands.context import AFTER_ACK_THREADS
 from bot.config import Settings
 from bot.poam.clock import FixedClock
 from bot.reminders.dispatch import Pacer
@@ -39,11 +40,12 @@ def test_commands_ack_and_changes_stay_while_slack_fails(
     assert (item.title, item.owner_id, item.status) == ("Logged during an outage", ALICE, "in_progress")
 
 
-def test_slack_slow_after_the_ack_holds_up_no_ack(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+def test_slack_slow_after_the_ack_holds_up_no_ack_and_no_form(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     """Channel posts rate limited (each waits out Retry-After twice): more of them
-    are under way than Bolt has listener threads, and a command still gets its
-    answer before any of them is through."""
-    slow = LISTENER_THREADS + 1
+    are under way than there are listener threads and after-ack threads, and a
+    command still gets its answer, and a form still opens (its trigger expires
+    in 3 s), before any of them is through."""
+    slow = max(LISTENER_THREADS, AFTER_ACK_THREADS) + 1
     for number in range(1, slow + 1):
         assert slack.command(f"log Slow post {number} sev:low", user=ALICE).status == 200
 
@@ -54,11 +56,13 @@ def test_slack_slow_after_the_ack_holds_up_no_ack(slack: SlackDriver, fake_slack
     fake_slack.fail("chat.postMessage", times=2 * slow, status=429, retry_after=1)
     for number in range(1, slow + 1):
         assert "You now own" in slack.command(f"claim {number}", user=ALICE).text
-    wait_for(lambda: len(claim_posts()) >= slow)  # each has tried once and been told to wait
+    wait_for(lambda: len(claim_posts()) >= AFTER_ACK_THREADS)  # the after-ack threads are all waiting
     shown = slack.command("show 1", user=ALICE)
     assert "Slow post 1" in shown.text
+    slack.command("log", user=ALICE)  # opens the form
+    assert fake_slack.calls_to("views.open")
     assert len(claim_posts()) <= 2 * slow  # the first 2 × slow attempts fail: none is through yet
-    wait_for(lambda: len(claim_posts()) >= 3 * slow, timeout=15)  # and then they all go out
+    wait_for(lambda: len(claim_posts()) >= 3 * slow, timeout=20)  # and then they all go out
 
 
 def test_reminders_wait_out_the_outage_and_then_go(
