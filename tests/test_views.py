@@ -13,9 +13,9 @@ from bot.commands.views import cards
 from bot.commands.views.home import home_view
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
-from bot.poam.items import ItemDetail, ItemLine, ItemPage
+from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow
 from bot.poam.review import WaitingOn
-from bot.store.models import AuditEvent, InfoSystem, Item, Milestone
+from bot.store.models import AuditEvent, InfoSystem, Item
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 20)
@@ -42,8 +42,8 @@ def _detail(item: Item, milestones: int = 50) -> ItemDetail:
         system=InfoSystem(id=1, team_id="T1", name=NASTY, name_key="x", impact="high", created_by="U1", created_at=NOW),
         controls=["AC-2"],
         milestones=[
-            Milestone(id=i, team_id="T1", item_id=item.id, number=i, description=NASTY * 20,
-                      planned_due_on=date(2026, 11, 25), due_on=date(2026, 11, 26), created_by="U1", created_at=NOW)
+            MilestoneRow(id=i, item_id=item.id, number=i, description=NASTY * 20, planned_due_on=date(2026, 11, 25),
+                         due_on=date(2026, 11, 26), completed_at=None, completed_by=None, created_by="U1", created_at=NOW)
             for i in range(1, milestones + 1)
         ],
         changes=[],

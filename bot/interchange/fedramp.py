@@ -10,11 +10,10 @@ from datetime import date
 
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.items import ItemDetail
+from bot.poam.items import ChangeRow, ItemDetail, MilestoneRow
 from bot.poam.milestones import ChangeKind
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import Milestone, MilestoneChange
 
 #: The template's tabs of items (the export and the workbook import use both).
 OPEN_TAB = "Open POA&M Items"
@@ -66,14 +65,14 @@ def risk_rating(severity: str) -> str:
     return "High" if rating is Severity.CRITICAL else rating.value.capitalize()
 
 
-def planned_milestones(milestones: list[Milestone]) -> str:
+def planned_milestones(milestones: list[MilestoneRow]) -> str:
     """``(01) 2026-12-01: description`` per milestone, blank line between, first planned dates."""
     return "\n\n".join(
         f"({m.number:02d}) {m.planned_due_on.isoformat()}: {m.description}" for m in milestones
     )
 
 
-def milestone_changes(changes: list[MilestoneChange], milestones: list[Milestone]) -> str:
+def milestone_changes(changes: list[ChangeRow], milestones: list[MilestoneRow]) -> str:
     """``(01) Update 2026-12-05 : why`` per change, in the order they happened."""
     numbers = {m.id: m.number for m in milestones}
     lines = []

@@ -46,11 +46,11 @@ from sqlmodel import Session, col, select
 from bot.interchange.fedramp import risk_rating
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.items import ItemDetail
+from bot.poam.items import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import AuditEvent, InfoSystem, Milestone, ReviewRequest, Workspace
+from bot.store.models import AuditEvent, InfoSystem, Workspace
 
 #: The OSCAL release the document is written against (``metadata.oscal-version``).
 OSCAL_VERSION = "1.1.2"
@@ -538,7 +538,7 @@ class _Builder:
         })
 
     @staticmethod
-    def _task(team: str, number: int, milestone: Milestone) -> dict[str, Any]:
+    def _task(team: str, number: int, milestone: MilestoneRow) -> dict[str, Any]:
         remarks = []
         if milestone.due_on != milestone.planned_due_on:
             remarks.append(f"First planned for {milestone.planned_due_on.isoformat()}.")
@@ -627,7 +627,7 @@ class _Builder:
         }
 
 
-def _deviation_value(requests: Iterable[ReviewRequest], deviation: Deviation) -> str | None:
+def _deviation_value(requests: Iterable[RequestRow], deviation: Deviation) -> str | None:
     """FedRAMP's value for one deviation prop: approved, pending or withdrawn
     (as the workbook's Yes / Pending); None when never asked, or only rejected."""
     statuses = {r.status for r in requests if r.kind == RequestKind.DEVIATION and r.deviation == deviation}

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Date, Integer, bindparam, case, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, SQLModel, col, func, select
 
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
@@ -325,16 +326,75 @@ def set_plan(
 # ---------------------------------------------------------------- reading
 
 
+class MilestoneRow(NamedTuple):
+    """A milestone as item details hold it (cards, the App Home, exports)."""
+
+    id: int
+    item_id: int
+    number: int
+    description: str
+    planned_due_on: date
+    due_on: date
+    completed_at: datetime | None
+    completed_by: str | None
+    created_by: str
+    created_at: datetime
+
+
+class ChangeRow(NamedTuple):
+    """A milestone change as item details hold it (exports)."""
+
+    id: int
+    item_id: int
+    milestone_id: int
+    seq: int
+    kind: str
+    old_due_on: date | None
+    new_due_on: date | None
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+
+class RequestRow(NamedTuple):
+    """A review request as item details hold it (the card, exports)."""
+
+    id: int
+    item_id: int
+    kind: str
+    deviation: str | None
+    status: str
+    text: str | None
+    adjusted_severity: str | None
+    until_on: date | None
+    new_due_on: date | None
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+
+
+class _ControlRow(NamedTuple):
+    item_id: int
+    control: str
+
+
 @dataclass(frozen=True)
 class ItemDetail:
-    """Everything ``/poam show`` and the exports need about one item."""
+    """Everything ``/poam show`` and the exports need about one item.
+
+    What belongs to the item is read as plain rows, not ORM objects: building
+    those took about as long as writing a 10k-item workbook, and most of a
+    ``/poam show``.
+    """
 
     item: Item
     system: InfoSystem
     controls: list[str]
-    milestones: list[Milestone]
-    changes: list[MilestoneChange]
-    requests: list[ReviewRequest]
+    milestones: list[MilestoneRow]
+    changes: list[ChangeRow]
+    requests: list[RequestRow]
 
 
 def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
@@ -342,24 +402,29 @@ def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
     return item_details(session, [item])[0]
 
 
-Row = TypeVar("Row", ItemControl, Milestone, MilestoneChange, ReviewRequest)
+Row = TypeVar("Row", _ControlRow, MilestoneRow, ChangeRow, RequestRow)
 
 
-def _rows_by_item(model: type[Row], order: Any) -> Any:
+def _rows_by_item(row: type[NamedTuple], model: type[SQLModel], order: str) -> tuple[Any, Any]:
+    """Core, not ORM: statements returning ``row``'s columns of ``model``, by item
+    and ``order``, for several items and for one (``IN`` with a list of ids is
+    rendered again on every run; for one item ``=`` is not)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    select_rows = sa_select(*(table.c[name] for name in row._fields)).order_by(table.c.item_id, table.c[order])
+    mine = table.c.team_id == bindparam("team_id")
     return (
-        select(model)
-        .where(model.team_id == bindparam("team_id"), col(model.item_id).in_(bindparam("ids", expanding=True)))
-        .order_by(col(model.item_id), col(order))
+        select_rows.where(mine, table.c.item_id.in_(bindparam("ids", expanding=True))),
+        select_rows.where(mine, table.c.item_id == bindparam("id")),
     )
 
 
-_DETAIL_ROWS: dict[type, Any] = {
-    model: _rows_by_item(model, order)
-    for model, order in (
-        (ItemControl, ItemControl.position),
-        (Milestone, Milestone.number),
-        (MilestoneChange, MilestoneChange.seq),
-        (ReviewRequest, ReviewRequest.id),
+_DETAIL_ROWS: dict[type, tuple[Any, Any]] = {
+    row: _rows_by_item(row, model, order)
+    for row, model, order in (
+        (_ControlRow, ItemControl, "position"),
+        (MilestoneRow, Milestone, "number"),
+        (ChangeRow, MilestoneChange, "seq"),
+        (RequestRow, ReviewRequest, "id"),
     )
 }
 _SYSTEMS = select(InfoSystem).where(
@@ -367,17 +432,20 @@ _SYSTEMS = select(InfoSystem).where(
 )
 
 
-def _by_item(session: Session, model: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
-    """The rows of ``model`` belonging to the items ``ids``, grouped by item, in their order."""
+def _by_item(session: Session, row: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
+    """The ``row``s belonging to the items ``ids``, grouped by item, in their order."""
     grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    for row in session.exec(_DETAIL_ROWS[model], params={"team_id": team_id, "ids": ids}):  # type: ignore[call-overload]
-        grouped[row.item_id].append(row)
+    several, one = _DETAIL_ROWS[row]
+    statement, params = (one, {"team_id": team_id, "id": ids[0]}) if len(ids) == 1 else (several, {"team_id": team_id, "ids": ids})
+    for values in session.connection().execute(statement, params):
+        found = row._make(values)
+        grouped[found.item_id].append(found)
     return grouped
 
 
-def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[Milestone]]:
+def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[MilestoneRow]]:
     """The milestones of several items of one workspace, by item id, in their order."""
-    return _by_item(session, Milestone, team_id, list(item_ids)) if item_ids else {}
+    return _by_item(session, MilestoneRow, team_id, list(item_ids)) if item_ids else {}
 
 
 def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
@@ -391,10 +459,10 @@ def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
         system.id: system
         for system in session.exec(_SYSTEMS, params={"team_id": team_id, "ids": system_ids})  # type: ignore[call-overload]
     }
-    controls = _by_item(session, ItemControl, team_id, ids)
-    milestones = _by_item(session, Milestone, team_id, ids)
-    changes = _by_item(session, MilestoneChange, team_id, ids)
-    requests = _by_item(session, ReviewRequest, team_id, ids)
+    controls = _by_item(session, _ControlRow, team_id, ids)
+    milestones = _by_item(session, MilestoneRow, team_id, ids)
+    changes = _by_item(session, ChangeRow, team_id, ids)
+    requests = _by_item(session, RequestRow, team_id, ids)
     return [
         ItemDetail(
             item=item,

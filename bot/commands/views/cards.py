@@ -26,12 +26,12 @@ from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
-from bot.poam.items import ItemDetail, ItemLine, ItemPage, Scope, is_overdue
+from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest
+from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
 
 LIST_PAGE_SIZE = 20
 HISTORY_LIMIT = 40
@@ -76,12 +76,12 @@ def due_text(item: Item | ItemLine, today: date) -> str:
     return text
 
 
-def next_milestone(milestones: Sequence[Milestone]) -> Milestone | None:
+def next_milestone(milestones: Sequence[MilestoneRow]) -> MilestoneRow | None:
     pending = [m for m in milestones if m.completed_at is None]
     return min(pending, key=lambda m: (m.due_on, m.number)) if pending else None
 
 
-def _milestone_line(milestone: Milestone, today: date) -> str:
+def _milestone_line(milestone: MilestoneRow, today: date) -> str:
     text = f"*M{milestone.number}* {escape(milestone.description)} · due {day(milestone.due_on)}"
     if milestone.due_on != milestone.planned_due_on:
         text += f" (planned {day(milestone.planned_due_on)})"
@@ -186,7 +186,7 @@ def _allowed(check: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
     return True
 
 
-def what_is_asked(request: ReviewRequest) -> str:
+def what_is_asked(request: ReviewRequest | RequestRow) -> str:
     """The request in words, e.g. "a false positive" or "an extension to Fri 1 Jan 2027"."""
     if request.kind == RequestKind.VERIFICATION:
         return "verification of the fix"
@@ -201,7 +201,7 @@ def what_is_asked(request: ReviewRequest) -> str:
     return asked
 
 
-def pending_of(detail: ItemDetail) -> ReviewRequest | None:
+def pending_of(detail: ItemDetail) -> RequestRow | None:
     return next((r for r in detail.requests if r.status == RequestStatus.PENDING), None)
 
 

@@ -11,9 +11,9 @@ from bot.blockkit.text import escape, mention
 from bot.commands.ids import ActionId
 from bot.commands.views.cards import item_line, next_milestone, show_button, what_is_asked
 from bot.poam.actor import Rules
-from bot.poam.items import ItemPage
+from bot.poam.items import ItemPage, MilestoneRow
 from bot.poam.review import WaitingOn
-from bot.store.models import Item, Milestone, ReviewRequest
+from bot.store.models import Item, ReviewRequest
 
 HOME_ITEMS = 30
 WAITING_ITEMS = 20
@@ -36,7 +36,7 @@ def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: st
 
 
 def home_view(
-    page: ItemPage, milestones: Mapping[int, list[Milestone]], *, rules: Rules, unclaimed: int, waiting: WaitingOn
+    page: ItemPage, milestones: Mapping[int, list[MilestoneRow]], *, rules: Rules, unclaimed: int, waiting: WaitingOn
 ) -> dict[str, Any]:
     """What waits on me as verifier or AO; what I own, overdue first, each with its
     next milestone; a button to log a finding."""
