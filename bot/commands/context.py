@@ -29,10 +29,18 @@ REQUEST_MAX_WAIT = 2.0
 #: Threads for the work after the ack (Slack calls with retries, exports and
 #: imports), apart from Bolt's listener threads so that it never holds up an ack.
 AFTER_ACK_THREADS = 8
+#: Exports and file checks or imports running at once per process, on threads
+#: of their own: each holds a whole file in memory until Slack has it, so the
+#: others wait their turn in a queue (not on the after-ack threads).
+HEAVY_WORK_AT_ONCE = 2
 
 
 def _after_ack_pool() -> Executor:
     return ThreadPoolExecutor(max_workers=AFTER_ACK_THREADS, thread_name_prefix="poam-after-ack")
+
+
+def _heavy_work_pool() -> Executor:
+    return ThreadPoolExecutor(max_workers=HEAVY_WORK_AT_ONCE, thread_name_prefix="poam-heavy")
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Services:
     clock: Clock
     users: UserDirectory
     after_ack: Executor = field(default_factory=_after_ack_pool)
+    heavy_work: Executor = field(default_factory=_heavy_work_pool)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import Respond
@@ -13,7 +14,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.blockkit.blocks import section
 from bot.blockkit.text import mention
 from bot.commands.announce import announce
-from bot.commands.context import Reply, Services, SlackRequest
+from bot.commands.context import Later, Reply, Services, SlackRequest
 from bot.commands.errors import unexpected
 from bot.commands.users import quick_client
 
@@ -23,12 +24,21 @@ log = logging.getLogger(__name__)
 def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """Run ``work(*args, **kwargs)`` on the after-ack threads, not on Bolt's
     listener threads: those are few, and a slow Slack call (retries,
-    Retry-After waits) or a long import there would hold up everyone's acks.
+    Retry-After waits) there would hold up everyone's acks."""
+    _submit(services.after_ack, work, args, kwargs)
 
-    ``work`` tells the user about the failures it expects; anything else that
+
+def in_turn(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """Run an export or an import on the heavy-work threads, a few at a time
+    (``HEAVY_WORK_AT_ONCE``), so that few files sit in memory at once; the
+    others wait in the queue, not on a thread."""
+    _submit(services.heavy_work, work, args, kwargs)
+
+
+def _submit(pool: Executor, work: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``work`` tells the user about the failures it expects; anything else that
     escapes it is logged here with its traceback (a thread pool would keep it
-    in a future nobody reads).
-    """
+    in a future nobody reads)."""
 
     def run() -> None:
         try:
@@ -36,7 +46,7 @@ def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **
         except Exception:
             log.exception("work after the ack failed (%s)", getattr(work, "__qualname__", work))
 
-    services.after_ack.submit(run)
+    pool.submit(run)
 
 
 def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
@@ -62,8 +72,8 @@ def open_form(request: SlackRequest, reply: Reply) -> list[str]:
 
 
 def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None) -> None:
-    """Post the reply's announcement, send its DMs, run its later work; tell the
-    user what failed (``problems`` so far included)."""
+    """Post the reply's announcement, send its DMs and tell the user what failed
+    (``problems`` so far included); queue its slow work (:func:`in_turn`)."""
     problems = list(problems)
     if reply.announcement is not None:
         try:
@@ -78,14 +88,19 @@ def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond:
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("could not DM %s: %s", message.user_id, error)
             problems.append(f"Done, but I couldn't send {mention(message.user_id)} a message about it.")
-    for work in reply.later:
-        try:
-            problem = work(request)
-        except Exception as error:  # reported to the user below, with a logged reference
-            problem = unexpected(error, "finishing your request")
-        if problem:
-            problems.append(problem)
     for problem in problems:
+        tell(request, problem, respond=respond)
+    for work in reply.later:
+        in_turn(request.services, _later, request, work, respond=respond)
+
+
+def _later(request: SlackRequest, work: Later, *, respond: Respond | None) -> None:
+    """Run slow work (an export), then tell the user what failed, if anything."""
+    try:
+        problem = work(request)
+    except Exception as error:  # reported to the user below, with a logged reference
+        problem = unexpected(error, "finishing your request")
+    if problem:
         tell(request, problem, respond=respond)
 
 

@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import BUSY, answer, unexpected
-from bot.commands.followup import after_ack, follow_up, tell
+from bot.commands.followup import after_ack, follow_up, in_turn, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
 from bot.commands.views import cards
@@ -192,7 +192,7 @@ def register(app: App, services: Services) -> None:
             return
         working = "Importing…" if confirm else "Checking the file…"
         ack(response_action="update", view=item_modal(label="Import findings", blocks=[section(working)]))
-        after_ack(services, _finish_import_step, request, upload, view_id=view.get("id"), client=client, confirm=confirm)
+        in_turn(services, _finish_import_step, request, upload, view_id=view.get("id"), client=client, confirm=confirm)
 
     def _finish_import_step(
         request: SlackRequest, upload: metadata.UploadedFile, *, view_id: str | None, client: WebClient, confirm: bool

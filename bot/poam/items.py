@@ -435,6 +435,7 @@ _SYSTEMS = select(InfoSystem).where(
 def _by_item(session: Session, row: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
     """The ``row``s belonging to the items ``ids``, grouped by item, in their order."""
     grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
+    session.flush()  # what the ORM would do before a query: pending rows count
     several, one = _DETAIL_ROWS[row]
     statement, params = (one, {"team_id": team_id, "id": ids[0]}) if len(ids) == 1 else (several, {"team_id": team_id, "ids": ids})
     for values in session.connection().execute(statement, params):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import openpyxl
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from bot.commands.context import HEAVY_WORK_AT_ONCE
 from bot.commands.ids import BlockId
 from bot.store.engine import unit_of_work
 from bot.store.models import Item
@@ -38,6 +40,21 @@ def test_export_xlsx_uploads_one_file_to_the_requesters_dm(slack: SlackDriver, f
     (data,) = fake_slack.uploads.values()
     book = openpyxl.load_workbook(io.BytesIO(data))
     assert book["Open POA&M Items"]["C8"].value == "Weak ciphers on the VPN"
+
+
+def test_exports_take_turns_so_few_files_sit_in_memory_at_once(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    """More exports asked for at once than may run: the first ones wait out a
+    rate limit (Retry-After 3 s) while holding their turn, and the last does
+    not start until one of them is through; in the end every file arrives."""
+    slack.command("log Weak ciphers on the VPN sev:high", user=ALICE)
+    asked = HEAVY_WORK_AT_ONCE + 1
+    fake_slack.fail("conversations.open", times=HEAVY_WORK_AT_ONCE, status=429, retry_after=3)
+    for _ in range(asked):
+        assert "on its way to your DM" in slack.command("export csv", user=ALICE).text
+    wait_for(lambda: len(fake_slack.calls_to("conversations.open")) >= HEAVY_WORK_AT_ONCE)
+    time.sleep(0.5)  # well before the first Retry-After is over
+    assert len(fake_slack.calls_to("conversations.open")) == HEAVY_WORK_AT_ONCE
+    wait_for(lambda: len(fake_slack.calls_to("files.completeUploadExternal")) == asked, timeout=20)
 
 
 def test_export_with_a_bad_format_is_refused(slack: SlackDriver, fake_slack: FakeSlack) -> None:

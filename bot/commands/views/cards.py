@@ -153,7 +153,7 @@ def _card_buttons(detail: ItemDetail, viewer: Actor) -> list[dict[str, Any]]:
         )
     waiting = pending_of(detail)
     if waiting is not None:
-        asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))  # type: ignore[arg-type]
+        asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))
         if waiting.kind == RequestKind.VERIFICATION and _allowed(
             require_verifier, viewer, item, submitter=waiting.requested_by,
             completers={m.completed_by for m in detail.milestones if m.completed_by},
