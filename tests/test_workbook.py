@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.importing import read_findings
-from bot.poam.imports import import_findings
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
+from bot.poam.imports import import_findings
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 

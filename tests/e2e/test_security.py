@@ -251,7 +251,7 @@ def test_another_workspace_cannot_see_or_change_this_ones_items(
             seen = len(fake_slack.responses)
             answer = slack.click(button["action_id"], button["value"], user=user, team_id=OTHER_TEAM)
             assert answer.status == 200
-            response = wait_for(lambda: fake_slack.responses[seen:])[0]
+            response = wait_for(lambda seen=seen: fake_slack.responses[seen:])[0]
             shown = strings(response)
             assert "There is no item POAM-1 in this workspace." in shown, (button, shown)
             assert "Secret" not in shown
