@@ -26,8 +26,9 @@ from bot.store.models import Item
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0
-#: Threads for the work after the ack (Slack calls with retries, exports and
-#: imports), apart from Bolt's listener threads so that it never holds up an ack.
+#: Threads for the work after the ack (Slack calls with retries: replies,
+#: channel posts, DMs), apart from Bolt's listener threads so that it never
+#: holds up an ack.
 AFTER_ACK_THREADS = 8
 #: Exports and file checks or imports running at once per process, on threads
 #: of their own: each holds a whole file in memory until Slack has it, so the
