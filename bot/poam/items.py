@@ -385,8 +385,7 @@ class ItemDetail:
     """Everything ``/poam show`` and the exports need about one item.
 
     What belongs to the item is read as plain rows, not ORM objects: building
-    those took about as long as writing a 10k-item workbook, and most of a
-    ``/poam show``.
+    those was a third of a 10k-item workbook export (README "Performance").
     """
 
     item: Item
