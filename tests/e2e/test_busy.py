@@ -6,18 +6,27 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from bot.commands import context
 from bot.commands.ids import BlockId
 from bot.store import counters
 from bot.store.engine import unit_of_work
+from bot.store.models import Item
 from tests.db import snapshot
+from tests.e2e.conftest import wait_for
 from tests.e2e.test_interactions import form_values, log_form
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 
 ALICE, BOB = "U00000ALICE", "U000000BOB"
+
+
+def _logged_post_recorded(engine: Engine) -> bool:
+    """Whether the "logged" post (after the ack) has saved the item's thread:
+    until then that write may land between two snapshots."""
+    with engine.connect() as connection:
+        return connection.execute(select(Item.origin_thread_ts).where(Item.number == 1)).scalar_one() is not None
 
 
 def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
@@ -27,6 +36,7 @@ def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
     # under Slack's 3 s on a busy machine.
     monkeypatch.setattr(context, "REQUEST_MAX_WAIT", 0.5)
     assert "Logged *POAM-1*" in slack.command("log Waiting for a turn sev:high", user=ALICE).text
+    wait_for(lambda: _logged_post_recorded(engine))
     before = snapshot(engine)
     with unit_of_work(engine) as session:
         # Another writer: SQLite's write lock (BEGIN IMMEDIATE), PostgreSQL's workspace row.
@@ -47,6 +57,7 @@ def test_a_form_that_cannot_be_saved_in_time_says_so_on_the_form(
 ) -> None:
     monkeypatch.setattr(context, "REQUEST_MAX_WAIT", 0.5)
     slack.command("log First sev:low", user=ALICE)  # the workspace exists, so the lock below is the only obstacle
+    wait_for(lambda: _logged_post_recorded(engine))
     view = log_form(slack, fake_slack)
     before = snapshot(engine)
     with unit_of_work(engine) as session:
