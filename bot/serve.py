@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
+from bot import gunicorn_conf
 from bot.app import build_app, web_client
 from bot.config import Settings, require_slack
 from bot.poam.clock import SystemClock
@@ -90,9 +91,12 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         {
             "bind": f"{host}:{settings.port}",
             "workers": int(os.environ.get("WEB_CONCURRENCY", "1")),
-            "worker_class": "gthread",
-            "threads": 8,
-            "timeout": 30,
+            "worker_class": gunicorn_conf.worker_class,
+            "threads": gunicorn_conf.threads,
+            "timeout": gunicorn_conf.timeout,
+            "on_starting": gunicorn_conf.on_starting,
+            "pre_fork": gunicorn_conf.pre_fork,
+            "post_fork": gunicorn_conf.post_fork,
             "accesslog": "-",
             "on_exit": stop_ticker,
         }

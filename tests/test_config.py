@@ -24,6 +24,7 @@ VARIABLES = (
     "POAM_DEADLINES",
     "PORT",
     "POAM_LOG_LEVEL",
+    "POAM_PIN_WORKERS",
 )
 
 BOT_TOKEN = "xoxb-1111-2222-s3cr3tB0tT0ken"
@@ -63,6 +64,7 @@ def test_defaults() -> None:
     assert settings.deadline_policy is FEDRAMP
     assert settings.port == 3000
     assert settings.poam_log_level == "INFO"
+    assert settings.poam_pin_workers is True
 
 
 def test_env_file_is_read_and_environment_wins(
@@ -307,6 +309,17 @@ def test_bad_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
     error = config_error(monkeypatch, "POAM_LOG_LEVEL", "verbose")
     assert str(error).startswith("POAM_LOG_LEVEL: ")
     assert "INFO" in str(error)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("0", False), ("off", False), ("true", True), ("1", True)])
+def test_pin_workers(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("POAM_PIN_WORKERS", value)
+    assert load_settings().poam_pin_workers is expected
+
+
+def test_bad_pin_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = config_error(monkeypatch, "POAM_PIN_WORKERS", "sometimes")
+    assert str(error).startswith("POAM_PIN_WORKERS: ")
 
 
 def test_error_text_is_one_line_without_pydantic_noise(monkeypatch: pytest.MonkeyPatch) -> None:

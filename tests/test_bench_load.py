@@ -1,0 +1,40 @@
+"""bench/load.py's arithmetic (the figures themselves are the bench's to print)."""
+
+from __future__ import annotations
+
+from bench.load import Run, Sample, cpu_budget, percentile
+
+
+def _run(target: str, requests: int, *, seconds: float = 1.0, cpu_seconds: float | None = None) -> Run:
+    samples = [Sample("show", 0.01, True) for _ in range(requests)]
+    return Run(target, 8, seconds, samples, cpu_seconds=cpu_seconds)
+
+
+def test_cpu_budget_says_what_the_throughput_target_leaves_per_request() -> None:
+    bare = _run("bare", 600)
+    bot = _run("bot", 200, cpu_seconds=0.8)  # 4 ms of CPU per request
+
+    line = cpu_budget(bot, bare, workers=1, cores=2)
+
+    assert line is not None
+    assert "0.6x bare is 360 req/s" in line
+    assert "at most 2.78 ms of CPU per request on 1 core(s)" in line
+    assert "the bot spends 4.00 ms, a ceiling of 250 req/s" in line
+
+
+def test_cpu_budget_counts_no_more_cores_than_workers_or_the_machine_has() -> None:
+    bare, bot = _run("bare", 600), _run("bot", 200, cpu_seconds=0.8)
+
+    assert "5.56 ms of CPU per request on 2 core(s)" in (cpu_budget(bot, bare, workers=3, cores=2) or "")
+    assert "on 2 core(s)" in (cpu_budget(bot, bare, workers=2, cores=8) or "")
+
+
+def test_cpu_budget_needs_cpu_figures() -> None:
+    assert cpu_budget(_run("bot", 200), _run("bare", 600), workers=1, cores=2) is None
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.5) == 0.0
