@@ -8,7 +8,7 @@ every core: whenever one lets the GIL go for a moment (each SQLite step, each
 socket call) a thread on another core takes it, and the first must then wait
 for it back. On one core the first simply carries on. In ``bench/load.py``
 (SQLite, one worker, 8 clients) pinning took the bot from 229–235 to 315–356
-requests a second, from 4.5 to 2.8–3.1 ms of CPU and from ~65 to ~13
+requests a second, from 4.5 to 2.8–3.1 ms of CPU and from ~65 to ~10
 voluntary context switches per request (README "Performance").
 
 Where the cores are shared with other busy programs (a container allowed
