@@ -27,8 +27,9 @@ What it does, all on 127.0.0.1, stopping by itself:
 3. Starts the bot (``gunicorn bot.web:application``) and the bare Bolt app
    (``gunicorn bench.bare_app:application``) the same way: gthread workers
    (``--workers``, default ``$WEB_CONCURRENCY`` or 1, as ``poam-bot serve``;
-   ``--threads`` 8; ``bot.gunicorn_conf``, so each worker is pinned to a core
-   unless ``--no-pin``), the same signing secret and fake Slack. ``poam-bot serve``
+   ``--threads`` 8; ``bot.gunicorn_conf`` with ``POAM_PIN_WORKERS=true``, so
+   each worker is pinned to a core, unless ``--no-pin``), the same signing
+   secret and fake Slack. ``poam-bot serve``
    is not used because it also starts the reminder scheduler. Waits for the
    bot's ``/healthz`` (200) and for any answer of the bare app (404).
 4. Warms both up: one ``/poam show`` from each of the 1,000 users (so the
@@ -209,9 +210,8 @@ def start_gunicorn(name: str, app: str, *, env: dict[str, str], workdir: Path, w
     command = [
         sys.executable, "-m", "gunicorn", app,
         "--bind", f"127.0.0.1:{port}",
-        "--config", "python:bot.gunicorn_conf",  # as the bot is served: workers pinned to cores
-        "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-        "--timeout", "30", "--keep-alive", "5", "--graceful-timeout", "5",
+        "--config", "python:bot.gunicorn_conf",  # as the bot is served (gthread, timeout, pinning)
+        "--workers", str(workers), "--threads", str(threads), "--keep-alive", "5", "--graceful-timeout", "5",
         "--pythonpath", str(ROOT), "--log-level", "warning",
     ]
     with log_path.open("wb") as log:
@@ -251,6 +251,11 @@ def process_tree_cpu(pid: int) -> float | None:
         if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: parent pid
             total, found = total + int(fields[11]) + int(fields[12]), True  # utime + stime
     return total / ticks if found else None
+
+
+def usable_cores() -> int:
+    """The cores this process (and so the servers it starts) may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def stop_process(process: subprocess.Popen[Any], *, timeout: float = 10.0) -> None:
@@ -491,8 +496,9 @@ def cpu_budget(bot: Run, bare: Run, *, workers: int, cores: int) -> str | None:
     A worker runs Python on one core at a time (the GIL), so ``min(workers,
     cores)`` cores is the most the bot can have, shared with the clients and
     the fake Slack. Reaching 0.6x the bare app's rate on them leaves at most
-    ``cores * 1000 / rate`` ms of CPU per request; the bot's own figure (work
-    after the ack included) shows how far it is. None without CPU figures.
+    ``those cores * 1000 / (0.6 * bare rate)`` ms of CPU per request; the
+    bot's own figure (work after the ack included) shows how far it is. None
+    without CPU figures.
     """
     if bot.cpu_seconds is None or not bot.samples or not bare.samples:
         return None
@@ -592,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database {shown}: {data['items']:,} items, {len(data['owners']):,} owners with open items, "
               f"{len(data['unclaimed']):,} unclaimed")
         print(f"servers: gunicorn gthread, {args.workers} worker(s) × {args.threads} threads, "
-              f"{'free to run on any core' if args.no_pin else 'each worker pinned to a core'}; "
+              f"POAM_PIN_WORKERS={env['POAM_PIN_WORKERS']}; "
               f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
 
         response_url = base_url.replace("/api/", "/respond/load")
@@ -628,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 marks = verdicts(runs[("bot", level)], runs[("bare", level)])
                 print("      bot/bare: " + "; ".join(f"{text} {'met' if ok else 'NOT met'}" for text, ok in marks))
                 budget = cpu_budget(runs[("bot", level)], runs[("bare", level)], workers=args.workers,
-                                    cores=os.cpu_count() or 1)
+                                    cores=usable_cores())
                 if budget:
                     print("      " + budget)
             print(flush=True)

@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     poam_csp_name: str = Field(default="", max_length=200)
     port: int = Field(default=3000, ge=1, le=65535)
     poam_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    poam_pin_workers: bool = True
+    poam_pin_workers: bool = False
 
     @field_validator("slack_bot_token")
     @classmethod

@@ -1,60 +1,67 @@
 """How gunicorn serves the bot: ``poam-bot serve``, the Procfile
 (``gunicorn -c python:bot.gunicorn_conf …``) and ``bench/load.py`` all use it.
 
-Each worker is pinned to a core of its own (round the cores the process may
-use, fewest workers first), unless ``POAM_PIN_WORKERS=false``. A worker runs
-Python on one core at a time (the GIL), but left free its threads run on
-every core: whenever one lets the GIL go for a moment (each SQLite step, each
-socket call) a thread on another core takes it, and the first must then wait
-for it back. On one core the first simply carries on. In ``bench/load.py``
-(SQLite, one worker, 8 clients) pinning took the bot from 229–235 to 315–356
-requests a second, from 4.5 to 2.8–3.1 ms of CPU and from ~65 to ~10
-voluntary context switches per request (README "Performance").
+With ``POAM_PIN_WORKERS=true`` each worker is pinned to one core, spread
+round-robin over the cores the server may use (the core fewest live workers
+have). A worker runs Python on one core at a time (the GIL), but left free its
+threads run on every core: whenever one lets the GIL go for a moment (each
+SQLite step, each socket call) a thread on another core takes it, and the
+first must then wait for it back. On one core the first simply carries on:
+far fewer thread switches and less CPU per request (README "Performance").
+It is off by default because on a host whose cores are shared with other busy
+programs (a container that sees every core of a large machine) pinning keeps
+the kernel from moving a worker to an idle core.
 
-Where the cores are shared with other busy programs (a container allowed
-every core of a large host), pinning keeps the scheduler from moving a worker
-to an idle core: set ``POAM_PIN_WORKERS=false`` there.
+The master imports nothing of the bot: the setting is read in each new worker
+(which reads all settings anyway), so a reload (``HUP``) loads new code.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import Counter
 from typing import Any
 
-from bot.config import ConfigError, load_settings
-
 worker_class = "gthread"
 threads = 8
 timeout = 30
 
-_CORE = "poam_core"  # the attribute a worker's core is kept in, in the master
-
-
-def on_starting(server: Any) -> None:
-    """Check the setting once, in the master: a bad value stops gunicorn with one line."""
-    try:
-        server.poam_pin = load_settings().poam_pin_workers and _can_pin()
-    except ConfigError as error:
-        print(f"poam-bot: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+log = logging.getLogger(__name__)
+_CORE = "poam_core"  # chosen in the master before the fork; the worker inherits it
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """In the master: choose the new worker's core, the one fewest live workers have."""
-    if not getattr(server, "poam_pin", False):
-        return
-    taken = Counter(getattr(other, _CORE, None) for other in server.WORKERS.values())
-    setattr(worker, _CORE, min(sorted(os.sched_getaffinity(0)), key=lambda core: taken[core]))
+    """In the master: the core for the new worker, the one fewest live workers have."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) > 1:
+        taken = Counter(getattr(other, _CORE, None) for other in server.WORKERS.values())
+        setattr(worker, _CORE, min(cores, key=lambda core: taken[core]))
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """In the new worker, before its threads start (they inherit the core)."""
+    """In the new worker, before its threads start (they inherit its core).
+
+    A bad setting stops the server with one line (a boot error halts the
+    master); a core that cannot be had leaves the worker unpinned.
+    """
+    from bot.config import ConfigError, load_settings
+
+    try:
+        pin = load_settings().poam_pin_workers
+    except ConfigError as error:
+        print(f"poam-bot: {error}", file=sys.stderr, flush=True)
+        sys.exit(server.WORKER_BOOT_ERROR)
     core = getattr(worker, _CORE, None)
-    if core is not None:
-        os.sched_setaffinity(0, {core})
+    if pin and core is not None:
+        try:
+            os.sched_setaffinity(0, {core})
+        except OSError as error:
+            log.warning("could not pin worker %s to core %s (%s); it runs unpinned", worker.pid, core, error)
 
 
-def _can_pin() -> bool:
-    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1
+def settings() -> dict[str, Any]:
+    """This module's gunicorn settings, for ``poam-bot serve``'s embedded gunicorn."""
+    return {"worker_class": worker_class, "threads": threads, "timeout": timeout,
+            "pre_fork": pre_fork, "post_fork": post_fork}

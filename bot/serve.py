@@ -91,12 +91,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         {
             "bind": f"{host}:{settings.port}",
             "workers": int(os.environ.get("WEB_CONCURRENCY", "1")),
-            "worker_class": gunicorn_conf.worker_class,
-            "threads": gunicorn_conf.threads,
-            "timeout": gunicorn_conf.timeout,
-            "on_starting": gunicorn_conf.on_starting,
-            "pre_fork": gunicorn_conf.pre_fork,
-            "post_fork": gunicorn_conf.post_fork,
+            **gunicorn_conf.settings(),
             "accesslog": "-",
             "on_exit": stop_ticker,
         }

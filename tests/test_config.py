@@ -64,7 +64,7 @@ def test_defaults() -> None:
     assert settings.deadline_policy is FEDRAMP
     assert settings.port == 3000
     assert settings.poam_log_level == "INFO"
-    assert settings.poam_pin_workers is True
+    assert settings.poam_pin_workers is False
 
 
 def test_env_file_is_read_and_environment_wins(
