@@ -16,6 +16,7 @@ from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Date, Integer, bindparam, case, update
+from sqlalchemy import Row as SqlRow
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, func, select
@@ -63,13 +64,21 @@ def load_item(session: Session, actor: Actor, *, number: int, for_update: bool =
     ``for_update`` locks the row (PostgreSQL) so read-modify-write operations
     on one item run one after the other.
     """
-    if not 1 <= number <= MAX_NUMBER:
-        raise NotFound(f"There is no item {number} in this workspace.")
+    _check_number(number)
     query = _ITEM_BY_NUMBER_FOR_UPDATE if for_update else _ITEM_BY_NUMBER
     item = session.exec(query, params={"team_id": actor.team_id, "number": number}).first()  # type: ignore[call-overload]
     if item is None:
-        raise NotFound(f"There is no item {actor.rules.label(number)} in this workspace.")
+        raise _no_such_item(actor, number)
     return item  # type: ignore[no-any-return]
+
+
+def _check_number(number: int) -> None:
+    if not 1 <= number <= MAX_NUMBER:
+        raise NotFound(f"There is no item {number} in this workspace.")
+
+
+def _no_such_item(actor: Actor, number: int) -> NotFound:
+    return NotFound(f"There is no item {actor.rules.label(number)} in this workspace.")
 
 
 def withdraw_plan_approval(item: Item) -> dict[str, str]:
@@ -380,24 +389,44 @@ class _ControlRow(NamedTuple):
     control: str
 
 
+#: An item's or a system's columns as a Core row: the same attribute names as
+#: the model, read-only, and several times cheaper to build than an ORM object.
+Columns = SqlRow[Any]
+
+
 @dataclass(frozen=True)
 class ItemDetail:
     """Everything ``/poam show`` and the exports need about one item.
 
     What belongs to the item is read as plain rows, not ORM objects: building
     those was a third of a 10k-item workbook export (README "Performance").
+    ``/poam show`` reads the item itself as a row too (``show_item``); the
+    exports pass the ORM items they page through.
     """
 
-    item: Item
-    system: InfoSystem
+    item: Item | Columns
+    system: InfoSystem | Columns
     controls: list[str]
     milestones: list[MilestoneRow]
     changes: list[ChangeRow]
     requests: list[RequestRow]
 
 
+_ITEMS = Item.__table__  # type: ignore[attr-defined]
+_ITEM_COLUMNS_BY_NUMBER = sa_select(_ITEMS).where(
+    _ITEMS.c.team_id == bindparam("team_id"), _ITEMS.c.number == bindparam("number")
+)
+
+
 def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
-    item = load_item(session, actor, number=number)
+    """Item ``number`` with its details, for reading only: the item is a row
+    (``Columns``), not an ORM object. Or :class:`NotFound`."""
+    _check_number(number)
+    session.flush()  # what the ORM would do before a query: pending changes count
+    params = {"team_id": actor.team_id, "number": number}
+    item = session.connection().execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
+    if item is None:
+        raise _no_such_item(actor, number)
     return item_details(session, [item])[0]
 
 
@@ -426,8 +455,9 @@ _DETAIL_ROWS: dict[type, tuple[Any, Any]] = {
         (RequestRow, ReviewRequest, "id"),
     )
 }
-_SYSTEMS = select(InfoSystem).where(
-    InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.id).in_(bindparam("ids", expanding=True))
+_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
+_SYSTEMS = sa_select(_SYSTEM_TABLE).where(
+    _SYSTEM_TABLE.c.team_id == bindparam("team_id"), _SYSTEM_TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -448,16 +478,17 @@ def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dic
     return _by_item(session, MilestoneRow, team_id, list(item_ids)) if item_ids else {}
 
 
-def item_details(session: Session, items: Sequence[Item]) -> list[ItemDetail]:
+def item_details(session: Session, items: Sequence[Item | Columns]) -> list[ItemDetail]:
     """Details of several items of one workspace in a few queries, not a few per item."""
     if not items:
         return []
     ids = [item.id for item in items]
     team_id = items[0].team_id
     system_ids = list({item.system_id for item in items})
+    session.flush()  # what the ORM would do before a query: pending changes count
     systems = {
         system.id: system
-        for system in session.exec(_SYSTEMS, params={"team_id": team_id, "ids": system_ids})  # type: ignore[call-overload]
+        for system in session.connection().execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})
     }
     controls = _by_item(session, _ControlRow, team_id, ids)
     milestones = _by_item(session, MilestoneRow, team_id, ids)
@@ -519,7 +550,7 @@ class ItemPage:
         return is_overdue(item, today=self.today)
 
 
-def is_overdue(item: Item | ItemLine, *, today: date) -> bool:
+def is_overdue(item: Item | ItemLine | Columns, *, today: date) -> bool:
     """Overdue is computed, never stored: an active item past its due date."""
     return item.status in ACTIVE and item.due_on < today
 

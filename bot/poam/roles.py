@@ -40,7 +40,9 @@ def load_actor(
     workspace_admin: bool = False,
 ) -> Actor:
     """The acting user with their roles: granted ones plus admin by configuration."""
-    granted = session.exec(_GRANTED, params={"team_id": team_id, "user_id": user_id}).all()  # type: ignore[call-overload]
+    # On the connection, not through the ORM session: half the CPU, and the
+    # first statement of every request.
+    granted = session.connection().execute(_GRANTED, {"team_id": team_id, "user_id": user_id}).scalars().all()
     roles = {Role(role) for role in granted}
     if workspace_admin or user_id in configured_admins:
         roles.add(Role.ADMIN)

@@ -26,7 +26,7 @@ from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
-from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
+from bot.poam.items import Columns, ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
@@ -48,7 +48,7 @@ def severity_text(value: str) -> str:
     return _SEVERITY_MARK[Severity(value)]
 
 
-def status_text(item: Item | ItemLine) -> str:
+def status_text(item: Item | ItemLine | Columns) -> str:
     """``closed (false positive)``, ``risk accepted until Fri 1 Jan 2027``…"""
     text = Status(item.status).label
     if item.closure:
@@ -58,18 +58,18 @@ def status_text(item: Item | ItemLine) -> str:
     return text
 
 
-def rating_text(item: Item) -> str:
+def rating_text(item: Item | Columns) -> str:
     """The severity, with the original one when a risk adjustment changed it."""
     if item.adjusted_severity and item.adjusted_severity != item.severity:
         return f"{severity_text(item.adjusted_severity)} (adjusted from {item.severity})"
     return severity_text(item.severity)
 
 
-def owner_text(item: Item | ItemLine) -> str:
+def owner_text(item: Item | ItemLine | Columns) -> str:
     return mention(item.owner_id) if item.owner_id else "_unclaimed_"
 
 
-def due_text(item: Item | ItemLine, today: date) -> str:
+def due_text(item: Item | ItemLine | Columns, today: date) -> str:
     text = day(item.due_on)
     if is_overdue(item, today=today):
         text += f" :warning: *overdue {(today - item.due_on).days}d*"
