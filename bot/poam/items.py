@@ -598,8 +598,10 @@ def list_items(
         scope, by_system=not every_system, by_severity=severity is not None,
         by_owner=owner_id is not None, by_control=control is not None,
     )
-    total = session.exec(count, params=params).one()  # type: ignore[call-overload]
-    lines = [ItemLine._make(row) for row in session.exec(page, params=params)]  # type: ignore[call-overload]
+    session.flush()  # what the ORM would do before a query: pending changes count
+    connection = session.connection()  # plain rows: the ORM session would only add CPU
+    total = connection.execute(count, params).scalar_one()
+    lines = [ItemLine._make(row) for row in connection.execute(page, params)]
     return ItemPage(items=lines, total=total, offset=offset, today=today)
 
 
