@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Date, Integer, bindparam, case, update
+from sqlalchemy import Connection, Date, Integer, bindparam, case, update
 from sqlalchemy import Row as SqlRow
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
@@ -412,7 +412,14 @@ class ItemDetail:
     requests: list[RequestRow]
 
 
-_ITEMS = Item.__table__  # type: ignore[attr-defined]
+def _rows_of(session: Session) -> Connection:
+    """The session's connection, for statements that return plain rows (the
+    ORM session would only add CPU). Pending ORM changes are flushed first, as
+    the session would before a query of its own."""
+    session.flush()
+    return session.connection()
+
+
 _ITEM_COLUMNS_BY_NUMBER = sa_select(_ITEMS).where(
     _ITEMS.c.team_id == bindparam("team_id"), _ITEMS.c.number == bindparam("number")
 )
@@ -422,9 +429,8 @@ def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
     """Item ``number`` with its details, for reading only: the item is a row
     (``Columns``), not an ORM object. Or :class:`NotFound`."""
     _check_number(number)
-    session.flush()  # what the ORM would do before a query: pending changes count
     params = {"team_id": actor.team_id, "number": number}
-    item = session.connection().execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
+    item = _rows_of(session).execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
     if item is None:
         raise _no_such_item(actor, number)
     return item_details(session, [item])[0]
@@ -464,10 +470,9 @@ _SYSTEMS = sa_select(_SYSTEM_TABLE).where(
 def _by_item(session: Session, row: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
     """The ``row``s belonging to the items ``ids``, grouped by item, in their order."""
     grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
-    session.flush()  # what the ORM would do before a query: pending rows count
     several, one = _DETAIL_ROWS[row]
     statement, params = (one, {"team_id": team_id, "id": ids[0]}) if len(ids) == 1 else (several, {"team_id": team_id, "ids": ids})
-    for values in session.connection().execute(statement, params):
+    for values in _rows_of(session).execute(statement, params):
         found = row._make(values)
         grouped[found.item_id].append(found)
     return grouped
@@ -485,10 +490,9 @@ def item_details(session: Session, items: Sequence[Item | Columns]) -> list[Item
     ids = [item.id for item in items]
     team_id = items[0].team_id
     system_ids = list({item.system_id for item in items})
-    session.flush()  # what the ORM would do before a query: pending changes count
     systems = {
         system.id: system
-        for system in session.connection().execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})
+        for system in _rows_of(session).execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})
     }
     controls = _by_item(session, _ControlRow, team_id, ids)
     milestones = _by_item(session, MilestoneRow, team_id, ids)
@@ -598,8 +602,7 @@ def list_items(
         scope, by_system=not every_system, by_severity=severity is not None,
         by_owner=owner_id is not None, by_control=control is not None,
     )
-    session.flush()  # what the ORM would do before a query: pending changes count
-    connection = session.connection()  # plain rows: the ORM session would only add CPU
+    connection = _rows_of(session)
     total = connection.execute(count, params).scalar_one()
     lines = [ItemLine._make(row) for row in connection.execute(page, params)]
     return ItemPage(items=lines, total=total, offset=offset, today=today)
