@@ -401,11 +401,11 @@ class ItemDetail:
     What belongs to the item is read as plain rows, not ORM objects: building
     those was a third of a 10k-item workbook export (README "Performance").
     ``/poam show`` reads the item itself as a row too (``show_item``); the
-    exports pass the ORM items they page through.
+    exports pass the ORM items they page through. The system is always a row.
     """
 
     item: Item | Columns
-    system: InfoSystem | Columns
+    system: Columns
     controls: list[str]
     milestones: list[MilestoneRow]
     changes: list[ChangeRow]
@@ -467,12 +467,12 @@ _SYSTEMS = sa_select(_SYSTEM_TABLE).where(
 )
 
 
-def _by_item(session: Session, row: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
+def _by_item(connection: Connection, row: type[Row], team_id: str, ids: list[int | None]) -> dict[int, list[Row]]:
     """The ``row``s belonging to the items ``ids``, grouped by item, in their order."""
     grouped: dict[int, list[Row]] = {item_id: [] for item_id in ids}  # type: ignore[misc]
     several, one = _DETAIL_ROWS[row]
     statement, params = (one, {"team_id": team_id, "id": ids[0]}) if len(ids) == 1 else (several, {"team_id": team_id, "ids": ids})
-    for values in _rows_of(session).execute(statement, params):
+    for values in connection.execute(statement, params):
         found = row._make(values)
         grouped[found.item_id].append(found)
     return grouped
@@ -480,7 +480,7 @@ def _by_item(session: Session, row: type[Row], team_id: str, ids: list[int | Non
 
 def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[MilestoneRow]]:
     """The milestones of several items of one workspace, by item id, in their order."""
-    return _by_item(session, MilestoneRow, team_id, list(item_ids)) if item_ids else {}
+    return _by_item(_rows_of(session), MilestoneRow, team_id, list(item_ids)) if item_ids else {}
 
 
 def item_details(session: Session, items: Sequence[Item | Columns]) -> list[ItemDetail]:
@@ -490,14 +490,12 @@ def item_details(session: Session, items: Sequence[Item | Columns]) -> list[Item
     ids = [item.id for item in items]
     team_id = items[0].team_id
     system_ids = list({item.system_id for item in items})
-    systems = {
-        system.id: system
-        for system in _rows_of(session).execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})
-    }
-    controls = _by_item(session, _ControlRow, team_id, ids)
-    milestones = _by_item(session, MilestoneRow, team_id, ids)
-    changes = _by_item(session, ChangeRow, team_id, ids)
-    requests = _by_item(session, RequestRow, team_id, ids)
+    connection = _rows_of(session)
+    systems = {system.id: system for system in connection.execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})}
+    controls = _by_item(connection, _ControlRow, team_id, ids)
+    milestones = _by_item(connection, MilestoneRow, team_id, ids)
+    changes = _by_item(connection, ChangeRow, team_id, ids)
+    requests = _by_item(connection, RequestRow, team_id, ids)
     return [
         ItemDetail(
             item=item,

@@ -33,30 +33,47 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def served(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+def _serve_env(fake_slack: FakeSlack, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "SLACK_BOT_TOKEN": "xoxb-serve-test",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.base_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'poam.db'}",
-        "PORT": str(port),
+        "PORT": str(_free_port()),
+        "WEB_CONCURRENCY": "2",
     }
     env.pop("SLACK_APP_TOKEN", None)
+    env.pop("POAM_PIN_WORKERS", None)
+    return {**env, **extra}
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    """Stop gunicorn (it stops its workers); what it printed."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        output, _ = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate(timeout=15)
+    return output or ""
+
+
+@pytest.fixture
+def served(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[str]:
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{env['PORT']}"
     try:
         wait_for(lambda: _healthy(base + "/healthz") or process.poll() is not None, timeout=30)
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        _stop(process)
 
 
 def test_a_new_user_logs_claims_plans_and_shows(served: str, fake_slack: FakeSlack) -> None:
@@ -103,33 +120,6 @@ def _cores(pid: int) -> set[int]:
         low, _, high = part.partition("-")
         cores.update(range(int(low), int(high or low) + 1))
     return cores
-
-
-def _stop(process: subprocess.Popen[str]) -> str:
-    """Stop gunicorn (it stops its workers); what it printed."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        output, _ = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate(timeout=15)
-    return output or ""
-
-
-def _serve_env(fake_slack: FakeSlack, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-serve-test",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake_slack.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'poam.db'}",
-        "PORT": str(_free_port()),
-        "WEB_CONCURRENCY": "2",
-    }
-    env.pop("SLACK_APP_TOKEN", None)
-    env.pop("POAM_PIN_WORKERS", None)
-    return {**env, **extra}
 
 
 def _two_workers_up(process: subprocess.Popen[str], env: dict[str, str], settled: Callable[[list[int]], bool]) -> list[int]:
