@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, text
 
 from bot.store.engine import unit_of_work
+from bot.store.models import Workspace
 
 
 def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> None:
@@ -35,3 +38,47 @@ def test_postgresql_lock_timeout_caps_request_writers_only(engine: Engine) -> No
             return session.connection().exec_driver_sql("SHOW lock_timeout").scalar()  # type: ignore[no-any-return]
 
     assert [lock_timeout(max_wait=2.0), lock_timeout(max_wait=2.0, read_only=True), lock_timeout()] == ["2s", "0", "0"]
+
+
+def test_no_engine_events(engine: Engine) -> None:
+    """How transactions begin is the dialect's business here: an engine event
+    would put every statement of every request on SQLAlchemy's slower path."""
+    with unit_of_work(engine) as session:
+        assert session.connection().execute(text("SELECT 1")).scalar() == 1
+    assert not engine._has_events
+
+
+def test_sqlite_transactions_begin_as_asked(engine: Engine) -> None:
+    """Writers (units of work, and ``engine.begin()`` for jobs and migrations)
+    take SQLite's write lock when they begin; readers do not, so a writer can
+    commit while a reader is open."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite BEGIN IMMEDIATE")
+
+    def writer_can_begin() -> bool:
+        other = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            other.close()
+
+    with unit_of_work(engine, read_only=True):
+        assert writer_can_begin()
+    with unit_of_work(engine):
+        assert not writer_can_begin()
+    with engine.begin():
+        assert not writer_can_begin()
+    assert writer_can_begin()
+
+
+def test_engine_begin_is_one_transaction(engine: Engine) -> None:
+    """Outside a unit of work too, what a block wrote is undone when it fails."""
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        connection.execute(insert(Workspace.__table__), [Workspace(team_id="T0ROLLBACK", created_at=datetime(2026, 12, 1, tzinfo=UTC)).model_dump()])  # type: ignore[attr-defined]
+        raise RuntimeError("fail after the insert")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM workspaces WHERE team_id = 'T0ROLLBACK'")).scalar() == 0

@@ -127,7 +127,7 @@ def list_(request: SlackRequest, cmd: Parsed) -> Reply:
 
 def show_card(request: SlackRequest, number: int) -> Reply:
     with request.transaction(read_only=True) as (session, actor):
-        detail = items.show_item(session, actor, number=number)
+        detail = items.show_item(session, actor, number=number, with_changes=False)
         blocks = cards.item_card(detail, viewer=actor)
         label = _label(actor, number)
     return Reply(text=label, blocks=blocks)

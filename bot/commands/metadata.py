@@ -19,10 +19,18 @@ MAX_VALUE = 2000  # Slack's limit for a button value
 T = TypeVar("T")
 
 
+# One encoder for every dump: ``json.dumps`` with separators builds a new one per
+# call, which showed in the profile of a list (one dump per item's button).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def dump(data: Any) -> str:
-    # Every field is a plain value, so a shallow dict will do (asdict deep-copies,
-    # which showed in the profile of a list: one dump per item's button).
-    text = json.dumps({f.name: getattr(data, f.name) for f in fields(data)}, separators=(",", ":"))
+    # Every field is a plain value, so a shallow dict will do (asdict deep-copies).
+    names = _NAMES.get(type(data)) or _NAMES.setdefault(type(data), tuple(f.name for f in fields(data)))
+    text = _ENCODER.encode({name: getattr(data, name) for name in names})
     if len(text) > MAX_VALUE:
         raise ValueError(f"{type(data).__name__} metadata is {len(text)} characters; Slack allows {MAX_VALUE}")
     return text

@@ -20,7 +20,8 @@ from bot.poam.actor import Rules
 from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.items import iter_item_details
 from bot.poam.systems import system_named
-from bot.store.models import InfoSystem, Workspace
+from bot.store.models import Workspace
+from bot.store.rows import Columns
 
 
 class ExportFormat(StrEnum):
@@ -51,7 +52,7 @@ def only_workspace(session: Session) -> str | None:
     return teams[0] if len(teams) == 1 else None
 
 
-def _system(session: Session, team_id: str, name: str | None) -> InfoSystem:
+def _system(session: Session, team_id: str, name: str | None) -> Columns:
     system = system_named(session, team_id=team_id, name=name or None)
     if system is None:
         raise NotFound(f"There is no system called `{name}` in workspace {team_id}." if name else f"No workspace {team_id} here.")

@@ -50,7 +50,8 @@ from bot.poam.items import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import AuditEvent, InfoSystem, Workspace
+from bot.store.models import AuditEvent, Workspace
+from bot.store.rows import Columns
 
 #: The OSCAL release the document is written against (``metadata.oscal-version``).
 OSCAL_VERSION = "1.1.2"
@@ -677,7 +678,7 @@ def write_oscal(
     rules: Rules,
     exported_at: datetime,
     team_id: str,
-    system: InfoSystem | None,
+    system: Columns | None,
     title: str,
     document_uuid: uuid.UUID | None = None,
 ) -> int:
@@ -741,7 +742,7 @@ def _head(
     *,
     session: Session,
     team_id: str,
-    system: InfoSystem | None,
+    system: Columns | None,
     title: str,
     exported_at: datetime,
     document_uuid: uuid.UUID,

@@ -23,7 +23,7 @@ from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB, row
 from bot.poam.actor import Rules
 from bot.poam.items import ItemDetail
 from bot.poam.lifecycle import Status
-from bot.store.models import InfoSystem
+from bot.store.rows import Columns
 
 CONFIGURATION_TAB = "Configuration Findings"
 CHANGES_TAB = "Record of Changes"
@@ -82,7 +82,7 @@ def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     return value
 
 
-def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: InfoSystem, poam_date: date) -> None:
+def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: Columns, poam_date: date) -> None:
     sheet.append([_cell(sheet, TITLE, bold=True)])
     sheet.append([_cell(sheet, label, bold=True) for label in ("CSP", "System Name", "Impact Level", "POAM Date")])
     sheet.append([csp, system.name, system.impact.capitalize(), _cell(sheet, poam_date)])
@@ -93,7 +93,7 @@ def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: InfoSystem, poam_da
 
 
 def write_workbook(
-    details: Iterable[ItemDetail], out: IO[bytes], *, rules: Rules, system: InfoSystem, csp: str, poam_date: date
+    details: Iterable[ItemDetail], out: IO[bytes], *, rules: Rules, system: Columns, csp: str, poam_date: date
 ) -> int:
     """Write one system's POA&M workbook to ``out``; returns the number of items."""
     book = Workbook(write_only=True)

@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Date, Integer, bindparam, case, update
-from sqlalchemy import Row as SqlRow
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, func, select
@@ -41,6 +40,7 @@ from bot.store.models import (
     ReviewRequest,
     Workspace,
 )
+from bot.store.rows import Columns, rows_of
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 10_000
@@ -389,11 +389,6 @@ class _ControlRow(NamedTuple):
     control: str
 
 
-#: An item's or a system's columns as a Core row: the same attribute names as
-#: the model, read-only, and several times cheaper to build than an ORM object.
-Columns = SqlRow[Any]
-
-
 @dataclass(frozen=True)
 class ItemDetail:
     """Everything ``/poam show`` and the exports need about one item.
@@ -412,28 +407,21 @@ class ItemDetail:
     requests: list[RequestRow]
 
 
-def _rows_of(session: Session) -> Connection:
-    """The session's connection, for statements that return plain rows (the
-    ORM session would only add CPU). Pending ORM changes are flushed first, as
-    the session would before a query of its own."""
-    session.flush()
-    return session.connection()
-
-
 _ITEM_COLUMNS_BY_NUMBER = sa_select(_ITEMS).where(
     _ITEMS.c.team_id == bindparam("team_id"), _ITEMS.c.number == bindparam("number")
 )
 
 
-def show_item(session: Session, actor: Actor, *, number: int) -> ItemDetail:
+def show_item(session: Session, actor: Actor, *, number: int, with_changes: bool = True) -> ItemDetail:
     """Item ``number`` with its details, for reading only: the item is a row
-    (``Columns``), not an ORM object. Or :class:`NotFound`."""
+    (``Columns``), not an ORM object. Or :class:`NotFound`. ``with_changes=False``
+    leaves ``changes`` empty (the card does not show them: a statement less)."""
     _check_number(number)
     params = {"team_id": actor.team_id, "number": number}
-    item = _rows_of(session).execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
+    item = rows_of(session).execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
     if item is None:
         raise _no_such_item(actor, number)
-    return item_details(session, [item])[0]
+    return item_details(session, [item], with_changes=with_changes)[0]
 
 
 Row = TypeVar("Row", _ControlRow, MilestoneRow, ChangeRow, RequestRow)
@@ -480,21 +468,22 @@ def _by_item(connection: Connection, row: type[Row], team_id: str, ids: list[int
 
 def milestones_of(session: Session, *, team_id: str, item_ids: list[int]) -> dict[int, list[MilestoneRow]]:
     """The milestones of several items of one workspace, by item id, in their order."""
-    return _by_item(_rows_of(session), MilestoneRow, team_id, list(item_ids)) if item_ids else {}
+    return _by_item(rows_of(session), MilestoneRow, team_id, list(item_ids)) if item_ids else {}
 
 
-def item_details(session: Session, items: Sequence[Item | Columns]) -> list[ItemDetail]:
-    """Details of several items of one workspace in a few queries, not a few per item."""
+def item_details(session: Session, items: Sequence[Item | Columns], *, with_changes: bool = True) -> list[ItemDetail]:
+    """Details of several items of one workspace in a few queries, not a few per
+    item; without their milestone changes when ``with_changes`` is False."""
     if not items:
         return []
     ids = [item.id for item in items]
     team_id = items[0].team_id
     system_ids = list({item.system_id for item in items})
-    connection = _rows_of(session)
+    connection = rows_of(session)
     systems = {system.id: system for system in connection.execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})}
     controls = _by_item(connection, _ControlRow, team_id, ids)
     milestones = _by_item(connection, MilestoneRow, team_id, ids)
-    changes = _by_item(connection, ChangeRow, team_id, ids)
+    changes = _by_item(connection, ChangeRow, team_id, ids) if with_changes else {id_: [] for id_ in ids}  # type: ignore[misc]
     requests = _by_item(connection, RequestRow, team_id, ids)
     return [
         ItemDetail(
@@ -600,7 +589,7 @@ def list_items(
         scope, by_system=not every_system, by_severity=severity is not None,
         by_owner=owner_id is not None, by_control=control is not None,
     )
-    connection = _rows_of(session)
+    connection = rows_of(session)
     total = connection.execute(count, params).scalar_one()
     lines = [ItemLine._make(row) for row in connection.execute(page, params)]
     return ItemPage(items=lines, total=total, offset=offset, today=today)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
 from bot.poam import audit
@@ -18,6 +19,7 @@ from bot.poam.permissions import require_admin
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.models import InfoSystem, Workspace
+from bot.store.rows import Columns, rows_of
 
 DEFAULT_SYSTEM_NAME = "Default"
 MAX_SYSTEM_NAME = 80
@@ -81,24 +83,25 @@ def _new_system(
     return system
 
 
-# Built once: most requests look up a system.
-_DEFAULT_SYSTEM = select(InfoSystem).where(InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.is_default))
-_SYSTEM_NAMED = select(InfoSystem).where(
-    InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
+# Built once, Core not ORM: most requests look up a system, and only read it.
+_SYSTEMS = InfoSystem.__table__  # type: ignore[attr-defined]
+_DEFAULT_SYSTEM = sa_select(_SYSTEMS).where(_SYSTEMS.c.team_id == bindparam("team_id"), _SYSTEMS.c.is_default)
+_SYSTEM_NAMED = sa_select(_SYSTEMS).where(
+    _SYSTEMS.c.team_id == bindparam("team_id"), _SYSTEMS.c.name_key == bindparam("name_key")
 )
 
 
-def system_named(session: Session, *, team_id: str, name: str | None) -> InfoSystem | None:
-    """The workspace's system called ``name`` (any case), or its default one."""
+def system_named(session: Session, *, team_id: str, name: str | None) -> Columns | None:
+    """The workspace's system called ``name`` (any case), or its default one, as a row."""
     query, params = (
         (_DEFAULT_SYSTEM, {"team_id": team_id})
         if name is None
         else (_SYSTEM_NAMED, {"team_id": team_id, "name_key": name.strip().lower()})
     )
-    return session.exec(query, params=params).first()  # type: ignore[call-overload,no-any-return]
+    return rows_of(session).execute(query, params).first()
 
 
-def find_system(session: Session, actor: Actor, *, name: str | None) -> InfoSystem:
+def find_system(session: Session, actor: Actor, *, name: str | None) -> Columns:
     """The system called ``name`` (any case), or the workspace's default one."""
     system = system_named(session, team_id=actor.team_id, name=name)
     if system is None:  # perhaps the workspace's first use: it has no default system yet

@@ -6,6 +6,13 @@ and its write transactions start with ``BEGIN IMMEDIATE``: a deferred
 transaction that reads first and writes later fails at once with
 ``database is locked`` when another writer got there in between (the busy
 timeout does not apply to that upgrade), which concurrent claims would hit.
+
+How a transaction begins (SQLite's ``BEGIN`` or ``BEGIN IMMEDIATE`` and busy
+timeout, PostgreSQL's lock timeout) is decided by the dialect's ``do_begin``,
+which reads what the unit of work asked for from a context variable, not by
+an engine ``begin`` event as in SQLAlchemy's recipe: any engine event puts
+every statement of every connection on SQLAlchemy's slower event path, ~15%
+of the CPU of a ``/poam show`` (README "Performance").
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -21,7 +30,6 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
-_READ_ONLY = "poam_read_only"
 _BUSY_MS = "poam_busy_ms"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 
@@ -40,10 +48,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+@dataclass(frozen=True)
+class _Begin:
+    """How the next transaction on this thread begins."""
+
+    read_only: bool = False
+    #: None: SQLite's default busy timeout, no PostgreSQL lock timeout.
+    busy_ms: int | None = None
+
+
+_NEXT_BEGIN: ContextVar[_Begin | None] = ContextVar("poam_next_begin", default=None)
+
+
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
-    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "connect")  # a pool event: no cost per statement
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        # SQLAlchemy's begin (below) issues BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -54,25 +74,31 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        options = connection.get_execution_options()
-        busy_ms, current = options.get(_BUSY_MS, SQLITE_BUSY_TIMEOUT_MS), connection.connection.info
-        if current.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
-            current[_BUSY_MS] = busy_ms
-        connection.exec_driver_sql("BEGIN" if options.get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
+    def do_begin(connection: Any) -> None:
+        begin = _NEXT_BEGIN.get() or _Begin()
+        busy_ms = SQLITE_BUSY_TIMEOUT_MS if begin.busy_ms is None else begin.busy_ms
+        cursor = connection.cursor()
+        if connection.info.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            connection.info[_BUSY_MS] = busy_ms
+        cursor.execute("BEGIN" if begin.read_only else "BEGIN IMMEDIATE")
+        cursor.close()
+
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
 
 
 def _configure_postgresql(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        options = connection.get_execution_options()
-        busy_ms = options.get(_BUSY_MS)
+    def do_begin(connection: Any) -> None:
+        begin = _NEXT_BEGIN.get() or _Begin()
         # Without a cap (jobs, the CLI) wait as long as it takes; readers never
         # wait for writers on PostgreSQL, so they skip the extra round trip.
-        if busy_ms is not None and not options.get(_READ_ONLY, False):
-            connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(busy_ms)}")
+        # psycopg opens the transaction with this first statement itself.
+        if begin.busy_ms is not None and not begin.read_only:
+            cursor = connection.cursor()
+            cursor.execute(f"SET LOCAL lock_timeout = {int(begin.busy_ms)}")
+            cursor.close()
+
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
 
 
 def is_busy(error: BaseException) -> bool:
@@ -97,14 +123,14 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | N
     PostgreSQL's lock timeout): requests that must answer within Slack's 3
     seconds fail fast and cleanly (:func:`is_busy`) instead of waiting on.
     """
-    options: dict[str, Any] = {}
-    if read_only:
-        options[_READ_ONLY] = True
-    if max_wait is not None:
-        options[_BUSY_MS] = int(max_wait * 1000)
-    bind = engine.execution_options(**options) if options else engine
-    with Session(bind, expire_on_commit=False) as session:
+    begin = _Begin(read_only=read_only, busy_ms=None if max_wait is None else int(max_wait * 1000))
+    with Session(engine, expire_on_commit=False) as session:
         try:
+            token = _NEXT_BEGIN.set(begin)
+            try:
+                session.connection()  # begins now, as asked, not at the first statement
+            finally:
+                _NEXT_BEGIN.reset(token)
             yield session
             session.commit()
         except BaseException:

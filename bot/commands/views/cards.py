@@ -26,12 +26,13 @@ from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
-from bot.poam.items import Columns, ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
+from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
+from bot.store.rows import Columns
 
 LIST_PAGE_SIZE = 20
 HISTORY_LIMIT = 40
