@@ -30,6 +30,7 @@ from bot.poam.items import (
     claim_item,
     item_history,
     list_items,
+    load_item,
     log_item,
     release_item,
     set_plan,
@@ -375,6 +376,18 @@ def test_claim_item(engine: Engine, alice: Actor, bob: Actor, clock: Any) -> Non
     assert (last.seq, last.action, last.actor_id, last.item_id) == (3, "item.claimed", ALICE, stored.id)
     assert last.details == {"owner": {"from": None, "to": ALICE}}
     chain_ok(engine)
+
+
+def test_a_claim_shows_in_the_item_read_earlier_in_the_same_unit_of_work(engine: Engine, alice: Actor, bob: Actor) -> None:
+    """The claim writes with a Core UPDATE; an ORM copy of the item read before
+    it in the same transaction must not keep the old owner."""
+    log(engine, bob)
+    with unit_of_work(engine) as session:
+        before = load_item(session, alice, number=1)
+        assert before.owner_id is None
+        claim_item(session, alice, number=1)
+        assert before.owner_id == ALICE
+        assert load_item(session, alice, number=1) is before
 
 
 def test_snoozing_reminders_is_audited_but_changes_no_status_date(

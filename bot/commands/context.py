@@ -22,6 +22,7 @@ from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 from bot.store.models import Item
+from bot.store.rows import Columns
 
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
@@ -73,7 +74,7 @@ class Announcement:
     starts_thread: bool = False
 
     @classmethod
-    def about(cls, item: Item, text: str, *, starts_thread: bool = False) -> Announcement:
+    def about(cls, item: Item | Columns, text: str, *, starts_thread: bool = False) -> Announcement:
         return cls(item.number, text, item.origin_channel_id, item.origin_thread_ts, item.created_at, starts_thread)
 
 
