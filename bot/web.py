@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import load_settings
-from bot.store.engine import make_engine
+from bot.store.engine import make_engine, unit_of_work
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+HEALTH_MAX_WAIT = 2.0
 
 
 def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
@@ -47,8 +48,9 @@ class SlackWsgi:
 
     def _health(self, start_response: StartResponse) -> list[bytes]:
         try:
-            with self._engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            # Read-only, with a short wait: a health check must not take SQLite's write lock.
+            with unit_of_work(self._engine, read_only=True, max_wait=HEALTH_MAX_WAIT) as session:
+                session.connection().execute(text("SELECT 1"))
         except SQLAlchemyError as error:
             log.warning("health check: database unreachable: %s", error)
             return _plain(start_response, "503 Service Unavailable", "database unreachable\n")

@@ -48,6 +48,19 @@ def test_no_engine_events(engine: Engine) -> None:
     assert not engine._has_events
 
 
+def _writer_can_begin(engine: Engine) -> bool:
+    """Whether another connection could take SQLite's write lock right now."""
+    other = sqlite3.connect(str(engine.url.database), timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
 def test_sqlite_transactions_begin_as_asked(engine: Engine) -> None:
     """Writers (units of work, and ``engine.begin()`` for jobs and migrations)
     take SQLite's write lock when they begin; readers do not, so a writer can
@@ -55,24 +68,27 @@ def test_sqlite_transactions_begin_as_asked(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite BEGIN IMMEDIATE")
 
-    def writer_can_begin() -> bool:
-        other = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            other.close()
-
     with unit_of_work(engine, read_only=True):
-        assert writer_can_begin()
+        assert _writer_can_begin(engine)
+    with engine.begin():  # right after a reader: nothing of its mode is left over
+        assert not _writer_can_begin(engine)
     with unit_of_work(engine):
-        assert not writer_can_begin()
-    with engine.begin():
-        assert not writer_can_begin()
-    assert writer_can_begin()
+        assert not _writer_can_begin(engine)
+    assert _writer_can_begin(engine)
+
+
+def test_a_unit_of_work_begins_every_transaction_as_asked(engine: Engine) -> None:
+    """A unit that commits midway begins its next transaction the same way."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite busy timeout")
+    with unit_of_work(engine, read_only=True, max_wait=0.25) as session:
+        session.commit()
+        assert session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+        assert _writer_can_begin(engine)  # it is still a reader
+    with unit_of_work(engine) as session:
+        session.commit()
+        session.connection()
+        assert not _writer_can_begin(engine)  # and a writer still a writer
 
 
 def test_engine_begin_is_one_transaction(engine: Engine) -> None:

@@ -388,6 +388,24 @@ def test_a_claim_shows_in_the_item_read_earlier_in_the_same_unit_of_work(engine:
         claim_item(session, alice, number=1)
         assert before.owner_id == ALICE
         assert load_item(session, alice, number=1) is before
+    assert (before.owner_id, before.status, before.version) == (ALICE, Status.IN_PROGRESS, 2)  # after the unit too
+
+
+def test_a_claim_lost_meanwhile_says_who_won_though_the_item_was_read_before(
+    engine: Engine, alice: Actor, bob: Actor
+) -> None:
+    """PostgreSQL, where a reader does not hold back a writer: the loser's copy of
+    the item predates the winner's claim, and the refusal must not go by it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    log(engine, bob)
+    with unit_of_work(engine) as session:
+        before = load_item(session, alice, number=1)
+        run(engine, lambda s: claim_item(s, bob, number=1))  # another request wins meanwhile
+        with pytest.raises(AlreadyClaimed) as refused:
+            claim_item(session, alice, number=1)
+        assert (refused.value.message, refused.value.owner_id) == ("POAM-1 is already claimed by someone else.", BOB)
+        assert before.owner_id == BOB
 
 
 def test_snoozing_reminders_is_audited_but_changes_no_status_date(

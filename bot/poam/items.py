@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Date, Integer, bindparam, case, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, func, select
 
 from bot.poam import audit, fields
@@ -57,14 +58,19 @@ _ITEM_BY_NUMBER = select(Item).where(Item.team_id == bindparam("team_id"), Item.
 _ITEM_BY_NUMBER_FOR_UPDATE = _ITEM_BY_NUMBER.with_for_update()
 
 
-def load_item(session: Session, actor: Actor, *, number: int, for_update: bool = False) -> Item:
+def load_item(
+    session: Session, actor: Actor, *, number: int, for_update: bool = False, fresh: bool = False
+) -> Item:
     """Item ``number`` of the actor's workspace, or :class:`NotFound`.
 
     ``for_update`` locks the row (PostgreSQL) so read-modify-write operations
-    on one item run one after the other.
+    on one item run one after the other. ``fresh`` overwrites a copy the
+    session already holds with what the row says now.
     """
     _check_number(number)
     query = _ITEM_BY_NUMBER_FOR_UPDATE if for_update else _ITEM_BY_NUMBER
+    if fresh:
+        query = query.execution_options(populate_existing=True)
     item = session.exec(query, params={"team_id": actor.team_id, "number": number}).first()  # type: ignore[call-overload]
     if item is None:
         raise _no_such_item(actor, number)
@@ -249,11 +255,12 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> Columns:
          "new_status": transition(Action.CLAIM, Status.OPEN, item_label=actor.rules.label(number)),
          "changed_at": now},
     ).first()
-    if claimed is None:
-        _refuse_claim(actor, load_item(session, actor, number=number))
+    if claimed is None:  # read afresh: a copy this unit of work holds may predate the winner's claim
+        _refuse_claim(actor, load_item(session, actor, number=number, fresh=True))
     loaded = session.identity_map.get(session.identity_key(Item, claimed.id))
-    if loaded is not None:  # an earlier step of this unit of work read it as an object
-        session.expire(loaded)
+    if loaded is not None:  # an earlier step of this unit of work read it as an object: show it the claim
+        for name, value in claimed._mapping.items():
+            set_committed_value(loaded, name, value)
     audit.record(
         session,
         actor,
@@ -400,6 +407,8 @@ class ItemDetail:
     system: Columns
     controls: list[str]
     milestones: list[MilestoneRow]
+    #: Empty when read without them (``with_changes=False``: the card, which
+    #: does not show them); every export reads them.
     changes: list[ChangeRow]
     requests: list[RequestRow]
 

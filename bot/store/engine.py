@@ -50,20 +50,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 @dataclass(frozen=True)
 class _Begin:
-    """How the next transaction on this thread begins."""
+    """How the transactions of the unit of work running in this context begin."""
 
     read_only: bool = False
     #: None: SQLite's default busy timeout, no PostgreSQL lock timeout.
     busy_ms: int | None = None
 
 
-_NEXT_BEGIN: ContextVar[_Begin | None] = ContextVar("poam_next_begin", default=None)
+_UNIT_BEGIN: ContextVar[_Begin | None] = ContextVar("poam_unit_begin", default=None)
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     @event.listens_for(engine, "connect")  # a pool event: no cost per statement
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # SQLAlchemy's begin (below) issues BEGIN itself.
+        # do_begin (below) issues BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -75,30 +75,42 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         cursor.close()
 
     def do_begin(connection: Any) -> None:
-        begin = _NEXT_BEGIN.get() or _Begin()
+        begin = _UNIT_BEGIN.get() or _Begin()
         busy_ms = SQLITE_BUSY_TIMEOUT_MS if begin.busy_ms is None else begin.busy_ms
         cursor = connection.cursor()
-        if connection.info.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
-            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            connection.info[_BUSY_MS] = busy_ms
-        cursor.execute("BEGIN" if begin.read_only else "BEGIN IMMEDIATE")
-        cursor.close()
+        try:
+            if connection.info.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                connection.info[_BUSY_MS] = busy_ms
+            cursor.execute("BEGIN" if begin.read_only else "BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
 
-    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
+    _replace_do_begin(engine, do_begin)
 
 
 def _configure_postgresql(engine: Engine) -> None:
     def do_begin(connection: Any) -> None:
-        begin = _NEXT_BEGIN.get() or _Begin()
+        begin = _UNIT_BEGIN.get() or _Begin()
         # Without a cap (jobs, the CLI) wait as long as it takes; readers never
         # wait for writers on PostgreSQL, so they skip the extra round trip.
         # psycopg opens the transaction with this first statement itself.
         if begin.busy_ms is not None and not begin.read_only:
             cursor = connection.cursor()
-            cursor.execute(f"SET LOCAL lock_timeout = {int(begin.busy_ms)}")
-            cursor.close()
+            try:
+                cursor.execute(f"SET LOCAL lock_timeout = {int(begin.busy_ms)}")
+            finally:
+                cursor.close()
 
-    engine.dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
+    _replace_do_begin(engine, do_begin)
+
+
+def _replace_do_begin(engine: Engine, do_begin: Any) -> None:
+    """SQLAlchemy calls ``engine.dialect.do_begin(pooled DBAPI connection)`` when
+    a connection begins; this engine's own dialect instance gets ours. Relies
+    on that internal call: ``tests/test_engine.py`` checks the begin modes and
+    timeouts on both databases, and fails if it stops being made."""
+    engine.dialect.do_begin = do_begin  # type: ignore[method-assign]
 
 
 def is_busy(error: BaseException) -> bool:
@@ -122,17 +134,19 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | N
     caps how long it waits for another writer (SQLite's busy timeout,
     PostgreSQL's lock timeout): requests that must answer within Slack's 3
     seconds fail fast and cleanly (:func:`is_busy`) instead of waiting on.
+    Both hold for every transaction the block begins in this context (a unit
+    that commits midway begins the next one the same way); the first begins
+    at once, not at the first statement.
     """
-    begin = _Begin(read_only=read_only, busy_ms=None if max_wait is None else int(max_wait * 1000))
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            token = _NEXT_BEGIN.set(begin)
+    token = _UNIT_BEGIN.set(_Begin(read_only=read_only, busy_ms=None if max_wait is None else int(max_wait * 1000)))
+    try:
+        with Session(engine, expire_on_commit=False) as session:
             try:
-                session.connection()  # begins now, as asked, not at the first statement
-            finally:
-                _NEXT_BEGIN.reset(token)
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+                session.connection()
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        _UNIT_BEGIN.reset(token)

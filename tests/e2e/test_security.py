@@ -272,3 +272,15 @@ def test_healthz(server_url: str) -> None:
     with urllib.request.urlopen(server_url + "/healthz", timeout=5) as response:
         assert response.status == 200
         assert response.read().decode().strip() == "ok"
+
+
+def test_healthz_does_not_wait_for_a_writer(server_url: str, engine: Engine) -> None:
+    """A health check only reads: on SQLite it must not queue for the write lock
+    a long job holds (it used to, for up to the 15 s busy timeout)."""
+    with engine.begin() as writer:  # holds SQLite's write lock (PostgreSQL: an open transaction)
+        writer.execute(text("SELECT 1"))
+        started = time.monotonic()
+        with urllib.request.urlopen(server_url + "/healthz", timeout=10) as response:
+            assert response.status == 200
+        assert time.monotonic() - started < 1.0
+
