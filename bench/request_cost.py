@@ -14,9 +14,10 @@ measured ones.
 One request at a time, a request costs more CPU time than under load (caches
 gone cold and a slower clock while the process waits on Bolt's 10 ms ack
 poll), and the time still moves between runs. With ``--instructions`` it
-counts instructions under valgrind instead: for the same code and data the
-same figure within a few percent (the bot's threads interleave differently),
-whatever else the machine is doing::
+counts instructions under valgrind instead, whatever else the machine is
+doing; the count still moves between runs (the bot's threads interleave
+differently, and a click's work goes on after its ack), so compare runs of
+the same ``--seed`` and ``--kinds``::
 
     python bench/seed.py --items 100000 --database-url sqlite:///cost.db
     python bench/request_cost.py --database-url sqlite:///cost.db             # CPU ms per request
