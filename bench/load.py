@@ -167,6 +167,18 @@ def prepare_database(url: str, *, items: int, reuse: bool, seed_value: int) -> d
 # ---------------------------------------------------------------- processes
 
 
+def start_fake_slack() -> tuple[subprocess.Popen[Any], str]:
+    """The fake Slack Web API in a child process (``serve_fake_slack``), and its base URL."""
+    fake = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-fake-slack", TEAM],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+    assert fake.stdout is not None
+    base_url = fake.stdout.readline().decode().strip()
+    if not base_url.startswith("http://127.0.0.1:"):
+        stop_process(fake)
+        raise SystemExit("the fake Slack did not start")
+    return fake, base_url
+
+
 def serve_fake_slack(team: str) -> None:
     """Child-process mode: serve the fake Slack until standard input closes."""
     from tests.fake_slack import FakeSlack
@@ -573,13 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     processes: list[subprocess.Popen[Any]] = []
     try:
         data = prepare_database(url, items=args.items, reuse=args.reuse, seed_value=args.seed)
-        fake = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-fake-slack", TEAM],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
+        fake, base_url = start_fake_slack()
         processes.append(fake)
-        assert fake.stdout is not None
-        base_url = fake.stdout.readline().decode().strip()
-        if not base_url.startswith("http://127.0.0.1:"):
-            raise SystemExit("the fake Slack did not start")
         env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "SLACK_API_URL": base_url, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
         env.pop("SLACK_APP_TOKEN", None)

@@ -62,6 +62,7 @@ from bench.load import (  # noqa: E402
     Workload,
     normalise_url,
     prepare_database,
+    start_fake_slack,
     stop_process,
 )
 from tests.slack_driver import SIGNING_SECRET, SlackDriver, sign  # noqa: E402
@@ -70,18 +71,6 @@ WARMUP = 20
 #: After the last request, time for the work after its ack to finish (it runs
 #: on the bot's own threads and is counted: the process's CPU, not the thread's).
 SETTLE_SECONDS = 0.3
-
-
-def start_fake_slack() -> tuple[subprocess.Popen[Any], str]:
-    """The fake Slack Web API in a child process (``load.py``'s server mode)."""
-    fake = subprocess.Popen([sys.executable, str(ROOT / "bench" / "load.py"), "--serve-fake-slack", TEAM],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
-    assert fake.stdout is not None
-    base_url = fake.stdout.readline().decode().strip()
-    if not base_url.startswith("http://127.0.0.1:"):
-        stop_process(fake)
-        raise SystemExit("the fake Slack did not start")
-    return fake, base_url
 
 
 def wsgi_caller(app: Callable[..., Any]) -> Callable[[str], None]:

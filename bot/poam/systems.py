@@ -84,10 +84,12 @@ def _new_system(
 
 
 # Built once, Core not ORM: most requests look up a system, and only read it.
-_SYSTEMS = InfoSystem.__table__  # type: ignore[attr-defined]
-_DEFAULT_SYSTEM = sa_select(_SYSTEMS).where(_SYSTEMS.c.team_id == bindparam("team_id"), _SYSTEMS.c.is_default)
-_SYSTEM_NAMED = sa_select(_SYSTEMS).where(
-    _SYSTEMS.c.team_id == bindparam("team_id"), _SYSTEMS.c.name_key == bindparam("name_key")
+_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
+_DEFAULT_SYSTEM = sa_select(_SYSTEM_TABLE).where(
+    _SYSTEM_TABLE.c.team_id == bindparam("team_id"), _SYSTEM_TABLE.c.is_default
+)
+_SYSTEM_NAMED = sa_select(_SYSTEM_TABLE).where(
+    _SYSTEM_TABLE.c.team_id == bindparam("team_id"), _SYSTEM_TABLE.c.name_key == bindparam("name_key")
 )
 
 
