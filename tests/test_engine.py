@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, insert, text
 
@@ -46,6 +48,45 @@ def test_no_engine_events(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         assert session.connection().execute(text("SELECT 1")).scalar() == 1
     assert not engine._has_events
+
+
+def _backend_pid(engine: Engine) -> int:
+    with unit_of_work(engine, read_only=True) as session:
+        return session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[no-any-return]
+
+
+def _observer(engine: Engine) -> psycopg.Connection[Any]:
+    """A connection of its own to the test database, outside the engine's pool."""
+    return psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
+
+
+def test_postgresql_checkout_sends_nothing_to_the_server(engine: Engine) -> None:
+    """A request checks its pooled connection without a round trip (no ``SELECT 1``
+    pre-ping), and keeps the same connection while it is alive."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL connection checks")
+    pid = _backend_pid(engine)
+    with _observer(engine) as observer, unit_of_work(engine, read_only=True) as session:
+        assert session.connection().connection.dbapi_connection.info.backend_pid == pid
+        last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert last_query == ("COMMIT",)  # the end of the previous unit, nothing since
+
+
+def test_postgresql_replaces_a_connection_the_server_closed(engine: Engine) -> None:
+    """After a restart or ``pg_terminate_backend`` the next unit of work gets a new
+    connection instead of failing on the dead one."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL connection checks")
+    pid = _backend_pid(engine)
+    with _observer(engine) as observer:
+        observer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.02)
+    new_pid = _backend_pid(engine)
+    assert new_pid != pid
+    assert _backend_pid(engine) == new_pid
 
 
 def _writer_can_begin(engine: Engine) -> bool:

@@ -13,10 +13,16 @@ which reads what the unit of work asked for from a context variable, not by
 an engine ``begin`` event as in SQLAlchemy's recipe: any engine event puts
 every statement of every connection on SQLAlchemy's slower event path, ~15%
 of the CPU of a ``/poam show`` (README "Performance").
+
+A pooled PostgreSQL connection is checked for a server hang-up (restart,
+``pg_terminate_backend``, an idle timeout) by looking at its socket when it is
+checked out, not by SQLAlchemy's ``pool_pre_ping``, which costs a round trip
+(``SELECT 1``) on every request.
 """
 
 from __future__ import annotations
 
+import select
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -43,7 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
-    engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, **kwargs)
     _configure_postgresql(engine)
     return engine
 
@@ -90,6 +96,11 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 
 
 def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "checkout")  # a pool event: no cost per statement
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if _server_hung_up(dbapi_connection):
+            raise DisconnectionError("the server closed this pooled connection")  # the pool connects anew
+
     def do_begin(connection: Any) -> None:
         begin = _UNIT_BEGIN.get() or _Begin()
         # Without a cap (jobs, the CLI) wait as long as it takes; readers never
@@ -103,6 +114,18 @@ def _configure_postgresql(engine: Engine) -> None:
                 cursor.close()
 
     _replace_do_begin(engine, do_begin)
+
+
+def _server_hung_up(dbapi_connection: Any) -> bool:
+    """Whether the server closed this idle connection. Between transactions a
+    live PostgreSQL connection has nothing to read; one the server ended has its
+    last message or the end of the stream waiting. Something else waiting (a
+    rare asynchronous parameter report) only costs a new connection."""
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _replace_do_begin(engine: Engine, do_begin: Any) -> None:
