@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -21,6 +20,7 @@ from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import upgrade
+from tests.db import plain_postgresql
 
 POSTGRES_URL = os.environ.get("POAM_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -42,9 +42,9 @@ def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
     if not POSTGRES_URL:
         pytest.skip("POAM_TEST_POSTGRES_URL is not set")
-    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql")
+    admin_url = make_url(POSTGRES_URL)
     name = f"poam_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as conn:
+    with plain_postgresql(admin_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
     rendered = url.render_as_string(hide_password=False)
@@ -52,7 +52,7 @@ def postgres_url() -> Iterator[str]:
     upgrade(engine)
     engine.dispose()
     yield rendered
-    with psycopg.connect(admin_url.render_as_string(hide_password=False), autocommit=True) as conn:
+    with plain_postgresql(admin_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from bot.poam.errors import PoamError
@@ -15,6 +16,11 @@ from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item
 
 TEAM = "T0001"
+
+
+def plain_postgresql(url: URL) -> psycopg.Connection[Any]:
+    """An autocommit psycopg connection to ``url``'s server, outside any engine's pool."""
+    return psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -7,12 +7,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 from sqlalchemy import Engine, insert, text
 
 from bot.store.engine import unit_of_work
 from bot.store.models import Workspace
+from tests.db import plain_postgresql
 
 
 def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> None:
@@ -55,18 +55,13 @@ def _backend_pid(engine: Engine) -> int:
         return session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[no-any-return]
 
 
-def _observer(engine: Engine) -> psycopg.Connection[Any]:
-    """A connection of its own to the test database, outside the engine's pool."""
-    return psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
-
-
 def test_postgresql_checkout_sends_nothing_to_the_server(engine: Engine) -> None:
-    """A request checks its pooled connection without a round trip (no ``SELECT 1``
-    pre-ping), and keeps the same connection while it is alive."""
+    """A request checks its pooled connection without a round trip (SQLAlchemy's
+    pre-ping sent psycopg's empty query ``;``), and keeps the same connection while it is alive."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL connection checks")
     pid = _backend_pid(engine)
-    with _observer(engine) as observer, unit_of_work(engine, read_only=True) as session:
+    with plain_postgresql(engine.url) as observer, unit_of_work(engine, read_only=True) as session:
         assert session.connection().connection.dbapi_connection.info.backend_pid == pid
         last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     assert last_query == ("COMMIT",)  # the end of the previous unit, nothing since
@@ -78,7 +73,7 @@ def test_postgresql_replaces_a_connection_the_server_closed(engine: Engine) -> N
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL connection checks")
     pid = _backend_pid(engine)
-    with _observer(engine) as observer:
+    with plain_postgresql(engine.url) as observer:
         observer.execute("SELECT pg_terminate_backend(%s)", (pid,))
         deadline = time.monotonic() + 5
         while observer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():

@@ -17,7 +17,7 @@ of the CPU of a ``/poam show`` (README "Performance").
 A pooled PostgreSQL connection is checked for a server hang-up (restart,
 ``pg_terminate_backend``, an idle timeout) by looking at its socket when it is
 checked out, not by SQLAlchemy's ``pool_pre_ping``, which costs a round trip
-(``SELECT 1``) on every request.
+(psycopg's empty query) on every request.
 """
 
 from __future__ import annotations
