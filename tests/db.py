@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import URL, Engine
+from sqlalchemy import URL, Engine, event
 from sqlmodel import Session, SQLModel, col, select
 
 from bot.poam.errors import PoamError
@@ -21,6 +22,21 @@ TEAM = "T0001"
 def plain_postgresql(url: URL) -> psycopg.Connection[Any]:
     """An autocommit psycopg connection to ``url``'s server, outside any engine's pool."""
     return psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement run on ``engine`` inside the block, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

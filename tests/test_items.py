@@ -43,7 +43,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
 from bot.store.models import InfoSystem, Item, ItemControl, Workspace
-from tests.db import assert_refused, events, fetch, force, run, snapshot
+from tests.db import assert_refused, events, fetch, force, run, snapshot, statements
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
@@ -808,6 +808,26 @@ def test_list_paging(listed: Engine, alice: Actor) -> None:
     assert [item.number for item in one.items] == [1] and one.total == 7
     full = run(listed, lambda s: list_items(s, alice, scope=Scope.ALL, limit=MAX_PAGE))
     assert len(full.items) == 7
+
+
+def test_a_list_page_is_one_statement_with_its_count(listed: Engine, alice: Actor) -> None:
+    # The page carries the count and finds its system itself: one statement, not
+    # a system lookup, a count and a page. A page past the end counts apart.
+    for kwargs in ({}, {"system_name": "Payroll", "scope": Scope.ALL}, {"every_system": True, "limit": 2}):
+        with statements(listed) as seen:
+            page = run(listed, lambda s, kwargs=kwargs: list_items(s, alice, **kwargs))
+        selects = [statement for statement, _ in seen if statement.lstrip().upper().startswith("SELECT")]
+        assert page.items and len(selects) == 1, selects
+    past = run(listed, lambda s: list_items(s, alice, offset=50))
+    assert (past.items, past.total) == ([], 6)
+
+
+def test_a_list_on_a_workspaces_first_use_sets_it_up(engine: Engine, alice: Actor) -> None:
+    page = run(engine, lambda s: list_items(s, alice))
+    assert (page.items, page.total) == ([], 0)
+    with unit_of_work(engine) as session:
+        assert [(system.name, system.is_default) for system in session.exec(select(InfoSystem))] == [("Default", True)]
+    assert [event.action for event in events(engine)] == ["system.added"]
 
 
 def test_list_ties_break_by_number(engine: Engine, alice: Actor) -> None:

@@ -10,14 +10,12 @@ of migration 0007) rather than walking the items, milestones or outbox.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 
 from bot.poam import items as items_mod
 from bot.poam import review
@@ -31,6 +29,7 @@ from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, Milestone, OutboxMessage
 from tests import test_reminders as harness
+from tests.db import statements
 from tests.test_reminders import AO, FRI, OWNER, OWNER2, TEAM, VERIFIER, World, overdue_item, utc
 
 # The fixtures of the shared harness (the fake Slack, the world).
@@ -91,21 +90,6 @@ def add_history(engine: Engine) -> None:
             for d in range(1, 61) for user in (OWNER, OWNER2, VERIFIER, AO)
         ])
         connection.execute(text("ANALYZE"))
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Every statement run on ``engine`` inside the block, with its parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def planned(world: World) -> tuple[list[str], list[tuple[str, Any]]]:

@@ -582,8 +582,8 @@ def list_items(
     today = actor.today()
     params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
                                  "severity": severity, "page_limit": limit, "page_offset": offset}
-    if not every_system:
-        params["system_id"] = find_system(session, actor, name=system_name).id
+    if system_name is not None:
+        params["name_key"] = system_name.strip().lower()
     if owner_id is not None:
         params["owner_id"] = check_user_id(owner_id, what="user (owner)")
     if control is not None:
@@ -591,26 +591,46 @@ def list_items(
         if not found:
             raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
         params["control"] = found[0]
+    by_system = None if every_system else ("named" if system_name is not None else "default")
     count, page = _list_statements(
-        scope, by_system=not every_system, by_severity=severity is not None,
+        scope, by_system=by_system, by_severity=severity is not None,
         by_owner=owner_id is not None, by_control=control is not None,
     )
     connection = rows_of(session)
-    total = connection.execute(count, params).scalar_one()
-    lines = [ItemLine._make(row) for row in connection.execute(page, params)]
+    rows = connection.execute(page, params).all()
+    if rows:
+        total = rows[0].total
+    else:  # no row to carry the count: an unknown system, a first use, or past the end
+        if not every_system:
+            find_system(session, actor, name=system_name)  # NotFound, or the workspace set up
+        total = 0 if offset == 0 else connection.execute(count, params).scalar_one()
+    lines = [ItemLine._make(row[:-1]) for row in rows]
     return ItemPage(items=lines, total=total, offset=offset, today=today)
+
+
+_SYSTEM_IDS = {
+    "default": sa_select(InfoSystem.id).where(InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.is_default)),
+    "named": sa_select(InfoSystem.id).where(
+        InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
+    ),
+}
 
 
 @cache
 def _list_statements(
-    scope: Scope, *, by_system: bool, by_severity: bool, by_owner: bool, by_control: bool
+    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool
 ) -> tuple[Any, Any]:
     """The count and page statements of one shape of list, built once and run
-    with parameters (building them cost more CPU than running them)."""
+    with parameters (building them cost more CPU than running them).
+
+    The page carries the count (an uncorrelated subquery: run once) and finds
+    the system itself (``by_system``: the workspace's default one, one by
+    name, or None for every system), so a page is one statement, not three.
+    """
     today = bindparam("today", type_=Date)
     conditions = [Item.team_id == bindparam("team_id"), *_scope_conditions(scope, today=today)]
-    if by_system:
-        conditions.append(Item.system_id == bindparam("system_id"))
+    if by_system is not None:
+        conditions.append(Item.system_id == _SYSTEM_IDS[by_system].scalar_subquery())
     if by_severity:
         conditions.append(Item.severity == bindparam("severity"))
     if by_owner:
@@ -625,7 +645,7 @@ def _list_statements(
         )
     count = select(func.count()).select_from(Item).where(*conditions)
     page = (
-        select(*_LINE_COLUMNS)
+        select(*_LINE_COLUMNS, count.scalar_subquery().correlate(None).label("total"))
         .where(*conditions)
         .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
         .limit(bindparam("page_limit", type_=Integer))

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from bot.commands.ids import BlockId
 from bot.poam.clock import FixedClock
-from tests.db import snapshot
+from tests.db import snapshot, statements
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
@@ -49,17 +49,10 @@ def test_a_check_of_a_rescan_writes_nothing_and_matches_the_import(
 ) -> None:
     assert _confirm(slack, fake_slack, _check(slack, fake_slack)) == "5 new, 0 updated, 0 unchanged, 3 skipped"
     clock.advance(days=7)
-    before, writes = snapshot(engine), []
-
-    def spy(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writes.append(statement)
-
-    event.listen(engine, "before_cursor_execute", spy)
-    try:
+    before = snapshot(engine)
+    with statements(engine) as seen:
         checked = _check(slack, fake_slack)
-    finally:
-        event.remove(engine, "before_cursor_execute", spy)
+    writes = [statement for statement, _ in seen if statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")]
     assert (snapshot(engine), writes) == (before, [])  # not even written and rolled back
     said = re.search(r"would bring: ([^.]*)\.", json.dumps(checked))
     assert said and said.group(1) == "0 new, 5 updated, 0 unchanged, 3 skipped"
