@@ -26,8 +26,10 @@ from bot.poam.items import (
     MAX_PAGE,
     ItemDetail,
     Scope,
+    SystemRow,
     assign_item,
     claim_item,
+    item_details,
     item_history,
     list_items,
     load_item,
@@ -669,6 +671,25 @@ def test_show_item(engine: Engine, alice: Actor) -> None:
     ]
     assert detail.changes == []
     assert snapshot(engine) == before  # reading writes nothing, no audit event
+
+
+def test_show_reads_the_item_with_its_system_in_one_statement(engine: Engine, admin: Actor, alice: Actor) -> None:
+    run(engine, lambda s: add_system(s, admin, name="Payroll", organization="Finance", ao_user_id=BOB))
+    log(engine, alice)
+    log(engine, alice, system_name="Payroll")
+    with statements(engine) as seen:
+        detail = run(engine, lambda s: show_item(s, alice, number=2, with_changes=False))
+    assert (detail.item.number, detail.item.title) == (2, "Outdated OpenSSL on web-01")
+    payroll = detail.system
+    assert (payroll.id, payroll.name, payroll.organization, payroll.ao_user_id) == (detail.item.system_id, "Payroll", "Finance", BOB)
+    assert payroll == run(engine, lambda s: item_details(s, [fetch(engine, 2)])[0].system)
+    items_read = [statement for statement, _ in seen if "FROM items" in statement]
+    assert len(items_read) == 1 and "JOIN systems" in items_read[0]
+    assert not any(statement.lstrip().startswith("SELECT systems") for statement, _ in seen)
+
+
+def test_a_system_row_has_every_column_of_the_table() -> None:
+    assert SystemRow._fields == tuple(InfoSystem.__table__.c.keys())  # type: ignore[attr-defined]
 
 
 def test_show_unknown_item(engine: Engine, alice: Actor) -> None:

@@ -393,6 +393,21 @@ class _ControlRow(NamedTuple):
     control: str
 
 
+class SystemRow(NamedTuple):
+    """A system's columns (those of ``InfoSystem``), as :class:`ItemDetail` carries them."""
+
+    id: int
+    team_id: str
+    name: str
+    name_key: str
+    impact: str
+    organization: str | None
+    ao_user_id: str | None
+    is_default: bool
+    created_by: str
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class ItemDetail:
     """Everything ``/poam show`` and the exports need about one item.
@@ -404,7 +419,7 @@ class ItemDetail:
     """
 
     item: Item | Columns
-    system: Columns
+    system: SystemRow
     controls: list[str]
     milestones: list[MilestoneRow]
     #: Empty when read without them (``with_changes=False``: the card, which
@@ -413,21 +428,31 @@ class ItemDetail:
     requests: list[RequestRow]
 
 
-_ITEM_COLUMNS_BY_NUMBER = sa_select(_ITEMS).where(
-    _ITEMS.c.team_id == bindparam("team_id"), _ITEMS.c.number == bindparam("number")
+_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
+_SYSTEM_COLUMNS = tuple(_SYSTEM_TABLE.c[name] for name in SystemRow._fields)
+#: The item's columns, then its system's, labelled apart (``system__id`` beside ``system_id``).
+_ITEM_WITH_SYSTEM_BY_NUMBER = (
+    sa_select(_ITEMS, *(column.label(f"system__{column.name}") for column in _SYSTEM_COLUMNS))
+    .join_from(
+        _ITEMS, _SYSTEM_TABLE, (_SYSTEM_TABLE.c.id == _ITEMS.c.system_id) & (_SYSTEM_TABLE.c.team_id == _ITEMS.c.team_id)
+    )
+    .where(_ITEMS.c.team_id == bindparam("team_id"), _ITEMS.c.number == bindparam("number"))
 )
+_ITEM_WIDTH = len(_ITEMS.c)
 
 
 def show_item(session: Session, actor: Actor, *, number: int, with_changes: bool = True) -> ItemDetail:
     """Item ``number`` with its details, for reading only: the item is a row
-    (``Columns``), not an ORM object. Or :class:`NotFound`. ``with_changes=False``
-    leaves ``changes`` empty (the card does not show them: a statement less)."""
+    (``Columns``, read with its system in one statement), not an ORM object.
+    Or :class:`NotFound`. ``with_changes=False`` leaves ``changes`` empty (the
+    card does not show them: a statement less)."""
     _check_number(number)
     params = {"team_id": actor.team_id, "number": number}
-    item = rows_of(session).execute(_ITEM_COLUMNS_BY_NUMBER, params).first()
-    if item is None:
+    row = rows_of(session).execute(_ITEM_WITH_SYSTEM_BY_NUMBER, params).first()
+    if row is None:
         raise _no_such_item(actor, number)
-    return item_details(session, [item], with_changes=with_changes)[0]
+    system = SystemRow._make(row[_ITEM_WIDTH:])
+    return _with_details(session, [row], {system.id: system}, with_changes=with_changes)[0]
 
 
 Row = TypeVar("Row", _ControlRow, MilestoneRow, ChangeRow, RequestRow)
@@ -455,8 +480,7 @@ _DETAIL_ROWS: dict[type, tuple[Any, Any]] = {
         (RequestRow, ReviewRequest, "id"),
     )
 }
-_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
-_SYSTEMS = sa_select(_SYSTEM_TABLE).where(
+_SYSTEMS = sa_select(*_SYSTEM_COLUMNS).where(
     _SYSTEM_TABLE.c.team_id == bindparam("team_id"), _SYSTEM_TABLE.c.id.in_(bindparam("ids", expanding=True))
 )
 
@@ -482,11 +506,18 @@ def item_details(session: Session, items: Sequence[Item | Columns], *, with_chan
     item; without their milestone changes when ``with_changes`` is False."""
     if not items:
         return []
+    params = {"team_id": items[0].team_id, "ids": list({item.system_id for item in items})}
+    systems = {row.id: SystemRow._make(row) for row in rows_of(session).execute(_SYSTEMS, params)}
+    return _with_details(session, items, systems, with_changes=with_changes)
+
+
+def _with_details(
+    session: Session, items: Sequence[Item | Columns], systems: dict[int, SystemRow], *, with_changes: bool
+) -> list[ItemDetail]:
+    """The items' details but their systems, which the caller has read."""
     ids = [item.id for item in items]
     team_id = items[0].team_id
-    system_ids = list({item.system_id for item in items})
     connection = rows_of(session)
-    systems = {system.id: system for system in connection.execute(_SYSTEMS, {"team_id": team_id, "ids": system_ids})}
     controls = _by_item(connection, _ControlRow, team_id, ids)
     milestones = _by_item(connection, MilestoneRow, team_id, ids)
     changes = _by_item(connection, ChangeRow, team_id, ids) if with_changes else {id_: [] for id_ in ids}  # type: ignore[misc]
