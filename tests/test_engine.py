@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, insert, select, text
 
-from bot.store.engine import unit_of_work
+from bot.store.engine import unit_of_work, writes_together
 from bot.store.models import Workspace
 from tests.db import plain_postgresql
 
@@ -64,7 +64,7 @@ def test_postgresql_checkout_sends_nothing_to_the_server(engine: Engine) -> None
     with plain_postgresql(engine.url) as observer, unit_of_work(engine, read_only=True) as session:
         assert session.connection().connection.dbapi_connection.info.backend_pid == pid
         last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-    assert last_query == ("COMMIT",)  # the end of the previous unit, nothing since
+    assert last_query == ("SELECT pg_backend_pid()",)  # the previous unit's statement, nothing since
 
 
 def test_postgresql_replaces_a_connection_the_server_closed(engine: Engine) -> None:
@@ -134,3 +134,54 @@ def test_engine_begin_is_one_transaction(engine: Engine) -> None:
         raise RuntimeError("fail after the insert")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM workspaces WHERE team_id = 'T0ROLLBACK'")).scalar() == 0
+
+
+def _two_clocks(session: Any) -> tuple[datetime, datetime]:
+    """``now()`` (when the transaction began) twice, 20 ms apart."""
+    first = session.connection().exec_driver_sql("SELECT now()").scalar()
+    time.sleep(0.02)
+    return first, session.connection().exec_driver_sql("SELECT now()").scalar()
+
+
+def test_postgresql_readers_run_without_a_transaction(engine: Engine) -> None:
+    """No BEGIN and COMMIT round trips for a reader: each statement is its own
+    transaction (as at READ COMMITTED it takes its own snapshot anyway). A
+    writer is one transaction, also right after a reader on the same connection."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL transactions")
+    with unit_of_work(engine, read_only=True) as session:
+        first, second = _two_clocks(session)
+        assert first < second
+    with unit_of_work(engine, max_wait=2.0) as session:
+        first, second = _two_clocks(session)
+        assert first == second
+    with unit_of_work(engine, read_only=True) as session:
+        first, second = _two_clocks(session)
+        assert first < second
+
+
+def _workspace(team_id: str) -> Workspace:
+    return Workspace(team_id=team_id, created_at=datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def _workspaces(engine: Engine, *team_ids: str) -> list[str]:
+    with unit_of_work(engine, read_only=True) as session:
+        return list(session.execute(select(Workspace.team_id).where(Workspace.team_id.in_(team_ids))).scalars())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_writes_together_are_all_or_nothing(engine: Engine, read_only: bool) -> None:
+    """In a reader too (a workspace's first use): a failure inside the block
+    leaves none of its writes, also those already flushed."""
+    with pytest.raises(RuntimeError), unit_of_work(engine, read_only=read_only) as session:
+        with writes_together(session):
+            session.add(_workspace("T0FIRST"))
+            session.flush()
+            session.add(_workspace("T0SECOND"))
+            raise RuntimeError("fail between the writes")
+    assert _workspaces(engine, "T0FIRST", "T0SECOND") == []
+    with unit_of_work(engine, read_only=read_only) as session, writes_together(session):
+        session.add(_workspace("T0FIRST"))
+        session.flush()
+        session.add(_workspace("T0SECOND"))
+    assert sorted(_workspaces(engine, "T0FIRST", "T0SECOND")) == ["T0FIRST", "T0SECOND"]

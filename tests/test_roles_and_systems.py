@@ -281,6 +281,17 @@ def test_default_system_on_first_use(engine: Engine, alice: Actor) -> None:
         assert len(session.exec(select(InfoSystem)).all()) == 1
 
 
+def test_default_system_on_first_use_in_a_read_only_unit(engine: Engine, alice: Actor) -> None:
+    # /poam log without a title and /poam list read only; on PostgreSQL such a
+    # unit has no transaction, so the first use writes its rows together.
+    with unit_of_work(engine, read_only=True) as session:
+        assert [system.name for system in list_systems(session, alice)] == [DEFAULT_SYSTEM_NAME]
+    assert [(event.seq, event.action) for event in events(engine)] == [(1, "system.added")]
+    with unit_of_work(engine) as session:
+        workspace = session.get(Workspace, TEAM)
+        assert workspace is not None and workspace.audit_seq == 1
+
+
 def test_each_workspace_has_its_own_default(engine: Engine, alice: Actor, make_actor: Callable[..., Actor]) -> None:
     ours = run(engine, lambda s: find_system(s, alice, name=None))
     theirs = run(engine, lambda s: find_system(s, make_actor(ALICE, team=OTHER_TEAM), name="default"))

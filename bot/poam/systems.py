@@ -18,6 +18,7 @@ from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.permissions import require_admin
 from bot.poam.text import clean_text
 from bot.store import counters
+from bot.store.engine import writes_together
 from bot.store.models import InfoSystem, Workspace
 from bot.store.rows import Columns, rows_of
 
@@ -51,8 +52,9 @@ def ensure_workspace(session: Session, actor: Actor) -> None:
     """
     if session.get(Workspace, actor.team_id) is not None:
         return
-    if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
-        _new_system(session, actor, name=DEFAULT_SYSTEM_NAME, impact=Impact.MODERATE, default=True)
+    with writes_together(session):  # perhaps in a read-only unit of work
+        if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
+            _new_system(session, actor, name=DEFAULT_SYSTEM_NAME, impact=Impact.MODERATE, default=True)
 
 
 def _new_system(
