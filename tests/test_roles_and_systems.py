@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.poam import audit
@@ -28,7 +29,7 @@ from bot.poam.systems import (
 )
 from bot.store.engine import unit_of_work
 from bot.store.models import InfoSystem, RoleGrant, Workspace
-from tests.db import assert_refused, events, run, snapshot
+from tests.db import assert_refused, events, run, snapshot, statements
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
@@ -56,9 +57,16 @@ def grants(engine: Engine, team: str = TEAM) -> list[tuple[str, str, str]]:
 def actor_from_db(
     engine: Engine, clock: FixedClock, user_id: str, team: str = TEAM, **kwargs: Any
 ) -> Actor:
+    """The actor as a request loads it, with its roles read in that unit of work
+    (they are read when first needed, and cannot be after the unit ends)."""
     kwargs.setdefault("tz", ZoneInfo("UTC"))
     kwargs.setdefault("rules", Rules())
-    return run(engine, lambda s: load_actor(s, team_id=team, user_id=user_id, clock=clock, **kwargs))
+
+    def load(session: Session) -> Actor:
+        actor = load_actor(session, team_id=team, user_id=user_id, clock=clock, **kwargs)
+        return replace(actor, roles=frozenset(actor.roles))
+
+    return run(engine, load)
 
 
 # ---------------------------------------------------------------- load_actor
@@ -102,6 +110,28 @@ def test_load_actor_with_grants(engine: Engine, clock: FixedClock, admin: Actor)
     # Grants belong to one workspace.
     assert actor_from_db(engine, clock, BOB, team=OTHER_TEAM).roles == frozenset()
     assert not actor_from_db(engine, clock, ALICE, team=OTHER_TEAM).is_admin
+
+
+def test_load_actor_reads_the_grants_only_when_a_check_needs_them(
+    engine: Engine, clock: FixedClock, admin: Actor
+) -> None:
+    """Most requests check no role: they must not pay for the grants query."""
+    run(engine, lambda s: grant_role(s, admin, user_id=BOB, role=Role.VERIFIER))
+
+    def load(session: Session, user_id: str, **kwargs: Any) -> Actor:
+        return load_actor(session, team_id=TEAM, user_id=user_id, tz=ZoneInfo("UTC"), clock=clock, rules=Rules(), **kwargs)
+
+    with unit_of_work(engine, read_only=True) as session, statements(engine) as seen:
+        bob = load(session, BOB)
+        configured = load(session, ADMIN, configured_admins={ADMIN})
+        assert configured.is_admin and seen == []  # known without reading
+        assert Role.VERIFIER in bob.roles and not bob.is_admin and Role.AO not in bob.roles
+        assert len(seen) == 1 and "role_grants" in seen[0][0]  # read once, then kept
+        assert sorted(bob.roles) == [Role.VERIFIER] and len(seen) == 1
+    with unit_of_work(engine, read_only=True) as session:
+        unchecked = load(session, BOB)
+    with pytest.raises(RuntimeError, match="after its unit of work ended"):
+        _ = Role.VERIFIER in unchecked.roles
 
 
 def test_admin_by_any_source_can_act(engine: Engine, clock: FixedClock, admin: Actor) -> None:

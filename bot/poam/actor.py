@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -45,12 +46,14 @@ class Actor:
     """Built per request by the caller (Slack handler, CLI, importer), usually
     with :func:`bot.poam.roles.load_actor`. ``clock`` and ``tz`` give "now"
     and "today" as this user sees them, so the domain never reads the wall
-    clock and relative dates follow the user's Slack time zone.
+    clock and relative dates follow the user's Slack time zone. ``roles`` is any
+    set: :func:`~bot.poam.roles.load_actor` gives one that reads the grants
+    only when a check first needs them.
     """
 
     team_id: str
     user_id: str
-    roles: frozenset[Role]
+    roles: Set[Role]
     tz: ZoneInfo
     clock: Clock
     rules: Rules = field(default_factory=Rules)
