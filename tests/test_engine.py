@@ -30,8 +30,9 @@ def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> Non
     ]
 
 
-def test_postgresql_lock_timeout_caps_request_writers_only(engine: Engine) -> None:
-    """Readers never wait for writers on PostgreSQL; jobs may wait as long as it takes."""
+def test_postgresql_lock_timeout_is_the_units_max_wait(engine: Engine) -> None:
+    """Requests wait at most their max_wait for a lock (readers wait only for a
+    schema change); jobs may wait as long as it takes."""
     if engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL lock timeout")
 
@@ -39,7 +40,33 @@ def test_postgresql_lock_timeout_caps_request_writers_only(engine: Engine) -> No
         with unit_of_work(engine, **options) as session:
             return session.connection().exec_driver_sql("SHOW lock_timeout").scalar()  # type: ignore[no-any-return]
 
-    assert [lock_timeout(max_wait=2.0), lock_timeout(max_wait=2.0, read_only=True), lock_timeout()] == ["2s", "0", "0"]
+    assert [lock_timeout(max_wait=2.0), lock_timeout(max_wait=2.0, read_only=True), lock_timeout()] == ["2s", "2s", "0"]
+    assert [lock_timeout(max_wait=0.5), lock_timeout(max_wait=0.5, read_only=True)] == ["500ms", "500ms"]
+
+
+def test_postgresql_lock_timeout_outlives_a_rollback(engine: Engine) -> None:
+    """The timeout is set for the pooled connection, outside any transaction, so a
+    unit of work that fails does not take it back for the next one."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL lock timeout")
+    with pytest.raises(RuntimeError), unit_of_work(engine, max_wait=2.0) as session:
+        session.connection().exec_driver_sql("SELECT 1")
+        raise RuntimeError("the unit of work fails")
+    with unit_of_work(engine, max_wait=2.0) as session:
+        assert session.connection().exec_driver_sql("SHOW lock_timeout").scalar() == "2s"
+
+
+def test_postgresql_writers_begin_without_a_round_trip(engine: Engine) -> None:
+    """Once a pooled connection has the unit's lock timeout, a writer's transaction
+    starts with its own first statement: nothing is sent when it begins."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL lock timeout")
+    with unit_of_work(engine, max_wait=2.0) as session:
+        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with plain_postgresql(engine.url) as observer, unit_of_work(engine, max_wait=2.0) as session:
+        assert session.connection().connection.dbapi_connection.info.backend_pid == pid
+        last_query = observer.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    assert last_query == ("COMMIT",)  # the previous unit's end, nothing since
 
 
 def test_no_engine_events(engine: Engine) -> None:

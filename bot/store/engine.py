@@ -8,7 +8,7 @@ transaction that reads first and writes later fails at once with
 timeout does not apply to that upgrade), which concurrent claims would hit.
 
 How a transaction begins (SQLite's ``BEGIN`` or ``BEGIN IMMEDIATE`` and busy
-timeout, PostgreSQL's lock timeout) is decided by the dialect's ``do_begin``,
+timeout, PostgreSQL's autocommit and lock timeout) is decided by the dialect's ``do_begin``,
 which reads what the unit of work asked for from a context variable, not by
 an engine ``begin`` event as in SQLAlchemy's recipe: any engine event puts
 every statement of every connection on SQLAlchemy's slower event path, ~15%
@@ -96,6 +96,10 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
 
 
 def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")  # a pool event: no cost per statement
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        record.info[_BUSY_MS] = None  # a new session has the server's lock_timeout
+
     @event.listens_for(engine, "checkout")  # a pool event: no cost per statement
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if _server_hung_up(dbapi_connection):
@@ -103,22 +107,27 @@ def _configure_postgresql(engine: Engine) -> None:
 
     def do_begin(connection: Any) -> None:
         begin = _UNIT_BEGIN.get() or _Begin()
-        # A reader runs each statement on its own: no BEGIN and COMMIT round
-        # trips (see unit_of_work). Setting the mode costs none.
         dbapi_connection = connection.dbapi_connection
+        if connection.info.get(_BUSY_MS) != begin.busy_ms:  # a pooled connection keeps the last one set
+            _set_lock_timeout(dbapi_connection, begin.busy_ms)
+            connection.info[_BUSY_MS] = begin.busy_ms
+        # A reader runs each statement on its own: no BEGIN and COMMIT round
+        # trips (see unit_of_work). Setting the mode costs none; psycopg opens
+        # a writer's transaction with its first statement.
         if dbapi_connection.autocommit != begin.read_only:
             dbapi_connection.autocommit = begin.read_only
-        # Without a cap (jobs, the CLI) wait as long as it takes; readers never
-        # wait for writers on PostgreSQL, so they skip the extra round trip.
-        # psycopg opens the transaction with this first statement itself.
-        if begin.busy_ms is not None and not begin.read_only:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(f"SET LOCAL lock_timeout = {int(begin.busy_ms)}")
-            finally:
-                cursor.close()
 
     _replace_do_begin(engine, do_begin)
+
+
+def _set_lock_timeout(dbapi_connection: Any, busy_ms: int | None) -> None:
+    """Set the session's ``lock_timeout`` (None: the server's own), outside any
+    transaction so that no rollback undoes it. Once per pooled connection and
+    value, instead of a ``SET LOCAL`` round trip at the start of every transaction."""
+    dbapi_connection.autocommit = True
+    value = "DEFAULT" if busy_ms is None else str(int(busy_ms))
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {value}")
 
 
 def _server_hung_up(dbapi_connection: Any) -> bool:
@@ -164,7 +173,8 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | N
     stop writes; a reader that may write (a workspace's first use) puts those
     writes in :func:`writes_together`. ``max_wait``
     caps how long it waits for another writer (SQLite's busy timeout,
-    PostgreSQL's lock timeout): requests that must answer within Slack's 3
+    PostgreSQL's lock timeout, which there covers readers too: they wait only
+    for a schema change): requests that must answer within Slack's 3
     seconds fail fast and cleanly (:func:`is_busy`) instead of waiting on.
     Both hold for every transaction the block begins in this context (a unit
     that commits midway begins the next one the same way); the first begins
