@@ -33,7 +33,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, find_system, list_systems
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item, Workspace
-from tests.db import events, run
+from tests.db import events, run, statements
 
 TEAM = "T0001"
 ALICE = "U00000ALICE"
@@ -188,6 +188,31 @@ def test_chain_links_and_head(engine: Engine, admin: Actor, alice: Actor, bob: A
         assert (workspace.audit_seq, workspace.audit_head) == (total, trail[-1].hash)
     report = verify(engine)
     assert (report.team_id, report.events, report.broken, report.ok) == (TEAM, total, None, True)
+
+
+def test_an_audited_change_appends_its_event_and_head_together(engine: Engine, alice: Actor) -> None:
+    """On PostgreSQL one statement inserts the event and moves the chain's head
+    (a round trip less per change); SQLite runs the two on their own. Either
+    way the chain verifies."""
+    run(engine, lambda s: log_item(s, alice, title="Outdated OpenSSL", severity=Severity.HIGH))
+    with statements(engine) as seen:
+        run(engine, lambda s: claim_item(s, alice, number=1))
+    writes = [statement for statement, _ in seen if "INSERT INTO audit_events" in statement or "SET audit_head" in statement]
+    if engine.dialect.name == "postgresql":
+        assert len(writes) == 1 and "INSERT INTO audit_events" in writes[0] and "SET audit_head" in writes[0]
+    else:
+        assert len(writes) == 2
+    trail = events(engine)
+    assert [(e.seq, e.action, e.actor_id) for e in trail][-1] == (len(trail), "item.claimed", ALICE)
+    with unit_of_work(engine, read_only=True) as session:
+        workspace = session.get(Workspace, TEAM)
+        assert workspace is not None and workspace.audit_head == trail[-1].hash
+    assert verify(engine).ok
+
+
+def test_every_column_of_an_event_but_its_id_is_chained() -> None:
+    columns = set(AuditEvent.__table__.c.keys()) - {"id"}  # type: ignore[attr-defined]
+    assert set(audit._EVENT_COLUMNS) == columns
 
 
 def test_event_hash_covers_every_field() -> None:
