@@ -210,9 +210,11 @@ def test_an_audited_change_appends_its_event_and_head_together(engine: Engine, a
     assert verify(engine).ok
 
 
-def test_every_column_of_an_event_but_its_id_is_chained() -> None:
+def test_every_column_of_an_event_but_its_id_is_chained(alice: Actor) -> None:
     columns = set(AuditEvent.__table__.c.keys()) - {"id"}  # type: ignore[attr-defined]
     assert set(audit._EVENT_COLUMNS) == columns
+    (row,) = audit._chained_rows(alice, [("item.claimed", 1, {})], first_seq=1, prev_hash="")
+    assert set(row) == columns
 
 
 def test_event_hash_covers_every_field() -> None:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor
@@ -28,21 +28,15 @@ _VERIFY_BATCH = 1000
 _INSERT_BATCH = 1000
 
 _EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
-_WORKSPACES = Workspace.__table__  # type: ignore[attr-defined]
 #: What ``_chained_rows`` fills in: every column but the id.
-_EVENT_COLUMNS = ("team_id", "seq", "item_id", "actor_id", "action", "at", "details", "prev_hash", "hash")
+_EVENT_COLUMNS = tuple(name for name in _EVENTS.c.keys() if name != "id")
 #: One event and the chain's new head in one statement, built once: PostgreSQL
 #: runs an INSERT inside a WITH, a round trip less for every audited change
 #: (nearly all write one event). SQLite cannot; there a round trip costs little.
-_APPEND_ONE_POSTGRESQL = (
-    update(_WORKSPACES)
-    .where(_WORKSPACES.c.team_id == bindparam("workspace"))
-    .values(audit_head=bindparam("event_hash"))
-    .add_cte(
-        insert(_EVENTS)  # bound as event_<column>: a column's own name is SQLAlchemy's in an UPDATE
-        .values({name: bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS})
-        .cte("new_event")
-    )
+_APPEND_ONE_POSTGRESQL = counters.SET_AUDIT_HEAD.add_cte(
+    insert(_EVENTS)  # bound as event_<column>: a column's own name is SQLAlchemy's in an UPDATE
+    .values({name: bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS})
+    .cte("new_event")
 )
 
 
@@ -121,8 +115,9 @@ def record_many(
     first, head = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
     rows = _chained_rows(actor, entries, first_seq=first, prev_hash=head)
     if len(entries) == 1 and session.get_bind().dialect.name == "postgresql":
-        params = {f"event_{name}": value for name, value in next(rows).items()}
-        session.execute(_APPEND_ONE_POSTGRESQL, {**params, "workspace": actor.team_id})
+        row = next(rows)
+        params = {f"event_{name}": value for name, value in row.items()}
+        session.execute(_APPEND_ONE_POSTGRESQL, {**params, "workspace": actor.team_id, "new_head": row["hash"]})
         return
     while batch := list(islice(rows, _INSERT_BATCH)):
         session.exec(insert(_EVENTS), params=batch)

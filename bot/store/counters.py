@@ -32,7 +32,9 @@ _BUMP_AUDIT_SEQ = (
     .values(audit_seq=_WORKSPACES.c.audit_seq + bindparam("count"))
     .returning(_WORKSPACES.c.audit_seq, _WORKSPACES.c.audit_head)
 )
-_SET_AUDIT_HEAD = update(_WORKSPACES).where(_THIS_WORKSPACE).values(audit_head=bindparam("new_head"))
+#: Binds ``workspace`` and ``new_head``; ``bot.poam.audit`` adds the event's
+#: INSERT to it on PostgreSQL.
+SET_AUDIT_HEAD = update(_WORKSPACES).where(_THIS_WORKSPACE).values(audit_head=bindparam("new_head"))
 
 
 def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime) -> bool:
@@ -66,7 +68,7 @@ def next_audit_slot(session: Session, *, team_id: str, count: int = 1) -> tuple[
 
 
 def set_audit_head(session: Session, *, team_id: str, head: str) -> None:
-    session.execute(_SET_AUDIT_HEAD, {"workspace": team_id, "new_head": head})
+    session.execute(SET_AUDIT_HEAD, {"workspace": team_id, "new_head": head})
 
 
 def lock_workspace(session: Session, *, team_id: str) -> None:
