@@ -7,7 +7,6 @@ serve``, by ``bot.web`` on the first request, and by the tests.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -28,15 +27,6 @@ from bot.store.engine import make_engine
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
-#: Bolt's listener threads per process. They run each request's own work
-#: (parsing, the database, at most 2 s waiting for a writer, building the
-#: answer, opening a form, one quick Slack call for a new user or a message
-#: link); the Slack calls after it go to ``Services.after_ack``. Bolt's
-#: default is 5; with SQLite every query lets another thread take the GIL,
-#: and fewer busy listeners gave lower p99s and more throughput at one worker
-#: in bench/load.py (README "Performance"), not everywhere; one would leave a
-#: request that waits on the database nothing to overlap with.
-LISTENER_THREADS = 2
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -66,17 +56,17 @@ def build_app(
     require_slack(settings)
     assert settings.slack_signing_secret is not None
     clock = clock or SystemClock()
-    app = App(
-        name="poam-bot",
-        client=client or web_client(settings),
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="poam-listener"),
-    )
     services = Services(
         engine=engine or make_engine(settings.database_url),
         settings=settings,
         clock=clock,
         users=UserDirectory(default_tz=settings.timezone, clock=clock),
+    )
+    app = App(
+        name="poam-bot",
+        client=client or web_client(settings),
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        listener_executor=services.turns.executor,
     )
     commands.register(app, services)
 

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import after_ack, finish, open_form, open_view
+from bot.commands.followup import after_ack, after_quick_ack, finish, open_form, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -75,9 +75,7 @@ def _answer_and_finish(
 
 def register(app: App, services: Services) -> None:
     def on(action: ActionId, work: Callable[[SlackRequest, dict[str, Any]], Reply]) -> None:
-        @app.action(_pattern(action))
-        def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-            ack()
+        def clicked(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
             box: list[SlackRequest] = []
 
             def run() -> Reply:
@@ -91,6 +89,11 @@ def register(app: App, services: Services) -> None:
             else:
                 after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
                           replace_original=False)
+
+        @app.action(_pattern(action))
+        def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+            ack()
+            after_quick_ack(services, clicked, body, client, respond)
 
     def ref(body: dict[str, Any]) -> metadata.ItemRef:
         return metadata.load(metadata.ItemRef, body["actions"][0].get("value"))
@@ -142,10 +145,7 @@ def register(app: App, services: Services) -> None:
 
     on(ActionId.REJECT_FIX, open_reject_form)
 
-    @app.action(_pattern(ActionId.LIST_PAGE))
-    def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        ack()
-
+    def turn_page(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         def run() -> Reply:
             query = metadata.load(metadata.ListPage, body["actions"][0].get("value"))
             return handlers.list_query(request_from(services, client, body), query)
@@ -153,3 +153,8 @@ def register(app: App, services: Services) -> None:
         reply = answer(run)
         after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
                   replace_original=True)
+
+    @app.action(_pattern(ActionId.LIST_PAGE))
+    def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        ack()
+        after_quick_ack(services, turn_page, body, client, respond)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.blockkit.blocks import Block
+from bot.commands.turns import ListenerTurns
 from bot.commands.users import SlackUser, UserDirectory
 from bot.config import Settings
 from bot.poam.actor import Actor, check_team_id, check_user_id
@@ -27,6 +28,15 @@ from bot.store.rows import Columns
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0
+#: Listeners running at once per process (``turns``). They do each request's
+#: own work (parsing, the database, at most 2 s waiting for a writer, building
+#: the answer, opening a form, one quick Slack call for a new user or a message
+#: link); the Slack calls after it go to ``AFTER_ACK_THREADS``. Bolt's default
+#: is 5; with SQLite every query lets another thread take the GIL, and fewer
+#: busy listeners gave lower p99s and more throughput at one worker in
+#: bench/load.py (README "Performance"); one would leave a request that waits
+#: on the database nothing to overlap with.
+LISTENERS_AT_ONCE = 2
 #: Threads for the work after the ack (Slack calls with retries: replies,
 #: channel posts, DMs), apart from Bolt's listener threads so that it never
 #: holds up an ack.
@@ -41,6 +51,10 @@ def _after_ack_pool() -> Executor:
     return ThreadPoolExecutor(max_workers=AFTER_ACK_THREADS, thread_name_prefix="poam-after-ack")
 
 
+def _listener_turns() -> ListenerTurns:
+    return ListenerTurns(LISTENERS_AT_ONCE)
+
+
 def _heavy_work_pool() -> Executor:
     return ThreadPoolExecutor(max_workers=HEAVY_WORK_AT_ONCE, thread_name_prefix="poam-heavy")
 
@@ -53,6 +67,7 @@ class Services:
     settings: Settings
     clock: Clock
     users: UserDirectory
+    turns: ListenerTurns = field(default_factory=_listener_turns)
     after_ack: Executor = field(default_factory=_after_ack_pool)
     heavy_work: Executor = field(default_factory=_heavy_work_pool)
 

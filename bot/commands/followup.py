@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import Respond
@@ -25,20 +24,33 @@ def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **
     """Run ``work(*args, **kwargs)`` on the after-ack threads, not on Bolt's
     listener threads: those are few, and a slow Slack call (retries,
     Retry-After waits) there would hold up everyone's acks."""
-    _submit(services.after_ack, work, args, kwargs)
+    _submit(services.after_ack.submit, work, args, kwargs)
+
+
+def after_quick_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """For a listener whose ack carries nothing (a button, a shortcut): ack, then
+    pass the rest of its work here. It runs on a listener thread once it has a
+    turn (``turns``), like any request, while the ack goes out now: the work may
+    wait up to 2 s for the database and open a form."""
+    _submit(services.turns.later, work, args, kwargs)
 
 
 def in_turn(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """Run an export or an import on the heavy-work threads, a few at a time
     (``HEAVY_WORK_AT_ONCE``), so that few files sit in memory at once; the
     others wait in the queue, not on a thread."""
-    _submit(services.heavy_work, work, args, kwargs)
+    _submit(services.heavy_work.submit, work, args, kwargs)
 
 
-def _submit(pool: Executor, work: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _submit(
+    submit: Callable[[Callable[[], None]], object],
+    work: Callable[..., object],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
     """``work`` tells the user about the failures it expects; anything else that
     escapes it is logged here with its traceback (a thread pool would keep it
-    in a future nobody reads)."""
+    in a future nobody reads). ``submit`` hands ``run`` to a pool."""
 
     def run() -> None:
         try:
@@ -46,7 +58,7 @@ def _submit(pool: Executor, work: Callable[..., object], args: tuple[Any, ...], 
         except Exception:
             log.exception("work after the ack failed (%s)", getattr(work, "__qualname__", work))
 
-    pool.submit(run)
+    submit(run)
 
 
 def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:

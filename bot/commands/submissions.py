@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import BUSY, answer, unexpected
-from bot.commands.followup import after_ack, follow_up, in_turn, tell
+from bot.commands.followup import after_ack, after_quick_ack, follow_up, in_turn, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
 from bot.commands.views import cards
@@ -225,6 +225,9 @@ def register(app: App, services: Services) -> None:
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
     def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
+        after_quick_ack(services, open_log_form, body, client)
+
+    def open_log_form(body: dict[str, Any], client: WebClient) -> None:
         box: list[SlackRequest] = []
 
         def work() -> Reply:

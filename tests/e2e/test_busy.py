@@ -15,7 +15,7 @@ from bot.store.engine import unit_of_work
 from bot.store.models import Item
 from tests.db import snapshot
 from tests.e2e.conftest import wait_for
-from tests.e2e.test_interactions import form_values, log_form
+from tests.e2e.test_interactions import acked, card, form_values, log_form, next_response
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 
@@ -50,6 +50,23 @@ def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
     assert snapshot(engine) == before
     # Once the other writer is done, the same claim goes through.
     assert "You now own *POAM-1*" in slack.command("claim 1", user=BOB).text
+
+
+def test_a_button_acks_at_once_and_its_work_waits_for_the_database(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """A button's ack carries nothing: it goes out before the work, which then
+    waits its turn (here for another writer) and answers through the response URL."""
+    assert "Logged *POAM-1*" in slack.command("log Claimed by a button sev:high", user=ALICE).text
+    wait_for(lambda: _logged_post_recorded(engine))
+    claim = card(slack, 1, user=BOB)["Claim"]
+    seen = len(fake_slack.responses)
+    with unit_of_work(engine) as session:
+        counters.lock_workspace(session, team_id=fake_slack.team_id)
+        acked(slack.click(claim["action_id"], claim["value"], user=BOB))  # while the claim cannot be written
+        time.sleep(0.2)
+        assert fake_slack.responses[seen:] == []
+    assert "You now own *POAM-1*" in str(next_response(fake_slack, seen))
 
 
 def test_a_form_that_cannot_be_saved_in_time_says_so_on_the_form(

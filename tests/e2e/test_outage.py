@@ -9,8 +9,7 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.app import LISTENER_THREADS
-from bot.commands.context import AFTER_ACK_THREADS
+from bot.commands.context import AFTER_ACK_THREADS, LISTENERS_AT_ONCE
 from bot.config import Settings
 from bot.poam.clock import FixedClock
 from bot.reminders.dispatch import Pacer
@@ -45,7 +44,7 @@ def test_slack_slow_after_the_ack_holds_up_no_ack_and_no_form(slack: SlackDriver
     are under way than there are listener threads and after-ack threads, and a
     command still gets its answer, and a form still opens (its trigger expires
     in 3 s), before any of them is through."""
-    slow = max(LISTENER_THREADS, AFTER_ACK_THREADS) + 1
+    slow = max(LISTENERS_AT_ONCE, AFTER_ACK_THREADS) + 1
     for number in range(1, slow + 1):
         assert slack.command(f"log Slow post {number} sev:low", user=ALICE).status == 200
 
