@@ -20,7 +20,7 @@ from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import upgrade
-from tests.db import plain_postgresql
+from tests.db import join_checkpoints, plain_postgresql
 
 POSTGRES_URL = os.environ.get("POAM_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -34,6 +34,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     engine.dispose()  # the last connection to close checkpoints the WAL into the file
+    join_checkpoints()  # which may be a checkpoint's own (bot.store.sqlite_checkpoints)
     return path
 
 

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
+from bot.store import sqlite_checkpoints
 from bot.store.engine import unit_of_work, writes_together
 from bot.store.models import Workspace
-from tests.db import plain_postgresql
+from tests.db import join_checkpoints, plain_postgresql
 
 
 def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> None:
@@ -212,3 +213,37 @@ def test_writes_together_are_all_or_nothing(engine: Engine, read_only: bool) -> 
         session.flush()
         session.add(_workspace("T0SECOND"))
     assert sorted(_workspaces(engine, "T0FIRST", "T0SECOND")) == ["T0FIRST", "T0SECOND"]
+
+
+def _main_file(engine: Engine) -> bytes:
+    """The SQLite database file itself, without what its write-ahead log holds."""
+    with open(engine.url.database or "", "rb") as file:
+        return file.read()
+
+
+def test_sqlite_commits_leave_checkpoints_to_a_thread_of_their_own(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No commit copies the log back into the database file (SQLite's default
+    does, in the commit that takes the log past 1,000 pages); a checkpoint on a
+    thread of its own does, when a writer begins, at most every interval."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 3600.0)
+    with unit_of_work(engine) as session:  # the engine's first writer starts one
+        session.connection().exec_driver_sql("CREATE TABLE filler (page BLOB)")
+    join_checkpoints()
+    before = _main_file(engine)
+    for _ in range(30):  # 1,500 pages of 4 KiB in 30 commits
+        with unit_of_work(engine) as session:
+            session.connection().exec_driver_sql(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) "
+                "INSERT INTO filler SELECT randomblob(4096) FROM n"
+            )
+    join_checkpoints()
+    assert _main_file(engine) == before  # all 1,500 pages are still in the log only
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
+    with unit_of_work(engine) as session:  # the interval is over: this writer starts one
+        session.connection().exec_driver_sql("DELETE FROM filler WHERE rowid = 1")
+    join_checkpoints()
+    assert len(_main_file(engine)) > len(before) + 1_000 * 4096

@@ -1,9 +1,10 @@
 """Engines and units of work.
 
 One database session per request or job, committed or rolled back in one
-place: :func:`unit_of_work`. SQLite gets foreign keys, WAL and a busy timeout,
-and its write transactions start with ``BEGIN IMMEDIATE``: a deferred
-transaction that reads first and writes later fails at once with
+place: :func:`unit_of_work`. SQLite gets foreign keys, WAL (checkpointed off
+the request path: ``sqlite_checkpoints``) and a busy timeout, and its write
+transactions start with ``BEGIN IMMEDIATE``: a deferred transaction that
+reads first and writes later fails at once with
 ``database is locked`` when another writer got there in between (the busy
 timeout does not apply to that upgrade), which concurrent claims would hit.
 
@@ -34,6 +35,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
+
+from bot.store.sqlite_checkpoints import WalCheckpoints
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BUSY_MS = "poam_busy_ms"
@@ -80,9 +83,13 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
+    checkpoints = None if in_memory else WalCheckpoints(engine, engine.url.database or "")
+
     def do_begin(connection: Any) -> None:
         begin = _UNIT_BEGIN.get() or _Begin()
         busy_ms = SQLITE_BUSY_TIMEOUT_MS if begin.busy_ms is None else begin.busy_ms
+        if checkpoints is not None and not begin.read_only:
+            checkpoints.writer_begins()
         cursor = connection.cursor()
         try:
             if connection.info.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
