@@ -10,6 +10,11 @@ the ``auth.test`` Bolt makes when it is built. Like ``bot.web.application`` it
 is built on the first request, in the worker process. It serves only
 ``POST /slack/events``; anything else gets Bolt's 404 (which ``load.py``
 takes as "up").
+
+With ``BARE_LISTENERS=turns`` (``load.py --bare-listeners turns``) its
+listeners run as the bot's do (``bot.commands.turns``: on the request's
+thread, two at a time) instead of on Bolt's default pool, which answers at
+its next 10 ms check: the floor of the bot's own way of running listeners.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from slack_bolt import Ack, App
@@ -46,7 +52,8 @@ def build_bare_app() -> App:
         base_url=os.environ.get("SLACK_API_URL", "https://slack.com/api/"),
         timeout=10,
     )
-    app = App(name="bare-bolt", client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"])
+    app = App(name="bare-bolt", client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+              listener_executor=_listener_executor())
 
     @app.command("/poam")
     def on_command(ack: Ack) -> None:
@@ -57,6 +64,17 @@ def build_bare_app() -> App:
         ack()
 
     return app
+
+
+def _listener_executor() -> Executor | None:
+    """None (Bolt's default pool), or with ``BARE_LISTENERS=turns`` the bot's;
+    imported only then, so that the default floor carries none of the bot's modules."""
+    if os.environ.get("BARE_LISTENERS") != "turns":
+        return None
+    from bot.commands.context import LISTENERS_AT_ONCE
+    from bot.commands.turns import ListenerTurns
+
+    return ListenerTurns(LISTENERS_AT_ONCE).executor
 
 
 class _Lazy:

@@ -30,7 +30,11 @@ What it does, all on 127.0.0.1, stopping by itself:
    ``--threads`` 8; ``bot.gunicorn_conf`` with ``POAM_PIN_WORKERS=true``, so
    each worker is pinned to a core, unless ``--no-pin``), the same signing
    secret and fake Slack. ``poam-bot serve``
-   is not used because it also starts the reminder scheduler. Waits for the
+   is not used because it also starts the reminder scheduler. The bare app
+   runs its listeners on Bolt's default pool, whose answer goes out at the
+   request thread's next 10 ms check; the bot runs them on the request's own
+   thread (``bot.commands.turns``), and ``--bare-listeners turns`` gives the
+   bare app that too, for the floor of the bot's own way. Waits for the
    bot's ``/healthz`` (200) and for any answer of the bare app (404).
 4. Warms both up: one ``/poam show`` from each of the 1,000 users (so the
    bot's users.info cache is warm, as it is in steady state), then
@@ -60,8 +64,8 @@ What it does, all on 127.0.0.1, stopping by itself:
 Latency is measured by the client: from sending the request to reading the
 whole answer, i.e. what Slack waits for (the ack). Work the bot does after the
 ack (a button's reply through the response URL, a post in the item's thread)
-is not in it, but it uses the same CPU and Bolt's listener threads, so it
-shows in the figures. Client, fake Slack and servers share the machine: on a
+is not in it, but it uses the same CPU and takes its turn with the requests
+(``bot.commands.turns``), so it shows in the figures. Client, fake Slack and servers share the machine: on a
 small one the figures are lower than the servers alone would give.
 """
 
@@ -121,7 +125,7 @@ def prepare_database(url: str, *, items: int, reuse: bool, seed_value: int) -> d
 
     from bench.seed import seed
     from bot.poam.lifecycle import NOT_CLOSED, Status
-    from bot.store.engine import make_engine
+    from bot.store.engine import dispose, make_engine
     from bot.store.migrate import upgrade
     from bot.store.models import Item, Workspace
 
@@ -158,7 +162,7 @@ def prepare_database(url: str, *, items: int, reuse: bool, seed_value: int) -> d
                 select(Item.number).where(Item.team_id == TEAM, Item.owner_id.is_(None), Item.status == Status.OPEN)
             ).scalars())
     finally:
-        engine.dispose()
+        dispose(engine)  # request_cost.py may copy the file next
     if not owners or last == 0:
         raise SystemExit("the workspace has no owned items; seed it with bench/seed.py")
     return {"items": total, "last": last, "owners": owners, "unclaimed": unclaimed}
@@ -563,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="leave both servers' workers free to run on any core (POAM_PIN_WORKERS=false)")
     parser.add_argument("--targets", default="bare,bot", help="which servers to drive (default bare,bot)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the data and of the request mix")
+    parser.add_argument("--bare-listeners", choices=("bolt", "turns"), default="bolt",
+                        help="how the bare app runs its listeners: Bolt's default pool, which answers at its "
+                             "next 10 ms check (default), or as the bot does (bot.commands.turns)")
     parser.add_argument("--bot-app", default="bot.web:application",
                         help="the bot's WSGI app for gunicorn (default bot.web:application; another "
                              "module:name to compare a variant, importable from the clone or PYTHONPATH)")
@@ -591,6 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "SLACK_API_URL": base_url, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
         env.pop("SLACK_APP_TOKEN", None)
         env["POAM_PIN_WORKERS"] = "false" if args.no_pin else "true"
+        env["BARE_LISTENERS"] = args.bare_listeners
         servers: dict[str, Server] = {}
         apps = {"bot": args.bot_app, "bare": "bench.bare_app:application"}
         for name in targets:
@@ -605,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"database {shown}: {data['items']:,} items, {len(data['owners']):,} owners with open items, "
               f"{len(data['unclaimed']):,} unclaimed")
         print(f"servers: gunicorn gthread, {args.workers} worker(s) × {args.threads} threads, "
-              f"POAM_PIN_WORKERS={env['POAM_PIN_WORKERS']}; "
+              f"POAM_PIN_WORKERS={env['POAM_PIN_WORKERS']}; bare app's listeners: {args.bare_listeners}; "
               f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
 
         response_url = base_url.replace("/api/", "/respond/load")

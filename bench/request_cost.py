@@ -12,8 +12,8 @@ steady state), then 20 unmeasured requests of each kind go before the
 measured ones.
 
 One request at a time, a request costs more CPU time than under load (caches
-gone cold and a slower clock while the process waits on Bolt's 10 ms ack
-poll), and the time still moves between runs. With ``--instructions`` it
+gone cold, a slower clock between requests), and the time still moves
+between runs. With ``--instructions`` it
 counts instructions under valgrind instead, whatever else the machine is
 doing; the count still moves between runs (the bot's threads interleave
 differently, and a click's work goes on after its ack), so compare runs of

@@ -16,7 +16,7 @@ from bot.app import build_app, web_client
 from bot.config import Settings, require_slack
 from bot.poam.clock import SystemClock
 from bot.reminders.scheduler import Scheduler
-from bot.store.engine import make_engine
+from bot.store.engine import dispose, make_engine
 from bot.store.migrate import require_current, upgrade
 from bot.web import from_settings
 
@@ -31,7 +31,7 @@ def prepare_database(settings: Settings) -> None:
         else:
             require_current(engine)
     finally:
-        engine.dispose()
+        dispose(engine)  # before the fork: no checkpoint thread may hold SQLite's locks
 
 
 def make_scheduler(settings: Settings) -> Scheduler:

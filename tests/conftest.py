@@ -18,9 +18,9 @@ from sqlmodel import Session, SQLModel
 
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
-from bot.store.engine import make_engine, unit_of_work
+from bot.store.engine import dispose, make_engine, unit_of_work
 from bot.store.migrate import upgrade
-from tests.db import join_checkpoints, plain_postgresql
+from tests.db import plain_postgresql
 
 POSTGRES_URL = os.environ.get("POAM_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
@@ -33,8 +33,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "poam.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
-    engine.dispose()  # the last connection to close checkpoints the WAL into the file
-    join_checkpoints()  # which may be a checkpoint's own (bot.store.sqlite_checkpoints)
+    dispose(engine)  # the last connection to close checkpoints the WAL into the file
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +15,6 @@ from sqlmodel import Session, SQLModel, col, select
 from bot.poam.errors import PoamError
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item
-from bot.store.sqlite_checkpoints import CHECKPOINT_THREAD
 
 TEAM = "T0001"
 
@@ -39,13 +37,6 @@ def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
-
-
-def join_checkpoints() -> None:
-    """Wait for the SQLite checkpoints under way (threads of their own) to end."""
-    for thread in threading.enumerate():
-        if thread.name == CHECKPOINT_THREAD:
-            thread.join()
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import sqlite3
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
 from bot.store import sqlite_checkpoints
-from bot.store.engine import unit_of_work, writes_together
+from bot.store.engine import unit_of_work, wait_for_checkpoints, writes_together
 from bot.store.models import Workspace
-from tests.db import join_checkpoints, plain_postgresql
+from tests.db import plain_postgresql
 
 
 def test_sqlite_max_wait_applies_to_its_unit_of_work_only(engine: Engine) -> None:
@@ -221,29 +222,50 @@ def _main_file(engine: Engine) -> bytes:
         return file.read()
 
 
+def _fill(engine: Engine, pages: int) -> None:
+    """One writer's commit of ``pages`` new pages of 4 KiB."""
+    with unit_of_work(engine) as session:
+        session.connection().exec_driver_sql(
+            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {pages}) "
+            "INSERT INTO filler SELECT randomblob(4096) FROM n"
+        )
+
+
 def test_sqlite_commits_leave_checkpoints_to_a_thread_of_their_own(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No commit copies the log back into the database file (SQLite's default
     does, in the commit that takes the log past 1,000 pages); a checkpoint on a
-    thread of its own does, when a writer begins, at most every interval."""
+    thread of its own does, after a writer commits, at most every interval."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite checkpoints")
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 3600.0)
     with unit_of_work(engine) as session:  # the engine's first writer starts one
         session.connection().exec_driver_sql("CREATE TABLE filler (page BLOB)")
-    join_checkpoints()
+    wait_for_checkpoints(engine)
     before = _main_file(engine)
-    for _ in range(30):  # 1,500 pages of 4 KiB in 30 commits
-        with unit_of_work(engine) as session:
-            session.connection().exec_driver_sql(
-                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) "
-                "INSERT INTO filler SELECT randomblob(4096) FROM n"
-            )
-    join_checkpoints()
+    for _ in range(30):  # 1,500 pages in 30 commits
+        _fill(engine, 50)
+    wait_for_checkpoints(engine)
     assert _main_file(engine) == before  # all 1,500 pages are still in the log only
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
     with unit_of_work(engine) as session:  # the interval is over: this writer starts one
         session.connection().exec_driver_sql("DELETE FROM filler WHERE rowid = 1")
-    join_checkpoints()
+    wait_for_checkpoints(engine)
     assert len(_main_file(engine)) > len(before) + 1_000 * 4096
+
+
+def test_sqlite_checkpoints_empty_a_log_that_grew_too_long(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steady writes can keep SQLite from starting the log over after a passive
+    checkpoint; past RESTART_PAGES a checkpoint empties it."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_PAGES", 100)
+    wal = Path(f"{engine.url.database}-wal")
+    with unit_of_work(engine) as session:
+        session.connection().exec_driver_sql("CREATE TABLE filler (page BLOB)")
+    wait_for_checkpoints(engine)  # one at a time: the next commit starts the next
+    _fill(engine, 150)
+    wait_for_checkpoints(engine)
+    assert wal.stat().st_size == 0

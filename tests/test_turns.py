@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot.commands.turns import ListenerTurns
 
@@ -24,28 +25,32 @@ def _until_waiting(turns: ListenerTurns, count: int) -> None:
     _until(lambda: turns.waiting == count)
 
 
-def test_a_listener_runs_at_once_on_the_calling_thread_and_its_future_is_done() -> None:
-    turns = ListenerTurns(2)
-    future = turns.executor.submit(lambda a, b: (threading.current_thread(), a + b), 1, b=2)
+def test_a_listener_runs_at_once_on_the_calling_thread_without_waiting_for_a_turn() -> None:
+    turns = ListenerTurns(1)
+    with turns.turn():  # every turn is taken: an ack-only listener runs all the same
+        future = turns.executor.submit(lambda a, b: (threading.current_thread(), a + b), 1, b=2)
     assert future.done() and future.result() == (threading.current_thread(), 3)
 
 
-def test_an_error_stays_in_the_future_and_frees_the_turn() -> None:
-    turns = ListenerTurns(1)
-
+def test_a_listeners_error_stays_in_its_future() -> None:
     def fails() -> None:
         raise RuntimeError("boom")
 
-    future = turns.executor.submit(fails)
-    assert isinstance(future.exception(), RuntimeError)
-    assert turns.executor.submit(lambda: "next").result(timeout=WAIT) == "next"  # the turn came back
+    assert isinstance(ListenerTurns(1).executor.submit(fails).exception(), RuntimeError)
 
 
-def test_at_most_at_once_listeners_run_and_the_others_wait() -> None:
+def test_a_listener_taking_turns_keeps_its_argument_names_for_bolt() -> None:
+    def listener(ack: object, body: object) -> None: ...
+
+    assert get_arg_names_of_callable(ListenerTurns(1).taking_turns(listener)) == ["ack", "body"]
+
+
+def test_at_most_at_once_listeners_work_and_the_others_wait() -> None:
     turns = ListenerTurns(2)
     release, lock = threading.Event(), threading.Lock()
     running, most = [0], [0]
 
+    @turns.taking_turns
     def listener() -> None:
         with lock:
             running[0] += 1
@@ -54,26 +59,39 @@ def test_at_most_at_once_listeners_run_and_the_others_wait() -> None:
         with lock:
             running[0] -= 1
 
-    threads = [threading.Thread(target=turns.executor.submit, args=(listener,)) for _ in range(5)]
+    threads = [threading.Thread(target=listener) for _ in range(5)]
     for thread in threads:
         thread.start()
     _until_waiting(turns, 3)
-    assert running[0] == 2
+    _until(lambda: running[0] == 2)
     release.set()
     for thread in threads:
         thread.join(WAIT)
     assert most[0] == 2 and running[0] == 0 and turns.waiting == 0
 
 
+def test_an_error_gives_the_turn_back() -> None:
+    turns = ListenerTurns(1)
+    with pytest.raises(RuntimeError), turns.turn():
+        raise RuntimeError("boom")
+    with turns.turn():
+        assert turns.waiting == 0
+
+
+def _in_turn(turns: ListenerTurns, order: list[str], name: str) -> threading.Thread:
+    """A thread that waits for a turn, then notes ``name``; started, and in line."""
+    waiting = turns.waiting
+    thread = threading.Thread(target=turns.taking_turns(order.append), args=(name,))
+    thread.start()
+    _until_waiting(turns, waiting + 1)
+    return thread
+
+
 def test_turns_go_in_arrival_order_and_a_newcomer_does_not_pass_the_waiting() -> None:
     turns = ListenerTurns(1)
     order: list[str] = []
-    waiting: list[threading.Thread] = []
     with turns.turn():
-        for name in ("B", "C", "D"):
-            waiting.append(threading.Thread(target=turns.executor.submit, args=(order.append, name)))
-            waiting[-1].start()
-            _until_waiting(turns, len(waiting))  # each is queued before the next comes
+        waiting = [_in_turn(turns, order, name) for name in ("B", "C", "D")]
     with turns.turn():  # comes now, on a thread that holds the GIL: still behind B, C and D
         order.append("E")
     for thread in waiting:
@@ -81,14 +99,18 @@ def test_turns_go_in_arrival_order_and_a_newcomer_does_not_pass_the_waiting() ->
     assert order == ["B", "C", "D", "E"]
 
 
-def test_later_runs_on_a_thread_of_its_own_once_it_has_a_turn() -> None:
+def test_later_keeps_its_place_in_line_and_runs_on_a_thread_of_its_own() -> None:
     turns = ListenerTurns(1)
+    order: list[str] = []
     with turns.turn():
-        later = turns.later(threading.current_thread)
-        _until_waiting(turns, 1)
-        assert not later.done()
-    assert later.result(timeout=WAIT) is not threading.current_thread()
-    assert later.result().name.startswith("poam-listener")
+        before = _in_turn(turns, order, "before")
+        later = turns.later(lambda: order.append("later") or threading.current_thread())
+        assert turns.waiting == 2 and not later.done()
+        after = _in_turn(turns, order, "after")
+    for thread in (before, after):
+        thread.join(WAIT)
+    assert later.result(timeout=WAIT).name.startswith("poam-listener")
+    assert order == ["before", "later", "after"]
 
 
 def test_at_least_one_turn() -> None:

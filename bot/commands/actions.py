@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import after_ack, after_quick_ack, finish, open_form, open_view
+from bot.commands.followup import ack_then_work, after_ack, finish, open_form, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -92,8 +92,7 @@ def register(app: App, services: Services) -> None:
 
         @app.action(_pattern(action))
         def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-            ack()
-            after_quick_ack(services, clicked, body, client, respond)
+            ack_then_work(ack, services, clicked, body, client, respond)
 
     def ref(body: dict[str, Any]) -> metadata.ItemRef:
         return metadata.load(metadata.ItemRef, body["actions"][0].get("value"))
@@ -156,5 +155,4 @@ def register(app: App, services: Services) -> None:
 
     @app.action(_pattern(ActionId.LIST_PAGE))
     def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        ack()
-        after_quick_ack(services, turn_page, body, client, respond)
+        ack_then_work(ack, services, turn_page, body, client, respond)

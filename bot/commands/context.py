@@ -28,19 +28,23 @@ from bot.store.rows import Columns
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0
-#: Listeners running at once per process (``turns``). They do each request's
-#: own work (parsing, the database, at most 2 s waiting for a writer, building
-#: the answer, opening a form, one quick Slack call for a new user or a message
-#: link); the Slack calls after it go to ``AFTER_ACK_THREADS``. Bolt's default
-#: is 5; with SQLite every query lets another thread take the GIL, and fewer
-#: busy listeners gave lower p99s and more throughput at one worker in
+#: Requests whose own work runs at once per process (``turns``): parsing, the
+#: database (at most 2 s waiting for a writer), building the answer, one quick
+#: Slack call for a new user or a message link; the Slack calls after it go to
+#: ``AFTER_ACK_THREADS`` and forms to ``FORM_THREADS``. Bolt's default pool
+#: has 5 threads; with SQLite every query lets another thread take the GIL,
+#: and fewer at once gave lower p99s and more throughput at one worker in
 #: bench/load.py (README "Performance"); one would leave a request that waits
 #: on the database nothing to overlap with.
 LISTENERS_AT_ONCE = 2
 #: Threads for the work after the ack (Slack calls with retries: replies,
-#: channel posts, DMs), apart from Bolt's listener threads so that it never
+#: channel posts, DMs), apart from the listeners' turns so that it never
 #: holds up an ack.
 AFTER_ACK_THREADS = 8
+#: Threads that open the forms a slash command or form answers with
+#: (``views.open``, one quick try): a trigger id expires 3 seconds after the
+#: request, too soon to wait behind the after-ack work.
+FORM_THREADS = 4
 #: Exports and file checks or imports running at once per process, on threads
 #: of their own: each holds a whole file in memory until Slack has it, so the
 #: others wait their turn in a queue (not on the after-ack threads).
@@ -53,6 +57,10 @@ def _after_ack_pool() -> Executor:
 
 def _listener_turns() -> ListenerTurns:
     return ListenerTurns(LISTENERS_AT_ONCE)
+
+
+def _forms_pool() -> Executor:
+    return ThreadPoolExecutor(max_workers=FORM_THREADS, thread_name_prefix="poam-forms")
 
 
 def _heavy_work_pool() -> Executor:
@@ -69,6 +77,7 @@ class Services:
     users: UserDirectory
     turns: ListenerTurns = field(default_factory=_listener_turns)
     after_ack: Executor = field(default_factory=_after_ack_pool)
+    forms: Executor = field(default_factory=_forms_pool)
     heavy_work: Executor = field(default_factory=_heavy_work_pool)
 
 

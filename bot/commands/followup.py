@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Respond
+from slack_bolt import Ack, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blockkit.blocks import section
@@ -21,17 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-    """Run ``work(*args, **kwargs)`` on the after-ack threads, not on Bolt's
-    listener threads: those are few, and a slow Slack call (retries,
-    Retry-After waits) there would hold up everyone's acks."""
+    """Run ``work(*args, **kwargs)`` on the after-ack threads, not in a
+    listener's turn (``turns``): turns are few, and a slow Slack call (retries,
+    Retry-After waits) in one would hold up everyone's acks."""
     _submit(services.after_ack.submit, work, args, kwargs)
 
 
-def after_quick_ack(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
-    """For a listener whose ack carries nothing (a button, a shortcut): ack, then
-    pass the rest of its work here. It runs on a listener thread once it has a
-    turn (``turns``), like any request, while the ack goes out now: the work may
-    wait up to 2 s for the database and open a form."""
+def ack_then_work(ack: Ack, services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """For a listener whose ack carries nothing (a button, a shortcut): ack now,
+    without waiting for a turn, then run ``work`` in one (``turns``), on a
+    listener thread: it may wait up to 2 s for the database and open a form."""
+    ack()
     _submit(services.turns.later, work, args, kwargs)
 
 
@@ -62,17 +62,31 @@ def _submit(
 
 
 def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
-    """After the ack: open the reply's form at once (:func:`open_form`), then
-    queue the rest (:func:`finish`) on the after-ack threads, if there is any."""
-    problems = open_form(request, reply)
+    """After the ack: open the reply's form, if it has one, on the form threads
+    (its trigger id expires 3 seconds after the request: too soon to wait in
+    the after-ack queue, and the answer need not wait for it), then queue the
+    rest (:func:`finish`) on the after-ack threads, if there is any."""
+    if reply.modal is not None:
+        _submit(services.forms.submit, _open_form_then_finish, (services, request, reply), {"respond": respond})
+    else:
+        _finish_later(services, request, reply, [], respond=respond)
+
+
+def _open_form_then_finish(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
+    _finish_later(services, request, reply, open_form(request, reply), respond=respond)
+
+
+def _finish_later(
+    services: Services, request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None
+) -> None:
     if problems or reply.announcement is not None or reply.messages or reply.later:
         after_ack(services, finish, request, reply, problems, respond=respond)
 
 
 def open_form(request: SlackRequest, reply: Reply) -> list[str]:
-    """Open the reply's modal, on the listener thread: its trigger id expires 3
-    seconds after the click, too soon to wait in a queue. The problem to tell
-    the user, if it could not be opened."""
+    """Open the reply's modal now: its trigger id expires 3 seconds after the
+    click, too soon to wait in a queue. The problem to tell the user, if it
+    could not be opened."""
     if reply.modal is None:
         return []
     try:

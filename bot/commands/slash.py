@@ -48,7 +48,8 @@ def register(app: App, services: Services) -> None:
             request_box.append(request)
             return dispatch(request, str(body.get("text", "")))
 
-        reply = answer(work)
+        with services.turns.turn():
+            reply = answer(work)
         if reply.modal is not None:
             ack()
         else:

@@ -20,7 +20,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.context import Announcement, Reply, Services, SlackRequest
 from bot.commands.errors import BUSY, answer, unexpected
-from bot.commands.followup import after_ack, after_quick_ack, follow_up, in_turn, tell
+from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
 from bot.commands.views import cards
@@ -90,6 +90,7 @@ def _confirmation(reply: Reply) -> dict[str, Any]:
 
 def register(app: App, services: Services) -> None:
     @app.view(CallbackId.LOG_MODAL)
+    @services.turns.taking_turns
     def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         try:
             request = request_from(services, client, body)
@@ -130,6 +131,7 @@ def register(app: App, services: Services) -> None:
         follow_up(services, request, reply, respond=None)
 
     @app.view(CallbackId.MILESTONE_MODAL)
+    @services.turns.taking_turns
     def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         form = FormValues(view)
         try:
@@ -162,6 +164,7 @@ def register(app: App, services: Services) -> None:
         )
 
     @app.view(CallbackId.REJECT_MODAL)
+    @services.turns.taking_turns
     def on_reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         try:
             request = request_from(services, client, body)
@@ -224,8 +227,7 @@ def register(app: App, services: Services) -> None:
 
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
     def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        after_quick_ack(services, open_log_form, body, client)
+        ack_then_work(ack, services, open_log_form, body, client)
 
     def open_log_form(body: dict[str, Any], client: WebClient) -> None:
         box: list[SlackRequest] = []

@@ -1,40 +1,43 @@
-"""How Bolt runs this app's listeners: on the thread that received the request,
-a few at a time, in the order the requests came.
+"""How this app's listeners run: on the thread that received the request, and
+the work of a request a few at a time, in the order the requests came.
 
 Bolt's default hands each listener to a thread pool, and the thread that
 received the request checks every 10 ms whether the listener has acked: every
 answer waits for the next check, and each request crosses between threads
-twice. Here Bolt's ``listener_executor`` is :attr:`ListenerTurns.executor`, which
-runs the listener at once on the calling thread, so a command's answer goes out
-as soon as its listener returns (README "Performance").
+twice. Here Bolt's ``listener_executor`` is :attr:`ListenerTurns.executor`,
+which runs the listener at once on the calling thread, so a command's answer
+goes out as soon as its listener returns (README "Performance"). Bolt's lazy
+listeners would run there too, before the answer; this app has none.
 
-At most ``at_once`` listeners run at a time (``LISTENERS_AT_ONCE`` in
-``context``); the others wait for a turn, in arrival order. A turn is handed
-straight from the listener leaving to the one waiting longest: with a plain
-semaphore a request arriving at that moment can take it first, and the woken
-one queues again at the back, which made the slowest requests several times
-slower than the median under load.
+A listener that works before it acks (a slash command, a form submission) is
+wrapped in :meth:`ListenerTurns.taking_turns`: at most ``at_once`` of those
+run at a time (``LISTENERS_AT_ONCE`` in ``context``), and the others wait for
+a turn in arrival order. A turn is handed straight from the one leaving to
+the one waiting longest: with a plain semaphore a request arriving at that
+moment can take it first, and the woken one queues again at the back, which
+made the slowest requests several times slower than the median under load.
 
-Listeners whose ack carries nothing (buttons, shortcuts) ack at once and pass
-the rest of their work to :meth:`ListenerTurns.later`, which runs it on a
-thread of its own once it has a turn, like any request. Bolt's lazy listeners
-would also run through ``executor`` (at once, not later); this app has none.
+A listener whose ack carries nothing (a button, a shortcut, an event) acks
+without waiting for a turn, and passes its work to :meth:`ListenerTurns.later`,
+which keeps its place in the same line and runs it on a thread of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class ListenerTurns:
-    """At most ``at_once`` listeners at a time, first come first served."""
+    """At most ``at_once`` requests' work at a time, first come first served."""
 
     def __init__(self, at_once: int) -> None:
         if at_once < 1:
@@ -42,9 +45,11 @@ class ListenerTurns:
         self._guard = threading.Lock()
         self._free = at_once
         self._waiting: deque[threading.Lock] = deque()
+        # As many threads as turns: work waiting here holds no place a thread
+        # could be needed for (the line and this pool's queue have one order).
         self._threads = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="poam-listener")
         #: For ``App(listener_executor=…)``.
-        self.executor: Executor = _OnThisThread(self)
+        self.executor: Executor = _OnThisThread()
 
     @property
     def waiting(self) -> int:
@@ -55,29 +60,48 @@ class ListenerTurns:
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Wait for a turn (behind everyone already waiting), hold it for the block."""
-        self._take()
+        with self._held(self._join_line()):
+            yield
+
+    def taking_turns(self, listener: Callable[P, T]) -> Callable[P, T]:
+        """``listener`` (a Bolt listener) runs in a turn. Bolt reads the names of
+        its arguments, which the wrapper keeps."""
+
+        @functools.wraps(listener)
+        def in_turn(*args: P.args, **kwargs: P.kwargs) -> T:
+            with self.turn():
+                return listener(*args, **kwargs)
+
+        return in_turn
+
+    def later(self, work: Callable[[], T]) -> Future[T]:
+        """Run ``work`` on one of this object's threads, in a turn taken in line now."""
+        place = self._join_line()
+        return self._threads.submit(self._run_held, place, work)
+
+    def _run_held(self, place: threading.Lock, work: Callable[[], T]) -> T:
+        with self._held(place):
+            return work()
+
+    def _join_line(self) -> threading.Lock:
+        """A place in line: a lock released when the turn is this place's."""
+        place = threading.Lock()
+        place.acquire()
+        with self._guard:
+            if self._free and not self._waiting:
+                self._free -= 1
+                place.release()
+            else:
+                self._waiting.append(place)
+        return place
+
+    @contextmanager
+    def _held(self, place: threading.Lock) -> Iterator[None]:
+        place.acquire()  # released by _give_back, which hands its turn over
         try:
             yield
         finally:
             self._give_back()
-
-    def later(self, work: Callable[[], T]) -> Future[T]:
-        """Run ``work`` on one of this object's threads when it gets a turn."""
-        return self._threads.submit(self._in_turn, work)
-
-    def _in_turn(self, work: Callable[[], T]) -> T:
-        with self.turn():
-            return work()
-
-    def _take(self) -> None:
-        with self._guard:
-            if self._free and not self._waiting:
-                self._free -= 1
-                return
-            handed_over = threading.Lock()
-            handed_over.acquire()
-            self._waiting.append(handed_over)
-        handed_over.acquire()  # released by _give_back: the leaving listener's turn is now ours
 
     def _give_back(self) -> None:
         with self._guard:
@@ -88,20 +112,16 @@ class ListenerTurns:
 
 
 class _OnThisThread(Executor):
-    """An executor that runs what it is given at once, on the calling thread, in
-    turn, and returns it done. Bolt submits each listener to it and never
-    waits on the future (the function it submits catches the listener's errors)."""
-
-    def __init__(self, turns: ListenerTurns) -> None:
-        self._turns = turns
+    """An executor that runs what it is given at once, on the calling thread,
+    and returns it done. Bolt submits each listener to it and never waits on
+    the future (the function it submits catches the listener's errors)."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
-        with self._turns.turn():
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as error:  # kept in the future, as a pool would
-                future.set_exception(error)
-            else:
-                future.set_result(result)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:  # kept in the future, as a pool would
+            future.set_exception(error)
+        else:
+            future.set_result(result)
         return future

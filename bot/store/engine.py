@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import select
 import sqlite3
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -40,6 +41,7 @@ from bot.store.sqlite_checkpoints import WalCheckpoints
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 _BUSY_MS = "poam_busy_ms"
+_WRITES = "poam_writes"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 
 
@@ -66,10 +68,15 @@ class _Begin:
     busy_ms: int | None = None
 
 
+#: The checkpoints of the SQLite engines of this process, by engine.
+_CHECKPOINTS: weakref.WeakKeyDictionary[Engine, WalCheckpoints] = weakref.WeakKeyDictionary()
 _UNIT_BEGIN: ContextVar[_Begin | None] = ContextVar("poam_unit_begin", default=None)
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    database = engine.url.database or ""
+    checkpoints = None if in_memory or database.startswith("file:") else WalCheckpoints(database)
+
     @event.listens_for(engine, "connect")  # a pool event: no cost per statement
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # do_begin (below) issues BEGIN itself.
@@ -81,15 +88,14 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+        if checkpoints is not None:
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.close()
-
-    checkpoints = None if in_memory else WalCheckpoints(engine, engine.url.database or "")
 
     def do_begin(connection: Any) -> None:
         begin = _UNIT_BEGIN.get() or _Begin()
         busy_ms = SQLITE_BUSY_TIMEOUT_MS if begin.busy_ms is None else begin.busy_ms
-        if checkpoints is not None and not begin.read_only:
-            checkpoints.writer_begins()
+        connection.info[_WRITES] = not begin.read_only
         cursor = connection.cursor()
         try:
             if connection.info.get(_BUSY_MS) != busy_ms:  # a pooled connection keeps the last one set
@@ -100,6 +106,33 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
             cursor.close()
 
     _replace_do_begin(engine, do_begin)
+    if checkpoints is None:
+        return
+    _CHECKPOINTS[engine] = checkpoints
+    commit = engine.dialect.do_commit
+
+    def do_commit(connection: Any) -> None:
+        commit(connection)
+        if connection.info.get(_WRITES):
+            checkpoints.after_write()
+
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
+
+
+def wait_for_checkpoints(engine: Engine) -> None:
+    """Wait for the SQLite checkpoint of ``engine`` under way, if any (a thread
+    of its own: ``sqlite_checkpoints``)."""
+    checkpoints = _CHECKPOINTS.get(engine)
+    if checkpoints is not None:
+        checkpoints.join()
+
+
+def dispose(engine: Engine) -> None:
+    """Close ``engine``'s connections, and wait for its checkpoint under way:
+    then nothing of this process has the database open (before copying a
+    SQLite file, or forking)."""
+    engine.dispose()
+    wait_for_checkpoints(engine)
 
 
 def _configure_postgresql(engine: Engine) -> None:

@@ -4,6 +4,7 @@ workspace too long) is refused within Slack's time, cleanly, changing nothing.""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, select
@@ -52,21 +53,29 @@ def test_a_claim_that_cannot_get_its_turn_is_refused_and_changes_nothing(
     assert "You now own *POAM-1*" in slack.command("claim 1", user=BOB).text
 
 
-def test_a_button_acks_at_once_and_its_work_waits_for_the_database(
+def test_buttons_and_events_ack_while_every_turn_waits_for_the_database(
     slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
 ) -> None:
-    """A button's ack carries nothing: it goes out before the work, which then
-    waits its turn (here for another writer) and answers through the response URL."""
-    assert "Logged *POAM-1*" in slack.command("log Claimed by a button sev:high", user=ALICE).text
+    """Two claims hold both turns, waiting for another writer: a button and an
+    App Home event are still acked at once (their acks carry nothing and wait
+    for no turn); the button's work takes its turn after them and answers
+    through the response URL."""
+    for title in ("First", "Second", "Third"):
+        slack.command(f"log {title} sev:high", user=ALICE)
     wait_for(lambda: _logged_post_recorded(engine))
-    claim = card(slack, 1, user=BOB)["Claim"]
+    claim = card(slack, 3, user=BOB)["Claim"]
     seen = len(fake_slack.responses)
-    with unit_of_work(engine) as session:
-        counters.lock_workspace(session, team_id=fake_slack.team_id)
-        acked(slack.click(claim["action_id"], claim["value"], user=BOB))  # while the claim cannot be written
-        time.sleep(0.2)
+    with unit_of_work(engine) as session, ThreadPoolExecutor(max_workers=2) as pool:
+        counters.lock_workspace(session, team_id=fake_slack.team_id)  # another writer
+        claims = [pool.submit(slack.command, f"claim {number}", user=BOB) for number in (1, 2)]
+        time.sleep(0.3)  # both have their turn and wait in the database
+        acked(slack.click(claim["action_id"], claim["value"], user=BOB))
+        assert slack.event({"type": "app_home_opened", "user": ALICE, "tab": "home", "event_ts": "1.1"}).status == 200
+        assert not any(c.done() for c in claims)  # both acks came while both turns were taken
         assert fake_slack.responses[seen:] == []
-    assert "You now own *POAM-1*" in str(next_response(fake_slack, seen))
+        session.rollback()  # the other writer is done: the claims go through
+        assert all("You now own" in c.result(timeout=5).text for c in claims)
+    assert "You now own *POAM-3*" in str(next_response(fake_slack, seen))
 
 
 def test_a_form_that_cannot_be_saved_in_time_says_so_on_the_form(

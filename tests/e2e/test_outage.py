@@ -41,7 +41,7 @@ def test_commands_ack_and_changes_stay_while_slack_fails(
 
 def test_slack_slow_after_the_ack_holds_up_no_ack_and_no_form(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     """Channel posts rate limited (each waits out Retry-After twice): more of them
-    are under way than there are listener threads and after-ack threads, and a
+    are under way than there are listener turns and after-ack threads, and a
     command still gets its answer, and a form still opens (its trigger expires
     in 3 s), before any of them is through."""
     slow = max(LISTENERS_AT_ONCE, AFTER_ACK_THREADS) + 1
@@ -58,7 +58,7 @@ def test_slack_slow_after_the_ack_holds_up_no_ack_and_no_form(slack: SlackDriver
     wait_for(lambda: len(claim_posts()) >= AFTER_ACK_THREADS)  # the after-ack threads are all waiting
     shown = slack.command("show 1", user=ALICE)
     assert "Slow post 1" in shown.text
-    slack.command("log", user=ALICE)  # opens the form, on the listener thread just after the ack
+    slack.command("log", user=ALICE)  # opens the form, on the form threads just after the ack
     wait_for(lambda: fake_slack.calls_to("views.open"), timeout=2.5)  # within the trigger's 3 s
     assert len(claim_posts()) <= 2 * slow  # the first 2 × slow attempts fail: none is through yet
     wait_for(lambda: len(claim_posts()) >= 3 * slow, timeout=20)  # and then they all go out
