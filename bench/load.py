@@ -51,7 +51,7 @@ What it does, all on 127.0.0.1, stopping by itself:
    throughput, errors (a non-200 answer, a failed connection, the bot's
    "Something went wrong" reply or its "busy, nothing was changed") and the server's CPU time per request
    (gunicorn's master and workers, read from ``/proc``; it includes the work
-   after the ack), the same per kind of request, and the
+   after the ack), the same per kind of request (with its slowest), and the
    ratios bot / bare against the targets of issue 7:
 
    - p50 ≤ 1.5 × bare, p99 ≤ 2 × bare, throughput ≥ 0.6 × bare;
@@ -499,10 +499,13 @@ def summary_line(run: Run) -> str:
 
 
 def kinds_line(run: Run) -> str:
+    """Per kind of request: how many, p50, p99 and the slowest (which kind the
+    run's slowest request was)."""
     parts = []
     for kind in KINDS:
         lat = run.latencies(kind)
-        parts.append(f"{kind} {len(lat):,}× p50 {percentile(lat, .5) * 1000:.1f} p99 {percentile(lat, .99) * 1000:.1f}")
+        parts.append(f"{kind} {len(lat):,}× p50 {percentile(lat, .5) * 1000:.1f} p99 {percentile(lat, .99) * 1000:.1f}"
+                     f" max {max(lat, default=0.0) * 1000:.1f}")
     return "             " + " · ".join(parts) + " (ms)"
 
 

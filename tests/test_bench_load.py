@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.load import Run, Sample, cpu_budget, percentile
+from bench.load import Run, Sample, cpu_budget, kinds_line, percentile
 
 
 def _run(target: str, requests: int, *, seconds: float = 1.0, cpu_seconds: float | None = None) -> Run:
@@ -38,3 +38,12 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 0.5) == 50.0
     assert percentile(values, 0.99) == 99.0
     assert percentile([], 0.5) == 0.0
+
+
+def test_kinds_line_says_which_kind_the_slowest_request_was() -> None:
+    samples = [Sample("show", 0.010, True), Sample("show", 0.012, True), Sample("claim", 0.950, True)]
+    line = kinds_line(Run("bot", 8, 1.0, samples))
+
+    assert "show 2× p50 10.0 p99 12.0 max 12.0" in line
+    assert "claim 1× p50 950.0 p99 950.0 max 950.0" in line
+    assert "list 0× p50 0.0 p99 0.0 max 0.0" in line
