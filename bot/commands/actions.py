@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest
 from bot.commands.errors import answer
-from bot.commands.followup import ack_then_work, after_ack, finish, open_form, open_view
+from bot.commands.followup import ack_then_work, after_ack, finish, on_form_threads, open_form, open_view
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -52,8 +52,18 @@ def _pattern(action: ActionId) -> re.Pattern[str]:
 
 def deliver(services: Services, request: SlackRequest, body: dict[str, Any], reply: Reply, respond: Respond) -> None:
     """Show ``reply`` where the button was: privately in the channel, or in a
-    modal. Forms open at once (their trigger id expires); the rest is queued."""
+    modal. Views open on the form threads (their trigger id expires); the
+    rest is queued."""
     view = body.get("view")
+    if reply.modal is not None or (view is not None and reply.blocks):
+        on_form_threads(services, _open_then_answer, services, request, view, reply, respond)
+    else:
+        after_ack(services, _answer_and_finish, request, view, reply, [], respond)
+
+
+def _open_then_answer(
+    services: Services, request: SlackRequest, view: dict[str, Any] | None, reply: Reply, respond: Respond
+) -> None:
     if view is not None and reply.blocks:
         try:
             open_view(request, item_modal(label="POA&M", blocks=reply.blocks))

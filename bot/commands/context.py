@@ -41,9 +41,10 @@ LISTENERS_AT_ONCE = 2
 #: channel posts, DMs), apart from the listeners' turns so that it never
 #: holds up an ack.
 AFTER_ACK_THREADS = 8
-#: Threads that open the forms a slash command or form answers with
-#: (``views.open``, one quick try): a trigger id expires 3 seconds after the
-#: request, too soon to wait behind the after-ack work.
+#: Threads that open views (forms, a reply in a modal; ``views.open`` or
+#: ``views.push``, one quick try): a trigger id expires 3 seconds after the
+#: request, too soon to wait behind the after-ack work, and a listener's turn
+#: is not for waiting on Slack.
 FORM_THREADS = 4
 #: Exports and file checks or imports running at once per process, on threads
 #: of their own: each holds a whole file in memory until Slack has it, so the

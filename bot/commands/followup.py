@@ -35,6 +35,13 @@ def ack_then_work(ack: Ack, services: Services, work: Callable[..., object], /, 
     _submit(services.turns.later, work, args, kwargs)
 
 
+def on_form_threads(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
+    """Run ``work``, which opens a view, on the form threads: a trigger id
+    expires 3 seconds after the request, too soon to wait in the after-ack
+    queue, and a listener's turn is not for waiting on Slack."""
+    _submit(services.forms.submit, work, args, kwargs)
+
+
 def in_turn(services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """Run an export or an import on the heavy-work threads, a few at a time
     (``HEAVY_WORK_AT_ONCE``), so that few files sit in memory at once; the
@@ -63,11 +70,10 @@ def _submit(
 
 def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
     """After the ack: open the reply's form, if it has one, on the form threads
-    (its trigger id expires 3 seconds after the request: too soon to wait in
-    the after-ack queue, and the answer need not wait for it), then queue the
-    rest (:func:`finish`) on the after-ack threads, if there is any."""
+    (the answer need not wait for it), then queue the rest (:func:`finish`) on
+    the after-ack threads, if there is any."""
     if reply.modal is not None:
-        _submit(services.forms.submit, _open_form_then_finish, (services, request, reply), {"respond": respond})
+        on_form_threads(services, _open_form_then_finish, services, request, reply, respond=respond)
     else:
         _finish_later(services, request, reply, [], respond=respond)
 

@@ -33,6 +33,7 @@ def dispatch(request: SlackRequest, text: str) -> Reply:
 
 def register(app: App, services: Services) -> None:
     @app.command(COMMAND)
+    @services.turns.taking_turns
     def on_poam(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         request_box: list[SlackRequest] = []
 
@@ -48,8 +49,7 @@ def register(app: App, services: Services) -> None:
             request_box.append(request)
             return dispatch(request, str(body.get("text", "")))
 
-        with services.turns.turn():
-            reply = answer(work)
+        reply = answer(work)
         if reply.modal is not None:
             ack()
         else:
