@@ -149,7 +149,7 @@ def test_home_view_stays_within_the_view_limit() -> None:
     page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
     milestones = {i.id: _detail(i, milestones=3).milestones for i in items}
-    view = home_view(page, milestones, rules=Rules(), unclaimed=7, waiting=waiting)
+    view = home_view(page, milestones, rules=Rules(), unclaimed="7", waiting=waiting)
     _assert_within_limits(view["blocks"], max_blocks=100)
     _assert_escaped(view)
     assert "100 more" in json.dumps(view)

@@ -30,7 +30,7 @@ def publish_home(request: SlackRequest) -> None:
             unclaimed = items.list_items(session, actor, scope=items.Scope.UNCLAIMED, every_system=True, limit=1)
             waiting = review.waiting_on(session, actor, limit=WAITING_ITEMS)
             milestones = items.milestones_of(session, team_id=actor.team_id, item_ids=[i.id for i in mine.items])
-            view = home_view(mine, milestones, rules=actor.rules, unclaimed=unclaimed.total, waiting=waiting)
+            view = home_view(mine, milestones, rules=actor.rules, unclaimed=unclaimed.total_text, waiting=waiting)
         request.client.views_publish(user_id=request.user_id, view=view)
     except (PoamError, SlackApiError, SlackClientError, OSError) as error:
         log.warning("could not publish the App Home of %s: %s", request.user_id, error)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
-from sqlalchemy import Connection, Date, Integer, bindparam, case, update
+from sqlalchemy import Connection, Date, Integer, bindparam, case, literal, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, func, select
@@ -569,10 +569,25 @@ _LINE_COLUMNS = tuple(getattr(Item, name) for name in ItemLine._fields)
 
 @dataclass(frozen=True)
 class ItemPage:
+    """A page of a list. ``total`` counts the list's items, up to a limit
+    (:data:`COUNT_LIMIT`, more for pages past it); when ``capped``, there are
+    more than that."""
+
     items: list[ItemLine]
     total: int
     offset: int
     today: date
+    capped: bool = False
+
+    @property
+    def total_text(self) -> str:
+        """``57``, or ``1,000+`` when capped."""
+        return f"{self.total:,}+" if self.capped else f"{self.total:,}"
+
+    @property
+    def has_more(self) -> bool:
+        """Whether items follow this page."""
+        return self.capped or self.offset + len(self.items) < self.total
 
     def is_overdue(self, item: ItemLine) -> bool:
         return is_overdue(item, today=self.today)
@@ -623,6 +638,8 @@ def list_items(
             raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
         params["control"] = found[0]
     by_system = None if every_system else ("named" if system_name is not None else "default")
+    counts_to = COUNT_LIMIT * ((offset + limit) // COUNT_LIMIT + 1)  # past the page's end
+    params.update(band_limit=offset + limit, count_limit=counts_to + 1)  # one more: is there more?
     count, page = _list_statements(
         scope, by_system=by_system, by_severity=severity is not None,
         by_owner=owner_id is not None, by_control=control is not None,
@@ -636,7 +653,7 @@ def list_items(
             find_system(session, actor, name=system_name)  # NotFound, or the workspace set up
         total = 0 if offset == 0 else connection.execute(count, params).scalar_one()
     lines = [ItemLine._make(row[:-1]) for row in rows]
-    return ItemPage(items=lines, total=total, offset=offset, today=today)
+    return ItemPage(items=lines, total=min(total, counts_to), offset=offset, today=today, capped=total > counts_to)
 
 
 _SYSTEM_IDS = {
@@ -644,6 +661,22 @@ _SYSTEM_IDS = {
     "named": sa_select(InfoSystem.id).where(
         InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
     ),
+}
+
+
+#: How many of a list's items are counted, in steps of this past the page's
+#: end: counting every open item of a large workspace cost more than the page.
+COUNT_LIMIT = 1_000
+
+#: The statuses each list shows.
+_SCOPE_STATUSES: dict[Scope, frozenset[Status]] = {
+    Scope.MINE: NOT_CLOSED,
+    Scope.OPEN: NOT_CLOSED,
+    Scope.OVERDUE: ACTIVE,
+    Scope.UNCLAIMED: frozenset({Status.OPEN}),
+    Scope.REVIEW: frozenset({Status.PENDING_VERIFICATION}),
+    Scope.CLOSED: frozenset({Status.CLOSED}),
+    Scope.ALL: frozenset(Status),
 }
 
 
@@ -657,9 +690,16 @@ def _list_statements(
     The page carries the count (an uncorrelated subquery: run once) and finds
     the system itself (``by_system``: the workspace's default one, one by
     name, or None for every system), so a page is one statement, not three.
+    The count stops at ``count_limit`` items.
     """
     today = bindparam("today", type_=Date)
-    conditions = [Item.team_id == bindparam("team_id"), *_scope_conditions(scope, today=today)]
+    conditions = [Item.team_id == bindparam("team_id")]
+    if scope is Scope.MINE:
+        conditions.append(Item.owner_id == bindparam("user_id"))
+    if scope is Scope.UNCLAIMED:
+        # As a function, so that no index on the owner applies: SQLite would
+        # find every unclaimed item through one, then sort them all for a page.
+        conditions.append(func.coalesce(Item.owner_id, "") == "")
     if by_system is not None:
         conditions.append(Item.system_id == _SYSTEM_IDS[by_system].scalar_subquery())
     if by_severity:
@@ -674,33 +714,54 @@ def _list_statements(
                 )
             )
         )
-    count = select(func.count()).select_from(Item).where(*conditions)
-    page = (
-        select(*_LINE_COLUMNS, count.scalar_subquery().correlate(None).label("total"))
-        .where(*conditions)
-        .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
-        .limit(bindparam("page_limit", type_=Integer))
-        .offset(bindparam("page_offset", type_=Integer))
-    )
+    statuses = _SCOPE_STATUSES[scope]
+    in_scope = [*conditions, col(Item.status).in_(statuses)]
+    if scope is Scope.OVERDUE:
+        in_scope.append(col(Item.due_on) < today)
+    counted = sa_select(Item.id).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
+    count = sa_select(func.count()).select_from(counted)
+    total = count.scalar_subquery().correlate(None).label("total")
+    if scope is Scope.MINE or by_owner:  # one person's items: few, read through the owner index
+        page = (
+            select(*_LINE_COLUMNS, total)
+            .where(*in_scope)
+            .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
+        )
+    else:
+        page = _banded_page(statuses, conditions, today=today, overdue_only=scope is Scope.OVERDUE, total=total)
+    page = page.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
     return count, page
 
 
-def _scope_conditions(scope: Scope, *, today: Any) -> list:  # type: ignore[type-arg]
-    match scope:
-        case Scope.MINE:
-            return [Item.owner_id == bindparam("user_id"), col(Item.status).in_(NOT_CLOSED)]
-        case Scope.OPEN:
-            return [col(Item.status).in_(NOT_CLOSED)]
-        case Scope.OVERDUE:
-            return [overdue_condition(today)]
-        case Scope.UNCLAIMED:
-            return [Item.status == Status.OPEN, col(Item.owner_id).is_(None)]
-        case Scope.REVIEW:
-            return [Item.status == Status.PENDING_VERIFICATION]
-        case Scope.CLOSED:
-            return [Item.status == Status.CLOSED]
-        case Scope.ALL:
-            return []
+def _banded_page(
+    statuses: frozenset[Status], conditions: list[Any], *, today: Any, overdue_only: bool, total: Any
+) -> Any:
+    """A page of a large list (every open item, say), overdue first, then by due
+    date: the first ``band_limit`` items of each status, overdue and not, are
+    all a page can hold, and each such band is one range of
+    ``ix_items_team_status_due`` read in order (an item is overdue when active
+    and past its due date: :func:`is_overdue`), so the database reads those
+    instead of sorting the whole list."""
+    bands = []
+    for status in sorted(statuses):
+        if status in ACTIVE:
+            ranges = [(0, col(Item.due_on) < today)] + ([] if overdue_only else [(1, col(Item.due_on) >= today)])
+        else:
+            ranges = [(1, None)]
+        for band, due in ranges:
+            bands.append(
+                sa_select(*_LINE_COLUMNS, literal(band, Integer).label("band"))
+                .where(*conditions, Item.status == status, *([] if due is None else [due]))
+                .order_by(col(Item.due_on), col(Item.number))
+                .limit(bindparam("band_limit", type_=Integer))
+                .subquery()
+                .select()
+            )
+    merged = union_all(*bands).subquery()
+    return (
+        sa_select(*(merged.c[name] for name in ItemLine._fields), total)
+        .order_by(merged.c.band, merged.c.due_on, merged.c.number)
+    )
 
 
 def iter_item_details(

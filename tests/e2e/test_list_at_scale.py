@@ -86,14 +86,23 @@ def check_fits_slack(message: dict[str, Any]) -> None:
             assert len(button["action_id"]) <= 255, button
 
 
+def counted(total: int, last: int) -> str:
+    """How a page ending at item ``last`` of ``total`` tells the count: exactly,
+    or as ``N+`` where the count stopped (``items.COUNT_LIMIT``, in steps past
+    the page)."""
+    limit = items.COUNT_LIMIT * (last // items.COUNT_LIMIT + 1)
+    return f"{limit:,}+" if total > limit else f"{total:,}"
+
+
 def check_page(message: dict[str, Any], *, first: int, last: int, total: int) -> list[int]:
     """A page of items ``first``…``last`` (1-based) out of ``total``: its first
-    line says so, and Previous / Next buttons lead to the pages around it.
-    Returns the item numbers shown, in order."""
+    line says so (:func:`counted`), and Previous / Next buttons lead to the
+    pages around it. Returns the item numbers shown, in order."""
     check_fits_slack(message)
     text = strings(message)
     assert ":no_entry:" not in text and "went wrong" not in text, text
-    assert f"({first}–{last} of {total})" in message["blocks"][0]["text"]["text"], message["blocks"][0]
+    heading = f"({first}–{last} of {counted(total, last)})"
+    assert heading in message["blocks"][0]["text"]["text"], (heading, message["blocks"][0])
     shown = [int(n) for n in re.findall(r"\*POAM-(\d+)\*", text)]
     assert len(shown) == len(set(shown)) == last - first + 1, shown
     assert [button["text"]["text"] for button in navigation(message)] == (
@@ -145,6 +154,7 @@ def test_ten_thousand_items_are_listed_a_page_at_a_time(
 
     first = command(slack, "list all")
     page_one = check_page(first, first=1, last=PAGE, total=ITEMS)
+    assert "(1–20 of 1,000+)" in strings(first)  # counting all 10,000 cost more than the page
     assert "&lt;parser&gt; &amp; friends" in strings(first)  # some longest titles, escaped, fit too
     opened = command(slack, "list open")
     check_page(opened, first=1, last=PAGE, total=open_count)
@@ -157,6 +167,7 @@ def test_ten_thousand_items_are_listed_a_page_at_a_time(
     # Deep in the list, then Next to the very end.
     deep = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("all", 9_950))
     check_page(deep, first=9_951, last=9_970, total=ITEMS)
+    assert "(9951–9970 of 10,000)" in strings(deep)  # exact once the count reaches the end
     for start in (9_970, 9_990):
         following = navigation(deep)[-1]
         deep = click(slack, fake_slack, following["action_id"], following["value"])

@@ -224,20 +224,20 @@ def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: 
     if not page.items and page.total:  # past the end: items closed since the page was shown
         first_page = metadata.dump(replace(query, offset=0))
         return [
-            section(f"*{title}*: no more items past {page.offset:,}; there are {page.total:,} now."),
+            section(f"*{title}*: no more items past {page.offset:,}; there are {page.total_text} now."),
             actions(button("First page", ActionId.LIST_PAGE + ".first", first_page)),
         ]
     if not page.items:
         return [section(f"*{title}*: nothing here.")]
     first, last = page.offset + 1, page.offset + len(page.items)
-    blocks: list[Block] = [section(f"*{title}* ({first}–{last} of {page.total})")]
+    blocks: list[Block] = [section(f"*{title}* ({first}–{last} of {page.total_text})")]
     for item in page.items:
         blocks.append(section(item_line(item, rules=rules, today=page.today), accessory=show_button(item.number)))
     navigation = []
     if page.offset > 0:
         previous = replace(query, offset=max(0, page.offset - LIST_PAGE_SIZE))
         navigation.append(button("Previous", ActionId.LIST_PAGE + ".prev", metadata.dump(previous)))
-    if last < page.total:
+    if page.has_more:
         following = replace(query, offset=last)
         navigation.append(button("Next", ActionId.LIST_PAGE + ".next", metadata.dump(following)))
     if navigation:

@@ -36,7 +36,7 @@ def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: st
 
 
 def home_view(
-    page: ItemPage, milestones: Mapping[int, list[MilestoneRow]], *, rules: Rules, unclaimed: int, waiting: WaitingOn
+    page: ItemPage, milestones: Mapping[int, list[MilestoneRow]], *, rules: Rules, unclaimed: str, waiting: WaitingOn
 ) -> dict[str, Any]:
     """What waits on me as verifier or AO; what I own, overdue first, each with its
     next milestone; a button to log a finding."""
@@ -48,7 +48,7 @@ def home_view(
         blocks += _waiting_blocks(waiting, rules, page.today)
         blocks.append(header("What I own"))
     overdue = sum(1 for item in page.items if page.is_overdue(item))
-    summary = f"You own *{page.total}* open item(s)"
+    summary = f"You own *{page.total_text}* open item(s)"
     if overdue:
         summary += f", *{overdue}* overdue"
     blocks.append(section(summary + f". *{unclaimed}* item(s) wait for an owner: `/poam list unclaimed`."))
@@ -58,6 +58,7 @@ def home_view(
         if upcoming is not None:
             line += f"\nNext: *M{upcoming.number}* {escape(upcoming.description[:150])} · due {day(upcoming.due_on)}"
         blocks.append(section(line, accessory=show_button(item.number)))
-    if page.total > len(page.items):
-        blocks.append(context(f"{page.total - len(page.items)} more: `/poam list mine`."))
+    if page.has_more:
+        more = "More" if page.capped else f"{page.total - len(page.items):,} more"
+        blocks.append(context(f"{more}: `/poam list mine`."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}

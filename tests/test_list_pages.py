@@ -1,0 +1,184 @@
+"""Pages of ``/poam list`` on a workspace with many items: every page holds
+exactly what sorting the whole list would put there, the count stops at
+``COUNT_LIMIT``, and a first page reads about as much of a large list as of a
+small one."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from bot.commands import metadata
+from bot.commands.views.cards import item_list
+from bot.poam import items
+from bot.poam.actor import Actor, Rules
+from bot.poam.items import Scope, is_overdue, list_items
+from bot.poam.lifecycle import ACTIVE, Status
+from bot.poam.severity import Severity
+from bot.poam.systems import add_system
+from bot.store.engine import unit_of_work
+from bot.store.models import Item
+from tests.db import TEAM, run
+from tests.test_items import ALICE, BOB, TODAY, log
+
+SCOPE_STATUSES = {
+    Scope.MINE: set(Status) - {Status.CLOSED},
+    Scope.OPEN: set(Status) - {Status.CLOSED},
+    Scope.OVERDUE: set(ACTIVE),
+    Scope.UNCLAIMED: {Status.OPEN},
+    Scope.REVIEW: {Status.PENDING_VERIFICATION},
+    Scope.CLOSED: {Status.CLOSED},
+    Scope.ALL: set(Status),
+}
+
+
+def scatter(engine: Engine, actor: Actor, count: int, *, seed: int) -> None:
+    """``count`` items logged by ``actor``, then given random statuses, owners,
+    severities and due dates, many of them equal and on either side of today."""
+    for _ in range(count):
+        log(engine, actor)
+    chooser = random.Random(seed)
+    table = Item.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        for number in range(1, count + 1):
+            status = chooser.choice(list(Status))
+            owner = None if status is Status.OPEN else chooser.choice([ALICE, BOB])
+            connection.execute(
+                sa.update(table)
+                .where(table.c.team_id == TEAM, table.c.number == number)
+                .values(status=status, owner_id=owner, severity=chooser.choice(list(Severity)).value,
+                        due_on=TODAY + timedelta(days=chooser.randint(-6, 6)))
+            )
+
+
+def expected(engine: Engine, actor: Actor, scope: Scope, **filters: Any) -> list[int]:
+    """The list's item numbers in order, by sorting all of the workspace's items here."""
+    with unit_of_work(engine, read_only=True) as session:
+        every = session.execute(sa.select(Item).where(Item.team_id == TEAM)).scalars().all()
+    kept = [
+        item for item in every
+        if item.status in SCOPE_STATUSES[scope]
+        and (scope is not Scope.MINE or item.owner_id == actor.user_id)
+        and (scope is not Scope.UNCLAIMED or item.owner_id is None)
+        and (scope is not Scope.OVERDUE or is_overdue(item, today=TODAY))
+        and ("severity" not in filters or item.severity == filters["severity"])
+        and ("owner_id" not in filters or item.owner_id == filters["owner_id"])
+    ]
+    kept.sort(key=lambda item: (not is_overdue(item, today=TODAY), item.due_on, item.number))
+    return [item.number for item in kept]
+
+
+def page_numbers(engine: Engine, actor: Actor, **kwargs: Any) -> list[int]:
+    page = run(engine, lambda s: list_items(s, actor, **kwargs))
+    return [line.number for line in page.items]
+
+
+@pytest.mark.parametrize("scope", list(Scope))
+def test_every_page_holds_what_sorting_the_whole_list_puts_there(engine: Engine, alice: Actor, scope: Scope) -> None:
+    scatter(engine, alice, 60, seed=7)
+    whole = expected(engine, alice, scope)
+    assert whole, "the scattered items should fill every list"
+    for limit in (1, 4, 7, 25):
+        pages = [page_numbers(engine, alice, scope=scope, limit=limit, offset=offset)
+                 for offset in range(0, len(whole) + limit, limit)]
+        assert [number for page in pages for number in page] == whole, limit
+    assert page_numbers(engine, alice, scope=scope, limit=len(whole) + 5) == whole
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"severity": Severity.HIGH}, {"owner_id": BOB}, {"severity": Severity.LOW, "owner_id": ALICE}],
+)
+@pytest.mark.parametrize("scope", [Scope.OPEN, Scope.OVERDUE, Scope.ALL, Scope.CLOSED])
+def test_filtered_pages_too(engine: Engine, alice: Actor, scope: Scope, filters: dict[str, Any]) -> None:
+    scatter(engine, alice, 60, seed=11)
+    whole = expected(engine, alice, scope, **filters)
+    pages = [page_numbers(engine, alice, scope=scope, limit=3, offset=offset, **filters)
+             for offset in range(0, len(whole) + 3, 3)]
+    assert [number for page in pages for number in page] == whole
+
+
+def test_the_count_stops_at_the_limit_and_the_list_still_pages_on(
+    engine: Engine, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(items, "COUNT_LIMIT", 5)
+    for _ in range(10):
+        log(engine, alice)
+
+    def page(offset: int) -> items.ItemPage:
+        return run(engine, lambda s: list_items(s, alice, scope=Scope.ALL, limit=3, offset=offset))
+
+    first, fourth_on, seventh_on, tenth_on, past = page(0), page(3), page(6), page(9), page(12)
+    assert (first.total, first.capped, first.total_text, first.has_more) == (5, True, "5+", True)
+    # Counted on past the page: to 10 (and one more, to know whether there is more).
+    assert (fourth_on.total, fourth_on.capped, fourth_on.total_text, fourth_on.has_more) == (10, False, "10", True)
+    assert (seventh_on.total, seventh_on.capped, seventh_on.has_more) == (10, False, True)
+    assert (tenth_on.total, tenth_on.capped, tenth_on.total_text, tenth_on.has_more) == (10, False, "10", False)
+    assert (past.items, past.total, past.capped) == ([], 10, False)
+    query = metadata.ListPage(scope=Scope.ALL.value, offset=0)
+    blocks = item_list(first, rules=Rules(), query=query, title="All items")
+    assert blocks[0]["text"]["text"] == "*All items* (1–3 of 5+)"
+    assert [e["text"]["text"] for e in blocks[-1]["elements"]] == ["Next"]
+
+
+def test_a_first_page_reads_about_as_much_of_a_long_list_as_of_a_short_one(
+    engine: Engine, alice: Actor, admin: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted in SQLite's virtual machine steps (a progress handler), not in
+    time: sorting the whole list, as a page once did, takes steps in
+    proportion to the list. Both lists are longer than the count goes."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("counts SQLite's steps")
+    monkeypatch.setattr(items, "COUNT_LIMIT", 100)
+    run(engine, lambda s: add_system(s, admin, name="Payroll"))
+    log(engine, alice)
+
+    def steps_of_first_pages() -> dict[Scope, int]:
+        counted: dict[Scope, int] = {}
+        for scope in (Scope.OPEN, Scope.OVERDUE, Scope.UNCLAIMED, Scope.ALL):
+            with unit_of_work(engine, read_only=True) as session:
+                dbapi: sqlite3.Connection = session.connection().connection.dbapi_connection  # type: ignore[assignment]
+                steps = itertools.count()
+
+                def step(steps: Iterator[int] = steps) -> int:
+                    next(steps)
+                    return 0  # go on
+
+                dbapi.set_progress_handler(step, 100)
+                try:
+                    list_items(session, alice, scope=scope, limit=20)
+                finally:
+                    dbapi.set_progress_handler(None, 0)
+            counted[scope] = next(steps)
+        return counted
+
+    add_items(engine, 300)
+    short = steps_of_first_pages()
+    add_items(engine, 3_000)
+    long = steps_of_first_pages()
+    assert all(long[scope] < 2 * short[scope] + 20 for scope in long), (short, long)
+
+
+def add_items(engine: Engine, count: int) -> None:
+    """``count`` more items, open or in progress, half of them overdue, in one insert."""
+    with unit_of_work(engine, read_only=True) as session:
+        template = session.execute(sa.select(Item).where(Item.team_id == TEAM)).scalars().first()
+        last = session.execute(sa.select(sa.func.max(Item.number)).where(Item.team_id == TEAM)).scalar_one()
+    assert template is not None, "log one item first: the others copy it"
+    values = template.model_dump(exclude={"id"})
+    rows = [
+        {**values, "number": last + n, "status": Status.OPEN if n % 2 else Status.IN_PROGRESS,
+         "owner_id": None if n % 2 else BOB, "due_on": date(2026, 11, 1) + timedelta(days=n % 40)}
+        for n in range(1, count + 1)
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Item), rows)
+
