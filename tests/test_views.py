@@ -156,6 +156,16 @@ def test_home_view_stays_within_the_view_limit() -> None:
     assert "Next: *M1*" in json.dumps(view)
 
 
+def test_home_view_of_an_owner_past_the_count() -> None:
+    items = [_item(n) for n in range(1, 31)]
+    page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, capped=True)
+    waiting = WaitingOn(verifications=[], decisions=[], plans=[], is_ao=False)
+    text = json.dumps(home_view(page, {}, rules=Rules(), unclaimed="1,000+", waiting=waiting))
+    assert "You own *1,000+* open item(s)" in text
+    assert "*1,000+* item(s) wait for an owner" in text
+    assert "More: `/poam list mine`." in text and "970 more" not in text
+
+
 def test_a_day_reads_as_in_english_for_every_day_of_a_leap_cycle() -> None:
     """``day`` spells weekdays and months itself (strftime's follow the locale);
     in the C locale of the tests the two must agree on every date."""
