@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -38,11 +40,11 @@ USER = "U00000007"
 PAGE = 20
 
 
-def time_page(engine: object, scope: Scope, offset: int, repeat: int) -> tuple[float, ItemPage]:
+def time_page(engine: Engine, scope: Scope, offset: int, repeat: int) -> tuple[float, ItemPage]:
     """The fastest of ``repeat`` runs of one page, in ms, and the page."""
     best, page = float("inf"), None
     for _ in range(repeat):
-        with unit_of_work(engine, read_only=True) as session:  # type: ignore[arg-type]
+        with unit_of_work(engine, read_only=True) as session:
             actor = load_actor(session, team_id=TEAM, user_id=USER, tz=ZoneInfo("UTC"), clock=SystemClock(),
                                rules=Rules())
             started = time.perf_counter()

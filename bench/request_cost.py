@@ -74,6 +74,7 @@ WARMUP = 20
 #: of CPU in it.
 IDLE_TICK_SECONDS = 0.1
 IDLE_CPU_SECONDS = 0.002
+IDLE_WAIT_SECONDS = 60
 
 
 def wsgi_caller(app: Callable[..., Any]) -> Callable[[str], None]:
@@ -99,11 +100,13 @@ def wsgi_caller(app: Callable[..., Any]) -> Callable[[str], None]:
 def wait_until_idle() -> None:
     """Return once this process has stopped working (a click's work after its
     ack can take longer than the clicks themselves: 500 of them queue up)."""
-    while True:
+    deadline = time.monotonic() + IDLE_WAIT_SECONDS
+    while time.monotonic() < deadline:
         before = time.process_time()
         time.sleep(IDLE_TICK_SECONDS)
         if time.process_time() - before < IDLE_CPU_SECONDS:
             return
+    raise SystemExit(f"the bot was still busy {IDLE_WAIT_SECONDS} s after the last request")
 
 
 def bodies(workload: Workload, claims: ClaimIds, kind: str, count: int, seed: int) -> list[str]:

@@ -20,13 +20,14 @@ from bot.commands import metadata
 from bot.commands.views.cards import item_list
 from bot.poam import items
 from bot.poam.actor import Actor, Rules
+from bot.poam.errors import InvalidInput
 from bot.poam.items import Scope, is_overdue, list_items
 from bot.poam.lifecycle import ACTIVE, Status
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
-from bot.store.models import Item
-from tests.db import TEAM, run
+from bot.store.models import InfoSystem, Item, ItemControl
+from tests.db import TEAM, assert_refused, run
 from tests.test_items import ALICE, BOB, TODAY, log
 
 SCOPE_STATUSES = {
@@ -41,11 +42,14 @@ SCOPE_STATUSES = {
 
 
 def scatter(engine: Engine, actor: Actor, count: int, *, seed: int) -> None:
-    """``count`` items logged by ``actor``, then given random statuses, owners,
-    severities and due dates, many of them equal and on either side of today."""
-    for _ in range(count):
-        log(engine, actor)
+    """``count`` items logged by ``actor``, a third of them in a second system
+    (Payroll), with one or two of three controls; then given random statuses,
+    owners, severities and due dates, many of them equal and on either side of
+    today."""
     chooser = random.Random(seed)
+    for number in range(1, count + 1):
+        log(engine, actor, controls=chooser.sample(["AC-2", "SI-2", "CM-6"], chooser.randint(1, 2)),
+            system_name="Payroll" if number % 3 == 0 else None)
     table = Item.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         for number in range(1, count + 1):
@@ -63,6 +67,10 @@ def expected(engine: Engine, actor: Actor, scope: Scope, **filters: Any) -> list
     """The list's item numbers in order, by sorting all of the workspace's items here."""
     with unit_of_work(engine, read_only=True) as session:
         every = session.execute(sa.select(Item).where(Item.team_id == TEAM)).scalars().all()
+        systems = dict(session.execute(sa.select(InfoSystem.id, InfoSystem.name).where(InfoSystem.team_id == TEAM)).all())
+        controls = {item_id: control for item_id, control in session.execute(
+            sa.select(ItemControl.item_id, ItemControl.control).where(ItemControl.control == filters.get("control")))}
+    system = None if filters.get("every_system") else filters.get("system_name", "Default")
     kept = [
         item for item in every
         if item.status in SCOPE_STATUSES[scope]
@@ -71,6 +79,8 @@ def expected(engine: Engine, actor: Actor, scope: Scope, **filters: Any) -> list
         and (scope is not Scope.OVERDUE or is_overdue(item, today=TODAY))
         and ("severity" not in filters or item.severity == filters["severity"])
         and ("owner_id" not in filters or item.owner_id == filters["owner_id"])
+        and ("control" not in filters or item.id in controls)
+        and (system is None or systems[item.system_id] == system)
     ]
     kept.sort(key=lambda item: (not is_overdue(item, today=TODAY), item.due_on, item.number))
     return [item.number for item in kept]
@@ -82,10 +92,14 @@ def page_numbers(engine: Engine, actor: Actor, **kwargs: Any) -> list[int]:
 
 
 @pytest.mark.parametrize("scope", list(Scope))
-def test_every_page_holds_what_sorting_the_whole_list_puts_there(engine: Engine, alice: Actor, scope: Scope) -> None:
+def test_every_page_holds_what_sorting_the_whole_list_puts_there(
+    engine: Engine, alice: Actor, admin: Actor, scope: Scope, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(engine, lambda s: add_system(s, admin, name="Payroll"))
     scatter(engine, alice, 60, seed=7)
     whole = expected(engine, alice, scope)
     assert whole, "the scattered items should fill every list"
+    monkeypatch.setattr(items, "BANDS_UP_TO", 20)  # pages ending past the 20th item sort the list instead
     for limit in (1, 4, 7, 25):
         pages = [page_numbers(engine, alice, scope=scope, limit=limit, offset=offset)
                  for offset in range(0, len(whole) + limit, limit)]
@@ -95,15 +109,26 @@ def test_every_page_holds_what_sorting_the_whole_list_puts_there(engine: Engine,
 
 @pytest.mark.parametrize(
     "filters",
-    [{"severity": Severity.HIGH}, {"owner_id": BOB}, {"severity": Severity.LOW, "owner_id": ALICE}],
+    [{"severity": Severity.HIGH}, {"owner_id": BOB}, {"severity": Severity.LOW, "owner_id": ALICE},
+     {"control": "AC-2"}, {"system_name": "Payroll"}, {"every_system": True},
+     {"every_system": True, "severity": Severity.MODERATE, "control": "SI-2"}],
 )
 @pytest.mark.parametrize("scope", [Scope.OPEN, Scope.OVERDUE, Scope.ALL, Scope.CLOSED])
-def test_filtered_pages_too(engine: Engine, alice: Actor, scope: Scope, filters: dict[str, Any]) -> None:
+def test_filtered_pages_too(engine: Engine, alice: Actor, admin: Actor, scope: Scope, filters: dict[str, Any]) -> None:
+    run(engine, lambda s: add_system(s, admin, name="Payroll"))
     scatter(engine, alice, 60, seed=11)
     whole = expected(engine, alice, scope, **filters)
     pages = [page_numbers(engine, alice, scope=scope, limit=3, offset=offset, **filters)
              for offset in range(0, len(whole) + 3, 3)]
     assert [number for page in pages for number in page] == whole
+
+
+def test_an_offset_past_any_list_is_refused(engine: Engine, alice: Actor) -> None:
+    log(engine, alice)
+    assert_refused(engine, lambda s: list_items(s, alice, offset=items.MAX_OFFSET + 1), InvalidInput,
+                   "The page offset is past any list (at most 1,000,000,000).")
+    page = run(engine, lambda s: list_items(s, alice, offset=items.MAX_OFFSET, limit=items.MAX_PAGE))
+    assert (page.items, page.total, page.capped) == ([], 1, False)
 
 
 def test_the_count_stops_at_the_limit_and_the_list_still_pages_on(

@@ -625,6 +625,8 @@ def list_items(
         raise InvalidInput(f"A page holds 1 to {MAX_PAGE} items.")
     if offset < 0:
         raise InvalidInput("The page offset cannot be negative.")
+    if offset > MAX_OFFSET:
+        raise InvalidInput(f"The page offset is past any list (at most {MAX_OFFSET:,}).")
     today = actor.today()
     params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
                                  "severity": severity, "page_limit": limit, "page_offset": offset}
@@ -642,7 +644,7 @@ def list_items(
     params.update(band_limit=offset + limit, count_limit=counts_to + 1)  # one more: is there more?
     count, page = _list_statements(
         scope, by_system=by_system, by_severity=severity is not None,
-        by_owner=owner_id is not None, by_control=control is not None,
+        by_owner=owner_id is not None, by_control=control is not None, deep=offset + limit > BANDS_UP_TO,
     )
     connection = rows_of(session)
     rows = connection.execute(page, params).all()
@@ -667,6 +669,12 @@ _SYSTEM_IDS = {
 #: How many of a list's items are counted, in steps of this past the page's
 #: end: counting every open item of a large workspace cost more than the page.
 COUNT_LIMIT = 1_000
+#: Pages ending past this many items sort the list instead of merging bands:
+#: each band reads up to the page's end, and deep in a long list (around the
+#: 5,000th item at 100k, in bench/lists.py) sorting it once costs less.
+BANDS_UP_TO = 2_000
+#: No list is longer; the counts past a page must fit a 32-bit integer.
+MAX_OFFSET = 1_000_000_000
 
 #: The statuses each list shows.
 _SCOPE_STATUSES: dict[Scope, frozenset[Status]] = {
@@ -682,7 +690,7 @@ _SCOPE_STATUSES: dict[Scope, frozenset[Status]] = {
 
 @cache
 def _list_statements(
-    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool
+    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool, deep: bool
 ) -> tuple[Any, Any]:
     """The count and page statements of one shape of list, built once and run
     with parameters (building them cost more CPU than running them).
@@ -690,7 +698,12 @@ def _list_statements(
     The page carries the count (an uncorrelated subquery: run once) and finds
     the system itself (``by_system``: the workspace's default one, one by
     name, or None for every system), so a page is one statement, not three.
-    The count stops at ``count_limit`` items.
+    The count stops at ``count_limit`` items. A page is merged from bands
+    (:func:`_banded_page`) unless the list is one person's (read through the
+    owner index), filtered by control (SQLite would read the control's items
+    again for every band), of a system named (a small one beside a large
+    default system would make every band walk the large one's items), or
+    ``deep``.
     """
     today = bindparam("today", type_=Date)
     conditions = [Item.team_id == bindparam("team_id")]
@@ -721,7 +734,7 @@ def _list_statements(
     counted = sa_select(Item.id).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
     count = sa_select(func.count()).select_from(counted)
     total = count.scalar_subquery().correlate(None).label("total")
-    if scope is Scope.MINE or by_owner:  # one person's items: few, read through the owner index
+    if scope is Scope.MINE or by_owner or by_control or by_system == "named" or deep:
         page = (
             select(*_LINE_COLUMNS, total)
             .where(*in_scope)

@@ -101,7 +101,7 @@ def check_page(message: dict[str, Any], *, first: int, last: int, total: int) ->
     check_fits_slack(message)
     text = strings(message)
     assert ":no_entry:" not in text and "went wrong" not in text, text
-    heading = f"({first}–{last} of {counted(total, last)})"
+    heading = f"({first:,}–{last:,} of {counted(total, last)})"
     assert heading in message["blocks"][0]["text"]["text"], (heading, message["blocks"][0])
     shown = [int(n) for n in re.findall(r"\*POAM-(\d+)\*", text)]
     assert len(shown) == len(set(shown)) == last - first + 1, shown
@@ -167,7 +167,7 @@ def test_ten_thousand_items_are_listed_a_page_at_a_time(
     # Deep in the list, then Next to the very end.
     deep = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("all", 9_950))
     check_page(deep, first=9_951, last=9_970, total=ITEMS)
-    assert "(9951–9970 of 10,000)" in strings(deep)  # exact once the count reaches the end
+    assert "(9,951–9,970 of 10,000)" in strings(deep)  # exact once the count reaches the end
     for start in (9_970, 9_990):
         following = navigation(deep)[-1]
         deep = click(slack, fake_slack, following["action_id"], following["value"])

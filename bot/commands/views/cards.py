@@ -230,7 +230,7 @@ def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: 
     if not page.items:
         return [section(f"*{title}*: nothing here.")]
     first, last = page.offset + 1, page.offset + len(page.items)
-    blocks: list[Block] = [section(f"*{title}* ({first}–{last} of {page.total_text})")]
+    blocks: list[Block] = [section(f"*{title}* ({first:,}–{last:,} of {page.total_text})")]
     for item in page.items:
         blocks.append(section(item_line(item, rules=rules, today=page.today), accessory=show_button(item.number)))
     navigation = []
