@@ -30,7 +30,8 @@ def after_ack(services: Services, work: Callable[..., object], /, *args: Any, **
 def ack_then_work(ack: Ack, services: Services, work: Callable[..., object], /, *args: Any, **kwargs: Any) -> None:
     """For a listener whose ack carries nothing (a button, a shortcut): ack now,
     without waiting for a turn, then run ``work`` in one (``turns``), on a
-    listener thread: it may wait up to 2 s for the database and open a form."""
+    listener thread: it may wait up to 2 s for the database (a form it answers
+    with opens on the form threads)."""
     ack()
     _submit(services.turns.later, work, args, kwargs)
 

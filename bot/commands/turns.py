@@ -17,9 +17,11 @@ the one waiting longest: with a plain semaphore a request arriving at that
 moment can take it first, and the woken one queues again at the back, which
 made the slowest requests several times slower than the median under load.
 
-A listener whose ack carries nothing (a button, a shortcut, an event) acks
-without waiting for a turn, and passes its work to :meth:`ListenerTurns.later`,
-which keeps its place in the same line and runs it on a thread of its own.
+A listener whose ack carries nothing (a button, a shortcut) acks without
+waiting for a turn, and passes its work to :meth:`ListenerTurns.later`, which
+keeps its place in the same line and runs it on a thread of its own. Events
+are acked by Bolt before their listener runs, and hand their work to the
+after-ack threads.
 """
 
 from __future__ import annotations

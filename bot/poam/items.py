@@ -586,8 +586,8 @@ class ItemPage:
 
     @property
     def has_more(self) -> bool:
-        """Whether items follow this page."""
-        return self.capped or self.offset + len(self.items) < self.total
+        """Whether items follow this page (a capped count runs past its end)."""
+        return self.offset + len(self.items) < self.total
 
     def is_overdue(self, item: ItemLine) -> bool:
         return is_overdue(item, today=self.today)
@@ -728,9 +728,8 @@ def _list_statements(
             )
         )
     statuses = _SCOPE_STATUSES[scope]
-    in_scope = [*conditions, col(Item.status).in_(statuses)]
-    if scope is Scope.OVERDUE:
-        in_scope.append(col(Item.due_on) < today)
+    overdue_only = scope is Scope.OVERDUE
+    in_scope = [*conditions, overdue_condition(today) if overdue_only else col(Item.status).in_(statuses)]
     counted = sa_select(Item.id).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
     count = sa_select(func.count()).select_from(counted)
     total = count.scalar_subquery().correlate(None).label("total")
@@ -741,7 +740,7 @@ def _list_statements(
             .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
         )
     else:
-        page = _banded_page(statuses, conditions, today=today, overdue_only=scope is Scope.OVERDUE, total=total)
+        page = _banded_page(statuses, conditions, today=today, overdue_only=overdue_only, total=total)
     page = page.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
     return count, page
 
