@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +11,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.exc import OperationalError
 
 from bot.store import sqlite_checkpoints
-from bot.store.engine import unit_of_work, wait_for_checkpoints, writes_together
+from bot.store.engine import is_busy, unit_of_work, wait_for_checkpoints, writes_together
 from bot.store.models import Workspace
 from tests.db import plain_postgresql
 
@@ -140,6 +142,50 @@ def test_sqlite_transactions_begin_as_asked(engine: Engine) -> None:
     with unit_of_work(engine):
         assert not _writer_can_begin(engine)
     assert _writer_can_begin(engine)
+
+
+def test_sqlite_writer_tries_again_in_short_steps_until_the_lock_is_free(engine: Engine) -> None:
+    """A writer waiting for SQLite's write lock tries again every millisecond or
+    less (SQLite's busy handler sleeps 1, 2, 5, 10, 15… ms between tries, with
+    the GIL released, so the bot would see one try), and gets in once the
+    other writer is done."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite write lock")
+    tries: list[str] = []
+    with engine.connect() as connection:  # the engine's one pooled connection, traced
+        connection.connection.dbapi_connection.set_trace_callback(tries.append)  # type: ignore[union-attr]
+    other = sqlite3.connect(str(engine.url.database), isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.1, other.rollback).start()
+    try:
+        with unit_of_work(engine, max_wait=5.0) as session:
+            assert not _writer_can_begin(engine)
+            assert session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+    finally:
+        other.close()
+    begins = tries.count("BEGIN IMMEDIATE")
+    assert begins >= 10, tries  # about 100 in the 0.1 s; one, had SQLite waited
+
+
+def test_sqlite_writer_gives_up_after_its_max_wait(engine: Engine) -> None:
+    """Another writer holding the lock past a unit's ``max_wait``: SQLite's busy
+    error (:func:`is_busy`) after about that long, and nothing written."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite write lock")
+    other = sqlite3.connect(str(engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as refused, unit_of_work(engine, max_wait=0.2):
+            pytest.fail("the unit of work began while another writer held the lock")
+        waited = time.monotonic() - started
+    finally:
+        other.rollback()
+        other.close()
+    assert is_busy(refused.value)
+    assert 0.2 <= waited < 2.0
+    with unit_of_work(engine, max_wait=0.2) as session:  # the lock free again: in at once
+        assert session.connection().exec_driver_sql("SELECT 1").scalar() == 1
 
 
 def test_a_unit_of_work_begins_every_transaction_as_asked(engine: Engine) -> None:

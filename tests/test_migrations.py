@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
+from bot.store.engine import unit_of_work
 from bot.store.migrate import current_revision, head_revision
 
 
@@ -40,4 +41,5 @@ def test_sqlite_connections_enforce_foreign_keys_and_use_wal(engine: Engine) -> 
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+    with unit_of_work(engine, read_only=True) as session:  # a writer waits in steps of its own (test_engine)
+        assert session.connection().exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
