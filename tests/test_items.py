@@ -40,7 +40,8 @@ from bot.poam.items import (
     snooze_item,
 )
 from bot.poam.lifecycle import Status
-from bot.poam.milestones import add_milestone
+from bot.poam.milestones import add_milestone, move_milestone
+from bot.poam.review import request_extension
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
@@ -686,6 +687,39 @@ def test_show_reads_the_item_with_its_system_in_one_statement(engine: Engine, ad
     items_read = [statement for statement, _ in seen if "FROM items" in statement]
     assert len(items_read) == 1 and "JOIN systems" in items_read[0]
     assert not any(statement.lstrip().startswith("SELECT systems") for statement, _ in seen)
+
+
+def test_show_reads_every_kind_of_detail_in_one_statement(engine: Engine, alice: Actor) -> None:
+    """The card's controls, milestones and review requests come from one
+    statement, and match what exports read kind by kind for several items
+    (changes included)."""
+    log(engine, alice, controls=["SI-2", "AC-2", "CM-6"], owner_id=ALICE)
+    log(engine, alice, controls=["RA-5"], owner_id=ALICE)
+    for number, description, due_on in ((1, "Patch staging", date(2026, 12, 1)), (1, "Patch prod", date(2026, 12, 10)),
+                                         (2, "Rescan", date(2026, 12, 3))):
+        run(engine, lambda s, n=number, d=description, on=due_on: add_milestone(s, alice, number=n, description=d, due_on=on))
+    run(engine, lambda s: move_milestone(s, alice, number=1, milestone=2, due_on=date(2026, 12, 20), reason="Change freeze"))
+    run(engine, lambda s: request_extension(s, alice, number=1, due_on=date(2027, 3, 1), reason="Vendor patch late"))
+    with statements(engine) as seen:
+        card = run(engine, lambda s: show_item(s, alice, number=1, with_changes=False))
+    assert len(seen) == 2  # the item with its system, then every kind of detail
+    full = run(engine, lambda s: show_item(s, alice, number=1))
+    both = run(engine, lambda s: item_details(s, [fetch(engine, 1), fetch(engine, 2)]))
+    assert (card.controls, card.milestones, card.requests, card.changes) == (full.controls, full.milestones, full.requests, [])
+    assert (both[0].controls, both[0].milestones, both[0].changes, both[0].requests) == (
+        full.controls, full.milestones, full.changes, full.requests
+    )
+    assert full.controls == ["SI-2", "AC-2", "CM-6"]
+    assert [(m.number, m.description, m.planned_due_on, m.due_on) for m in full.milestones] == [
+        (1, "Patch staging", date(2026, 12, 1), date(2026, 12, 1)),
+        (2, "Patch prod", date(2026, 12, 10), date(2026, 12, 20)),
+    ]
+    assert [(c.old_due_on, c.new_due_on, c.reason) for c in full.changes] == [
+        (date(2026, 12, 10), date(2026, 12, 20), "Change freeze")
+    ]
+    assert full.milestones[0].created_at.tzinfo is not None  # typed as in the table, not as NULL's
+    assert [(r.kind, r.new_due_on, r.text) for r in full.requests] == [("extension", date(2027, 3, 1), "Vendor patch late")]
+    assert (both[1].controls, [m.description for m in both[1].milestones], both[1].requests) == (["RA-5"], ["Rescan"], [])
 
 
 def test_a_system_row_has_every_column_of_the_table() -> None:
