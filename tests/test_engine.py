@@ -188,6 +188,24 @@ def test_sqlite_writer_gives_up_after_its_max_wait(engine: Engine) -> None:
         assert session.connection().exec_driver_sql("SELECT 1").scalar() == 1
 
 
+def test_sqlite_reader_that_comes_to_write_after_another_writer_is_busy(engine: Engine) -> None:
+    """A read-only unit that writes (a workspace's first use) after another
+    writer committed gets SQLite's SQLITE_BUSY_SNAPSHOT: nothing written, and
+    the request is answered "try again" (:func:`is_busy`), not "something went wrong"."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite snapshots")
+    with pytest.raises(OperationalError) as refused, unit_of_work(engine, read_only=True) as session:
+        session.connection().execute(select(Workspace.team_id)).all()  # its snapshot
+        with unit_of_work(engine) as other:
+            other.add(Workspace(team_id="T0WRITER1", created_at=datetime(2026, 12, 6, tzinfo=UTC)))
+        session.add(Workspace(team_id="T0READER1", created_at=datetime(2026, 12, 6, tzinfo=UTC)))
+        session.flush()
+    assert refused.value.orig.sqlite_errorcode == sqlite3.SQLITE_BUSY_SNAPSHOT  # type: ignore[union-attr]
+    assert is_busy(refused.value)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT team_id FROM workspaces ORDER BY team_id")).scalars().all() == ["T0WRITER1"]
+
+
 def test_a_unit_of_work_begins_every_transaction_as_asked(engine: Engine) -> None:
     """A unit that commits midway begins its next transaction the same way."""
     if engine.dialect.name != "sqlite":
