@@ -37,8 +37,9 @@ What it does, all on 127.0.0.1, stopping by itself:
    bare app that too, for the floor of the bot's own way. Waits for the
    bot's ``/healthz`` (200) and for any answer of the bare app (404).
 4. Warms both up: one ``/poam show`` from each of the 1,000 users (so the
-   bot's users.info cache is warm, as it is in steady state), then
-   ``--warmup`` seconds at each concurrency before measuring.
+   bot's users.info cache is warm, as it is in steady state; with several
+   workers, each caching for itself, 4 times per worker: ``warm_passes``),
+   then ``--warmup`` seconds at each concurrency before measuring.
 5. For each concurrency C and each target, C client threads send signed
    requests (as Slack signs them) over keep-alive connections for
    ``--seconds``: in equal parts ``/poam list mine`` (by users who own
@@ -470,17 +471,30 @@ def drive(target: str, port: int, workload: Workload, claims: ClaimIds, *, concu
     return run
 
 
-def warm_users(target: str, port: int, workload: Workload) -> float:
-    """One ``/poam show`` from each user, 8 at a time; returns how long it took."""
+def warm_passes(workers: int) -> int:
+    """How many times to send the warm-up: each worker caches ``users.info``
+    answers itself, and each pass's 8 new connections land on workers as
+    gunicorn's accepts fall, so with several workers one pass leaves each
+    worker knowing only some users (those it met then ask Slack during the
+    measured run, as no steady state would). If connections were spread
+    evenly, after 4 passes per worker a worker would miss a given user with
+    odds ``(1 - 1/workers) ** (4 * workers)``: 1 in 256 with two workers."""
+    return 1 if workers <= 1 else 4 * workers
+
+
+def warm_users(target: str, port: int, workload: Workload, *, passes: int = 1) -> float:
+    """``passes`` times one ``/poam show`` from each user, 8 at a time, each
+    pass on new connections; returns how long it took."""
     users = [f"U{n:08d}" for n in range(PEOPLE)]
     chunks = [users[i::8] for i in range(8)]
-    streams = [iter([("show", workload.command(f"show POAM-{1 + n % workload.last}", u))
-                     for n, u in enumerate(chunk)] * 2) for chunk in chunks]
     started = time.perf_counter()
-    run = drive(target, port, workload, ClaimIds([1], 0), concurrency=8, seconds=300, salt=0,
-                max_requests=max(len(c) for c in chunks), streams=streams)
-    if run.errors:
-        print(f"  warm-up of {target}: {run.errors} errors, e.g. {run.error_examples[:2]}", flush=True)
+    for _ in range(passes):
+        streams = [iter([("show", workload.command(f"show POAM-{1 + n % workload.last}", u))
+                         for n, u in enumerate(chunk)]) for chunk in chunks]
+        run = drive(target, port, workload, ClaimIds([1], 0), concurrency=8, seconds=300, salt=0,
+                    max_requests=max(len(c) for c in chunks), streams=streams)
+        if run.errors:
+            print(f"  warm-up of {target}: {run.errors} errors, e.g. {run.error_examples[:2]}", flush=True)
     return time.perf_counter() - started
 
 
@@ -623,9 +637,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         workload = Workload(driver=SlackDriver("", team_id=TEAM, response_url=response_url), last=data["last"],
                             owners=data["owners"], unclaimed=data["unclaimed"], seed=args.seed)
         claims = {name: ClaimIds(data["unclaimed"], args.seed) for name in targets}
+        passes = warm_passes(args.workers)
         for name, server in servers.items():
-            took = warm_users(name, server.port, workload)
-            print(f"warm-up {name}: one /poam show from each of {PEOPLE:,} users in {took:.1f} s", flush=True)
+            took = warm_users(name, server.port, workload, passes=passes)
+            print(f"warm-up {name}: one /poam show from each of {PEOPLE:,} users"
+                  f"{f', {passes} times' if passes > 1 else ''} in {took:.1f} s", flush=True)
 
         runs: dict[tuple[str, int], Run] = {}
         header = (f"{'target':<5} {'conc':>4} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.load import Run, Sample, cpu_budget, kinds_line, percentile
+from bench.load import Run, Sample, cpu_budget, kinds_line, percentile, warm_passes
 
 
 def _run(target: str, requests: int, *, seconds: float = 1.0, cpu_seconds: float | None = None) -> Run:
@@ -47,3 +47,11 @@ def test_kinds_line_says_which_kind_the_slowest_request_was() -> None:
     assert "show 2× p50 10.0 p99 12.0 max 12.0" in line
     assert "claim 1× p50 950.0 p99 950.0 max 950.0" in line
     assert "list 0× p50 0.0 p99 0.0 max 0.0" in line
+
+
+def test_the_warm_up_reaches_every_worker_of_several() -> None:
+    """Each worker caches users.info itself: one pass suffices for one worker,
+    several workers get several passes (each on new connections)."""
+    assert warm_passes(1) == 1
+    assert warm_passes(2) == 8
+    assert (1 - 1 / 3) ** warm_passes(3) < 0.01  # a worker's odds of missing a user, connections spread evenly
