@@ -632,6 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"servers: gunicorn gthread, {args.workers} worker(s) × {args.threads} threads, "
               f"POAM_PIN_WORKERS={env['POAM_PIN_WORKERS']}; bare app's listeners: {args.bare_listeners}; "
               f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
+        if args.workers >= usable_cores():
+            print(f"note: {args.workers} worker(s) on {usable_cores()} core(s) share them with these clients, the "
+                  "fake Slack (and a local database server): at high concurrency the bot's figures measure that "
+                  "contention too, the bare app's (mostly idle, waiting on Bolt's 10 ms poll) hardly", flush=True)
 
         response_url = base_url.replace("/api/", "/respond/load")
         workload = Workload(driver=SlackDriver("", team_id=TEAM, response_url=response_url), last=data["last"],
