@@ -455,9 +455,10 @@ _ITEM_WIDTH = len(_ITEMS.c)
 
 def show_item(session: Session, actor: Actor, *, number: int, with_changes: bool = True) -> ItemDetail:
     """Item ``number`` with its details, for reading only: the item is a row
-    (``Columns``, read with its system in one statement), not an ORM object.
-    Or :class:`NotFound`. ``with_changes=False`` leaves ``changes`` empty (the
-    card does not show them: a statement less)."""
+    (``Columns``, read with its system in one statement), not an ORM object;
+    its details in a second (:func:`_details_statement`). Or :class:`NotFound`.
+    ``with_changes=False`` leaves ``changes`` empty (the card does not show
+    them: a part of that statement less)."""
     _check_number(number)
     params = {"team_id": actor.team_id, "number": number}
     row = rows_of(session).execute(_ITEM_WITH_SYSTEM_BY_NUMBER, params).first()
@@ -481,10 +482,11 @@ def _details_statement(sources: tuple[type, ...], *, one: bool) -> Any:
     """One statement for the detail rows of the kinds ``sources``: a UNION ALL
     in which each row carries its kind and its own columns, the other kinds'
     columns NULL (typed, so that the first part gives every column its type).
-    A card's three kinds in one statement instead of three: on PostgreSQL each
-    cost about 0.1 ms of CPU (``/poam show`` 0.84 → 0.70 ms in all,
-    ``bench/request_cost.py``). For one item ``=`` (``IN`` with a list of ids is
-    rendered again on every run)."""
+    One item's kinds (a card's three, four with milestone changes) in one
+    statement instead of one each: on PostgreSQL each statement cost about
+    0.1 ms of CPU (``/poam show`` 0.84 → 0.70 ms in all,
+    ``bench/request_cost.py``). For one item ``=`` (``IN`` with a list of ids
+    is rendered again on every run)."""
     columns = [
         (kind, model.__table__.c[name])  # type: ignore[attr-defined]
         for kind, (row, model, _order) in enumerate(_DETAIL_SOURCES)
