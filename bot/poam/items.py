@@ -475,6 +475,9 @@ _DETAIL_SOURCES: tuple[tuple[type, type[SQLModel], str], ...] = (
     (RequestRow, ReviewRequest, "id"),
     (ChangeRow, MilestoneChange, "seq"),
 )
+#: The kinds a card reads (it does not show milestone changes), and an export's.
+_WITHOUT_CHANGES = (_ControlRow, MilestoneRow, RequestRow)
+_WITH_CHANGES = (*_WITHOUT_CHANGES, ChangeRow)
 
 
 @cache
@@ -584,10 +587,6 @@ def _with_details(
         )
         for item in items
     ]
-
-
-_WITHOUT_CHANGES = (_ControlRow, MilestoneRow, RequestRow)
-_WITH_CHANGES = (*_WITHOUT_CHANGES, ChangeRow)
 
 
 class Scope(StrEnum):
