@@ -23,7 +23,15 @@ from bot.cli import main
 from bot.config import Settings
 from bot.poam.actor import Role
 from bot.poam.systems import ensure_workspace
-from bot.reminders.dispatch import CLAIM_HOLD, MAX_ATTEMPTS, PER_CHANNEL_INTERVAL, Pacer, dispatch
+from bot.reminders.dispatch import (
+    CLAIM_HOLD,
+    MAX_ATTEMPTS,
+    PER_CHANNEL_INTERVAL,
+    Pacer,
+    Unsent,
+    dispatch,
+    send_now,
+)
 from bot.reminders.scheduler import LEASE_TTL, Scheduler
 from bot.store import outbox
 from bot.store.models import OutboxMessage
@@ -220,6 +228,45 @@ def test_a_transient_ok_false_error_is_retried(world: World) -> None:
     assert row(world, row_id).status == outbox.PENDING
     world.clock.advance(seconds=30)
     assert run(world, plain_client(world)).sent == 1
+
+
+# ---------------------------------------------------------------- sent at once (a change's DMs)
+
+
+def channels(world: World) -> list[str]:
+    return [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
+
+
+def test_send_now_sends_the_rows_it_is_given_and_no_other(world: World) -> None:
+    ids = queue(world, [OWNER, USERS[0], USERS[1]])
+    assert send_now(world.engine, plain_client(world), ids=ids[1:], clock=world.clock) == []
+    assert channels(world) == [USERS[0], USERS[1]]
+    assert [row(world, i).status for i in ids] == [outbox.PENDING, outbox.SENT, outbox.SENT]
+    assert run(world, plain_client(world)).sent == 1  # the dispatcher sends the other, not these again
+    assert channels(world) == [USERS[0], USERS[1], OWNER]
+
+
+def test_send_now_leaves_what_slack_did_not_take_to_the_dispatcher(world: World) -> None:
+    ids = queue(world, [OWNER, USERS[0]])
+    world.fake.fail("chat.postMessage", status=500)
+    world.fake.fail("chat.postMessage", error="user_not_found")
+    unsent = send_now(world.engine, plain_client(world), ids=ids, clock=world.clock)
+    assert unsent == [Unsent(OWNER, retrying=True), Unsent(USERS[0], retrying=False)]
+    assert [row(world, i).status for i in ids] == [outbox.PENDING, outbox.FAILED]
+    assert run(world, plain_client(world)).sent == 0  # backing off
+    world.clock.advance(seconds=30)
+    assert run(world, plain_client(world)).sent == 1
+    assert channels(world) == [OWNER, USERS[0], OWNER]
+
+
+def test_send_now_skips_rows_a_dispatcher_has_claimed_or_sent(world: World) -> None:
+    ids = queue(world, [OWNER, USERS[0]])
+    world.do(lambda s: outbox.claim(s, now=world.clock.now(), limit=1, hold=CLAIM_HOLD))  # a dispatcher has OWNER's
+    assert send_now(world.engine, plain_client(world), ids=ids, clock=world.clock) == []
+    assert channels(world) == [USERS[0]]
+    assert send_now(world.engine, plain_client(world), ids=ids, clock=world.clock) == []
+    assert channels(world) == [USERS[0]]
+    assert [row(world, i).status for i in ids] == [outbox.SENDING, outbox.SENT]
 
 
 # ---------------------------------------------------------------- killed mid-batch

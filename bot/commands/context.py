@@ -105,7 +105,8 @@ class Announcement:
 
 @dataclass(frozen=True)
 class DirectMessage:
-    """A DM to send after the ack (a verifier asked to verify, an owner told a decision)."""
+    """A DM that comes with a change (a verifier asked to verify, an owner told
+    a decision), queued in its transaction (``direct_messages.queue``)."""
 
     user_id: str
     text: str
@@ -125,7 +126,8 @@ class Reply:
     blocks: list[Block] = field(default_factory=list)
     announcement: Announcement | None = None
     modal: dict[str, Any] | None = None
-    messages: list[DirectMessage] = field(default_factory=list)
+    #: Outbox rows of DMs the change wrote, sent right after the ack.
+    queued_messages: tuple[int, ...] = ()
     later: list[Later] = field(default_factory=list)
 
 

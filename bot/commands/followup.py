@@ -11,9 +11,9 @@ from slack_bolt import Ack, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blockkit.blocks import section
-from bot.blockkit.text import mention
 from bot.commands.announce import announce
 from bot.commands.context import Later, Reply, Services, SlackRequest
+from bot.commands.direct_messages import send_queued
 from bot.commands.errors import unexpected
 from bot.commands.users import quick_client
 
@@ -86,7 +86,7 @@ def _open_form_then_finish(services: Services, request: SlackRequest, reply: Rep
 def _finish_later(
     services: Services, request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None
 ) -> None:
-    if problems or reply.announcement is not None or reply.messages or reply.later:
+    if problems or reply.announcement is not None or reply.queued_messages or reply.later:
         after_ack(services, finish, request, reply, problems, respond=respond)
 
 
@@ -115,12 +115,11 @@ def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond:
             problem = unexpected(error, "posting in the item's thread")
         if problem:
             problems.append(problem)
-    for message in reply.messages:
+    if reply.queued_messages:
         try:
-            request.client.chat_postMessage(channel=message.user_id, text=message.text, blocks=message.blocks)
-        except (SlackApiError, SlackClientError, OSError) as error:
-            log.warning("could not DM %s: %s", message.user_id, error)
-            problems.append(f"Done, but I couldn't send {mention(message.user_id)} a message about it.")
+            problems += send_queued(request, reply.queued_messages)
+        except Exception as error:  # the dispatcher sends them later; the user hears why not now
+            problems.append(unexpected(error, "sending the messages about it"))
     for problem in problems:
         tell(request, problem, respond=respond)
     for work in reply.later:

@@ -3,7 +3,8 @@ extend, decide, accept-risk, vendor, withdraw.
 
 Verifiers are asked by DM when a fix is submitted, the authorizing official
 when a deviation or extension is requested; the owner gets a DM with every
-decision, and the item's channel thread one line per decision.
+decision, and the item's channel thread one line per decision. The DMs are
+queued in the change's own transaction (``direct_messages``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from bot.blockkit.blocks import day, section
 from bot.blockkit.text import escape, mention
+from bot.commands import direct_messages
 from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
@@ -30,15 +32,14 @@ def _to_owner(item: Item, actor: Actor, text: str) -> list[DirectMessage]:
     return [DirectMessage(item.owner_id, text, [section(text)])]
 
 
-def _decision(
-    request: SlackRequest, actor: Actor, item: Item, line: str, *, reply: str
-) -> Reply:
-    """A decision's reply, its line in the item's thread, and the owner's DM."""
+def _decision(session: Session, actor: Actor, item: Item, line: str, *, reply: str) -> Reply:
+    """A decision's reply, its line in the item's thread, and the owner's DM,
+    queued in the decision's transaction (``session``)."""
     return Reply(
         text=reply,
         blocks=cards.done(reply),
         announcement=Announcement.about(item, line),
-        messages=_to_owner(item, actor, line),
+        queued_messages=direct_messages.queue(session, actor, item.number, _to_owner(item, actor, line)),
     )
 
 
@@ -58,24 +59,22 @@ def submit(request: SlackRequest, cmd: Parsed) -> Reply:
         verifiers = review.verifiers_for(session, item, asked)
         blocks = verification_ask(item, asked, rules=actor.rules)
         label = actor.rules.label(item.number)
+        asks = [DirectMessage(user, f"Please verify {label}", blocks) for user in verifiers]
+        queued = direct_messages.queue(session, actor, item.number, asks)
     text = f"{label} is submitted for verification."
     if verifiers:
         text += " Asked: " + ", ".join(mention(user) for user in verifiers) + "."
     else:
         text += " Nobody can verify it yet: an admin grants the role with `/poam role @someone +verifier`."
-    return Reply(
-        text=text,
-        blocks=cards.done(text),
-        messages=[DirectMessage(user, f"Please verify {label}", blocks) for user in verifiers],
-    )
+    return Reply(text=text, blocks=cards.done(text), queued_messages=queued)
 
 
 def verify_item(request: SlackRequest, *, number: int, note: str | None = None, request_id: int | None = None) -> Reply:
     with request.transaction() as (session, actor):
         item = review.verify_fix(session, actor, number=number, note=note, request_id=request_id)
         label = actor.rules.label(number)
-    line = f":white_check_mark: {mention(actor.user_id)} verified the fix: *{label}* is closed (remediated)."
-    return _decision(request, actor, item, line, reply=f"You verified *{label}*; it is closed.")
+        line = f":white_check_mark: {mention(actor.user_id)} verified the fix: *{label}* is closed (remediated)."
+        return _decision(session, actor, item, line, reply=f"You verified *{label}*; it is closed.")
 
 
 @handles("verify")
@@ -87,8 +86,8 @@ def reject_item(request: SlackRequest, *, number: int, reason: str, request_id: 
     with request.transaction() as (session, actor):
         item = review.reject_fix(session, actor, number=number, reason=reason, request_id=request_id)
         label = actor.rules.label(number)
-    line = f":leftwards_arrow_with_hook: {mention(actor.user_id)} sent the fix for *{label}* back: {escape(reason)}"
-    return _decision(request, actor, item, line, reply=f"You sent *{label}* back to its owner.")
+        line = f":leftwards_arrow_with_hook: {mention(actor.user_id)} sent the fix for *{label}* back: {escape(reason)}"
+        return _decision(session, actor, item, line, reply=f"You sent *{label}* back to its owner.")
 
 
 @handles("reject")
@@ -100,8 +99,8 @@ def approve_plan_of(request: SlackRequest, number: int) -> Reply:
     with request.transaction() as (session, actor):
         item = review.approve_plan(session, actor, number=number)
         label = actor.rules.label(number)
-    line = f":memo: {mention(actor.user_id)} approved the remediation plan of *{label}*."
-    return _decision(request, actor, item, line, reply=f"You approved the plan of *{label}*.")
+        line = f":memo: {mention(actor.user_id)} approved the remediation plan of *{label}*."
+        return _decision(session, actor, item, line, reply=f"You approved the plan of *{label}*.")
 
 
 @handles("approve")
@@ -109,7 +108,8 @@ def approve(request: SlackRequest, cmd: Parsed) -> Reply:
     return approve_plan_of(request, cmd["item"])
 
 
-def _asked_the_ao(request: SlackRequest, actor: Actor, item: Item, asked: ReviewRequest, deciders: list[str]) -> Reply:
+def _asked_the_ao(session: Session, actor: Actor, item: Item, asked: ReviewRequest, deciders: list[str]) -> Reply:
+    """The requester's reply and the deciders' DMs, queued in the request's transaction (``session``)."""
     label = actor.rules.label(item.number)
     text = f"You asked for {what_is_asked(asked)} on *{label}*."
     if deciders:
@@ -117,11 +117,8 @@ def _asked_the_ao(request: SlackRequest, actor: Actor, item: Item, asked: Review
     else:
         text += " Nobody can decide it yet: an admin grants the role with `/poam role @someone +ao`."
     blocks = decision_ask(item, asked, rules=actor.rules)
-    return Reply(
-        text=text,
-        blocks=cards.done(text),
-        messages=[DirectMessage(user, f"Decision needed on {label}", blocks) for user in deciders],
-    )
+    asks = [DirectMessage(user, f"Decision needed on {label}", blocks) for user in deciders]
+    return Reply(text=text, blocks=cards.done(text), queued_messages=direct_messages.queue(session, actor, item.number, asks))
 
 
 @handles("deviate")
@@ -133,7 +130,7 @@ def deviate(request: SlackRequest, cmd: Parsed) -> Reply:
         )
         item = _item_of(session, asked)
         deciders = review.deciders_for(session, item, asked)
-    return _asked_the_ao(request, actor, item, asked, deciders)
+        return _asked_the_ao(session, actor, item, asked, deciders)
 
 
 @handles("extend")
@@ -142,7 +139,7 @@ def extend(request: SlackRequest, cmd: Parsed) -> Reply:
         asked = review.request_extension(session, actor, number=cmd["item"], due_on=cmd["due"], reason=cmd["reason"])
         item = _item_of(session, asked)
         deciders = review.deciders_for(session, item, asked)
-    return _asked_the_ao(request, actor, item, asked, deciders)
+        return _asked_the_ao(session, actor, item, asked, deciders)
 
 
 def decide_request(
@@ -152,13 +149,13 @@ def decide_request(
         decided = review.decide(session, actor, number=number, approve=approve, reason=reason, request_id=request_id)
         item = _item_of(session, decided)
         label = actor.rules.label(number)
-    verb = "approved" if approve else "rejected"
-    line = f":scales: {mention(actor.user_id)} {verb} {what_is_asked(decided)} on *{label}*"
-    if reason:
-        line += f": {escape(reason)}"
-    if approve:
-        line += f" · now {cards.status_text(item)}, due {day(item.due_on)}"
-    return _decision(request, actor, item, line, reply=f"You {verb} {what_is_asked(decided)} on *{label}*.")
+        verb = "approved" if approve else "rejected"
+        line = f":scales: {mention(actor.user_id)} {verb} {what_is_asked(decided)} on *{label}*"
+        if reason:
+            line += f": {escape(reason)}"
+        if approve:
+            line += f" · now {cards.status_text(item)}, due {day(item.due_on)}"
+        return _decision(session, actor, item, line, reply=f"You {verb} {what_is_asked(decided)} on *{label}*.")
 
 
 @handles("decide")
@@ -171,11 +168,12 @@ def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
         item = review.accept_risk(session, actor, number=cmd["item"], until=cmd["until"], rationale=cmd["rationale"])
         label = actor.rules.label(item.number)
-    line = (
-        f":shield: {mention(actor.user_id)} accepted the risk of *{label}* until {day(cmd['until'])}: "
-        f"{escape(cmd['rationale'])}"
-    )
-    return _decision(request, actor, item, line, reply=f"You accepted the risk of *{label}* until {day(cmd['until'])}.")
+        line = (
+            f":shield: {mention(actor.user_id)} accepted the risk of *{label}* until {day(cmd['until'])}: "
+            f"{escape(cmd['rationale'])}"
+        )
+        reply = f"You accepted the risk of *{label}* until {day(cmd['until'])}."
+        return _decision(session, actor, item, line, reply=reply)
 
 
 @handles("vendor")

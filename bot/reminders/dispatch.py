@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -108,6 +108,42 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
         return row.status
 
 
+def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> str:
+    """Send one claimed row and record how it went; returns its new status."""
+    error: Exception | None = None
+    try:
+        _send(client, row)
+    except (SlackApiError, SlackClientError, OSError) as failure:
+        error = failure
+        log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
+    return _settle(engine, row.id, now=clock.now(), error=error)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A row :func:`send_now` could not send, and whether it will be tried again."""
+
+    recipient: str
+    retrying: bool
+
+
+def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Clock) -> list[Unsent]:
+    """Send these rows at once (messages a change wrote in its own transaction),
+    unless a dispatcher has claimed them already. What Slack does not take stays
+    in the outbox: the dispatcher tries it again after the backoff, or it has
+    failed for good (``PERMANENT_ERRORS``)."""
+    if not ids:
+        return []
+    with unit_of_work(engine) as session:
+        rows = outbox.claim(session, now=clock.now(), limit=len(ids), hold=CLAIM_HOLD, ids=ids)
+    unsent = []
+    for row in rows:
+        status = _send_and_settle(engine, client, row, clock=clock)
+        if status != outbox.SENT:
+            unsent.append(Unsent(row.recipient, retrying=status == outbox.PENDING))
+    return unsent
+
+
 def dispatch(
     engine: Engine,
     client: WebClient,
@@ -131,13 +167,7 @@ def dispatch(
             return report
         (row,) = rows
         pacer.wait(row.recipient)
-        error: Exception | None = None
-        try:
-            _send(client, row)
-        except (SlackApiError, SlackClientError, OSError) as failure:
-            error = failure
-            log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
-        status = _settle(engine, row.id, now=clock.now(), error=error)  # type: ignore[arg-type]
+        status = _send_and_settle(engine, client, row, clock=clock)
         if status == outbox.SENT:
             report.sent += 1
         elif status == outbox.FAILED:

@@ -189,6 +189,6 @@ def enqueue(session: Session, planned: list[Planned], *, now: datetime) -> int:
             thread_ts=p.thread_ts,
             next_attempt_at=now,
             created_at=now,
-        )
+        ) is not None
         for p in planned
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,21 +15,24 @@ from bot.store.models import OutboxMessage, SchedulerLease
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
 
-def insert_once(session: Session, **values: Any) -> bool:
+def insert_once(session: Session, **values: Any) -> int | None:
     """Plan a message unless the same (workspace, recipient, kind, subject, day)
-    is planned already; True when this call planned it."""
+    is planned already; the new row's id, None when it was planned before."""
     statement = (
         upsert_insert(session, OutboxMessage)
         .values(status=PENDING, attempts=0, blocks=values.pop("blocks", []), **values)
         .on_conflict_do_nothing(index_elements=["team_id", "recipient", "kind", "subject", "local_day"])
         .returning(OutboxMessage.id)
     )
-    return session.exec(statement).first() is not None  # type: ignore[call-overload]
+    return session.exec(statement).scalar()  # type: ignore[call-overload,no-any-return]
 
 
-def claim(session: Session, *, now: datetime, limit: int, hold: timedelta) -> list[OutboxMessage]:
+def claim(
+    session: Session, *, now: datetime, limit: int, hold: timedelta, ids: Sequence[int] | None = None
+) -> list[OutboxMessage]:
     """Take up to ``limit`` rows due for sending: pending ones whose time has
-    come, and rows left "sending" by a dispatcher that died (claim expired).
+    come, and rows left "sending" by a dispatcher that died (claim expired);
+    with ``ids``, only those of these rows.
 
     PostgreSQL skips rows another dispatcher has locked (``SKIP LOCKED``);
     SQLite's writers run one at a time anyway. The claim is committed by the
@@ -38,6 +42,8 @@ def claim(session: Session, *, now: datetime, limit: int, hold: timedelta) -> li
         (col(OutboxMessage.status) == PENDING) & (col(OutboxMessage.next_attempt_at) <= now),
         (col(OutboxMessage.status) == SENDING) & (col(OutboxMessage.claimed_until) < now),
     )
+    if ids is not None:
+        due = due & col(OutboxMessage.id).in_(ids)
     rows = list(
         session.exec(
             select(OutboxMessage)

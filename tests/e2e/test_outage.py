@@ -1,5 +1,5 @@
 """Slack answering 500 for a while: commands still ack, committed changes stay,
-and reminders go out once Slack is back."""
+and reminders, and the DMs a change brings, go out once Slack is back."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from bot.reminders.scheduler import Scheduler
 from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 
 ALICE = "U00000ALICE"
+VERIFIER = "U00VERIFY1"
 
 
 def test_commands_ack_and_changes_stay_while_slack_fails(
@@ -89,3 +90,35 @@ def test_reminders_wait_out_the_outage_and_then_go(
     clock.advance(minutes=30)
     scheduler.tick()
     assert len([c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == ALICE]) == 1
+
+
+def test_a_verifier_asked_while_slack_is_down_is_asked_once_it_is_back(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    assert "is now" in slack.raw_command(f"role <@{VERIFIER}|v> +verifier", user=ADMIN).text
+    assert "Logged *POAM-1*" in slack.command("log Fixed during an outage sev:low", user=ALICE).text
+    assert "You now own" in slack.command("claim 1", user=ALICE).text
+    fake_slack.outage()
+    submitted = slack.command('submit 1 evidence:"rescan is clean"', user=ALICE)
+    assert "submitted for verification" in submitted.text and f"<@{VERIFIER}>" in submitted.text
+    wait_for(lambda: [r for r in fake_slack.responses if f"did not take my message to <@{VERIFIER}> yet" in str(r)],
+             timeout=15)
+    with unit_of_work(engine) as session:
+        (ask,) = session.exec(select(OutboxMessage).where(col(OutboxMessage.kind) == "review")).all()
+    assert (ask.recipient, ask.status, ask.attempts) == (VERIFIER, outbox.PENDING, 1)
+
+    fake_slack.recover()
+    fake_slack.clear()
+    scheduler = Scheduler(engine=engine, client=WebClient(token="xoxb-x", base_url=fake_slack.base_url),
+                          settings=settings, clock=clock, pacer=Pacer(interval=0))
+    clock.advance(minutes=5)  # past the backoff
+    scheduler.tick()
+
+    def asks() -> list[object]:
+        return [c for c in fake_slack.calls_to("chat.postMessage")
+                if c.params.get("channel") == VERIFIER and "Please verify" in str(c.params)]
+
+    assert len(asks()) == 1 and "rescan is clean" in str(asks()[0])
+    clock.advance(minutes=30)
+    scheduler.tick()
+    assert len(asks()) == 1

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
 from bot.commands.ids import ActionId, BlockId
 from bot.interchange.json_export import write_json
 from bot.poam.actor import Rules
 from bot.poam.items import iter_item_details
+from bot.store import outbox
 from bot.store.engine import unit_of_work
+from bot.store.models import OutboxMessage
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
@@ -196,3 +199,37 @@ def test_app_home_shows_what_waits_on_a_verifier_and_an_ao(team: SlackDriver, fa
     assert "Waiting on me (1)" in ao_home and "POAM-2" in ao_home and "approve its remediation plan" in ao_home
     owner_home = home_of(OWNER)
     assert "Waiting on me" not in owner_home and "You own *2* open item(s)" in owner_home
+
+
+def _review_rows(engine: Engine) -> list[tuple[str, str]]:
+    with unit_of_work(engine, read_only=True) as session:
+        rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.kind) == "review")
+                            .order_by(col(OutboxMessage.id))).all()
+        return [(row.recipient, row.status) for row in rows]
+
+
+def test_a_changes_dms_go_through_the_outbox_and_a_refused_change_queues_none(
+    team: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    slack = team
+    assert "Logged *POAM-1*" in slack.command("log Weak TLS ciphers sev:low", user=OWNER).text
+    assert "You now own" in slack.command("claim 1", user=OWNER).text
+    refused = slack.command("submit 1", user=VERIFIER)  # not the owner: nothing changes, nobody is asked
+    assert "submitted for verification" not in refused.text
+    assert _review_rows(engine) == []
+
+    assert "submitted for verification" in slack.command("submit 1", user=OWNER).text
+    wait_for(lambda: _dm_to(fake_slack, VERIFIER) and _dm_to(fake_slack, VERIFIER2))
+    wait_for(lambda: _review_rows(engine) == [(VERIFIER, outbox.SENT), (VERIFIER2, outbox.SENT)])
+    assert "back to its owner" in slack.command("reject 1 still offers RC4", user=VERIFIER).text
+    wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "sent the fix" in m["text"]])
+    wait_for(lambda: _review_rows(engine)[-1] == (OWNER, outbox.SENT))
+
+    # Submitted again the same day: asked again (not taken for the first ask).
+    fake_slack.fail("chat.postMessage", error="user_not_found")  # the first verifier's account is gone
+    assert "submitted for verification" in slack.command("submit 1", user=OWNER).text
+    told = wait_for(lambda: [r for r in fake_slack.responses
+                             if f"couldn't send <@{VERIFIER}> a message about it" in json.dumps(r)])
+    assert told[0]["response_type"] == "ephemeral"
+    wait_for(lambda: _review_rows(engine)[3:] == [(VERIFIER, outbox.FAILED), (VERIFIER2, outbox.SENT)])
+    assert len(_dm_to(fake_slack, VERIFIER2)) == 2
