@@ -24,6 +24,7 @@ from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
 from bot.store.engine import make_engine
+from bot.tls import tls_context
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
@@ -31,12 +32,14 @@ WEB_API_TIMEOUT_SECONDS = 10
 
 def web_client(settings: Settings) -> WebClient:
     """A Web API client for ``SLACK_API_URL`` that retries 429s (after Retry-After),
-    5xx answers and dropped connections a couple of times."""
+    5xx answers and dropped connections a couple of times, on the process's one
+    TLS context (``bot.tls``)."""
     assert settings.slack_bot_token is not None
     return WebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=WEB_API_TIMEOUT_SECONDS,
+        ssl=tls_context(),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=2),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class FakeSlack:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _down: int | None = None
+    #: Serve HTTPS with this (server-side) context instead of plain HTTP.
+    tls: ssl.SSLContext | None = None
 
     # ------------------------------------------------------------ control
 
@@ -64,7 +67,7 @@ class FakeSlack:
     def base_url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}/api/"
 
     def response_url(self, name: str = "r1") -> str:
         return self.base_url.replace("/api/", f"/respond/{name}")
@@ -174,6 +177,8 @@ class FakeSlack:
                 self.wfile.write(encoded)
 
         self._server = _Server(("127.0.0.1", 0), Handler)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

@@ -25,6 +25,7 @@ from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
 from bot.poam.imports import ImportSummary, check_findings, import_findings
 from bot.poam.permissions import require_admin
+from bot.tls import tls_context
 
 log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_SECONDS = 20
@@ -35,9 +36,6 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
-
-
-_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
@@ -132,7 +130,8 @@ def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
     """The uploaded file's bytes, fetched with the bot token (files:read)."""
     token = request.client.token or ""
     query = urllib.request.Request(upload.url, headers={"Authorization": f"Bearer {token}"})
-    with _NO_REDIRECTS.open(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+    opener = urllib.request.build_opener(_RefuseRedirects, urllib.request.HTTPSHandler(context=tls_context()))
+    with opener.open(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
         data = response.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportFormatError("file", f"is larger than {MAX_IMPORT_BYTES:,} bytes")

@@ -14,6 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from ssl import SSLContext
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,12 +40,12 @@ def quick_client(client: WebClient) -> WebClient:
     """A client for calls made before the ack: one try, a short timeout, no
     retry sleeps. Slack gives a listener 3 seconds to answer; a slow or failing
     Slack must not eat them (callers fall back instead)."""
-    return _quick_client(client.token, client.base_url)
+    return _quick_client(client.token, client.base_url, client.ssl)
 
 
 @functools.lru_cache(maxsize=8)
-def _quick_client(token: str | None, base_url: str) -> WebClient:
-    return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[])
+def _quick_client(token: str | None, base_url: str, tls: SSLContext | None) -> WebClient:
+    return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls)
 
 
 class UserDirectory:
