@@ -269,6 +269,31 @@ def test_send_now_skips_rows_a_dispatcher_has_claimed_or_sent(world: World) -> N
     assert [row(world, i).status for i in ids] == [outbox.SENDING, outbox.SENT]
 
 
+class SlowSlack:
+    """A client whose every send takes ``seconds`` of the fixed clock (a 429's
+    wait, a timeout and its retries), and runs ``meanwhile`` during the second."""
+
+    def __init__(self, world: World, seconds: int, meanwhile: Any) -> None:
+        self.real, self.world, self.seconds, self.meanwhile, self.sends = plain_client(world), world, seconds, meanwhile, 0
+
+    def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+        self.sends += 1
+        self.world.clock.advance(seconds=self.seconds)
+        if self.sends == 2:
+            self.meanwhile()
+        return self.real.chat_postMessage(**kwargs)
+
+
+def test_send_now_claims_each_row_just_before_its_send(world: World) -> None:
+    """Claimed together, the later rows' claims lapsed while Slack was slow with
+    the first, and the scheduler's dispatcher sent them too."""
+    ids = queue(world, USERS[:3])
+    slow = SlowSlack(world, seconds=int(CLAIM_HOLD.total_seconds() * 0.6), meanwhile=lambda: run(world, plain_client(world)))
+    assert send_now(world.engine, slow, ids=ids, clock=world.clock) == []  # type: ignore[arg-type]
+    assert sorted(channels(world)) == sorted(USERS[:3])  # each once: the dispatcher took the third, send_now did not
+    assert {row(world, i).status for i in ids} == {outbox.SENT}
+
+
 # ---------------------------------------------------------------- killed mid-batch
 
 

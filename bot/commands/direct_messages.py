@@ -6,8 +6,9 @@ Sent only from the after-ack threads, such a DM was lost when Slack failed or
 the process stopped between the commit and the send, and nobody would ask
 the verifier again. In the outbox it goes with the change or not at all, and
 what Slack does not take at once the scheduler's dispatcher sends again, with
-its backoff, until Slack takes it or refuses it for good (``poam-bot outbox``
-lists those).
+its backoff, until Slack takes it or refuses it for good (``poam-bot remind
+--status`` lists those). Unlike the dispatcher's, these go out unpaced: each
+to a different person.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def queue(session: Session, actor: Actor, number: int, messages: Iterable[Direct
     Each change queues its DMs once, so the outbox's unique key has nothing to
     keep out here: the subject is the item's label and a random token, which
     keeps two changes of one item on one day (submitted, sent back, submitted
-    again) from looking like one.
+    again) from looking like one. The row shows in ``poam-bot remind --status``.
     """
     subject = f"{actor.rules.label(number)} {secrets.token_hex(6)}"[-_SUBJECT_CHARS:]
     now = actor.now()

@@ -1,17 +1,19 @@
 """Dispatch: claim outbox rows, send them, mark them sent — or retry, or give up.
 
 Each row is claimed (committed) right before it is sent and marked sent in
-its own transaction right after Slack accepts it. If the process dies between Slack
-accepting a message and that mark, the row's claim lapses (``CLAIM_HOLD``)
-and the message is sent again: that is the one duplicate window, at most one
-message per dispatcher death.
+its own transaction right after Slack accepts it, by the dispatcher or, for
+the DMs a change wrote, by :func:`send_now` just after the change's ack. If
+the process dies between Slack accepting a message and that mark, the row's
+claim lapses (``CLAIM_HOLD``) and the message is sent again: that is the one
+duplicate window, at most one message per death of a sending process.
 
 Slack's 429 answers are honoured: the Web API client waits ``Retry-After``
 and retries twice itself; if Slack still says 429 the row waits
 ``Retry-After`` seconds. Other failures back off exponentially and a row
 becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
 once for errors that cannot get better (the channel is gone, the bot is not
-in it). At most about one message a second goes to any one channel.
+in it). The dispatcher sends at most about one message a second to any one
+channel.
 """
 
 from __future__ import annotations
@@ -134,10 +136,13 @@ def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Cl
     failed for good (``PERMANENT_ERRORS``)."""
     if not ids:
         return []
-    with unit_of_work(engine) as session:
-        rows = outbox.claim(session, now=clock.now(), limit=len(ids), hold=CLAIM_HOLD, ids=ids)
     unsent = []
-    for row in rows:
+    for row_id in ids:  # claimed one at a time, right before its send, as dispatch() does
+        with unit_of_work(engine) as session:
+            rows = outbox.claim(session, now=clock.now(), limit=1, hold=CLAIM_HOLD, ids=[row_id])
+        if not rows:
+            continue
+        (row,) = rows
         status = _send_and_settle(engine, client, row, clock=clock)
         if status != outbox.SENT:
             unsent.append(Unsent(row.recipient, retrying=status == outbox.PENDING))

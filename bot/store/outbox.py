@@ -1,4 +1,4 @@
-"""The outbox: planned messages, inserted at most once, claimed by one dispatcher."""
+"""The outbox: planned messages, inserted at most once, each claimed by one sender at a time."""
 
 from __future__ import annotations
 

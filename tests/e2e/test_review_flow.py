@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
 from bot.commands.ids import ActionId, BlockId
@@ -18,7 +20,7 @@ from bot.poam.actor import Rules
 from bot.poam.items import iter_item_details
 from bot.store import outbox
 from bot.store.engine import unit_of_work
-from bot.store.models import OutboxMessage
+from bot.store.models import Item, OutboxMessage, ReviewRequest
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
@@ -233,3 +235,40 @@ def test_a_changes_dms_go_through_the_outbox_and_a_refused_change_queues_none(
     assert told[0]["response_type"] == "ephemeral"
     wait_for(lambda: _review_rows(engine)[3:] == [(VERIFIER, outbox.FAILED), (VERIFIER2, outbox.SENT)])
     assert len(_dm_to(fake_slack, VERIFIER2)) == 2
+
+
+@contextmanager
+def _outbox_refusing_rows(engine: Engine) -> Iterator[None]:
+    """Every insert into the outbox fails (a trigger), for the duration."""
+    if engine.dialect.name == "sqlite":
+        create = ["CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+        drop = ["DROP TRIGGER refuse_outbox"]
+    else:
+        create = ["CREATE FUNCTION refuse_outbox() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+                  "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_outbox()"]
+        drop = ["DROP TRIGGER refuse_outbox ON outbox", "DROP FUNCTION refuse_outbox()"]
+    with engine.begin() as connection:
+        for statement in create:
+            connection.execute(text(statement))
+    try:
+        yield
+    finally:
+        with engine.begin() as connection:
+            for statement in drop:
+                connection.execute(text(statement))
+
+
+def test_a_change_whose_dms_cannot_be_queued_is_not_saved(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    """The DMs are written in the change's own transaction: both are saved, or neither."""
+    slack = team
+    assert "Logged *POAM-1*" in slack.command("log Expired certificate on mail-01 sev:low", user=OWNER).text
+    assert "You now own" in slack.command("claim 1", user=OWNER).text
+    with _outbox_refusing_rows(engine):
+        failed = slack.command("submit 1", user=OWNER)
+    assert "Something went wrong on our side" in failed.text
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(ReviewRequest)).all() == []
+        assert session.exec(select(Item.status)).all() == ["in_progress"]
+    assert "submitted for verification" in slack.command("submit 1", user=OWNER).text  # and it can be done again
+    wait_for(lambda: _review_rows(engine) == [(VERIFIER, outbox.SENT), (VERIFIER2, outbox.SENT)])
