@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import time
 import urllib.error
@@ -45,6 +46,13 @@ class SlackDriver:
         self.events_url = events_url
         self.team_id = team_id
         self.response_url = response_url
+        self._triggers = itertools.count(1)
+        #: The trigger id of the last payload built (each is new, as Slack's are).
+        self.last_trigger_id = ""
+
+    def _trigger(self) -> str:
+        self.last_trigger_id = f"{next(self._triggers)}.{self.team_id}.trigger"
+        return self.last_trigger_id
 
     def post(
         self,
@@ -87,7 +95,7 @@ class SlackDriver:
                 "text": text,
                 "api_app_id": "A0APP",
                 "response_url": self.response_url,
-                "trigger_id": "1337.42.trigger",
+                "trigger_id": self._trigger(),
             }
         )
 
@@ -103,7 +111,11 @@ class SlackDriver:
     def interactive(self, payload: dict[str, Any]) -> Answer:
         return self.post(urlencode({"payload": json.dumps(payload)}))
 
-    def click(
+    def click(self, action_id: str, value: str, **where: Any) -> Answer:
+        """A click on a button of ours; ``where`` as :meth:`click_body` takes it."""
+        return self.post(self.click_body(action_id, value, **where))
+
+    def click_body(
         self,
         action_id: str,
         value: str,
@@ -112,13 +124,14 @@ class SlackDriver:
         channel: str = "C0CHANNEL1",
         view: dict[str, Any] | None = None,
         team_id: str | None = None,
-    ) -> Answer:
+    ) -> str:
+        """The form-encoded body of a click on a button of ours (``block_actions``)."""
         payload: dict[str, Any] = {
             "type": "block_actions",
             "team": {"id": team_id or self.team_id, "domain": "test"},
             "user": {"id": user, "team_id": team_id or self.team_id},
             "api_app_id": "A0APP",
-            "trigger_id": "1337.43.trigger",
+            "trigger_id": self._trigger(),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": "1"}],
         }
         if view is None:
@@ -128,7 +141,7 @@ class SlackDriver:
         else:
             payload["container"] = {"type": "view", "view_id": "V1"}
             payload["view"] = view
-        return self.interactive(payload)
+        return urlencode({"payload": json.dumps(payload)})
 
     def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str) -> Answer:
         """Submit a view our code built, with ``values`` as ``{block_id: element_state}``."""
@@ -138,7 +151,7 @@ class SlackDriver:
             "team": {"id": self.team_id, "domain": "test"},
             "user": {"id": user, "team_id": self.team_id},
             "api_app_id": "A0APP",
-            "trigger_id": "1337.44.trigger",
+            "trigger_id": self._trigger(),
             "view": {**view, "id": "V1", "state": state, "team_id": self.team_id},
         }
         return self.interactive(payload)
@@ -153,7 +166,7 @@ class SlackDriver:
                 "channel": {"id": channel, "name": "security"},
                 "message": message,
                 "message_ts": message.get("ts"),
-                "trigger_id": "1337.45.trigger",
+                "trigger_id": self._trigger(),
                 "response_url": self.response_url,
             }
         )

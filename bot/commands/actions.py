@@ -14,11 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands import handlers, metadata, review_handlers
-from bot.commands.context import Reply, Services, SlackRequest
+from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import answer
 from bot.commands.followup import ack_then_work, after_ack, finish, on_form_threads, open_form, open_view
 from bot.commands.home import publish_home
@@ -30,8 +31,9 @@ from bot.poam import milestones, systems
 log = logging.getLogger(__name__)
 
 
-def request_from(services: Services, client: WebClient, body: dict[str, Any]) -> SlackRequest:
-    """The request of an interaction payload (button, shortcut, form)."""
+def request_from(services: Services, client: WebClient, body: dict[str, Any], *, signature: str | None) -> SlackRequest:
+    """The request of an interaction payload (button, shortcut, form), signed
+    ``signature`` (``signature_of`` Bolt's request)."""
     user = body.get("user") or {}
     team = body.get("team") or {}
     return SlackRequest(
@@ -42,6 +44,7 @@ def request_from(services: Services, client: WebClient, body: dict[str, Any]) ->
         channel_id=(body.get("channel") or {}).get("id"),
         trigger_id=body.get("trigger_id"),
         in_modal=(body.get("view") or {}).get("type") == "modal",
+        signature=signature,
     )
 
 
@@ -85,11 +88,11 @@ def _answer_and_finish(
 
 def register(app: App, services: Services) -> None:
     def on(action: ActionId, work: Callable[[SlackRequest, dict[str, Any]], Reply]) -> None:
-        def clicked(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        def clicked(body: dict[str, Any], client: WebClient, respond: Respond, signature: str | None) -> None:
             box: list[SlackRequest] = []
 
             def run() -> Reply:
-                request = request_from(services, client, body)
+                request = request_from(services, client, body, signature=signature)
                 box.append(request)
                 return work(request, body)
 
@@ -101,8 +104,8 @@ def register(app: App, services: Services) -> None:
                           replace_original=False)
 
         @app.action(_pattern(action))
-        def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-            ack_then_work(ack, services, clicked, body, client, respond)
+        def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, req: BoltRequest) -> None:
+            ack_then_work(ack, services, clicked, body, client, respond, signature_of(req))
 
     def ref(body: dict[str, Any]) -> metadata.ItemRef:
         return metadata.load(metadata.ItemRef, body["actions"][0].get("value"))
@@ -157,7 +160,7 @@ def register(app: App, services: Services) -> None:
     def turn_page(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
         def run() -> Reply:
             query = metadata.load(metadata.ListPage, body["actions"][0].get("value"))
-            return handlers.list_query(request_from(services, client, body), query)
+            return handlers.list_query(request_from(services, client, body, signature=None), query)  # reads only
 
         reply = answer(run)
         after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",

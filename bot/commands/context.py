@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,10 +20,12 @@ from bot.commands.users import SlackUser, UserDirectory
 from bot.config import Settings
 from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
+from bot.poam.errors import PoamError
 from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 from bot.store.models import Item
+from bot.store.replays import record_handled
 from bot.store.rows import Columns
 
 #: How long a Slack request waits for another SQLite writer before giving up
@@ -142,7 +145,11 @@ class SlackRequest:
     channel_id: str | None = None
     trigger_id: str | None = None
     in_modal: bool = False
+    #: Its ``X-Slack-Signature`` (None in Socket Mode): its change records it,
+    #: so that the same request sent again changes nothing (``bot.store.replays``).
+    signature: str | None = None
     _user: SlackUser | None = None
+    _recorded: bool = False
 
     def __post_init__(self) -> None:
         check_team_id(self.team_id)
@@ -157,7 +164,10 @@ class SlackRequest:
 
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[tuple[Session, Actor]]:
-        """A unit of work and the acting user; committed when the block ends."""
+        """A unit of work and the acting user; committed when the block ends.
+
+        The first one that writes records the request's signature, and
+        refuses a request recorded before (:class:`RequestReplayed`)."""
         slack_user = self.slack_user
         with unit_of_work(self.services.engine, read_only=read_only, max_wait=REQUEST_MAX_WAIT) as session:
             actor = load_actor(
@@ -170,6 +180,23 @@ class SlackRequest:
                 configured_admins=self.services.settings.poam_admins,
                 workspace_admin=slack_user.workspace_admin,
             )
+            records = not read_only and self.signature is not None and not self._recorded
+            if records and not record_handled(
+                session, team_id=self.team_id, signature=self.signature, now=self.services.clock.now()  # type: ignore[arg-type]
+            ):
+                raise RequestReplayed("This exact request was sent before and already handled, so nothing was changed.")
             if slack_user.fresh and not read_only:
                 remember_tz(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz, clock=self.services.clock)
             yield session, actor
+        if records:
+            self._recorded = True  # committed: the request's later transactions are its own, not replays
+
+
+class RequestReplayed(PoamError):
+    """A signed request that was handled before, sent again."""
+
+
+def signature_of(request: BoltRequest) -> str | None:
+    """A request's ``X-Slack-Signature`` header; None in Socket Mode (no HTTP)."""
+    values = request.headers.get("x-slack-signature") or []
+    return values[0] if values else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 
 from bot.commands import interchange_handlers, reminder_handlers, review_handlers
-from bot.commands.context import Reply, Services, SlackRequest
+from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up
 from bot.commands.grammar import ParseContext, parse
@@ -34,7 +35,7 @@ def dispatch(request: SlackRequest, text: str) -> Reply:
 def register(app: App, services: Services) -> None:
     @app.command(COMMAND)
     @services.turns.taking_turns
-    def on_poam(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    def on_poam(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, req: BoltRequest) -> None:
         request_box: list[SlackRequest] = []
 
         def work() -> Reply:
@@ -45,6 +46,7 @@ def register(app: App, services: Services) -> None:
                 user_id=str(body.get("user_id", "")),
                 channel_id=body.get("channel_id"),
                 trigger_id=body.get("trigger_id"),
+                signature=signature_of(req),
             )
             request_box.append(request)
             return dispatch(request, str(body.get("text", "")))

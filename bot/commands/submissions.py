@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from slack_bolt import Ack, App
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -18,7 +19,7 @@ from bot.blockkit.blocks import section
 from bot.blockkit.text import unescape
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers
 from bot.commands.actions import request_from
-from bot.commands.context import Announcement, Reply, Services, SlackRequest
+from bot.commands.context import Announcement, Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import BUSY, answer, unexpected
 from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
@@ -91,9 +92,9 @@ def _confirmation(reply: Reply) -> dict[str, Any]:
 def register(app: App, services: Services) -> None:
     @app.view(CallbackId.LOG_MODAL)
     @services.turns.taking_turns
-    def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+    def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
         try:
-            request = request_from(services, client, body)
+            request = request_from(services, client, body, signature=signature_of(req))
             origin = metadata.load(metadata.LogOrigin, view.get("private_metadata"))
             form = FormValues(view)
             with request.transaction() as (session, actor):
@@ -132,10 +133,12 @@ def register(app: App, services: Services) -> None:
 
     @app.view(CallbackId.MILESTONE_MODAL)
     @services.turns.taking_turns
-    def on_milestone_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+    def on_milestone_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest
+    ) -> None:
         form = FormValues(view)
         try:
-            request = request_from(services, client, body)
+            request = request_from(services, client, body, signature=signature_of(req))
             target = metadata.load(metadata.ItemRef, view.get("private_metadata"))
             due_on = form.day(BlockId.MILESTONE_DUE, field="due_on")
             if due_on is None:
@@ -165,9 +168,9 @@ def register(app: App, services: Services) -> None:
 
     @app.view(CallbackId.REJECT_MODAL)
     @services.turns.taking_turns
-    def on_reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+    def on_reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
         try:
-            request = request_from(services, client, body)
+            request = request_from(services, client, body, signature=signature_of(req))
             target = metadata.load(metadata.RequestRef, view.get("private_metadata"))
             reply = review_handlers.reject_item(
                 request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request
@@ -181,10 +184,12 @@ def register(app: App, services: Services) -> None:
         ack(response_action="update", view=_confirmation(reply))
         follow_up(services, request, reply, respond=None)
 
-    def _import_step(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, *, confirm: bool) -> None:
+    def _import_step(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest, *, confirm: bool
+    ) -> None:
         """Check (or, confirmed, run) an import after the ack; the form shows the outcome."""
         try:
-            request = request_from(services, client, body)
+            request = request_from(services, client, body, signature=signature_of(req))
             upload = (
                 metadata.load(metadata.UploadedFile, view.get("private_metadata"))
                 if confirm
@@ -218,22 +223,22 @@ def register(app: App, services: Services) -> None:
             log.warning("views.update after an import step failed: %s", error)
 
     @app.view(CallbackId.IMPORT_MODAL)
-    def on_import_checked(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        _import_step(ack, body, view, client, confirm=False)
+    def on_import_checked(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
+        _import_step(ack, body, view, client, req, confirm=False)
 
     @app.view(CallbackId.IMPORT_CONFIRM)
-    def on_import_confirmed(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
-        _import_step(ack, body, view, client, confirm=True)
+    def on_import_confirmed(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
+        _import_step(ack, body, view, client, req, confirm=True)
 
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
-    def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack_then_work(ack, services, open_log_form, body, client)
+    def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
+        ack_then_work(ack, services, open_log_form, body, client, signature_of(req))
 
-    def open_log_form(body: dict[str, Any], client: WebClient) -> None:
+    def open_log_form(body: dict[str, Any], client: WebClient, signature: str | None) -> None:
         box: list[SlackRequest] = []
 
         def work() -> Reply:
-            request = request_from(services, client, body)
+            request = request_from(services, client, body, signature=signature)
             box.append(request)
             message = body.get("message") or {}
             text = unescape(str(message.get("text") or "")).strip()

@@ -27,6 +27,7 @@ from bot.reminders.dispatch import DispatchReport, Pacer, dispatch
 from bot.reminders.planner import enqueue, plan
 from bot.store.engine import unit_of_work
 from bot.store.outbox import take_lease
+from bot.store.replays import forget_handled
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,14 @@ class Scheduler:
         self.holder = f"{uuid.uuid4().hex[:12]}"
 
     def tick(self) -> TickReport:
-        """One round: lease, expiries, planning, dispatch. Safe to run anywhere, any time."""
+        """One round: lease, expiries (and handled requests no replay can match
+        any more), planning, dispatch. Safe to run anywhere, any time."""
         if not self._lead():
             return TickReport(leader=False)
         rules = self.settings.rules
         with unit_of_work(self.engine) as session:
             expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
+            forget_handled(session, now=self.clock.now())
         # Planning only reads (and may take a while): it must not hold SQLite's
         # write lock; writing the outbox rows is one short transaction.
         with unit_of_work(self.engine, read_only=True) as session:

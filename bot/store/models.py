@@ -22,6 +22,7 @@ from bot.store.types import UTCDateTime
 
 TEAM_ID = 32
 USER_ID = 32
+SIGNATURE = 80  # "v0=" and 64 hex digits of HMAC-SHA256, with room
 
 
 def _team_fk() -> Any:
@@ -311,6 +312,19 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.String(500))
     created_at: datetime = _timestamp()
     sent_at: datetime | None = _timestamp(nullable=True)
+
+
+class HandledRequest(SQLModel, table=True):
+    """A signed Slack request whose change was saved, kept a while so that the
+    same request sent again (a replay within Slack's five minutes) changes
+    nothing (``bot.store.replays``)."""
+
+    __tablename__ = "handled_requests"
+    __table_args__ = (sa.Index("ix_handled_requests_handled_at", "handled_at"),)
+
+    team_id: str = Field(sa_type=sa.String(TEAM_ID), primary_key=True)
+    signature: str = Field(sa_type=sa.String(SIGNATURE), primary_key=True)
+    handled_at: datetime = _timestamp()
 
 
 class SchedulerLease(SQLModel, table=True):

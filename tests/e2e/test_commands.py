@@ -322,7 +322,7 @@ def test_log_without_words_opens_the_form_with_the_trigger_id(
     answer = slack.command("log", user=ALICE)
     assert answer.status == 200 and answer.body == "", answer.body
     call = wait_for(lambda: fake_slack.calls_to("views.open"))[0]
-    assert call.params["trigger_id"] == "1337.42.trigger"
+    assert call.params["trigger_id"] == slack.last_trigger_id
     view = call.params["view"]
     assert view["type"] == "modal" and view["callback_id"] == "poam.log.modal"
     assert view["title"]["text"] == "Log a finding"

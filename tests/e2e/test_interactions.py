@@ -318,7 +318,7 @@ def milestone_form(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, *,
     button = card(slack, 1, user=ALICE)["Add milestone"]
     acked(slack.click(button["action_id"], button["value"], user=user))
     call = wait_for(lambda: fake_slack.calls_to("views.open"))[0]
-    assert call.params["trigger_id"] == "1337.43.trigger"
+    assert call.params["trigger_id"] == slack.last_trigger_id
     view: dict[str, Any] = call.params["view"]
     assert view["callback_id"] == "poam.milestone.modal" and "POAM-1" in strings(view)
     return view
@@ -437,7 +437,7 @@ def test_message_shortcut_prefills_the_form_and_links_back(
     answer = slack.shortcut(user=ALICE, message=message)
     assert answer.status == 200 and answer.body == ""
     call = wait_for(lambda: fake_slack.calls_to("views.open"))[0]
-    assert call.params["trigger_id"] == "1337.45.trigger"
+    assert call.params["trigger_id"] == slack.last_trigger_id
     view = call.params["view"]
     elements = {block.get("block_id"): block.get("element", {}) for block in view["blocks"]}
     assert elements["title"]["initial_value"] == "Disk encryption is off on db-02 & db-03"

@@ -9,6 +9,7 @@ change this one's items.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,9 +17,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from bot.config import Settings
+from bot.poam.clock import FixedClock
+from bot.reminders.scheduler import Scheduler
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
     ALICE,
@@ -115,6 +120,84 @@ def test_a_replayed_old_request_is_rejected(slack: SlackDriver, fake_slack: Fake
     # The same request, signed now, is accepted: the rejections were about freshness and integrity.
     assert "You now own *POAM-1*" in reply(slack.post(body, timestamp=now, signature=sign(body, now)))
     wait_for(lambda: len(posts(fake_slack)) == 2)
+
+
+def owner_of(engine: Engine, number: int) -> str | None:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT owner_id FROM items WHERE number = :n"), {"n": number}).scalar_one()
+
+
+def test_the_same_signed_request_sent_again_changes_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Within Slack's five minutes a captured request passes the signature and
+    timestamp checks; its change is made once, and the copy is told so."""
+    now = int(time.time())
+    logged = slack.command_body("log Replayed finding sev:low", user=ALICE)
+    assert "Logged *POAM-1*" in reply(slack.post(logged, timestamp=now, signature=sign(logged, now)))
+    wait_threads(engine, 1)
+    before, sent = snapshot(engine), len(posts(fake_slack))
+    again = reply(slack.post(logged, timestamp=now, signature=sign(logged, now)))
+    assert "already handled, so nothing was changed" in again and ":no_entry:" in again
+    assert snapshot(engine) == before and item_count(engine) == 1
+
+    # A button's click: acked both times, the claim made once, the copy told privately.
+    claim = card_buttons(slack.command("show 1", user=BOB).json()["blocks"])["Claim"]
+    clicked = slack.click_body(claim["action_id"], claim["value"], user=BOB)
+    assert slack.post(clicked, timestamp=now, signature=sign(clicked, now)).status == 200
+    wait_for(lambda: owner_of(engine, 1) == BOB and len(posts(fake_slack)) == sent + 1)  # and its line in the thread
+    before = snapshot(engine)
+    assert slack.post(clicked, timestamp=now, signature=sign(clicked, now)).status == 200
+    wait_for(lambda: [r for r in fake_slack.responses if "already handled" in json.dumps(r)])
+    assert snapshot(engine) == before and len(posts(fake_slack)) == sent + 1
+
+    # Reading requests change nothing, so a copy is simply answered again.
+    shown = slack.command_body("show 1", user=ALICE)
+    for _ in range(2):
+        assert "Replayed finding" in reply(slack.post(shown, timestamp=now, signature=sign(shown, now)))
+
+
+def test_copies_of_one_request_at_the_same_moment_make_one_change(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    now = int(time.time())
+    body = slack.command_body("log Sent four times at once sev:low", user=ALICE)
+    answers: list[str] = []
+    start = threading.Barrier(4)
+
+    def send() -> None:
+        start.wait()
+        answers.append(reply(slack.post(body, timestamp=now, signature=sign(body, now))))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert item_count(engine) == 1
+    assert sorted("Logged *POAM-1*" in answer for answer in answers) == [False, False, False, True]
+    assert all("already handled" in answer for answer in answers if "Logged" not in answer)
+
+
+def test_handled_requests_are_forgotten_once_no_replay_can_match(
+    slack: SlackDriver, engine: Engine, clock: FixedClock, settings: Settings
+) -> None:
+    """The scheduler's tick deletes what Slack's five minutes (ten, with room) make stale."""
+    assert "Logged *POAM-1*" in reply(slack.command("log Kept a while sev:low", user=ALICE))
+    scheduler = Scheduler(engine=engine, client=WebClient(token="xoxb-x", base_url=settings.slack_api_url),
+                          settings=settings, clock=clock)
+
+    def handled() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM handled_requests")).scalar_one())
+
+    assert handled() == 1
+    clock.advance(minutes=9)
+    scheduler.tick()
+    assert handled() == 1
+    clock.advance(minutes=2)
+    scheduler.tick()
+    assert handled() == 0
 
 
 # ---------------------------------------------------------------- escaping
