@@ -145,6 +145,10 @@ class SlackDriver:
 
     def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str) -> Answer:
         """Submit a view our code built, with ``values`` as ``{block_id: element_state}``."""
+        return self.post(self.submit_body(view, values, user=user))
+
+    def submit_body(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str) -> str:
+        """The form-encoded body of :meth:`submit`."""
         state = {"values": {block: {"value": element} for block, element in values.items()}}
         payload = {
             "type": "view_submission",
@@ -154,7 +158,7 @@ class SlackDriver:
             "trigger_id": self._trigger(),
             "view": {**view, "id": "V1", "state": state, "team_id": self.team_id},
         }
-        return self.interactive(payload)
+        return urlencode({"payload": json.dumps(payload)})
 
     def shortcut(self, *, user: str, message: dict[str, Any], channel: str = "C0CHANNEL1") -> Answer:
         return self.interactive(

@@ -13,7 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-                 issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool) -> x509.Certificate:
+                 issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool, address: str = "127.0.0.1") -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
@@ -33,7 +33,7 @@ def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Cer
                           encipher_only=False, decipher_only=False), critical=True)
     else:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -42,13 +42,13 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def write_ca_and_server(directory: Path, *, name: str = "test") -> tuple[Path, Path]:
-    """A new CA and a certificate it signed for 127.0.0.1, written to
+def write_ca_and_server(directory: Path, *, name: str = "test", address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A new CA and a certificate it signed for ``address``, written to
     ``directory``: (the CA's PEM file, the server's certificate and key in one
     PEM file, for ``SSLContext.load_cert_chain``)."""
     ca_key, server_key = _key(), _key()
     ca = _certificate(f"poam-bot {name} CA", ca_key, None, ca_key, ca=True)
-    server = _certificate("127.0.0.1", server_key, ca, ca_key, ca=False)
+    server = _certificate(address, server_key, ca, ca_key, ca=False, address=address)
     ca_path = directory / f"{name}-ca.pem"
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     server_path = directory / f"{name}-server.pem"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.blockkit.blocks import Block
@@ -27,6 +29,8 @@ from bot.store.engine import unit_of_work
 from bot.store.models import Item
 from bot.store.replays import record_handled
 from bot.store.rows import Columns
+
+log = logging.getLogger(__name__)
 
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
@@ -167,8 +171,36 @@ class SlackRequest:
         """A unit of work and the acting user; committed when the block ends.
 
         The first one that writes records the request's signature, and
-        refuses a request recorded before (:class:`RequestReplayed`)."""
+        refuses a request recorded before (:class:`RequestReplayed`). When it
+        fails (refused, busy), the record goes with its rollback, and is made
+        again on its own just after the ack (:meth:`_record_failed`): a copy of
+        a refused request must not succeed once things have changed."""
         slack_user = self.slack_user
+        records = not read_only and self.signature is not None and not self._recorded
+        try:
+            with self._unit_of_work(slack_user, read_only=read_only, records=records) as (session, actor):
+                yield session, actor
+        except RequestReplayed:
+            raise
+        except Exception:
+            if records:
+                self._recorded = True  # by the job below; the request's later transactions must not wait for it
+                self.services.after_ack.submit(self._record_failed)
+            raise
+        if records:
+            self._recorded = True  # committed: the request's later transactions are its own, not replays
+
+    def _record_failed(self) -> None:
+        """Record the signature of a request whose change failed (after the
+        ack, so that a busy database does not hold up the answer)."""
+        try:
+            with unit_of_work(self.services.engine) as session:
+                record_handled(session, team_id=self.team_id, signature=self.signature, now=self.services.clock.now())  # type: ignore[arg-type]
+        except SQLAlchemyError as error:  # its copies could then still be tried; nothing else is at stake
+            log.warning("could not record the failed request of %s: %s", self.user_id, error)
+
+    @contextmanager
+    def _unit_of_work(self, slack_user: SlackUser, *, read_only: bool, records: bool) -> Iterator[tuple[Session, Actor]]:
         with unit_of_work(self.services.engine, read_only=read_only, max_wait=REQUEST_MAX_WAIT) as session:
             actor = load_actor(
                 session,
@@ -180,7 +212,6 @@ class SlackRequest:
                 configured_admins=self.services.settings.poam_admins,
                 workspace_admin=slack_user.workspace_admin,
             )
-            records = not read_only and self.signature is not None and not self._recorded
             if records and not record_handled(
                 session, team_id=self.team_id, signature=self.signature, now=self.services.clock.now()  # type: ignore[arg-type]
             ):
@@ -188,8 +219,6 @@ class SlackRequest:
             if slack_user.fresh and not read_only:
                 remember_tz(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz, clock=self.services.clock)
             yield session, actor
-        if records:
-            self._recorded = True  # committed: the request's later transactions are its own, not replays
 
 
 class RequestReplayed(PoamError):

@@ -21,9 +21,12 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from bot.commands import context
 from bot.config import Settings
 from bot.poam.clock import FixedClock
 from bot.reminders.scheduler import Scheduler
+from bot.store import counters
+from bot.store.engine import unit_of_work
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
     ALICE,
@@ -40,7 +43,7 @@ from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autous
     strings,
     wait_threads,
 )
-from tests.e2e.test_interactions import form_values, opened_view
+from tests.e2e.test_interactions import form_values, log_form, opened_view
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import Answer, SlackDriver, sign
 
@@ -155,6 +158,57 @@ def test_the_same_signed_request_sent_again_changes_nothing(
     shown = slack.command_body("show 1", user=ALICE)
     for _ in range(2):
         assert "Replayed finding" in reply(slack.post(shown, timestamp=now, signature=sign(shown, now)))
+
+
+def handled_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM handled_requests")).scalar_one())
+
+
+def test_a_copy_of_a_refused_request_stays_refused_after_things_change(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """A refused request is recorded too (just after its answer): once the owner
+    lets the item go, its copy must not take it."""
+    log_via_slack(slack, engine, "Refused first sev:low")
+    assert "You now own" in reply(slack.command("claim 1", user=ALICE))
+    now = int(time.time())
+    body = slack.command_body("claim 1", user=BOB)
+    assert "already claimed" in reply(slack.post(body, timestamp=now, signature=sign(body, now)))
+    wait_for(lambda: handled_count(engine) == 3)  # the log, Alice's claim and Bob's refused one
+    assert "unowned" in reply(slack.command("release 1", user=ALICE))
+    again = reply(slack.post(body, timestamp=now, signature=sign(body, now)))
+    assert "already handled, so nothing was changed" in again
+    assert owner_of(engine, 1) is None
+
+
+def test_a_copy_of_a_request_that_found_the_database_busy_changes_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Told "nothing was changed", the user sends it again (a new request): a copy
+    of the first, sent after that, must not log the finding a second time."""
+    monkeypatch.setattr(context, "REQUEST_MAX_WAIT", 0.5)
+    log_via_slack(slack, engine, "Existing finding")
+    now = int(time.time())
+    captured = slack.command_body("log Printer firmware outdated sev:low", user=ALICE)
+    with unit_of_work(engine) as session:
+        counters.lock_workspace(session, team_id=TEAM)  # another writer holds the turn
+        told = slack.post(captured, timestamp=now, signature=sign(captured, now))
+    assert "nothing was changed" in told.text, told.text
+    wait_for(lambda: handled_count(engine) == 2)  # recorded just after the answer
+    assert "Logged *POAM-2*" in reply(slack.command("log Printer firmware outdated sev:low", user=ALICE))
+    assert "already handled" in reply(slack.post(captured, timestamp=now, signature=sign(captured, now)))
+    assert item_count(engine) == 2
+
+
+def test_a_copy_of_a_submitted_form_changes_nothing(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    view = log_form(slack, fake_slack)
+    now = int(time.time())
+    body = slack.submit_body(view, form_values(), user=ALICE)
+    assert "Logged *POAM-1*" in slack.post(body, timestamp=now, signature=sign(body, now)).text
+    again = slack.post(body, timestamp=now, signature=sign(body, now))
+    assert again.status == 200 and "already handled" in again.text, again.text
+    assert item_count(engine) == 1
 
 
 def test_copies_of_one_request_at_the_same_moment_make_one_change(
