@@ -24,7 +24,7 @@ from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
 from bot.store.engine import make_engine
-from bot.tls import tls_context
+from bot.tls import tls_for
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
@@ -39,7 +39,7 @@ def web_client(settings: Settings) -> WebClient:
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=WEB_API_TIMEOUT_SECONDS,
-        ssl=tls_context(),
+        ssl=tls_for(settings.slack_api_url),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=2),

@@ -18,7 +18,7 @@ from bot.poam.clock import SystemClock
 from bot.reminders.scheduler import Scheduler
 from bot.store.engine import dispose, make_engine
 from bot.store.migrate import require_current, upgrade
-from bot.tls import tls_context
+from bot.tls import tls_for
 from bot.web import from_settings
 
 
@@ -78,7 +78,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         SocketModeHandler(
             app,
             settings.slack_app_token.get_secret_value(),
-            web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_context()),
+            web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_for(settings.slack_api_url)),
         ).start()
         return
     ticker = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]) if scheduler else None
