@@ -228,6 +228,9 @@ def test_a_changes_dms_go_through_the_outbox_and_a_refused_change_queues_none(
     wait_for(lambda: _review_rows(engine)[-1] == (OWNER, outbox.SENT))
 
     # Submitted again the same day: asked again (not taken for the first ask).
+    # Every post so far is out (logged, claimed, two asks, sent back, the owner's DM),
+    # so that the failure below meets the next ask and no late thread post.
+    wait_for(lambda: len(fake_slack.calls_to("chat.postMessage")) == 6)
     fake_slack.fail("chat.postMessage", error="user_not_found")  # the first verifier's account is gone
     assert "submitted for verification" in slack.command("submit 1", user=OWNER).text
     told = wait_for(lambda: [r for r in fake_slack.responses
