@@ -2,10 +2,11 @@
 
 Given no context, Python builds a new default one for each HTTPS connection,
 and building one loads the system's CA certificates: about 17 ms of CPU on
-the machine of the README's figures, for every Web API call, every response
-URL post and every file download, since slack_sdk opens a connection for each.
-Every client the bot makes (and the per-request ones Bolt copies from it, and
-Bolt's ``respond``) shares this one, made on first use, not at import.
+the machine of the README's figures, for every Web API call and every
+response URL post (slack_sdk opens a connection for each) and every file
+download (urllib). Every client the bot makes for an https Slack (and the
+per-request ones Bolt copies from it, and Bolt's ``respond``), and every
+download, shares this one, made on first use, not at import.
 """
 
 from __future__ import annotations

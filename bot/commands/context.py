@@ -173,8 +173,10 @@ class SlackRequest:
         The first one that writes records the request's signature, and
         refuses a request recorded before (:class:`RequestReplayed`). When it
         fails (refused, busy), the record goes with its rollback, and is made
-        again on its own just after the ack (:meth:`_record_failed`): a copy of
-        a refused request must not succeed once things have changed."""
+        again on its own just after the ack (:meth:`_record_failed`), so that
+        a copy of a refused request, sent after that, does not succeed once
+        things have changed. (A copy sent in the moment before it, or after
+        the process died in that moment, is not refused.)"""
         slack_user = self.slack_user
         records = not read_only and self.signature is not None and not self._recorded
         try:
@@ -192,12 +194,15 @@ class SlackRequest:
 
     def _record_failed(self) -> None:
         """Record the signature of a request whose change failed (after the
-        ack, so that a busy database does not hold up the answer)."""
+        ack, so that a busy database does not hold up the answer; waiting no
+        longer than a request would, so that it holds no after-ack thread long)."""
         try:
-            with unit_of_work(self.services.engine) as session:
+            with unit_of_work(self.services.engine, max_wait=REQUEST_MAX_WAIT) as session:
                 record_handled(session, team_id=self.team_id, signature=self.signature, now=self.services.clock.now())  # type: ignore[arg-type]
         except SQLAlchemyError as error:  # its copies could then still be tried; nothing else is at stake
             log.warning("could not record the failed request of %s: %s", self.user_id, error)
+        except Exception:  # in a pool's future nobody reads: logged here, with its traceback
+            log.exception("recording the failed request of %s failed", self.user_id)
 
     @contextmanager
     def _unit_of_work(self, slack_user: SlackUser, *, read_only: bool, records: bool) -> Iterator[tuple[Session, Actor]]:

@@ -29,7 +29,7 @@ KIND = "review"
 _SUBJECT_CHARS = 64  # the outbox's subject column
 
 
-def queue(session: Session, actor: Actor, number: int, messages: Iterable[DirectMessage]) -> tuple[int, ...]:
+def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[DirectMessage]) -> tuple[int, ...]:
     """Write ``messages`` (about item ``number``) to the outbox in ``session``'s
     transaction; their row ids, for :func:`send_queued` after the commit.
 
@@ -51,7 +51,7 @@ def queue(session: Session, actor: Actor, number: int, messages: Iterable[Direct
     return tuple(ids)
 
 
-def send_queued(request: SlackRequest, ids: Sequence[int]) -> list[str]:
+def send_queued(request: SlackRequest, *, ids: Sequence[int]) -> list[str]:
     """Send the DMs :func:`queue` wrote; what to tell the requester about those
     Slack did not take."""
     unsent = send_now(request.services.engine, request.client, ids=ids, clock=request.services.clock)

@@ -117,7 +117,7 @@ def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond:
             problems.append(problem)
     if reply.queued_messages:
         try:
-            problems += send_queued(request, reply.queued_messages)
+            problems += send_queued(request, ids=reply.queued_messages)
         except Exception as error:  # the dispatcher sends them later; the user hears why not now
             problems.append(unexpected(error, "sending the messages about it"))
     for problem in problems:

@@ -39,7 +39,7 @@ def _decision(session: Session, actor: Actor, item: Item, line: str, *, reply: s
         text=reply,
         blocks=cards.done(reply),
         announcement=Announcement.about(item, line),
-        queued_messages=direct_messages.queue(session, actor, item.number, _to_owner(item, actor, line)),
+        queued_messages=direct_messages.queue(session, actor, number=item.number, messages=_to_owner(item, actor, line)),
     )
 
 
@@ -60,7 +60,7 @@ def submit(request: SlackRequest, cmd: Parsed) -> Reply:
         blocks = verification_ask(item, asked, rules=actor.rules)
         label = actor.rules.label(item.number)
         asks = [DirectMessage(user, f"Please verify {label}", blocks) for user in verifiers]
-        queued = direct_messages.queue(session, actor, item.number, asks)
+        queued = direct_messages.queue(session, actor, number=item.number, messages=asks)
     text = f"{label} is submitted for verification."
     if verifiers:
         text += " Asked: " + ", ".join(mention(user) for user in verifiers) + "."
@@ -118,7 +118,8 @@ def _asked_the_ao(session: Session, actor: Actor, item: Item, asked: ReviewReque
         text += " Nobody can decide it yet: an admin grants the role with `/poam role @someone +ao`."
     blocks = decision_ask(item, asked, rules=actor.rules)
     asks = [DirectMessage(user, f"Decision needed on {label}", blocks) for user in deciders]
-    return Reply(text=text, blocks=cards.done(text), queued_messages=direct_messages.queue(session, actor, item.number, asks))
+    queued = direct_messages.queue(session, actor, number=item.number, messages=asks)
+    return Reply(text=text, blocks=cards.done(text), queued_messages=queued)
 
 
 @handles("deviate")

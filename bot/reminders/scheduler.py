@@ -61,6 +61,7 @@ class Scheduler:
         rules = self.settings.rules
         with unit_of_work(self.engine) as session:
             expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
+        with unit_of_work(self.engine) as session:
             forget_handled(session, now=self.clock.now())
         # Planning only reads (and may take a while): it must not hold SQLite's
         # write lock; writing the outbox rows is one short transaction.

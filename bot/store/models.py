@@ -315,9 +315,9 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class HandledRequest(SQLModel, table=True):
-    """A signed Slack request whose change was saved, kept a while so that the
-    same request sent again (a replay within Slack's five minutes) changes
-    nothing (``bot.store.replays``)."""
+    """A signed Slack request that tried to change something (saved or
+    refused), kept a while so that the same request sent again (a replay within
+    Slack's five minutes) changes nothing (``bot.store.replays``)."""
 
     __tablename__ = "handled_requests"
     __table_args__ = (sa.Index("ix_handled_requests_handled_at", "handled_at"),)

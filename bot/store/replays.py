@@ -4,9 +4,10 @@ Bolt refuses a request whose signature is wrong or whose timestamp is more
 than five minutes off, but the very same request sent again within those
 five minutes passes both checks. A request that changes something records
 its signature (``X-Slack-Signature``, an HMAC of its timestamp and body) in
-the transaction of its change: the same request again finds it there, within
-its own transaction, and changes nothing, on any worker or replica. Reading
-requests record nothing, and cost nothing more. Slack never sends one
+the transaction of its change (or, when the change fails, just after its
+answer: ``SlackRequest.transaction``): the same request again finds it there,
+within its own transaction, and changes nothing, on any worker or replica.
+Transactions that only read record nothing, and cost nothing more. Slack never sends one
 request twice with the same signature (an event it retries is signed again),
 so nothing real is refused. Records older than :data:`KEEP` are deleted by the
 scheduler's tick (:func:`forget_handled`).

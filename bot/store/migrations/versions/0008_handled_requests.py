@@ -4,7 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06 07:10:00.000000
 
-The signatures of Slack requests whose change was saved, for a few minutes:
+The signatures of Slack requests that tried to change something, for a few minutes:
 the same request sent again (a replay within Slack's five-minute window)
 is refused instead of changing anything a second time.
 """
