@@ -23,10 +23,10 @@ from bot.commands.context import DirectMessage, SlackRequest
 from bot.poam.actor import Actor
 from bot.reminders.dispatch import send_now
 from bot.store import outbox
+from bot.store.models import SUBJECT
 
 #: The outbox kind of these messages.
 KIND = "review"
-_SUBJECT_CHARS = 64  # the outbox's subject column
 
 
 def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[DirectMessage]) -> tuple[int, ...]:
@@ -38,7 +38,7 @@ def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[Dir
     keeps two changes of one item on one day (submitted, sent back, submitted
     again) from looking like one. The row shows in ``poam-bot remind --status``.
     """
-    subject = f"{actor.rules.label(number)} {secrets.token_hex(6)}"[-_SUBJECT_CHARS:]
+    subject = f"{actor.rules.label(number)} {secrets.token_hex(6)}"[-SUBJECT:]
     now = actor.now()
     ids = []
     for message in messages:

@@ -134,8 +134,6 @@ def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Cl
     unless a dispatcher has claimed them already. What Slack does not take stays
     in the outbox: the dispatcher tries it again after the backoff, or it has
     failed for good (``PERMANENT_ERRORS``)."""
-    if not ids:
-        return []
     unsent = []
     for row_id in ids:  # claimed one at a time, right before its send, as dispatch() does
         with unit_of_work(engine) as session:

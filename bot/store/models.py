@@ -23,6 +23,7 @@ from bot.store.types import UTCDateTime
 TEAM_ID = 32
 USER_ID = 32
 SIGNATURE = 80  # "v0=" and 64 hex digits of HMAC-SHA256, with room
+SUBJECT = 64  # what an outbox message is about
 
 
 def _team_fk() -> Any:
@@ -300,7 +301,7 @@ class OutboxMessage(SQLModel, table=True):
     team_id: str = _team_fk()
     recipient: str = Field(sa_type=sa.String(32))
     kind: str = Field(sa_type=sa.String(16))
-    subject: str = Field(sa_type=sa.String(64))
+    subject: str = Field(sa_type=sa.String(SUBJECT))
     local_day: date
     text: str = Field(sa_type=sa.Text)
     blocks: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)

@@ -7,10 +7,10 @@ its signature (``X-Slack-Signature``, an HMAC of its timestamp and body) in
 the transaction of its change (or, when the change fails, just after its
 answer: ``SlackRequest.transaction``): the same request again finds it there,
 within its own transaction, and changes nothing, on any worker or replica.
-Transactions that only read record nothing, and cost nothing more. Slack never sends one
-request twice with the same signature (an event it retries is signed again),
-so nothing real is refused. Records older than :data:`KEEP` are deleted by the
-scheduler's tick (:func:`forget_handled`).
+Transactions that only read record nothing, and cost nothing more. Slack
+never sends one request twice with the same signature (an event it retries
+is signed again), so nothing real is refused. Records older than
+:data:`KEEP` are deleted by the scheduler's tick (:func:`forget_handled`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ def record_handled(session: Session, *, team_id: str, signature: str, now: datet
     return inserted.first() is not None
 
 
-def forget_handled(session: Session, *, now: datetime) -> int:
+def forget_handled(session: Session, *, now: datetime) -> None:
     """Delete the records no replay can match any more (every workspace's:
-    the scheduler tick's housekeeping); how many."""
-    result = session.exec(delete(HandledRequest).where(col(HandledRequest.handled_at) < now - KEEP))  # type: ignore[call-overload]
-    return int(result.rowcount or 0)
+    the scheduler tick's housekeeping)."""
+    session.exec(delete(HandledRequest).where(col(HandledRequest.handled_at) < now - KEEP))  # type: ignore[call-overload]
