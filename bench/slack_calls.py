@@ -1,7 +1,8 @@
 """What one call to Slack over HTTPS costs the bot: a response URL post and a
 Web API call, each on a new connection (as slack_sdk makes them), with a new
 TLS context per connection (what Python does when given none) or with the
-bot's one context (``bot.tls``).
+bot's one context (``bot.tls``); and on a connection kept open between calls,
+as the bot sends them (``bot.slack_http``).
 
 Setup, from a fresh clone: ``pip install -e '.[test]'`` (the certificates are
 made with ``cryptography``, from the test extra), then::
@@ -36,6 +37,7 @@ if str(ROOT) not in sys.path:
 from slack_sdk import WebClient  # noqa: E402
 from slack_sdk.webhook import WebhookClient  # noqa: E402
 
+from bot.slack_http import PooledWebClient, PooledWebhookClient, SlackConnections  # noqa: E402
 from bot.tls import tls_context  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from tests.tls_certs import write_ca_and_server  # noqa: E402
@@ -79,10 +81,18 @@ def main(argv: list[str] | None = None) -> None:
             response_url = base_url.replace("/api/", "/respond/bench")
             print(f"fake Slack at {base_url}; trusted: {system or 'no system CA file'} + a throwaway CA; "
                   f"Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}")
-            print(f"{'call':<24} {'TLS context':<22} {'CPU ms/call':>11} {'wall ms/call':>12}")
-            for name, context in (("new per connection", None), ("the bot's one (bot.tls)", tls_context())):
-                hook = WebhookClient(response_url, ssl=context)
-                client = WebClient(token="xoxb-bench", base_url=base_url, ssl=context)
+            print(f"{'call':<24} {'connection, TLS context':<40} {'CPU ms/call':>11} {'wall ms/call':>12}")
+            kept = SlackConnections()
+            setups: tuple[tuple[str, WebhookClient, WebClient], ...] = (
+                ("new, new per connection", WebhookClient(response_url),
+                 WebClient(token="xoxb-bench", base_url=base_url)),
+                ("new, the bot's one (bot.tls)", WebhookClient(response_url, ssl=tls_context()),
+                 WebClient(token="xoxb-bench", base_url=base_url, ssl=tls_context())),
+                ("kept (bot.slack_http), the bot's one",
+                 PooledWebhookClient(response_url, ssl=tls_context(), connections=kept),
+                 PooledWebClient(token="xoxb-bench", base_url=base_url, ssl=tls_context(), connections=kept)),
+            )
+            for name, hook, client in setups:
                 lines = (
                     ("response URL post", functools.partial(hook.send, text="hi", blocks=BLOCKS)),
                     ("chat.postMessage", functools.partial(client.chat_postMessage, channel="U1", text="hi",
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for call_name, call in lines:
                     cpu, wall = per_call(call, args.calls)
-                    print(f"{call_name:<24} {name:<22} {cpu:>11.2f} {wall:>12.2f}")
+                    print(f"{call_name:<24} {name:<40} {cpu:>11.2f} {wall:>12.2f}")
         finally:
             child.terminate()
 

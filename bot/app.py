@@ -18,11 +18,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from sqlalchemy import Engine
 
-from bot import commands
+from bot import commands, slack_http
 from bot.commands.context import Services
 from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
+from bot.slack_http import PooledWebClient, SlackConnections
 from bot.store.engine import make_engine
 from bot.tls import tls_for
 
@@ -30,12 +31,13 @@ log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
 
 
-def web_client(settings: Settings) -> WebClient:
+def web_client(settings: Settings, *, connections: SlackConnections | None = None) -> WebClient:
     """A Web API client for ``SLACK_API_URL`` that retries 429s (after Retry-After),
     5xx answers and dropped connections a couple of times, on the process's one
-    TLS context (``bot.tls``)."""
+    TLS context (``bot.tls``), over ``connections`` kept open (``bot.slack_http``;
+    its own when none are given)."""
     assert settings.slack_bot_token is not None
-    return WebClient(
+    return PooledWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=WEB_API_TIMEOUT_SECONDS,
@@ -45,6 +47,7 @@ def web_client(settings: Settings) -> WebClient:
             RateLimitErrorRetryHandler(max_retry_count=2),
             ServerErrorRetryHandler(max_retry_count=2),
         ],
+        connections=connections or SlackConnections(),
     )
 
 
@@ -67,10 +70,11 @@ def build_app(
     )
     app = App(
         name="poam-bot",
-        client=client or web_client(settings),
+        client=client or web_client(settings, connections=services.slack_connections),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         listener_executor=services.turns.executor,
     )
+    slack_http.register(app, services.slack_connections)
     commands.register(app, services)
 
     @app.error

@@ -8,8 +8,10 @@ to them. Tests assert on ``calls`` and ``responses``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
 import ssl
 import threading
 from collections import defaultdict, deque
@@ -22,10 +24,10 @@ BOT_USER = "U0BOT00001"
 
 
 class _Server(ThreadingHTTPServer):
-    """Slack's side of the connections the bot opens (every call and response
-    URL post opens one): the standard library's backlog of 5 connections not
-    yet accepted overflowed under bench/load.py, and the kernel made the
-    caller try again a second later (its SYN retransmission)."""
+    """Slack's side of the connections the bot opens: the standard library's
+    backlog of 5 connections not yet accepted overflowed under bench/load.py
+    (when every call opened one), and the kernel made the caller try again a
+    second later (its SYN retransmission)."""
 
     request_queue_size = 128
 
@@ -58,6 +60,10 @@ class FakeSlack:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _down: int | None = None
+    _open: set[socket.socket] = field(default_factory=set)
+    #: Connections accepted so far (Slack keeps a connection open for the next
+    #: call, HTTP/1.1, unless the caller asks it to close).
+    connections: int = 0
     #: Serve HTTPS with this (server-side) context instead of plain HTTP.
     tls: ssl.SSLContext | None = None
 
@@ -105,6 +111,15 @@ class FakeSlack:
             parts += [json.dumps(body) for body in self.responses]
         return "\n".join(parts)
 
+    def close_connections(self) -> None:
+        """Close every open connection from this side, as Slack's servers do
+        with idle ones after a while."""
+        with self._lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def clear(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -116,6 +131,23 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # every answer has a Content-Length
+            # An answer's headers and body go out in two writes: with Nagle's
+            # algorithm the body would wait for the caller's delayed ACK (40 ms)
+            # on a kept connection.
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
+                    fake._open.add(self.connection)
+
+            def finish(self) -> None:
+                with fake._lock:
+                    fake._open.discard(self.connection)
+                super().finish()
+
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 return
 
@@ -187,6 +219,7 @@ class FakeSlack:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self.close_connections()
 
     def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """What Slack would answer a successful call with (the parts the bot reads)."""

@@ -25,6 +25,7 @@ from bot.poam.clock import Clock
 from bot.poam.errors import PoamError
 from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
+from bot.slack_http import SlackConnections
 from bot.store.engine import unit_of_work
 from bot.store.models import Item
 from bot.store.replays import record_handled
@@ -87,6 +88,8 @@ class Services:
     after_ack: Executor = field(default_factory=_after_ack_pool)
     forms: Executor = field(default_factory=_forms_pool)
     heavy_work: Executor = field(default_factory=_heavy_work_pool)
+    #: Connections to Slack kept open between calls (``bot.slack_http``).
+    slack_connections: SlackConnections = field(default_factory=SlackConnections)
 
 
 @dataclass(frozen=True)

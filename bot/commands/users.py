@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.poam.clock import Clock
+from bot.slack_http import PooledWebClient, SlackConnections
 
 log = logging.getLogger(__name__)
 CACHE_TTL = timedelta(hours=1)
@@ -39,13 +40,20 @@ class SlackUser:
 def quick_client(client: WebClient) -> WebClient:
     """A client for calls made before the ack: one try, a short timeout, no
     retry sleeps. Slack gives a listener 3 seconds to answer; a slow or failing
-    Slack must not eat them (callers fall back instead)."""
-    return _quick_client(client.token, client.base_url, client.ssl)
+    Slack must not eat them (callers fall back instead). It shares ``client``'s
+    kept-open connections, if it has any (``bot.slack_http``)."""
+    connections = client.connections if isinstance(client, PooledWebClient) else None
+    return _quick_client(client.token, client.base_url, client.ssl, connections)
 
 
 @functools.lru_cache(maxsize=8)
-def _quick_client(token: str | None, base_url: str, tls: SSLContext | None) -> WebClient:
-    return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls)
+def _quick_client(
+    token: str | None, base_url: str, tls: SSLContext | None, connections: SlackConnections | None
+) -> WebClient:
+    if connections is None:
+        return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls)
+    return PooledWebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls,
+                           connections=connections)
 
 
 class UserDirectory:

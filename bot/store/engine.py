@@ -24,7 +24,6 @@ checked out, not by SQLAlchemy's ``pool_pre_ping``, which costs a round trip
 
 from __future__ import annotations
 
-import select
 import sqlite3
 import time
 import weakref
@@ -39,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
 
+from bot.sockets import readable_now
 from bot.store.sqlite_checkpoints import WalCheckpoints
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -226,11 +226,7 @@ def _server_hung_up(dbapi_connection: Any) -> bool:
     live PostgreSQL connection has nothing to read; one the server ended has its
     last message or the end of the stream waiting. Something else waiting (a
     rare asynchronous parameter report) only costs a new connection."""
-    if dbapi_connection.closed:
-        return True
-    poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    return bool(dbapi_connection.closed) or readable_now(dbapi_connection.fileno())
 
 
 def _replace_do_begin(engine: Engine, do_begin: Any) -> None:

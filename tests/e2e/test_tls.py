@@ -4,7 +4,8 @@ of a throwaway CA that the bot is told to trust (``SSL_CERT_FILE``).
 Every call the bot makes (``auth.test`` when the app is built, ``users.info``,
 the DM of a change, a response URL post, a file download) goes over TLS on
 the process's one context (``bot.tls``): none builds a context of its own,
-which would load the CA certificates again for each connection. And the
+which would load the CA certificates again for each connection; and calls
+share connections kept open (``bot.slack_http``), so few pay a handshake. And the
 certificate is checked: a Slack whose certificate the bot does not trust
 gets no request at all.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +69,14 @@ def fake_slack(ca_file: tuple[Path, Path]) -> Iterator[FakeSlack]:
     fake.stop()
 
 
+def _settled(fake: FakeSlack) -> None:
+    """Wait until the bot has made no Slack call for 0.2 s."""
+    seen = -1
+    while seen != len(fake.calls) + len(fake.responses):
+        seen = len(fake.calls) + len(fake.responses)
+        time.sleep(0.2)
+
+
 def _dms_to(fake: FakeSlack, user: str) -> list[dict[str, object]]:
     return [c.params for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == user]
 
@@ -86,6 +96,17 @@ def test_every_slack_call_goes_over_tls_on_one_context(
     assert slack.click(ActionId.SHOW, json.dumps({"number": 1, "milestone": None}), user=OWNER).status == 200
     wait_for(lambda: [r for r in fake_slack.responses if "Old TLS on the VPN" in json.dumps(r)])  # respond()
     assert contexts_made_per_connection == []
+    # One handshake serves many calls: connections are kept open (bot.slack_http);
+    # a few at most, as work after an ack may overlap the next request's calls.
+    assert fake_slack.connections <= 3 < len(fake_slack.calls) + len(fake_slack.responses)
+    _settled(fake_slack)  # the work after the acks above is done
+    opened = fake_slack.connections
+    for _ in range(3):  # Bolt's respond and client are swapped for ones on the kept connections
+        posted = len(fake_slack.responses)
+        slack.click(ActionId.SHOW, json.dumps({"number": 1, "milestone": None}), user=OWNER)
+        wait_for(lambda: len(fake_slack.responses) > posted)  # noqa: B023 (used at once)
+        time.sleep(0.05)  # the bot reads the answer and puts the connection back
+    assert fake_slack.connections == opened
 
 
 def test_a_file_to_import_is_downloaded_over_tls_on_the_same_context(

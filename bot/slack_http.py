@@ -1,0 +1,228 @@
+"""Keep-alive connections for the bot's calls to Slack.
+
+slack_sdk opens a new connection for every Web API call and every response URL
+post (urllib sends ``Connection: close``): over HTTPS each pays a TLS
+handshake, about 1.3 ms of CPU (``bench/slack_calls.py``), as much as a whole
+request of the bot's own work, and two round trips to Slack besides TCP's one.
+The clients here send their calls over connections kept open by
+:class:`SlackConnections`, one pool per process, shared by its threads.
+
+They are slack_sdk's clients with one method replaced: the one that sends a
+prepared ``urllib`` request (``_perform_urllib_http_request_internal`` for the
+Web API, ``_perform_http_request_internal`` for response URLs), so retries,
+rate limits and errors stay slack_sdk's. Those are private methods: should a
+slack_sdk release rename them, the clients would quietly open a connection
+per call again (still correct); ``tests/test_slack_http.py`` counts
+connections and fails then. Bolt builds a ``client`` and a ``respond`` of its
+own for each request; :func:`register` swaps them for these.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from ssl import SSLContext
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
+from urllib.request import Request
+
+from slack_bolt import App, BoltContext, BoltResponse, Respond
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient, WebhookResponse
+
+from bot.sockets import readable_now
+
+#: A connection idle this long is closed rather than reused: servers and the
+#: NATs between close idle connections after a while, and one dropped
+#: without a word would make the next call wait for its whole timeout.
+IDLE_SECONDS = 15.0
+#: Idle connections kept per server: about as many as the threads that call
+#: Slack at once in a process (after-ack work, forms, listeners).
+IDLE_PER_SERVER = 16
+
+_Server = tuple[str, str, int, SSLContext | None]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A 2xx answer, read in full."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode(self.headers.get_content_charset() or "utf-8")
+
+
+class SlackConnections:
+    """Open connections to Slack's servers, kept between calls.
+
+    A call takes the most recently used idle connection to its server (or
+    opens one), and gives it back once the answer is read in full, unless the
+    server said it would close it. An idle connection that has something to
+    read (the server closed it, as a live idle one has nothing to say) or has
+    been idle over ``idle_seconds`` is closed instead of used.
+    """
+
+    def __init__(self, *, idle_seconds: float = IDLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._idle: dict[_Server, list[tuple[float, http.client.HTTPConnection]]] = {}
+
+    def send(self, request: Request, *, tls: SSLContext | None, timeout: float) -> Answer:
+        """Send ``request`` as urllib's ``urlopen`` would, and raise as it does:
+        ``URLError`` when the request could not be sent, ``HTTPError`` (its
+        body readable) for an answer outside 2xx. Redirects are not followed
+        (Slack's Web API and response URLs answer directly)."""
+        parts = urlsplit(request.full_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise URLError(f"not an HTTP URL: {request.full_url}")
+        server = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), tls)
+        connection = self._take(server) or _open(server, timeout)
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        kept = False
+        try:
+            try:
+                connection.request(request.get_method(), request.selector, body=request.data,
+                                   headers=dict(request.header_items()))
+            except OSError as error:  # as urllib reports a failure to connect or send
+                raise URLError(error) from error
+            response = connection.getresponse()
+            body = response.read()
+            if not response.will_close:
+                kept = self._give_back(server, connection)
+        finally:
+            if not kept:
+                connection.close()
+        if not 200 <= response.status < 300:
+            raise HTTPError(request.full_url, response.status, response.reason, response.headers, io.BytesIO(body))
+        return Answer(status=response.status, headers=response.headers, body=body)
+
+    def close(self) -> None:
+        """Close every idle connection (a process stopping, a test ending)."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for _, connection in connections:
+                connection.close()
+
+    def _take(self, server: _Server) -> http.client.HTTPConnection | None:
+        now = self._clock()
+        with self._lock:
+            connections = self._idle.get(server)
+            while connections:
+                since, connection = connections.pop()
+                sock = connection.sock
+                if sock is not None and now - since <= self._idle_seconds and not readable_now(sock.fileno()):
+                    return connection
+                connection.close()
+        return None
+
+    def _give_back(self, server: _Server, connection: http.client.HTTPConnection) -> bool:
+        """Keep ``connection`` for the next call; False when enough are idle."""
+        with self._lock:
+            connections = self._idle.setdefault(server, [])
+            if len(connections) >= IDLE_PER_SERVER:
+                return False
+            connections.append((self._clock(), connection))
+            return True
+
+
+def _open(server: _Server, timeout: float) -> http.client.HTTPConnection:
+    scheme, host, port, tls = server
+    if scheme == "https":
+        return http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
+    return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+class PooledWebClient(WebClient):
+    """slack_sdk's Web API client, its calls sent over ``connections``."""
+
+    def __init__(self, *args: Any, connections: SlackConnections, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections
+
+    @classmethod
+    def like(cls, client: WebClient, connections: SlackConnections) -> PooledWebClient:
+        """A client set up as ``client`` (token, URL, timeout, TLS, retries)."""
+        return cls(
+            token=client.token,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            ssl=client.ssl,
+            proxy=client.proxy,
+            headers=client.headers,
+            team_id=client.default_params.get("team_id"),
+            logger=client.logger,
+            retry_handlers=client.retry_handlers,
+            connections=connections,
+        )
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
+        if self.proxy:  # urllib knows proxies; these connections do not
+            return super()._perform_urllib_http_request_internal(url, req)
+        answer = self.connections.send(req, tls=self.ssl, timeout=self.timeout)
+        if answer.headers.get_content_type() == "application/gzip":
+            return {"status": answer.status, "headers": answer.headers, "body": answer.body}
+        return {"status": answer.status, "headers": answer.headers, "body": answer.text()}
+
+
+class PooledWebhookClient(WebhookClient):
+    """slack_sdk's response URL client, its posts sent over ``connections``."""
+
+    def __init__(self, *args: Any, connections: SlackConnections, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections
+
+    def _perform_http_request_internal(self, url: str, req: Request) -> WebhookResponse:
+        if self.proxy:
+            return super()._perform_http_request_internal(url, req)
+        answer = self.connections.send(req, tls=self.ssl, timeout=self.timeout)
+        return WebhookResponse(url=url, status_code=answer.status, body=answer.text(), headers=answer.headers)  # type: ignore[arg-type]
+
+
+class PooledRespond(Respond):
+    """Bolt's ``respond``, posting over ``connections``."""
+
+    def __init__(self, *, response_url: str | None, ssl: SSLContext | None, connections: SlackConnections) -> None:
+        super().__init__(response_url=response_url, ssl=ssl)
+        self.connections = connections
+
+    def __call__(  # type: ignore[override]  # the message fields this app sends, not Block objects
+        self,
+        text: str = "",
+        blocks: list[dict[str, Any]] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+    ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        fields = {"blocks": blocks, "response_type": response_type, "replace_original": replace_original,
+                  "delete_original": delete_original}
+        message = {"text": text} | {name: value for name, value in fields.items() if value is not None}
+        client = PooledWebhookClient(url=self.response_url, ssl=self.ssl, connections=self.connections)
+        return client.send_dict(message)
+
+
+def register(app: App, connections: SlackConnections) -> None:
+    """Every listener's ``client`` and ``respond`` send over ``connections``."""
+
+    @app.middleware
+    def keep_alive(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002 (Bolt's name)
+        client = context.client
+        if client is not None:
+            context["client"] = PooledWebClient.like(client, connections)
+            if context.response_url is not None:
+                context["respond"] = PooledRespond(response_url=context.response_url, ssl=client.ssl,
+                                                   connections=connections)
+        return next()

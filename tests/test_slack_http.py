@@ -1,0 +1,183 @@
+"""Slack calls over kept-open connections (``bot.slack_http``), against the fake
+Slack Web API on loopback: calls and response URL posts share connections,
+a connection Slack closed or left idle too long is replaced without the call
+failing or going twice, errors surface as slack_sdk's own clients raise them,
+and threads calling at once never share a connection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
+
+from bot.slack_http import IDLE_SECONDS, PooledRespond, PooledWebClient, SlackConnections
+from tests.fake_slack import FakeSlack
+
+TOKEN = "xoxb-e2e-test"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    slack = FakeSlack().start()
+    yield slack
+    slack.stop()
+
+
+@pytest.fixture
+def connections() -> Iterator[SlackConnections]:
+    pool = SlackConnections()
+    yield pool
+    pool.close()
+
+
+def pooled(fake: FakeSlack, connections: SlackConnections, **kwargs: Any) -> PooledWebClient:
+    kwargs.setdefault("retry_handlers", [])
+    return PooledWebClient(token=TOKEN, base_url=fake.base_url, connections=connections, **kwargs)
+
+
+def test_web_api_calls_share_one_connection(fake: FakeSlack, connections: SlackConnections) -> None:
+    client = pooled(fake, connections)
+    for n in range(5):
+        assert client.users_info(user=f"U{n}")["user"]["id"] == f"U{n}"
+    assert fake.connections == 1
+    plain = WebClient(token=TOKEN, base_url=fake.base_url, retry_handlers=[])
+    for n in range(3):
+        plain.users_info(user=f"U{n}")
+    assert fake.connections == 4  # slack_sdk's own client: one connection per call
+
+
+def test_response_url_posts_share_the_connection(fake: FakeSlack, connections: SlackConnections) -> None:
+    pooled(fake, connections).auth_test()
+    for n in range(3):
+        respond = PooledRespond(response_url=fake.response_url(f"r{n}"), ssl=None, connections=connections)
+        assert respond(text=f"answer {n}", response_type="ephemeral", replace_original=False).status_code == 200
+    assert [body["text"] for body in fake.responses] == ["answer 0", "answer 1", "answer 2"]
+    assert fake.responses[0] == {"text": "answer 0", "response_type": "ephemeral", "replace_original": False}
+    assert fake.connections == 1
+
+
+def test_a_connection_slack_closed_is_replaced_and_the_call_goes_once(
+    fake: FakeSlack, connections: SlackConnections
+) -> None:
+    client = pooled(fake, connections)
+    client.chat_postMessage(channel="C1", text="first")
+    fake.close_connections()
+    time.sleep(0.05)  # the close reaches this side
+    client.chat_postMessage(channel="C1", text="second")
+    assert [call.params["text"] for call in fake.calls_to("chat.postMessage")] == ["first", "second"]
+    assert fake.connections == 2
+
+
+def test_a_connection_idle_too_long_is_not_reused(fake: FakeSlack) -> None:
+    now = [1000.0]
+    pool = SlackConnections(clock=lambda: now[0])
+    client = pooled(fake, pool)
+    client.auth_test()
+    now[0] += IDLE_SECONDS / 2
+    client.auth_test()
+    assert fake.connections == 1
+    now[0] += IDLE_SECONDS + 1
+    client.auth_test()
+    assert fake.connections == 2
+    pool.close()
+
+
+@pytest.mark.parametrize("kind", ["pooled", "slack_sdk"])
+def test_errors_are_slack_sdks_own(fake: FakeSlack, connections: SlackConnections, kind: str) -> None:
+    """The same failures give the same answers and exceptions as slack_sdk's own
+    client: 429 and 500 retried by its handlers, an error answer raised, an
+    HTTP error raised with its status, and the connection used again after."""
+    at_once = FixedValueRetryIntervalCalculator(fixed_internal=0.01)
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=1),
+                ServerErrorRetryHandler(max_retry_count=1, interval_calculator=at_once)]
+    if kind == "pooled":
+        client: WebClient = pooled(fake, connections, retry_handlers=handlers)
+    else:
+        client = WebClient(token=TOKEN, base_url=fake.base_url, retry_handlers=handlers)
+    fake.fail("chat.postMessage", status=429, retry_after=0)
+    assert client.chat_postMessage(channel="C1", text="after a 429")["ok"]
+    fake.fail("chat.postMessage", status=500)
+    assert client.chat_postMessage(channel="C1", text="after a 500")["ok"]
+    fake.fail("chat.postMessage", error="channel_not_found")
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel="C1", text="refused")
+    assert refused.value.response["error"] == "channel_not_found"
+    fake.fail("chat.postMessage", status=500, times=2)
+    with pytest.raises(SlackApiError) as failed:
+        client.chat_postMessage(channel="C1", text="failed")
+    assert failed.value.response.status_code == 500
+    assert len(fake.calls_to("chat.postMessage")) == 7
+    assert fake.connections == (1 if kind == "pooled" else 7)
+
+
+@pytest.mark.parametrize("kind", ["pooled", "slack_sdk"])
+def test_a_slack_that_is_gone_fails_as_with_slack_sdk(connections: SlackConnections, kind: str) -> None:
+    fake = FakeSlack().start()
+    base_url = fake.base_url
+    fake.stop()
+    if kind == "pooled":
+        client: WebClient = PooledWebClient(token=TOKEN, base_url=base_url, retry_handlers=[], connections=connections)
+    else:
+        client = WebClient(token=TOKEN, base_url=base_url, retry_handlers=[])
+    with pytest.raises(Exception) as failed:
+        client.auth_test()
+    assert type(failed.value).__name__ == "URLError"
+    assert isinstance(failed.value.reason, ConnectionRefusedError)  # type: ignore[attr-defined]
+
+
+def test_threads_calling_at_once_each_get_their_own_answers(fake: FakeSlack, connections: SlackConnections) -> None:
+    client = pooled(fake, connections)
+    wrong: list[str] = []
+
+    def caller(n: int) -> None:
+        for m in range(20):
+            user = f"U{n}x{m}"
+            if client.users_info(user=user)["user"]["id"] != user:
+                wrong.append(user)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert len(fake.calls_to("users.info")) == 160
+    assert fake.connections <= 8
+
+
+class _ClosingHandler(BaseHTTPRequestHandler):
+    """A server that closes after every answer (HTTP/1.0, the standard library's default)."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"ok": true, "user_id": "U1", "team_id": "T1"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_server_that_closes_each_connection_still_answers(connections: SlackConnections) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _ClosingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = PooledWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{server.server_port}/api/",
+                                 retry_handlers=[], connections=connections)
+        for _ in range(3):
+            assert client.auth_test()["ok"]
+    finally:
+        server.shutdown()
+        server.server_close()
