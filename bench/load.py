@@ -667,6 +667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(kinds_line(run))
                 for example in run.error_examples[:3]:
                     print(f"             e.g. {example}")
+                if run.errors:
+                    print(f"             {name}'s log, last lines:\n{server.log_tail()}")
                 sys.stdout.flush()
             if "bot" in servers and "bare" in servers:
                 marks = verdicts(runs[("bot", level)], runs[("bare", level)])

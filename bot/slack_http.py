@@ -14,7 +14,8 @@ rate limits and errors stay slack_sdk's. Those are private methods: should a
 slack_sdk release rename them, the clients would quietly open a connection
 per call again (still correct); ``tests/test_slack_http.py`` counts
 connections and fails then. Bolt builds a ``client`` and a ``respond`` of its
-own for each request; :func:`register` swaps them for these.
+own for each request; :func:`register` swaps them for these (``respond``
+builds its message with Bolt's own, private, ``_build_message``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import http.client
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ssl import SSLContext
 from typing import Any
@@ -32,7 +33,10 @@ from urllib.parse import urlsplit
 from urllib.request import Request
 
 from slack_bolt import App, BoltContext, BoltResponse, Respond
+from slack_bolt.context.respond.internals import _build_message
 from slack_sdk import WebClient
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
 from bot.sockets import readable_now
@@ -46,6 +50,12 @@ IDLE_SECONDS = 15.0
 IDLE_PER_SERVER = 16
 
 _Server = tuple[str, str, int, SSLContext | None]
+#: How a connection the server has closed fails a request sent on it.
+_CLOSED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class _ClosedBeforeAnswer(Exception):
+    """A kept connection turned out closed before any of the answer came."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +90,25 @@ class SlackConnections:
         """Send ``request`` as urllib's ``urlopen`` would, and raise as it does:
         ``URLError`` when the request could not be sent, ``HTTPError`` (its
         body readable) for an answer outside 2xx. Redirects are not followed
-        (Slack's Web API and response URLs answer directly)."""
+        (Slack's Web API and response URLs answer directly).
+
+        A kept connection the server closed just as the request went out (after
+        the check in ``_take``) fails before any answer: the request goes once
+        more, on a new connection, as browsers do. A timeout is not retried."""
         parts = urlsplit(request.full_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise URLError(f"not an HTTP URL: {request.full_url}")
         server = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), tls)
-        connection = self._take(server) or _open(server, timeout)
+        kept = self._take(server)
+        if kept is not None:
+            try:
+                return self._exchange(server, kept, request, timeout=timeout, reused=True)
+            except _ClosedBeforeAnswer:
+                pass
+        return self._exchange(server, _open(server, timeout), request, timeout=timeout, reused=False)
+
+    def _exchange(self, server: _Server, connection: http.client.HTTPConnection, request: Request, *,
+                  timeout: float, reused: bool) -> Answer:
         connection.timeout = timeout
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
@@ -95,8 +118,15 @@ class SlackConnections:
                 connection.request(request.get_method(), request.selector, body=request.data,
                                    headers=dict(request.header_items()))
             except OSError as error:  # as urllib reports a failure to connect or send
+                if reused and isinstance(error, _CLOSED):
+                    raise _ClosedBeforeAnswer from error
                 raise URLError(error) from error
-            response = connection.getresponse()
+            try:
+                response = connection.getresponse()
+            except _CLOSED as error:  # RemoteDisconnected among them: no status line came
+                if reused:
+                    raise _ClosedBeforeAnswer from error
+                raise
             body = response.read()
             if not response.will_close:
                 kept = self._give_back(server, connection)
@@ -191,26 +221,39 @@ class PooledWebhookClient(WebhookClient):
 
 
 class PooledRespond(Respond):
-    """Bolt's ``respond``, posting over ``connections``."""
+    """Bolt's ``respond``, posting over ``connections``: the same arguments and
+    message (Bolt's ``_build_message``), another client."""
 
-    def __init__(self, *, response_url: str | None, ssl: SSLContext | None, connections: SlackConnections) -> None:
-        super().__init__(response_url=response_url, ssl=ssl)
+    def __init__(self, *, response_url: str | None, proxy: str | None, ssl: SSLContext | None,
+                 connections: SlackConnections) -> None:
+        super().__init__(response_url=response_url, proxy=proxy, ssl=ssl)
         self.connections = connections
 
-    def __call__(  # type: ignore[override]  # the message fields this app sends, not Block objects
+    def __call__(
         self,
-        text: str = "",
-        blocks: list[dict[str, Any]] | None = None,
+        text: str | dict[str, Any] = "",
+        blocks: Sequence[dict[str, Any] | Block] | None = None,
+        attachments: Sequence[dict[str, Any] | Attachment] | None = None,
         response_type: str | None = None,
         replace_original: bool | None = None,
         delete_original: bool | None = None,
+        unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> WebhookResponse:
         if self.response_url is None:
             raise ValueError("respond is unsupported here as there is no response_url")
-        fields = {"blocks": blocks, "response_type": response_type, "replace_original": replace_original,
-                  "delete_original": delete_original}
-        message = {"text": text} | {name: value for name, value in fields.items() if value is not None}
-        client = PooledWebhookClient(url=self.response_url, ssl=self.ssl, connections=self.connections)
+        if isinstance(text, dict):
+            message = _build_message(**text)
+        else:
+            message = _build_message(
+                text=text, blocks=blocks, attachments=attachments, response_type=response_type,
+                replace_original=replace_original, delete_original=delete_original, unfurl_links=unfurl_links,
+                unfurl_media=unfurl_media, thread_ts=thread_ts, metadata=metadata,
+            )
+        client = PooledWebhookClient(url=self.response_url, proxy=self.proxy, ssl=self.ssl,
+                                     connections=self.connections)
         return client.send_dict(message)
 
 
@@ -223,6 +266,6 @@ def register(app: App, connections: SlackConnections) -> None:
         if client is not None:
             context["client"] = PooledWebClient.like(client, connections)
             if context.response_url is not None:
-                context["respond"] = PooledRespond(response_url=context.response_url, ssl=client.ssl,
-                                                   connections=connections)
+                context["respond"] = PooledRespond(response_url=context.response_url, proxy=client.proxy,
+                                                   ssl=client.ssl, connections=connections)
         return next()

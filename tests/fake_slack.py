@@ -61,6 +61,7 @@ class FakeSlack:
     _server: ThreadingHTTPServer | None = None
     _down: int | None = None
     _open: set[socket.socket] = field(default_factory=set)
+    _drops: int = 0
     #: Connections accepted so far (Slack keeps a connection open for the next
     #: call, HTTP/1.1, unless the caller asks it to close).
     connections: int = 0
@@ -110,6 +111,13 @@ class FakeSlack:
             parts = [json.dumps(call.params) for call in self.calls]
             parts += [json.dumps(body) for body in self.responses]
         return "\n".join(parts)
+
+    def drop_next_request(self) -> None:
+        """The next POST is read and its connection closed without an answer or
+        a record, as by a server closing a kept connection just as a request
+        arrives on it."""
+        with self._lock:
+            self._drops += 1
 
     def close_connections(self) -> None:
         """Close every open connection from this side, as Slack's servers do
@@ -174,14 +182,19 @@ class FakeSlack:
                     self._send(200, "OK - uploaded", "text/plain")
                     return
                 raw = self.rfile.read(length).decode()
+                with fake._lock:
+                    drop, fake._drops = fake._drops > 0, max(fake._drops - 1, 0)
+                if drop:
+                    self.close_connection = True
+                    return
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     params = json.loads(raw or "{}")
                 else:
                     params = dict(parse_qsl(raw))
                 if self.path.startswith("/respond/"):
-                    with fake._lock:
-                        fake.responses.append(params)
                     self._send(200, "ok", "text/plain")
+                    with fake._lock:  # after the answer: a test seeing it knows the post is over
+                        fake.responses.append(params)
                     return
                 method = self.path.removeprefix("/api/")
                 with fake._lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from http.client import RemoteDisconnected
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -57,7 +58,8 @@ def test_web_api_calls_share_one_connection(fake: FakeSlack, connections: SlackC
 def test_response_url_posts_share_the_connection(fake: FakeSlack, connections: SlackConnections) -> None:
     pooled(fake, connections).auth_test()
     for n in range(3):
-        respond = PooledRespond(response_url=fake.response_url(f"r{n}"), ssl=None, connections=connections)
+        respond = PooledRespond(response_url=fake.response_url(f"r{n}"), proxy=None, ssl=None,
+                                connections=connections)
         assert respond(text=f"answer {n}", response_type="ephemeral", replace_original=False).status_code == 200
     assert [body["text"] for body in fake.responses] == ["answer 0", "answer 1", "answer 2"]
     assert fake.responses[0] == {"text": "answer 0", "response_type": "ephemeral", "replace_original": False}
@@ -69,11 +71,43 @@ def test_a_connection_slack_closed_is_replaced_and_the_call_goes_once(
 ) -> None:
     client = pooled(fake, connections)
     client.chat_postMessage(channel="C1", text="first")
+    client.chat_postMessage(channel="C1", text="second")
+    assert fake.connections == 1
     fake.close_connections()
     time.sleep(0.05)  # the close reaches this side
-    client.chat_postMessage(channel="C1", text="second")
-    assert [call.params["text"] for call in fake.calls_to("chat.postMessage")] == ["first", "second"]
+    client.chat_postMessage(channel="C1", text="third")
+    assert [call.params["text"] for call in fake.calls_to("chat.postMessage")] == ["first", "second", "third"]
     assert fake.connections == 2
+
+
+def test_a_kept_connection_closed_as_the_call_goes_out_is_retried_on_a_new_one(
+    fake: FakeSlack, connections: SlackConnections
+) -> None:
+    """Slack closes the connection just as the request arrives (after the idle
+    check): the call goes again on a new connection, with no retry handler of
+    slack_sdk's (the quick client's way), and is answered once."""
+    client = pooled(fake, connections)  # no retry handlers
+    client.users_info(user="U1")
+    fake.drop_next_request()
+    assert client.users_info(user="U2")["user"]["id"] == "U2"
+    assert [call.params["user"] for call in fake.calls_to("users.info")] == ["U1", "U2"]
+    assert fake.connections == 2
+
+
+@pytest.mark.parametrize("kind", ["pooled", "slack_sdk"])
+def test_a_new_connection_closed_without_an_answer_fails_as_with_slack_sdk(
+    fake: FakeSlack, connections: SlackConnections, kind: str
+) -> None:
+    """Only a kept connection is retried: on a new one the request may have been
+    read, and the failure is the caller's to handle, as with slack_sdk's client."""
+    if kind == "pooled":
+        client: WebClient = pooled(fake, connections)
+    else:
+        client = WebClient(token=TOKEN, base_url=fake.base_url, retry_handlers=[])
+    fake.drop_next_request()
+    with pytest.raises(RemoteDisconnected):
+        client.chat_postMessage(channel="C1", text="dropped")
+    assert fake.connections == 1
 
 
 def test_a_connection_idle_too_long_is_not_reused(fake: FakeSlack) -> None:

@@ -105,7 +105,7 @@ def test_every_slack_call_goes_over_tls_on_one_context(
         posted = len(fake_slack.responses)
         slack.click(ActionId.SHOW, json.dumps({"number": 1, "milestone": None}), user=OWNER)
         wait_for(lambda: len(fake_slack.responses) > posted)  # noqa: B023 (used at once)
-        time.sleep(0.05)  # the bot reads the answer and puts the connection back
+        _settled(fake_slack)  # the bot has read the answer and put the connection back
     assert fake_slack.connections == opened
 
 
