@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -116,3 +117,35 @@ def test_later_keeps_its_place_in_line_and_runs_on_a_thread_of_its_own() -> None
 def test_at_least_one_turn() -> None:
     with pytest.raises(ValueError):
         ListenerTurns(0)
+
+
+def test_work_for_later_racing_in_never_stops_the_turns() -> None:
+    """``later`` called from several threads at once, while every turn is taken.
+    Work once waited for its turn on one of the turns' own threads: when two
+    calls interleaved (one in line first, the other onto a thread first), the
+    turn went to work still queued behind threads that waited for later
+    places, and no listener ran again (seen under bench/load.py)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the callers as much as possible
+    try:
+        for _ in range(300):
+            turns = ListenerTurns(1)
+            done: list[int] = []
+            start = threading.Barrier(4)
+
+            def call(n: int, turns: ListenerTurns = turns, done: list[int] = done,
+                     start: threading.Barrier = start) -> None:
+                start.wait(WAIT)
+                turns.later(lambda: done.append(n))
+
+            with turns.turn():
+                callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+                for caller in callers:
+                    caller.start()
+                for caller in callers:
+                    caller.join(WAIT)
+            _until(lambda done=done: len(done) == 4)  # type: ignore[misc]
+            with turns.turn():  # and the turn comes back
+                pass
+    finally:
+        sys.setswitchinterval(switch)

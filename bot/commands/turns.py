@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -46,9 +46,10 @@ class ListenerTurns:
             raise ValueError("at least one listener must be able to run")
         self._guard = threading.Lock()
         self._free = at_once
-        self._waiting: deque[threading.Lock] = deque()
-        # As many threads as turns: work waiting here holds no place a thread
-        # could be needed for (the line and this pool's queue have one order).
+        #: The line: a request thread's lock (released when its turn comes), or
+        #: work for later (handed to a thread when its turn comes).
+        self._waiting: deque[threading.Lock | _Later[Any]] = deque()
+        # As many threads as turns: only work that holds a turn is given one.
         self._threads = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="poam-listener")
         #: For ``App(listener_executor=…)``.
         self.executor: Executor = _OnThisThread()
@@ -77,13 +78,31 @@ class ListenerTurns:
         return in_turn
 
     def later(self, work: Callable[[], T]) -> Future[T]:
-        """Run ``work`` on one of this object's threads, in a turn taken in line now."""
-        place = self._join_line()
-        return self._threads.submit(self._run_held, place, work)
+        """Run ``work`` on one of this object's threads, in a turn taken in line now.
 
-    def _run_held(self, place: threading.Lock, work: Callable[[], T]) -> T:
-        with self._held(place):
-            return work()
+        The work waits in the line itself, not on a thread: a thread is given
+        to it with its turn. (Waiting on one of these threads for a place in
+        line once stopped every listener: when two calls interleaved, a turn
+        went to work still queued behind threads that waited for later places.)
+        """
+        later = _Later(work)
+        with self._guard:
+            if self._free and not self._waiting:
+                self._free -= 1
+                self._start(later)
+            else:
+                self._waiting.append(later)
+        return later.future
+
+    def _start(self, later: _Later[Any]) -> None:
+        """Give ``later``, which holds a turn, a thread (called under the guard)."""
+        self._threads.submit(self._run_in_turn, later)
+
+    def _run_in_turn(self, later: _Later[Any]) -> None:
+        try:
+            later.run()
+        finally:
+            self._give_back()
 
     def _join_line(self) -> threading.Lock:
         """A place in line: a lock released when the turn is this place's."""
@@ -107,10 +126,30 @@ class ListenerTurns:
 
     def _give_back(self) -> None:
         with self._guard:
-            if self._waiting:
-                self._waiting.popleft().release()
-            else:
+            if not self._waiting:
                 self._free += 1
+                return
+            first = self._waiting.popleft()
+            if isinstance(first, _Later):
+                self._start(first)
+            else:
+                first.release()
+
+
+class _Later(Generic[T]):
+    """Work for later and the future of its result."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.future: Future[T] = Future()
+
+    def run(self) -> None:
+        try:
+            result = self.work()
+        except Exception as error:  # kept in the future, as a pool would
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
 
 
 class _OnThisThread(Executor):
