@@ -149,3 +149,27 @@ def test_work_for_later_racing_in_never_stops_the_turns() -> None:
                 pass
     finally:
         sys.setswitchinterval(switch)
+
+
+def test_work_the_pool_refuses_fails_in_its_future_and_the_turn_goes_on() -> None:
+    """Once the pool takes no more work (the process is stopping), work for
+    later fails with the pool's error instead of keeping the turn."""
+    turns = ListenerTurns(1)
+    turns._threads.shutdown()  # as at interpreter shutdown
+    with turns.turn():
+        queued = turns.later(lambda: "never")
+    assert isinstance(queued.exception(timeout=WAIT), RuntimeError)
+    assert isinstance(turns.later(lambda: "never").exception(timeout=WAIT), RuntimeError)
+    with turns.turn():  # the turn is still there
+        assert turns.waiting == 0
+
+
+def test_work_cancelled_while_in_line_does_not_run() -> None:
+    turns = ListenerTurns(1)
+    ran: list[str] = []
+    with turns.turn():
+        cancelled = turns.later(lambda: ran.append("cancelled"))
+        kept = turns.later(lambda: ran.append("kept"))
+        assert cancelled.cancel()
+    kept.result(timeout=WAIT)
+    assert ran == ["kept"]

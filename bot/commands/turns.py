@@ -87,16 +87,13 @@ class ListenerTurns:
         """
         later = _Later(work)
         with self._guard:
-            if self._free and not self._waiting:
+            self._waiting.append(later)
+            refused = []
+            if self._free:  # then nobody else is in line
                 self._free -= 1
-                self._start(later)
-            else:
-                self._waiting.append(later)
+                refused = self._hand_over()
+        _refuse(refused)
         return later.future
-
-    def _start(self, later: _Later[Any]) -> None:
-        """Give ``later``, which holds a turn, a thread (called under the guard)."""
-        self._threads.submit(self._run_in_turn, later)
 
     def _run_in_turn(self, later: _Later[Any]) -> None:
         try:
@@ -126,14 +123,32 @@ class ListenerTurns:
 
     def _give_back(self) -> None:
         with self._guard:
-            if not self._waiting:
-                self._free += 1
-                return
+            refused = self._hand_over()
+        _refuse(refused)
+
+    def _hand_over(self) -> list[tuple[_Later[Any], RuntimeError]]:
+        """Give the turn in hand to the first in line (under the guard): release
+        a waiting thread, or give work a thread; with nobody in line, free it.
+        Work the pool refuses (the process is stopping) is passed over and
+        returned, to fail outside the guard (its future's callbacks run then)."""
+        refused: list[tuple[_Later[Any], RuntimeError]] = []
+        while self._waiting:
             first = self._waiting.popleft()
-            if isinstance(first, _Later):
-                self._start(first)
-            else:
+            if not isinstance(first, _Later):
                 first.release()
+                return refused
+            try:
+                self._threads.submit(self._run_in_turn, first)
+                return refused
+            except RuntimeError as error:  # no new threads after shutdown
+                refused.append((first, error))
+        self._free += 1
+        return refused
+
+
+def _refuse(refused: list[tuple[_Later[Any], RuntimeError]]) -> None:
+    for later, error in refused:
+        later.future.set_exception(error)
 
 
 class _Later(Generic[T]):
@@ -144,9 +159,11 @@ class _Later(Generic[T]):
         self.future: Future[T] = Future()
 
     def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return  # cancelled while in line
         try:
             result = self.work()
-        except Exception as error:  # kept in the future, as a pool would
+        except BaseException as error:  # kept in the future, as a pool would
             self.future.set_exception(error)
         else:
             self.future.set_result(result)
