@@ -2,11 +2,12 @@
 
 Given no context, Python builds a new default one for each HTTPS connection,
 and building one loads the system's CA certificates: about 17 ms of CPU on
-the machine of the README's figures, for every Web API call and every
-response URL post (slack_sdk opens a connection for each) and every file
-download (urllib). Every client the bot makes for an https Slack (and the
-per-request ones Bolt copies from it, and Bolt's ``respond``), and every
-download, shares this one, made on first use, not at import.
+the machine of the README's figures, for every new connection to Slack (a
+Web API call or response URL post on a connection not kept open, and every
+file download). Every client the bot makes for an https Slack (and the
+per-request ones Bolt copies from it, its ``respond``, and the kept
+connections of ``bot.slack_http``), and every download, shares this one,
+made on first use, not at import.
 """
 
 from __future__ import annotations

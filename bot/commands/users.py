@@ -41,7 +41,8 @@ def quick_client(client: WebClient) -> WebClient:
     """A client for calls made before the ack: one try, a short timeout, no
     retry sleeps. Slack gives a listener 3 seconds to answer; a slow or failing
     Slack must not eat them (callers fall back instead). It shares ``client``'s
-    kept-open connections, if it has any (``bot.slack_http``)."""
+    kept-open connections (``bot.slack_http``); a client without any gets a
+    pool of its own."""
     connections = client.connections if isinstance(client, PooledWebClient) else None
     return _quick_client(client.token, client.base_url, client.ssl, connections)
 
@@ -50,10 +51,8 @@ def quick_client(client: WebClient) -> WebClient:
 def _quick_client(
     token: str | None, base_url: str, tls: SSLContext | None, connections: SlackConnections | None
 ) -> WebClient:
-    if connections is None:
-        return WebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls)
     return PooledWebClient(token=token, base_url=base_url, timeout=QUICK_TIMEOUT_SECONDS, retry_handlers=[], ssl=tls,
-                           connections=connections)
+                           connections=connections or SlackConnections())
 
 
 class UserDirectory:
