@@ -23,7 +23,7 @@ from bot.poam.audit import event_hash
 from bot.poam.deadlines import FEDRAMP
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
-from bot.store.engine import make_engine
+from bot.store.engine import dispose, make_engine
 from bot.store.migrate import upgrade
 from bot.store.models import AuditEvent, InfoSystem, Item, ItemControl, Milestone, MilestoneChange, RoleGrant, Workspace
 
@@ -165,7 +165,10 @@ def main() -> None:
     engine = make_engine(args.database_url)
     upgrade(engine)
     started = time.perf_counter()
-    counts = seed(engine, team_id=args.team, items=args.items, people_count=args.people, seed_value=args.seed)
+    try:
+        counts = seed(engine, team_id=args.team, items=args.items, people_count=args.people, seed_value=args.seed)
+    finally:
+        dispose(engine)  # on SQLite the last close folds the write-ahead log in: the file alone is then whole
     elapsed = time.perf_counter() - started
     print(f"seeded {args.team} in {engine.url.render_as_string(hide_password=True)}: "
           + ", ".join(f"{value:,} {name}" for name, value in counts.items()) + f" in {elapsed:.1f} s")

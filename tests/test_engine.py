@@ -6,7 +6,6 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,17 +318,66 @@ def test_sqlite_commits_leave_checkpoints_to_a_thread_of_their_own(
     assert len(_main_file(engine)) > len(before) + 1_000 * 4096
 
 
-def test_sqlite_checkpoints_empty_a_log_that_grew_too_long(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Steady writes can keep SQLite from starting the log over after a passive
-    checkpoint; past RESTART_PAGES a checkpoint empties it."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite checkpoints")
+def _log_frames(engine: Engine) -> int:
+    """Frames in the database's write-ahead log (a passive checkpoint's count)."""
+    with sqlite3.connect(engine.url.database or "", timeout=0) as connection:
+        busy, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0
+    return int(frames)
+
+
+def _start_a_long_log(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filler table, checkpoints after every commit, and a log started over past 100 pages."""
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
     monkeypatch.setattr(sqlite_checkpoints, "RESTART_PAGES", 100)
-    wal = Path(f"{engine.url.database}-wal")
     with unit_of_work(engine) as session:
         session.connection().exec_driver_sql("CREATE TABLE filler (page BLOB)")
     wait_for_checkpoints(engine)  # one at a time: the next commit starts the next
+
+
+def test_sqlite_checkpoints_start_a_log_that_grew_too_long_over(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steady writes can keep SQLite from starting the log over after a passive
+    checkpoint; past RESTART_PAGES a checkpoint makes sure the next writer does."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    _start_a_long_log(engine, monkeypatch)
     _fill(engine, 150)
     wait_for_checkpoints(engine)
-    assert wal.stat().st_size == 0
+    assert _log_frames(engine) > 150
+    _fill(engine, 5)  # written from the log's start again, not after its 150 pages
+    wait_for_checkpoints(engine)
+    assert 0 < _log_frames(engine) < 50
+
+
+def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint starting the log over waits for a reader that still needs
+    the log without holding the write lock meanwhile (a busy timeout would
+    hold it while it waits): writers go on, and once the reader is done the
+    next writer starts the log over."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    _start_a_long_log(engine, monkeypatch)
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 3600.0)
+    _fill(engine, 5)  # in the log only: no checkpoint for an hour
+    reader = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM filler").fetchone() == (5,)  # reads from the log
+        monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
+        _fill(engine, 150)  # starts a checkpoint that cannot start the log over while the reader reads
+        for _ in range(20):  # 0.4 s of writers, each waiting at most 0.5 s for the lock
+            with unit_of_work(engine, max_wait=0.5) as session:
+                session.connection().exec_driver_sql("DELETE FROM filler WHERE rowid = (SELECT min(rowid) FROM filler)")
+            time.sleep(0.02)
+        assert _log_frames(engine) > 150  # not started over yet: the reader still reads from it
+    finally:
+        reader.close()
+    wait_for_checkpoints(engine)
+    _fill(engine, 5)
+    wait_for_checkpoints(engine)
+    assert 0 < _log_frames(engine) < 50

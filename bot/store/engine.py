@@ -39,6 +39,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlmodel import Session
 
 from bot.sockets import readable_now
+from bot.store.lock_pauses import lock_pauses
 from bot.store.sqlite_checkpoints import WalCheckpoints
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -130,35 +131,23 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
     engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
 
 
-#: How long a writer pauses between tries for SQLite's write lock: these, then
-#: the last one again and again, until it has waited LONG_WAIT seconds; then
-#: LONG_WAIT_PAUSE (a checkpoint emptying the log can hold the lock for
-#: seconds, and a thousand tries a second cost each waiter a tenth of a core).
-WRITE_LOCK_PAUSES = (0.0001, 0.0002, 0.0005, 0.001)
-LONG_WAIT = 0.1
-LONG_WAIT_PAUSE = 0.01
-
-
 def _begin_writing(cursor: Any, *, wait_ms: int) -> None:
     """``BEGIN IMMEDIATE``, tried again after short pauses for up to ``wait_ms``
-    while another writer holds the lock; then SQLite's busy error (:func:`is_busy`).
+    while another writer holds the lock (``lock_pauses``); then SQLite's busy
+    error (:func:`is_busy`).
 
-    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries,
-    for a lock a claim holds about half a millisecond: with two worker
-    processes (``bench/load.py --workers 2``, 32 clients) one write in five
-    waited over 1 ms for it and one in a hundred over 18 ms, holding a
-    listener's turn all the while. A writer's connection has no busy timeout
+    SQLite's own busy handler sleeps far longer than a claim holds the lock
+    (about half a millisecond): with two worker processes (``bench/load.py
+    --workers 2``, 32 clients) one write in five waited over 1 ms for it and
+    one in a hundred over 18 ms, holding a listener's turn all the while. A writer's connection has no busy timeout
     of its own: once it holds the write lock, nothing in a WAL database makes
     it wait again before its commit. When writers keep the lock busy without a
     break, the waits are shared out more evenly than by SQLite's handler,
     which let some threads in again and again while others starved: in a
     review's test the longest wait fell tenfold and the 99th percentile rose.
     """
-    started = time.monotonic()
-    deadline = started + wait_ms / 1000
-    pauses = iter(WRITE_LOCK_PAUSES)
-    pause = 0.0
-    while True:
+    deadline = time.monotonic() + wait_ms / 1000
+    for pause in lock_pauses():
         try:
             cursor.execute("BEGIN IMMEDIATE")
             return
@@ -166,7 +155,6 @@ def _begin_writing(cursor: Any, *, wait_ms: int) -> None:
             now = time.monotonic()
             if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or now >= deadline:
                 raise
-        pause = next(pauses, pause) if now - started < LONG_WAIT else LONG_WAIT_PAUSE
         time.sleep(min(pause, deadline - now))
 
 
