@@ -47,6 +47,7 @@ def post_fork(server: Any, worker: Any) -> None:
     master); a core that cannot be had leaves the worker unpinned.
     """
     from bot.config import ConfigError, load_settings
+    from bot.cores import pin_to
 
     try:
         pin = load_settings().poam_pin_workers
@@ -56,7 +57,7 @@ def post_fork(server: Any, worker: Any) -> None:
     core = getattr(worker, _CORE, None)
     if pin and core is not None:
         try:
-            os.sched_setaffinity(0, {core})
+            pin_to(core)
         except OSError as error:
             log.warning("could not pin worker %s to core %s (%s); it runs unpinned", worker.pid, core, error)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import OperationalError
 
+from bot import cores
 from bot.store import sqlite_checkpoints
 from bot.store.engine import is_busy, unit_of_work, wait_for_checkpoints, writes_together
 from bot.store.models import Workspace
@@ -381,3 +383,41 @@ def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
     _fill(engine, 5)
     wait_for_checkpoints(engine)
     assert 0 < _log_frames(engine) < 50
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin to"
+)
+def test_a_checkpoint_started_in_a_pinned_worker_runs_on_any_core(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite copying its log needs no GIL: the checkpoint thread leaves the
+    core a pinned worker's threads share (``bot.cores``)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    _start_a_long_log(engine, monkeypatch)
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(cores, "_cores_before_pinning", None)
+    every_core = os.sched_getaffinity(0)
+    reader = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    try:
+        _fill(engine, 5)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM filler").fetchone()  # keeps the checkpoint below trying
+
+        def pinned_writer() -> None:
+            cores.pin_to(max(every_core))
+            _fill(engine, 150)  # starts the checkpoint, on a thread that inherits the pinning
+
+        writer = threading.Thread(target=pinned_writer)
+        writer.start()
+        writer.join()
+        checkpoint = next(thread for thread in threading.enumerate() if thread.name == "poam-wal-checkpoint")
+        assert checkpoint.native_id is not None
+        deadline = time.monotonic() + 5
+        while os.sched_getaffinity(checkpoint.native_id) != every_core and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.sched_getaffinity(checkpoint.native_id) == every_core
+    finally:
+        reader.close()
+    wait_for_checkpoints(engine)

@@ -10,7 +10,8 @@ Here connections do not checkpoint on commit (``wal_autocheckpoint = 0``, set
 in ``engine``). Instead, after a writer commits, at most every
 ``CHECKPOINT_INTERVAL`` seconds and one at a time, a short-lived thread runs a
 ``PASSIVE`` checkpoint: it waits for no reader or writer, and what it cannot
-copy yet (pages a reader still needs) a later one copies.
+copy yet (pages a reader still needs) a later one copies. The thread runs
+off a pinned worker's core (``bot.cores``).
 
 SQLite starts the log over only when a writer begins after a checkpoint that
 copied all of it and no reader still reads from it, which steady writes keep
@@ -44,6 +45,7 @@ import time
 from contextlib import closing
 from urllib.parse import quote
 
+from bot.cores import unpin_this_thread
 from bot.store.lock_pauses import lock_pauses
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,10 @@ class WalCheckpoints:
             self._thread.join()
 
     def _checkpoint(self) -> None:
+        try:
+            unpin_this_thread()  # SQLite's copying needs no GIL: off the worker's core (bot.cores)
+        except OSError as error:
+            log.warning("a checkpoint runs on the worker's core: %s", error)
         try:
             # No busy timeout: a checkpoint that cannot have a lock says so at once.
             with closing(sqlite3.connect(self._uri, uri=True, timeout=0)) as connection:
