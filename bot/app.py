@@ -19,7 +19,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import Engine
 
 from bot import commands, slack_http
-from bot.commands.context import Services
+from bot.commands.context import LISTENERS_AT_ONCE, Services
+from bot.commands.turns import ListenerTurns
 from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
@@ -57,8 +58,11 @@ def build_app(
     *,
     engine: Engine | None = None,
     clock: Clock | None = None,
+    turns: ListenerTurns | None = None,
 ) -> App:
-    """The Bolt app. Constructing it calls ``auth.test`` once (Bolt checks the token)."""
+    """The Bolt app. Constructing it calls ``auth.test`` once (Bolt checks the
+    token). ``turns``: its listeners' turns, given when the caller watches
+    them too (``bot.web``'s health check)."""
     require_slack(settings)
     assert settings.slack_signing_secret is not None
     clock = clock or SystemClock()
@@ -67,6 +71,7 @@ def build_app(
         settings=settings,
         clock=clock,
         users=UserDirectory(default_tz=settings.timezone, clock=clock),
+        turns=turns or ListenerTurns(LISTENERS_AT_ONCE),
     )
     app = App(
         name="poam-bot",

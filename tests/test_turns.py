@@ -173,3 +173,41 @@ def test_work_cancelled_while_in_line_does_not_run() -> None:
         assert cancelled.cancel()
     kept.result(timeout=WAIT)
     assert ran == ["kept"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_line_is_stalled_for_as_long_as_no_turn_changes_hands_while_someone_waits() -> None:
+    clock = _Clock()
+    turns = ListenerTurns(1, clock=clock)
+    release = threading.Event()
+
+    def in_line() -> None:
+        with turns.turn():
+            release.wait(WAIT)
+
+    waiter = threading.Thread(target=in_line)
+    with turns.turn():
+        clock.now += 50
+        assert turns.stalled_for() == 0.0  # a turn held long with nobody waiting stalls no one
+        waiter.start()
+        _until_waiting(turns, 1)
+        clock.now += 7
+        assert turns.stalled_for() == 7.0
+        later = turns.later(lambda: "done")  # joining the line does not make it move
+        clock.now += 3
+        assert turns.stalled_for() == 10.0
+    _until_waiting(turns, 1)  # the turn went to the waiting thread: the line moved
+    assert turns.stalled_for() == 0.0
+    clock.now += 2
+    assert turns.stalled_for() == 2.0  # the work for later waits behind it
+    release.set()
+    waiter.join(WAIT)
+    assert later.result(timeout=WAIT) == "done"
+    assert turns.stalled_for() == 0.0

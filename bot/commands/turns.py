@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -41,7 +42,7 @@ P = ParamSpec("P")
 class ListenerTurns:
     """At most ``at_once`` requests' work at a time, first come first served."""
 
-    def __init__(self, at_once: int) -> None:
+    def __init__(self, at_once: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         if at_once < 1:
             raise ValueError("at least one listener must be able to run")
         self._guard = threading.Lock()
@@ -49,6 +50,9 @@ class ListenerTurns:
         #: The line: a request thread's lock (released when its turn comes), or
         #: work for later (handed to a thread when its turn comes).
         self._waiting: deque[threading.Lock | _Later[Any]] = deque()
+        self._clock = clock
+        #: When a turn was last handed over, or the line last began.
+        self._moved_at = clock()
         # As many threads as turns: only work that holds a turn is given one.
         self._threads = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="poam-listener")
         #: For ``App(listener_executor=…)``.
@@ -59,6 +63,14 @@ class ListenerTurns:
         """How many wait for a turn now."""
         with self._guard:
             return len(self._waiting)
+
+    def stalled_for(self) -> float:
+        """Seconds since a turn was last handed over while someone waits in
+        line; 0 when nobody waits. Under any load a turn changes hands in
+        milliseconds: a line stalled for long has listeners that never come
+        back (``bot.web``'s health check reports it)."""
+        with self._guard:
+            return self._clock() - self._moved_at if self._waiting else 0.0
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -87,7 +99,7 @@ class ListenerTurns:
         """
         later = _Later(work)
         with self._guard:
-            self._waiting.append(later)
+            self._line_up(later)
             refused = []
             if self._free:  # then nobody else is in line
                 self._free -= 1
@@ -110,8 +122,14 @@ class ListenerTurns:
                 self._free -= 1
                 place.release()
             else:
-                self._waiting.append(place)
+                self._line_up(place)
         return place
+
+    def _line_up(self, waiter: threading.Lock | _Later[Any]) -> None:
+        """At the back of the line (under the guard)."""
+        if not self._waiting:
+            self._moved_at = self._clock()
+        self._waiting.append(waiter)
 
     @contextmanager
     def _held(self, place: threading.Lock) -> Iterator[None]:
@@ -134,6 +152,7 @@ class ListenerTurns:
         refused: list[tuple[_Later[Any], RuntimeError]] = []
         while self._waiting:
             first = self._waiting.popleft()
+            self._moved_at = self._clock()
             if not isinstance(first, _Later):
                 first.release()
                 return refused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from typing import TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -51,16 +52,24 @@ def settings(fake_slack: FakeSlack, database_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def server_url(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[str]:
-    """The bot's base URL, served by a threaded WSGI server on 127.0.0.1."""
-    app = build_app(settings, engine=engine, clock=clock)
-    server = make_server("127.0.0.1", 0, SlackWsgi(app, engine), server_class=_ThreadingServer, handler_class=_QuietHandler)
+@contextmanager
+def serving(wsgi: SlackWsgi) -> Iterator[str]:
+    """``wsgi``'s base URL, served by a threaded WSGI server on 127.0.0.1 for the block."""
+    server = make_server("127.0.0.1", 0, wsgi, server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def server_url(settings: Settings, engine: Engine, clock: FixedClock) -> Iterator[str]:
+    """The bot's base URL."""
+    with serving(SlackWsgi(build_app(settings, engine=engine, clock=clock), engine)) as url:
+        yield url
 
 
 @pytest.fixture

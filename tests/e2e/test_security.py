@@ -9,6 +9,7 @@ change this one's items.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.error
@@ -21,13 +22,16 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from bot.app import build_app
 from bot.commands import context
+from bot.commands.turns import ListenerTurns
 from bot.config import Settings
 from bot.poam.clock import FixedClock
 from bot.reminders.scheduler import Scheduler
 from bot.store import counters
 from bot.store.engine import unit_of_work
-from tests.e2e.conftest import wait_for
+from bot.web import SlackWsgi
+from tests.e2e.conftest import serving, wait_for
 from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
     ALICE,
     BOB,
@@ -420,4 +424,57 @@ def test_healthz_does_not_wait_for_a_writer(server_url: str, engine: Engine) -> 
         with urllib.request.urlopen(server_url + "/healthz", timeout=10) as response:
             assert response.status == 200
         assert time.monotonic() - started < 1.0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _health(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_healthz_reports_listeners_that_never_come_back(
+    settings: Settings, engine: Engine, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Listeners stuck for good (the deadlock fixed in bot.commands.turns did
+    that) leave gunicorn's own loop running and its timeout blind: the health
+    check answers 503 once requests have waited 30 s without a turn changing
+    hands, and logs every thread's stack once, then 200 when the line moves."""
+    line_clock = _Clock()
+    turns = ListenerTurns(context.LISTENERS_AT_ONCE, clock=line_clock)
+    app = build_app(settings, engine=engine, clock=clock, turns=turns)
+    release = threading.Event()
+
+    def holds_a_turn() -> None:
+        with turns.turn():
+            release.wait(30)
+
+    holders = [threading.Thread(target=holds_a_turn) for _ in range(context.LISTENERS_AT_ONCE + 1)]
+    with serving(SlackWsgi(app, engine, turns=turns)) as url:
+        try:
+            for holder in holders:
+                holder.start()
+            wait_for(lambda: turns.waiting == 1)
+            line_clock.now += 29
+            assert _health(url) == (200, "ok\n")
+            line_clock.now += 2
+            with caplog.at_level(logging.ERROR, logger="bot.web"):
+                assert _health(url) == (503, "listeners stuck for 31 s\n")
+                assert _health(url)[0] == 503
+            stacks = [record.getMessage() for record in caplog.records if "the threads of this process" in record.getMessage()]
+            assert len(stacks) == 1 and "holds_a_turn" in stacks[0] and "_held" in stacks[0]
+        finally:
+            release.set()
+            for holder in holders:
+                holder.join(10)
+        assert _health(url) == (200, "ok\n")
 
