@@ -17,12 +17,15 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.http_retry import builtin_handlers
+from sqlalchemy import update
+from sqlmodel import col
 
 from bot.app import web_client
 from bot.cli import main
 from bot.config import Settings
 from bot.poam.actor import Role
 from bot.poam.systems import ensure_workspace
+from bot.reminders import scheduler as scheduler_module
 from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
@@ -431,3 +434,55 @@ def test_a_slow_batch_is_not_sent_twice_by_a_second_scheduler(world: World, data
     assert ticked  # the other replica ticked in the middle (the first renews its lease per message)
     sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
     assert sorted(sent) == sorted(USERS[:3])
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def _settled(world: World, rows: list[tuple[str, timedelta]]) -> None:
+    """One message per (status, age): due ``age`` ago and, when sent, sent then."""
+    world.do(lambda s: ensure_workspace(s, world.actor(ADMIN, Role.ADMIN)))
+    now = world.clock.now()
+
+    def insert(session: Any) -> None:
+        for n, (status, age) in enumerate(rows):
+            row_id = outbox.insert_once(
+                session, team_id=TEAM, recipient=USERS[0], kind="reminder", subject=f"old:{n}", local_day=FRI,
+                text="x", blocks=[], thread_ts=None, next_attempt_at=now - age, created_at=now - age - timedelta(days=1),
+            )
+            session.exec(
+                update(OutboxMessage).where(col(OutboxMessage.id) == row_id)
+                .values(status=status, sent_at=now - age if status == outbox.SENT else None)
+            )
+
+    world.do(insert)
+
+
+def test_messages_sent_or_given_up_on_30_days_ago_are_forgotten_and_no_other(world: World) -> None:
+    keep = outbox.KEEP_DELIVERED
+    _settled(world, [
+        (outbox.SENT, keep + timedelta(minutes=1)),
+        (outbox.FAILED, keep + timedelta(minutes=1)),
+        (outbox.SENT, keep - timedelta(minutes=1)),
+        (outbox.FAILED, keep - timedelta(minutes=1)),
+        (outbox.SENDING, keep * 3),  # a dispatcher holds it (or died holding it): still to send
+    ])
+    assert world.do(lambda s: outbox.forget_delivered(s, now=world.clock.now())) == 2
+    assert [row.subject for row in world.outbox()] == ["old:2", "old:3", "old:4"]
+
+
+def test_a_message_planned_long_ago_and_sent_lately_is_kept(world: World) -> None:
+    """A message that waited out a long outage counts from its sending."""
+    _settled(world, [(outbox.SENT, timedelta(days=1))])
+    world.do(lambda s: s.exec(update(OutboxMessage).values(next_attempt_at=world.clock.now() - timedelta(days=90))))
+    assert world.do(lambda s: outbox.forget_delivered(s, now=world.clock.now())) == 0
+
+
+def test_the_scheduler_forgets_a_long_history_in_batches(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduler_module, "FORGET_BATCH", 2)
+    monkeypatch.setattr(scheduler_module, "FORGET_BATCHES_PER_TICK", 2)
+    _settled(world, [(outbox.SENT, timedelta(days=40 + n)) for n in range(5)] + [(outbox.SENT, timedelta(days=1))])
+    world.tick()  # two batches of two: the oldest four
+    assert [row.subject for row in world.outbox()] == ["old:0", "old:5"]
+    world.tick()
+    assert [row.subject for row in world.outbox()] == ["old:5"]

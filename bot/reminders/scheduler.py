@@ -2,9 +2,10 @@
 
 Each tick, the process that holds the scheduler lease (a row with an expiry,
 renewed every tick, taken over when it lapses) ends expired risk
-acceptances, plans what is due into the outbox and dispatches it. Any number
-of processes may run a scheduler; only the lease holder works, and the
-outbox's unique key would stop a second plan anyway. APScheduler keeps no job
+acceptances, forgets what no longer needs keeping (handled requests, old
+delivered messages), plans what is due into the outbox and dispatches it.
+Any number of processes may run a scheduler; only the lease holder works, and
+the outbox's unique key would stop a second plan anyway. APScheduler keeps no job
 store of its own (nothing shared between processes).
 """
 
@@ -26,7 +27,7 @@ from bot.poam.review import expire_risk_acceptances
 from bot.reminders.dispatch import DispatchReport, Pacer, dispatch
 from bot.reminders.planner import enqueue, plan
 from bot.store.engine import unit_of_work
-from bot.store.outbox import take_lease
+from bot.store.outbox import FORGET_BATCH, forget_delivered, take_lease
 from bot.store.replays import forget_handled
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
 TICK_SECONDS = 30
 LEASE_TTL = timedelta(seconds=TICK_SECONDS * 3)
+#: Enough to keep up with any workspace's sending, few enough to keep a tick short.
+FORGET_BATCHES_PER_TICK = 10
 
 
 @dataclass
@@ -55,7 +58,8 @@ class Scheduler:
 
     def tick(self) -> TickReport:
         """One round: lease, expiries (and handled requests no replay can match
-        any more), planning, dispatch. Safe to run anywhere, any time."""
+        any more, old delivered messages), planning, dispatch. Safe to run
+        anywhere, any time."""
         if not self._lead():
             return TickReport(leader=False)
         rules = self.settings.rules
@@ -63,6 +67,7 @@ class Scheduler:
             expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
         with unit_of_work(self.engine) as session:
             forget_handled(session, now=self.clock.now())
+        self._forget_delivered()
         # Planning only reads (and may take a while): it must not hold SQLite's
         # write lock; writing the outbox rows is one short transaction.
         with unit_of_work(self.engine, read_only=True) as session:
@@ -71,6 +76,14 @@ class Scheduler:
             planned = enqueue(session, due, now=self.clock.now())
         sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead)
         return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
+
+    def _forget_delivered(self) -> None:
+        """Old sent and given-up messages out of the outbox, a batch per
+        transaction, at most FORGET_BATCHES_PER_TICK batches a tick."""
+        for _ in range(FORGET_BATCHES_PER_TICK):
+            with unit_of_work(self.engine) as session:
+                if forget_delivered(session, now=self.clock.now(), limit=FORGET_BATCH) < FORGET_BATCH:
+                    return
 
     def _lead(self) -> bool:
         """Take or renew the lease; False when another live process holds it."""

@@ -6,13 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from bot.store.dialects import upsert_insert
 from bot.store.models import OutboxMessage, SchedulerLease
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+#: How long a message stays once sent or given up on (``poam-bot remind
+#: --status`` and anyone looking into a delivery read them; nothing plans for
+#: a day that old again).
+KEEP_DELIVERED = timedelta(days=30)
+#: Rows one clean-up deletes: a first one after a long history holds
+#: SQLite's write lock only briefly each time.
+FORGET_BATCH = 1_000
 
 
 def insert_once(session: Session, **values: Any) -> int | None:
@@ -59,6 +66,28 @@ def claim(
         row.attempts += 1
     session.flush()
     return rows
+
+
+def forget_delivered(session: Session, *, now: datetime, limit: int = FORGET_BATCH) -> int:
+    """Delete up to ``limit`` of the messages sent, or given up on, more than
+    KEEP_DELIVERED ago (the scheduler's housekeeping); how many. When a
+    message was given up on is its last try's due time. Messages still to
+    send stay, however old."""
+    cutoff = now - KEEP_DELIVERED
+    done = (
+        select(OutboxMessage.id)
+        .where(
+            col(OutboxMessage.status).in_((SENT, FAILED)),
+            col(OutboxMessage.next_attempt_at) < cutoff,  # ix_outbox_status_next: a message is sent after it is due
+            func.coalesce(OutboxMessage.sent_at, OutboxMessage.next_attempt_at) < cutoff,
+        )
+        .order_by(col(OutboxMessage.status), col(OutboxMessage.next_attempt_at))
+        .limit(limit)
+    )
+    ids = list(session.exec(done).all())
+    if ids:
+        session.exec(delete(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))  # type: ignore[call-overload]
+    return len(ids)
 
 
 def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
