@@ -17,10 +17,11 @@ from bot.reminders.digest import digest_message
 
 @handles("remind")
 def remind(request: SlackRequest, cmd: Parsed) -> Reply:
-    with request.transaction() as (session, actor):
-        if cmd["switch"] is None and cmd["at"] is None:
+    if cmd["switch"] is None and cmd["at"] is None:
+        with request.transaction(read_only=True) as (session, actor):  # no wait for a writer to show them
             person = people.preferences(session, actor)
-        else:
+    else:
+        with request.transaction() as (session, actor):
             person = people.set_preferences(session, actor, remind_at=cmd["at"], on=cmd["switch"])
     if not person.reminders_on:
         return Reply(text="Reminders off", blocks=cards.done("Your morning reminders are *off*. `/poam remind on` brings them back."))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from slack_sdk import WebClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import select
 
 from bot.config import Settings
@@ -104,6 +104,14 @@ def test_an_overdue_item_gives_one_dm_to_its_owner_and_an_escalation_to_the_ao(
         scheduler.tick()
     assert len(dms(fake_slack, OWNER)) == 1 and len(dms(fake_slack, AO)) == 1
     assert len(fake_slack.calls_to("chat.postMessage")) == 2
+
+
+def test_remind_without_options_only_reads(overdue: int, slack: SlackDriver, engine: Engine) -> None:
+    """Showing one's settings neither waits for nor takes the write lock: with
+    a long write under way (SQLite's one writer) it still answers at once."""
+    with engine.begin() as writer:  # holds SQLite's write lock (PostgreSQL: an open transaction)
+        writer.execute(text("SELECT 1"))
+        assert "You get a DM at *09:00* (America/New_York) on weekdays" in reply(slack.command("remind", user=OWNER))
 
 
 def test_remind_at_and_off_over_slack(
