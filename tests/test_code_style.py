@@ -1,0 +1,17 @@
+"""The code follows the project's lint rules ([tool.ruff] in pyproject.toml), so that CI keeps it so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ruff_finds_nothing() -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "bot", "tests", "bench"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
