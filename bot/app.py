@@ -71,7 +71,7 @@ def build_app(
         settings=settings,
         clock=clock,
         users=UserDirectory(default_tz=settings.timezone, clock=clock),
-        turns=turns or ListenerTurns(LISTENERS_AT_ONCE),
+        turns=ListenerTurns(LISTENERS_AT_ONCE) if turns is None else turns,
     )
     app = App(
         name="poam-bot",

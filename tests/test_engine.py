@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -321,36 +323,36 @@ def test_sqlite_commits_leave_checkpoints_to_a_thread_of_their_own(
 
 
 def _log_frames(engine: Engine) -> int:
-    """Frames in the database's write-ahead log (a passive checkpoint's count)."""
-    with sqlite3.connect(engine.url.database or "", timeout=0) as connection:
-        busy, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    """Frames in the database's write-ahead log (a passive checkpoint's count;
+    asked again while the checkpoint thread has the checkpoint lock)."""
+    deadline = time.monotonic() + 5
+    with closing(sqlite3.connect(engine.url.database or "", timeout=0)) as connection:
+        while True:
+            busy, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
     assert busy == 0
     return int(frames)
 
 
-def _start_a_long_log(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A filler table, checkpoints after every commit, and a log started over past 100 pages."""
+def _start_a_long_log(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> sqlite3.Connection:
+    """A filler table; checkpoints after every commit, starting the log over
+    past 100 pages; and a reader that reads from the log (open: the caller
+    closes it), so that only a checkpoint that waits for it can start the log
+    over."""
     monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
     monkeypatch.setattr(sqlite_checkpoints, "RESTART_PAGES", 100)
     with unit_of_work(engine) as session:
         session.connection().exec_driver_sql("CREATE TABLE filler (page BLOB)")
     wait_for_checkpoints(engine)  # one at a time: the next commit starts the next
-
-
-def test_sqlite_checkpoints_start_a_log_that_grew_too_long_over(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Steady writes can keep SQLite from starting the log over after a passive
-    checkpoint; past RESTART_PAGES a checkpoint makes sure the next writer does."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite checkpoints")
-    _start_a_long_log(engine, monkeypatch)
-    _fill(engine, 150)
-    wait_for_checkpoints(engine)
-    assert _log_frames(engine) > 150
-    _fill(engine, 5)  # written from the log's start again, not after its 150 pages
-    wait_for_checkpoints(engine)
-    assert 0 < _log_frames(engine) < 50
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 3600.0)
+    _fill(engine, 5)  # in the log only: no checkpoint for an hour
+    reader = sqlite3.connect(engine.url.database or "", isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM filler").fetchone() == (5,)  # reads from the log
+    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
+    return reader
 
 
 def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
@@ -362,15 +364,9 @@ def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
     next writer starts the log over."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite checkpoints")
-    _start_a_long_log(engine, monkeypatch)
     monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 60.0)
-    monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 3600.0)
-    _fill(engine, 5)  # in the log only: no checkpoint for an hour
-    reader = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    reader = _start_a_long_log(engine, monkeypatch)
     try:
-        reader.execute("BEGIN")
-        assert reader.execute("SELECT count(*) FROM filler").fetchone() == (5,)  # reads from the log
-        monkeypatch.setattr(sqlite_checkpoints, "CHECKPOINT_INTERVAL", 0.0)
         _fill(engine, 150)  # starts a checkpoint that cannot start the log over while the reader reads
         for _ in range(20):  # 0.4 s of writers, each waiting at most 0.5 s for the lock
             with unit_of_work(engine, max_wait=0.5) as session:
@@ -385,6 +381,40 @@ def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
     assert 0 < _log_frames(engine) < 50
 
 
+def test_sqlite_a_log_past_its_cap_is_started_over_even_if_writers_wait(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Readers that never leave the log alone for long would let it grow
+    without end: past LOG_CAP_PAGES the checkpoint waits for them with the
+    write lock held, so a writer then finishes only after the reader did."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(sqlite_checkpoints, "LOG_CAP_PAGES", 120)
+    monkeypatch.setattr(sqlite_checkpoints, "CAP_WAIT_SECONDS", 10.0)
+    reader = _start_a_long_log(engine, monkeypatch)
+    reader_done: list[float] = []
+
+    def finish_reading() -> None:
+        reader.close()
+        reader_done.append(time.monotonic())
+
+    timer = threading.Timer(0.5, finish_reading)
+    with caplog.at_level(logging.WARNING, logger="bot.store.sqlite_checkpoints"):
+        try:
+            _fill(engine, 150)  # its checkpoint gives up its short tries, then waits for the reader
+            timer.start()
+            time.sleep(0.2)
+            with unit_of_work(engine, max_wait=10.0) as session:
+                session.connection().exec_driver_sql("DELETE FROM filler WHERE rowid = (SELECT min(rowid) FROM filler)")
+            written = time.monotonic()
+        finally:
+            timer.join()
+        wait_for_checkpoints(engine)
+    assert reader_done and written >= reader_done[0]
+    assert any("starting it over, writers waiting for readers" in record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin to"
 )
@@ -395,16 +425,11 @@ def test_a_checkpoint_started_in_a_pinned_worker_runs_on_any_core(
     core a pinned worker's threads share (``bot.cores``)."""
     if engine.dialect.name != "sqlite":
         pytest.skip("SQLite checkpoints")
-    _start_a_long_log(engine, monkeypatch)
     monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 60.0)
     monkeypatch.setattr(cores, "_cores_before_pinning", None)
     every_core = os.sched_getaffinity(0)
-    reader = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    reader = _start_a_long_log(engine, monkeypatch)  # keeps the checkpoint below trying: no other runs meanwhile
     try:
-        _fill(engine, 5)
-        reader.execute("BEGIN")
-        reader.execute("SELECT count(*) FROM filler").fetchone()  # keeps the checkpoint below trying
-
         def pinned_writer() -> None:
             cores.pin_to(max(every_core))
             _fill(engine, 150)  # starts the checkpoint, on a thread that inherits the pinning
@@ -412,7 +437,7 @@ def test_a_checkpoint_started_in_a_pinned_worker_runs_on_any_core(
         writer = threading.Thread(target=pinned_writer)
         writer.start()
         writer.join()
-        checkpoint = next(thread for thread in threading.enumerate() if thread.name == "poam-wal-checkpoint")
+        (checkpoint,) = [thread for thread in threading.enumerate() if thread.name == "poam-wal-checkpoint"]
         assert checkpoint.native_id is not None
         deadline = time.monotonic() + 5
         while os.sched_getaffinity(checkpoint.native_id) != every_core and time.monotonic() < deadline:

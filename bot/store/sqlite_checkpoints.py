@@ -23,16 +23,20 @@ that no reader needs the log any more. Done as it comes, that took 20–50 ms
 under load, nearly all of it syncing every page the passive checkpoints had
 copied since the last sync (SQLite syncs the database file only when a
 checkpoint reaches the end of the log), while claims waited for the lock and
-the requests behind them for their turns. So the thread first syncs the file
-itself and copies again, both without the lock, and the ``RESTART`` is left
-with a few pages; if a reader still needs the log it returns at once, lock
-released, and is tried again after short pauses (``lock_pauses``) for up to
-``RESTART_WAIT_SECONDS``; a later checkpoint tries again after that. The log
-file keeps its size (``TRUNCATE`` would empty it, another millisecond under
-the lock); writers then write over it from its start. Every process that
-writes does this; SQLite runs their checkpoints one at a time. When the last
-connection to the file closes, SQLite checkpoints what is left and removes the
-log.
+the requests behind them for their turns. So the thread runs passive
+checkpoints, without the lock, until one reaches the end of the log (and so
+syncs the file), and only then a ``RESTART``, which is left with a few pages
+to copy and sync; if a reader still needs the log it returns at once, lock
+released, and the thread tries again after short pauses (``lock_pauses``)
+for up to ``RESTART_WAIT_SECONDS``; a later checkpoint tries again after
+that. Should readers never leave the log alone that long (an export reading
+for minutes while writers go on), a log past ``LOG_CAP_PAGES`` is started
+over all the same, the ``RESTART`` waiting for them up to ``CAP_WAIT_SECONDS``
+with the write lock held. The log file keeps its size (``TRUNCATE`` would
+empty it, another millisecond under the lock); writers then write over it
+from its start. Every process that writes does this; a checkpoint that finds
+another process's under way leaves the work to it. When the last connection
+to the file closes, SQLite checkpoints what is left and removes the log.
 """
 
 from __future__ import annotations
@@ -56,14 +60,17 @@ CHECKPOINT_INTERVAL = 0.5
 RESTART_PAGES = 4_000
 #: How long a checkpoint keeps trying to start the log over.
 RESTART_WAIT_SECONDS = 1.0
+#: Pages past which the log is started over even if writers must wait for
+#: readers, and how long they may wait.
+LOG_CAP_PAGES = 40_000
+CAP_WAIT_SECONDS = 0.5
 
 
 class WalCheckpoints:
     """The checkpoints of one SQLite file (``path``, made absolute now)."""
 
     def __init__(self, path: str) -> None:
-        self._path = os.path.abspath(path)
-        self._uri = f"file:{quote(self._path)}?mode=rw"  # never creates a file
+        self._uri = f"file:{quote(os.path.abspath(path))}?mode=rw"  # never creates a file
         self._running = threading.Lock()
         self._last_started = float("-inf")
         self._thread: threading.Thread | None = None
@@ -91,37 +98,41 @@ class WalCheckpoints:
 
     def _checkpoint(self) -> None:
         try:
-            unpin_this_thread()  # SQLite's copying needs no GIL: off the worker's core (bot.cores)
-        except OSError as error:
-            log.warning("a checkpoint runs on the worker's core: %s", error)
-        try:
+            try:
+                unpin_this_thread()  # SQLite's copying needs no GIL: off the worker's core (bot.cores)
+            except OSError as error:
+                log.debug("a checkpoint runs on the worker's core: %s", error)
             # No busy timeout: a checkpoint that cannot have a lock says so at once.
             with closing(sqlite3.connect(self._uri, uri=True, timeout=0)) as connection:
                 _, pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if pages > RESTART_PAGES:
                     self._start_log_over(connection)
-        except (sqlite3.Error, OSError) as error:  # the log stays whole; a later writer tries again
+        except sqlite3.Error as error:  # the log stays whole; a later writer tries again
             log.warning("checkpointing %s failed: %s", self._uri, error)
         finally:
             self._running.release()
 
     def _start_log_over(self, connection: sqlite3.Connection) -> None:
-        """Sync and copy without the write lock, then ``RESTART`` in short tries."""
-        _sync_file(self._path)
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Passive checkpoints until one copies the whole log, each such one
+        followed by a ``RESTART``, in short tries; past LOG_CAP_PAGES, one
+        that may wait for readers."""
         deadline = time.monotonic() + RESTART_WAIT_SECONDS
+        pages = 0
         for pause in lock_pauses():
-            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-            if not busy or time.monotonic() + pause > deadline:
+            busy, pages, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and pages == copied and _restarted(connection):
                 return
+            if time.monotonic() + pause > deadline:
+                break
             time.sleep(pause)
+        if pages > LOG_CAP_PAGES:
+            log.warning("the write-ahead log of %s holds %s pages: starting it over, writers waiting for readers",
+                        self._uri, pages)
+            connection.execute(f"PRAGMA busy_timeout = {int(CAP_WAIT_SECONDS * 1000)}")
+            _restarted(connection)
 
 
-def _sync_file(path: str) -> None:
-    """Write what the file has in the page cache to disk (POSIX lets any
-    descriptor of a file sync it, a read-only one too)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        getattr(os, "fdatasync", os.fsync)(descriptor)
-    finally:
-        os.close(descriptor)
+def _restarted(connection: sqlite3.Connection) -> bool:
+    """A ``RESTART`` checkpoint; False when busy (a writer, or a reader still in the log)."""
+    busy, _, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    return not busy
