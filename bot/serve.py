@@ -13,9 +13,12 @@ from slack_sdk import WebClient
 
 from bot import gunicorn_conf
 from bot.app import build_app, web_client
+from bot.commands.context import LISTENERS_AT_ONCE
+from bot.commands.turns import ListenerTurns
 from bot.config import Settings, require_slack
 from bot.poam.clock import SystemClock
 from bot.reminders.scheduler import Scheduler
+from bot.stall_watch import StallWatch
 from bot.store.engine import dispose, make_engine
 from bot.store.migrate import require_current, upgrade
 from bot.tls import tls_for
@@ -74,7 +77,9 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
     if settings.slack_app_token is not None:
         if scheduler:
             make_scheduler(settings).start_background()
-        app = build_app(settings)
+        turns = ListenerTurns(LISTENERS_AT_ONCE)
+        StallWatch(turns).start()  # no health check in Socket Mode: the log says when listeners are stuck
+        app = build_app(settings, turns=turns)
         SocketModeHandler(
             app,
             settings.slack_app_token.get_secret_value(),

@@ -8,9 +8,7 @@ module never touches the network or the database.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -20,6 +18,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import load_settings
+from bot.stall_watch import STUCK_SECONDS
 from bot.store.engine import make_engine, unit_of_work
 
 if TYPE_CHECKING:
@@ -31,9 +30,6 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 HEALTH_MAX_WAIT = 2.0
-#: A line for the listeners' turns that has not moved for this long is stuck
-#: (a turn changes hands in milliseconds; Slack gives up on a request after 3 s).
-LISTENERS_STUCK_SECONDS = 30.0
 
 
 def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
@@ -49,7 +45,6 @@ class SlackWsgi:
         self._slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self._engine = engine
         self._turns = turns
-        self._stacks_logged = False
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -58,9 +53,11 @@ class SlackWsgi:
 
     def _health(self, start_response: StartResponse) -> list[bytes]:
         stalled = self._turns.stalled_for() if self._turns is not None else 0.0
-        if stalled > LISTENERS_STUCK_SECONDS:
-            return self._stuck(start_response, stalled)
-        self._stacks_logged = False
+        if stalled > STUCK_SECONDS:
+            # 503, so that a liveness probe restarts the process: nothing else
+            # would. Why it is stuck: bot.stall_watch logs the threads' stacks.
+            log.error("health check: no listener's turn has changed hands for %.0f s while requests wait", stalled)
+            return _plain(start_response, "503 Service Unavailable", f"listeners stuck for {stalled:.0f} s\n")
         try:
             # Read-only, with a short wait: a health check must not take SQLite's write lock.
             with unit_of_work(self._engine, read_only=True, max_wait=HEALTH_MAX_WAIT) as session:
@@ -70,34 +67,18 @@ class SlackWsgi:
             return _plain(start_response, "503 Service Unavailable", "database unreachable\n")
         return _plain(start_response, "200 OK", "ok\n")
 
-    def _stuck(self, start_response: StartResponse, stalled: float) -> list[bytes]:
-        """503, so that a liveness probe restarts the process: nothing else
-        would (gunicorn's timeout watches its own loop, which still runs).
-        The first report of a stall logs every thread's stack, to see why."""
-        log.error("health check: no listener's turn has changed hands for %.0f s while requests wait", stalled)
-        if not self._stacks_logged:
-            self._stacks_logged = True
-            log.error("health check: the threads of this process:\n%s", _thread_stacks())
-        return _plain(start_response, "503 Service Unavailable", f"listeners stuck for {stalled:.0f} s\n")
-
-
-def _thread_stacks() -> str:
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
-    return "\n".join(
-        f"{names.get(ident, ident)}:\n{''.join(traceback.format_stack(frame))}"
-        for ident, frame in sys._current_frames().items()
-    )
-
 
 def from_settings() -> SlackWsgi:
     """Build everything from the environment (what gunicorn's workers do)."""
     from bot.app import build_app
     from bot.commands.context import LISTENERS_AT_ONCE
     from bot.commands.turns import ListenerTurns
+    from bot.stall_watch import StallWatch
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     turns = ListenerTurns(LISTENERS_AT_ONCE)
+    StallWatch(turns).start()
     return SlackWsgi(build_app(settings, engine=engine, turns=turns), engine, turns=turns)
 
 
