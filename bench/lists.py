@@ -3,7 +3,7 @@
 ``bench/load.py`` sends only ``/poam list mine``; a large workspace's other
 lists (every open item, everything overdue, all) hold tens of thousands of
 items, and a page of them must not cost what sorting them all does. This
-times ``items.list_items`` in process, for each list and a few page offsets,
+times ``item_lists.list_items`` in process, for each list and a few page offsets,
 the fastest of ``--repeat`` runs, with the count it shows::
 
     python bench/seed.py --items 100000 --database-url sqlite:///bench.db
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 from bench.load import TEAM, normalise_url  # noqa: E402
 from bot.poam.actor import Rules  # noqa: E402
 from bot.poam.clock import SystemClock  # noqa: E402
-from bot.poam.items import ItemPage, Scope, list_items  # noqa: E402
+from bot.poam.item_lists import ItemPage, Scope, list_items  # noqa: E402
 from bot.poam.roles import load_actor  # noqa: E402
 from bot.store.engine import make_engine, unit_of_work  # noqa: E402
 

@@ -16,17 +16,9 @@ from sqlmodel import Session, select
 from bot.poam import audit
 from bot.poam.actor import Actor, Role
 from bot.poam.errors import InvalidInput
-from bot.poam.items import (
-    Scope,
-    assign_item,
-    claim_item,
-    item_history,
-    list_items,
-    log_item,
-    release_item,
-    set_plan,
-    show_item,
-)
+from bot.poam.item_details import show_item
+from bot.poam.item_lists import Scope, list_items
+from bot.poam.items import assign_item, claim_item, item_history, log_item, release_item, set_plan
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
 from bot.poam.roles import grant_role, list_roles, revoke_role
 from bot.poam.severity import Severity

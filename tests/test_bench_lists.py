@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.poam.items import Scope
+from bot.poam.item_lists import Scope
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,8 @@ from sqlmodel import col, select
 from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import AlreadyClaimed, InvalidInput
-from bot.poam.items import claim_item, list_items, log_item
+from bot.poam.item_lists import list_items
+from bot.poam.items import claim_item, log_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, move_milestone
 from bot.poam.roles import grant_role, load_actor

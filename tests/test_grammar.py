@@ -12,7 +12,7 @@ from bot.commands.grammar import ParseContext, Token, UsageError, parse, tokeniz
 from bot.commands.specs import SPECS
 from bot.poam.actor import Role
 from bot.poam.errors import InvalidInput
-from bot.poam.items import Scope
+from bot.poam.item_lists import Scope
 from bot.poam.severity import Severity
 
 CONTEXT = ParseContext(today=date(2026, 11, 20), id_prefix="POAM")

@@ -29,7 +29,8 @@ from bot.interchange.fedramp import COLUMNS, row
 from bot.interchange.findings import Finding, ImportFormatError, Milestone
 from bot.poam.actor import Actor, Rules
 from bot.poam.fields import Source
-from bot.poam.items import log_item, set_plan, show_item
+from bot.poam.item_details import show_item
+from bot.poam.items import log_item, set_plan
 from bot.poam.milestones import add_milestone
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work

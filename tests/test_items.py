@@ -22,21 +22,16 @@ from bot.poam.actor import Actor, Role, Rules
 from bot.poam.deadlines import DOD_CAT, parse_policy
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, PermissionDenied, PoamError
 from bot.poam.fields import Source
+from bot.poam.item_details import ItemDetail, SystemRow, item_details, show_item
+from bot.poam.item_lists import MAX_PAGE, Scope, list_items
 from bot.poam.items import (
-    MAX_PAGE,
-    ItemDetail,
-    Scope,
-    SystemRow,
     assign_item,
     claim_item,
-    item_details,
     item_history,
-    list_items,
     load_item,
     log_item,
     release_item,
     set_plan,
-    show_item,
     snooze_item,
 )
 from bot.poam.lifecycle import Status

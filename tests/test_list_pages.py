@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from bot.commands import metadata
 from bot.commands.views.cards import item_list
-from bot.poam import items
+from bot.poam import item_lists
 from bot.poam.actor import Actor, Rules
 from bot.poam.errors import InvalidInput
-from bot.poam.items import Scope, is_overdue, list_items
+from bot.poam.item_lists import Scope, is_overdue, list_items
 from bot.poam.lifecycle import ACTIVE, Status
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
@@ -99,7 +99,7 @@ def test_every_page_holds_what_sorting_the_whole_list_puts_there(
     scatter(engine, alice, 60, seed=7)
     whole = expected(engine, alice, scope)
     assert whole, "the scattered items should fill every list"
-    monkeypatch.setattr(items, "BANDS_UP_TO", 20)  # pages ending past the 20th item sort the list instead
+    monkeypatch.setattr(item_lists, "BANDS_UP_TO", 20)  # pages ending past the 20th item sort the list instead
     for limit in (1, 4, 7, 25):
         pages = [page_numbers(engine, alice, scope=scope, limit=limit, offset=offset)
                  for offset in range(0, len(whole) + limit, limit)]
@@ -125,20 +125,20 @@ def test_filtered_pages_too(engine: Engine, alice: Actor, admin: Actor, scope: S
 
 def test_an_offset_past_any_list_is_refused(engine: Engine, alice: Actor) -> None:
     log(engine, alice)
-    assert_refused(engine, lambda s: list_items(s, alice, offset=items.MAX_OFFSET + 1), InvalidInput,
+    assert_refused(engine, lambda s: list_items(s, alice, offset=item_lists.MAX_OFFSET + 1), InvalidInput,
                    "The page offset is past any list (at most 1,000,000,000).")
-    page = run(engine, lambda s: list_items(s, alice, offset=items.MAX_OFFSET, limit=items.MAX_PAGE))
+    page = run(engine, lambda s: list_items(s, alice, offset=item_lists.MAX_OFFSET, limit=item_lists.MAX_PAGE))
     assert (page.items, page.total, page.capped) == ([], 1, False)
 
 
 def test_the_count_stops_at_the_limit_and_the_list_still_pages_on(
     engine: Engine, alice: Actor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(items, "COUNT_LIMIT", 5)
+    monkeypatch.setattr(item_lists, "COUNT_LIMIT", 5)
     for _ in range(10):
         log(engine, alice)
 
-    def page(offset: int) -> items.ItemPage:
+    def page(offset: int) -> item_lists.ItemPage:
         return run(engine, lambda s: list_items(s, alice, scope=Scope.ALL, limit=3, offset=offset))
 
     first, fourth_on, seventh_on, tenth_on, past = page(0), page(3), page(6), page(9), page(12)
@@ -162,7 +162,7 @@ def test_a_first_page_reads_about_as_much_of_a_long_list_as_of_a_short_one(
     proportion to the list. Both lists are longer than the count goes."""
     if engine.dialect.name != "sqlite":
         pytest.skip("counts SQLite's steps")
-    monkeypatch.setattr(items, "COUNT_LIMIT", 100)
+    monkeypatch.setattr(item_lists, "COUNT_LIMIT", 100)
     run(engine, lambda s: add_system(s, admin, name="Payroll"))
     log(engine, alice)
 

@@ -18,7 +18,8 @@ from sqlmodel import Session, col, select
 from bot.poam import audit
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput, InvalidState, NotFound, PermissionDenied, PoamError
-from bot.poam.items import claim_item, log_item, show_item
+from bot.poam.item_details import show_item
+from bot.poam.items import claim_item, log_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import (
     MAX_MILESTONES,

@@ -33,7 +33,8 @@ from bot.interchange.oscal_export import (
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.fields import Source
-from bot.poam.items import claim_item, iter_item_details, log_item, set_plan
+from bot.poam.item_details import iter_item_details
+from bot.poam.items import claim_item, log_item, set_plan
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
 from bot.poam.review import (
     Deviation,

@@ -39,7 +39,8 @@ from bot.poam.errors import (
     PermissionDenied,
     PoamError,
 )
-from bot.poam.items import assign_item, claim_item, iter_item_details, log_item, release_item, set_plan
+from bot.poam.item_details import iter_item_details
+from bot.poam.items import assign_item, claim_item, log_item, release_item, set_plan
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
 from bot.poam.review import (

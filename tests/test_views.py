@@ -14,7 +14,8 @@ from bot.commands.views import cards
 from bot.commands.views.home import home_view
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
-from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow
+from bot.poam.item_details import ItemDetail, MilestoneRow
+from bot.poam.item_lists import ItemLine, ItemPage
 from bot.poam.review import WaitingOn
 from bot.store.models import AuditEvent, InfoSystem, Item
 

@@ -14,6 +14,7 @@ from bot.interchange.importing import read_findings
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
 from bot.poam.imports import import_findings
+from bot.poam.item_details import item_details
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 
@@ -98,8 +99,8 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
         summary = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert (summary.new, summary.updated, summary.skipped) == (2, 0, 0)
     with unit_of_work(engine) as s:
-        before = items.item_details(s, [items.load_item(s, owner, number=n) for n in (1, 2)])
-        after = items.item_details(s, [items.load_item(s, importer, number=n) for n in (1, 2)])
+        before = item_details(s, [items.load_item(s, owner, number=n) for n in (1, 2)])
+        after = item_details(s, [items.load_item(s, importer, number=n) for n in (1, 2)])
     for old, new in zip(before, after, strict=True):
         for name in ("title", "description", "severity", "assets", "cves", "detected_on", "scheduled_completion_on", "owner_id",
                      "remediation_plan", "resources_required"):

@@ -18,10 +18,10 @@ from bot.commands.grammar import Parsed
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
-from bot.poam import items, milestones, roles, systems
+from bot.poam import item_details, item_lists, items, milestones, roles, systems
 from bot.poam.actor import Actor
 from bot.poam.fields import Source
-from bot.poam.items import Scope
+from bot.poam.item_lists import Scope
 from bot.poam.severity import Severity
 from bot.store.models import Item
 
@@ -97,7 +97,7 @@ def list_query(request: SlackRequest, query: metadata.ListPage) -> Reply:
     """A page of items; also what the Previous/Next buttons call."""
     scope = Scope(query.scope)
     with request.transaction(read_only=True) as (session, actor):
-        page = items.list_items(
+        page = item_lists.list_items(
             session,
             actor,
             scope=scope,
@@ -127,7 +127,7 @@ def list_(request: SlackRequest, cmd: Parsed) -> Reply:
 
 def show_card(request: SlackRequest, number: int) -> Reply:
     with request.transaction(read_only=True) as (session, actor):
-        detail = items.show_item(session, actor, number=number, with_changes=False)
+        detail = item_details.show_item(session, actor, number=number, with_changes=False)
         blocks = cards.item_card(detail, viewer=actor)
         label = _label(actor, number)
     return Reply(text=label, blocks=blocks)

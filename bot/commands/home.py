@@ -13,8 +13,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
-from bot.poam import items, review
+from bot.poam import review
 from bot.poam.errors import PoamError
+from bot.poam.item_details import milestones_of
+from bot.poam.item_lists import Scope, list_items
 from bot.reminders.people import remember_tz
 from bot.store.engine import unit_of_work
 
@@ -26,10 +28,10 @@ def publish_home(request: SlackRequest) -> None:
     (the tab shows its previous state, and the next open retries)."""
     try:
         with request.transaction(read_only=True) as (session, actor):
-            mine = items.list_items(session, actor, scope=items.Scope.MINE, every_system=True, limit=HOME_ITEMS)
-            unclaimed = items.list_items(session, actor, scope=items.Scope.UNCLAIMED, every_system=True, limit=1)
+            mine = list_items(session, actor, scope=Scope.MINE, every_system=True, limit=HOME_ITEMS)
+            unclaimed = list_items(session, actor, scope=Scope.UNCLAIMED, every_system=True, limit=1)
             waiting = review.waiting_on(session, actor, limit=WAITING_ITEMS)
-            milestones = items.milestones_of(session, team_id=actor.team_id, item_ids=[i.id for i in mine.items])
+            milestones = milestones_of(session, team_id=actor.team_id, item_ids=[i.id for i in mine.items])
             view = home_view(mine, milestones, rules=actor.rules, unclaimed=unclaimed.total_text, waiting=waiting)
         request.client.views_publish(user_id=request.user_id, view=view)
     except (PoamError, SlackApiError, SlackClientError, OSError) as error:

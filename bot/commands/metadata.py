@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from bot.poam.errors import InvalidInput
-from bot.poam.items import Scope
+from bot.poam.item_lists import Scope
 
 MAX_VALUE = 2000  # Slack's limit for a button value
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from bot.poam.actor import Role
 from bot.poam.dates import parse_date
 from bot.poam.errors import InvalidInput
 from bot.poam.fields import Source
-from bot.poam.items import Scope
+from bot.poam.item_lists import Scope
 from bot.poam.refs import parse_item_number, parse_milestone_number
 from bot.poam.review import Deviation
 from bot.poam.severity import Severity

@@ -11,7 +11,7 @@ from typing import IO
 
 from bot.interchange.fedramp import COLUMNS, row
 from bot.poam.actor import Rules
-from bot.poam.items import ItemDetail
+from bot.poam.item_details import ItemDetail
 
 EXTRA_COLUMNS = ("Status", "Current Due Date", "System")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # guarded with a leading '; csv_import undoes it

@@ -18,7 +18,7 @@ from bot.interchange.oscal_export import write_oscal
 from bot.interchange.xlsx_export import write_workbook
 from bot.poam.actor import Rules
 from bot.poam.errors import InvalidInput, NotFound
-from bot.poam.items import iter_item_details
+from bot.poam.item_details import iter_item_details
 from bot.poam.systems import system_named
 from bot.store.models import Workspace
 from bot.store.rows import Columns

@@ -10,7 +10,7 @@ from datetime import date
 
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.items import ChangeRow, ItemDetail, MilestoneRow
+from bot.poam.item_details import ChangeRow, ItemDetail, MilestoneRow
 from bot.poam.milestones import ChangeKind
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity

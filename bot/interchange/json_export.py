@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import IO, Any
 
 from bot.poam.actor import Rules
-from bot.poam.items import ItemDetail, is_overdue
+from bot.poam.item_details import ItemDetail
+from bot.poam.item_lists import is_overdue
 
 FORMAT = "poam-bot/export"
 VERSION = 1

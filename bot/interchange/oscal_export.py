@@ -46,7 +46,7 @@ from sqlmodel import Session, col, select
 from bot.interchange.fedramp import risk_rating
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.items import ItemDetail, MilestoneRow, RequestRow
+from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity

@@ -21,7 +21,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB, row
 from bot.poam.actor import Rules
-from bot.poam.items import ItemDetail
+from bot.poam.item_details import ItemDetail
 from bot.poam.lifecycle import Status
 from bot.store.rows import Columns
 

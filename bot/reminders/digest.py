@@ -14,7 +14,7 @@ from bot.blockkit.blocks import day, fields_section, header, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
-from bot.poam.items import overdue_condition
+from bot.poam.item_lists import overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import RequestKind, RequestStatus
 from bot.poam.severity import Severity

@@ -19,7 +19,7 @@ from bot.blockkit.blocks import day, header, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam import review
 from bot.poam.actor import Actor, Role
-from bot.poam.items import overdue_condition
+from bot.poam.item_lists import overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.store.models import InfoSystem, Item, Milestone
 

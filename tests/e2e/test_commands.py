@@ -26,7 +26,7 @@ from sqlmodel import col, select
 import bot.store.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.blockkit.text import escape
 from bot.commands.specs import SPECS
-from bot.poam import items
+from bot.poam import item_details, items
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, Milestone, MilestoneChange, RoleGrant
@@ -286,7 +286,7 @@ def test_log_with_every_option_stores_the_item_and_posts_once(
     assert item.owner_id == BOB and item.created_by == ALICE
     assert item.description == "Found by the weekly scan"
     with unit_of_work(engine, read_only=True) as session:
-        assert items.show_item(session, make_actor(ALICE), number=1).controls == ["AC-2", "SI-2"]
+        assert item_details.show_item(session, make_actor(ALICE), number=1).controls == ["AC-2", "SI-2"]
     assert audit_actions(engine).count("item.logged") == 1
 
     channel_posts = wait_for(lambda: posts(fake_slack))

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from bot.commands import metadata
 from bot.commands.ids import ActionId
-from bot.poam import items
+from bot.poam import item_lists, items
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
@@ -88,9 +88,9 @@ def check_fits_slack(message: dict[str, Any]) -> None:
 
 def counted(total: int, last: int) -> str:
     """How a page ending at item ``last`` of ``total`` tells the count: exactly,
-    or as ``N+`` where the count stopped (``items.COUNT_LIMIT``, in steps past
+    or as ``N+`` where the count stopped (``item_lists.COUNT_LIMIT``, in steps past
     the page)."""
-    limit = items.COUNT_LIMIT * (last // items.COUNT_LIMIT + 1)
+    limit = item_lists.COUNT_LIMIT * (last // item_lists.COUNT_LIMIT + 1)
     return f"{limit:,}+" if total > limit else f"{total:,}"
 
 

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from bot.commands.ids import ActionId, BlockId
 from bot.interchange.json_export import write_json
 from bot.poam.actor import Rules
-from bot.poam.items import iter_item_details
+from bot.poam.item_details import iter_item_details
 from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage, ReviewRequest

@@ -23,7 +23,7 @@ from bot.app import build_app
 from bot.config import Settings
 from bot.poam.actor import Actor
 from bot.poam.clock import FixedClock
-from bot.poam.items import list_items
+from bot.poam.item_lists import list_items
 from bot.store.engine import unit_of_work
 from tests.fake_slack import FakeSlack
 

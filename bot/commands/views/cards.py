@@ -26,7 +26,8 @@ from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
-from bot.poam.items import ItemDetail, ItemLine, ItemPage, MilestoneRow, RequestRow, Scope, is_overdue
+from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
+from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
 from bot.poam.permissions import require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus

@@ -11,7 +11,8 @@ from bot.blockkit.text import escape, mention
 from bot.commands.ids import ActionId
 from bot.commands.views.cards import item_line, next_milestone, show_button, what_is_asked
 from bot.poam.actor import Rules
-from bot.poam.items import ItemPage, MilestoneRow
+from bot.poam.item_details import MilestoneRow
+from bot.poam.item_lists import ItemPage
 from bot.poam.review import WaitingOn
 from bot.store.models import Item, ReviewRequest
 

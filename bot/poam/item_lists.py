@@ -1,0 +1,270 @@
+"""Lists of POA&M items: the pages of ``/poam list`` and the App Home, and what is overdue.
+
+Apart from :mod:`bot.poam.items`, whose operations change items: a page is
+read as one-line rows by statements built once for each shape of list, most
+of them merged from bands of an index, and that is a subject of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from functools import cache
+from typing import Any, NamedTuple
+
+from sqlalchemy import Date, Integer, bindparam, case, literal, union_all
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, func, select
+
+from bot.poam import fields
+from bot.poam.actor import Actor, check_user_id
+from bot.poam.errors import InvalidInput
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
+from bot.poam.severity import Severity
+from bot.poam.systems import find_system
+from bot.store.models import InfoSystem, Item, ItemControl
+from bot.store.rows import Columns, rows_of
+
+MAX_PAGE = 200
+
+
+class Scope(StrEnum):
+    """The word after ``/poam list``."""
+
+    MINE = "mine"
+    OPEN = "open"
+    OVERDUE = "overdue"
+    UNCLAIMED = "unclaimed"
+    REVIEW = "review"
+    CLOSED = "closed"
+    ALL = "all"
+
+
+class ItemLine(NamedTuple):
+    """The columns a one-line summary of an item shows (a ``/poam list`` page, the
+    App Home): read as plain rows, since building a page of whole ``Item``
+    objects cost twice the CPU of the query itself."""
+
+    id: int
+    number: int
+    title: str
+    severity: str
+    adjusted_severity: str | None
+    status: str
+    closure: str | None
+    risk_accepted_until: date | None
+    due_on: date
+    owner_id: str | None
+
+
+_LINE_COLUMNS = tuple(getattr(Item, name) for name in ItemLine._fields)
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """A page of a list. ``total`` counts the list's items, up to a limit
+    (:data:`COUNT_LIMIT`, more for pages past it); when ``capped``, there are
+    more than that."""
+
+    items: list[ItemLine]
+    total: int
+    offset: int
+    today: date
+    capped: bool = False
+
+    @property
+    def total_text(self) -> str:
+        """``57``, or ``1,000+`` when capped."""
+        return f"{self.total:,}+" if self.capped else f"{self.total:,}"
+
+    @property
+    def has_more(self) -> bool:
+        """Whether items follow this page (a capped count runs past its end)."""
+        return self.offset + len(self.items) < self.total
+
+    def is_overdue(self, item: ItemLine) -> bool:
+        return is_overdue(item, today=self.today)
+
+
+def is_overdue(item: Item | ItemLine | Columns, *, today: date) -> bool:
+    """Overdue is computed, never stored: an active item past its due date."""
+    return item.status in ACTIVE and item.due_on < today
+
+
+def overdue_condition(today: date | Any) -> Any:
+    """:func:`is_overdue` as a SQL condition (``today`` a date or a bound parameter)."""
+    return col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today)
+
+
+def list_items(
+    session: Session,
+    actor: Actor,
+    *,
+    scope: Scope = Scope.OPEN,
+    severity: Severity | None = None,
+    control: str | None = None,
+    owner_id: str | None = None,
+    system_name: str | None = None,
+    every_system: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> ItemPage:
+    """A page of the workspace's items, overdue first, then by due date.
+
+    ``system_name`` picks a system (the default one when None);
+    ``every_system`` lists across all of them instead.
+    """
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"A page holds 1 to {MAX_PAGE} items.")
+    if offset < 0:
+        raise InvalidInput("The page offset cannot be negative.")
+    if offset > MAX_OFFSET:
+        raise InvalidInput(f"The page offset is past any list (at most {MAX_OFFSET:,}).")
+    today = actor.today()
+    params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
+                                 "severity": severity, "page_limit": limit, "page_offset": offset}
+    if system_name is not None:
+        params["name_key"] = system_name.strip().lower()
+    if owner_id is not None:
+        params["owner_id"] = check_user_id(owner_id, what="user (owner)")
+    if control is not None:
+        found = fields.controls([control])
+        if not found:
+            raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
+        params["control"] = found[0]
+    by_system = None if every_system else ("named" if system_name is not None else "default")
+    counts_to = COUNT_LIMIT * ((offset + limit) // COUNT_LIMIT + 1)  # past the page's end
+    params.update(band_limit=offset + limit, count_limit=counts_to + 1)  # one more: is there more?
+    count, page = _list_statements(
+        scope, by_system=by_system, by_severity=severity is not None,
+        by_owner=owner_id is not None, by_control=control is not None, deep=offset + limit > BANDS_UP_TO,
+    )
+    connection = rows_of(session)
+    rows = connection.execute(page, params).all()
+    if rows:
+        total = rows[0].total
+    else:  # no row to carry the count: an unknown system, a first use, or past the end
+        if not every_system:
+            find_system(session, actor, name=system_name)  # NotFound, or the workspace set up
+        total = 0 if offset == 0 else connection.execute(count, params).scalar_one()
+    lines = [ItemLine._make(row[:-1]) for row in rows]
+    return ItemPage(items=lines, total=min(total, counts_to), offset=offset, today=today, capped=total > counts_to)
+
+
+_SYSTEM_IDS = {
+    "default": sa_select(InfoSystem.id).where(InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.is_default)),
+    "named": sa_select(InfoSystem.id).where(
+        InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
+    ),
+}
+
+
+#: How many of a list's items are counted, in steps of this past the page's
+#: end: counting every open item of a large workspace cost more than the page.
+COUNT_LIMIT = 1_000
+#: Pages ending past this many items sort the list instead of merging bands:
+#: each band reads up to the page's end, and deep in a long list (around the
+#: 5,000th item at 100k, in bench/lists.py) sorting it once costs less.
+BANDS_UP_TO = 2_000
+#: No list is longer; the counts past a page must fit a 32-bit integer.
+MAX_OFFSET = 1_000_000_000
+
+#: The statuses each list shows.
+_SCOPE_STATUSES: dict[Scope, frozenset[Status]] = {
+    Scope.MINE: NOT_CLOSED,
+    Scope.OPEN: NOT_CLOSED,
+    Scope.OVERDUE: ACTIVE,
+    Scope.UNCLAIMED: frozenset({Status.OPEN}),
+    Scope.REVIEW: frozenset({Status.PENDING_VERIFICATION}),
+    Scope.CLOSED: frozenset({Status.CLOSED}),
+    Scope.ALL: frozenset(Status),
+}
+
+
+@cache
+def _list_statements(
+    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool, deep: bool
+) -> tuple[Any, Any]:
+    """The count and page statements of one shape of list, built once and run
+    with parameters (building them cost more CPU than running them).
+
+    The page carries the count (an uncorrelated subquery: run once) and finds
+    the system itself (``by_system``: the workspace's default one, one by
+    name, or None for every system), so a page is one statement, not three.
+    The count stops at ``count_limit`` items. A page is merged from bands
+    (:func:`_banded_page`) unless the list is one person's (read through the
+    owner index), filtered by control (SQLite would read the control's items
+    again for every band), of a system named (a small one beside a large
+    default system would make every band walk the large one's items), or
+    ``deep``.
+    """
+    today = bindparam("today", type_=Date)
+    conditions = [Item.team_id == bindparam("team_id")]
+    if scope is Scope.MINE:
+        conditions.append(Item.owner_id == bindparam("user_id"))
+    if scope is Scope.UNCLAIMED:
+        # As a function, so that no index on the owner applies: SQLite would
+        # find every unclaimed item through one, then sort them all for a page.
+        conditions.append(func.coalesce(Item.owner_id, "") == "")
+    if by_system is not None:
+        conditions.append(Item.system_id == _SYSTEM_IDS[by_system].scalar_subquery())
+    if by_severity:
+        conditions.append(Item.severity == bindparam("severity"))
+    if by_owner:
+        conditions.append(Item.owner_id == bindparam("owner_id"))
+    if by_control:
+        conditions.append(
+            col(Item.id).in_(
+                select(ItemControl.item_id).where(
+                    ItemControl.team_id == bindparam("team_id"), ItemControl.control == bindparam("control")
+                )
+            )
+        )
+    statuses = _SCOPE_STATUSES[scope]
+    overdue_only = scope is Scope.OVERDUE
+    in_scope = [*conditions, overdue_condition(today) if overdue_only else col(Item.status).in_(statuses)]
+    counted = sa_select(Item.id).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
+    count = sa_select(func.count()).select_from(counted)
+    total = count.scalar_subquery().correlate(None).label("total")
+    if scope is Scope.MINE or by_owner or by_control or by_system == "named" or deep:
+        page = (
+            select(*_LINE_COLUMNS, total)
+            .where(*in_scope)
+            .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
+        )
+    else:
+        page = _banded_page(statuses, conditions, today=today, overdue_only=overdue_only, total=total)
+    page = page.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
+    return count, page
+
+
+def _banded_page(
+    statuses: frozenset[Status], conditions: list[Any], *, today: Any, overdue_only: bool, total: Any
+) -> Any:
+    """A page of a large list (every open item, say), overdue first, then by due
+    date: the first ``band_limit`` items of each status, overdue and not, are
+    all a page can hold, and each such band is one range of
+    ``ix_items_team_status_due`` read in order (an item is overdue when active
+    and past its due date: :func:`is_overdue`), so the database reads those
+    instead of sorting the whole list."""
+    bands = []
+    for status in sorted(statuses):
+        if status in ACTIVE:
+            ranges = [(0, col(Item.due_on) < today)] + ([] if overdue_only else [(1, col(Item.due_on) >= today)])
+        else:
+            ranges = [(1, None)]
+        for band, due in ranges:
+            bands.append(
+                sa_select(*_LINE_COLUMNS, literal(band, Integer).label("band"))
+                .where(*conditions, Item.status == status, *([] if due is None else [due]))
+                .order_by(col(Item.due_on), col(Item.number))
+                .limit(bindparam("band_limit", type_=Integer))
+                .subquery()
+                .select()
+            )
+    merged = union_all(*bands).subquery()
+    return (
+        sa_select(*(merged.c[name] for name in ItemLine._fields), total)
+        .order_by(merged.c.band, merged.c.due_on, merged.c.number)
+    )
