@@ -4,8 +4,8 @@ SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25… ms between tries,
 for locks that are held about half a millisecond: a waiter sleeps long after
 the lock came free, holding what it holds meanwhile (a listener's turn, the
 write lock). Writers waiting for the write lock (``engine``) and a checkpoint
-waiting for readers to leave the log (``sqlite_checkpoints``) try again
-after these pauses instead.
+waiting for the writer and the readers to leave the log alone
+(``sqlite_checkpoints``) try again after these pauses instead.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ LONG_WAIT_PAUSE = 0.01
 
 
 def lock_pauses() -> Iterator[float]:
-    """The pause before each next try, counted from this call; never ends."""
+    """The pause before each next try (the first value: before the second
+    try), the time counted from the first; never ends."""
     started = time.monotonic()
     pause = 0.0
     shorts = iter(SHORT_PAUSES)
