@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -16,24 +17,32 @@ from bot.app import build_app, web_client
 from bot.commands.context import LISTENERS_AT_ONCE
 from bot.commands.turns import ListenerTurns
 from bot.config import Settings, require_slack
+from bot.poam.audit import head_breaks
 from bot.poam.clock import SystemClock
 from bot.reminders.scheduler import Scheduler
 from bot.stall_watch import StallWatch
-from bot.store.engine import dispose, make_engine
+from bot.store.engine import dispose, make_engine, unit_of_work
 from bot.store.migrate import require_current, upgrade
 from bot.tls import tls_for
 from bot.web import from_settings
 
+log = logging.getLogger(__name__)
+
 
 def prepare_database(settings: Settings) -> None:
     """SQLite is migrated on start (one machine, one file); PostgreSQL must be
-    migrated by ``poam-bot migrate`` (the Procfile's release step) first."""
+    migrated by ``poam-bot migrate`` (the Procfile's release step) first.
+    A workspace whose audit trail does not end where its recorded head says is
+    logged (changes there are refused until someone has looked)."""
     engine = make_engine(settings.database_url)
     try:
         if engine.dialect.name == "sqlite":
             upgrade(engine)
         else:
             require_current(engine)
+        with unit_of_work(engine, read_only=True) as session:
+            for broken in head_breaks(session):
+                log.error("%s: run `poam-bot audit verify` and restore a consistent copy of the database", broken)
     finally:
         dispose(engine)  # before the fork: no checkpoint thread may hold SQLite's locks
 

@@ -5,6 +5,7 @@ application's back (raw SQL)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,9 +14,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
+from bot.config import Settings
 from bot.poam import audit
 from bot.poam.actor import Actor, Role
-from bot.poam.errors import InvalidInput
+from bot.poam.errors import AuditTrailOutOfStep, InvalidInput
 from bot.poam.item_details import show_item
 from bot.poam.item_lists import Scope, list_items
 from bot.poam.items import assign_item, claim_item, item_history, log_item, release_item, set_plan
@@ -23,6 +25,7 @@ from bot.poam.milestones import add_milestone, complete_milestone, move_mileston
 from bot.poam.roles import grant_role, list_roles, revoke_role
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, find_system, list_systems
+from bot.serve import prepare_database
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item, Workspace
 from tests.db import events, run, statements
@@ -383,6 +386,66 @@ def test_forged_event_appended_behind_the_head_is_reported(trail: Engine) -> Non
     report = verify(trail)
     assert report.broken == audit.ChainBreak(TEAM, 13, "is not in the recorded chain (added afterwards)")
     assert report.events == 13
+
+
+def _forge_after_newest(trail: Engine) -> None:
+    """An event appended with raw SQL, chained to the newest one but not to the workspace's head."""
+    newest = events(trail)[-1]
+    at = NOW + timedelta(hours=1)
+    forged = audit.event_hash(
+        prev_hash=newest.hash, team_id=TEAM, seq=newest.seq + 1, item_id=None, actor_id=ADMIN,
+        action="role.granted", at=at, details={},
+    )
+    with trail.begin() as connection:
+        connection.execute(AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
+            team_id=TEAM, seq=newest.seq + 1, item_id=None, actor_id=ADMIN, action="role.granted", at=at,
+            details={}, prev_hash=newest.hash, hash=forged,
+        ))
+
+
+def test_a_change_where_the_chain_is_past_its_head_is_refused_and_changes_nothing(trail: Engine, alice: Actor) -> None:
+    """Its event would take a number the chain already has: a clear refusal,
+    not a database error, and nothing of the change stays."""
+    _forge_after_newest(trail)
+    with pytest.raises(AuditTrailOutOfStep) as refused:
+        run(trail, lambda s: log_item(s, alice, title="Later", severity=Severity.LOW))
+    assert refused.value.message == audit.OUT_OF_STEP and "poam-bot audit verify" in refused.value.message
+    with unit_of_work(trail, read_only=True) as session:
+        assert [item.title for item in session.exec(select(Item).where(Item.title == "Later")).all()] == []
+        assert session.get(Workspace, TEAM).audit_seq == 12  # type: ignore[union-attr]
+    assert len(events(trail)) == 13
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        ("forge", audit.ChainBreak(TEAM, 13, audit.ADDED_AFTERWARDS)),
+        ("DELETE FROM audit_events WHERE team_id = :t AND seq >= 11", audit.ChainBreak(TEAM, 11, audit.NEWEST_DELETED)),
+        ("UPDATE workspaces SET audit_head = 'x' WHERE team_id = :t", audit.ChainBreak(TEAM, 12, audit.HEAD_REPLACED)),
+    ],
+)
+def test_the_head_check_finds_what_a_full_walk_finds_at_the_newest_end(
+    trail: Engine, tamper: str, expected: audit.ChainBreak
+) -> None:
+    with unit_of_work(trail, read_only=True) as session:
+        assert audit.head_breaks(session) == []
+    if tamper == "forge":
+        _forge_after_newest(trail)
+    else:
+        raw(trail, tamper, t=TEAM)
+    with unit_of_work(trail, read_only=True) as session:
+        assert audit.head_breaks(session) == [expected]
+    assert verify(trail).broken == expected
+
+
+def test_start_up_logs_a_workspace_whose_trail_does_not_end_at_its_head(
+    trail: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw(trail, "UPDATE workspaces SET audit_head = 'x' WHERE team_id = :t", t=TEAM)
+    with caplog.at_level(logging.ERROR, logger="bot.serve"):
+        prepare_database(Settings(_env_file=None, database_url=database_url))  # type: ignore[call-arg]
+    (logged,) = [record.getMessage() for record in caplog.records if record.name == "bot.serve"]
+    assert logged.startswith(f"workspace {TEAM}: audit event #12 was replaced") and "poam-bot audit verify" in logged
 
 
 def test_chain_continues_after_verification(trail: Engine, alice: Actor) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,11 +19,15 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import bindparam, insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor
+from bot.poam.errors import AuditTrailOutOfStep
 from bot.store import counters
-from bot.store.models import AuditEvent, Workspace
+from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Workspace
+
+log = logging.getLogger(__name__)
 
 _VERIFY_BATCH = 1000
 _INSERT_BATCH = 1000
@@ -114,15 +119,29 @@ def record_many(
     session.flush()
     first, head = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
     rows = _chained_rows(actor, entries, first_seq=first, prev_hash=head)
-    if len(entries) == 1 and session.get_bind().dialect.name == "postgresql":
-        row = next(rows)
-        params = {f"event_{name}": value for name, value in row.items()}
-        session.execute(_APPEND_ONE_POSTGRESQL, {**params, "workspace": actor.team_id, "new_head": row["hash"]})
-        return
-    while batch := list(islice(rows, _INSERT_BATCH)):
-        session.exec(insert(_EVENTS), params=batch)
-        head = batch[-1]["hash"]
+    try:
+        if len(entries) == 1 and session.get_bind().dialect.name == "postgresql":
+            row = next(rows)
+            params = {f"event_{name}": value for name, value in row.items()}
+            session.execute(_APPEND_ONE_POSTGRESQL, {**params, "workspace": actor.team_id, "new_head": row["hash"]})
+            return
+        while batch := list(islice(rows, _INSERT_BATCH)):
+            session.exec(insert(_EVENTS), params=batch)
+            head = batch[-1]["hash"]
+    except IntegrityError as error:
+        if not _sequence_taken(error):
+            raise
+        log.error("workspace %s: audit event #%s exists already, past the recorded head: change refused (%s)",
+                  actor.team_id, first, error.orig)
+        raise AuditTrailOutOfStep(OUT_OF_STEP) from error
     counters.set_audit_head(session, team_id=actor.team_id, head=head)
+
+
+def _sequence_taken(error: IntegrityError) -> bool:
+    """The chain's one-number-per-event constraint refused the insert (as
+    PostgreSQL names it, or as SQLite describes it)."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    return constraint == AUDIT_SEQ_UNIQUE or "audit_events.team_id, audit_events.seq" in str(error.orig)
 
 
 def _chained_rows(
@@ -136,6 +155,18 @@ def _chained_rows(
         yield {"team_id": actor.team_id, "seq": seq, "item_id": item_id, "actor_id": actor.user_id,
                "action": action, "at": at, "details": safe, "prev_hash": prev_hash, "hash": digest}
         prev_hash = digest
+
+
+#: How a break at the chain's newest end reads (``verify_chain``, ``head_breaks``).
+ADDED_AFTERWARDS = "is not in the recorded chain (added afterwards)"
+NEWEST_DELETED = "is missing (the newest events were deleted)"
+HEAD_REPLACED = "was replaced (it does not match the recorded head)"
+#: What a change refused by AuditTrailOutOfStep answers.
+OUT_OF_STEP = (
+    "Nothing was changed: this workspace's audit trail already holds events past the one it records as its "
+    "newest (the database was restored or copied inconsistently, or edited). An administrator should run "
+    "`poam-bot audit verify` before any more changes are made."
+)
 
 
 @dataclass(frozen=True)
@@ -188,7 +219,7 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
         count += 1
         if event.seq > head_seq:
             return ChainReport(
-                team_id, count, ChainBreak(team_id, event.seq, "is not in the recorded chain (added afterwards)")
+                team_id, count, ChainBreak(team_id, event.seq, ADDED_AFTERWARDS)
             )
         if event.seq != expected_seq:
             return ChainReport(team_id, count, ChainBreak(team_id, expected_seq, "is missing (deleted)"))
@@ -204,13 +235,42 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
         expected_seq, prev_hash = event.seq + 1, event.hash
     if head_seq != expected_seq - 1:
         return ChainReport(
-            team_id, count, ChainBreak(team_id, expected_seq, "is missing (the newest events were deleted)")
+            team_id, count, ChainBreak(team_id, expected_seq, NEWEST_DELETED)
         )
     if head_hash != prev_hash:
         return ChainReport(
-            team_id, count, ChainBreak(team_id, head_seq, "was replaced (it does not match the recorded head)")
+            team_id, count, ChainBreak(team_id, head_seq, HEAD_REPLACED)
         )
     return ChainReport(team_id, count, None)
+
+
+def head_break(session: Session, *, team_id: str) -> ChainBreak | None:
+    """Whether the recorded head names the newest event, in two indexed reads
+    (at start-up; ``verify_chain`` walks the whole chain): the break a full
+    walk would report at the chain's newest end, if any."""
+    workspace = session.get(Workspace, team_id)
+    if workspace is None:
+        return None
+    newest = session.exec(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.team_id == team_id)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    newest_seq, newest_hash = newest or (0, "")
+    if newest_seq > workspace.audit_seq:
+        return ChainBreak(team_id, workspace.audit_seq + 1, ADDED_AFTERWARDS)
+    if newest_seq < workspace.audit_seq:
+        return ChainBreak(team_id, newest_seq + 1, NEWEST_DELETED)
+    if newest_hash != workspace.audit_head:
+        return ChainBreak(team_id, newest_seq, HEAD_REPLACED)
+    return None
+
+
+def head_breaks(session: Session) -> list[ChainBreak]:
+    """``head_break`` of every workspace that has one."""
+    team_ids = session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all()
+    return [broken for team_id in team_ids if (broken := head_break(session, team_id=team_id)) is not None]
 
 
 def verify_all(session: Session) -> list[ChainReport]:

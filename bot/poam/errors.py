@@ -68,3 +68,10 @@ class AlreadyDecided(PoamError):
     def __init__(self, message: str, *, decided_by: str | None) -> None:
         super().__init__(message)
         self.decided_by = decided_by
+
+
+class AuditTrailOutOfStep(PoamError):
+    """An audited change found its workspace's chain already holding the
+    sequence number it reserved: the recorded head is behind the events (a
+    database restored or copied inconsistently, or events added behind the
+    application's back). Nothing is recorded until someone has looked."""

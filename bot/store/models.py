@@ -236,12 +236,16 @@ class RoleGrant(SQLModel, table=True):
     granted_at: datetime = _timestamp()
 
 
+#: One sequence number per event of a workspace's chain.
+AUDIT_SEQ_UNIQUE = "uq_audit_events_team_seq"
+
+
 class AuditEvent(SQLModel, table=True):
     """One entry of a workspace's append-only, hash-chained audit trail."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
-        sa.UniqueConstraint("team_id", "seq", name="uq_audit_events_team_seq"),
+        sa.UniqueConstraint("team_id", "seq", name=AUDIT_SEQ_UNIQUE),
         sa.Index("ix_audit_events_team_item", "team_id", "item_id"),
     )
 

@@ -425,6 +425,22 @@ def test_healthz_does_not_wait_for_a_writer(server_url: str, engine: Engine) -> 
         assert time.monotonic() - started < 1.0
 
 
+def test_a_change_where_the_audit_trail_is_past_its_head_gets_a_clear_answer(
+    slack: SlackDriver, engine: Engine
+) -> None:
+    """A database copied or restored so that the workspace's recorded head is
+    behind its events: a change is refused with what to do, not "something
+    went wrong", and nothing changes."""
+    number = log_via_slack(slack, engine, "Existing finding")
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE workspaces SET audit_seq = audit_seq - 1 WHERE team_id = :t"), {"t": TEAM})
+    before = snapshot(engine)
+    body = reply(slack.command(f"claim POAM-{number}", user=BOB))
+    assert "Nothing was changed: this workspace's audit trail already holds events past" in body, body
+    assert "poam-bot audit verify" in body and "Something went wrong" not in body
+    assert snapshot(engine) == before
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1_000.0
