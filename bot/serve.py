@@ -87,8 +87,8 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         if scheduler:
             make_scheduler(settings).start_background()
         turns = ListenerTurns(LISTENERS_AT_ONCE)
-        StallWatch(turns).start()  # no health check in Socket Mode: the log says when listeners are stuck
         app = build_app(settings, turns=turns)
+        StallWatch(turns).start()  # no health check in Socket Mode: the log says when listeners are stuck
         SocketModeHandler(
             app,
             settings.slack_app_token.get_secret_value(),

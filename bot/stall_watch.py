@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 #: A line for the listeners' turns that has not moved for this long is stuck
 #: (a turn changes hands in milliseconds; Slack gives up on a request after 3 s).
 STUCK_SECONDS = 30.0
-#: How often the watch looks.
+#: How often the watch looks. It reports a look earlier than the health
+#: check: the stacks are in the log before a probe can have the worker restarted.
 LOOK_EVERY_SECONDS = 5.0
+REPORT_AFTER_SECONDS = STUCK_SECONDS - LOOK_EVERY_SECONDS
 
 
 class StallWatch:
@@ -48,7 +50,7 @@ class StallWatch:
     def look(self) -> None:
         """Log every thread's stack if the line has just been found stuck."""
         stalled = self._turns.stalled_for()
-        if stalled <= STUCK_SECONDS:
+        if stalled <= REPORT_AFTER_SECONDS:
             self._reported = False
         elif not self._reported:
             self._reported = True

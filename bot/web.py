@@ -78,8 +78,9 @@ def from_settings() -> SlackWsgi:
     settings = load_settings()
     engine = make_engine(settings.database_url)
     turns = ListenerTurns(LISTENERS_AT_ONCE)
-    StallWatch(turns).start()
-    return SlackWsgi(build_app(settings, engine=engine, turns=turns), engine, turns=turns)
+    wsgi = SlackWsgi(build_app(settings, engine=engine, turns=turns), engine, turns=turns)
+    StallWatch(turns).start()  # once built: a failed build is tried again on the next request
+    return wsgi
 
 
 class LazyWsgi:

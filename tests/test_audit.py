@@ -388,17 +388,18 @@ def test_forged_event_appended_behind_the_head_is_reported(trail: Engine) -> Non
     assert report.events == 13
 
 
-def _forge_after_newest(trail: Engine) -> None:
-    """An event appended with raw SQL, chained to the newest one but not to the workspace's head."""
+def _forge_after_newest(trail: Engine, *, skip: int = 0) -> None:
+    """An event appended with raw SQL (``skip`` numbers after the newest),
+    chained to the newest one but not to the workspace's head."""
     newest = events(trail)[-1]
-    at = NOW + timedelta(hours=1)
+    seq, at = newest.seq + 1 + skip, NOW + timedelta(hours=1)
     forged = audit.event_hash(
-        prev_hash=newest.hash, team_id=TEAM, seq=newest.seq + 1, item_id=None, actor_id=ADMIN,
+        prev_hash=newest.hash, team_id=TEAM, seq=seq, item_id=None, actor_id=ADMIN,
         action="role.granted", at=at, details={},
     )
     with trail.begin() as connection:
         connection.execute(AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
-            team_id=TEAM, seq=newest.seq + 1, item_id=None, actor_id=ADMIN, action="role.granted", at=at,
+            team_id=TEAM, seq=seq, item_id=None, actor_id=ADMIN, action="role.granted", at=at,
             details={}, prev_hash=newest.hash, hash=forged,
         ))
 
@@ -416,10 +417,26 @@ def test_a_change_where_the_chain_is_past_its_head_is_refused_and_changes_nothin
     assert len(events(trail)) == 13
 
 
+def test_a_refused_change_cannot_commit_even_where_the_refusal_is_caught(trail: Engine, alice: Actor) -> None:
+    """The refusal comes after the operation's writes: a caller that catches
+    it and lets its unit of work commit commits nothing of the change."""
+    _forge_after_newest(trail)
+
+    def catches(session: Session) -> None:
+        with pytest.raises(AuditTrailOutOfStep):
+            log_item(session, alice, title="Later", severity=Severity.LOW)
+
+    run(trail, catches)
+    with unit_of_work(trail, read_only=True) as session:
+        assert session.exec(select(Item).where(Item.title == "Later")).all() == []
+        assert session.get(Workspace, TEAM).audit_seq == 12  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("tamper", "expected"),
     [
         ("forge", audit.ChainBreak(TEAM, 13, audit.ADDED_AFTERWARDS)),
+        ("forge past a gap", audit.ChainBreak(TEAM, 15, audit.ADDED_AFTERWARDS)),
         ("DELETE FROM audit_events WHERE team_id = :t AND seq >= 11", audit.ChainBreak(TEAM, 11, audit.NEWEST_DELETED)),
         ("UPDATE workspaces SET audit_head = 'x' WHERE team_id = :t", audit.ChainBreak(TEAM, 12, audit.HEAD_REPLACED)),
     ],
@@ -429,8 +446,8 @@ def test_the_head_check_finds_what_a_full_walk_finds_at_the_newest_end(
 ) -> None:
     with unit_of_work(trail, read_only=True) as session:
         assert audit.head_breaks(session) == []
-    if tamper == "forge":
-        _forge_after_newest(trail)
+    if tamper.startswith("forge"):
+        _forge_after_newest(trail, skip=2 if "gap" in tamper else 0)
     else:
         raw(trail, tamper, t=TEAM)
     with unit_of_work(trail, read_only=True) as session:

@@ -400,10 +400,10 @@ def test_sqlite_a_log_past_its_cap_is_started_over_even_if_writers_wait(
         reader_done.append(time.monotonic())
 
     timer = threading.Timer(0.5, finish_reading)
+    timer.start()
     with caplog.at_level(logging.WARNING, logger="bot.store.sqlite_checkpoints"):
         try:
             _fill(engine, 150)  # its checkpoint gives up its short tries, then waits for the reader
-            timer.start()
             time.sleep(0.2)
             with unit_of_work(engine, max_wait=10.0) as session:
                 session.connection().exec_driver_sql("DELETE FROM filler WHERE rowid = (SELECT min(rowid) FROM filler)")
@@ -413,6 +413,40 @@ def test_sqlite_a_log_past_its_cap_is_started_over_even_if_writers_wait(
         wait_for_checkpoints(engine)
     assert reader_done and written >= reader_done[0]
     assert any("starting it over, writers waiting for readers" in record.getMessage() for record in caplog.records)
+    _fill(engine, 5)
+    wait_for_checkpoints(engine)
+    assert 0 < _log_frames(engine) < 50  # started over
+
+
+def test_sqlite_a_reader_that_outlasts_the_forced_wait_is_not_waited_for_again_at_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One long read (an export's) defeats the forced restart: writers are
+    not made to wait for it again until the log has grown by another cap."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 0.02)
+    monkeypatch.setattr(sqlite_checkpoints, "LOG_CAP_PAGES", 120)
+    monkeypatch.setattr(sqlite_checkpoints, "CAP_WAIT_SECONDS", 0.2)
+    reader = _start_a_long_log(engine, monkeypatch)
+
+    def forced_tries() -> int:
+        return sum("writers waiting for readers" in record.getMessage() for record in caplog.records)
+
+    with caplog.at_level(logging.WARNING, logger="bot.store.sqlite_checkpoints"):
+        try:
+            _fill(engine, 150)  # past the cap: a forced try, defeated by the reader
+            wait_for_checkpoints(engine)
+            assert forced_tries() == 1
+            assert any("next forced try past" in record.getMessage() for record in caplog.records)
+            _fill(engine, 5)  # past the cap still, not past the raised one
+            wait_for_checkpoints(engine)
+            assert forced_tries() == 1
+            _fill(engine, 150)  # past the raised cap
+            wait_for_checkpoints(engine)
+            assert forced_tries() == 2
+        finally:
+            reader.close()
 
 
 @pytest.mark.skipif(

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.commands.turns import ListenerTurns
-from bot.stall_watch import STUCK_SECONDS, StallWatch
+from bot.stall_watch import REPORT_AFTER_SECONDS, StallWatch
 
 
 class _Clock:
@@ -50,8 +50,12 @@ def stuck(clock: _Clock) -> Iterator[ListenerTurns]:
     waiter.join(10)
 
 
+def _reports(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "the threads:" in record.getMessage()]
+
+
 def _stacks_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [record.getMessage() for record in caplog.records if "the threads:" in record.getMessage()]
+    return [record.getMessage() for record in _reports(caplog)]
 
 
 def test_a_stuck_line_is_reported_once_with_every_threads_stack(
@@ -59,21 +63,21 @@ def test_a_stuck_line_is_reported_once_with_every_threads_stack(
 ) -> None:
     watch = StallWatch(stuck)
     with caplog.at_level(logging.ERROR, logger="bot.stall_watch"):
-        clock.now += STUCK_SECONDS
+        clock.now += REPORT_AFTER_SECONDS
         watch.look()
         assert _stacks_logged(caplog) == []  # not yet
         clock.now += 1
         watch.look()
         watch.look()
     (report,) = _stacks_logged(caplog)
-    assert "for 31 s while 1 requests wait" in report
+    assert f"for {REPORT_AFTER_SECONDS + 1:.0f} s while 1 requests wait" in report
     assert "holder:" in report and "waiter:" in report and "_held" in report  # who holds, who waits, where
 
 
 def test_the_watch_looks_on_a_thread_of_its_own(
     stuck: ListenerTurns, clock: _Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock.now += STUCK_SECONDS + 1
+    clock.now += REPORT_AFTER_SECONDS + 1
     with caplog.at_level(logging.ERROR, logger="bot.stall_watch"):
         watch = StallWatch(stuck, every=0.01).start()
         try:
@@ -83,7 +87,7 @@ def test_the_watch_looks_on_a_thread_of_its_own(
                 time.sleep(0.01)
         finally:
             watch.stop()
-    assert "poam-stall-watch:" in _stacks_logged(caplog)[0]  # taken on the watch's own thread
+    assert _reports(caplog)[0].threadName == "poam-stall-watch"  # looked on a thread of its own
 
 
 def test_a_line_that_moves_again_is_reported_again_when_stuck_again(clock: _Clock, caplog: pytest.LogCaptureFixture) -> None:
@@ -104,7 +108,7 @@ def test_a_line_that_moves_again_is_reported_again_when_stuck_again(clock: _Cloc
             while turns.waiting != 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.001)
-            clock.now += STUCK_SECONDS + 1
+            clock.now += REPORT_AFTER_SECONDS + 1
             watch.look()
             release.set()
             for thread in threads:

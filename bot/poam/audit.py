@@ -18,7 +18,7 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -131,8 +131,11 @@ def record_many(
     except IntegrityError as error:
         if not _sequence_taken(error):
             raise
-        log.error("workspace %s: audit event #%s exists already, past the recorded head: change refused (%s)",
-                  actor.team_id, first, error.orig)
+        # The operation's own writes are in this transaction: it must not
+        # commit, even under a caller that catches refusals and goes on.
+        session.rollback()
+        log.error("workspace %s: audit events #%s-#%s collide with events past the recorded head: change refused (%s)",
+                  actor.team_id, first, first + len(entries) - 1, error.orig)
         raise AuditTrailOutOfStep(OUT_OF_STEP) from error
     counters.set_audit_head(session, team_id=actor.team_id, head=head)
 
@@ -245,9 +248,9 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
 
 
 def head_break(session: Session, *, team_id: str) -> ChainBreak | None:
-    """Whether the recorded head names the newest event, in two indexed reads
-    (at start-up; ``verify_chain`` walks the whole chain): the break a full
-    walk would report at the chain's newest end, if any."""
+    """Whether the recorded head names the newest event, in two or three
+    indexed reads (at start-up; ``verify_chain`` walks the whole chain): the
+    break a full walk would report at the chain's newest end, if any."""
     workspace = session.get(Workspace, team_id)
     if workspace is None:
         return None
@@ -258,8 +261,11 @@ def head_break(session: Session, *, team_id: str) -> ChainBreak | None:
         .limit(1)
     ).first()
     newest_seq, newest_hash = newest or (0, "")
-    if newest_seq > workspace.audit_seq:
-        return ChainBreak(team_id, workspace.audit_seq + 1, ADDED_AFTERWARDS)
+    if newest_seq > workspace.audit_seq:  # the first of them, as a full walk finds it
+        first_past = session.exec(
+            select(func.min(AuditEvent.seq)).where(AuditEvent.team_id == team_id, AuditEvent.seq > workspace.audit_seq)
+        ).one()
+        return ChainBreak(team_id, first_past, ADDED_AFTERWARDS)
     if newest_seq < workspace.audit_seq:
         return ChainBreak(team_id, newest_seq + 1, NEWEST_DELETED)
     if newest_hash != workspace.audit_head:

@@ -74,4 +74,7 @@ class AuditTrailOutOfStep(PoamError):
     """An audited change found its workspace's chain already holding the
     sequence number it reserved: the recorded head is behind the events (a
     database restored or copied inconsistently, or events added behind the
-    application's back). Nothing is recorded until someone has looked."""
+    application's back). Nothing is recorded until someone has looked.
+    Unlike the other refusals it comes after the operation's writes: the
+    transaction is rolled back before it is raised, so that nothing of the
+    change can commit without its event."""

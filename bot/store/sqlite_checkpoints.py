@@ -29,10 +29,12 @@ syncs the file), and only then a ``RESTART``, which is left with a few pages
 to copy and sync; if a reader still needs the log it returns at once, lock
 released, and the thread tries again after short pauses (``lock_pauses``)
 for up to ``RESTART_WAIT_SECONDS``; a later checkpoint tries again after
-that. Should readers never leave the log alone that long (an export reading
-for minutes while writers go on), a log past ``LOG_CAP_PAGES`` is started
-over all the same, the ``RESTART`` waiting for them up to ``CAP_WAIT_SECONDS``
-with the write lock held. The log file keeps its size (``TRUNCATE`` would
+that. Should readers that overlap without a break never leave the log
+alone that long, a log past ``LOG_CAP_PAGES`` is started over all the same,
+the ``RESTART`` waiting for them up to ``CAP_WAIT_SECONDS`` with the write
+lock held (it cannot outwait one long read, an export's: then it tries again
+only once the log has grown by another ``LOG_CAP_PAGES``, so that writers do
+not wait again and again meanwhile). The log file keeps its size (``TRUNCATE`` would
 empty it, another millisecond under the lock); writers then write over it
 from its start. Every process that writes does this; a checkpoint that finds
 another process's under way leaves the work to it. When the last connection
@@ -60,8 +62,8 @@ CHECKPOINT_INTERVAL = 0.5
 RESTART_PAGES = 4_000
 #: How long a checkpoint keeps trying to start the log over.
 RESTART_WAIT_SECONDS = 1.0
-#: Pages past which the log is started over even if writers must wait for
-#: readers, and how long they may wait.
+#: Pages (log frames) past which the log is started over even if writers must
+#: wait for readers, and how long they may wait.
 LOG_CAP_PAGES = 40_000
 CAP_WAIT_SECONDS = 0.5
 
@@ -74,6 +76,10 @@ class WalCheckpoints:
         self._running = threading.Lock()
         self._last_started = float("-inf")
         self._thread: threading.Thread | None = None
+        #: Past how many pages the next checkpoint may make writers wait, when a
+        #: reader defeated the last such one (None: LOG_CAP_PAGES). Only the
+        #: checkpoint threads, one at a time, use it.
+        self._raised_cap: int | None = None
 
     def after_write(self) -> None:
         """A writer committed: start a checkpoint if the last one started long
@@ -121,15 +127,21 @@ class WalCheckpoints:
         for pause in lock_pauses():
             busy, pages, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if not busy and pages == copied and _restarted(connection):
+                self._raised_cap = None
                 return
             if time.monotonic() + pause > deadline:
                 break
             time.sleep(pause)
-        if pages > LOG_CAP_PAGES:
+        if pages > (self._raised_cap or LOG_CAP_PAGES):
             log.warning("the write-ahead log of %s holds %s pages: starting it over, writers waiting for readers",
                         self._uri, pages)
             connection.execute(f"PRAGMA busy_timeout = {int(CAP_WAIT_SECONDS * 1000)}")
-            _restarted(connection)
+            if _restarted(connection):
+                self._raised_cap = None
+                return
+            self._raised_cap = pages + LOG_CAP_PAGES
+            log.warning("a reader kept the write-ahead log of %s from starting over; next forced try past %s pages",
+                        self._uri, self._raised_cap)
 
 
 def _restarted(connection: sqlite3.Connection) -> bool:
