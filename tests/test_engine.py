@@ -381,18 +381,24 @@ def test_sqlite_writers_go_on_while_a_checkpoint_waits_for_a_reader(
     assert 0 < _log_frames(engine) < 50
 
 
+def _a_capped_log(engine: Engine, monkeypatch: pytest.MonkeyPatch, *, cap_wait: float) -> sqlite3.Connection:
+    """``_start_a_long_log`` (SQLite only) with a cap of 120 pages, 20 ms of
+    short tries, and ``cap_wait`` for the forced try."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite checkpoints")
+    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 0.02)
+    monkeypatch.setattr(sqlite_checkpoints, "LOG_CAP_PAGES", 120)
+    monkeypatch.setattr(sqlite_checkpoints, "CAP_WAIT_SECONDS", cap_wait)
+    return _start_a_long_log(engine, monkeypatch)
+
+
 def test_sqlite_a_log_past_its_cap_is_started_over_even_if_writers_wait(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Readers that never leave the log alone for long would let it grow
     without end: past LOG_CAP_PAGES the checkpoint waits for them with the
     write lock held, so a writer then finishes only after the reader did."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite checkpoints")
-    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 0.05)
-    monkeypatch.setattr(sqlite_checkpoints, "LOG_CAP_PAGES", 120)
-    monkeypatch.setattr(sqlite_checkpoints, "CAP_WAIT_SECONDS", 10.0)
-    reader = _start_a_long_log(engine, monkeypatch)
+    reader = _a_capped_log(engine, monkeypatch, cap_wait=10.0)
     reader_done: list[float] = []
 
     def finish_reading() -> None:
@@ -423,12 +429,7 @@ def test_sqlite_a_reader_that_outlasts_the_forced_wait_is_not_waited_for_again_a
 ) -> None:
     """One long read (an export's) defeats the forced restart: writers are
     not made to wait for it again until the log has grown by another cap."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite checkpoints")
-    monkeypatch.setattr(sqlite_checkpoints, "RESTART_WAIT_SECONDS", 0.02)
-    monkeypatch.setattr(sqlite_checkpoints, "LOG_CAP_PAGES", 120)
-    monkeypatch.setattr(sqlite_checkpoints, "CAP_WAIT_SECONDS", 0.2)
-    reader = _start_a_long_log(engine, monkeypatch)
+    reader = _a_capped_log(engine, monkeypatch, cap_wait=0.2)
 
     def forced_tries() -> int:
         return sum("writers waiting for readers" in record.getMessage() for record in caplog.records)
