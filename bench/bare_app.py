@@ -71,10 +71,9 @@ def _listener_executor() -> Executor | None:
     imported only then, so that the default floor carries none of the bot's modules."""
     if os.environ.get("BARE_LISTENERS") != "turns":
         return None
-    from bot.commands.context import LISTENERS_AT_ONCE
-    from bot.commands.turns import ListenerTurns
+    from bot.commands.context import listener_turns
 
-    return ListenerTurns(LISTENERS_AT_ONCE).executor
+    return listener_turns().executor
 
 
 class _Lazy:

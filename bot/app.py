@@ -19,12 +19,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import Engine
 
 from bot import commands, slack_http
-from bot.commands.context import LISTENERS_AT_ONCE, Services
+from bot.commands.context import Services, listener_turns
 from bot.commands.turns import ListenerTurns
 from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
 from bot.slack_http import PooledWebClient, SlackConnections
+from bot.stall_watch import StallWatch
 from bot.store.engine import make_engine
 from bot.tls import tls_for
 
@@ -62,7 +63,7 @@ def build_app(
 ) -> App:
     """The Bolt app. Constructing it calls ``auth.test`` once (Bolt checks the
     token). ``turns``: its listeners' turns, given when the caller watches
-    them too (``bot.web``'s health check)."""
+    them too (:func:`build_watched_app`)."""
     require_slack(settings)
     assert settings.slack_signing_secret is not None
     clock = clock or SystemClock()
@@ -71,7 +72,7 @@ def build_app(
         settings=settings,
         clock=clock,
         users=UserDirectory(default_tz=settings.timezone, clock=clock),
-        turns=ListenerTurns(LISTENERS_AT_ONCE) if turns is None else turns,
+        turns=listener_turns() if turns is None else turns,
     )
     app = App(
         name="poam-bot",
@@ -87,3 +88,13 @@ def build_app(
         log.error("unhandled error in a listener (%s): %s", body.get("type"), error, exc_info=error)
 
     return app
+
+
+def build_watched_app(settings: Settings, *, engine: Engine | None = None) -> tuple[App, ListenerTurns]:
+    """The app as a server runs it, and its listeners' turns (for a health
+    check), with a stall watch on them (``bot.stall_watch``), started once the
+    app is built (a failed build may be tried again)."""
+    turns = listener_turns()
+    app = build_app(settings, engine=engine, turns=turns)
+    StallWatch(turns).start()
+    return app, turns

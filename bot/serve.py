@@ -13,14 +13,11 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot import gunicorn_conf
-from bot.app import build_app, web_client
-from bot.commands.context import LISTENERS_AT_ONCE
-from bot.commands.turns import ListenerTurns
+from bot.app import build_watched_app, web_client
 from bot.config import Settings, require_slack
 from bot.poam.audit import head_breaks
 from bot.poam.clock import SystemClock
 from bot.reminders.scheduler import Scheduler
-from bot.stall_watch import StallWatch
 from bot.store.engine import dispose, make_engine, unit_of_work
 from bot.store.migrate import require_current, upgrade
 from bot.tls import tls_for
@@ -86,9 +83,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
     if settings.slack_app_token is not None:
         if scheduler:
             make_scheduler(settings).start_background()
-        turns = ListenerTurns(LISTENERS_AT_ONCE)
-        app = build_app(settings, turns=turns)
-        StallWatch(turns).start()  # no health check in Socket Mode: the log says when listeners are stuck
+        app, _ = build_watched_app(settings)  # no health check in Socket Mode: the watch's log says when stuck
         SocketModeHandler(
             app,
             settings.slack_app_token.get_secret_value(),

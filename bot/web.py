@@ -70,17 +70,12 @@ class SlackWsgi:
 
 def from_settings() -> SlackWsgi:
     """Build everything from the environment (what gunicorn's workers do)."""
-    from bot.app import build_app
-    from bot.commands.context import LISTENERS_AT_ONCE
-    from bot.commands.turns import ListenerTurns
-    from bot.stall_watch import StallWatch
+    from bot.app import build_watched_app
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
-    turns = ListenerTurns(LISTENERS_AT_ONCE)
-    wsgi = SlackWsgi(build_app(settings, engine=engine, turns=turns), engine, turns=turns)
-    StallWatch(turns).start()  # once built: a failed build is tried again on the next request
-    return wsgi
+    app, turns = build_watched_app(settings, engine=engine)
+    return SlackWsgi(app, engine, turns=turns)
 
 
 class LazyWsgi:

@@ -64,7 +64,8 @@ def _after_ack_pool() -> Executor:
     return ThreadPoolExecutor(max_workers=AFTER_ACK_THREADS, thread_name_prefix="poam-after-ack")
 
 
-def _listener_turns() -> ListenerTurns:
+def listener_turns() -> ListenerTurns:
+    """The turns an app's listeners take (``LISTENERS_AT_ONCE`` at a time)."""
     return ListenerTurns(LISTENERS_AT_ONCE)
 
 
@@ -84,7 +85,7 @@ class Services:
     settings: Settings
     clock: Clock
     users: UserDirectory
-    turns: ListenerTurns = field(default_factory=_listener_turns)
+    turns: ListenerTurns = field(default_factory=listener_turns)
     after_ack: Executor = field(default_factory=_after_ack_pool)
     forms: Executor = field(default_factory=_forms_pool)
     heavy_work: Executor = field(default_factory=_heavy_work_pool)

@@ -275,11 +275,13 @@ def head_break(session: Session, *, team_id: str) -> ChainBreak | None:
 
 def head_breaks(session: Session) -> list[ChainBreak]:
     """``head_break`` of every workspace that has one."""
-    team_ids = session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all()
-    return [broken for team_id in team_ids if (broken := head_break(session, team_id=team_id)) is not None]
+    return [broken for team_id in _team_ids(session) if (broken := head_break(session, team_id=team_id)) is not None]
 
 
 def verify_all(session: Session) -> list[ChainReport]:
     """One report per workspace in the database."""
-    team_ids = session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all()
-    return [verify_chain(session, team_id=team_id) for team_id in team_ids]
+    return [verify_chain(session, team_id=team_id) for team_id in _team_ids(session)]
+
+
+def _team_ids(session: Session) -> Sequence[str]:
+    return session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all()
