@@ -97,6 +97,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.host_speed import python_step_ns, speed_text  # noqa: E402
 from tests.slack_driver import SIGNING_SECRET, SlackDriver, sign  # noqa: E402
 
 TEAM = "T0BENCH01"
@@ -631,7 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(data['unclaimed']):,} unclaimed")
         print(f"servers: gunicorn gthread, {args.workers} worker(s) × {args.threads} threads, "
               f"POAM_PIN_WORKERS={env['POAM_PIN_WORKERS']}; bare app's listeners: {args.bare_listeners}; "
-              f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
+              f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+              f"{speed_text(python_step_ns())}", flush=True)
         if args.workers >= usable_cores():
             print(f"note: {args.workers} worker(s) on {usable_cores()} core(s) share them with these clients, the "
                   "fake Slack (and a local database server): at high concurrency the bot's figures measure that "
@@ -688,6 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed += [f"C={level}: {text}" for text, ok in verdicts(runs[("bot", level)], runs[("bare", level)])
                            if not ok]
             print("targets: " + ("all met" if not failed else "NOT met: " + " | ".join(failed)))
+        print(f"after the runs: {speed_text(python_step_ns())}")
         for name, server in servers.items():
             tail = server.log_tail(5)
             if "Traceback" in server.log_path.read_text(errors="replace"):

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.host_speed import python_step_ns, speed_text  # noqa: E402
 from bench.load import (  # noqa: E402
     BOT_TOKEN,
     EVENTS_PATH,
@@ -211,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{kind:<6} {per_request / 1e6:>19.2f} M", flush=True)
         else:
             figures = measure(url, data, kinds=kinds, requests=args.requests, seed=args.seed)
+            print(speed_text(python_step_ns()))
             print(f"{'kind':<6} {'requests':>8} {'CPU ms/request':>15} {'wall ms/request':>16}")
             for kind, (cpu, wall) in figures.items():
                 print(f"{kind:<6} {args.requests:>8} {cpu:>15.2f} {wall:>16.2f}")

@@ -59,6 +59,7 @@ from sqlalchemy import Engine, bindparam, insert, select, text, update  # noqa: 
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
+from bench.host_speed import python_step_ns, speed_text  # noqa: E402
 from bench.seed import people, seed  # noqa: E402
 from bot.poam.actor import Actor, Role, Rules  # noqa: E402
 from bot.poam.clock import FixedClock  # noqa: E402
@@ -650,7 +651,7 @@ def main() -> None:
     sizes = sorted(int(size.replace("_", "")) for size in args.sizes.split(","))
     label = make_url(args.database_url).render_as_string(hide_password=True) if args.database_url else "SQLite (temporary files)"
     print(f"scale bench on {label}: sizes {', '.join(f'{s:,}' for s in sizes)}, {args.due} items due, "
-          f"{args.people} people, {os.cpu_count()} CPUs", flush=True)
+          f"{args.people} people, {os.cpu_count()} CPUs, {speed_text(python_step_ns())}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="poam-scale-"))
     results = []
     try:

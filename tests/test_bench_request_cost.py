@@ -21,6 +21,8 @@ def test_request_cost_prints_the_cpu_of_each_kind_of_request() -> None:
             re.finditer(r"^(list|show|claim|click)\s+(\d+)\s+([\d.]+)\s+[\d.]+$", done.stdout, re.MULTILINE)}
     assert set(rows) == {"list", "show", "claim", "click"}, done.stdout
     assert all(requests == 3 and cpu > 0 for requests, cpu in rows.values())
+    speed = re.search(r"^Python speed (\d+) ns a step", done.stdout, re.MULTILINE)
+    assert speed is not None and int(speed.group(1)) > 0, done.stdout  # the machine's speed beside its CPU figures
 
 
 def test_instructions_need_valgrind() -> None:
