@@ -30,6 +30,7 @@ from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
     PER_CHANNEL_INTERVAL,
+    UNDELIVERED,
     Pacer,
     Unsent,
     dispatch,
@@ -231,6 +232,94 @@ def test_a_transient_ok_false_error_is_retried(world: World) -> None:
     assert row(world, row_id).status == outbox.PENDING
     world.clock.advance(seconds=30)
     assert run(world, plain_client(world)).sent == 1
+
+
+# ---------------------------------------------------------------- a change's DM given up: its requester is told
+
+REQUESTER = USERS[0]
+
+
+def queue_review_dm(world: World, *, recipient: str = OWNER, requested_by: str = REQUESTER) -> int:
+    """A DM some change wrote (as ``direct_messages.queue`` does), due now."""
+    world.do(lambda s: ensure_workspace(s, world.actor(ADMIN, Role.ADMIN)))
+    now = world.clock.now()
+    row_id = world.do(lambda s: outbox.insert_once(
+        s, team_id=TEAM, recipient=recipient, kind="review", subject="POAM-7 abc", local_day=FRI,
+        text="Please verify POAM-7", blocks=[], next_attempt_at=now, created_at=now, requested_by=requested_by,
+    ))
+    assert row_id is not None
+    return row_id
+
+
+def notices(world: World) -> list[OutboxMessage]:
+    return [r for r in world.outbox() if r.kind == UNDELIVERED]
+
+
+def test_a_change_dm_refused_for_good_tells_whoever_made_the_change(world: World) -> None:
+    row_id = queue_review_dm(world)
+    world.fake.fail("chat.postMessage", error="account_inactive")
+
+    report = run(world, plain_client(world))
+
+    assert (report.failed, report.sent) == (1, 1)  # given up, and the requester told in the same run
+    assert row(world, row_id).status == outbox.FAILED
+    (notice,) = notices(world)
+    assert (notice.recipient, notice.status, notice.requested_by) == (REQUESTER, outbox.SENT, None)
+    told = world.fake.calls_to("chat.postMessage")[-1].params
+    assert told["channel"] == REQUESTER
+    assert f"could not deliver my message to <@{OWNER}> (Slack refused it: `account_inactive`)" in told["text"]
+    assert "they have not been told" in told["text"] and told["text"].endswith(">Please verify POAM-7")
+    world.clock.advance(days=1)
+    run(world, plain_client(world))
+    assert len(world.fake.calls_to("chat.postMessage")) == 2  # told once
+
+
+def test_a_change_dm_out_of_tries_tells_whoever_made_the_change(world: World) -> None:
+    row_id = queue_review_dm(world)
+    world.do(lambda s: s.exec(update(OutboxMessage).where(col(OutboxMessage.id) == row_id)  # type: ignore[call-overload]
+                              .values(attempts=MAX_ATTEMPTS - 1)))
+    world.fake.fail("chat.postMessage", status=500)
+
+    assert run(world, plain_client(world)).failed == 1
+
+    (notice,) = notices(world)
+    assert f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `internal_error`" in notice.text
+
+
+def test_a_retry_tells_nobody_yet(world: World) -> None:
+    queue_review_dm(world)
+    world.fake.fail("chat.postMessage", status=500)
+    assert run(world, plain_client(world)).retried == 1
+    assert notices(world) == []
+
+
+def test_a_notice_given_up_in_turn_tells_nobody(world: World) -> None:
+    queue_review_dm(world)
+    world.fake.fail("chat.postMessage", error="account_inactive", times=2)  # the DM, then the notice
+
+    report = run(world, plain_client(world))
+
+    assert (report.failed, report.sent) == (2, 0)
+    assert [r.status for r in notices(world)] == [outbox.FAILED]
+    assert len(world.fake.calls_to("chat.postMessage")) == 2
+
+
+def test_a_message_nobody_asked_for_given_up_tells_nobody(world: World) -> None:
+    queue(world, [OWNER])  # a reminder: the planner wrote it, no one's change
+    world.fake.fail("chat.postMessage", error="account_inactive")
+    assert run(world, plain_client(world)).failed == 1
+    assert notices(world) == []
+
+
+def test_send_now_leaves_telling_to_the_answer(world: World) -> None:
+    """Given up at the first try, right after the ack, the requester reads it in
+    the answer (``direct_messages.send_queued``): no DM says it again."""
+    row_id = queue_review_dm(world)
+    world.fake.fail("chat.postMessage", error="account_inactive")
+    assert send_now(world.engine, plain_client(world), ids=[row_id], clock=world.clock) == [
+        Unsent(OWNER, retrying=False)]
+    assert notices(world) == []
+    assert run(world, plain_client(world)).sent == 0
 
 
 # ---------------------------------------------------------------- sent at once (a change's DMs)

@@ -7,7 +7,8 @@ the process stopped between the commit and the send, and nobody would ask
 the verifier again. In the outbox it goes with the change or not at all, and
 what Slack does not take at once the scheduler's dispatcher sends again, with
 its backoff, until Slack takes it or refuses it for good (``poam-bot remind
---status`` lists those). Unlike the dispatcher's, these go out unpaced: each
+--status`` lists those; the person whose change wrote it is told by DM,
+``requested_by``). Unlike the dispatcher's, these go out unpaced: each
 to a different person.
 """
 
@@ -45,6 +46,7 @@ def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[Dir
         row_id = outbox.insert_once(
             session, team_id=actor.team_id, recipient=message.user_id, kind=KIND, subject=subject,
             local_day=actor.today(), text=message.text, blocks=message.blocks, next_attempt_at=now, created_at=now,
+            requested_by=actor.user_id,
         )
         if row_id is not None:
             ids.append(row_id)

@@ -12,8 +12,10 @@ and retries twice itself; if Slack still says 429 the row waits
 ``Retry-After`` seconds. Other failures back off exponentially and a row
 becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
 once for errors that cannot get better (the channel is gone, the bot is not
-in it). The dispatcher sends at most about one message a second to any one
-channel.
+in it). A message someone's change wrote (a review DM, ``requested_by``) that
+the dispatcher gives up brings that person a DM saying so: the ack had told
+them it would keep trying. The dispatcher sends at most about one message a
+second to any one channel.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from bot.blockkit.text import clip, mention
 from bot.poam.clock import Clock
 from bot.store import outbox
 from bot.store.engine import unit_of_work
@@ -42,6 +46,10 @@ PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
      "invalid_blocks", "msg_too_long", "cannot_dm_bot", "user_disabled"}
 )
+#: The outbox kind of the DM telling someone their change's message was given up.
+UNDELIVERED = "undelivered"
+#: How much of the given-up message that DM quotes.
+QUOTED_CHARS = 600
 
 
 @dataclass
@@ -88,8 +96,10 @@ def _send(client: WebClient, row: OutboxMessage) -> None:
     )
 
 
-def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None) -> str:
-    """Record the outcome of one send; returns the row's new status."""
+def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None, tell_requester: bool) -> str:
+    """Record the outcome of one send; returns the row's new status. A row
+    given up on whose requester is not told otherwise (``tell_requester``)
+    queues :func:`_undelivered` in the same transaction."""
     with unit_of_work(engine) as session:
         row = session.get(OutboxMessage, row_id)
         assert row is not None
@@ -105,20 +115,40 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
             row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
+            if tell_requester and row.requested_by and row.requested_by != row.recipient:
+                _undelivered(session, row, code=code or type(error).__name__, now=now)
         else:
             row.status, row.next_attempt_at = outbox.PENDING, now + _backoff(row.attempts)
         return row.status
 
 
-def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> str:
-    """Send one claimed row and record how it went; returns its new status."""
+def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: datetime) -> None:
+    """Queue a DM to whoever's change wrote ``row``, given up on with Slack's
+    ``code``: who was not reached, why, and what the message said. It has no
+    requester itself, so giving it up in turn tells nobody."""
+    why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
+           else f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `{code}`")
+    quoted = "\n".join(f">{line}" for line in clip(row.text, QUOTED_CHARS).splitlines())
+    outbox.insert_once(
+        session, team_id=row.team_id, recipient=row.requested_by, kind=UNDELIVERED, subject=f"outbox:{row.id}",
+        local_day=row.local_day, next_attempt_at=now, created_at=now,
+        text=(f":warning: I could not deliver my message to {mention(row.recipient)} ({why}), so they have not "
+              f"been told. Please tell them yourself. It said:\n{quoted}"),
+    )
+
+
+def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock,
+                     tell_requester: bool = True) -> str:
+    """Send one claimed row and record how it went; returns its new status.
+    ``tell_requester``: whether giving it up queues a DM to its requester
+    (not when the caller tells them in its answer)."""
     error: Exception | None = None
     try:
         _send(client, row)
     except (SlackApiError, SlackClientError, OSError) as failure:
         error = failure
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
-    return _settle(engine, row.id, now=clock.now(), error=error)  # type: ignore[arg-type]
+    return _settle(engine, row.id, now=clock.now(), error=error, tell_requester=tell_requester)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -133,7 +163,8 @@ def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Cl
     """Send these rows at once (messages a change wrote in its own transaction),
     unless a dispatcher has claimed them already. What Slack does not take stays
     in the outbox: the dispatcher tries it again after the backoff, or it has
-    failed for good (``PERMANENT_ERRORS``)."""
+    failed for good (``PERMANENT_ERRORS``): the caller tells the requester so
+    in its answer, and no DM says it again."""
     unsent = []
     for row_id in ids:  # claimed one at a time, right before its send, as dispatch() does
         with unit_of_work(engine) as session:
@@ -141,7 +172,7 @@ def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Cl
         if not rows:
             continue
         (row,) = rows
-        status = _send_and_settle(engine, client, row, clock=clock)
+        status = _send_and_settle(engine, client, row, clock=clock, tell_requester=False)
         if status != outbox.SENT:
             unsent.append(Unsent(row.recipient, retrying=status == outbox.PENDING))
     return unsent

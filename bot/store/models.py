@@ -317,6 +317,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=sa.String(500))
     created_at: datetime = _timestamp()
     sent_at: datetime | None = _timestamp(nullable=True)
+    #: Who made the change that wrote this message (a review DM): told by DM
+    #: when the dispatcher gives it up (``bot.reminders.dispatch``).
+    requested_by: str | None = Field(default=None, sa_type=sa.String(32))
 
 
 class HandledRequest(SQLModel, table=True):

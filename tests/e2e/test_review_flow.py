@@ -226,6 +226,10 @@ def test_a_changes_dms_go_through_the_outbox_and_a_refused_change_queues_none(
     assert "back to its owner" in slack.command("reject 1 still offers RC4", user=VERIFIER).text
     wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "sent the fix" in m["text"]])
     wait_for(lambda: _review_rows(engine)[-1] == (OWNER, outbox.SENT))
+    # Each DM names whose change wrote it: they are told if the dispatcher gives it up.
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(OutboxMessage.requested_by).where(col(OutboxMessage.kind) == "review")
+                            .order_by(col(OutboxMessage.id))).all() == [OWNER, OWNER, VERIFIER]
 
     # Submitted again the same day: asked again (not taken for the first ask).
     # Every post so far is out (logged, claimed, two asks, sent back, the owner's DM),
