@@ -147,7 +147,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import run_scheduler
 
-    run_scheduler(settings)
+    run_scheduler(settings, checked=args.database_checked)
     return 0
 
 
@@ -217,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scheduler", action="store_true", help="do not run reminders and digests in this process")
     scheduler = commands.add_parser("scheduler", help="run reminders, digests and expiries only (the Procfile's worker)")
     scheduler.set_defaults(handler=_scheduler)
+    # `poam-bot serve` starts its scheduler child with this: serve has migrated
+    # (or checked) the database and logged its audit heads already.
+    scheduler.add_argument("--database-checked", action="store_true", help=argparse.SUPPRESS)
 
     remind = commands.add_parser("remind", help="reminders: what would be sent, or what is stuck")
     remind_mode = remind.add_mutually_exclusive_group(required=True)

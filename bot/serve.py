@@ -50,10 +50,13 @@ def make_scheduler(settings: Settings) -> Scheduler:
     )
 
 
-def run_scheduler(settings: Settings) -> None:
-    """``poam-bot scheduler``: ticks until stopped."""
+def run_scheduler(settings: Settings, *, checked: bool = False) -> None:
+    """``poam-bot scheduler``: ticks until stopped. ``checked``: the caller
+    (``serve``, for its child) has run :func:`prepare_database` already, whose
+    log lines would otherwise come twice."""
     require_slack(settings)
-    prepare_database(settings)
+    if not checked:
+        prepare_database(settings)
     make_scheduler(settings).run_forever()
 
 
@@ -90,7 +93,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_for(settings.slack_api_url)),
         ).start()
         return
-    ticker = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"]) if scheduler else None
+    ticker = subprocess.Popen([sys.executable, "-m", "bot", "scheduler", "--database-checked"]) if scheduler else None
 
     def stop_ticker(_server: object) -> None:
         if ticker is not None and ticker.poll() is None:

@@ -9,9 +9,18 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
+from bot.poam.actor import Actor, Rules
+from bot.poam.clock import SystemClock
+from bot.poam.items import log_item
+from bot.poam.severity import Severity
+from bot.poam.systems import ensure_workspace
+from bot.store.engine import dispose, make_engine, unit_of_work
+from bot.store.migrate import upgrade
 from tests.e2e.conftest import wait_for
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SIGNING_SECRET, SlackDriver
@@ -187,3 +196,42 @@ def test_a_malformed_pin_setting_stops_gunicorn_with_one_line(fake_slack: FakeSl
     finished = subprocess.run(_procfile_web(env), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 3, finished.stderr  # gunicorn's "worker failed to boot": the master halts
     assert "poam-bot: POAM_PIN_WORKERS: " in finished.stderr and "Traceback" not in finished.stderr, finished.stderr
+
+
+# ------------------------------------------------------------------ start-up checks
+
+
+def test_a_broken_audit_head_is_logged_once_by_serve_not_again_by_its_scheduler(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """``serve`` checks the database at start and logs each workspace whose trail
+    does not end at its recorded head; the scheduler child it starts does not
+    check (and log) it all again."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
+    engine = make_engine(env["DATABASE_URL"])
+    try:
+        upgrade(engine)
+        alice = Actor(team_id=fake_slack.team_id, user_id=ALICE, roles=frozenset(), tz=ZoneInfo("UTC"),
+                      clock=SystemClock(), rules=Rules())
+        with unit_of_work(engine) as session:
+            ensure_workspace(session, alice)
+            log_item(session, alice, title="Admin console reachable from the internet", severity=Severity.HIGH)
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE workspaces SET audit_head = 'x'"))
+    finally:
+        dispose(engine)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        # The scheduler child logs its start after its own start-up (with the checks, before this change).
+        wait_for(lambda: "Scheduler started" in log_path.read_text() or process.poll() is not None, timeout=30)
+        assert _healthy(f"http://127.0.0.1:{env['PORT']}/healthz")
+    finally:
+        _stop(process)
+    output = log_path.read_text()
+    assert "Scheduler started" in output, output
+    broken = [line for line in output.splitlines() if "run `poam-bot audit verify`" in line]
+    assert len(broken) == 1, output
+    assert f"workspace {fake_slack.team_id}: audit event" in broken[0]
