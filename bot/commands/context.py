@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from slack_bolt.request import BoltRequest
@@ -27,9 +26,8 @@ from bot.poam.roles import load_actor
 from bot.reminders.people import remember_tz
 from bot.slack_http import SlackConnections
 from bot.store.engine import unit_of_work
-from bot.store.models import Item
+from bot.store.models import OutboxMessage
 from bot.store.replays import record_handled
-from bot.store.rows import Columns
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +92,6 @@ class Services:
 
 
 @dataclass(frozen=True)
-class Announcement:
-    """A line for the item's channel, after the ack; ``starts_thread`` for the
-    "logged" post that later ones reply under.
-
-    It carries where the item's thread was when the change committed, so that
-    posting needs no second read of the item (see ``announce``).
-    """
-
-    number: int
-    text: str
-    channel_id: str | None
-    thread_ts: str | None
-    logged_at: datetime
-    starts_thread: bool = False
-
-    @classmethod
-    def about(cls, item: Item | Columns, text: str, *, starts_thread: bool = False) -> Announcement:
-        return cls(item.number, text, item.origin_channel_id, item.origin_thread_ts, item.created_at, starts_thread)
-
-
-@dataclass(frozen=True)
 class DirectMessage:
     """A DM that comes with a change (a verifier asked to verify, an owner told
     a decision), queued in its transaction (``direct_messages.queue``)."""
@@ -135,7 +112,9 @@ class Reply:
 
     text: str
     blocks: list[Block] = field(default_factory=list)
-    announcement: Announcement | None = None
+    #: The change's post in the item's thread (``thread_posts``), written to the
+    #: outbox in its transaction, sent right after the ack.
+    thread_post: OutboxMessage | None = None
     modal: dict[str, Any] | None = None
     #: Outbox rows of DMs the change wrote, sent right after the ack.
     queued_messages: tuple[int, ...] = ()

@@ -11,7 +11,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blockkit.blocks import section
-from bot.commands.announce import announce
+from bot.commands import thread_posts
 from bot.commands.context import Later, Reply, Services, SlackRequest
 from bot.commands.direct_messages import send_queued
 from bot.commands.errors import unexpected
@@ -86,7 +86,7 @@ def _open_form_then_finish(services: Services, request: SlackRequest, reply: Rep
 def _finish_later(
     services: Services, request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None
 ) -> None:
-    if problems or reply.announcement is not None or reply.queued_messages or reply.later:
+    if problems or reply.thread_post is not None or reply.queued_messages or reply.later:
         after_ack(services, finish, request, reply, problems, respond=respond)
 
 
@@ -105,13 +105,14 @@ def open_form(request: SlackRequest, reply: Reply) -> list[str]:
 
 
 def finish(request: SlackRequest, reply: Reply, problems: list[str], *, respond: Respond | None) -> None:
-    """Post the reply's announcement, send its DMs and tell the user what failed
-    (``problems`` so far included); queue its slow work (:func:`in_turn`)."""
+    """Send the reply's post in the item's thread and its DMs, and tell the
+    user what failed (``problems`` so far included); queue its slow work
+    (:func:`in_turn`)."""
     problems = list(problems)
-    if reply.announcement is not None:
+    if reply.thread_post is not None:
         try:
-            problem = announce(request, reply.announcement)
-        except Exception as error:  # reported to the user below, with a logged reference
+            problem = thread_posts.send(request, reply.thread_post)
+        except Exception as error:  # the dispatcher sends it later; the user hears why not now
             problem = unexpected(error, "posting in the item's thread")
         if problem:
             problems.append(problem)

@@ -12,8 +12,8 @@ from datetime import date
 
 from bot.blockkit.blocks import day
 from bot.blockkit.text import escape, mention
-from bot.commands import metadata
-from bot.commands.context import Announcement, Reply, SlackRequest
+from bot.commands import metadata, thread_posts
+from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
@@ -75,13 +75,14 @@ def log(request: SlackRequest, cmd: Parsed) -> Reply:
             origin_channel_id=request.channel_id,
         )
         label = _label(actor, item.number)
+        post = thread_posts.queue(session, actor, item, logged_line(label, item))
     return Reply(
         text=f"Logged {label}",
         blocks=cards.done(
             f"Logged *{label}* · {escape(item.title)} · {cards.severity_text(item.severity)} · due {day(item.due_on)}"
             + ("" if cmd["sev"] else " _(severity defaulted to moderate; say `sev:` to set it)_")
         ),
-        announcement=Announcement.about(item, logged_line(label, item), starts_thread=True),
+        thread_post=post,
     )
 
 
@@ -142,10 +143,11 @@ def claim_item(request: SlackRequest, number: int) -> Reply:
     with request.transaction() as (session, actor):
         item = items.claim_item(session, actor, number=number)
         label = _label(actor, number)
+        post = thread_posts.queue(session, actor, item, f":raising_hand: {mention(request.user_id)} claimed *{label}*")
     return Reply(
         text=f"You own {label}",
         blocks=cards.done(f"You now own *{label}* · {escape(item.title)}. Next: `/poam plan {label} …`"),
-        announcement=Announcement.about(item, f":raising_hand: {mention(request.user_id)} claimed *{label}*"),
+        thread_post=post,
     )
 
 

@@ -13,8 +13,8 @@ from sqlmodel import Session
 
 from bot.blockkit.blocks import day, section
 from bot.blockkit.text import escape, mention
-from bot.commands import direct_messages
-from bot.commands.context import Announcement, DirectMessage, Reply, SlackRequest
+from bot.commands import direct_messages, thread_posts
+from bot.commands.context import DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.views import cards
@@ -38,7 +38,7 @@ def _decision(session: Session, actor: Actor, item: Item, line: str, *, reply: s
     return Reply(
         text=reply,
         blocks=cards.done(reply),
-        announcement=Announcement.about(item, line),
+        thread_post=thread_posts.queue(session, actor, item, line),
         queued_messages=direct_messages.queue(session, actor, number=item.number, messages=_to_owner(item, actor, line)),
     )
 

@@ -17,9 +17,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blockkit.blocks import section
 from bot.blockkit.text import unescape
-from bot.commands import handlers, interchange_handlers, metadata, review_handlers
+from bot.commands import handlers, interchange_handlers, metadata, review_handlers, thread_posts
 from bot.commands.actions import request_from
-from bot.commands.context import Announcement, Reply, Services, SlackRequest, signature_of
+from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import BUSY, answer, unexpected
 from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
@@ -117,6 +117,7 @@ def register(app: App, services: Services) -> None:
                     source_message_url=origin.permalink,
                 )
                 label = actor.rules.label(item.number)
+                post = thread_posts.queue(session, actor, item, handlers.logged_line(label, item))
         except PoamError as error:
             _refuse(ack, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
             return
@@ -126,7 +127,7 @@ def register(app: App, services: Services) -> None:
         reply = Reply(
             text=f"Logged {label}",
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
-            announcement=Announcement.about(item, handlers.logged_line(label, item), starts_thread=True),
+            thread_post=post,
         )
         ack(response_action="update", view=_confirmation(reply))
         follow_up(services, request, reply, respond=None)

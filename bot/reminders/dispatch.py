@@ -2,7 +2,9 @@
 
 Each row is claimed (committed) right before it is sent and marked sent in
 its own transaction right after Slack accepts it, by the dispatcher or, for
-the DMs a change wrote, by :func:`send_now` just after the change's ack. If
+the DMs a change wrote, by :func:`send_now` just after the change's ack (a
+change's post in its item's thread is claimed as it is written, and sent by
+:func:`send_claimed`). If
 the process dies between Slack accepting a message and that mark, the row's
 claim lapses (``CLAIM_HOLD``) and the message is sent again: that is the one
 duplicate window, at most one message per death of a sending process.
@@ -29,13 +31,14 @@ from datetime import datetime, timedelta
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.blockkit.text import clip, mention
 from bot.poam.clock import Clock
+from bot.poam.items import record_thread
 from bot.store import outbox
 from bot.store.engine import unit_of_work
-from bot.store.models import OutboxMessage
+from bot.store.models import Item, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,12 @@ PERMANENT_ERRORS = frozenset(
 )
 #: The outbox kind of the DM telling someone their change's message was given up.
 UNDELIVERED = "undelivered"
+#: How long a post sent just after its change's ack waits for its item's
+#: thread, begun by an earlier post still on its way, and how often it looks;
+#: then the dispatcher looks again every THREAD_RETRY.
+THREAD_WAIT_SECONDS = 3.0
+THREAD_POLL_SECONDS = 0.1
+THREAD_RETRY = timedelta(seconds=5)
 #: How much of the given-up message that DM quotes.
 QUOTED_CHARS = 600
 
@@ -89,23 +98,39 @@ def _retry_after(header: str | None) -> timedelta:
         return timedelta(seconds=30)
 
 
-def _send(client: WebClient, row: OutboxMessage) -> None:
-    client.chat_postMessage(
+@dataclass(frozen=True)
+class Outcome:
+    """How one send went: the row's new status, and Slack's error (or the
+    failure's kind) when it failed; no error for a post waiting for its thread."""
+
+    status: str
+    error: str | None = None
+
+
+def _send(client: WebClient, row: OutboxMessage) -> str | None:
+    """Post ``row``; the new message's ``ts``."""
+    response = client.chat_postMessage(
         channel=row.recipient, text=row.text, blocks=row.blocks or None, thread_ts=row.thread_ts,
         unfurl_links=False, unfurl_media=False,
     )
+    return response.get("ts")
 
 
-def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None, tell_requester: bool) -> str:
-    """Record the outcome of one send; returns the row's new status. A row
-    given up on whose requester is not told otherwise (``tell_requester``)
-    queues :func:`_undelivered` in the same transaction."""
+def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None, tell_requester: bool,
+            started_thread: str | None = None) -> Outcome:
+    """Record the outcome of one send. A row given up on whose requester is
+    not told otherwise (``tell_requester``) queues :func:`_undelivered`, and a
+    post that began its item's thread (``started_thread``: its ts) records it
+    on the item, in the same transaction."""
     with unit_of_work(engine) as session:
         row = session.get(OutboxMessage, row_id)
         assert row is not None
         if error is None:
             row.status, row.sent_at, row.claimed_until, row.last_error = outbox.SENT, now, None, None
-            return row.status
+            if started_thread is not None and row.item_number is not None:
+                record_thread(session, team_id=row.team_id, number=row.item_number, channel_id=row.recipient,
+                              thread_ts=started_thread)
+            return Outcome(row.status)
         response = getattr(error, "response", None)
         code = response.get("error") if isinstance(error, SlackApiError) else None
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
@@ -119,7 +144,39 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
                 _undelivered(session, row, code=code or type(error).__name__, now=now)
         else:
             row.status, row.next_attempt_at = outbox.PENDING, now + _backoff(row.attempts)
-        return row.status
+        return Outcome(row.status, code or type(error).__name__)
+
+
+def _item_thread(engine: Engine, row: OutboxMessage, *, wait: float) -> tuple[bool, str | None]:
+    """Where a post written before its item's thread began goes: ``(True,
+    ts)`` once the item has a thread; ``(True, None)`` when no post written
+    before it is still to go, so that this one starts the thread; ``(False,
+    None)`` while one is (looked at again for up to ``wait`` seconds: a
+    follow-up may overtake the "logged" post still on its way to Slack)."""
+    deadline = time.monotonic() + wait
+    while True:
+        with unit_of_work(engine, read_only=True) as session:
+            thread_ts = session.exec(
+                select(Item.origin_thread_ts).where(Item.team_id == row.team_id, Item.number == row.item_number)
+            ).first()
+            if thread_ts is not None:
+                return True, thread_ts
+            if not outbox.unsent_before(session, row):
+                return True, None
+        if time.monotonic() >= deadline:
+            return False, None
+        time.sleep(THREAD_POLL_SECONDS)
+
+
+def _wait_for_thread(engine: Engine, row_id: int, *, now: datetime) -> Outcome:
+    """Put back a post whose thread is not there yet, for the dispatcher to
+    look again in ``THREAD_RETRY``; waiting uses up no try."""
+    with unit_of_work(engine) as session:
+        row = session.get(OutboxMessage, row_id)
+        assert row is not None
+        row.status, row.next_attempt_at, row.claimed_until = outbox.PENDING, now + THREAD_RETRY, None
+        row.attempts -= 1
+        return Outcome(row.status)
 
 
 def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: datetime) -> None:
@@ -138,17 +195,35 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
 
 
 def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock,
-                     tell_requester: bool = True) -> str:
-    """Send one claimed row and record how it went; returns its new status.
-    ``tell_requester``: whether giving it up queues a DM to its requester
-    (not when the caller tells them in its answer)."""
+                     tell_requester: bool = True, thread_wait: float = 0.0) -> Outcome:
+    """Send one claimed row and record how it went. ``tell_requester``:
+    whether giving it up queues a DM to its requester (not when the caller
+    tells them in its answer). A post about an item written before the item's
+    thread began finds the thread first (:func:`_item_thread`, waiting up to
+    ``thread_wait`` seconds for an earlier post), or starts it."""
+    started = False
+    if row.item_number is not None and row.thread_ts is None:
+        ready, thread_ts = _item_thread(engine, row, wait=thread_wait)
+        if not ready:
+            return _wait_for_thread(engine, row.id, now=clock.now())  # type: ignore[arg-type]
+        row.thread_ts, started = thread_ts, thread_ts is None
     error: Exception | None = None
+    ts = None
     try:
-        _send(client, row)
+        ts = _send(client, row)
     except (SlackApiError, SlackClientError, OSError) as failure:
         error = failure
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
-    return _settle(engine, row.id, now=clock.now(), error=error, tell_requester=tell_requester)  # type: ignore[arg-type]
+    return _settle(engine, row.id, now=clock.now(), error=error, tell_requester=tell_requester,  # type: ignore[arg-type]
+                   started_thread=ts if started else None)
+
+
+def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> Outcome:
+    """Send a row its writer claimed as it wrote it (a thread post, just
+    after the change's ack: no second transaction to claim it), waiting up to
+    ``THREAD_WAIT_SECONDS`` for its item's thread. The caller tells the user
+    what failed."""
+    return _send_and_settle(engine, client, row, clock=clock, tell_requester=False, thread_wait=THREAD_WAIT_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -172,9 +247,9 @@ def send_now(engine: Engine, client: WebClient, *, ids: Sequence[int], clock: Cl
         if not rows:
             continue
         (row,) = rows
-        status = _send_and_settle(engine, client, row, clock=clock, tell_requester=False)
-        if status != outbox.SENT:
-            unsent.append(Unsent(row.recipient, retrying=status == outbox.PENDING))
+        outcome = _send_and_settle(engine, client, row, clock=clock, tell_requester=False)
+        if outcome.status != outbox.SENT:
+            unsent.append(Unsent(row.recipient, retrying=outcome.status == outbox.PENDING))
     return unsent
 
 
@@ -201,7 +276,7 @@ def dispatch(
             return report
         (row,) = rows
         pacer.wait(row.recipient)
-        status = _send_and_settle(engine, client, row, clock=clock)
+        status = _send_and_settle(engine, client, row, clock=clock).status
         if status == outbox.SENT:
             report.sent += 1
         elif status == outbox.FAILED:

@@ -320,6 +320,9 @@ class OutboxMessage(SQLModel, table=True):
     #: Who made the change that wrote this message (a review DM): told by DM
     #: when the dispatcher gives it up (``bot.reminders.dispatch``).
     requested_by: str | None = Field(default=None, sa_type=sa.String(32))
+    #: The item whose thread a channel post goes into (``bot.commands.thread_posts``):
+    #: read at sending time, when the post was written before the thread began.
+    item_number: int | None = None
 
 
 class HandledRequest(SQLModel, table=True):

@@ -24,10 +24,11 @@ FORGET_BATCH = 1_000
 
 def insert_once(session: Session, **values: Any) -> int | None:
     """Plan a message unless the same (workspace, recipient, kind, subject, day)
-    is planned already; the new row's id, None when it was planned before."""
+    is planned already; the new row's id, None when it was planned before.
+    Pending, with no try yet, unless ``values`` say otherwise."""
     statement = (
         upsert_insert(session, OutboxMessage)
-        .values(status=PENDING, attempts=0, blocks=values.pop("blocks", []), **values)
+        .values(**{"status": PENDING, "attempts": 0, "blocks": [], **values})
         .on_conflict_do_nothing(index_elements=["team_id", "recipient", "kind", "subject", "local_day"])
         .returning(OutboxMessage.id)
     )
@@ -107,6 +108,22 @@ def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: 
         .values(holder=holder, expires_at=now + ttl)
     )
     return taken.rowcount == 1  # type: ignore[no-any-return]
+
+
+def unsent_before(session: Session, row: OutboxMessage) -> bool:
+    """Whether a post written before ``row`` about the same item, to the same
+    channel, is still to be sent (pending, or being sent)."""
+    found = session.exec(
+        select(OutboxMessage.id).where(
+            col(OutboxMessage.status).in_((PENDING, SENDING)),  # ix_outbox_status_next: few rows
+            OutboxMessage.team_id == row.team_id,
+            OutboxMessage.kind == row.kind,
+            OutboxMessage.recipient == row.recipient,
+            OutboxMessage.item_number == row.item_number,
+            col(OutboxMessage.id) < row.id,
+        ).limit(1)
+    ).first()
+    return found is not None
 
 
 def outbox_status(session: Session) -> list[OutboxMessage]:

@@ -155,10 +155,15 @@ def claimed_item(
 ) -> int:
     """An item logged and claimed by ``owner``, its two channel posts done."""
     number = log_via_slack(slack, engine, words, user=owner)
-    before = len(posts(fake_slack))
     assert "You now own" in reply(slack.command(f"claim {number}", user=owner))
-    wait_for(lambda: len(posts(fake_slack)) > before)
+    wait_for(lambda: posts_settled(engine))
     return number
+
+
+def posts_settled(engine: Engine) -> bool:
+    """Whether every post in the outbox has been sent and marked so (work after the ack)."""
+    with engine.connect() as connection:
+        return not connection.execute(text("SELECT 1 FROM outbox WHERE status <> 'sent'")).first()
 
 
 def log_direct(

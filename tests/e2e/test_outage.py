@@ -1,5 +1,6 @@
 """Slack answering 500 for a while: commands still ack, committed changes stay,
-and reminders, and the DMs a change brings, go out once Slack is back."""
+and reminders, the DMs a change brings and its posts in the item's thread go
+out once Slack is back."""
 
 from __future__ import annotations
 
@@ -25,19 +26,42 @@ ALICE = "U00000ALICE"
 VERIFIER = "U00VERIFY1"
 
 
-def test_commands_ack_and_changes_stay_while_slack_fails(
-    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+def test_commands_ack_and_changes_stay_while_slack_fails_and_the_thread_follows(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, settings: Settings, clock: FixedClock
 ) -> None:
     fake_slack.outage()
     logged = slack.command("log Logged during an outage sev:high", user=ALICE)
     assert logged.status == 200 and "Logged *POAM-1*" in logged.text
     claimed = slack.command("claim 1", user=ALICE)
     assert claimed.status == 200 and "You now own *POAM-1*" in claimed.text
-    # The channel post could not go out: the person is told, privately, through the response URL.
-    wait_for(lambda: [r for r in fake_slack.responses if "couldn't post it" in str(r)], timeout=15)
+    # The "logged" post could not go out: the person is told, privately, that it will.
+    wait_for(lambda: [r for r in fake_slack.responses if "did not take my post in" in str(r)
+                      and "I will keep trying" in str(r)], timeout=15)
     with unit_of_work(engine) as session:
         (item,) = session.exec(select(Item)).all()
     assert (item.title, item.owner_id, item.status) == ("Logged during an outage", ALICE, "in_progress")
+
+    def posts_waiting() -> list[tuple[str | None, str]]:
+        with unit_of_work(engine) as session:
+            rows = session.exec(select(OutboxMessage).where(col(OutboxMessage.kind) == "thread")
+                                .order_by(col(OutboxMessage.id))).all()
+            return [(row.thread_ts, row.status) for row in rows]
+
+    # Both posts wait in the outbox (the claim's behind the "logged" one, which starts the thread).
+    wait_for(lambda: posts_waiting() == [(None, outbox.PENDING), (None, outbox.PENDING)], timeout=15)
+    fake_slack.recover()
+    fake_slack.clear()
+    scheduler = Scheduler(engine=engine, client=WebClient(token="xoxb-x", base_url=fake_slack.base_url),
+                          settings=settings, clock=clock, pacer=Pacer(interval=0))
+    for _ in range(3):  # ticks, past the backoff
+        clock.advance(minutes=1)
+        scheduler.tick()
+    first, second = (call.params for call in fake_slack.calls_to("chat.postMessage"))
+    assert "logged *POAM-1*" in first["text"] and not first.get("thread_ts")
+    assert f"<@{ALICE}> claimed *POAM-1*" in second["text"] and second["thread_ts"] == "1700000000.000001"
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item.origin_thread_ts)).one() == "1700000000.000001"
+    assert [status for _, status in posts_waiting()] == [outbox.SENT, outbox.SENT]
 
 
 def test_slack_slow_after_the_ack_holds_up_no_ack_and_no_form(slack: SlackDriver, fake_slack: FakeSlack) -> None:

@@ -1,0 +1,131 @@
+"""An item's thread posts through the outbox (``bot.commands.thread_posts``).
+
+Against the fake Slack Web API and the database of each backend, with a fixed
+clock: a post written before its item's thread began waits for the post that
+begins it, a post given up lets the next begin the thread, and posts a dead
+process left are sent by the dispatcher into the right thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.commands import thread_posts
+from bot.reminders import dispatch
+from bot.reminders.dispatch import CLAIM_HOLD, THREAD_RETRY, Outcome, send_claimed
+from bot.store import outbox
+from bot.store.models import OutboxMessage
+from tests import test_reminders as harness
+from tests.e2e.conftest import wait_for
+from tests.test_dispatch import no_jitter, plain_client, production_client, run
+from tests.test_reminders import OWNER, World
+
+fake_api, fake, make_world, world = harness.fake_api, harness.fake, harness.make_world, harness.world
+no_jitter = no_jitter  # a fixture of test_dispatch's, used here
+
+CHANNEL = "C0THREADS1"
+
+
+def posts(world: World) -> list[dict[str, object]]:
+    return [call.params for call in world.fake.calls_to("chat.postMessage")]
+
+
+def queue_two(world: World, number: int) -> tuple[OutboxMessage, OutboxMessage]:
+    """The "logged" post and a follow-up, each written in its own transaction."""
+    actor, item = world.actor(OWNER), world.item(number)
+    first = world.do(lambda s: thread_posts.queue(s, actor, item, "logged"))
+    second = world.do(lambda s: thread_posts.queue(s, actor, item, "claimed"))
+    assert first is not None and second is not None
+    return first, second
+
+
+@pytest.fixture
+def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "THREAD_WAIT_SECONDS", 0.3)
+
+
+def test_a_post_written_before_the_thread_began_waits_for_it_then_goes_into_it(
+    world: World, short_wait: None
+) -> None:
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, claimed = queue_two(world, number)
+    client = plain_client(world)
+
+    # The follow-up is sent first: the post that begins the thread is still to go.
+    assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.PENDING)
+    assert posts(world) == []
+    assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.SENT)
+    thread = world.item(number).origin_thread_ts
+    assert thread is not None and not posts(world)[0].get("thread_ts")
+
+    assert run(world, client).sent == 0  # put back for a while, not as a failed try
+    world.clock.advance(seconds=THREAD_RETRY.total_seconds())
+    assert run(world, client).sent == 1
+    assert posts(world)[1]["thread_ts"] == thread and posts(world)[1]["text"] == "claimed"
+    assert [(row.status, row.attempts) for row in world.outbox()] == [(outbox.SENT, 1), (outbox.SENT, 1)]
+
+
+def test_a_follow_up_sent_while_the_first_post_is_on_its_way_goes_into_its_thread(
+    world: World, no_jitter: None
+) -> None:
+    """Sent just after its ack, a follow-up waits (up to THREAD_WAIT_SECONDS) for
+    the thread of a first post that is being sent at that moment."""
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, claimed = queue_two(world, number)
+    client = production_client(world)
+    world.fake.fail("chat.postMessage", status=429, retry_after=1)  # the first post waits a second, then goes
+    first = threading.Thread(target=send_claimed, args=(world.engine, client, logged), kwargs={"clock": world.clock})
+    first.start()
+    try:
+        wait_for(lambda: posts(world))  # the first post's first try is in
+        assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.SENT)
+    finally:
+        first.join()
+    thread = world.item(number).origin_thread_ts
+    assert thread is not None
+    assert [p.get("thread_ts") or None for p in posts(world)] == [None, None, thread]  # 429, the retry, the follow-up
+
+
+def test_a_first_post_given_up_lets_the_next_begin_the_thread(world: World) -> None:
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, claimed = queue_two(world, number)
+    client = plain_client(world)
+    world.fake.fail("chat.postMessage", error="msg_too_long")
+
+    assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.FAILED, "msg_too_long")
+    assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.SENT)
+
+    assert not posts(world)[1].get("thread_ts")
+    assert world.item(number).origin_thread_ts is not None  # the follow-up began it
+
+
+def test_posts_a_dead_process_left_go_out_in_order_once_their_claim_lapses(world: World) -> None:
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    queue_two(world, number)  # written and claimed, never sent: the process died after the commit
+    client = plain_client(world)
+    assert run(world, client).sent == 0  # still claimed
+
+    world.clock.advance(seconds=CLAIM_HOLD.total_seconds() + 1)
+    assert run(world, client).sent == 2
+
+    thread = world.item(number).origin_thread_ts
+    assert [(p["text"], p.get("thread_ts") or None) for p in posts(world)] == [("logged", None), ("claimed", thread)]
+
+
+def test_an_item_logged_from_a_message_replies_under_it(world: World) -> None:
+    message = "1700000000.000500"
+    number = world.log("Weak TLS ciphers", channel=CHANNEL, thread=message)
+    logged, _ = queue_two(world, number)
+    assert logged.thread_ts == message
+    assert send_claimed(world.engine, plain_client(world), logged, clock=world.clock) == Outcome(outbox.SENT)
+    assert posts(world)[0]["thread_ts"] == message
+    assert world.item(number).origin_thread_ts == message
+
+
+def test_an_item_logged_outside_any_channel_has_no_thread_posts(world: World) -> None:
+    number = world.log("Weak TLS ciphers")
+    actor, item = world.actor(OWNER), world.item(number)
+    assert world.do(lambda s: thread_posts.queue(s, actor, item, "logged")) is None
+    assert world.outbox() == []
