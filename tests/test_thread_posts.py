@@ -9,12 +9,15 @@ process left are sent by the dispatcher into the right thread.
 from __future__ import annotations
 
 import threading
+import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from bot.commands import thread_posts
 from bot.reminders import dispatch
-from bot.reminders.dispatch import CLAIM_HOLD, THREAD_RETRY, Outcome, send_claimed
+from bot.reminders.dispatch import CLAIM_HOLD, CLAIM_LEFT_TO_SEND, THREAD_RETRY, Outcome, send_claimed
 from bot.store import outbox
 from bot.store.models import OutboxMessage
 from tests import test_reminders as harness
@@ -129,3 +132,78 @@ def test_an_item_logged_outside_any_channel_has_no_thread_posts(world: World) ->
     actor, item = world.actor(OWNER), world.item(number)
     assert world.do(lambda s: thread_posts.queue(s, actor, item, "logged")) is None
     assert world.outbox() == []
+
+
+def test_a_first_post_that_begins_the_thread_between_the_follow_ups_reads_is_seen(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a read-only unit reads each statement at its own moment:
+    the first post may be marked sent, its thread recorded, just after the
+    follow-up found no thread and before it looks for earlier posts."""
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, claimed = queue_two(world, number)
+    client = plain_client(world)
+    real = outbox.earlier_unsent
+
+    def first_post_goes_out_now(session: Any, row: OutboxMessage) -> set[str]:
+        monkeypatch.setattr(outbox, "earlier_unsent", real)
+        assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.SENT)
+        return real(session, row)
+
+    monkeypatch.setattr(outbox, "earlier_unsent", first_post_goes_out_now)
+    assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.SENT)
+
+    thread = world.item(number).origin_thread_ts
+    assert [(p["text"], p.get("thread_ts") or None) for p in posts(world)] == [("logged", None), ("claimed", thread)]
+
+
+def test_a_post_whose_claim_is_nearly_out_is_left_to_the_dispatcher_and_sent_once(world: World) -> None:
+    """The work after the ack may queue long (Slack slow, retries): a post it
+    reaches late is not sent by it and by the dispatcher both."""
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, _ = queue_two(world, number)
+    client = plain_client(world)
+    world.clock.advance(seconds=(CLAIM_HOLD - CLAIM_LEFT_TO_SEND).total_seconds() + 1)
+
+    assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.SENDING)
+    assert posts(world) == []
+    world.clock.advance(seconds=CLAIM_LEFT_TO_SEND.total_seconds())
+    assert run(world, client).sent == 2
+    assert [p["text"] for p in posts(world)] == ["logged", "claimed"]
+
+
+def test_a_follow_up_does_not_wait_for_a_first_post_waiting_for_its_next_try(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, claimed = queue_two(world, number)
+    client = plain_client(world)
+    world.fake.fail("chat.postMessage", status=500)
+    assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.PENDING, "internal_error")
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError("waited for a post that is not on its way")
+
+    monkeypatch.setattr(dispatch, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_waiting))
+    assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.PENDING)
+    assert len(posts(world)) == 1  # the failed try only
+
+
+def test_a_thread_post_the_dispatcher_gives_up_tells_its_writer(world: World) -> None:
+    """Told "I will keep trying" after the ack, the writer hears by DM if the
+    dispatcher later gives the post up."""
+    number = world.log("Weak TLS ciphers", channel=CHANNEL)
+    logged, _ = queue_two(world, number)
+    assert logged.requested_by == OWNER
+    client = plain_client(world)
+    world.fake.fail("chat.postMessage", status=500)
+    assert send_claimed(world.engine, client, logged, clock=world.clock).status == outbox.PENDING
+    world.clock.advance(minutes=1)
+    world.fake.fail("chat.postMessage", error="is_archived")  # the channel is gone by the next try
+
+    report = run(world, client)
+
+    assert (report.failed, report.sent) == (1, 1)
+    (told,) = [p for p in posts(world) if p["channel"] == OWNER]
+    assert str(told["text"]).startswith(f":warning: I could not post in <#{CHANNEL}> (Slack refused it: `is_archived`).")
+    assert str(told["text"]).endswith(">logged")

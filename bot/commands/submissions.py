@@ -244,7 +244,7 @@ def register(app: App, services: Services) -> None:
             message = body.get("message") or {}
             text = unescape(str(message.get("text") or "")).strip()
             first_line = text.splitlines()[0] if text else ""
-            # A reply in a thread is announced in that thread (Slack threads are one level deep).
+            # A reply in a thread is posted about in that thread (Slack threads are one level deep).
             thread = message.get("thread_ts") or message.get("ts")
             origin = metadata.LogOrigin(
                 channel_id=request.channel_id, message_ts=thread, permalink=_permalink(client, request.channel_id, thread)

@@ -24,8 +24,6 @@ from bot.store import outbox
 from bot.store.models import SUBJECT, Item, OutboxMessage
 from bot.store.rows import Columns
 
-#: The outbox kind of these posts.
-KIND = "thread"
 #: Slack's answers that mean the bot is not in the channel (or it is gone).
 NOT_THERE = frozenset({"not_in_channel", "channel_not_found"})
 
@@ -34,16 +32,17 @@ def queue(session: Session, actor: Actor, item: Item | Columns, text: str) -> Ou
     """Write a post about ``item`` to the outbox in ``session``'s transaction,
     claimed for :func:`send` after the commit; None for an item logged outside
     any channel. The subject is the item's label and a random token: each
-    change writes its own post."""
+    change writes its own post. Its writer is told by DM if the dispatcher
+    gives it up later (``dispatch._undelivered``)."""
     if item.origin_channel_id is None:
         return None
     now = actor.now()
     values = {
-        "team_id": actor.team_id, "recipient": item.origin_channel_id, "kind": KIND,
+        "team_id": actor.team_id, "recipient": item.origin_channel_id, "kind": outbox.THREAD_POST,
         "subject": f"{actor.rules.label(item.number)} {secrets.token_hex(6)}"[-SUBJECT:], "local_day": actor.today(),
         "text": text, "blocks": [], "thread_ts": item.origin_thread_ts, "item_number": item.number,
         "status": outbox.SENDING, "attempts": 1, "claimed_until": now + CLAIM_HOLD, "next_attempt_at": now,
-        "created_at": now,
+        "created_at": now, "requested_by": actor.user_id,
     }
     row_id = outbox.insert_once(session, **values)
     return OutboxMessage(id=row_id, **values)
@@ -53,7 +52,7 @@ def send(request: SlackRequest, post: OutboxMessage) -> str | None:
     """Send ``post`` (:func:`queue`, committed); what to tell the user when Slack did not take it."""
     outcome = send_claimed(request.services.engine, request.client, post, clock=request.services.clock)
     channel = f"<#{post.recipient}>"
-    if outcome.status == outbox.SENT or outcome.error is None:  # sent, or waiting for its thread
+    if outcome.status in (outbox.SENT, outbox.SENDING) or outcome.error is None:  # sent, or left to the dispatcher
         return None
     if outcome.error in NOT_THERE:
         return f"I couldn't post in {channel}: invite me there with `/invite @POA&M` to get item threads."

@@ -52,11 +52,16 @@ PERMANENT_ERRORS = frozenset(
 #: The outbox kind of the DM telling someone their change's message was given up.
 UNDELIVERED = "undelivered"
 #: How long a post sent just after its change's ack waits for its item's
-#: thread, begun by an earlier post still on its way, and how often it looks;
-#: then the dispatcher looks again every THREAD_RETRY.
+#: thread, begun by an earlier post on its way to Slack, and how often it
+#: looks; a post put back is due again after THREAD_RETRY, and so goes at the
+#: dispatcher's next tick (``scheduler.TICK_SECONDS``).
 THREAD_WAIT_SECONDS = 3.0
 THREAD_POLL_SECONDS = 0.1
 THREAD_RETRY = timedelta(seconds=5)
+#: A post claimed as it was written is sent just after the ack only while this
+#: much of its claim is left: the dispatcher sends it once the claim lapses,
+#: and the two must not both send it (the after-ack work may have queued long).
+CLAIM_LEFT_TO_SEND = timedelta(minutes=1)
 #: How much of the given-up message that DM quotes.
 QUOTED_CHARS = 600
 
@@ -151,21 +156,32 @@ def _item_thread(engine: Engine, row: OutboxMessage, *, wait: float) -> tuple[bo
     """Where a post written before its item's thread began goes: ``(True,
     ts)`` once the item has a thread; ``(True, None)`` when no post written
     before it is still to go, so that this one starts the thread; ``(False,
-    None)`` while one is (looked at again for up to ``wait`` seconds: a
-    follow-up may overtake the "logged" post still on its way to Slack)."""
+    None)`` while one is. One being sent at this moment (a follow-up may
+    overtake the "logged" post on its way to Slack) is waited for, up to
+    ``wait`` seconds; one waiting for its next try is not.
+
+    The thread is read again after the earlier posts: on PostgreSQL a
+    read-only unit of work reads each statement at its own moment, and the
+    post that begins the thread is marked sent and its thread recorded in one
+    commit, which may fall between the first two reads."""
     deadline = time.monotonic() + wait
     while True:
         with unit_of_work(engine, read_only=True) as session:
-            thread_ts = session.exec(
-                select(Item.origin_thread_ts).where(Item.team_id == row.team_id, Item.number == row.item_number)
-            ).first()
+            thread_ts = _thread_of(session, row)
             if thread_ts is not None:
                 return True, thread_ts
-            if not outbox.unsent_before(session, row):
-                return True, None
-        if time.monotonic() >= deadline:
+            earlier = outbox.earlier_unsent(session, row)
+            if not earlier:
+                return True, _thread_of(session, row)
+        if outbox.SENDING not in earlier or time.monotonic() >= deadline:
             return False, None
         time.sleep(THREAD_POLL_SECONDS)
+
+
+def _thread_of(session: Session, row: OutboxMessage) -> str | None:
+    return session.exec(  # type: ignore[no-any-return]
+        select(Item.origin_thread_ts).where(Item.team_id == row.team_id, Item.number == row.item_number)
+    ).first()
 
 
 def _wait_for_thread(engine: Engine, row_id: int, *, now: datetime) -> Outcome:
@@ -181,16 +197,20 @@ def _wait_for_thread(engine: Engine, row_id: int, *, now: datetime) -> Outcome:
 
 def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: datetime) -> None:
     """Queue a DM to whoever's change wrote ``row``, given up on with Slack's
-    ``code``: who was not reached, why, and what the message said. It has no
-    requester itself, so giving it up in turn tells nobody."""
+    ``code``: who (or which channel) was not reached, why, and what the
+    message said. It has no requester itself, so giving it up in turn tells
+    nobody."""
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
            else f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in clip(row.text, QUOTED_CHARS).splitlines())
+    if row.kind == outbox.THREAD_POST:
+        what = f"I could not post in <#{row.recipient}> ({why})."
+    else:
+        what = f"I could not deliver my message to {mention(row.recipient)} ({why}), so they have not been told. " \
+               "Please tell them yourself."
     outbox.insert_once(
         session, team_id=row.team_id, recipient=row.requested_by, kind=UNDELIVERED, subject=f"outbox:{row.id}",
-        local_day=row.local_day, next_attempt_at=now, created_at=now,
-        text=(f":warning: I could not deliver my message to {mention(row.recipient)} ({why}), so they have not "
-              f"been told. Please tell them yourself. It said:\n{quoted}"),
+        local_day=row.local_day, next_attempt_at=now, created_at=now, text=f":warning: {what} It said:\n{quoted}",
     )
 
 
@@ -222,7 +242,12 @@ def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock
     """Send a row its writer claimed as it wrote it (a thread post, just
     after the change's ack: no second transaction to claim it), waiting up to
     ``THREAD_WAIT_SECONDS`` for its item's thread. The caller tells the user
-    what failed."""
+    what failed. A row whose claim is nearly out (``CLAIM_LEFT_TO_SEND``) is
+    left to the dispatcher."""
+    assert row.claimed_until is not None
+    if row.claimed_until - clock.now() < CLAIM_LEFT_TO_SEND:
+        log.warning("outbox row %s waited too long after its ack: the dispatcher sends it", row.id)
+        return Outcome(outbox.SENDING)
     return _send_and_settle(engine, client, row, clock=clock, tell_requester=False, thread_wait=THREAD_WAIT_SECONDS)
 
 

@@ -13,6 +13,8 @@ from bot.store.dialects import upsert_insert
 from bot.store.models import OutboxMessage, SchedulerLease
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+#: The kind of a change's post in its item's thread (``bot.commands.thread_posts``).
+THREAD_POST = "thread"
 #: How long a message stays once sent or given up on (``poam-bot remind
 #: --status`` and anyone looking into a delivery read them; nothing plans for
 #: a day that old again).
@@ -110,20 +112,20 @@ def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: 
     return taken.rowcount == 1  # type: ignore[no-any-return]
 
 
-def unsent_before(session: Session, row: OutboxMessage) -> bool:
-    """Whether a post written before ``row`` about the same item, to the same
-    channel, is still to be sent (pending, or being sent)."""
+def earlier_unsent(session: Session, row: OutboxMessage) -> set[str]:
+    """The statuses (pending, sending) of posts written before ``row`` about the
+    same item, to the same channel, that are still to be sent; empty when none is."""
     found = session.exec(
-        select(OutboxMessage.id).where(
+        select(OutboxMessage.status).distinct().where(
             col(OutboxMessage.status).in_((PENDING, SENDING)),  # ix_outbox_status_next: few rows
             OutboxMessage.team_id == row.team_id,
             OutboxMessage.kind == row.kind,
             OutboxMessage.recipient == row.recipient,
             OutboxMessage.item_number == row.item_number,
             col(OutboxMessage.id) < row.id,
-        ).limit(1)
-    ).first()
-    return found is not None
+        )
+    ).all()
+    return set(found)
 
 
 def outbox_status(session: Session) -> list[OutboxMessage]:
