@@ -161,7 +161,7 @@ def _remind(args: argparse.Namespace, settings: Settings) -> int:
         with unit_of_work(engine, read_only=True) as session:
             rows = outbox_status(session)
         for row in rows:
-            print(f"{row.status:8} {row.kind:8} {row.team_id} → {row.recipient} day {row.local_day} "
+            print(f"{row.status:8} {row.kind:11} {row.team_id} → {row.recipient} day {row.local_day} "
                   f"attempts {row.attempts}" + (f" error: {row.last_error}" if row.last_error else ""))
         print(f"{len(rows)} pending or failed message(s).")
         return 0

@@ -30,9 +30,11 @@ from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
     PER_CHANNEL_INTERVAL,
+    QUOTED_CHARS,
     UNDELIVERED,
     Pacer,
     Unsent,
+    _quotable,
     dispatch,
     send_now,
 )
@@ -198,9 +200,9 @@ def test_a_run_of_500s_ends_in_a_failed_row_visible_in_status(
     assert lines[-1] == "2 pending or failed message(s)."
     failed_line = next(line for line in lines if OWNER in line)
     assert failed_line.startswith("failed ")
-    assert f"reminder {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: internal_error" in failed_line
+    assert f"reminder    {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: internal_error" in failed_line
     pending_line = next(line for line in lines if "U0000LATER" in line)
-    assert pending_line.startswith("pending  digest") and "attempts 0" in pending_line and "error" not in pending_line
+    assert pending_line.startswith("pending  digest      T") and "attempts 0" in pending_line and "error" not in pending_line
 
 
 def test_status_with_nothing_stuck(
@@ -575,3 +577,13 @@ def test_the_scheduler_forgets_a_long_history_in_batches(world: World, monkeypat
     assert [row.subject for row in world.outbox()] == ["old:0", "old:5"]
     world.tick()
     assert [row.subject for row in world.outbox()] == ["old:5"]
+
+
+def test_the_notice_quotes_a_long_message_without_cutting_a_mention_or_an_entity_in_half() -> None:
+    assert _quotable("short") == "short"
+    mention_at_the_cut = "x" * (QUOTED_CHARS - 8) + "<@U0000OWNER> and more"
+    assert _quotable(mention_at_the_cut) == "x" * (QUOTED_CHARS - 8) + "…"
+    entity_at_the_cut = "y" * (QUOTED_CHARS - 3) + "&amp; more"
+    assert _quotable(entity_at_the_cut) == "y" * (QUOTED_CHARS - 3) + "…"
+    plain = "z" * (QUOTED_CHARS + 50)
+    assert _quotable(plain) == "z" * (QUOTED_CHARS - 1) + "…"

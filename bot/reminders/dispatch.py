@@ -33,7 +33,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.blockkit.text import clip, mention
+from bot.blockkit.text import mention
 from bot.poam.clock import Clock
 from bot.poam.items import record_thread
 from bot.store import outbox
@@ -152,6 +152,19 @@ def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | No
         return Outcome(row.status, code or type(error).__name__)
 
 
+def _quotable(text: str) -> str:
+    """``text`` cut to ``QUOTED_CHARS``, not inside a ``<…>`` (a mention, a
+    link) or an ``&…;`` entity: a half one would show as garbage."""
+    if len(text) <= QUOTED_CHARS:
+        return text
+    cut = text[: QUOTED_CHARS - 1]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = cut.rfind(opener)
+        if start > cut.rfind(closer):
+            cut = cut[:start]
+    return cut + "…"
+
+
 def _item_thread(engine: Engine, row: OutboxMessage, *, wait: float) -> tuple[bool, str | None]:
     """Where a post written before its item's thread began goes: ``(True,
     ts)`` once the item has a thread; ``(True, None)`` when no post written
@@ -202,7 +215,7 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
     nobody."""
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
            else f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `{code}`")
-    quoted = "\n".join(f">{line}" for line in clip(row.text, QUOTED_CHARS).splitlines())
+    quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
     if row.kind == outbox.THREAD_POST:
         what = f"I could not post in <#{row.recipient}> ({why})."
     else:
