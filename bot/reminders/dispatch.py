@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -53,8 +54,8 @@ PERMANENT_ERRORS = frozenset(
 UNDELIVERED = "undelivered"
 #: How long a post sent just after its change's ack waits for its item's
 #: thread, begun by an earlier post on its way to Slack, and how often it
-#: looks; a post put back is due again after THREAD_RETRY, and so goes at the
-#: dispatcher's next tick (``scheduler.TICK_SECONDS``).
+#: looks; a post put back is due again when the earlier one is, and at least
+#: THREAD_RETRY later (the dispatcher's next tick, ``scheduler.TICK_SECONDS``).
 THREAD_WAIT_SECONDS = 3.0
 THREAD_POLL_SECONDS = 0.1
 THREAD_RETRY = timedelta(seconds=5)
@@ -121,15 +122,31 @@ def _send(client: WebClient, row: OutboxMessage) -> str | None:
     return response.get("ts")
 
 
-def _settle(engine: Engine, row_id: int, *, now: datetime, error: Exception | None, tell_requester: bool,
+def _own_claim(session: Session, sent: OutboxMessage) -> OutboxMessage | None:
+    """The row of ``sent``, locked, while it is still under the claim ``sent``
+    was sent with; None once that claim lapsed and someone else claimed or
+    settled it (a send that outlasted its claim: its outcome is not ours to
+    record, and is logged instead)."""
+    row = session.get(OutboxMessage, sent.id, with_for_update=True)
+    assert row is not None
+    if row.status == outbox.SENDING and row.claimed_until == sent.claimed_until:
+        return row
+    log.warning("outbox row %s was claimed again while it was being sent (now %s): its outcome is not recorded",
+                sent.id, row.status)
+    return None
+
+
+def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Exception | None, tell_requester: bool,
             started_thread: str | None = None) -> Outcome:
-    """Record the outcome of one send. A row given up on whose requester is
-    not told otherwise (``tell_requester``) queues :func:`_undelivered`, and a
-    post that began its item's thread (``started_thread``: its ts) records it
-    on the item, in the same transaction."""
+    """Record the outcome of one send, unless its claim lapsed meanwhile
+    (:func:`_own_claim`). A row given up on whose requester is not told
+    otherwise (``tell_requester``) queues :func:`_undelivered`, and a post
+    that began its item's thread (``started_thread``: its ts) records it on
+    the item, in the same transaction."""
     with unit_of_work(engine) as session:
-        row = session.get(OutboxMessage, row_id)
-        assert row is not None
+        row = _own_claim(session, sent)
+        if row is None:
+            return Outcome(outbox.SENDING)
         if error is None:
             row.status, row.sent_at, row.claimed_until, row.last_error = outbox.SENT, now, None, None
             if started_thread is not None and row.item_number is not None:
@@ -165,13 +182,23 @@ def _quotable(text: str) -> str:
     return cut + "…"
 
 
-def _item_thread(engine: Engine, row: OutboxMessage, *, wait: float) -> tuple[bool, str | None]:
-    """Where a post written before its item's thread began goes: ``(True,
-    ts)`` once the item has a thread; ``(True, None)`` when no post written
-    before it is still to go, so that this one starts the thread; ``(False,
-    None)`` while one is. One being sent at this moment (a follow-up may
-    overtake the "logged" post on its way to Slack) is waited for, up to
-    ``wait`` seconds; one waiting for its next try is not.
+@dataclass(frozen=True)
+class _Thread:
+    """Where a post about an item goes: ``ready`` with the item's thread
+    ``ts`` (None: this post begins it), or not ready until ``due``."""
+
+    ready: bool
+    ts: str | None = None
+    due: datetime | None = None
+
+
+def _item_thread(engine: Engine, row: OutboxMessage, *, now: Callable[[], datetime], wait: float) -> _Thread:
+    """Where a post written before its item's thread began goes: into the
+    thread once the item has one; at the top, beginning it, once no post
+    written before it is still to go. One being sent at this moment (a
+    follow-up may overtake the "logged" post on its way to Slack) is waited
+    for, up to ``wait`` seconds; one waiting for its next try, or for the
+    dispatcher, is not: this post waits until then (``_Thread.due``).
 
     The thread is read again after the earlier posts: on PostgreSQL a
     read-only unit of work reads each statement at its own moment, and the
@@ -182,12 +209,12 @@ def _item_thread(engine: Engine, row: OutboxMessage, *, wait: float) -> tuple[bo
         with unit_of_work(engine, read_only=True) as session:
             thread_ts = _thread_of(session, row)
             if thread_ts is not None:
-                return True, thread_ts
-            earlier = outbox.earlier_unsent(session, row)
-            if not earlier:
-                return True, _thread_of(session, row)
-        if outbox.SENDING not in earlier or time.monotonic() >= deadline:
-            return False, None
+                return _Thread(ready=True, ts=thread_ts)
+            earlier = outbox.earlier_unsent(session, row, now=now())
+            if earlier is None:
+                return _Thread(ready=True, ts=_thread_of(session, row))
+        if not earlier.in_flight or time.monotonic() >= deadline:
+            return _Thread(ready=False, due=earlier.due)
         time.sleep(THREAD_POLL_SECONDS)
 
 
@@ -197,13 +224,16 @@ def _thread_of(session: Session, row: OutboxMessage) -> str | None:
     ).first()
 
 
-def _wait_for_thread(engine: Engine, row_id: int, *, now: datetime) -> Outcome:
-    """Put back a post whose thread is not there yet, for the dispatcher to
-    look again in ``THREAD_RETRY``; waiting uses up no try."""
+def _wait_for_thread(engine: Engine, sent: OutboxMessage, *, now: datetime, due: datetime | None) -> Outcome:
+    """Put back a post whose thread is not there yet until the earlier post is
+    due (``due``), and at least ``THREAD_RETRY``: claimed in turn, the earlier
+    one goes first. Waiting uses up no try."""
     with unit_of_work(engine) as session:
-        row = session.get(OutboxMessage, row_id)
-        assert row is not None
-        row.status, row.next_attempt_at, row.claimed_until = outbox.PENDING, now + THREAD_RETRY, None
+        row = _own_claim(session, sent)
+        if row is None:
+            return Outcome(outbox.SENDING)
+        row.status, row.claimed_until = outbox.PENDING, None
+        row.next_attempt_at = max(now + THREAD_RETRY, due or now)
         row.attempts -= 1
         return Outcome(row.status)
 
@@ -228,18 +258,21 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
 
 
 def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock,
-                     tell_requester: bool = True, thread_wait: float = 0.0) -> Outcome:
+                     tell_requester: bool = True, thread_wait: float = 0.0,
+                     before_send: Callable[[], None] = lambda: None) -> Outcome:
     """Send one claimed row and record how it went. ``tell_requester``:
     whether giving it up queues a DM to its requester (not when the caller
     tells them in its answer). A post about an item written before the item's
     thread began finds the thread first (:func:`_item_thread`, waiting up to
-    ``thread_wait`` seconds for an earlier post), or starts it."""
+    ``thread_wait`` seconds for an earlier post being sent), or starts it.
+    ``before_send`` runs just before Slack is called (the dispatcher's pacing)."""
     started = False
     if row.item_number is not None and row.thread_ts is None:
-        ready, thread_ts = _item_thread(engine, row, wait=thread_wait)
-        if not ready:
-            return _wait_for_thread(engine, row.id, now=clock.now())  # type: ignore[arg-type]
-        row.thread_ts, started = thread_ts, thread_ts is None
+        thread = _item_thread(engine, row, now=clock.now, wait=thread_wait)
+        if not thread.ready:
+            return _wait_for_thread(engine, row, now=clock.now(), due=thread.due)
+        row.thread_ts, started = thread.ts, thread.ts is None
+    before_send()
     error: Exception | None = None
     ts = None
     try:
@@ -247,7 +280,7 @@ def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, c
     except (SlackApiError, SlackClientError, OSError) as failure:
         error = failure
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
-    return _settle(engine, row.id, now=clock.now(), error=error, tell_requester=tell_requester,  # type: ignore[arg-type]
+    return _settle(engine, row, now=clock.now(), error=error, tell_requester=tell_requester,
                    started_thread=ts if started else None)
 
 
@@ -313,8 +346,8 @@ def dispatch(
         if not rows:
             return report
         (row,) = rows
-        pacer.wait(row.recipient)
-        status = _send_and_settle(engine, client, row, clock=clock).status
+        status = _send_and_settle(engine, client, row, clock=clock,
+                                  before_send=partial(pacer.wait, row.recipient)).status
         if status == outbox.SENT:
             report.sent += 1
         elif status == outbox.FAILED:

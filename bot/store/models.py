@@ -299,6 +299,8 @@ class OutboxMessage(SQLModel, table=True):
         # What the planner already planned for a day: without it, every tick
         # reads the workspace's whole sending history.
         sa.Index("ix_outbox_team_kind_day", "team_id", "kind", "local_day"),
+        # An item's posts still to go, for a post written before its thread began.
+        sa.Index("ix_outbox_item", "team_id", "item_number"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

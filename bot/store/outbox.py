@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,20 +113,37 @@ def take_lease(session: Session, *, name: str, holder: str, now: datetime, ttl: 
     return taken.rowcount == 1  # type: ignore[no-any-return]
 
 
-def earlier_unsent(session: Session, row: OutboxMessage) -> set[str]:
-    """The statuses (pending, sending) of posts written before ``row`` about the
-    same item, to the same channel, that are still to be sent; empty when none is."""
+@dataclass(frozen=True)
+class EarlierPosts:
+    """Posts written before another about the same item, still to be sent:
+    whether one is being sent now (claimed, the claim running), else when the
+    first of them is due (its next try, or when its lapsed claim ended)."""
+
+    in_flight: bool
+    due: datetime | None
+
+
+def earlier_unsent(session: Session, row: OutboxMessage, *, now: datetime) -> EarlierPosts | None:
+    """The posts written before ``row`` about the same item, to the same
+    channel, that are still to be sent (pending, or being sent); None when
+    none is. ``ix_outbox_item`` finds the item's posts."""
     found = session.exec(
-        select(OutboxMessage.status).distinct().where(
-            col(OutboxMessage.status).in_((PENDING, SENDING)),  # ix_outbox_status_next: few rows
+        select(OutboxMessage.status, OutboxMessage.next_attempt_at, OutboxMessage.claimed_until).where(
             OutboxMessage.team_id == row.team_id,
+            OutboxMessage.item_number == row.item_number,
             OutboxMessage.kind == row.kind,
             OutboxMessage.recipient == row.recipient,
-            OutboxMessage.item_number == row.item_number,
+            col(OutboxMessage.status).in_((PENDING, SENDING)),
             col(OutboxMessage.id) < row.id,
         )
     ).all()
-    return set(found)
+    if not found:
+        return None
+    if any(status == SENDING and claimed_until is not None and claimed_until > now for status, _, claimed_until in found):
+        return EarlierPosts(in_flight=True, due=None)
+    waiting = [claimed_until if status == SENDING and claimed_until is not None else next_attempt_at
+               for status, next_attempt_at, claimed_until in found]
+    return EarlierPosts(in_flight=False, due=min(waiting))
 
 
 def outbox_status(session: Session) -> list[OutboxMessage]:

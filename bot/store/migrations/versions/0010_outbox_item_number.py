@@ -22,8 +22,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('item_number', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_outbox_item', ['team_id', 'item_number'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_item')
         batch_op.drop_column('item_number')
