@@ -49,6 +49,16 @@ def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dispatch, "THREAD_WAIT_SECONDS", 0.3)
 
 
+@pytest.fixture
+def never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post that waits for an earlier one fails the test: none is on its way."""
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError("waited for a post that nobody is sending")
+
+    monkeypatch.setattr(dispatch, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_waiting))
+
+
 def test_a_post_written_before_the_thread_began_waits_for_it_then_goes_into_it(
     world: World, short_wait: None
 ) -> None:
@@ -177,19 +187,13 @@ def test_a_post_whose_claim_is_nearly_out_is_left_to_the_dispatcher_and_sent_onc
     assert [p["text"] for p in posts(world)] == ["logged", "claimed"]
 
 
-def test_a_follow_up_does_not_wait_for_a_first_post_waiting_for_its_next_try(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_follow_up_does_not_wait_for_a_first_post_waiting_for_its_next_try(world: World, never_waits: None) -> None:
     number = world.log("Weak TLS ciphers", channel=CHANNEL)
     logged, claimed = queue_two(world, number)
     client = plain_client(world)
     world.fake.fail("chat.postMessage", status=500)
     assert send_claimed(world.engine, client, logged, clock=world.clock) == Outcome(outbox.PENDING, "internal_error")
 
-    def no_waiting(seconds: float) -> None:
-        raise AssertionError("waited for a post that is not on its way")
-
-    monkeypatch.setattr(dispatch, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_waiting))
     assert send_claimed(world.engine, client, claimed, clock=world.clock) == Outcome(outbox.PENDING)
     assert len(posts(world)) == 1  # the failed try only
 
@@ -265,9 +269,7 @@ def test_follow_ups_behind_a_first_post_waiting_for_its_next_try_wait_until_then
     assert len(paced) <= 5  # paced between the six sends only
 
 
-def test_a_follow_up_does_not_wait_for_a_first_post_a_dead_process_left(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_follow_up_does_not_wait_for_a_first_post_a_dead_process_left(world: World, never_waits: None) -> None:
     number = world.log("Weak TLS ciphers", channel=CHANNEL)
     actor, item = world.actor(OWNER), world.item(number)
     world.do(lambda s: thread_posts.queue(s, actor, item, "logged"))  # never sent: its claim lapses
@@ -275,9 +277,5 @@ def test_a_follow_up_does_not_wait_for_a_first_post_a_dead_process_left(
     claimed = world.do(lambda s: thread_posts.queue(s, actor, item, "claimed"))
     assert claimed is not None
 
-    def no_waiting(seconds: float) -> None:
-        raise AssertionError("waited for a post nobody is sending")
-
-    monkeypatch.setattr(dispatch, "time", SimpleNamespace(monotonic=time.monotonic, sleep=no_waiting))
     assert send_claimed(world.engine, plain_client(world), claimed, clock=world.clock) == Outcome(outbox.PENDING)
     assert posts(world) == []
