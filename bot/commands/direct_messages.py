@@ -14,7 +14,6 @@ to a different person.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session
@@ -24,7 +23,6 @@ from bot.commands.context import DirectMessage, SlackRequest
 from bot.poam.actor import Actor
 from bot.reminders.dispatch import send_now
 from bot.store import outbox
-from bot.store.models import SUBJECT
 
 #: The outbox kind of these messages.
 KIND = "review"
@@ -35,11 +33,10 @@ def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[Dir
     transaction; their row ids, for :func:`send_queued` after the commit.
 
     Each change queues its DMs once, so the outbox's unique key has nothing to
-    keep out here: the subject is the item's label and a random token, which
-    keeps two changes of one item on one day (submitted, sent back, submitted
-    again) from looking like one. The row shows in ``poam-bot remind --status``.
+    keep out here (``outbox.change_subject``). The row shows in ``poam-bot
+    remind --status``.
     """
-    subject = f"{actor.rules.label(number)} {secrets.token_hex(6)}"[-SUBJECT:]
+    subject = outbox.change_subject(actor.rules.label(number))
     now = actor.now()
     ids = []
     for message in messages:

@@ -13,15 +13,13 @@ thread when it is sent (``bot.reminders.dispatch``).
 
 from __future__ import annotations
 
-import secrets
-
 from sqlmodel import Session
 
 from bot.commands.context import SlackRequest
 from bot.poam.actor import Actor
 from bot.reminders.dispatch import CLAIM_HOLD, send_claimed
 from bot.store import outbox
-from bot.store.models import SUBJECT, Item, OutboxMessage
+from bot.store.models import Item, OutboxMessage
 from bot.store.rows import Columns
 
 #: Slack's answers that mean the bot is not in the channel (or it is gone).
@@ -31,15 +29,15 @@ NOT_THERE = frozenset({"not_in_channel", "channel_not_found"})
 def queue(session: Session, actor: Actor, item: Item | Columns, text: str) -> OutboxMessage | None:
     """Write a post about ``item`` to the outbox in ``session``'s transaction,
     claimed for :func:`send` after the commit; None for an item logged outside
-    any channel. The subject is the item's label and a random token: each
-    change writes its own post. Its writer is told by DM if the dispatcher
-    gives it up later (``dispatch._undelivered``)."""
+    any channel. Each change writes its own post (``outbox.change_subject``);
+    its writer is told by DM if the dispatcher gives it up later
+    (``dispatch._undelivered``)."""
     if item.origin_channel_id is None:
         return None
     now = actor.now()
     values = {
         "team_id": actor.team_id, "recipient": item.origin_channel_id, "kind": outbox.THREAD_POST,
-        "subject": f"{actor.rules.label(item.number)} {secrets.token_hex(6)}"[-SUBJECT:], "local_day": actor.today(),
+        "subject": outbox.change_subject(actor.rules.label(item.number)), "local_day": actor.today(),
         "text": text, "blocks": [], "thread_ts": item.origin_thread_ts, "item_number": item.number,
         "status": outbox.SENDING, "attempts": 1, "claimed_until": now + CLAIM_HOLD, "next_attempt_at": now,
         "created_at": now, "requested_by": actor.user_id,
@@ -52,7 +50,7 @@ def send(request: SlackRequest, post: OutboxMessage) -> str | None:
     """Send ``post`` (:func:`queue`, committed); what to tell the user when Slack did not take it."""
     outcome = send_claimed(request.services.engine, request.client, post, clock=request.services.clock)
     channel = f"<#{post.recipient}>"
-    if outcome.status in (outbox.SENT, outbox.SENDING) or outcome.error is None:  # sent, or left to the dispatcher
+    if outcome.error is None:  # sent, waiting for its thread, or left to the dispatcher
         return None
     if outcome.error in NOT_THERE:
         return f"I couldn't post in {channel}: invite me there with `/invite @POA&M` to get item threads."

@@ -139,9 +139,10 @@ def _begin_writing(cursor: Any, *, wait_ms: int) -> None:
     SQLite's own busy handler sleeps far longer than a claim holds the lock
     (about half a millisecond): with two worker processes (``bench/load.py
     --workers 2``, 32 clients) one write in five waited over 1 ms for it and
-    one in a hundred over 18 ms, holding a listener's turn all the while. A writer's connection has no busy timeout
-    of its own: once it holds the write lock, nothing in a WAL database makes
-    it wait again before its commit. When writers keep the lock busy without a
+    one in a hundred over 18 ms, holding a listener's turn all the while. A
+    writer's connection has no busy timeout of its own: once it holds the
+    write lock, nothing in a WAL database makes it wait again before its
+    commit. When writers keep the lock busy without a
     break, the waits are shared out more evenly than by SQLite's handler,
     which let some threads in again and again while others starved: in a
     review's test the longest wait fell tenfold and the 99th percentile rose.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from bot.store.dialects import upsert_insert
-from bot.store.models import OutboxMessage, SchedulerLease
+from bot.store.models import SUBJECT, OutboxMessage, SchedulerLease
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 #: The kind of a change's post in its item's thread (``bot.commands.thread_posts``).
@@ -23,6 +24,14 @@ KEEP_DELIVERED = timedelta(days=30)
 #: Rows one clean-up deletes: a first one after a long history holds
 #: SQLite's write lock only briefly each time.
 FORGET_BATCH = 1_000
+
+
+def change_subject(label: str) -> str:
+    """The subject of a message one change writes about item ``label``: the
+    label and a random token, so that two changes of one item on one day
+    (submitted, sent back, submitted again) never look like one message to the
+    unique key."""
+    return f"{label} {secrets.token_hex(6)}"[-SUBJECT:]
 
 
 def insert_once(session: Session, **values: Any) -> int | None:
