@@ -11,11 +11,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot import commands, slack_http
@@ -24,6 +20,7 @@ from bot.commands.turns import ListenerTurns
 from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
+from bot.rate_limits import ShortRateLimitRetryHandler
 from bot.slack_http import PooledWebClient, SlackConnections
 from bot.stall_watch import StallWatch
 from bot.store.engine import make_engine
@@ -34,8 +31,9 @@ WEB_API_TIMEOUT_SECONDS = 10
 
 
 def web_client(settings: Settings, *, connections: SlackConnections | None = None) -> WebClient:
-    """A Web API client for ``SLACK_API_URL`` that retries 429s (after Retry-After),
-    5xx answers and dropped connections a couple of times, on the process's one
+    """A Web API client for ``SLACK_API_URL`` that retries 429s (after a short
+    Retry-After: ``bot.rate_limits``), 5xx answers and dropped connections a
+    couple of times, on the process's one
     TLS context (``bot.tls``), over ``connections`` kept open (``bot.slack_http``;
     its own when none are given)."""
     assert settings.slack_bot_token is not None
@@ -46,7 +44,7 @@ def web_client(settings: Settings, *, connections: SlackConnections | None = Non
         ssl=tls_for(settings.slack_api_url),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=2),
+            ShortRateLimitRetryHandler(max_retry_count=2),
             ServerErrorRetryHandler(max_retry_count=2),
         ],
         connections=connections or SlackConnections(),

@@ -43,7 +43,7 @@ class Call:
 class Failure:
     status: int = 200
     error: str | None = None
-    retry_after: int | None = None
+    retry_after: int | str | None = None
 
 
 @dataclass
@@ -84,7 +84,7 @@ class FakeSlack:
         self.users[user_id] = {"id": user_id, "team_id": self.team_id, "tz": tz, "is_admin": is_admin}
 
     def fail(self, method: str, *, times: int = 1, status: int = 200, error: str | None = None,
-             retry_after: int | None = None) -> None:
+             retry_after: int | str | None = None) -> None:
         """The next ``times`` calls of ``method`` fail this way."""
         for _ in range(times):
             self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))

@@ -25,6 +25,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.poam.actor import Role
 from bot.poam.systems import ensure_workspace
+from bot.rate_limits import LONGEST_WAIT_SECONDS
 from bot.reminders import scheduler as scheduler_module
 from bot.reminders.dispatch import (
     CLAIM_HOLD,
@@ -138,6 +139,36 @@ def test_a_429_reaching_the_dispatcher_waits_exactly_retry_after(world: World) -
     world.clock.advance(microseconds=1)
     assert run(world, plain_client(world)).sent == 1
     assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == [OWNER, USERS[0], OWNER]
+
+
+def test_a_long_retry_after_is_not_slept_in_the_thread_but_put_back_for(world: World) -> None:
+    """A send waits out only a short Retry-After itself: a long sleep would
+    outlast its claim (and the dispatcher would send it again)."""
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after=LONGEST_WAIT_SECONDS + 1)
+    now = world.clock.now()
+    report = run(world, production_client(world))
+    assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+    assert len(world.fake.calls_to("chat.postMessage")) == 1  # not tried again in the thread
+    waiting = row(world, row_id)
+    assert (waiting.status, waiting.attempts) == (outbox.PENDING, 0)  # being rate limited uses up no try
+    assert waiting.next_attempt_at == now + timedelta(seconds=LONGEST_WAIT_SECONDS + 1)
+    world.clock.advance(seconds=LONGEST_WAIT_SECONDS + 1)
+    assert run(world, production_client(world)).sent == 1
+
+
+@pytest.mark.parametrize("header", ["soon", "-3", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_a_retry_after_that_is_no_count_of_seconds_puts_the_row_back_for_30_seconds(world: World, header: str) -> None:
+    """slack_sdk's own handler raised ValueError on such a header, out of the dispatcher."""
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after=header)
+    now = world.clock.now()
+    report = run(world, production_client(world))
+    assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+    assert len(world.fake.calls_to("chat.postMessage")) == 1
+    waiting = row(world, row_id)
+    assert (waiting.status, waiting.next_attempt_at) == (outbox.PENDING, now + timedelta(seconds=30))
+    assert waiting.last_error is not None and waiting.last_error.startswith("ratelimited")
 
 
 def test_rate_limits_do_not_use_up_the_retry_budget(world: World) -> None:

@@ -9,9 +9,9 @@ the process dies between Slack accepting a message and that mark, the row's
 claim lapses (``CLAIM_HOLD``) and the message is sent again: that is the one
 duplicate window, at most one message per death of a sending process.
 
-Slack's 429 answers are honoured: the Web API client waits ``Retry-After``
-and retries twice itself; if Slack still says 429 the row waits
-``Retry-After`` seconds. Other failures back off exponentially and a row
+Slack's 429 answers are honoured: the Web API client waits a short
+``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
+says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds. Other failures back off exponentially and a row
 becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
 once for errors that cannot get better (the channel is gone, the bot is not
 in it). A message someone's change wrote (a review DM, ``requested_by``) that
@@ -37,6 +37,7 @@ from sqlmodel import Session, select
 from bot.blockkit.text import mention
 from bot.poam.clock import Clock
 from bot.poam.items import record_thread
+from bot.rate_limits import retry_after_seconds
 from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage
@@ -98,10 +99,8 @@ def _backoff(attempts: int) -> timedelta:
 
 def _retry_after(header: str | None) -> timedelta:
     """Slack's Retry-After in seconds, at least one (a 0 would spin), 30 when unreadable."""
-    try:
-        return timedelta(seconds=max(1, int(header or "30")))
-    except ValueError:
-        return timedelta(seconds=30)
+    seconds = retry_after_seconds(header)
+    return timedelta(seconds=30 if seconds is None else max(1, seconds))
 
 
 @dataclass(frozen=True)
