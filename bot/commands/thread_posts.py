@@ -31,7 +31,13 @@ def queue(session: Session, actor: Actor, item: Item | Columns, text: str) -> Ou
     claimed for :func:`send` after the commit; None for an item logged outside
     any channel. Each change writes its own post (``outbox.change_subject``);
     its writer is told by DM if the dispatcher gives it up later
-    (``dispatch._undelivered``)."""
+    (``dispatch._undelivered``).
+
+    Call it after the change's audit event is recorded, as every change
+    does: recording takes the workspace's audit counter (``counters``), held
+    until the commit, so the posts of one workspace get their ids in the
+    order their changes commit, and a post being sent sees every post written
+    before it (``outbox.earlier_unsent`` goes by id)."""
     if item.origin_channel_id is None:
         return None
     now = actor.now()
