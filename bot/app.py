@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy import Engine
@@ -28,6 +29,18 @@ from bot.tls import tls_for
 
 log = logging.getLogger(__name__)
 WEB_API_TIMEOUT_SECONDS = 10
+
+
+class _OurClientsToken(logging.Filter):
+    """Drops Bolt's "As you gave `client` as well, `token` will be unused":
+    Bolt reads ``SLACK_BOT_TOKEN`` itself and warns whenever it is set and a
+    client is given, and ours is made from that same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_OUR_CLIENTS_TOKEN = _OurClientsToken()
 
 
 def web_client(settings: Settings, *, connections: SlackConnections | None = None) -> WebClient:
@@ -72,6 +85,7 @@ def build_app(
         users=UserDirectory(default_tz=settings.timezone, clock=clock),
         turns=listener_turns() if turns is None else turns,
     )
+    logging.getLogger("slack_bolt.App").addFilter(_OUR_CLIENTS_TOKEN)  # added once, however many apps
     app = App(
         name="poam-bot",
         client=client or web_client(settings, connections=services.slack_connections),
