@@ -13,6 +13,8 @@ thread when it is sent (``bot.reminders.dispatch``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from bot.commands.context import SlackRequest
@@ -41,7 +43,7 @@ def queue(session: Session, actor: Actor, item: Item | Columns, text: str) -> Ou
     if item.origin_channel_id is None:
         return None
     now = actor.now()
-    values = {
+    values: dict[str, Any] = {
         "team_id": actor.team_id, "recipient": item.origin_channel_id, "kind": outbox.THREAD_POST,
         "subject": outbox.change_subject(actor.rules.label(item.number)), "local_day": actor.today(),
         "text": text, "blocks": [], "thread_ts": item.origin_thread_ts, "item_number": item.number,

@@ -90,7 +90,7 @@ def _delimiter(text: str) -> str:
 def _records(text: str) -> list[tuple[int, list[str]]]:
     """(row number, cells) of every record; the header is row 1."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
-    records = []
+    records: list[tuple[int, list[str]]] = []
     number = 0
     while True:
         number += 1

@@ -98,7 +98,7 @@ def deviation_rationale(detail: ItemDetail) -> str | None:
     """The rationale of the newest approved or pending deviation request."""
     for request in reversed(detail.requests):
         if request.kind == RequestKind.DEVIATION and request.status in (RequestStatus.APPROVED, RequestStatus.PENDING):
-            return f"{Deviation(request.deviation).label.capitalize()}: {request.text}"
+            return f"{Deviation.asked(request.deviation).label.capitalize()}: {request.text}"
     return None
 
 

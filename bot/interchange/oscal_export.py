@@ -41,7 +41,8 @@ from itertools import islice
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from bot.interchange.fedramp import risk_rating
 from bot.poam.actor import Rules
@@ -51,7 +52,7 @@ from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, Workspace
-from bot.store.rows import Columns
+from bot.store.rows import Columns, rows_of
 
 #: The OSCAL release the document is written against (``metadata.oscal-version``).
 OSCAL_VERSION = "1.1.2"
@@ -227,12 +228,12 @@ def _events(session: Session, details: Sequence[ItemDetail]) -> dict[int, list[_
     for detail in details:
         by_team.setdefault(detail.item.team_id, []).append(detail.item.id)  # type: ignore[arg-type]
     for team_id, ids in by_team.items():
-        rows = session.exec(
-            select(
-                AuditEvent.item_id, AuditEvent.seq, AuditEvent.actor_id, AuditEvent.action, AuditEvent.at,
-                AuditEvent.details,
+        rows = rows_of(session).execute(
+            sa_select(
+                col(AuditEvent.item_id), col(AuditEvent.seq), col(AuditEvent.actor_id), col(AuditEvent.action),
+                col(AuditEvent.at), col(AuditEvent.details),
             )
-            .where(AuditEvent.team_id == team_id, col(AuditEvent.item_id).in_(ids))
+            .where(col(AuditEvent.team_id) == team_id, col(AuditEvent.item_id).in_(ids))
             .order_by(col(AuditEvent.seq))
         )
         for item_id, seq, actor_id, action, at, event_details in rows:

@@ -25,14 +25,14 @@ from sqlmodel import Session, col, select
 from bot.poam.actor import Actor
 from bot.poam.errors import AuditTrailOutOfStep
 from bot.store import counters
-from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Workspace
+from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Workspace, table_of
 
 log = logging.getLogger(__name__)
 
 _VERIFY_BATCH = 1000
 _INSERT_BATCH = 1000
 
-_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_EVENTS = table_of(AuditEvent)
 #: What ``_chained_rows`` fills in: every column but the id.
 _EVENT_COLUMNS = tuple(name for name in _EVENTS.c.keys() if name != "id")
 #: One event and the chain's new head in one statement, built once: PostgreSQL

@@ -21,7 +21,10 @@ MAX_DAYS = 3650
 
 
 class DeadlinePolicy(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """How configuration and exports name the policy (read-only)."""
+        ...
 
     def due_date(self, *, severity: Severity, detected_on: date) -> date:
         """The scheduled completion date for a weakness detected on ``detected_on``."""

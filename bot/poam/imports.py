@@ -37,7 +37,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import Item, ItemControl, Milestone
+from bot.store.models import Item, ItemControl, Milestone, table_of
 
 T = TypeVar("T")
 AuditEntry = tuple[str, int | None, dict[str, object]]
@@ -46,31 +46,54 @@ _BATCH = 1000
 
 
 class PlannedMilestone(Protocol):
-    due_on: date
-    description: str
+    """A milestone an importer hands over (read-only, as the frozen dataclasses
+    of ``bot.interchange.findings`` are)."""
+
+    @property
+    def due_on(self) -> date: ...
+    @property
+    def description(self) -> str: ...
 
 
 class ImportedWeakness(Protocol):
-    """What an importer hands over (``bot.interchange.findings.Finding``)."""
+    """What an importer hands over (``bot.interchange.findings.Finding``), read-only."""
 
-    tool: str
-    rule_id: str
-    asset: str
-    title: str
-    severity: Severity | None
-    where: str
-    description: str | None
-    cves: tuple[str, ...]
-    controls: tuple[str, ...]
-    detected_on: date | None
-    due_on: date | None
-    scheduled_completion_on: date | None
-    owner_id: str | None
-    remediation_plan: str | None
-    resources_required: str | None
-    milestones: tuple[PlannedMilestone, ...]
-    vendor_product: str | None
-    closed: bool
+    @property
+    def tool(self) -> str: ...
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def asset(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def severity(self) -> Severity | None: ...
+    @property
+    def where(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def cves(self) -> tuple[str, ...]: ...
+    @property
+    def controls(self) -> tuple[str, ...]: ...
+    @property
+    def detected_on(self) -> date | None: ...
+    @property
+    def due_on(self) -> date | None: ...
+    @property
+    def scheduled_completion_on(self) -> date | None: ...
+    @property
+    def owner_id(self) -> str | None: ...
+    @property
+    def remediation_plan(self) -> str | None: ...
+    @property
+    def resources_required(self) -> str | None: ...
+    @property
+    def milestones(self) -> tuple[PlannedMilestone, ...]: ...
+    @property
+    def vendor_product(self) -> str | None: ...
+    @property
+    def closed(self) -> bool: ...
 
     @property
     def fingerprint(self) -> str: ...
@@ -154,6 +177,7 @@ def _classify(
             if status == Status.CLOSED:
                 closed_prints.add(fingerprint)
             else:
+                assert item_id is not None  # a stored item's
                 open_by_print[fingerprint] = (item_id, last_seen_at)
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
     seen_again: list[int] = []
@@ -206,7 +230,7 @@ def import_findings(
     """
     plan = _classify(session, actor, findings, system_name)
     summary = plan.summary
-    items = Item.__table__
+    items = table_of(Item)
     for chunk in _chunks(plan.seen_again):
         session.exec(
             update(items).where(items.c.team_id == actor.team_id, items.c.id.in_(chunk)).values(last_seen_at=actor.now())
@@ -238,14 +262,14 @@ def _insert_items(
 ) -> list[AuditEntry]:
     """Insert a batch of numbered new findings with their controls and milestones;
     returns their ``item.imported`` audit entries, in number order."""
-    items = Item.__table__
+    items = table_of(Item)
     rows = [_item_row(actor, number, finding, values, system_id=system_id) for number, (finding, values) in batch]
     # A plain executemany, then the ids read back by number (a batch's numbers are
     # consecutive and reserved for this import): INSERT … RETURNING of many rows
     # becomes one statement with a placeholder per value, which psycopg parses in
     # Python each time (most of a 10k import's time on PostgreSQL).
     session.exec(insert(items), params=rows)
-    ids = dict(session.exec(select(items.c.number, items.c.id).where(
+    ids: dict[object, int] = dict(session.exec(select(items.c.number, items.c.id).where(
         items.c.team_id == actor.team_id, items.c.number.between(rows[0]["number"], rows[-1]["number"])
     )).all())
     controls: list[dict[str, object]] = []
@@ -265,7 +289,7 @@ def _insert_items(
         entries.append(("item.imported", item_id, {"number": row["number"], "title": row["title"],
                                                    "fingerprint": row["fingerprint"], "source": source_name,
                                                    "status": row["status"]}))
-    for table, child_rows in ((ItemControl.__table__, controls), (Milestone.__table__, milestones)):
+    for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones)):
         if child_rows:
             session.exec(insert(table), params=child_rows)
     return entries

@@ -21,10 +21,19 @@ from sqlmodel import Session, SQLModel, col, select
 
 from bot.poam.actor import Actor
 from bot.poam.items import check_number, no_such_item
-from bot.store.models import InfoSystem, Item, ItemControl, Milestone, MilestoneChange, ReviewRequest, Workspace
+from bot.store.models import (
+    InfoSystem,
+    Item,
+    ItemControl,
+    Milestone,
+    MilestoneChange,
+    ReviewRequest,
+    Workspace,
+    table_of,
+)
 from bot.store.rows import Columns, rows_of
 
-_ITEMS = Item.__table__  # type: ignore[attr-defined]
+_ITEMS = table_of(Item)
 
 
 class MilestoneRow(NamedTuple):
@@ -116,7 +125,7 @@ class ItemDetail:
     requests: list[RequestRow]
 
 
-_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
+_SYSTEM_TABLE = table_of(InfoSystem)
 _SYSTEM_COLUMNS = tuple(_SYSTEM_TABLE.c[name] for name in SystemRow._fields)
 #: The item's columns, then its system's, labelled apart (``system__id`` beside ``system_id``).
 _ITEM_WITH_SYSTEM_BY_NUMBER = (
@@ -157,7 +166,7 @@ _WITH_CHANGES = (*_WITHOUT_CHANGES, ChangeRow)
 
 
 @cache
-def _details_statement(sources: tuple[type, ...], *, one: bool) -> Any:
+def _details_statement(sources: tuple[type[Any], ...], *, one: bool) -> Any:
     """One statement for the detail rows of the kinds ``sources``: a UNION ALL
     in which each row carries its kind and its own columns, the other kinds'
     columns NULL (typed, so that the first part gives every column its type).
@@ -167,7 +176,7 @@ def _details_statement(sources: tuple[type, ...], *, one: bool) -> Any:
     ``bench/request_cost.py``). For one item ``=`` (``IN`` with a list of ids
     is rendered again on every run)."""
     columns = [
-        (kind, model.__table__.c[name])  # type: ignore[attr-defined]
+        (kind, table_of(model).c[name])
         for kind, (row, model, _order) in enumerate(_DETAIL_SOURCES)
         if row in sources
         for name in row._fields
@@ -176,7 +185,7 @@ def _details_statement(sources: tuple[type, ...], *, one: bool) -> Any:
     for kind, (row, model, order) in enumerate(_DETAIL_SOURCES):
         if row not in sources:
             continue
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         mine = table.c.item_id == bindparam("id") if one else table.c.item_id.in_(bindparam("ids", expanding=True))
         parts.append(
             sa_select(
@@ -193,11 +202,11 @@ def _details_statement(sources: tuple[type, ...], *, one: bool) -> Any:
 
 
 def _details_by_item(
-    connection: Connection, sources: tuple[type, ...], team_id: str, ids: list[int | None]
+    connection: Connection, sources: tuple[type[Any], ...], team_id: str, ids: list[int]
 ) -> dict[type, dict[int, list[Any]]]:
     """The detail rows of ``sources`` belonging to the items ``ids``: by kind of
     row, then by item, each item's in their order."""
-    grouped: dict[type, dict[int, list[Any]]] = {row: {item_id: [] for item_id in ids} for row in sources}  # type: ignore[misc]
+    grouped: dict[type, dict[int, list[Any]]] = {row: {item_id: [] for item_id in ids} for row in sources}
     one = len(ids) == 1
     params = {"team_id": team_id, "id": ids[0]} if one else {"team_id": team_id, "ids": ids}
     # Several items (exports, in batches) read each kind on its own: there the
@@ -212,7 +221,7 @@ def _details_by_item(
 
 
 @cache
-def _detail_slices(sources: tuple[type, ...]) -> dict[int, tuple[type, int, int]]:
+def _detail_slices(sources: tuple[type[Any], ...]) -> dict[int, tuple[type[Any], int, int]]:
     """Where each kind's columns sit in a row of :func:`_details_statement`."""
     slices, start = {}, 3  # after kind, item and place
     for kind, (row, _model, _order) in enumerate(_DETAIL_SOURCES):
@@ -248,7 +257,7 @@ def _with_details(
     session: Session, items: Sequence[Item | Columns], systems: dict[int, SystemRow], *, with_changes: bool
 ) -> list[ItemDetail]:
     """The items' details but their systems, which the caller has read."""
-    ids = [item.id for item in items]
+    ids = [_stored_id(item) for item in items]
     sources = _WITH_CHANGES if with_changes else _WITHOUT_CHANGES
     found = _details_by_item(rows_of(session), sources, items[0].team_id, ids)
     changes = found.get(ChangeRow) or {id_: [] for id_ in ids}
@@ -256,13 +265,18 @@ def _with_details(
         ItemDetail(
             item=item,
             system=systems[item.system_id],
-            controls=[row.control for row in found[_ControlRow][item.id]],  # type: ignore[index]
-            milestones=found[MilestoneRow][item.id],  # type: ignore[index]
-            changes=changes[item.id],  # type: ignore[index]
-            requests=found[RequestRow][item.id],  # type: ignore[index]
+            controls=[row.control for row in found[_ControlRow][id_]],
+            milestones=found[MilestoneRow][id_],
+            changes=changes[id_],
+            requests=found[RequestRow][id_],
         )
-        for item in items
+        for item, id_ in zip(items, ids, strict=True)
     ]
+
+
+def _stored_id(item: Item | Columns) -> int:
+    assert item.id is not None  # read from the database
+    return item.id
 
 
 def iter_item_details(
@@ -276,7 +290,7 @@ def iter_item_details(
     if team_id is not None:
         teams = teams.where(Workspace.team_id == team_id)
     for team in session.exec(teams).all():
-        conditions = [Item.team_id == team]
+        conditions = [col(Item.team_id) == team]
         if system_name is not None:
             conditions.append(
                 col(Item.system_id).in_(

@@ -153,9 +153,11 @@ def list_items(
 
 
 _SYSTEM_IDS = {
-    "default": sa_select(InfoSystem.id).where(InfoSystem.team_id == bindparam("team_id"), col(InfoSystem.is_default)),
-    "named": sa_select(InfoSystem.id).where(
-        InfoSystem.team_id == bindparam("team_id"), InfoSystem.name_key == bindparam("name_key")
+    "default": sa_select(col(InfoSystem.id)).where(
+        col(InfoSystem.team_id) == bindparam("team_id"), col(InfoSystem.is_default)
+    ),
+    "named": sa_select(col(InfoSystem.id)).where(
+        col(InfoSystem.team_id) == bindparam("team_id"), col(InfoSystem.name_key) == bindparam("name_key")
     ),
 }
 
@@ -200,19 +202,19 @@ def _list_statements(
     ``deep``.
     """
     today = bindparam("today", type_=Date)
-    conditions = [Item.team_id == bindparam("team_id")]
+    conditions = [col(Item.team_id) == bindparam("team_id")]
     if scope is Scope.MINE:
-        conditions.append(Item.owner_id == bindparam("user_id"))
+        conditions.append(col(Item.owner_id) == bindparam("user_id"))
     if scope is Scope.UNCLAIMED:
         # As a function, so that no index on the owner applies: SQLite would
         # find every unclaimed item through one, then sort them all for a page.
         conditions.append(func.coalesce(Item.owner_id, "") == "")
     if by_system is not None:
-        conditions.append(Item.system_id == _SYSTEM_IDS[by_system].scalar_subquery())
+        conditions.append(col(Item.system_id) == _SYSTEM_IDS[by_system].scalar_subquery())
     if by_severity:
-        conditions.append(Item.severity == bindparam("severity"))
+        conditions.append(col(Item.severity) == bindparam("severity"))
     if by_owner:
-        conditions.append(Item.owner_id == bindparam("owner_id"))
+        conditions.append(col(Item.owner_id) == bindparam("owner_id"))
     if by_control:
         conditions.append(
             col(Item.id).in_(
@@ -224,12 +226,12 @@ def _list_statements(
     statuses = _SCOPE_STATUSES[scope]
     overdue_only = scope is Scope.OVERDUE
     in_scope = [*conditions, overdue_condition(today) if overdue_only else col(Item.status).in_(statuses)]
-    counted = sa_select(Item.id).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
+    counted = sa_select(col(Item.id)).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
     count = sa_select(func.count()).select_from(counted)
     total = count.scalar_subquery().correlate(None).label("total")
     if scope is Scope.MINE or by_owner or by_control or by_system == "named" or deep:
         page = (
-            select(*_LINE_COLUMNS, total)
+            sa_select(*_LINE_COLUMNS, total)
             .where(*in_scope)
             .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
         )
@@ -257,7 +259,7 @@ def _banded_page(
         for band, due in ranges:
             bands.append(
                 sa_select(*_LINE_COLUMNS, literal(band, Integer).label("band"))
-                .where(*conditions, Item.status == status, *([] if due is None else [due]))
+                .where(*conditions, col(Item.status) == status, *([] if due is None else [due]))
                 .order_by(col(Item.due_on), col(Item.number))
                 .limit(bindparam("band_limit", type_=Integer))
                 .subquery()

@@ -30,7 +30,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import AuditEvent, Item, ItemControl
+from bot.store.models import AuditEvent, Item, ItemControl, table_of
 from bot.store.rows import Columns, rows_of
 
 MAX_TITLE = 300
@@ -217,7 +217,7 @@ def log_item(
 # ---------------------------------------------------------------- ownership
 
 
-_ITEMS = Item.__table__  # type: ignore[attr-defined]
+_ITEMS = table_of(Item)
 _CLAIM = (
     update(_ITEMS)
     .where(_ITEMS.c.team_id == bindparam("workspace"), _ITEMS.c.number == bindparam("claimed_number"),

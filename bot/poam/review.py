@@ -58,6 +58,14 @@ class Deviation(StrEnum):
     def label(self) -> str:
         return {"fp": "false positive", "ra": "risk adjustment", "or": "operational requirement"}[self.value]
 
+    @classmethod
+    def asked(cls, value: str | None) -> Deviation:
+        """What a deviation request (``ReviewRequest.deviation``) asks for:
+        every one names it (:func:`request_deviation` writes it)."""
+        if value is None:
+            raise ValueError("a deviation request that names no deviation")
+        return cls(value)
+
 
 class RequestStatus(StrEnum):
     PENDING = "pending"
@@ -156,7 +164,7 @@ def _decided_already(actor: Actor, item: Item, request: ReviewRequest | None, wh
     return AlreadyDecided(f"The {_request_name(request)} on {label} was already {outcome}.", decided_by=request.decided_by)
 
 
-_OUTCOMES = {
+_OUTCOMES: dict[tuple[str, str], str] = {
     (RequestKind.VERIFICATION, RequestStatus.APPROVED): "verified",
     (RequestKind.VERIFICATION, RequestStatus.REJECTED): "sent back",
 }
@@ -413,7 +421,7 @@ def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
         assert request.new_due_on is not None
         item.due_on = request.new_due_on  # the scheduled completion date stays as first set
         return
-    match Deviation(request.deviation):
+    match Deviation.asked(request.deviation):
         case Deviation.FALSE_POSITIVE:
             item.status = transition(Action.APPROVE_FALSE_POSITIVE, item.status, item_label=label)
             item.closure, item.closed_at = Closure.FALSE_POSITIVE, actor.now()
@@ -590,7 +598,7 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
     is_ao = Role.AO in actor.roles or is_system_ao(session, actor)
     if is_ao:
         conditions = [
-            Item.team_id == actor.team_id,
+            col(Item.team_id) == actor.team_id,
             col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
             col(Item.remediation_plan).is_not(None),
             col(Item.plan_approved_at).is_(None),
@@ -598,7 +606,9 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
         ]
         if Role.AO not in actor.roles:  # only the systems naming them, filtered before the limit
             conditions.append(col(Item.system_id).in_(
-                select(InfoSystem.id).where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == actor.user_id)
+                select(InfoSystem.id).where(
+                    col(InfoSystem.team_id) == actor.team_id, col(InfoSystem.ao_user_id) == actor.user_id
+                )
             ))
         plans = list(session.exec(select(Item).where(*conditions).order_by(col(Item.updated_at)).limit(limit)))
     return WaitingOn(verifications, decisions, plans, is_ao)

@@ -19,7 +19,7 @@ from bot.poam.permissions import require_admin
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.engine import writes_together
-from bot.store.models import InfoSystem, Workspace
+from bot.store.models import InfoSystem, Workspace, table_of
 from bot.store.rows import Columns, rows_of
 
 DEFAULT_SYSTEM_NAME = "Default"
@@ -86,7 +86,7 @@ def _new_system(
 
 
 # Built once, Core not ORM: most requests look up a system, and only read it.
-_SYSTEM_TABLE = InfoSystem.__table__  # type: ignore[attr-defined]
+_SYSTEM_TABLE = table_of(InfoSystem)
 _DEFAULT_SYSTEM = sa_select(_SYSTEM_TABLE).where(
     _SYSTEM_TABLE.c.team_id == bindparam("team_id"), _SYSTEM_TABLE.c.is_default
 )

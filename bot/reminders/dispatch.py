@@ -152,11 +152,11 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
                 record_thread(session, team_id=row.team_id, number=row.item_number, channel_id=row.recipient,
                               thread_ts=started_thread)
             return Outcome(row.status)
-        response = getattr(error, "response", None)
-        code = response.get("error") if isinstance(error, SlackApiError) else None
+        response = error.response if isinstance(error, SlackApiError) else None
+        code = response.get("error") if response is not None else None
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
         row.claimed_until = None
-        if isinstance(error, SlackApiError) and response is not None and response.status_code == 429:
+        if response is not None and response.status_code == 429:
             row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(response.headers.get("Retry-After"))
             row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:

@@ -134,7 +134,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
 def _ao_lines(session: Session, actor: Actor) -> tuple[list[str], list[str]]:
     """Risk acceptances ending soon and escalations, in the systems this AO answers for."""
     today = actor.today()
-    scope = [Item.team_id == actor.team_id]
+    scope = [col(Item.team_id) == actor.team_id]
     if Role.AO not in actor.roles:
         scope.append(
             col(Item.system_id).in_(

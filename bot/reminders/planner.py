@@ -68,7 +68,7 @@ def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
 def _already(session: Session, team_id: str, kind: str, days: set[date]) -> set[tuple[str, str, date]]:
     return set(
         session.exec(
-            select(OutboxMessage.recipient, OutboxMessage.subject, OutboxMessage.local_day).where(
+            select(col(OutboxMessage.recipient), col(OutboxMessage.subject), col(OutboxMessage.local_day)).where(
                 OutboxMessage.team_id == team_id, OutboxMessage.kind == kind, col(OutboxMessage.local_day).in_(days)
             )
         ).all()

@@ -14,11 +14,11 @@ from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from bot.store.dialects import upsert_insert
-from bot.store.models import Workspace
+from bot.store.models import Workspace, table_of
 
 # Built once: these run in every write, and building a statement costs more
 # CPU than running it. Core table statements skip the ORM's bulk-update step.
-_WORKSPACES = Workspace.__table__  # type: ignore[attr-defined]
+_WORKSPACES = table_of(Workspace)
 _THIS_WORKSPACE = _WORKSPACES.c.team_id == bindparam("workspace")
 _BUMP_ITEM_NUMBER = (
     update(_WORKSPACES)

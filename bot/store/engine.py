@@ -128,7 +128,7 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         if connection.info.get(_WRITES):
             checkpoints.after_write()
 
-    engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
 
 
 def _begin_writing(cursor: Any, *, wait_ms: int) -> None:
@@ -281,6 +281,7 @@ def writes_together(session: Session) -> Iterator[None]:
     :func:`unit_of_work`), so there the block gets one; elsewhere the unit's
     transaction already makes them so."""
     dbapi_connection = session.connection().connection.dbapi_connection
+    assert dbapi_connection is not None  # the session's connection is open
     alone = session.get_bind().dialect.name == "postgresql" and dbapi_connection.autocommit
     with dbapi_connection.transaction() if alone else nullcontext():
         yield

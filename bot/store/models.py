@@ -26,6 +26,13 @@ SIGNATURE = 80  # "v0=" and 64 hex digits of HMAC-SHA256, with room
 SUBJECT = 64  # what an outbox message is about
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A table model's Core ``Table``, for statements on plain rows (SQLModel
+    sets ``__table__`` on the class without declaring it to type checkers)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
 def _team_fk() -> Any:
     return Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID))
 

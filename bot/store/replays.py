@@ -21,7 +21,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col
 
 from bot.store.dialects import upsert_insert
-from bot.store.models import HandledRequest
+from bot.store.models import HandledRequest, table_of
 
 #: Longer than Slack's five minutes, with room for clocks that disagree.
 KEEP = timedelta(minutes=10)
@@ -31,7 +31,7 @@ def record_handled(session: Session, *, team_id: str, signature: str, now: datet
     """Record that this request is being handled; False when it was before
     (a replay: the caller must change nothing). It runs in every change's
     transaction: a Core insert of the table, not the ORM's (0.2 ms more)."""
-    table = HandledRequest.__table__  # type: ignore[attr-defined]
+    table = table_of(HandledRequest)
     statement = (
         upsert_insert(session, table)
         .on_conflict_do_nothing(index_elements=["team_id", "signature"])

@@ -194,7 +194,7 @@ def what_is_asked(request: ReviewRequest | RequestRow) -> str:
         return "verification of the fix"
     if request.kind == RequestKind.EXTENSION and request.new_due_on:
         return f"an extension to {day(request.new_due_on)}"
-    deviation = Deviation(request.deviation)
+    deviation = Deviation.asked(request.deviation)
     asked = f"a {deviation.label}"
     if deviation is Deviation.RISK_ADJUSTMENT and request.adjusted_severity:
         asked += f" to {severity_text(request.adjusted_severity)}"
