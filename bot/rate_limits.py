@@ -13,8 +13,10 @@ back until then (``bot.reminders.dispatch``).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
+from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
@@ -22,6 +24,9 @@ from slack_sdk.http_retry.state import RetryState
 
 #: The longest ``Retry-After`` a call waits out in its own thread.
 LONGEST_WAIT_SECONDS = 10
+#: ... and for work no outbox claim depends on (an export's upload, an
+#: import's result on its form), which would otherwise be lost to a 429.
+PATIENT_WAIT_SECONDS = 60
 
 
 def retry_after_seconds(value: str | None) -> int | None:
@@ -34,11 +39,14 @@ def retry_after_seconds(value: str | None) -> int | None:
     return seconds if seconds >= 0 else None
 
 
-def _header(headers: Mapping[str, Sequence[str] | str], name: str) -> str | None:
-    """A header of slack_sdk's retry response (values in lists), by any case."""
+def header(headers: Mapping[str, Sequence[str] | str], name: str) -> str | None:
+    """A header, by any case of its name, from slack_sdk's answers: a retry
+    handler's (values in lists) or a ``SlackResponse``'s (plain values). An
+    empty list reads as an empty value."""
+    wanted = name.lower()
     for key, values in headers.items():
-        if key.lower() == name:
-            return values if isinstance(values, str) else (values[0] if values else None)
+        if key.lower() == wanted:
+            return values if isinstance(values, str) else (values[0] if values else "")
     return None
 
 
@@ -54,8 +62,20 @@ class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
                    error: Exception | None = None) -> bool:
         if response is None or response.status_code != 429:
             return False
-        value = _header(response.headers, "retry-after")
+        value = header(response.headers, "Retry-After")
         if value is None:
             return True
         seconds = retry_after_seconds(value)
         return seconds is not None and seconds <= self.longest_wait
+
+
+def waiting_longer(client: WebClient) -> WebClient:
+    """``client``, its 429s waited out up to ``PATIENT_WAIT_SECONDS`` in the
+    thread: for slow work after the ack that no outbox claim depends on."""
+    patient = copy.copy(client)
+    patient.retry_handlers = [
+        ShortRateLimitRetryHandler(max_retry_count=handler.max_retry_count, longest_wait=PATIENT_WAIT_SECONDS)
+        if isinstance(handler, ShortRateLimitRetryHandler) else handler
+        for handler in client.retry_handlers
+    ]
+    return patient

@@ -171,6 +171,17 @@ def test_a_retry_after_that_is_no_count_of_seconds_puts_the_row_back_for_30_seco
     assert waiting.last_error is not None and waiting.last_error.startswith("ratelimited")
 
 
+def test_a_retry_after_of_more_than_an_hour_puts_the_row_back_for_an_hour(world: World) -> None:
+    """A huge Retry-After overflowed timedelta in _settle, left the row claimed, and
+    escaped the dispatcher."""
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", status=429, retry_after="100000000000000")
+    now = world.clock.now()
+    assert run(world, production_client(world)).retried == 1
+    waiting = row(world, row_id)
+    assert (waiting.status, waiting.next_attempt_at) == (outbox.PENDING, now + timedelta(hours=1))
+
+
 def test_rate_limits_do_not_use_up_the_retry_budget(world: World) -> None:
     (row_id,) = queue(world, [OWNER])
     world.fake.fail("chat.postMessage", status=429, retry_after=1, times=MAX_ATTEMPTS - 1)

@@ -25,6 +25,7 @@ from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
 from bot.poam.imports import ImportSummary, check_findings, import_findings
 from bot.poam.permissions import require_admin
+from bot.rate_limits import waiting_longer
 from bot.tls import tls_context
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
                 )
         except PoamError as error:
             return escape(error.message)
+        client = waiting_longer(request.client)  # a long export is not lost to a 429
         try:
-            channel = request.client.conversations_open(users=request.user_id)["channel"]["id"]
-            request.client.files_upload_v2(
+            channel = client.conversations_open(users=request.user_id)["channel"]["id"]
+            client.files_upload_v2(
                 channel=channel, file=buffer.getvalue(), filename=done.filename, title=f"POA&M export ({fmt.value})",
                 initial_comment=f"Your POA&M export: {done.count} item(s).",
             )

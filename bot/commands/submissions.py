@@ -31,6 +31,7 @@ from bot.poam import items, milestones, systems
 from bot.poam.errors import InvalidInput, PoamError
 from bot.poam.fields import Source
 from bot.poam.severity import Severity
+from bot.rate_limits import waiting_longer
 from bot.store.engine import is_busy
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,8 @@ def register(app: App, services: Services) -> None:
         except Exception as error:  # the form must not hang on "Checking…": say so, with a logged reference
             problem = unexpected(error, "importing the file")
             result = interchange_handlers.result_view(upload, None, problem=problem, confirmed=confirm)
-        try:
-            client.views_update(view_id=view_id, view=result)
+        try:  # an import's outcome is not lost to a 429
+            waiting_longer(client).views_update(view_id=view_id, view=result)
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("views.update after an import step failed: %s", error)
 

@@ -11,7 +11,8 @@ duplicate window, at most one message per death of a sending process.
 
 Slack's 429 answers are honoured: the Web API client waits a short
 ``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
-says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds. Other failures back off exponentially and a row
+says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds
+(up to an hour). Other failures back off exponentially and a row
 becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
 once for errors that cannot get better (the channel is gone, the bot is not
 in it). A message someone's change wrote (a review DM, ``requested_by``) that
@@ -37,7 +38,7 @@ from sqlmodel import Session, select
 from bot.blockkit.text import mention
 from bot.poam.clock import Clock
 from bot.poam.items import record_thread
-from bot.rate_limits import retry_after_seconds
+from bot.rate_limits import header, retry_after_seconds
 from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage
@@ -45,6 +46,8 @@ from bot.store.models import Item, OutboxMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+#: The longest a row is put back for, after a failure or a 429.
+LONGEST_PUT_BACK_SECONDS = 3600
 CLAIM_HOLD = timedelta(minutes=2)
 PER_CHANNEL_INTERVAL = 1.0
 PERMANENT_ERRORS = frozenset(
@@ -94,13 +97,14 @@ class Pacer:
 
 
 def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
+    return timedelta(seconds=min(30 * 2 ** (attempts - 1), LONGEST_PUT_BACK_SECONDS))
 
 
-def _retry_after(header: str | None) -> timedelta:
-    """Slack's Retry-After in seconds, at least one (a 0 would spin), 30 when unreadable."""
-    seconds = retry_after_seconds(header)
-    return timedelta(seconds=30 if seconds is None else max(1, seconds))
+def _retry_after(value: str | None) -> timedelta:
+    """Slack's Retry-After in seconds, from one second (a 0 would spin) to an
+    hour (a larger one is no wait Slack means), 30 when unreadable."""
+    seconds = retry_after_seconds(value)
+    return timedelta(seconds=30 if seconds is None else min(max(1, seconds), LONGEST_PUT_BACK_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
         row.claimed_until = None
         if response is not None and response.status_code == 429:
-            row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(response.headers.get("Retry-After"))
+            row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(header(response.headers, "Retry-After"))
             row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
