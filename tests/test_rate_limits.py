@@ -4,7 +4,6 @@ against the fake Slack Web API; the dispatcher's side of it is in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -23,21 +22,11 @@ from bot.rate_limits import (
 )
 from bot.reminders.dispatch import CLAIM_LEFT_TO_SEND, THREAD_WAIT_SECONDS
 from bot.slack_http import PooledWebClient
+from tests import test_reminders as harness
 from tests.fake_slack import FakeSlack
 
-
-@pytest.fixture(scope="module")
-def fake_api() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake(fake_api: FakeSlack) -> FakeSlack:
-    fake_api.clear()
-    fake_api._failures.clear()
-    return fake_api
+# The fixtures of the reminders' harness: one fake Slack per module, cleared per test.
+fake_api, fake = harness.fake_api, harness.fake
 
 
 @pytest.fixture
