@@ -7,6 +7,7 @@ of them merged from bands of an index, and that is a subject of its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -94,7 +95,14 @@ def is_overdue(item: Item | ItemLine | Columns, *, today: date) -> bool:
 
 def overdue_condition(today: date | Any) -> Any:
     """:func:`is_overdue` as a SQL condition (``today`` a date or a bound parameter)."""
-    return col(Item.status).in_(ACTIVE) & (col(Item.due_on) < today)
+    return status_in(ACTIVE) & (col(Item.due_on) < today)
+
+
+def status_in(statuses: Iterable[Status]) -> Any:
+    """``items.status IN (…)`` with a parameter per status. ``in_()`` of a plain
+    list binds one "expanding" parameter, which SQLAlchemy renders into the SQL
+    again on every run of a cached statement (a tenth of a list page's CPU)."""
+    return col(Item.status).in_([literal(status.value) for status in sorted(statuses)])
 
 
 def list_items(
@@ -225,7 +233,7 @@ def _list_statements(
         )
     statuses = _SCOPE_STATUSES[scope]
     overdue_only = scope is Scope.OVERDUE
-    in_scope = [*conditions, overdue_condition(today) if overdue_only else col(Item.status).in_(statuses)]
+    in_scope = [*conditions, overdue_condition(today) if overdue_only else status_in(statuses)]
     counted = sa_select(col(Item.id)).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
     count = sa_select(func.count()).select_from(counted)
     total = count.scalar_subquery().correlate(None).label("total")
