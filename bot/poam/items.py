@@ -224,12 +224,18 @@ _CLAIM = (
            _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
     .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
             updated_at=bindparam("changed_at"))
-    .returning(*_ITEMS.c)
+    # What the claim wrote, and what a claim's answer and thread post name; no
+    # more: on PostgreSQL each column returned costs a Python object or two.
+    .returning(*(_ITEMS.c[name] for name in (
+        "id", "number", "title", "owner_id", "status", "version", "updated_at", "origin_channel_id",
+        "origin_thread_ts",
+    )))
 )
 
 
 def claim_item(session: Session, actor: Actor, *, number: int) -> Columns:
-    """Become the owner of an unowned item; the claimed item as a row.
+    """Become the owner of an unowned item; the claimed item as a row of the
+    columns the claim wrote and those its answer and thread post name (``_CLAIM``).
 
     One conditional UPDATE decides the race: of any number of simultaneous
     claimers exactly one matches ``owner_id IS NULL``; the others are told who
