@@ -9,9 +9,14 @@ from types import SimpleNamespace
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import builtin_handlers, jitter
+from sqlalchemy import Engine
 
 from bot.app import web_client
+from bot.commands.context import Services, SlackRequest
+from bot.commands.followup import tell
+from bot.commands.users import UserDirectory
 from bot.config import Settings
+from bot.poam.clock import FixedClock
 from bot.rate_limits import (
     LONGEST_WAIT_SECONDS,
     PATIENT_WAIT_SECONDS,
@@ -92,6 +97,21 @@ def test_work_no_claim_depends_on_waits_longer(fake: FakeSlack, slept: list[floa
     with pytest.raises(SlackApiError):
         client.chat_postMessage(channel="C1", text="hi")  # the client it was made from is as it was
     assert len(slept) == 1
+
+
+def test_a_note_to_the_requester_waits_out_a_longer_429(
+    fake: FakeSlack, slept: list[float], engine: Engine, clock: FixedClock
+) -> None:
+    """What failed is told once, and no outbox row keeps it: it waits like an export."""
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-x", slack_api_url=fake.base_url)  # type: ignore[call-arg]
+    services = Services(engine=engine, settings=settings, clock=clock,
+                        users=UserDirectory(default_tz=settings.timezone, clock=clock))
+    request = SlackRequest(services, bots_client(fake.base_url), team_id="T0001", user_id="U00000ALICE",
+                           channel_id="C0CHANNEL1")
+    fake.fail("chat.postEphemeral", status=429, retry_after=30)
+    tell(request, "Done, but I couldn't post it.", respond=None)
+    assert [call.params["text"] for call in fake.calls_to("chat.postEphemeral")] == ["Done, but I couldn't post it."] * 2
+    assert len(slept) == 1 and 30 <= slept[0] < 31
 
 
 def test_a_thread_post_sent_after_its_ack_ends_before_its_claim_runs_short(monkeypatch: pytest.MonkeyPatch) -> None:

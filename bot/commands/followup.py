@@ -16,6 +16,7 @@ from bot.commands.context import Later, Reply, Services, SlackRequest
 from bot.commands.direct_messages import send_queued
 from bot.commands.errors import unexpected
 from bot.commands.users import quick_client
+from bot.rate_limits import waiting_longer
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +153,18 @@ def open_view(request: SlackRequest, view: dict[str, Any]) -> None:
 def tell(request: SlackRequest, text: str, *, respond: Respond | None) -> None:
     """A private note to the requester, through the response URL when there is one.
 
-    ``text`` is mrkdwn we wrote (any user text in it already escaped).
+    ``text`` is mrkdwn we wrote (any user text in it already escaped). It says
+    what failed, and no outbox row keeps it: it waits out a 429 of up to a
+    minute (``rate_limits.waiting_longer``) rather than be lost.
     """
     blocks = [section(text)]
     try:
         if respond is not None:
             respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
         elif request.channel_id:
-            request.client.chat_postEphemeral(channel=request.channel_id, user=request.user_id, text=text, blocks=blocks)
+            waiting_longer(request.client).chat_postEphemeral(channel=request.channel_id, user=request.user_id,
+                                                               text=text, blocks=blocks)
         else:
-            request.client.chat_postMessage(channel=request.user_id, text=text, blocks=blocks)
+            waiting_longer(request.client).chat_postMessage(channel=request.user_id, text=text, blocks=blocks)
     except (SlackApiError, SlackClientError, OSError) as error:
         log.warning("could not tell %s: %s (%s)", request.user_id, text, error)
