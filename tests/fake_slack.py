@@ -55,6 +55,8 @@ class FakeSlack:
     socket_url: str | None = None
     uploads: dict[str, bytes] = field(default_factory=dict)
     hosted_files: dict[str, bytes] = field(default_factory=dict)
+    #: The names of the hosted files downloaded, in order.
+    downloads: list[str] = field(default_factory=list)
     _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
     _ts: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,6 +134,7 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
             self.responses.clear()
+            self.downloads.clear()
 
     # ------------------------------------------------------------ serving
 
@@ -168,6 +171,8 @@ class FakeSlack:
                     self._send(403, "no token", "text/plain")
                     return
                 body = fake.hosted_files[name]
+                with fake._lock:
+                    fake.downloads.append(name)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))

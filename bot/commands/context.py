@@ -175,6 +175,15 @@ class SlackRequest:
         if records:
             self._recorded = True  # committed: the request's later transactions are its own, not replays
 
+    def refuse_a_copy(self) -> None:
+        """Record the request's signature now, in a transaction of its own
+        (:class:`RequestReplayed` when it was recorded before), ahead of slow
+        work a copy must not get to do: an import's download and parse."""
+        if self.signature is None or self._recorded:
+            return
+        with self.transaction():
+            pass
+
     def _record_failed(self) -> None:
         """Record the signature of a request whose change failed (after the
         ack, so that a busy database does not hold up the answer; waiting no

@@ -18,7 +18,7 @@ from bot.store.engine import unit_of_work
 from bot.store.models import Item
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
-from tests.slack_driver import SlackDriver
+from tests.slack_driver import SlackDriver, sign
 
 ALICE = "U00000ALICE"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -85,6 +85,31 @@ def test_admin_imports_a_scan_after_checking_it(slack: SlackDriver, fake_slack: 
     assert done.json()["response_action"] == "update"
     result = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
     assert "Imported *weekly.nessus*: 5 new" in json.dumps(result)
+    with unit_of_work(engine) as session:
+        assert len(session.exec(select(Item)).all()) == 5
+
+
+def test_a_copy_of_a_confirmed_import_is_refused_before_it_downloads_the_file(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """A captured Import click sent again within Slack's five minutes: refused
+    (its signature was recorded) before it fetches and parses the file again."""
+    slack.command("import", user=ADMIN)
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    url = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
+    slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
+    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    now = int(time.time())
+    confirm = slack.submit_body(summary, {}, user=ADMIN)
+    fake_slack.clear()
+    assert slack.post(confirm, timestamp=now, signature=sign(confirm, now)).status == 200
+    assert "Imported *weekly.nessus*: 5 new" in json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    assert fake_slack.downloads == ["weekly.nessus"]
+    assert slack.post(confirm, timestamp=now, signature=sign(confirm, now)).status == 200
+    again = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update")[1:])[0]))
+    assert "already handled, so nothing was changed" in again
+    assert fake_slack.downloads == ["weekly.nessus"]  # not fetched again
     with unit_of_work(engine) as session:
         assert len(session.exec(select(Item)).all()) == 5
 
