@@ -209,12 +209,15 @@ def add_items(engine: Engine, count: int) -> None:
 
 
 
+@pytest.mark.parametrize("by_system", ["default", "named", None])
 @pytest.mark.parametrize("filtered", [False, True])  # banded pages, and sorted ones
 @pytest.mark.parametrize("deep", [False, True])
 @pytest.mark.parametrize("scope", list(Scope))
-def test_a_list_statement_is_rendered_once_not_on_every_run(scope: Scope, deep: bool, filtered: bool) -> None:
+def test_a_list_statement_is_rendered_once_not_on_every_run(
+    scope: Scope, deep: bool, filtered: bool, by_system: str | None
+) -> None:
     """A statement with an "expanding" parameter (``in_()`` of a plain list) is
     rendered into SQL again on every run, cached or not: a tenth of a page's CPU."""
-    for statement in item_lists._list_statements(scope, by_system="default", by_severity=filtered,
+    for statement in item_lists._list_statements(scope, by_system=by_system, by_severity=filtered,
                                                  by_owner=filtered, by_control=filtered, deep=deep):
         assert "POSTCOMPILE" not in str(statement.compile(dialect=sa.dialects.sqlite.dialect()))
