@@ -13,7 +13,7 @@ thread when it is sent (``bot.reminders.dispatch``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
@@ -21,14 +21,24 @@ from bot.commands.context import SlackRequest
 from bot.poam.actor import Actor
 from bot.reminders.dispatch import CLAIM_HOLD, send_claimed
 from bot.store import outbox
-from bot.store.models import Item, OutboxMessage
-from bot.store.rows import Columns
+from bot.store.models import OutboxMessage
 
 #: Slack's answers that mean the bot is not in the channel (or it is gone).
 NOT_THERE = frozenset({"not_in_channel", "channel_not_found"})
 
 
-def queue(session: Session, actor: Actor, item: Item | Columns, text: str) -> OutboxMessage | None:
+class PostedAbout(Protocol):
+    """What a post needs of its item (an ``Item``, or a claim's ``ClaimedItem``)."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def origin_channel_id(self) -> str | None: ...
+    @property
+    def origin_thread_ts(self) -> str | None: ...
+
+
+def queue(session: Session, actor: Actor, item: PostedAbout, text: str) -> OutboxMessage | None:
     """Write a post about ``item`` to the outbox in ``session``'s transaction,
     claimed for :func:`send` after the commit; None for an item logged outside
     any channel. Each change writes its own post (``outbox.change_subject``);

@@ -13,8 +13,8 @@ in ``bot.poam.item_lists``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
-from typing import NoReturn
+from datetime import date, datetime, timedelta
+from typing import NamedTuple, NoReturn
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -31,7 +31,7 @@ from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.models import AuditEvent, Item, ItemControl, table_of
-from bot.store.rows import Columns, rows_of
+from bot.store.rows import rows_of
 
 MAX_TITLE = 300
 MAX_DESCRIPTION = 10_000
@@ -218,24 +218,34 @@ def log_item(
 
 
 _ITEMS = table_of(Item)
+class ClaimedItem(NamedTuple):
+    """What a claim returns: the columns it wrote, and those its answer and its
+    thread post name; no more (on PostgreSQL each column read costs a Python
+    object or two). A caller needing another one adds it here."""
+
+    id: int
+    number: int
+    title: str
+    owner_id: str
+    status: str
+    version: int
+    updated_at: datetime
+    origin_channel_id: str | None
+    origin_thread_ts: str | None
+
+
 _CLAIM = (
     update(_ITEMS)
     .where(_ITEMS.c.team_id == bindparam("workspace"), _ITEMS.c.number == bindparam("claimed_number"),
            _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
     .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
             updated_at=bindparam("changed_at"))
-    # What the claim wrote, and what a claim's answer and thread post name; no
-    # more: on PostgreSQL each column returned costs a Python object or two.
-    .returning(*(_ITEMS.c[name] for name in (
-        "id", "number", "title", "owner_id", "status", "version", "updated_at", "origin_channel_id",
-        "origin_thread_ts",
-    )))
+    .returning(*(_ITEMS.c[name] for name in ClaimedItem._fields))
 )
 
 
-def claim_item(session: Session, actor: Actor, *, number: int) -> Columns:
-    """Become the owner of an unowned item; the claimed item as a row of the
-    columns the claim wrote and those its answer and thread post name (``_CLAIM``).
+def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
+    """Become the owner of an unowned item.
 
     One conditional UPDATE decides the race: of any number of simultaneous
     claimers exactly one matches ``owner_id IS NULL``; the others are told who
@@ -245,17 +255,18 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> Columns:
     """
     check_number(number)
     now = actor.now()
-    claimed = rows_of(session).execute(
+    row = rows_of(session).execute(
         _CLAIM,
         {"workspace": actor.team_id, "claimed_number": number, "new_owner": actor.user_id,
          "new_status": transition(Action.CLAIM, Status.OPEN, item_label=actor.rules.label(number)),
          "changed_at": now},
     ).first()
-    if claimed is None:  # read afresh: a copy this unit of work holds may predate the winner's claim
+    if row is None:  # read afresh: a copy this unit of work holds may predate the winner's claim
         _refuse_claim(actor, load_item(session, actor, number=number, fresh=True))
+    claimed = ClaimedItem._make(row)
     loaded = session.identity_map.get(session.identity_key(Item, claimed.id))
     if loaded is not None:  # an earlier step of this unit of work read it as an object: show it the claim
-        for name, value in claimed._mapping.items():
+        for name, value in claimed._asdict().items():
             set_committed_value(loaded, name, value)
     audit.record(
         session,
