@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,11 +36,15 @@ from urllib.request import Request
 from slack_bolt import App, BoltContext, BoltResponse, Respond
 from slack_bolt.context.respond.internals import _build_message
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
+from bot.rate_limits import ShortRateLimitRetryHandler
 from bot.sockets import readable_now
+
+log = logging.getLogger(__name__)
 
 #: A connection idle this long is closed rather than reused: servers and the
 #: NATs between close idle connections after a while, and one dropped
@@ -220,6 +225,11 @@ class PooledWebhookClient(WebhookClient):
         return WebhookResponse(url=url, status_code=answer.status, body=answer.text(), headers=answer.headers)  # type: ignore[arg-type]
 
 
+#: slack_sdk's response URL client retries dropped connections only; a short
+#: 429 is waited out too (``bot.rate_limits``).
+_RESPOND_RETRIES = [ConnectionErrorRetryHandler(), ShortRateLimitRetryHandler(max_retry_count=1)]
+
+
 class PooledRespond(Respond):
     """Bolt's ``respond``, posting over ``connections``: the same arguments and
     message (Bolt's ``_build_message``), another client."""
@@ -253,8 +263,11 @@ class PooledRespond(Respond):
                 unfurl_media=unfurl_media, thread_ts=thread_ts, metadata=metadata,
             )
         client = PooledWebhookClient(url=self.response_url, proxy=self.proxy, ssl=self.ssl,
-                                     connections=self.connections)
-        return client.send_dict(message)
+                                     connections=self.connections, retry_handlers=_RESPOND_RETRIES)
+        response = client.send_dict(message)
+        if response.status_code != 200:  # slack_sdk returns it: said here, not lost
+            log.warning("a response URL post was answered %s: %s", response.status_code, (response.body or "")[:200])
+        return response
 
 
 def register(app: App, connections: SlackConnections) -> None:

@@ -87,7 +87,8 @@ class FakeSlack:
 
     def fail(self, method: str, *, times: int = 1, status: int = 200, error: str | None = None,
              retry_after: int | str | None = None) -> None:
-        """The next ``times`` calls of ``method`` fail this way."""
+        """The next ``times`` calls of ``method`` fail this way (``"respond"``: the
+        next response URL posts, answered ``status`` with ``error`` as text)."""
         for _ in range(times):
             self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))
 
@@ -197,6 +198,12 @@ class FakeSlack:
                 else:
                     params = dict(parse_qsl(raw))
                 if self.path.startswith("/respond/"):
+                    with fake._lock:  # fake.fail("respond", …) fails the next response URL posts
+                        failure = fake._failures["respond"].popleft() if fake._failures["respond"] else None
+                    if failure is not None:
+                        headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                        self._send(failure.status, failure.error or "failed", "text/plain", headers)
+                        return
                     self._send(200, "ok", "text/plain")
                     with fake._lock:  # after the answer: a test seeing it knows the post is over
                         fake.responses.append(params)

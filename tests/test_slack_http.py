@@ -6,6 +6,7 @@ and threads calling at once never share a connection."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot.slack_http import IDLE_SECONDS, PooledRespond, PooledWebClient, SlackConnections
+from tests.e2e.conftest import wait_for
 from tests.fake_slack import FakeSlack
 
 TOKEN = "xoxb-e2e-test"
@@ -122,6 +124,28 @@ def test_a_connection_idle_too_long_is_not_reused(fake: FakeSlack) -> None:
     client.auth_test()
     assert fake.connections == 2
     pool.close()
+
+
+def test_a_response_url_post_slack_refuses_is_logged(
+    fake: FakeSlack, connections: SlackConnections, caplog: pytest.LogCaptureFixture
+) -> None:
+    """slack_sdk returns a failed response URL post instead of raising: a card a
+    click asked for would not appear, and nobody would know why."""
+    respond = PooledRespond(response_url=fake.response_url("r1"), proxy=None, ssl=None, connections=connections)
+    fake.fail("respond", status=404, error="expired_url")
+    with caplog.at_level(logging.WARNING, logger="bot.slack_http"):
+        assert respond(text="too late").status_code == 404
+    assert [record.getMessage() for record in caplog.records] == [
+        "a response URL post was answered 404: expired_url"
+    ]
+    assert fake.responses == []
+
+
+def test_a_response_url_post_waits_out_a_short_429(fake: FakeSlack, connections: SlackConnections) -> None:
+    respond = PooledRespond(response_url=fake.response_url("r1"), proxy=None, ssl=None, connections=connections)
+    fake.fail("respond", status=429, retry_after=0)
+    assert respond(text="after a 429").status_code == 200
+    assert [body["text"] for body in wait_for(lambda: fake.responses)] == ["after a 429"]  # noted after answering
 
 
 @pytest.mark.parametrize("kind", ["pooled", "slack_sdk"])
