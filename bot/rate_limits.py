@@ -25,7 +25,8 @@ from slack_sdk.http_retry.state import RetryState
 #: The longest ``Retry-After`` a call waits out in its own thread.
 LONGEST_WAIT_SECONDS = 10
 #: ... and for work no outbox claim depends on (an export's upload, an
-#: import's result on its form), which would otherwise be lost to a 429.
+#: import's result on its form, a note telling someone what failed), which
+#: would otherwise be lost to a 429.
 PATIENT_WAIT_SECONDS = 60
 
 
