@@ -16,8 +16,9 @@ gone cold, a slower clock between requests), and the time still moves
 between runs. With ``--instructions`` it
 counts instructions under valgrind instead, whatever else the machine is
 doing; the count still moves between runs (the bot's threads interleave
-differently, and a click's work goes on after its ack), so compare runs of
-the same ``--seed`` and ``--kinds``::
+differently, and a click's work goes on after its ack; by up to a third for a
+claim: ``bench/README.md``), so compare several runs of the same ``--seed``
+and ``--kinds``, each on a fresh copy of one seeded file::
 
     python bench/seed.py --items 100000 --database-url sqlite:///cost.db
     python bench/request_cost.py --database-url sqlite:///cost.db             # CPU ms per request
