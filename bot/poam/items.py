@@ -218,6 +218,8 @@ def log_item(
 
 
 _ITEMS = table_of(Item)
+
+
 class ClaimedItem(NamedTuple):
     """What a claim returns: the columns it wrote, and those its answer and its
     thread post name; no more (on PostgreSQL each column read costs a Python
