@@ -21,7 +21,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.commands import handlers, metadata, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import answer
-from bot.commands.followup import ack_then_work, after_ack, finish, on_form_threads, open_form, open_view
+from bot.commands.followup import (
+    ack_then_work,
+    after_ack,
+    finish,
+    on_form_threads,
+    open_form,
+    open_view,
+    say_privately,
+)
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
@@ -80,10 +88,17 @@ def _answer_and_finish(
     request: SlackRequest, view: dict[str, Any] | None, reply: Reply, problems: list[str], respond: Respond
 ) -> None:
     if view is None and (reply.blocks or reply.modal is None):  # a reply that only opens a form says nothing
-        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral", replace_original=False)
+        say_privately(request, reply.text, blocks=reply.blocks, respond=respond)
     finish(request, reply, problems, respond=respond if view is None else None)
     if view is not None and view.get("type") == "home":
         publish_home(request)
+
+
+def _through_response_url(services: Services, reply: Reply, respond: Respond, *, replace_original: bool) -> None:
+    """After the ack, ``reply`` to a payload too malformed to name a user:
+    its response URL is the only way back."""
+    after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+              replace_original=replace_original)
 
 
 def register(app: App, services: Services) -> None:
@@ -100,8 +115,7 @@ def register(app: App, services: Services) -> None:
             if box:
                 deliver(services, box[0], body, reply, respond)
             else:
-                after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
-                          replace_original=False)
+                _through_response_url(services, reply, respond, replace_original=False)
 
         @app.action(_pattern(action))
         def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, req: BoltRequest) -> None:
@@ -158,13 +172,19 @@ def register(app: App, services: Services) -> None:
     on(ActionId.REJECT_FIX, open_reject_form)
 
     def turn_page(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        box: list[SlackRequest] = []
+
         def run() -> Reply:
+            box.append(request_from(services, client, body, signature=None))  # reads only
             query = metadata.load(metadata.ListPage, body["actions"][0].get("value"))
-            return handlers.list_query(request_from(services, client, body, signature=None), query)  # reads only
+            return handlers.list_query(box[0], query)
 
         reply = answer(run)
-        after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
-                  replace_original=True)
+        if box:
+            after_ack(services, say_privately, box[0], reply.text, blocks=reply.blocks, respond=respond,
+                      replace_original=True)
+        else:
+            _through_response_url(services, reply, respond, replace_original=True)
 
     @app.action(_pattern(ActionId.LIST_PAGE))
     def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

@@ -151,20 +151,41 @@ def open_view(request: SlackRequest, view: dict[str, Any]) -> None:
 
 
 def tell(request: SlackRequest, text: str, *, respond: Respond | None) -> None:
-    """A private note to the requester, through the response URL when there is one.
+    """A private note to the requester saying what failed (:func:`say_privately`).
 
-    ``text`` is mrkdwn we wrote (any user text in it already escaped). It says
-    what failed, and no outbox row keeps it: it waits out a 429 of up to a
-    minute (``rate_limits.waiting_longer``) rather than be lost.
+    ``text`` is mrkdwn we wrote (any user text in it already escaped)."""
+    say_privately(request, text, blocks=[section(text)], respond=respond)
+
+
+def say_privately(
+    request: SlackRequest, text: str, *, blocks: list[dict[str, Any]], respond: Respond | None,
+    replace_original: bool = False,
+) -> None:
+    """Show ``text`` and ``blocks`` to the requester alone: through the
+    response URL when there is one; when there is none, or Slack refuses the
+    post (a URL is good for 5 posts in 30 minutes), as an ephemeral message in
+    the request's channel; when that is refused too (the bot is not in the
+    channel), as a direct message. Each step is logged, not raised: this is
+    the answer to a change already made, and it must not be lost.
+
+    No outbox row keeps it: it waits out a 429 of up to a minute
+    (``rate_limits.waiting_longer``) rather than be lost.
     """
-    blocks = [section(text)]
+    if respond is not None:
+        try:
+            if respond(text=text, blocks=blocks, response_type="ephemeral",
+                       replace_original=replace_original).status_code == 200:
+                return
+        except (SlackClientError, OSError) as error:
+            log.warning("a response URL post to %s failed: %s", request.user_id, error)
+    client = waiting_longer(request.client)
+    if request.channel_id:
+        try:
+            client.chat_postEphemeral(channel=request.channel_id, user=request.user_id, text=text, blocks=blocks)
+            return
+        except (SlackApiError, SlackClientError, OSError) as error:
+            log.warning("an ephemeral message to %s failed: %s", request.user_id, error)
     try:
-        if respond is not None:
-            respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-        elif request.channel_id:
-            waiting_longer(request.client).chat_postEphemeral(channel=request.channel_id, user=request.user_id,
-                                                               text=text, blocks=blocks)
-        else:
-            waiting_longer(request.client).chat_postMessage(channel=request.user_id, text=text, blocks=blocks)
+        client.chat_postMessage(channel=request.user_id, text=text, blocks=blocks)
     except (SlackApiError, SlackClientError, OSError) as error:
-        log.warning("could not tell %s: %s (%s)", request.user_id, text, error)
+        log.warning("could not tell %s: %s (%s)", request.user_id, text[:200], error)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blockkit.blocks import context, plain, section
+from bot.blockkit.blocks import Block, context, plain, section
 from bot.blockkit.text import escape
 from bot.commands import metadata
 from bot.commands.context import Reply, SlackRequest
@@ -180,3 +180,14 @@ def result_view(upload: metadata.UploadedFile, summary: ImportSummary | None, *,
         view["blocks"] = [section(f"*{name}* would bring: {summary}."),
                           context("Nothing is imported until you press Import.")]
     return view
+
+
+def result_message(view: dict[str, Any]) -> tuple[str, list[Block]]:
+    """A :func:`result_view` as a message (text, blocks), for when the form
+    could not show it (closed, or Slack failing): after a check, its Import
+    button went with the form."""
+    blocks = list(view["blocks"])
+    if "submit" in view:
+        blocks[1:] = [context("I could not show this on the form, so nothing was imported: "
+                              "run `/poam import` and upload the file again to import it.")]
+    return str(blocks[0]["text"]["text"]), blocks

@@ -21,7 +21,7 @@ from bot.commands import handlers, interchange_handlers, metadata, review_handle
 from bot.commands.actions import request_from
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import BUSY, answer, unexpected
-from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, tell
+from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, say_privately, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.users import quick_client
 from bot.commands.views import cards
@@ -221,8 +221,10 @@ def register(app: App, services: Services) -> None:
             result = interchange_handlers.result_view(upload, None, problem=problem, confirmed=confirm)
         try:  # an import's outcome is not lost to a 429
             waiting_longer(client).views_update(view_id=view_id, view=result)
-        except (SlackApiError, SlackClientError, OSError) as error:
+        except (SlackApiError, SlackClientError, OSError) as error:  # the form closed, or Slack is failing
             log.warning("views.update after an import step failed: %s", error)
+            text, blocks = interchange_handlers.result_message(result)
+            say_privately(request, text, blocks=blocks, respond=None)
 
     @app.view(CallbackId.IMPORT_MODAL)
     def on_import_checked(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:

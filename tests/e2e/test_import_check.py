@@ -57,3 +57,35 @@ def test_a_check_of_a_rescan_writes_nothing_and_matches_the_import(
     said = re.search(r"would bring: ([^.]*)\.", json.dumps(checked))
     assert said and said.group(1) == "0 new, 5 updated, 0 unchanged, 3 skipped"
     assert _confirm(slack, fake_slack, checked) == said.group(1)
+
+
+def _direct_message(fake_slack: FakeSlack) -> str:
+    """The one direct message to the admin, as text and blocks."""
+    sent = wait_for(lambda: [call for call in fake_slack.calls_to("chat.postMessage") if call.params["channel"] == ADMIN])
+    assert len(sent) == 1, sent
+    return json.dumps(sent[0].params)
+
+
+def test_a_check_the_form_cannot_show_comes_by_direct_message(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The form would stay on "Checking the file…" (closed, or Slack failing)."""
+    fake_slack.fail("views.update", error="not_found")
+    _check(slack, fake_slack)
+    said = _direct_message(fake_slack)
+    assert "*weekly.nessus* would bring: 5 new, 0 updated, 0 unchanged, 3 skipped." in said
+    assert "nothing was imported" in said and "Nothing is imported until you press Import" not in said
+    assert snapshot(engine)["items"] == []
+
+
+def test_an_import_the_form_cannot_show_comes_by_direct_message(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The import is made; its outcome must reach the admin some way."""
+    checked = _check(slack, fake_slack)
+    fake_slack.clear()
+    fake_slack.fail("views.update", error="internal_error")
+    slack.submit(checked, {}, user=ADMIN)
+    said = _direct_message(fake_slack)
+    assert "Imported *weekly.nessus*: 5 new, 0 updated, 0 unchanged, 3 skipped." in said and "New: " in said
+    assert "nothing was imported" not in said

@@ -147,6 +147,50 @@ def test_show_button_from_a_list(slack: SlackDriver, fake_slack: FakeSlack, engi
     assert set(card_buttons(answer["blocks"])) == {"Add milestone", "History"}  # Bob owns it
 
 
+
+def ephemerals(fake_slack: FakeSlack) -> list[dict[str, Any]]:
+    return [call.params for call in fake_slack.calls_to("chat.postEphemeral")]
+
+
+def test_a_click_whose_response_url_is_refused_answers_in_the_channel(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    """A response URL is good for 5 posts in 30 minutes: the claim is made, and
+    its answer must not be lost with a refused post."""
+    log_via_slack(slack, engine, "Admin console exposed sev:high")
+    claim = card(slack, 1, user=BOB)["Claim"]
+    fake_slack.fail("respond", status=404, error="used_url")
+    acked(slack.click(claim["action_id"], claim["value"], user=BOB))
+    sent = wait_for(lambda: ephemerals(fake_slack))
+    assert [(params["channel"], params["user"]) for params in sent] == [(CHANNEL, BOB)]
+    assert "You now own *POAM-1*" in strings(sent[0])
+    assert item_row(engine, make_actor, 1).owner_id == BOB
+
+
+def test_a_click_answer_refused_everywhere_else_comes_by_direct_message(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_direct(engine, make_actor, "First finding", owner=BOB)
+    fake_slack.fail("respond", status=404, error="expired_url")
+    fake_slack.fail("chat.postEphemeral", error="not_in_channel")
+    acked(slack.click(f"{ActionId.SHOW}.1", '{"number": 1}', user=BOB))
+    sent = wait_for(lambda: [call.params for call in fake_slack.calls_to("chat.postMessage")
+                             if call.params["channel"] == BOB])
+    assert len(sent) == 1 and "First finding" in strings(sent[0])
+    assert len(ephemerals(fake_slack)) == 1 and fake_slack.responses == []
+
+
+def test_a_list_page_whose_response_url_is_refused_comes_as_a_new_message(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_direct(engine, make_actor, "First finding")
+    fake_slack.fail("respond", status=404, error="expired_url")
+    acked(slack.click(f"{ActionId.LIST_PAGE}.next", '{"scope": "open", "offset": 0}', user=BOB))
+    sent = wait_for(lambda: ephemerals(fake_slack))
+    assert [(params["channel"], params["user"]) for params in sent] == [(CHANNEL, BOB)]
+    assert "First finding" in strings(sent[0])
+
+
 GARBAGE = [
     (ActionId.CLAIM, "not json", "out of date"),
     (ActionId.CLAIM, "", "out of date"),
