@@ -41,6 +41,7 @@ from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookClient, WebhookResponse
 
+from bot.call_deadlines import Deadlines, Watch
 from bot.rate_limits import ShortRateLimitRetryHandler
 from bot.sockets import readable_now
 
@@ -90,6 +91,7 @@ class SlackConnections:
         self._clock = clock
         self._lock = threading.Lock()
         self._idle: dict[_Server, list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._deadlines = Deadlines()
 
     def send(self, request: Request, *, tls: SSLContext | None, timeout: float) -> Answer:
         """Send ``request`` as urllib's ``urlopen`` would, and raise as it does:
@@ -97,19 +99,25 @@ class SlackConnections:
         body readable) for an answer outside 2xx. Redirects are not followed
         (Slack's Web API and response URLs answer directly).
 
-        A kept connection the server closed just as the request went out (after
-        the check in ``_take``) fails before any answer: the request goes once
-        more, on a new connection, as browsers do. A timeout is not retried."""
+        ``timeout`` bounds the whole call, not each socket operation
+        (``bot.call_deadlines``): an answer not read in full by then raises
+        ``TimeoutError``, and is not retried. A kept connection the server
+        closed just as the request went out (after the check in ``_take``)
+        fails before any answer: the request goes once more, on a new
+        connection, as browsers do, in what is left of ``timeout``."""
         parts = urlsplit(request.full_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise URLError(f"not an HTTP URL: {request.full_url}")
         server = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), tls)
+        started = time.monotonic()
         kept = self._take(server)
         if kept is not None:
             try:
                 return self._exchange(server, kept, request, timeout=timeout, reused=True)
             except _ClosedBeforeAnswer:
-                pass
+                timeout -= time.monotonic() - started
+                if timeout <= 0:
+                    raise TimeoutError(f"no answer from {server[1]} in time") from None
         return self._exchange(server, _open(server, timeout), request, timeout=timeout, reused=False)
 
     def _exchange(self, server: _Server, connection: http.client.HTTPConnection, request: Request, *,
@@ -117,30 +125,47 @@ class SlackConnections:
         connection.timeout = timeout
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
+        watch = self._deadlines.watch(timeout)
         kept = False
         try:
             try:
-                connection.request(request.get_method(), request.selector, body=request.data,
-                                   headers=dict(request.header_items()))
-            except OSError as error:  # as urllib reports a failure to connect or send
-                if reused and isinstance(error, _CLOSED):
-                    raise _ClosedBeforeAnswer from error
-                raise URLError(error) from error
-            try:
-                response = connection.getresponse()
-            except _CLOSED as error:  # RemoteDisconnected among them: no status line came
-                if reused:
-                    raise _ClosedBeforeAnswer from error
+                response, body = self._talk(connection, request, watch, reused=reused)
+            except (_ClosedBeforeAnswer, OSError, http.client.HTTPException) as error:
+                if self._deadlines.release(watch):  # its socket shut at the deadline: that is why it failed
+                    raise TimeoutError(f"no whole answer from {server[1]} within {timeout:.1f} s") from error
                 raise
-            body = response.read()
-            if not response.will_close:
+            if not self._deadlines.release(watch) and not response.will_close:  # a shut socket is not kept
                 kept = self._give_back(server, connection)
         finally:
+            self._deadlines.release(watch)  # before the close: a closed socket's number can be reused
             if not kept:
                 connection.close()
         if not 200 <= response.status < 300:
             raise HTTPError(request.full_url, response.status, response.reason, response.headers, io.BytesIO(body))
         return Answer(status=response.status, headers=response.headers, body=body)
+
+    def _talk(self, connection: http.client.HTTPConnection, request: Request, watch: Watch, *,
+              reused: bool) -> tuple[http.client.HTTPResponse, bytes]:
+        """Send ``request`` and read its answer in full. The deadline watches
+        the socket from when there is one: a new connection's connect and TLS
+        handshake are bounded by the socket's timeout alone, and sending by
+        its total (``sendall``)."""
+        self._deadlines.attach(watch, connection.sock)
+        try:
+            connection.request(request.get_method(), request.selector, body=request.data,
+                               headers=dict(request.header_items()))
+        except OSError as error:  # as urllib reports a failure to connect or send
+            if reused and isinstance(error, _CLOSED):
+                raise _ClosedBeforeAnswer from error
+            raise URLError(error) from error
+        self._deadlines.attach(watch, connection.sock)
+        try:
+            response = connection.getresponse()
+        except _CLOSED as error:  # RemoteDisconnected among them: no status line came
+            if reused:
+                raise _ClosedBeforeAnswer from error
+            raise
+        return response, response.read()
 
     def close(self) -> None:
         """Close every idle connection (a process stopping, a test ending)."""

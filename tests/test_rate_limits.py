@@ -120,10 +120,11 @@ def test_a_thread_post_sent_after_its_ack_ends_before_its_claim_runs_short(monke
     given up within the client's timeout) and every wait between tries (the
     longest Retry-After waited in the thread, each handler's backoff, jitter
     at its most) must end before the claim does, or the dispatcher could send
-    the post a second time. (A server that drips its answer, a byte at a time
-    within the timeout, can hold a try longer: slack_sdk's timeout is per
-    socket operation. Then the dispatcher's outcome is kept, not overwritten:
-    ``tests/test_thread_posts.py``.)"""
+    the post a second time. A try's timeout bounds the whole try, a dripped
+    answer included (``bot.call_deadlines``, ``tests/test_slack_http.py``);
+    only a new connection's connect and TLS handshake are bounded per socket
+    operation. (Should a try outlast the claim even so, the dispatcher's
+    outcome is kept, not overwritten: ``tests/test_thread_posts.py``.)"""
     monkeypatch.setattr(jitter.random, "random", lambda: 1.0)
     client = bots_client("http://127.0.0.1:9/api/")
     handlers = client.retry_handlers

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.client import RemoteDisconnected
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
-from bot.slack_http import IDLE_SECONDS, PooledRespond, PooledWebClient, SlackConnections
+from bot.slack_http import IDLE_SECONDS, PooledRespond, PooledWebClient, PooledWebhookClient, SlackConnections
 from tests.e2e.conftest import wait_for
 from tests.fake_slack import FakeSlack
 
@@ -239,3 +239,77 @@ def test_a_server_that_closes_each_connection_still_answers(connections: SlackCo
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _DrippingHandler(BaseHTTPRequestHandler):
+    """Answers ``{"ok": true}`` padded to 200 bytes, one byte every 0.1 s:
+    every read gets something well within any timeout of a second or more."""
+
+    protocol_version = "HTTP/1.1"
+    requests = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).requests += 1
+        body = b'{"ok": true}'.ljust(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        for byte in body:
+            time.sleep(0.1)
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:  # the caller gave up
+                return
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    """The Web API URL of a server that drips its answers."""
+    _DrippingHandler.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DrippingHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/api/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_answer_dripped_slower_than_the_timeout_ends_the_call_at_it(
+    dripping: str, connections: SlackConnections
+) -> None:
+    """slack_sdk's timeout bounds each read: a dripped answer (20 s here) would
+    outlast an outbox claim, and the post could be sent twice. The whole call
+    ends at its timeout, as a timeout (not retried), and once."""
+    client = PooledWebClient(token=TOKEN, base_url=dripping, timeout=1, connections=connections,
+                             retry_handlers=[ServerErrorRetryHandler(max_retry_count=2)])
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        client.chat_postMessage(channel="C1", text="slowly")
+    assert 1.0 <= time.monotonic() - began < 1.5
+    assert _DrippingHandler.requests == 1
+
+
+def test_a_response_url_post_dripped_slower_than_the_timeout_ends_at_it(
+    dripping: str, connections: SlackConnections
+) -> None:
+    webhook = PooledWebhookClient(url=dripping + "respond", connections=connections, timeout=1)
+    began = time.monotonic()
+    with pytest.raises(TimeoutError):
+        webhook.send(text="slowly")
+    assert 1.0 <= time.monotonic() - began < 1.5
+
+
+def test_calls_that_answer_in_time_keep_their_connection(fake: FakeSlack, connections: SlackConnections) -> None:
+    """The deadline does not cut a call that ends before it, nor its kept connection."""
+    client = pooled(fake, connections, timeout=0.5)
+    for n in range(3):
+        assert client.users_info(user=f"U{n}")["ok"]
+        time.sleep(0.3)  # the next call outlives the last one's deadline
+    assert fake.connections == 1
