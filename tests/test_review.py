@@ -244,6 +244,49 @@ def test_submitter_cannot_verify(engine: Engine, people: People) -> None:
     )
 
 
+
+def test_a_former_owner_cannot_verify(engine: Engine, people: People) -> None:
+    """COMMANDS.md: a verifier is "not a remediator of this item"; owning it
+    before counts, however the ownership ended (released, or reassigned)."""
+    for hand_over in ("assign", "release"):
+        number = new_item(engine, people, owner=people.vera)  # a verifier working as owner
+        if hand_over == "assign":
+            run(engine, lambda s, n=number: assign_item(s, people.admin, number=n, owner_id=ALICE))
+        else:
+            run(engine, lambda s, n=number: release_item(s, people.vera, number=n))
+            run(engine, lambda s, n=number: claim_item(s, people.alice, number=n))
+        run(engine, lambda s, n=number: submit_fix(s, people.alice, number=n, evidence="Done."))
+        message = f"You owned POAM-{number} before; a separate person must verify the fix."
+        assert_refused(engine, lambda s, n=number: verify_fix(s, people.vera, number=n), PermissionDenied, message)
+        assert_refused(
+            engine, lambda s, n=number: reject_fix(s, people.vera, number=n, reason="no"), PermissionDenied, message
+        )
+        run(engine, lambda s, n=number: verify_fix(s, people.vic, number=n))
+
+
+def test_a_first_owner_named_when_logged_cannot_verify(engine: Engine, people: People) -> None:
+    with unit_of_work(engine) as session:
+        number = log_item(session, people.reporter, title="Weak TLS", severity=Severity.LOW, detected_on=DETECTED,
+                          owner_id=VERA).number
+    run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=ALICE))
+    run(engine, lambda s: submit_fix(s, people.alice, number=number, evidence="Done."))
+    assert_refused(
+        engine, lambda s: verify_fix(s, people.vera, number=number), PermissionDenied,
+        "You owned POAM-1 before; a separate person must verify the fix.",
+    )
+
+
+def test_the_submitter_of_a_fix_sent_back_cannot_verify_a_later_one(engine: Engine, people: People) -> None:
+    number, _ = submitted(engine, people, owner=people.vera)
+    run(engine, lambda s: reject_fix(s, people.vic, number=number, reason="Still vulnerable."))
+    run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=ALICE))
+    run(engine, lambda s: submit_fix(s, people.alice, number=number, evidence="Fixed for real."))
+    message = "You submitted an earlier fix for POAM-1; a separate person must verify this one."
+    assert_refused(engine, lambda s: verify_fix(s, people.vera, number=number), PermissionDenied, message)
+    run(engine, lambda s: verify_fix(s, people.vic, number=number))
+    assert fetch(engine, number).status == Status.CLOSED
+
+
 def test_a_verifier_who_sent_a_fix_back_may_verify_the_next_one(engine: Engine, people: People) -> None:
     number, _ = submitted(engine, people)
     run(engine, lambda s: reject_fix(s, people.vera, number=number, reason="Port 443 still shows 1.1.1."))

@@ -18,7 +18,7 @@ from bot.commands.grammar import Parsed
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
-from bot.poam import item_details, item_lists, items, milestones, roles, systems
+from bot.poam import item_details, item_lists, items, milestones, review, roles, systems
 from bot.poam.actor import Actor
 from bot.poam.fields import Source
 from bot.poam.item_lists import Scope
@@ -129,7 +129,12 @@ def list_(request: SlackRequest, cmd: Parsed) -> Reply:
 def show_card(request: SlackRequest, number: int) -> Reply:
     with request.transaction(read_only=True) as (session, actor):
         detail = item_details.show_item(session, actor, number=number, with_changes=False)
-        blocks = cards.item_card(detail, viewer=actor)
+        worked_on = None
+        if cards.needs_remediators(detail, actor):
+            item = detail.item
+            assert item.id is not None  # a stored item's
+            worked_on = review.remediators(session, team_id=actor.team_id, item_id=item.id, owner_id=item.owner_id)
+        blocks = cards.item_card(detail, viewer=actor, remediators=worked_on)
         label = _label(actor, number)
     return Reply(text=label, blocks=blocks)
 

@@ -6,6 +6,8 @@ markup, so a refusal can never ping anyone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.poam.actor import Actor, Role
 from bot.poam.errors import PermissionDenied
 from bot.store.models import InfoSystem, Item
@@ -30,19 +32,42 @@ def require_owner_or_admin(actor: Actor, item: Item, doing: str) -> None:
         require_owner(actor, item, doing)
 
 
-def require_verifier(actor: Actor, item: Item, *, submitter: str | None, completers: set[str]) -> None:
-    """A verifier, and a *separate* one (CMMC 3.12.2[c]): never the owner, the
-    submitter, or anyone who completed one of the item's milestones. Admins get
-    no bypass."""
+@dataclass(frozen=True)
+class Remediators:
+    """Everyone who worked on an item's fix, from whom its verifier must be
+    separate (``review.remediators``)."""
+
+    #: Its owner, and everyone who owned it before (claimed, assigned or logged as owner).
+    owners: frozenset[str]
+    #: Everyone who submitted a fix of it, sent back or not.
+    submitters: frozenset[str]
+    #: Everyone who completed one of its milestones.
+    completers: frozenset[str]
+
+    @property
+    def everyone(self) -> frozenset[str]:
+        return self.owners | self.submitters | self.completers
+
+
+def require_verifier(actor: Actor, item: Item, *, submitter: str | None, remediators: Remediators) -> None:
+    """A verifier, and a *separate* one (CMMC 3.12.2[c]): never a remediator
+    of the item (COMMANDS.md): not its owner, nor anyone who owned it before,
+    submitted a fix of it, or completed one of its milestones. Admins get no
+    bypass."""
     label = actor.rules.label(item.number)
     if Role.VERIFIER not in actor.roles:
         raise PermissionDenied(f"Only a verifier can verify {label}; an admin can grant the role.")
-    if actor.user_id == item.owner_id:
+    user = actor.user_id
+    if user == item.owner_id:
         raise PermissionDenied(f"You own {label}; a separate person must verify the fix.")
-    if actor.user_id == submitter:
+    if user == submitter:
         raise PermissionDenied(f"You submitted the fix for {label}; a separate person must verify it.")
-    if actor.user_id in completers:
+    if user in remediators.completers:
         raise PermissionDenied(f"You completed a milestone of {label}; a separate person must verify the fix.")
+    if user in remediators.submitters:
+        raise PermissionDenied(f"You submitted an earlier fix for {label}; a separate person must verify this one.")
+    if user in remediators.owners:
+        raise PermissionDenied(f"You owned {label} before; a separate person must verify the fix.")
 
 
 def is_authorizing_official(actor: Actor, system: InfoSystem) -> bool:

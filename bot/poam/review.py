@@ -24,6 +24,7 @@ from bot.poam.errors import AlreadyDecided, InvalidInput, InvalidState, NotFound
 from bot.poam.items import load_item, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
+    Remediators,
     may_decide,
     require_authorizing_official,
     require_owner,
@@ -31,7 +32,7 @@ from bot.poam.permissions import (
 )
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
-from bot.store.models import InfoSystem, Item, Milestone, ReviewRequest, RoleGrant
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant
 
 MAX_TEXT = 4_000
 #: The actor id of changes the bot makes by itself (expiries), in the audit trail.
@@ -106,16 +107,47 @@ def requests_of(session: Session, item: Item) -> list[ReviewRequest]:
     )
 
 
-def milestone_completers(session: Session, item: Item) -> set[str]:
-    return {
-        user
-        for user in session.exec(
-            select(Milestone.completed_by).where(
-                Milestone.team_id == item.team_id, Milestone.item_id == item.id, col(Milestone.completed_by).is_not(None)
-            )
+#: The audit actions that set an item's owner: ``item.logged`` names its
+#: first one (or None), the others ``{"from": …, "to": …}``.
+_OWNERSHIP_ACTIONS = ("item.logged", "item.claimed", "item.released", "item.assigned")
+
+
+def remediators(session: Session, *, team_id: str, item_id: int, owner_id: str | None) -> Remediators:
+    """Everyone who worked on the fix of item ``item_id`` (owned now by
+    ``owner_id``): its owners, past ones read from its audit trail (an
+    imported item's first owner is its owner until a change records it as
+    ``from``), the submitters of its fixes, and the completers of its
+    milestones."""
+    owners: set[object] = {owner_id}
+    for details in session.exec(
+        select(AuditEvent.details).where(
+            AuditEvent.team_id == team_id, AuditEvent.item_id == item_id,
+            col(AuditEvent.action).in_(_OWNERSHIP_ACTIONS),
         )
-        if user
-    }
+    ):
+        owner = details.get("owner")
+        owners.update(owner.values() if isinstance(owner, dict) else [owner])
+    submitters = session.exec(
+        select(ReviewRequest.requested_by).where(
+            ReviewRequest.team_id == team_id, ReviewRequest.item_id == item_id,
+            ReviewRequest.kind == RequestKind.VERIFICATION,
+        )
+    )
+    completers = session.exec(
+        select(Milestone.completed_by).where(
+            Milestone.team_id == team_id, Milestone.item_id == item_id, col(Milestone.completed_by).is_not(None)
+        )
+    )
+    return Remediators(
+        owners=frozenset(user for user in owners if isinstance(user, str)),
+        submitters=frozenset(submitters),
+        completers=frozenset(user for user in completers if user),
+    )
+
+
+def _remediators_of(session: Session, item: Item) -> Remediators:
+    assert item.id is not None  # a stored item's
+    return remediators(session, team_id=item.team_id, item_id=item.id, owner_id=item.owner_id)
 
 
 def _system(session: Session, item: Item) -> InfoSystem:
@@ -241,7 +273,7 @@ def _verification(
     request = _load_pending(
         session, actor, item, kinds={RequestKind.VERIFICATION}, request_id=request_id, what="fix to verify"
     )
-    require_verifier(actor, item, submitter=request.requested_by, completers=milestone_completers(session, item))
+    require_verifier(actor, item, submitter=request.requested_by, remediators=_remediators_of(session, item))
     return item, request
 
 
@@ -548,7 +580,7 @@ def _role_holders(session: Session, team_id: str, role: Role) -> list[str]:
 
 def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
     """The verifiers who may verify this fix (every separation rule applied)."""
-    excluded = {item.owner_id, request.requested_by} | milestone_completers(session, item)
+    excluded = {request.requested_by} | _remediators_of(session, item).everyone
     return [user for user in _role_holders(session, item.team_id, Role.VERIFIER) if user not in excluded]
 
 

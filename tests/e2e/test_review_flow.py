@@ -104,6 +104,29 @@ def test_log_to_verified_with_the_whole_record_exported(team: SlackDriver, fake_
     assert item["milestones"][0]["completed_by"] == OWNER
 
 
+
+def _buttons(answer_blocks: Any) -> set[str]:
+    return {element.get("action_id") for block in answer_blocks for element in block.get("elements", [])}
+
+
+def test_a_verifier_who_owned_the_item_before_is_not_asked_nor_offered_verify(
+    team: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    """Separation of duties (COMMANDS.md: "not a remediator of this item"):
+    the verifier who worked on it, then handed it over, is not among those
+    asked, sees no Verify on its card, and is refused by the command."""
+    slack = team
+    slack.raw_command(f"log Weak TLS ciphers sev:low owner:<@{VERIFIER}|v>", user=OWNER)
+    slack.raw_command(f"assign 1 <@{OWNER}|o>", user=ADMIN)
+    assert "submitted for verification" in slack.command("submit 1", user=OWNER).text
+    wait_for(lambda: _dm_to(fake_slack, VERIFIER2))
+    assert not [m for m in _dm_to(fake_slack, VERIFIER) if "verify" in json.dumps(m).lower()]
+    assert ActionId.VERIFY not in _buttons(slack.command("show 1", user=VERIFIER).json()["blocks"])
+    assert ActionId.VERIFY in _buttons(slack.command("show 1", user=VERIFIER2).json()["blocks"])
+    refused = slack.command("verify 1", user=VERIFIER)
+    assert "You owned POAM-1 before; a separate person must verify the fix." in refused.text
+
+
 def test_two_verifiers_pressing_verify_at_once_make_one_decision(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     slack = team
     slack.command("log Weak TLS ciphers sev:low owner:x", user=OWNER)  # malformed owner: refused

@@ -29,7 +29,7 @@ from bot.poam.errors import PermissionDenied
 from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
-from bot.poam.permissions import require_authorizing_official, require_verifier
+from bot.poam.permissions import Remediators, require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
@@ -94,8 +94,10 @@ def _milestone_line(milestone: MilestoneRow, today: date) -> str:
     return text
 
 
-def item_card(detail: ItemDetail, *, viewer: Actor) -> list[Block]:
-    """``/poam show``: the item, its milestones, and the buttons this viewer may use."""
+def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | None = None) -> list[Block]:
+    """``/poam show``: the item, its milestones, and the buttons this viewer may
+    use: Verify and Reject only given who worked on the fix (``remediators``,
+    :func:`needs_remediators`)."""
     item, today, rules = detail.item, viewer.today(), viewer.rules
     label = rules.label(item.number)
     blocks: list[Block] = [
@@ -133,13 +135,20 @@ def item_card(detail: ItemDetail, *, viewer: Actor) -> list[Block]:
         blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
     if item.source_message_url:
         blocks.append(context(f"<{escape(item.source_message_url)}|Logged from this message>"))
-    buttons = _card_buttons(detail, viewer)
+    buttons = _card_buttons(detail, viewer, remediators)
     if buttons:
         blocks.append(actions(*buttons))
     return blocks
 
 
-def _card_buttons(detail: ItemDetail, viewer: Actor) -> list[dict[str, Any]]:
+def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
+    """Whether the card may offer ``viewer`` Verify: a fix waits, and they
+    verify (the check of who worked on it is a statement more)."""
+    waiting = pending_of(detail)
+    return waiting is not None and waiting.kind == RequestKind.VERIFICATION and Role.VERIFIER in viewer.roles
+
+
+def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | None) -> list[dict[str, Any]]:
     item = detail.item
     ref = metadata.dump(metadata.ItemRef(number=item.number))
     buttons = []
@@ -156,9 +165,8 @@ def _card_buttons(detail: ItemDetail, viewer: Actor) -> list[dict[str, Any]]:
     waiting = pending_of(detail)
     if waiting is not None:
         asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))
-        if waiting.kind == RequestKind.VERIFICATION and _allowed(
-            require_verifier, viewer, item, submitter=waiting.requested_by,
-            completers={m.completed_by for m in detail.milestones if m.completed_by},
+        if waiting.kind == RequestKind.VERIFICATION and remediators is not None and _allowed(
+            require_verifier, viewer, item, submitter=waiting.requested_by, remediators=remediators
         ):
             buttons += [button("Verify", ActionId.VERIFY, asked, style="primary"), button("Reject", ActionId.REJECT_FIX, asked)]
         elif waiting.kind != RequestKind.VERIFICATION and _allowed(
