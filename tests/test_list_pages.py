@@ -44,8 +44,8 @@ SCOPE_STATUSES = {
 def scatter(engine: Engine, actor: Actor, count: int, *, seed: int) -> None:
     """``count`` items logged by ``actor``, a third of them in a second system
     (Payroll), with one or two of three controls; then given random statuses,
-    owners, severities and due dates, many of them equal and on either side of
-    today."""
+    owners, severities (some adjusted) and due dates, many of them equal and
+    on either side of today."""
     chooser = random.Random(seed)
     for number in range(1, count + 1):
         log(engine, actor, controls=chooser.sample(["AC-2", "SI-2", "CM-6"], chooser.randint(1, 2)),
@@ -59,6 +59,7 @@ def scatter(engine: Engine, actor: Actor, count: int, *, seed: int) -> None:
                 sa.update(table)
                 .where(table.c.team_id == TEAM, table.c.number == number)
                 .values(status=status, owner_id=owner, severity=chooser.choice(list(Severity)).value,
+                        adjusted_severity=chooser.choice([None, None, None, *Severity]),
                         due_on=TODAY + timedelta(days=chooser.randint(-6, 6)))
             )
 
@@ -77,7 +78,7 @@ def expected(engine: Engine, actor: Actor, scope: Scope, **filters: Any) -> list
         and (scope is not Scope.MINE or item.owner_id == actor.user_id)
         and (scope is not Scope.UNCLAIMED or item.owner_id is None)
         and (scope is not Scope.OVERDUE or is_overdue(item, today=TODAY))
-        and ("severity" not in filters or item.severity == filters["severity"])
+        and ("severity" not in filters or (item.adjusted_severity or item.severity) == filters["severity"])
         and ("owner_id" not in filters or item.owner_id == filters["owner_id"])
         and ("control" not in filters or item.id in controls)
         and (system is None or systems[item.system_id] == system)

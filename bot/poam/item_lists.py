@@ -98,6 +98,12 @@ def overdue_condition(today: date | Any) -> Any:
     return status_in(ACTIVE) & (col(Item.due_on) < today)
 
 
+def current_rating() -> Any:
+    """The severity an item goes by, as SQL: the adjusted one an approved risk
+    adjustment set, else the original (the card's, the digest's, ``sev:``'s)."""
+    return func.coalesce(col(Item.adjusted_severity), col(Item.severity))
+
+
 def status_in(statuses: Iterable[Status]) -> Any:
     """``items.status IN (…)`` with a parameter per status. ``in_()`` of a plain
     list binds one "expanding" parameter, which SQLAlchemy renders into the SQL
@@ -222,7 +228,7 @@ def _list_statements(
     if by_system is not None:
         conditions.append(col(Item.system_id) == _SYSTEM_IDS[by_system].scalar_subquery())
     if by_severity:
-        conditions.append(col(Item.severity) == bindparam("severity"))
+        conditions.append(current_rating() == bindparam("severity"))
     if by_owner:
         conditions.append(col(Item.owner_id) == bindparam("owner_id"))
     if by_control:

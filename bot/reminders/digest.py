@@ -14,7 +14,7 @@ from bot.blockkit.blocks import day, fields_section, header, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
-from bot.poam.item_lists import overdue_condition
+from bot.poam.item_lists import current_rating, overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import RequestKind, RequestStatus
 from bot.poam.severity import Severity
@@ -34,7 +34,7 @@ def digest_message(
 ) -> tuple[str, list[dict[str, Any]]]:
     now, today = clock.now(), local_today(clock, tz)
     team = Item.team_id == team_id
-    rating = func.coalesce(col(Item.adjusted_severity), col(Item.severity))
+    rating = current_rating()
     by_status: Counter[str] = Counter()
     by_severity: Counter[str] = Counter()
     for status, severity, count in session.exec(
