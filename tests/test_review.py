@@ -197,6 +197,11 @@ def test_submit_then_a_separate_verifier_closes_it_as_remediated(engine: Engine,
     assert [e.action for e in trail[-2:]] == ["fix.submitted", "fix.verified"]
     assert trail[-1].actor_id == VERA
     assert trail[-1].details["status"] == {"from": "pending_verification", "to": "closed"}
+    (row,) = export_csv(engine)  # the closure's evidence and verdict, where an assessor reads the workbook
+    assert row["Comments"] == (
+        f"Remediation verified by {VERA} on 2026-11-20. Evidence: Clean rescan attached. "
+        "Verifier's note: Rescanned; fixed."
+    )
     # A closed item never reopens.
     assert_refused(
         engine, lambda s: submit_fix(s, people.alice, number=number), InvalidState,
@@ -611,6 +616,7 @@ def test_approved_false_positive_closes_the_item(engine: Engine, people: People)
     (row,) = export_csv(engine)
     assert (row["False Positive"], row["Risk Adjustment"], row["Operational Requirement"]) == ("Yes", "No", "No")
     assert row["Deviation Rationale"] == "False positive: The scanner misreads the backported version."
+    assert row["Comments"] == f"False positive approved by {OTTO} on 2026-11-20."
     # Closed for good.
     assert_refused(engine, lambda s: submit_fix(s, people.alice, number=number), InvalidState)
     assert_refused(engine, lambda s: claim_item(s, people.bob, number=number), PoamError)
@@ -649,6 +655,10 @@ def test_approved_risk_adjustment_recomputes_the_due_date_by_the_policy(
     assert row["Risk Adjustment"] == "Yes"
     assert row["Scheduled Completion Date"] == scheduled.isoformat()
     assert row["Current Due Date"] == due.isoformat()
+    # The workbook has no column for the current due date: its comments say it.
+    assert row["Comments"] == (
+        f"Current due date: {due.isoformat()}. Risk adjusted to {adjusted.value.capitalize()} by {OTTO} on 2026-11-20."
+    )
 
 
 def test_a_rejected_deviation_changes_nothing_on_the_item(engine: Engine, people: People) -> None:
@@ -704,8 +714,10 @@ def test_approved_extension_moves_the_due_date_and_keeps_the_scheduled_completio
     assert row["Original Detection Date"] == "2026-11-01"
     assert row["Scheduled Completion Date"] == "2027-01-30"
     assert row["Current Due Date"] == "2027-03-01"
-    assert "Extension to 2027-03-01 approved by" in row["Comments"]
-    assert OTTO in row["Comments"]
+    assert row["Comments"] == (
+        f"Current due date: 2027-03-01. Extension to 2027-03-01 approved by {OTTO} on 2026-11-20: "
+        "The vendor patch slipped to February."
+    )
     assert (row["Risk Adjustment"], row["False Positive"], row["Operational Requirement"]) == ("No", "No", "No")
 
 
@@ -759,6 +771,10 @@ def test_deviation_columns_say_yes_no_pending(engine: Engine, people: People) ->
     assert answers(pending_or) == ("No", "No", "Pending", "N/A")
     assert rows[approved_or]["Status"] == "risk_accepted"
     assert rows[approved_fp]["Status"] == "closed"
+    assert rows[approved_or]["Comments"] == (
+        f"Operational requirement approved by {OTTO} on 2026-11-20, to be reviewed again by 2027-06-01."
+    )
+    assert rows[pending_or]["Comments"] == rows[rejected_ra]["Comments"] == ""  # only decisions made
 
     documents = {document["number"]: document for document in export_json(engine)}
     assert [r["status"] for r in documents[withdrawn_fp]["requests"]] == ["withdrawn"]
@@ -874,7 +890,7 @@ def test_risk_acceptance_expires_after_its_date_not_before(engine: Engine, peopl
         RequestKind.RISK_ACCEPTANCE, RequestStatus.APPROVED, OTTO, OTTO, date(2026, 12, 31), "WAF rule.",
     )
     (row,) = export_csv(engine)
-    assert "Risk accepted until 2026-12-31" in row["Comments"]
+    assert row["Comments"] == f"Risk accepted until 2026-12-31 by {OTTO} on 2026-11-20: WAF rule."
 
     before = snapshot(engine)
     for moment in (NOW, datetime(2026, 12, 31, 0, 0, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)):

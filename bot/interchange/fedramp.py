@@ -10,7 +10,8 @@ from datetime import date
 
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.item_details import ChangeRow, ItemDetail, MilestoneRow
+from bot.poam.item_details import ChangeRow, ItemDetail, MilestoneRow, RequestRow
+from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
@@ -102,19 +103,45 @@ def deviation_rationale(detail: ItemDetail) -> str | None:
     return None
 
 
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
 def _decision_comments(detail: ItemDetail) -> list[str]:
+    """Every approved decision, with who, when and why: the template's own
+    columns say only Yes / No, and an assessor reading the workbook must see
+    what closed an item and on what grounds (a deviation's rationale is in
+    Deviation Rationale)."""
     notes = []
     for request in detail.requests:
         if request.status != RequestStatus.APPROVED or request.decided_at is None:
             continue
-        when = request.decided_at.date().isoformat()
+        by = f"by {request.decided_by} on {request.decided_at.date().isoformat()}"
         if request.kind == RequestKind.EXTENSION:
-            notes.append(f"Extension to {request.new_due_on} approved by {request.decided_by} on {when}.")
+            why = f": {_sentence(request.text)}" if request.text else "."
+            notes.append(f"Extension to {request.new_due_on} approved {by}{why}")
         elif request.kind == RequestKind.RISK_ACCEPTANCE:
-            notes.append(f"Risk accepted until {request.until_on} by {request.decided_by} on {when}.")
+            why = f": {_sentence(request.text)}" if request.text else "."
+            notes.append(f"Risk accepted until {request.until_on} {by}{why}")
         elif request.kind == RequestKind.VERIFICATION:
-            notes.append(f"Remediation verified by {request.decided_by} on {when}.")
+            evidence = f" Evidence: {_sentence(request.text)}" if request.text else ""
+            note = f" Verifier's note: {_sentence(request.decision_note)}" if request.decision_note else ""
+            notes.append(f"Remediation verified {by}.{evidence}{note}")
+        elif request.kind == RequestKind.DEVIATION:
+            notes.append(_deviation_comment(request, by))
     return notes
+
+
+def _deviation_comment(request: RequestRow, by: str) -> str:
+    match Deviation.asked(request.deviation):
+        case Deviation.RISK_ADJUSTMENT:
+            assert request.adjusted_severity is not None
+            return f"Risk adjusted to {risk_rating(request.adjusted_severity)} {by}."
+        case Deviation.FALSE_POSITIVE:
+            return f"False positive approved {by}."
+        case Deviation.OPERATIONAL_REQUIREMENT:
+            return f"Operational requirement approved {by}, to be reviewed again by {request.until_on}."
 
 
 def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
@@ -123,6 +150,8 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
     comments = []
     if item.severity == Severity.CRITICAL:
         comments.append("Original severity: Critical.")
+    if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
+        comments.append(f"Current due date: {item.due_on.isoformat()}.")
     comments += _decision_comments(detail)
     return [
         rules.label(item.number),
