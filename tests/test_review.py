@@ -518,6 +518,40 @@ def test_plan_approval_is_kept_when_a_milestone_is_completed(engine: Engine, peo
     assert "plan_approval" not in events(engine)[-1].details
 
 
+
+def test_milestones_added_after_the_plan_was_approved_are_new_milestone_changes(
+    engine: Engine, people: People
+) -> None:
+    """DOMAIN.md: planned milestones are never edited in place, and a change is
+    written ``(##) New|Update|Complete``: the approved plan is the baseline, and
+    a milestone added after it (even once approval was withdrawn) is a change,
+    not a milestone planned from the start."""
+    number = new_item(engine, people)
+    _with_milestone(engine, people, number)  # M1, part of the plan the AO approves
+    run(engine, lambda s: approve_plan(s, people.otto, number=number))
+    run(engine, lambda s: add_milestone(s, people.alice, number=number, description="Patch the standby",
+                                        due_on=date(2026, 12, 12)))
+    run(engine, lambda s: add_milestone(s, people.alice, number=number, description="Rescan both",
+                                        due_on=date(2026, 12, 14)))
+    (row,) = export_csv(engine)
+    assert row["Planned Milestones"].count("\n\n") == 0 and row["Planned Milestones"].startswith("(01) ")
+    assert row["Milestone Changes"] == "(02) New 2026-12-12 : Patch the standby\n\n(03) New 2026-12-14 : Rescan both"
+    (document,) = export_json(engine)
+    assert [(c["kind"], c["new_due_on"], c["changed_by"]) for c in document["milestone_changes"]] == [
+        ("new", "2026-12-12", ALICE), ("new", "2026-12-14", ALICE),
+    ]
+
+
+def test_milestones_added_before_any_approval_are_the_plan(engine: Engine, people: People) -> None:
+    number = new_item(engine, people)
+    _with_milestone(engine, people, number)
+    run(engine, lambda s: add_milestone(s, people.alice, number=number, description="Rescan",
+                                        due_on=date(2026, 12, 14)))
+    (row,) = export_csv(engine)
+    assert row["Planned Milestones"].startswith("(01) ") and "(02) 2026-12-14: Rescan" in row["Planned Milestones"]
+    assert row["Milestone Changes"] == ""
+
+
 # ---------------------------------------------------------------- deviations
 
 

@@ -55,7 +55,7 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-_CHANGE_WORDS = {ChangeKind.UPDATE: "Update", ChangeKind.COMPLETE: "Complete"}
+_CHANGE_WORDS = {ChangeKind.NEW: "New", ChangeKind.UPDATE: "Update", ChangeKind.COMPLETE: "Complete"}
 
 Cell = str | date | None
 
@@ -66,10 +66,13 @@ def risk_rating(severity: str) -> str:
     return "High" if rating is Severity.CRITICAL else rating.value.capitalize()
 
 
-def planned_milestones(milestones: list[MilestoneRow]) -> str:
-    """``(01) 2026-12-01: description`` per milestone, blank line between, first planned dates."""
+def planned_milestones(milestones: list[MilestoneRow], changes: list[ChangeRow]) -> str:
+    """``(01) 2026-12-01: description`` per milestone of the plan as first
+    approved (the later ones are "New" changes), blank line between, first
+    planned dates."""
+    added_later = {change.milestone_id for change in changes if change.kind == ChangeKind.NEW}
     return "\n\n".join(
-        f"({m.number:02d}) {m.planned_due_on.isoformat()}: {m.description}" for m in milestones
+        f"({m.number:02d}) {m.planned_due_on.isoformat()}: {m.description}" for m in milestones if m.id not in added_later
     )
 
 
@@ -166,7 +169,7 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
         item.remediation_plan,
         item.detected_on,
         item.scheduled_completion_on,
-        planned_milestones(detail.milestones),
+        planned_milestones(detail.milestones, detail.changes),
         milestone_changes(detail.changes, detail.milestones),
         item.updated_at.date(),
         "Yes" if item.vendor_dependency else "No",

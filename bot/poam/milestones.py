@@ -1,8 +1,9 @@
 """Milestones of an item: add, complete, move.
 
-A milestone's first planned date never changes. Completing or moving one
-writes a :class:`MilestoneChange` (FedRAMP's "Milestone Changes" column) with
-who, when, the old and new dates and why.
+A milestone's first planned date never changes. Completing or moving one,
+or adding one after the plan was approved, writes a :class:`MilestoneChange`
+(FedRAMP's "Milestone Changes" column) with who, when, the old and new dates
+and why.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from bot.poam.errors import InvalidInput, InvalidState, NotFound, about
 from bot.poam.items import load_item, touch, withdraw_plan_approval
 from bot.poam.lifecycle import Action, transition
 from bot.poam.permissions import require_owner
+from bot.poam.review import RequestKind, RequestStatus
 from bot.poam.text import clean_text
-from bot.store.models import Item, Milestone, MilestoneChange
+from bot.store.models import Item, Milestone, MilestoneChange, ReviewRequest
 
 MAX_DESCRIPTION = 1_000
 MAX_REASON = 2_000
@@ -29,6 +31,7 @@ MAX_MILESTONES = 50
 class ChangeKind(StrEnum):
     """The FedRAMP words for a milestone change."""
 
+    NEW = "new"
     UPDATE = "update"
     COMPLETE = "complete"
 
@@ -101,10 +104,22 @@ def _record_change(
     return change
 
 
+def _plan_ever_approved(session: Session, item: Item) -> bool:
+    return session.exec(
+        select(func.count()).where(
+            ReviewRequest.team_id == item.team_id, ReviewRequest.item_id == item.id,
+            ReviewRequest.kind == RequestKind.PLAN_APPROVAL, ReviewRequest.status == RequestStatus.APPROVED,
+        )
+    ).one() > 0
+
+
 def add_milestone(
     session: Session, actor: Actor, *, number: int, description: str, due_on: date
 ) -> Milestone:
-    """Add a planned milestone to an item (owner only)."""
+    """Add a milestone to an item (owner only). Before the authorizing official
+    first approves its plan, the milestone is part of that plan (the
+    template's Planned Milestones); after, it changes the plan, and is
+    recorded as a "New" milestone change too."""
     with about("description"):
         description = clean_text(description, field="The milestone", limit=MAX_DESCRIPTION)
     item = editable_item(session, actor, number=number, doing="add milestones")
@@ -127,6 +142,10 @@ def add_milestone(
         created_at=actor.now(),
     )
     session.add(milestone)
+    if _plan_ever_approved(session, item):  # the approved plan is the baseline: later milestones change it
+        session.flush()
+        _record_change(session, actor, item, milestone, kind=ChangeKind.NEW, old_due_on=None, new_due_on=due_on,
+                       reason=description)
     withdrawn = withdraw_plan_approval(item)
     touch(item, actor)
     audit.record(
