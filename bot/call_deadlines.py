@@ -4,8 +4,9 @@ A socket's timeout bounds each read, so a server (or a proxy between) that
 sends its answer a byte at a time, each within the timeout, can hold a call
 for as long as it likes: longer than an outbox row's claim, after which the
 dispatcher would send the same message again. :class:`Deadlines` keeps one
-thread per process that shuts the socket of a call still running at its
-deadline; the call's blocked read then ends, and the call reports a timeout.
+thread (one per pool of connections, ``SlackConnections``: one per process)
+that shuts the socket of a call still running at its deadline; the call's
+blocked read then ends, and the call reports a timeout.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -39,22 +39,24 @@ class Deadlines:
     steady stream of calls that end in time costs a heap push and pop each.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self._changed = threading.Condition()
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._wake_at = math.inf
         self._thread: threading.Thread | None = None
+        #: Which thread is the live one: :meth:`close` moves it on, and the thread it leaves behind stops.
+        self._generation = 0
 
     def watch(self, seconds: float) -> Watch:
         """Start a call's ``seconds``; give it its socket with :meth:`attach`
         once it has one, and end it with :meth:`release` before closing it."""
-        watch = Watch(deadline=self._clock() + seconds, sock=None)
+        watch = Watch(deadline=time.monotonic() + seconds, sock=None)
         with self._changed:
             heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="slack-call-deadlines", daemon=True)
+            if self._thread is None:  # first use, or after close()
+                self._thread = threading.Thread(target=self._run, args=(self._generation,),
+                                                name="slack-call-deadlines", daemon=True)
                 self._thread.start()
             if watch.deadline < self._wake_at:
                 self._changed.notify()
@@ -75,15 +77,24 @@ class Deadlines:
             self._drop_done()
             return watch.expired
 
+    def close(self) -> None:
+        """Stop the thread (a pool closing); the next :meth:`watch` starts it again."""
+        with self._changed:
+            self._generation += 1
+            thread, self._thread = self._thread, None
+            self._changed.notify_all()
+        if thread is not None:
+            thread.join()
+
     def _drop_done(self) -> None:
         while self._heap and self._heap[0][2].done:
             heapq.heappop(self._heap)
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         with self._changed:
-            while True:
+            while generation == self._generation:
                 self._drop_done()
-                now = self._clock()
+                now = time.monotonic()
                 while self._heap and self._heap[0][0] <= now:
                     _, _, watch = heapq.heappop(self._heap)
                     if not watch.done:

@@ -100,11 +100,14 @@ class SlackConnections:
         (Slack's Web API and response URLs answer directly).
 
         ``timeout`` bounds the whole call, not each socket operation
-        (``bot.call_deadlines``): an answer not read in full by then raises
-        ``TimeoutError``, and is not retried. A kept connection the server
-        closed just as the request went out (after the check in ``_take``)
-        fails before any answer: the request goes once more, on a new
-        connection, as browsers do, in what is left of ``timeout``."""
+        (``bot.call_deadlines``): a request not sent and answered in full by
+        then raises ``TimeoutError``, and is not retried. (A new connection's
+        connect and TLS handshake are bounded by ``timeout`` on each of their
+        socket operations only; the request is not sent once the deadline
+        has passed.) A kept connection the server closed just as the request
+        went out (after the check in ``_take``) fails before any answer: the
+        request goes once more, on a new connection, as browsers do, in what
+        is left of ``timeout``."""
         parts = urlsplit(request.full_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise URLError(f"not an HTTP URL: {request.full_url}")
@@ -126,18 +129,22 @@ class SlackConnections:
         if connection.sock is not None:
             connection.sock.settimeout(timeout)
         watch = self._deadlines.watch(timeout)
-        kept = False
+        kept = failure = None
         try:
-            try:
-                response, body = self._talk(connection, request, watch, reused=reused)
-            except (_ClosedBeforeAnswer, OSError, http.client.HTTPException) as error:
-                if self._deadlines.release(watch):  # its socket shut at the deadline: that is why it failed
-                    raise TimeoutError(f"no whole answer from {server[1]} within {timeout:.1f} s") from error
-                raise
-            if not self._deadlines.release(watch) and not response.will_close:  # a shut socket is not kept
+            response, body, whole = self._talk(connection, request, watch, reused=reused)
+        except (_ClosedBeforeAnswer, OSError, http.client.HTTPException) as error:
+            failure = error
+        # Released before the close (a closed socket's number can be taken by
+        # another call), and once: a shut socket is never kept.
+        expired = self._deadlines.release(watch)
+        try:
+            if expired and (failure is not None or not whole):  # shut at the deadline: that is why it ended
+                raise TimeoutError(f"no whole answer from {server[1]} within {timeout:.1f} s") from failure
+            if failure is not None:
+                raise failure
+            if not expired and not response.will_close:
                 kept = self._give_back(server, connection)
         finally:
-            self._deadlines.release(watch)  # before the close: a closed socket's number can be reused
             if not kept:
                 connection.close()
         if not 200 <= response.status < 300:
@@ -145,35 +152,43 @@ class SlackConnections:
         return Answer(status=response.status, headers=response.headers, body=body)
 
     def _talk(self, connection: http.client.HTTPConnection, request: Request, watch: Watch, *,
-              reused: bool) -> tuple[http.client.HTTPResponse, bytes]:
-        """Send ``request`` and read its answer in full. The deadline watches
-        the socket from when there is one: a new connection's connect and TLS
-        handshake are bounded by the socket's timeout alone, and sending by
-        its total (``sendall``)."""
+              reused: bool) -> tuple[http.client.HTTPResponse, bytes, bool]:
+        """Send ``request`` and read its answer: the answer, its body, and
+        whether that body is whole however the read ended (its length was
+        given, or it came in chunks: a cut shows as ``IncompleteRead``). A new
+        connection's connect and TLS handshake are bounded by the socket's
+        timeout on each operation; from then on the deadline watches it."""
+        if connection.sock is None:
+            try:
+                connection.connect()
+            except OSError as error:  # as urllib reports a failure to connect
+                raise URLError(error) from error
         self._deadlines.attach(watch, connection.sock)
         try:
             connection.request(request.get_method(), request.selector, body=request.data,
                                headers=dict(request.header_items()))
-        except OSError as error:  # as urllib reports a failure to connect or send
+        except OSError as error:  # as urllib reports a failure to send
             if reused and isinstance(error, _CLOSED):
                 raise _ClosedBeforeAnswer from error
             raise URLError(error) from error
-        self._deadlines.attach(watch, connection.sock)
         try:
             response = connection.getresponse()
         except _CLOSED as error:  # RemoteDisconnected among them: no status line came
             if reused:
                 raise _ClosedBeforeAnswer from error
             raise
-        return response, response.read()
+        delimited = response.chunked or response.length is not None
+        return response, response.read(), delimited
 
     def close(self) -> None:
-        """Close every idle connection (a process stopping, a test ending)."""
+        """Close every idle connection, and stop the deadlines' thread (a
+        process stopping, a test ending)."""
         with self._lock:
             idle, self._idle = self._idle, {}
         for connections in idle.values():
             for _, connection in connections:
                 connection.close()
+        self._deadlines.close()
 
     def _take(self, server: _Server) -> http.client.HTTPConnection | None:
         now = self._clock()

@@ -24,9 +24,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 def test_a_read_blocked_past_the_deadline_ends_there(pair: tuple[socket.socket, socket.socket]) -> None:
     ours, _ = pair
     deadlines = Deadlines()
+    began = time.monotonic()
     watch = deadlines.watch(0.3)
     deadlines.attach(watch, ours)
-    began = time.monotonic()
     assert ours.recv(1) == b""  # the other end says nothing: only the shutdown ends this read
     assert 0.3 <= time.monotonic() - began < 0.8
     assert deadlines.release(watch) is True
@@ -82,3 +82,22 @@ def test_only_the_late_call_is_cut() -> None:
         for ours, theirs in pairs:
             ours.close()
             theirs.close()
+
+
+def test_closed_it_stops_its_thread_and_starts_again_when_used(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, _ = pair
+    deadlines = Deadlines()
+    def threads() -> int:
+        return sum(thread.name == "slack-call-deadlines" for thread in threading.enumerate())
+
+    before = threads()
+    deadlines.release(deadlines.watch(5))
+    assert threads() == before + 1
+    deadlines.close()
+    assert threads() == before
+    watch = deadlines.watch(0.1)
+    deadlines.attach(watch, ours)
+    ours.settimeout(2)
+    assert ours.recv(1) == b""  # watched again
+    assert deadlines.release(watch) is True
+    deadlines.close()

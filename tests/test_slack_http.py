@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 from bot.slack_http import IDLE_SECONDS, PooledRespond, PooledWebClient, PooledWebhookClient, SlackConnections
@@ -247,6 +251,8 @@ class _DrippingHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     requests = 0
+    #: False: no Content-Length, the answer ends where the connection does.
+    delimited = True
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -254,7 +260,11 @@ class _DrippingHandler(BaseHTTPRequestHandler):
         body = b'{"ok": true}'.ljust(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        if self.delimited:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.flush()
         for byte in body:
@@ -269,10 +279,12 @@ class _DrippingHandler(BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def dripping() -> Iterator[str]:
-    """The Web API URL of a server that drips its answers."""
+@pytest.fixture(params=[True, False], ids=["length", "until-closed"])
+def dripping(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The Web API URL of a server that drips its answers, of a given length
+    or ending where the connection does."""
     _DrippingHandler.requests = 0
+    _DrippingHandler.delimited = request.param
     server = ThreadingHTTPServer(("127.0.0.1", 0), _DrippingHandler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -286,9 +298,11 @@ def test_an_answer_dripped_slower_than_the_timeout_ends_the_call_at_it(
 ) -> None:
     """slack_sdk's timeout bounds each read: a dripped answer (20 s here) would
     outlast an outbox claim, and the post could be sent twice. The whole call
-    ends at its timeout, as a timeout (not retried), and once."""
+    ends at its timeout, as a timeout (not retried by the bot's handlers, nor
+    taken for a short answer), and once."""
     client = PooledWebClient(token=TOKEN, base_url=dripping, timeout=1, connections=connections,
-                             retry_handlers=[ServerErrorRetryHandler(max_retry_count=2)])
+                             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
+                                             ServerErrorRetryHandler(max_retry_count=2)])
     began = time.monotonic()
     with pytest.raises(TimeoutError):
         client.chat_postMessage(channel="C1", text="slowly")

@@ -94,13 +94,6 @@ def _answer_and_finish(
         publish_home(request)
 
 
-def _through_response_url(services: Services, reply: Reply, respond: Respond, *, replace_original: bool) -> None:
-    """After the ack, ``reply`` to a payload too malformed to name a user:
-    its response URL is the only way back."""
-    after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
-              replace_original=replace_original)
-
-
 def register(app: App, services: Services) -> None:
     def on(action: ActionId, work: Callable[[SlackRequest, dict[str, Any]], Reply]) -> None:
         def clicked(body: dict[str, Any], client: WebClient, respond: Respond, signature: str | None) -> None:
@@ -115,7 +108,8 @@ def register(app: App, services: Services) -> None:
             if box:
                 deliver(services, box[0], body, reply, respond)
             else:
-                _through_response_url(services, reply, respond, replace_original=False)
+                after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+                          replace_original=False)
 
         @app.action(_pattern(action))
         def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, req: BoltRequest) -> None:
@@ -172,19 +166,14 @@ def register(app: App, services: Services) -> None:
     on(ActionId.REJECT_FIX, open_reject_form)
 
     def turn_page(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        box: list[SlackRequest] = []
+        request = request_from(services, client, body, signature=None)  # reads only
 
         def run() -> Reply:
-            box.append(request_from(services, client, body, signature=None))  # reads only
-            query = metadata.load(metadata.ListPage, body["actions"][0].get("value"))
-            return handlers.list_query(box[0], query)
+            return handlers.list_query(request, metadata.load(metadata.ListPage, body["actions"][0].get("value")))
 
         reply = answer(run)
-        if box:
-            after_ack(services, say_privately, box[0], reply.text, blocks=reply.blocks, respond=respond,
-                      replace_original=True)
-        else:
-            _through_response_url(services, reply, respond, replace_original=True)
+        after_ack(services, say_privately, request, reply.text, blocks=reply.blocks, respond=respond,
+                  replace_original=True)
 
     @app.action(_pattern(ActionId.LIST_PAGE))
     def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

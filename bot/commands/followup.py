@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from http.client import HTTPException
 from typing import Any
 
 from slack_bolt import Ack, Respond
@@ -162,11 +163,13 @@ def say_privately(
     replace_original: bool = False,
 ) -> None:
     """Show ``text`` and ``blocks`` to the requester alone: through the
-    response URL when there is one; when there is none, or Slack refuses the
-    post (a URL is good for 5 posts in 30 minutes), as an ephemeral message in
-    the request's channel; when that is refused too (the bot is not in the
-    channel), as a direct message. Each step is logged, not raised: this is
-    the answer to a change already made, and it must not be lost.
+    response URL when there is one (``replace_original`` there only); when
+    there is none, or Slack refuses the post (a URL is good for 5 posts in 30
+    minutes), as a new ephemeral message in the request's channel; when that
+    is refused too (the bot is not in the channel), as a direct message. Each
+    step is logged, not raised: this is the answer to a change already made,
+    and it must not be lost. (A step that timed out may have reached Slack
+    all the same: then the answer shows twice, which is better than never.)
 
     No outbox row keeps it: it waits out a 429 of up to a minute
     (``rate_limits.waiting_longer``) rather than be lost.
@@ -176,7 +179,7 @@ def say_privately(
             if respond(text=text, blocks=blocks, response_type="ephemeral",
                        replace_original=replace_original).status_code == 200:
                 return
-        except (SlackClientError, OSError) as error:
+        except (SlackClientError, OSError, HTTPException) as error:
             log.warning("a response URL post to %s failed: %s", request.user_id, error)
     client = waiting_longer(request.client)
     if request.channel_id:

@@ -53,6 +53,10 @@ def acked(answer: Answer) -> None:
     assert answer.status == 200 and answer.body == "", (answer.status, answer.body)
 
 
+def ephemerals(fake_slack: FakeSlack) -> list[dict[str, Any]]:
+    return [call.params for call in fake_slack.calls_to("chat.postEphemeral")]
+
+
 def next_response(fake_slack: FakeSlack, seen: int) -> dict[str, Any]:
     """The first response_url post after the ``seen`` ones."""
     return wait_for(lambda: fake_slack.responses[seen:])[0]
@@ -97,6 +101,7 @@ def test_claim_button_from_a_card_claims_and_answers_privately(
     assert item.owner_id == BOB and item.status == "in_progress"
     post = wait_for(lambda: posts(fake_slack)[1:])[0]
     assert post["thread_ts"] == thread and f"<@{BOB}> claimed *POAM-1*" in post["text"]
+    assert ephemerals(fake_slack) == []  # the response URL took the answer: no second copy
 
     # The same button, pressed by someone else: refused, naming the owner; nothing changes.
     before = snapshot(engine)
@@ -145,11 +150,6 @@ def test_show_button_from_a_list(slack: SlackDriver, fake_slack: FakeSlack, engi
     body = strings(answer)
     assert "*POAM-2* · Second finding" in body and "First finding" not in body
     assert set(card_buttons(answer["blocks"])) == {"Add milestone", "History"}  # Bob owns it
-
-
-
-def ephemerals(fake_slack: FakeSlack) -> list[dict[str, Any]]:
-    return [call.params for call in fake_slack.calls_to("chat.postEphemeral")]
 
 
 def test_a_click_whose_response_url_is_refused_answers_in_the_channel(
