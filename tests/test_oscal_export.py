@@ -46,6 +46,7 @@ from bot.poam.review import (
     request_extension,
     set_vendor,
     submit_fix,
+    vendor_shipped,
     verify_fix,
     withdraw_request,
 )
@@ -512,3 +513,17 @@ def test_a_withdrawn_request_is_named_in_the_risk_log(engine: Engine, cast: Cast
         "False positive withdrawn", "The owner withdrew the pending request."
     )
     assert withdrawn.get("status-change") == REMEDIATING  # back from "deviation requested"
+
+
+def test_a_vendor_fix_shipped_is_in_the_risk_log(engine: Engine, cast: Cast, clock: FixedClock) -> None:
+    number = worked_item(engine, cast)
+    run(engine, lambda s: set_vendor(s, cast.alice, number=number, product="Acme TLS"))
+    clock.advance(days=20)
+    run(engine, lambda s: vendor_shipped(s, cast.alice, number=number))
+    document, _ = export(engine)
+    assert_valid(document)
+    _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]
+    shipped = risk["risk-log"]["entries"][-1]
+    assert (shipped["title"], shipped["description"]) == (
+        "Vendor fix shipped", "The vendor's fix shipped on 2026-12-10; the clock restarted: due 2027-03-10."
+    )

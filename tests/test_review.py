@@ -59,6 +59,7 @@ from bot.poam.review import (
     requests_of,
     set_vendor,
     submit_fix,
+    vendor_shipped,
     verify_fix,
     withdraw_request,
 )
@@ -1023,6 +1024,33 @@ def test_vendor_checkin_is_today_in_the_owners_time_zone(engine: Engine, make_ac
     number = new_item(engine, people)
     run(engine, lambda s: set_vendor(s, tokyo, number=number, checkin=True))
     assert fetch(engine, number).last_vendor_checkin_on == date(2026, 11, 21)
+
+
+
+def test_a_vendor_fix_shipped_restarts_the_clock(engine: Engine, people: People, clock: FixedClock) -> None:
+    """DOMAIN.md: once the vendor ships a fix the clock restarts: due as if found
+    that day, by the item's current rating; the scheduled completion date stays."""
+    number = new_item(engine, people)  # moderate, found 2026-11-01: due 2027-01-30
+    assert_refused(engine, lambda s: vendor_shipped(s, people.alice, number=number), InvalidState,
+                   "POAM-1 is not marked as waiting on a vendor; `/poam vendor POAM-1` marks it.")
+    run(engine, lambda s: set_vendor(s, people.alice, number=number, product="Acme Appliance"))
+    clock.advance(days=20)  # 2026-12-10
+    assert_refused(engine, lambda s: vendor_shipped(s, people.bob, number=number), PermissionDenied)
+    run(engine, lambda s: vendor_shipped(s, people.alice, number=number))
+    item = fetch(engine, number)
+    assert (item.vendor_dependency, item.vendor_product, item.due_on) == (False, "Acme Appliance", date(2027, 3, 10))
+    assert item.scheduled_completion_on == date(2027, 1, 30)
+    last = events(engine)[-1]
+    assert (last.action, last.actor_id, last.details) == ("vendor.shipped", ALICE, {
+        "dependency": {"from": True, "to": False}, "shipped_on": "2026-12-10",
+        "due_on": {"from": "2027-01-30", "to": "2027-03-10"},
+    })
+    (row,) = export_csv(engine)
+    assert (row["Vendor Dependency"], row["Scheduled Completion Date"], row["Current Due Date"]) == (
+        "No", "2027-01-30", "2027-03-10",
+    )
+    assert row["Comments"] == "Current due date: 2027-03-10."
+    assert_refused(engine, lambda s: vendor_shipped(s, people.alice, number=number), InvalidState)
 
 
 # ---------------------------------------------------------------- audit: one event per operation, chain intact

@@ -22,6 +22,7 @@ from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
 from bot.poam import review
 from bot.poam.actor import Actor
+from bot.poam.errors import InvalidInput
 from bot.store.models import Item, ReviewRequest
 
 
@@ -179,8 +180,11 @@ def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
 
 @handles("vendor")
 def vendor(request: SlackRequest, cmd: Parsed) -> Reply:
+    if cmd["event"] == "shipped":
+        return _vendor_shipped(request, cmd)
     with request.transaction() as (session, actor):
-        item = review.set_vendor(session, actor, number=cmd["item"], product=cmd["product"], checkin=bool(cmd["checkin"]))
+        item = review.set_vendor(session, actor, number=cmd["item"], product=cmd["product"],
+                                 checkin=cmd["event"] == "checkin")
         label = actor.rules.label(item.number)
     text = f"*{label}* waits on a vendor"
     if item.vendor_product:
@@ -188,6 +192,18 @@ def vendor(request: SlackRequest, cmd: Parsed) -> Reply:
     if item.last_vendor_checkin_on:
         text += f"; last check-in {day(item.last_vendor_checkin_on)}"
     return Reply(text=f"{label} vendor dependency", blocks=cards.done(text + "."))
+
+
+def _vendor_shipped(request: SlackRequest, cmd: Parsed) -> Reply:
+    if cmd["product"] is not None:
+        raise InvalidInput("`product:` names what waits on a vendor; it does not go with `shipped`.")
+    with request.transaction() as (session, actor):
+        item = review.vendor_shipped(session, actor, number=cmd["item"])
+        label = actor.rules.label(item.number)
+    return Reply(
+        text=f"{label} no longer waits on a vendor",
+        blocks=cards.done(f"*{label}* no longer waits on a vendor; its clock restarted today: due {day(item.due_on)}."),
+    )
 
 
 @handles("withdraw")

@@ -96,10 +96,15 @@ def verdict(raw: str, _: ParseContext) -> bool:
     return word == "approve"
 
 
-def checkin(raw: str, _: ParseContext) -> bool:
-    if raw.lower() != "checkin":
-        raise InvalidInput(f"`{raw}` is not understood here; add `checkin` to record a vendor check-in.")
-    return True
+def vendor_event(raw: str, _: ParseContext) -> str:
+    """``checkin`` (a check-in with the vendor today) or ``shipped`` (the vendor's fix is out)."""
+    word = raw.lower()
+    if word not in ("checkin", "shipped"):
+        raise InvalidInput(
+            f"`{raw}` is not understood here; add `checkin` to record a vendor check-in, "
+            "or `shipped` when the vendor's fix is out."
+        )
+    return word
 
 
 def on_off(raw: str, _: ParseContext) -> bool:
@@ -261,9 +266,10 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "vendor",
-        "Mark the fix as waiting on a vendor, or record a vendor check-in.",
+        "Mark the fix as waiting on a vendor, record a vendor check-in, or that the vendor's fix shipped "
+        "(the item's clock restarts today).",
         "owner",
-        (ITEM, Arg("checkin", checkin, "checkin", required=False)),
+        (ITEM, Arg("event", vendor_event, "checkin|shipped", required=False)),
         (Option("product", text, '"…"'),),
     ),
     Spec("withdraw", "Take back your pending deviation or extension request.", "owner", (ITEM,)),

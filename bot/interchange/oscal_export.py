@@ -324,6 +324,9 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
                 return "Vendor Check-in", f"Vendor check-in on {_to(d, 'checkin')}."
             product = _to(d, "product")
             return "Vendor dependency", "Waiting on the vendor" + (f" of {product}." if product else ".")
+        case "vendor.shipped":
+            due = f"; the clock restarted: due {_to(d, 'due_on')}" if d.get("due_on") else ""
+            return "Vendor fix shipped", f"The vendor's fix shipped on {d.get('shipped_on')}{due}."
         case "extension.requested":
             return "Extension requested", f"Extension to {_to(d, 'due_on')} requested: {d.get('reason')}"
         case "deviation.requested":

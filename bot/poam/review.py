@@ -565,6 +565,29 @@ def set_vendor(
     return item
 
 
+
+def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Item:
+    """The vendor shipped the fix the item waited on: the dependency ends, and
+    the remediation clock restarts today (DOMAIN.md): the item is due when
+    the deadline policy gives an item of its rating found today. The
+    scheduled completion date stays as first set."""
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_owner(actor, item, "record its vendor dependency")
+    transition(Action.VENDOR, item.status, item_label=label)
+    if not item.vendor_dependency:
+        raise InvalidState(f"{label} is not marked as waiting on a vendor; `/poam vendor {label}` marks it.")
+    today = actor.today()
+    due = actor.rules.deadlines.due_date(severity=_effective_severity(item), detected_on=today)
+    changes: dict[str, object] = {"dependency": {"from": True, "to": False}, "shipped_on": today}
+    if due != item.due_on:
+        changes["due_on"] = {"from": item.due_on, "to": due}
+    item.vendor_dependency, item.due_on = False, due
+    touch(item, actor)
+    audit.record(session, actor, action="vendor.shipped", item_id=item.id, details=changes)
+    return item
+
+
 # ---------------------------------------------------------------- who is asked
 
 

@@ -127,6 +127,23 @@ def test_a_verifier_who_owned_the_item_before_is_not_asked_nor_offered_verify(
     assert "You owned POAM-1 before; a separate person must verify the fix." in refused.text
 
 
+
+def test_vendor_checkin_and_shipped_by_command(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    slack = team
+    slack.raw_command(f"log Appliance firmware sev:high owner:<@{OWNER}|o>", user=OWNER)
+    assert "waits on a vendor (Acme)" in slack.command('vendor 1 product:"Acme"', user=OWNER).text
+    assert "last check-in" in slack.command("vendor 1 checkin", user=OWNER).text
+    refused = slack.command("vendor 1 later", user=OWNER)
+    assert "`later` is not understood here" in refused.text and "`shipped`" in refused.text
+    refused = slack.command('vendor 1 shipped product:"Other"', user=OWNER)
+    assert "it does not go with `shipped`" in refused.text
+    shipped = slack.command("vendor 1 shipped", user=OWNER)
+    assert "*POAM-1* no longer waits on a vendor; its clock restarted today: due" in shipped.text
+    with unit_of_work(engine) as session:
+        item = session.exec(select(Item).where(Item.number == 1)).one()
+    assert item.vendor_dependency is False
+
+
 def test_two_verifiers_pressing_verify_at_once_make_one_decision(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     slack = team
     slack.command("log Weak TLS ciphers sev:low owner:x", user=OWNER)  # malformed owner: refused
