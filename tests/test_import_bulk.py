@@ -10,17 +10,21 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import col, select
 
+from bot.commands.views.cards import item_card
+from bot.interchange.fedramp import COLUMNS, row
 from bot.interchange.findings import Finding, Milestone
+from bot.interchange.json_export import item_document
 from bot.poam import audit, items
 from bot.poam.actor import Actor
 from bot.poam.clock import FixedClock
 from bot.poam.imports import check_findings, import_findings
+from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ItemControl
 from bot.store.models import Milestone as MilestoneRow
-from tests.db import events, force, run, snapshot
+from tests.db import events, fetch, force, run, snapshot
 
 DUE = date(2027, 1, 15)
 
@@ -54,8 +58,12 @@ def test_a_check_writes_nothing_and_reports_what_the_import_then_does(
         checked = check_findings(session, admin, findings=scan)
     assert snapshot(engine) == before  # no rows, no item numbers, no audit events
     done = imported(engine, admin, scan)
-    assert str(checked) == str(done) == "3 new, 2 updated, 3 unchanged, 1 skipped"
+    assert str(checked) == str(done) == "3 new (1 found again after being closed), 2 updated, 3 unchanged, 1 skipped"
     assert (checked.numbers, done.numbers) == ([], [7, 8, 9])
+    # DOMAIN.md: a weakness found again is a new item linked to the old one.
+    assert [fetch(engine, number).recurs_number for number in (7, 8, 9)] == [5, None, None]
+    found_again = [e for e in events(engine) if e.action == "item.imported" and e.details["number"] == 7]
+    assert found_again[0].details["recurs"] == 5
 
 
 def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
@@ -88,3 +96,22 @@ def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
         seen_now = session.exec(select(func.count()).select_from(Item).where(Item.last_seen_at == clock.now())).one()
         assert seen_now == count
         assert audit.verify_chain(session, team_id=admin.team_id).ok
+
+
+def test_a_weakness_found_again_names_its_closed_item_everywhere(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """The card, the workbook's comments and the JSON export say which closed
+    item the new one's weakness was found in before."""
+    imported(engine, admin, [finding(1)])
+    force(engine, 1, status=Status.CLOSED)
+    clock.advance(days=1)
+    imported(engine, admin, [finding(1)])
+    with unit_of_work(engine, read_only=True) as session:
+        card = str(item_card(show_item(session, admin, number=2, with_changes=False), viewer=admin))
+        details = {detail.item.number: detail for detail in iter_item_details(session, team_id=admin.team_id)}
+    assert "Found again after *POAM-1* was closed." in card
+    comments = dict(zip(COLUMNS, row(details[2], rules=admin.rules), strict=True))["Comments"]
+    assert comments is not None and "Found again after POAM-1 was closed." in str(comments)
+    assert item_document(details[2], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] == "POAM-1"
+    assert item_document(details[1], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] is None

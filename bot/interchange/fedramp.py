@@ -153,6 +153,8 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
     comments = []
     if item.severity == Severity.CRITICAL:
         comments.append("Original severity: Critical.")
+    if item.recurs_number is not None:
+        comments.append(f"Found again after {rules.label(item.recurs_number)} was closed.")
     if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
     comments += _decision_comments(detail)

@@ -65,6 +65,7 @@ def item_document(detail: ItemDetail, *, rules: Rules, today: date) -> dict[str,
         "updated_at": _iso(item.updated_at),
         "closed_at": _iso(item.closed_at),
         "closure": item.closure,
+        "found_again_after": rules.label(item.recurs_number) if item.recurs_number is not None else None,
         "plan_approval": (
             {"by": item.plan_approved_by, "at": _iso(item.plan_approved_at)} if item.plan_approved_at else None
         ),

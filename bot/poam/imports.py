@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.poam import audit, fields
@@ -105,10 +106,13 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    #: Of the new ones, found again after their item was closed.
+    recurring: int = 0
     numbers: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+        new = f"{self.new} new" + (f" ({self.recurring} found again after being closed)" if self.recurring else "")
+        return f"{new}, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
 
 
 def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
@@ -166,16 +170,15 @@ def _classify(
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
-    closed_prints: set[str | None] = set()
+    closed_by_print: dict[str | None, int] = {}  # the latest closed item of each weakness
     prints = sorted({finding.fingerprint for finding, _ in checked})
     for chunk in _chunks(prints):  # an IN list per chunk: SQLite takes at most 32,766 parameters
-        for item_id, fingerprint, status, last_seen_at in session.exec(
-            select(Item.id, Item.fingerprint, Item.status, Item.last_seen_at).where(
-                Item.team_id == actor.team_id, col(Item.fingerprint).in_(chunk)
-            )
-        ):
+        found = sa_select(
+            col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at)
+        ).where(col(Item.team_id) == actor.team_id, col(Item.fingerprint).in_(chunk))
+        for item_id, number, fingerprint, status, last_seen_at in session.execute(found):
             if status == Status.CLOSED:
-                closed_prints.add(fingerprint)
+                closed_by_print[fingerprint] = max(number, closed_by_print.get(fingerprint, 0))
             else:
                 assert item_id is not None  # a stored item's
                 open_by_print[fingerprint] = (item_id, last_seen_at)
@@ -189,10 +192,12 @@ def _classify(
             continue
         seen.add(fingerprint)
         existing = open_by_print.get(fingerprint)
-        if existing is None and finding.closed and fingerprint in closed_prints:
+        closed_before = closed_by_print.get(fingerprint)
+        if existing is None and finding.closed and closed_before is not None:
             summary.unchanged += 1  # a closed item of a workbook imported before
-        elif existing is None:
-            fresh.append((finding, values))
+        elif existing is None:  # new, or found again after its item was closed: a new item, linked
+            fresh.append((finding, {**values, "recurs_number": closed_before}))
+            summary.recurring += closed_before is not None
         elif existing[1] == now:
             summary.unchanged += 1
         else:
@@ -286,9 +291,11 @@ def _insert_items(
              "planned_due_on": due_on, "due_on": due_on, "created_by": actor.user_id, "created_at": row["created_at"]}
             for number, (due_on, text) in enumerate(cast("list[tuple[date, str]]", values["milestones"]), start=1)
         ]
-        entries.append(("item.imported", item_id, {"number": row["number"], "title": row["title"],
-                                                   "fingerprint": row["fingerprint"], "source": source_name,
-                                                   "status": row["status"]}))
+        details = {"number": row["number"], "title": row["title"], "fingerprint": row["fingerprint"],
+                   "source": source_name, "status": row["status"]}
+        if row["recurs_number"] is not None:
+            details["recurs"] = row["recurs_number"]
+        entries.append(("item.imported", item_id, details))
     for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones)):
         if child_rows:
             session.exec(insert(table), params=child_rows)
@@ -328,6 +335,7 @@ def _item_row(
         "vendor_dependency": bool(values["vendor_product"]),
         "vendor_product": values["vendor_product"],
         "fingerprint": finding.fingerprint,
+        "recurs_number": values["recurs_number"],
         "last_seen_at": now,
         "closure": Closure.IMPORTED if finding.closed else None,
         "closed_at": now if finding.closed else None,

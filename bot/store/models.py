@@ -137,6 +137,9 @@ class Item(SQLModel, table=True):
     fingerprint: str | None = Field(default=None, sa_type=sa.String(64))
     last_seen_at: datetime | None = _timestamp(nullable=True)
     version: int = Field(default=1)
+    #: The number of the closed item whose weakness this one is, found again
+    #: (a closed item never reopens): set by an import that finds it.
+    recurs_number: int | None = None
 
 
 class ItemControl(SQLModel, table=True):

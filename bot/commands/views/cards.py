@@ -133,6 +133,8 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
     if detail.milestones:
         lines = "\n".join(_milestone_line(m, today) for m in detail.milestones)
         blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
+    if item.recurs_number is not None:
+        blocks.append(context(f"Found again after *{rules.label(item.recurs_number)}* was closed."))
     if item.source_message_url:
         blocks.append(context(f"<{escape(item.source_message_url)}|Logged from this message>"))
     buttons = _card_buttons(detail, viewer, remediators)
