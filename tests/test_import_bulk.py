@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import col, select
 
@@ -115,3 +116,29 @@ def test_a_weakness_found_again_names_its_closed_item_everywhere(
     assert comments is not None and "Found again after POAM-1 was closed." in str(comments)
     assert item_document(details[2], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] == "POAM-1"
     assert item_document(details[1], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] is None
+
+
+@pytest.mark.parametrize("closed_first", [True, False], ids=["closed-first", "open-first"])
+def test_a_file_with_a_closed_item_and_its_weakness_found_again_keeps_both_linked(
+    engine: Engine, admin: Actor, closed_first: bool
+) -> None:
+    """Our own export imported elsewhere lists a closed item and the open item
+    its weakness came back as: both are kept (one per fingerprint and state),
+    the open one linked to the closed one."""
+    rows = [finding(1, closed=True), finding(1)]
+    done = imported(engine, admin, rows if closed_first else rows[::-1])
+    assert str(done) == "2 new (1 found again after being closed), 0 updated, 0 unchanged, 0 skipped"
+    closed, reopened = (1, 2) if closed_first else (2, 1)
+    assert fetch(engine, closed).status == Status.CLOSED and fetch(engine, closed).recurs_number is None
+    assert fetch(engine, reopened).status == Status.OPEN and fetch(engine, reopened).recurs_number == closed
+
+
+def test_the_latest_closed_item_is_the_one_found_again(engine: Engine, admin: Actor, clock: FixedClock) -> None:
+    imported(engine, admin, [finding(1)])
+    force(engine, 1, status=Status.CLOSED)
+    clock.advance(days=1)
+    imported(engine, admin, [finding(1)])
+    force(engine, 2, status=Status.CLOSED)
+    clock.advance(days=1)
+    imported(engine, admin, [finding(1)])
+    assert [fetch(engine, number).recurs_number for number in (1, 2, 3)] == [None, 1, 2]

@@ -523,7 +523,9 @@ def test_a_vendor_fix_shipped_is_in_the_risk_log(engine: Engine, cast: Cast, clo
     document, _ = export(engine)
     assert_valid(document)
     _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]
-    shipped = risk["risk-log"]["entries"][-1]
+    shipped, asked = risk["risk-log"]["entries"][-2:]
+    assert asked["title"] == "Extension requested"
     assert (shipped["title"], shipped["description"]) == (
-        "Vendor fix shipped", "The vendor's fix shipped on 2026-12-10; the clock restarted: due 2027-03-10."
+        "Vendor fix shipped",
+        "The vendor's fix shipped on 2026-12-10: the remediation clock restarts (due 2027-03-10 by the deadline policy).",
     )

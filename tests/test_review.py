@@ -18,7 +18,7 @@ import io
 import json
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -248,7 +248,6 @@ def test_submitter_cannot_verify(engine: Engine, people: People) -> None:
     assert_refused(
         engine, lambda s: reject_fix(s, people.vera, number=number, reason="no"), PermissionDenied, message
     )
-
 
 
 def test_a_former_owner_cannot_verify(engine: Engine, people: People) -> None:
@@ -517,7 +516,6 @@ def test_plan_approval_is_kept_when_a_milestone_is_completed(engine: Engine, peo
     item = fetch(engine, number)
     assert (item.plan_approved_by, item.plan_approved_at) == (OTTO, NOW)
     assert "plan_approval" not in events(engine)[-1].details
-
 
 
 def test_milestones_added_after_the_plan_was_approved_are_new_milestone_changes(
@@ -1026,31 +1024,60 @@ def test_vendor_checkin_is_today_in_the_owners_time_zone(engine: Engine, make_ac
     assert fetch(engine, number).last_vendor_checkin_on == date(2026, 11, 21)
 
 
-
-def test_a_vendor_fix_shipped_restarts_the_clock(engine: Engine, people: People, clock: FixedClock) -> None:
+def test_a_vendor_fix_shipped_asks_the_ao_to_restart_the_clock(
+    engine: Engine, people: People, clock: FixedClock
+) -> None:
     """DOMAIN.md: once the vendor ships a fix the clock restarts: due as if found
-    that day, by the item's current rating; the scheduled completion date stays."""
+    that day, by the item's current rating. The owner never moves their own
+    due date later: the restarted date is an extension the AO decides."""
     number = new_item(engine, people)  # moderate, found 2026-11-01: due 2027-01-30
     assert_refused(engine, lambda s: vendor_shipped(s, people.alice, number=number), InvalidState,
                    "POAM-1 is not marked as waiting on a vendor; `/poam vendor POAM-1` marks it.")
     run(engine, lambda s: set_vendor(s, people.alice, number=number, product="Acme Appliance"))
     clock.advance(days=20)  # 2026-12-10
     assert_refused(engine, lambda s: vendor_shipped(s, people.bob, number=number), PermissionDenied)
-    run(engine, lambda s: vendor_shipped(s, people.alice, number=number))
+    shipped = run(engine, lambda s: vendor_shipped(s, people.alice, number=number))
+    assert shipped.extension is not None
     item = fetch(engine, number)
-    assert (item.vendor_dependency, item.vendor_product, item.due_on) == (False, "Acme Appliance", date(2027, 3, 10))
-    assert item.scheduled_completion_on == date(2027, 1, 30)
-    last = events(engine)[-1]
-    assert (last.action, last.actor_id, last.details) == ("vendor.shipped", ALICE, {
-        "dependency": {"from": True, "to": False}, "shipped_on": "2026-12-10",
-        "due_on": {"from": "2027-01-30", "to": "2027-03-10"},
+    assert (item.vendor_dependency, item.vendor_product, item.due_on) == (False, "Acme Appliance", date(2027, 1, 30))
+    shipped_event, asked_event = events(engine)[-2:]
+    assert (shipped_event.action, shipped_event.actor_id, shipped_event.details) == ("vendor.shipped", ALICE, {
+        "dependency": {"from": True, "to": False}, "shipped_on": "2026-12-10", "restarted_due_on": "2027-03-10",
     })
-    (row,) = export_csv(engine)
-    assert (row["Vendor Dependency"], row["Scheduled Completion Date"], row["Current Due Date"]) == (
-        "No", "2027-01-30", "2027-03-10",
+    assert asked_event.action == "extension.requested"
+    (asked,) = [r for r in requests(engine) if r.status == RequestStatus.PENDING]
+    assert (asked.kind, asked.new_due_on, asked.requested_by) == (RequestKind.EXTENSION, date(2027, 3, 10), ALICE)
+    assert asked.text == (
+        "The vendor's fix shipped on 2026-12-10: the remediation clock restarts, due 2027-03-10 by the deadline policy."
     )
-    assert row["Comments"] == "Current due date: 2027-03-10."
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    item = fetch(engine, number)
+    assert (item.due_on, item.scheduled_completion_on) == (date(2027, 3, 10), date(2027, 1, 30))
+    (row,) = export_csv(engine)
+    assert (row["Vendor Dependency"], row["Current Due Date"]) == ("No", "2027-03-10")
     assert_refused(engine, lambda s: vendor_shipped(s, people.alice, number=number), InvalidState)
+
+
+def test_a_vendor_fix_shipped_waits_for_a_pending_request(engine: Engine, people: People, clock: FixedClock) -> None:
+    number = new_item(engine, people)
+    run(engine, lambda s: set_vendor(s, people.alice, number=number, product="Acme Appliance"))
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 2, 10), reason="Vendor."))
+    clock.advance(days=20)
+    before = snapshot(engine)
+    assert_refused(engine, lambda s: vendor_shipped(s, people.alice, number=number), InvalidState,
+                   "POAM-1 already waits on an extension request; that must be decided (or withdrawn) first.")
+    assert snapshot(engine) == before
+
+
+def test_a_vendor_fix_shipped_early_leaves_the_due_date(engine: Engine, people: People) -> None:
+    """Shipped the day it was found: the restarted clock is no later, so nothing is asked."""
+    with unit_of_work(engine) as session:
+        number = log_item(session, people.reporter, title="Appliance firmware", severity=Severity.MODERATE,
+                          detected_on=TODAY, owner_id=ALICE).number
+    run(engine, lambda s: set_vendor(s, people.alice, number=number))
+    shipped = run(engine, lambda s: vendor_shipped(s, people.alice, number=number))
+    assert shipped.extension is None and shipped.item.vendor_dependency is False
+    assert requests(engine, number) == [] and fetch(engine, number).due_on == TODAY + timedelta(days=90)
 
 
 # ---------------------------------------------------------------- audit: one event per operation, chain intact

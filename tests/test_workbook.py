@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.importing import read_findings
+from bot.interchange.workbook_import import rating
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
 from bot.poam.imports import import_findings
@@ -113,3 +114,24 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0
+
+
+def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """Milestone changes have no limit in number; a cell has 32,767 characters."""
+    owner = make_actor("U0OWNER01")
+    reason = "x" * milestones.MAX_REASON
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Long history", severity=Severity.LOW, owner_id=owner.user_id)
+        milestones.add_milestone(s, owner, number=1, description="Patch", due_on=date(2026, 12, 1))
+        for day in range(2, 20):  # 18 moves of 2,000 characters and more
+            milestones.move_milestone(s, owner, number=1, milestone=1, due_on=date(2026, 12, day), reason=reason)
+    sheet = _workbook(engine, owner)["Open POA&M Items"]
+    changes = sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value
+    assert len(changes) == 32_767 and changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
+
+
+def test_only_the_exports_own_note_makes_a_row_critical() -> None:
+    """Comments quote people's words (evidence, reasons): the note counts only where the export puts it, first."""
+    assert rating("High", "Original severity: Critical. Risk accepted until 2027-01-01.", where="r") == Severity.CRITICAL
+    quoted = "Remediation verified by U0000VERA on 2026-11-20. Evidence: original severity: critical per the scanner."
+    assert rating("High", quoted, where="r") == Severity.HIGH

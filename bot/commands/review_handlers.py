@@ -66,7 +66,8 @@ def submit(request: SlackRequest, cmd: Parsed) -> Reply:
     if verifiers:
         text += " Asked: " + ", ".join(mention(user) for user in verifiers) + "."
     else:
-        text += " Nobody can verify it yet: an admin grants the role with `/poam role @someone +verifier`."
+        text += (" Nobody can verify it yet: every verifier worked on it, or there is none. An admin grants the"
+                 " role to someone separate with `/poam role @someone +verifier`.")
     return Reply(text=text, blocks=cards.done(text), queued_messages=queued)
 
 
@@ -109,10 +110,13 @@ def approve(request: SlackRequest, cmd: Parsed) -> Reply:
     return approve_plan_of(request, cmd["item"])
 
 
-def _asked_the_ao(session: Session, actor: Actor, item: Item, asked: ReviewRequest, deciders: list[str]) -> Reply:
-    """The requester's reply and the deciders' DMs, queued in the request's transaction (``session``)."""
+def _asked_the_ao(
+    session: Session, actor: Actor, item: Item, asked: ReviewRequest, deciders: list[str], *, before: str = ""
+) -> Reply:
+    """The requester's reply (after ``before``, what else was done) and the
+    deciders' DMs, queued in the request's transaction (``session``)."""
     label = actor.rules.label(item.number)
-    text = f"You asked for {what_is_asked(asked)} on *{label}*."
+    text = f"{before} You asked for {what_is_asked(asked)} on *{label}*.".lstrip()
     if deciders:
         text += " Asked: " + ", ".join(mention(user) for user in deciders) + "."
     else:
@@ -198,12 +202,14 @@ def _vendor_shipped(request: SlackRequest, cmd: Parsed) -> Reply:
     if cmd["product"] is not None:
         raise InvalidInput("`product:` names what waits on a vendor; it does not go with `shipped`.")
     with request.transaction() as (session, actor):
-        item = review.vendor_shipped(session, actor, number=cmd["item"])
-        label = actor.rules.label(item.number)
-    return Reply(
-        text=f"{label} no longer waits on a vendor",
-        blocks=cards.done(f"*{label}* no longer waits on a vendor; its clock restarted today: due {day(item.due_on)}."),
-    )
+        shipped = review.vendor_shipped(session, actor, number=cmd["item"])
+        label = actor.rules.label(shipped.item.number)
+        done = f"*{label}* no longer waits on a vendor."
+        if shipped.extension is None:
+            return Reply(text=f"{label} no longer waits on a vendor",
+                         blocks=cards.done(f"{done} It stays due {day(shipped.item.due_on)}."))
+        deciders = review.deciders_for(session, shipped.item, shipped.extension)
+        return _asked_the_ao(session, actor, shipped.item, shipped.extension, deciders, before=done)
 
 
 @handles("withdraw")

@@ -114,8 +114,8 @@ def _sentence(text: str) -> str:
 def _decision_comments(detail: ItemDetail) -> list[str]:
     """Every approved decision, with who, when and why: the template's own
     columns say only Yes / No, and an assessor reading the workbook must see
-    what closed an item and on what grounds (a deviation's rationale is in
-    Deviation Rationale)."""
+    what closed an item and on what grounds (the newest deviation's rationale
+    is in Deviation Rationale; every request's text is in the JSON export)."""
     notes = []
     for request in detail.requests:
         if request.status != RequestStatus.APPROVED or request.decided_at is None:

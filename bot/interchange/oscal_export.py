@@ -325,8 +325,10 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
             product = _to(d, "product")
             return "Vendor dependency", "Waiting on the vendor" + (f" of {product}." if product else ".")
         case "vendor.shipped":
-            due = f"; the clock restarted: due {_to(d, 'due_on')}" if d.get("due_on") else ""
-            return "Vendor fix shipped", f"The vendor's fix shipped on {d.get('shipped_on')}{due}."
+            return "Vendor fix shipped", (
+                f"The vendor's fix shipped on {d.get('shipped_on')}: the remediation clock restarts "
+                f"(due {d.get('restarted_due_on')} by the deadline policy)."
+            )
         case "extension.requested":
             return "Extension requested", f"Extension to {_to(d, 'due_on')} requested: {d.get('reason')}"
         case "deviation.requested":

@@ -143,13 +143,14 @@ def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:
 
 def rating(value: str | None, comments: str | None, *, where: str) -> Severity:
     """Original Risk Rating (Low / Moderate / High; Critical and Medium accepted too),
-    critical when the export's "Original severity: Critical." note is in Comments."""
+    critical when Comments begin with the export's "Original severity: Critical."
+    note (only there: the rest of Comments quotes people's own words)."""
     if value is None:
         raise ImportFormatError(where, "Original Risk Rating is empty; use Low, Moderate or High")
     severity = RATINGS.get(value.lower())
     if severity is None:
         raise ImportFormatError(where, f'Original Risk Rating "{value[:40]}" is not Low, Moderate or High')
-    if comments and CRITICAL_NOTE in " ".join(comments.lower().split()):
+    if comments and " ".join(comments.lower().split()).startswith(CRITICAL_NOTE):
         return Severity.CRITICAL
     return severity
 

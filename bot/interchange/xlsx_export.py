@@ -73,10 +73,18 @@ def _cell(sheet: WriteOnlyWorksheet, value: Any, *, bold: bool = False, wrap: bo
     return cell
 
 
+#: Excel's most characters in a cell; openpyxl cuts longer text there without a word.
+CELL_LIMIT = 32_767
+CUT = " … (cut at Excel's limit of a cell; the JSON export has all of it)"
+
+
 def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     """A data cell: plain values stream fastest (openpyxl itself gives a plain
     date the ``yyyy-mm-dd`` format); multi-line text and text a spreadsheet
-    would read as a formula need a styled cell."""
+    would read as a formula need a styled cell. Text past a cell's limit (a
+    long history of milestone changes or decisions) is cut, and says so."""
+    if isinstance(value, str) and len(value) > CELL_LIMIT:
+        value = value[: CELL_LIMIT - len(CUT)] + CUT
     if isinstance(value, str) and (value.startswith("=") or "\n" in value):
         return _cell(sheet, value, wrap="\n" in value)
     return value

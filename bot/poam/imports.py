@@ -158,6 +158,9 @@ class _Classified:
     system_id: int
     fresh: list[tuple[ImportedWeakness, dict[str, object]]]
     seen_again: list[int]
+    #: Open findings found again after a closed one in the same file: their
+    #: place in ``fresh`` → the closed one's (linked once both have numbers).
+    recurs_in_file: dict[int, int]
 
 
 def _classify(
@@ -173,7 +176,7 @@ def _classify(
     closed_by_print: dict[str | None, int] = {}  # the latest closed item of each weakness
     prints = sorted({finding.fingerprint for finding, _ in checked})
     for chunk in _chunks(prints):  # an IN list per chunk: SQLite takes at most 32,766 parameters
-        found = sa_select(
+        found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
             col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at)
         ).where(col(Item.team_id) == actor.team_id, col(Item.fingerprint).in_(chunk))
         for item_id, number, fingerprint, status, last_seen_at in session.execute(found):
@@ -184,27 +187,35 @@ def _classify(
                 open_by_print[fingerprint] = (item_id, last_seen_at)
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
     seen_again: list[int] = []
-    seen: set[str] = set()
+    # A weakness once in a file, closed and open apart: a POA&M lists a closed
+    # item and the open one its weakness came back as (the open one is linked).
+    seen: set[tuple[str, bool]] = set()
     for finding, values in checked:
         fingerprint = finding.fingerprint
-        if fingerprint in seen:
+        if (fingerprint, finding.closed) in seen:
             summary.unchanged += 1
             continue
-        seen.add(fingerprint)
+        seen.add((fingerprint, finding.closed))
         existing = open_by_print.get(fingerprint)
         closed_before = closed_by_print.get(fingerprint)
         if existing is None and finding.closed and closed_before is not None:
             summary.unchanged += 1  # a closed item of a workbook imported before
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
             fresh.append((finding, {**values, "recurs_number": closed_before}))
-            summary.recurring += closed_before is not None
         elif existing[1] == now:
             summary.unchanged += 1
         else:
             seen_again.append(existing[0])
             summary.updated += 1
     summary.new = len(fresh)
-    return _Classified(summary, system.id, fresh, seen_again)  # type: ignore[arg-type]
+    closed_in_file = {finding.fingerprint: index for index, (finding, _) in enumerate(fresh) if finding.closed}
+    recurs_in_file = {
+        index: closed_in_file[finding.fingerprint]
+        for index, (finding, values) in enumerate(fresh)
+        if not finding.closed and values["recurs_number"] is None and finding.fingerprint in closed_in_file
+    }
+    summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
+    return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
 
 
 def check_findings(
@@ -241,8 +252,12 @@ def import_findings(
             update(items).where(items.c.team_id == actor.team_id, items.c.id.in_(chunk)).values(last_seen_at=actor.now())
         )
     numbers = counters.reserve_item_numbers(session, team_id=actor.team_id, count=summary.new) if summary.new else range(0)
+    fresh = list(plan.fresh)
+    for index, closed_index in plan.recurs_in_file.items():
+        finding, values = fresh[index]
+        fresh[index] = (finding, {**values, "recurs_number": numbers[closed_index]})
     imported: list[AuditEntry] = []
-    for batch in _chunks(list(zip(numbers, plan.fresh, strict=True))):
+    for batch in _chunks(list(zip(numbers, fresh, strict=True))):
         imported += _insert_items(session, actor, batch, system_id=plan.system_id, source_name=source_name)
     summary.numbers = list(numbers)
     audit.record_many(
@@ -250,8 +265,9 @@ def import_findings(
         actor,
         [
             *imported,
-            ("import.completed", None, {"source": source_name, "new": summary.new, "updated": summary.updated,
-                                        "unchanged": summary.unchanged, "skipped": summary.skipped}),
+            ("import.completed", None, {"source": source_name, "new": summary.new, "recurring": summary.recurring,
+                                        "updated": summary.updated, "unchanged": summary.unchanged,
+                                        "skipped": summary.skipped}),
         ],
     )
     return summary

@@ -105,6 +105,8 @@ def _record_change(
 
 
 def _plan_ever_approved(session: Session, item: Item) -> bool:
+    if item.plan_approved_at is not None:
+        return True
     return session.exec(
         select(func.count()).where(
             ReviewRequest.team_id == item.team_id, ReviewRequest.item_id == item.id,

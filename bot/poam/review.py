@@ -14,7 +14,8 @@ from datetime import date
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_
+from sqlalchemy import JSON, String, bindparam, cast, literal_column, null, or_, union_all
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.poam import audit
@@ -32,7 +33,7 @@ from bot.poam.permissions import (
 )
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
-from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant, table_of
 
 MAX_TEXT = 4_000
 #: The actor id of changes the bot makes by itself (expiries), in the audit trail.
@@ -112,37 +113,41 @@ def requests_of(session: Session, item: Item) -> list[ReviewRequest]:
 _OWNERSHIP_ACTIONS = ("item.logged", "item.claimed", "item.released", "item.assigned")
 
 
+_OWNER, _SUBMITTER, _COMPLETER = "owner", "submitter", "completer"
+_AUDIT_TABLE, _REQUEST_TABLE, _MILESTONE_TABLE = table_of(AuditEvent), table_of(ReviewRequest), table_of(Milestone)
+#: Who worked on one item, in one statement (a card reads it while a fix waits on its viewer).
+_WORKED_ON = union_all(
+    sa_select(literal_column(f"'{_OWNER}'", String).label("part"), cast(null(), String).label("user"), _AUDIT_TABLE.c.details).where(
+        _AUDIT_TABLE.c.team_id == bindparam("team_id"), _AUDIT_TABLE.c.item_id == bindparam("item_id"),
+        or_(*(_AUDIT_TABLE.c.action == action for action in _OWNERSHIP_ACTIONS)),
+    ),
+    sa_select(literal_column(f"'{_SUBMITTER}'", String), _REQUEST_TABLE.c.requested_by, cast(null(), JSON)).where(
+        _REQUEST_TABLE.c.team_id == bindparam("team_id"), _REQUEST_TABLE.c.item_id == bindparam("item_id"),
+        _REQUEST_TABLE.c.kind == RequestKind.VERIFICATION.value,
+    ),
+    sa_select(literal_column(f"'{_COMPLETER}'", String), _MILESTONE_TABLE.c.completed_by, cast(null(), JSON)).where(
+        _MILESTONE_TABLE.c.team_id == bindparam("team_id"), _MILESTONE_TABLE.c.item_id == bindparam("item_id"),
+        _MILESTONE_TABLE.c.completed_by.is_not(None),
+    ),
+)
+
+
 def remediators(session: Session, *, team_id: str, item_id: int, owner_id: str | None) -> Remediators:
     """Everyone who worked on the fix of item ``item_id`` (owned now by
     ``owner_id``): its owners, past ones read from its audit trail (an
     imported item's first owner is its owner until a change records it as
     ``from``), the submitters of its fixes, and the completers of its
     milestones."""
-    owners: set[object] = {owner_id}
-    for details in session.exec(
-        select(AuditEvent.details).where(
-            AuditEvent.team_id == team_id, AuditEvent.item_id == item_id,
-            col(AuditEvent.action).in_(_OWNERSHIP_ACTIONS),
-        )
-    ):
+    found: dict[str, set[object]] = {_OWNER: {owner_id}, _SUBMITTER: set(), _COMPLETER: set()}
+    for part, user, details in session.execute(_WORKED_ON, {"team_id": team_id, "item_id": item_id}):
+        if part != _OWNER:
+            found[part].add(user)
+            continue
         owner = details.get("owner")
-        owners.update(owner.values() if isinstance(owner, dict) else [owner])
-    submitters = session.exec(
-        select(ReviewRequest.requested_by).where(
-            ReviewRequest.team_id == team_id, ReviewRequest.item_id == item_id,
-            ReviewRequest.kind == RequestKind.VERIFICATION,
-        )
-    )
-    completers = session.exec(
-        select(Milestone.completed_by).where(
-            Milestone.team_id == team_id, Milestone.item_id == item_id, col(Milestone.completed_by).is_not(None)
-        )
-    )
-    return Remediators(
-        owners=frozenset(user for user in owners if isinstance(user, str)),
-        submitters=frozenset(submitters),
-        completers=frozenset(user for user in completers if user),
-    )
+        found[_OWNER].update(owner.values() if isinstance(owner, dict) else [owner])
+    owners, submitters, completers = (frozenset(u for u in found[part] if isinstance(u, str) and u)
+                                      for part in (_OWNER, _SUBMITTER, _COMPLETER))
+    return Remediators(owners=owners, submitters=submitters, completers=completers)
 
 
 def _remediators_of(session: Session, item: Item) -> Remediators:
@@ -160,8 +165,10 @@ def _system(session: Session, item: Item) -> InfoSystem:
 def _no_pending(session: Session, actor: Actor, item: Item) -> None:
     waiting = pending_request(session, item)
     if waiting is not None:
+        name = _request_name(waiting)
+        article = "an" if name[0] in "aeiou" else "a"
         raise InvalidState(
-            f"{actor.rules.label(item.number)} already waits on a {_request_name(waiting)}; "
+            f"{actor.rules.label(item.number)} already waits on {article} {name}; "
             "that must be decided (or withdrawn) first."
         )
 
@@ -559,17 +566,31 @@ def set_vendor(
         changes["checkin"] = {"from": item.last_vendor_checkin_on, "to": actor.today()}
         item.last_vendor_checkin_on = actor.today()
     if not changes:
-        raise InvalidInput(f"{actor.rules.label(number)} is already marked as vendor dependent; add `checkin` to record a check-in.")
+        raise InvalidInput(
+            f"{actor.rules.label(number)} is already marked as vendor dependent; add `checkin` to record a check-in, "
+            "or `shipped` when the vendor's fix is out."
+        )
     touch(item, actor)
     audit.record(session, actor, action="vendor.updated", item_id=item.id, details=changes)
     return item
 
 
+@dataclass(frozen=True)
+class Shipped:
+    """What :func:`vendor_shipped` did: the item, and the extension it asked
+    the authorizing official for (None when the restart gives no later date)."""
 
-def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Item:
+    item: Item
+    extension: ReviewRequest | None
+
+
+def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Shipped:
     """The vendor shipped the fix the item waited on: the dependency ends, and
-    the remediation clock restarts today (DOMAIN.md): the item is due when
-    the deadline policy gives an item of its rating found today. The
+    the remediation clock restarts today (DOMAIN.md): the item may be due when
+    the deadline policy makes an item of its rating found today due. An owner
+    never moves their own due date later, so that date is asked of the
+    authorizing official as an extension, unless it is no later than the
+    current one (or the item is risk accepted, on its own date). The
     scheduled completion date stays as first set."""
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
@@ -578,14 +599,20 @@ def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Item:
     if not item.vendor_dependency:
         raise InvalidState(f"{label} is not marked as waiting on a vendor; `/poam vendor {label}` marks it.")
     today = actor.today()
-    due = actor.rules.deadlines.due_date(severity=_effective_severity(item), detected_on=today)
-    changes: dict[str, object] = {"dependency": {"from": True, "to": False}, "shipped_on": today}
-    if due != item.due_on:
-        changes["due_on"] = {"from": item.due_on, "to": due}
-    item.vendor_dependency, item.due_on = False, due
+    restarted = actor.rules.deadlines.due_date(severity=_effective_severity(item), detected_on=today)
+    asks = restarted > item.due_on and item.status in allowed_from(Action.REQUEST)
+    if asks:
+        _no_pending(session, actor, item)  # before anything changes: one request at a time
+    item.vendor_dependency = False
     touch(item, actor)
-    audit.record(session, actor, action="vendor.shipped", item_id=item.id, details=changes)
-    return item
+    audit.record(
+        session, actor, action="vendor.shipped", item_id=item.id,
+        details={"dependency": {"from": True, "to": False}, "shipped_on": today, "restarted_due_on": restarted},
+    )
+    if not asks:
+        return Shipped(item, None)
+    reason = f"The vendor's fix shipped on {today}: the remediation clock restarts, due {restarted} by the deadline policy."
+    return Shipped(item, request_extension(session, actor, number=number, due_on=restarted, reason=reason))
 
 
 # ---------------------------------------------------------------- who is asked

@@ -105,7 +105,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     ]
     vendor = [
         _line(actor, i, "last vendor check-in " + (day(i.last_vendor_checkin_on) if i.last_vendor_checkin_on else "never")
-              + " — `/poam vendor … checkin`")
+              + " — `/poam vendor … checkin` (or `shipped`)")
         for i in mine
         if i.vendor_dependency and (i.last_vendor_checkin_on is None or i.last_vendor_checkin_on < today - VENDOR_CHECKIN_EVERY)
     ]

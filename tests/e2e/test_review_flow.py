@@ -104,7 +104,6 @@ def test_log_to_verified_with_the_whole_record_exported(team: SlackDriver, fake_
     assert item["milestones"][0]["completed_by"] == OWNER
 
 
-
 def _buttons(answer_blocks: Any) -> set[str]:
     return {element.get("action_id") for block in answer_blocks for element in block.get("elements", [])}
 
@@ -127,6 +126,15 @@ def test_a_verifier_who_owned_the_item_before_is_not_asked_nor_offered_verify(
     assert "You owned POAM-1 before; a separate person must verify the fix." in refused.text
 
 
+def test_a_fix_every_verifier_worked_on_says_someone_separate_is_needed(team: SlackDriver) -> None:
+    slack = team
+    slack.raw_command(f"log Weak TLS ciphers sev:low owner:<@{VERIFIER}|v>", user=OWNER)
+    slack.raw_command(f"assign 1 <@{VERIFIER2}|v>", user=ADMIN)
+    slack.raw_command(f"assign 1 <@{OWNER}|o>", user=ADMIN)
+    submitted = slack.command("submit 1", user=OWNER).text
+    assert "Nobody can verify it yet: every verifier worked on it, or there is none." in submitted
+    assert "to someone separate with `/poam role @someone +verifier`" in submitted
+
 
 def test_vendor_checkin_and_shipped_by_command(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     slack = team
@@ -138,10 +146,12 @@ def test_vendor_checkin_and_shipped_by_command(team: SlackDriver, fake_slack: Fa
     refused = slack.command('vendor 1 shipped product:"Other"', user=OWNER)
     assert "it does not go with `shipped`" in refused.text
     shipped = slack.command("vendor 1 shipped", user=OWNER)
-    assert "*POAM-1* no longer waits on a vendor; its clock restarted today: due" in shipped.text
+    # Found today: the restarted clock gives no later date, so the AO is not asked.
+    assert "*POAM-1* no longer waits on a vendor. It stays due" in shipped.text
     with unit_of_work(engine) as session:
         item = session.exec(select(Item).where(Item.number == 1)).one()
     assert item.vendor_dependency is False
+    assert "is not marked as waiting on a vendor" in slack.command("vendor 1 shipped", user=OWNER).text
 
 
 def test_two_verifiers_pressing_verify_at_once_make_one_decision(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
