@@ -138,8 +138,8 @@ def test_an_owner_ahead_of_utc_hears_of_what_is_overdue_on_their_own_day(world: 
     """Who to ask is found on the latest local day anywhere (UTC+14)."""
     world.at(utc(2026, 11, 19, 8))
     late_there = world.log("Due Thursday", owner=OWNER, due=date(2026, 11, 19))
-    world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Kiritimati"),
-                                          clock=world.clock))
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Kiritimati"),
+                                              name=None, clock=world.clock))
     world.at(utc(2026, 11, 19, 20))  # Thursday in UTC; Friday 10:00 in Kiritimati
     recipients, _ = planned(world)
     assert recipients == [OWNER]

@@ -261,13 +261,13 @@ def test_each_reminder_is_planned_with_its_unique_key(world: World) -> None:
 # ---------------------------------------------------------------- when
 
 
-@pytest.mark.parametrize("source", ["remember_tz", "set_preferences"])
+@pytest.mark.parametrize("source", ["remember_person", "set_preferences"])
 def test_new_york_is_reminded_at_nine_local_on_both_sides_of_dst(world: World, source: str) -> None:
     world.at(utc(2026, 10, 1, 12))
     world.log("Open S3 bucket", owner=OWNER, due=date(2026, 10, 20))
     new_york = ZoneInfo("America/New_York")
-    if source == "remember_tz":
-        world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=new_york, clock=world.clock))
+    if source == "remember_person":
+        world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=new_york, name=None, clock=world.clock))
     else:
         world.do(lambda s: people.set_preferences(s, world.actor(OWNER, tz="America/New_York"), remind_at=time(9, 0)))
 
@@ -329,7 +329,7 @@ def test_weekends_get_nothing(world: World) -> None:
 def test_the_weekend_is_the_persons_own(world: World) -> None:
     """Auckland (NZDT, UTC+13): Saturday there is still Friday in UTC, Monday there is Sunday."""
     overdue_item(world)
-    world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Auckland"), clock=world.clock))
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Auckland"), name=None, clock=world.clock))
     world.tick(utc(2026, 11, 20, 21, 0))  # Sat 21 Nov 10:00 in Auckland
     world.tick(utc(2026, 11, 21, 21, 0))  # Sun 22 Nov 10:00
     assert world.posts() == []
@@ -686,7 +686,7 @@ def test_remind_dry_run_prints_what_would_be_sent_and_sends_nothing(
 ) -> None:
     world.at(utc(2026, 11, 19, 12))
     overdue_item(world, OWNER)
-    world.do(lambda s: people.remember_tz(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("America/New_York"), clock=world.clock))
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("America/New_York"), name=None, clock=world.clock))
     world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
 
     code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T08:59:00-05:00")

@@ -17,6 +17,7 @@ from bot.poam.actor import Actor, Role
 from bot.poam.imports import import_findings
 from bot.poam.item_details import item_details
 from bot.poam.severity import Severity
+from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 
 # The 31 column headers of GSA's FedRAMP POA&M template, Rev 5, as listed in DOMAIN.md.
@@ -53,6 +54,9 @@ def populated(engine: Engine, make_actor) -> tuple[Actor, Actor]:  # type: ignor
         items.log_item(s, owner, title="Old finding", severity=Severity.LOW, owner_id=owner.user_id)
         review.request_deviation(s, owner, number=2, deviation=review.Deviation.FALSE_POSITIVE, rationale="Not installed")
         review.decide(s, ao, number=2, approve=True)
+        # The names Slack gave them, as a request of each records them (the AO's is not known).
+        remember_person(s, team_id=owner.team_id, user_id=owner.user_id, tz=owner.tz, name="Olive Owner",
+                        clock=owner.clock)
     return owner, ao
 
 
@@ -81,9 +85,11 @@ def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Act
     assert row["Weakness Description"].startswith("=HYPERLINK")
     assert sheet.cell(row=8, column=4).data_type == "s"  # text, never a live formula
     assert (row["Risk Adjustment"], row["False Positive"], row["Operational Requirement"]) == ("No", "No", "No")
+    assert row["Point of Contact"] == "Olive Owner (U0OWNER01)"  # a name an assessor reads, the id imports read
     closed = _workbook(engine, owner)["Closed POA&M Items"]
     closed_row = {header: cell.value for header, cell in zip(DOMAIN_COLUMNS, closed[8], strict=True)}
     assert closed_row["False Positive"] == "Yes"
+    assert "approved by U0AO00001 on" in closed_row["Comments"]  # a name never learnt: the id
     assert closed_row["Deviation Rationale"] == "False positive: Not installed"
 
 

@@ -23,7 +23,7 @@ from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import PoamError
 from bot.poam.roles import load_actor
-from bot.reminders.people import remember_tz
+from bot.reminders.people import remember_person
 from bot.slack_http import SlackConnections
 from bot.store.engine import unit_of_work
 from bot.store.models import OutboxMessage
@@ -214,7 +214,8 @@ class SlackRequest:
             ):
                 raise RequestReplayed("This exact request was sent before and already handled, so nothing was changed.")
             if slack_user.fresh and not read_only:
-                remember_tz(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz, clock=self.services.clock)
+                remember_person(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz,
+                                name=slack_user.name, clock=self.services.clock)
             yield session, actor
 
 

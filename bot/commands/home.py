@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -12,12 +11,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
+from bot.commands.users import SlackUser
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
 from bot.poam import review
 from bot.poam.errors import PoamError
 from bot.poam.item_details import milestones_of
 from bot.poam.item_lists import Scope, list_items
-from bot.reminders.people import remember_tz
+from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,10 @@ def register(app: App, services: Services) -> None:
         user = event.get("user") or {}
         team_id = str(user.get("team_id") or body.get("team_id", ""))
         known = services.users.remember(team_id=team_id, user=user)
-        after_ack(services, _remember_tz, services, team_id=team_id, user_id=str(user.get("id", "")), tz=known.tz)
+        after_ack(services, _remember_person, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
 
 
-def _remember_tz(services: Services, *, team_id: str, user_id: str, tz: ZoneInfo) -> None:
+def _remember_person(services: Services, *, team_id: str, user_id: str, known: SlackUser) -> None:
     with unit_of_work(services.engine) as session:
-        remember_tz(session, team_id=team_id, user_id=user_id, tz=tz, clock=services.clock, known_only=True)
+        remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name, clock=services.clock,
+                        known_only=True)

@@ -33,6 +33,8 @@ QUICK_TIMEOUT_SECONDS = 1.5
 class SlackUser:
     tz: ZoneInfo
     workspace_admin: bool
+    #: Their real name in Slack (else their display name), for exports; None when unknown.
+    name: str | None = None
     #: Just read from Slack (not the cache): worth recording for the reminder planner.
     fresh: bool = False
 
@@ -82,6 +84,7 @@ class UserDirectory:
         found = SlackUser(
             tz=self._zone(user.get("tz")),
             workspace_admin=bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")),
+            name=_name(user),
         )
         with self._lock:
             self._cache[(team_id, str(user.get("id")))] = (self._clock.now() + self._ttl, found)
@@ -94,3 +97,12 @@ class UserDirectory:
             except (ZoneInfoNotFoundError, ValueError):
                 log.warning("unknown time zone %r from Slack; using the default", name)
         return self._default_tz
+
+
+def _name(user: dict[str, Any]) -> str | None:
+    """The name a person goes by in Slack: the real name, else the display name."""
+    profile = user.get("profile") or {}
+    for name in (user.get("real_name"), profile.get("real_name"), profile.get("display_name")):
+        if isinstance(name, str) and name.strip():
+            return name.strip()[:200]
+    return None

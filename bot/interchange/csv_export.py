@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import IO
 
-from bot.interchange.fedramp import COLUMNS, row
+from bot.interchange.fedramp import COLUMNS, Names, row
 from bot.poam.actor import Rules
 from bot.poam.item_details import ItemDetail
 
@@ -26,13 +26,13 @@ def _cell(value: str | date | None) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def write_csv(details: Iterable[ItemDetail], out: IO[str], *, rules: Rules) -> int:
-    """Write the header and one row per item; returns the number of items."""
+def write_csv(details: Iterable[ItemDetail], out: IO[str], *, rules: Rules, names: Names | None = None) -> int:
+    """Write the header and one row per item (people by ``names``); returns the number of items."""
     writer = csv.writer(out)
     writer.writerow(COLUMNS + EXTRA_COLUMNS)
     count = 0
     for detail in details:
-        cells = row(detail, rules=rules) + [
+        cells = row(detail, rules=rules, names=names or {}) + [
             detail.item.status,
             detail.item.due_on,
             detail.system.name,

@@ -10,9 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import IO
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.interchange.csv_export import write_csv
+from bot.interchange.fedramp import Names
 from bot.interchange.json_export import write_json
 from bot.interchange.oscal_export import write_oscal
 from bot.interchange.xlsx_export import write_workbook
@@ -20,7 +21,7 @@ from bot.poam.actor import Rules
 from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.item_details import iter_item_details
 from bot.poam.systems import system_named
-from bot.store.models import Workspace
+from bot.store.models import Person, Workspace
 from bot.store.rows import Columns
 
 
@@ -83,7 +84,8 @@ def export(
         system = _system(session, team_id, system_name)
         details = iter_item_details(session, team_id=team_id, system_name=system.name)
         if fmt is ExportFormat.XLSX:
-            count = write_workbook(details, out, rules=rules, system=system, csp=csp, poam_date=now.date())
+            count = write_workbook(details, out, rules=rules, system=system, csp=csp, poam_date=now.date(),
+                                   names=_names(session, team_id=team_id))
         else:
             with _text(out) as text:
                 count = write_oscal(details, text, session=session, rules=rules, exported_at=now, team_id=team_id,
@@ -94,7 +96,7 @@ def export(
     details = iter_item_details(session, team_id=team_id, system_name=system_name)
     with _text(out) as text:
         if fmt is ExportFormat.CSV:
-            count = write_csv(details, text, rules=rules)
+            count = write_csv(details, text, rules=rules, names=_names(session, team_id=team_id))
         else:
             count = write_json(details, text, rules=rules, exported_at=now, team_id=team_id, system_name=system_name)
     return Exported(count, f"poam-{stamp}.{fmt.suffix}")
@@ -109,3 +111,11 @@ def _text(out: IO[bytes]) -> Iterator[IO[str]]:
     finally:
         text.flush()
         text.detach()
+
+
+def _names(session: Session, *, team_id: str | None) -> Names:
+    """The names on record, by (workspace, user), of ``team_id`` (None: every workspace)."""
+    found = select(Person.team_id, Person.user_id, Person.name).where(col(Person.name).is_not(None))
+    if team_id is not None:
+        found = found.where(Person.team_id == team_id)
+    return {(team, user): name for team, user, name in session.exec(found) if name}

@@ -6,6 +6,7 @@ so both say the same thing about an item.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from bot.poam.actor import Rules
@@ -58,6 +59,17 @@ COLUMNS: tuple[str, ...] = (
 _CHANGE_WORDS = {ChangeKind.NEW: "New", ChangeKind.UPDATE: "Update", ChangeKind.COMPLETE: "Complete"}
 
 Cell = str | date | None
+#: People's names by (workspace, user id), as the bot learnt them from Slack (``Person.name``).
+Names = Mapping[tuple[str, str], str]
+
+
+def person(names: Names, team_id: str, user_id: str | None) -> str | None:
+    """``Alice Smith (U0ALICE)``: a name an assessor can read, beside the id the
+    workbook import reads back; the bare id for someone the bot never heard of."""
+    if user_id is None:
+        return None
+    name = names.get((team_id, user_id))
+    return f"{name} ({user_id})" if name else user_id
 
 
 def risk_rating(severity: str) -> str:
@@ -111,7 +123,7 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _decision_comments(detail: ItemDetail) -> list[str]:
+def _decision_comments(detail: ItemDetail, names: Names) -> list[str]:
     """Every approved decision, with who, when and why: the template's own
     columns say only Yes / No, and an assessor reading the workbook must see
     what closed an item and on what grounds (the newest deviation's rationale
@@ -120,7 +132,7 @@ def _decision_comments(detail: ItemDetail) -> list[str]:
     for request in detail.requests:
         if request.status != RequestStatus.APPROVED or request.decided_at is None:
             continue
-        by = f"by {request.decided_by} on {request.decided_at.date().isoformat()}"
+        by = f"by {person(names, detail.item.team_id, request.decided_by)} on {request.decided_at.date().isoformat()}"
         if request.kind == RequestKind.EXTENSION:
             why = f": {_sentence(request.text)}" if request.text else "."
             notes.append(f"Extension to {request.new_due_on} approved {by}{why}")
@@ -147,8 +159,9 @@ def _deviation_comment(request: RequestRow, by: str) -> str:
             return f"Operational requirement approved {by}, to be reviewed again by {request.until_on}."
 
 
-def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
-    """The 31 template cells of one item; dates stay dates for the caller to format."""
+def row(detail: ItemDetail, *, rules: Rules, names: Names) -> list[Cell]:
+    """The 31 template cells of one item; dates stay dates for the caller to
+    format; people by name where ``names`` has them."""
     item = detail.item
     comments = []
     if item.severity == Severity.CRITICAL:
@@ -157,7 +170,7 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
         comments.append(f"Found again after {rules.label(item.recurs_number)} was closed.")
     if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
-    comments += _decision_comments(detail)
+    comments += _decision_comments(detail, names)
     return [
         rules.label(item.number),
         ", ".join(detail.controls),
@@ -166,7 +179,7 @@ def row(detail: ItemDetail, *, rules: Rules) -> list[Cell]:
         Source(item.source).label,
         item.source_identifier,
         ", ".join(item.assets),
-        item.owner_id,
+        person(names, item.team_id, item.owner_id),
         item.resources_required,
         item.remediation_plan,
         item.detected_on,

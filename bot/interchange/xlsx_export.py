@@ -19,7 +19,7 @@ from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB, row
+from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB, Names, row
 from bot.poam.actor import Rules
 from bot.poam.item_details import ItemDetail
 from bot.poam.lifecycle import Status
@@ -101,9 +101,10 @@ def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: Columns, poam_date:
 
 
 def write_workbook(
-    details: Iterable[ItemDetail], out: IO[bytes], *, rules: Rules, system: Columns, csp: str, poam_date: date
+    details: Iterable[ItemDetail], out: IO[bytes], *, rules: Rules, system: Columns, csp: str, poam_date: date,
+    names: Names | None = None,
 ) -> int:
-    """Write one system's POA&M workbook to ``out``; returns the number of items."""
+    """Write one system's POA&M workbook to ``out`` (people by ``names``); returns the number of items."""
     book = Workbook(write_only=True)
     tabs = {name: book.create_sheet(name) for name in (OPEN_TAB, CLOSED_TAB, CONFIGURATION_TAB)}
     for sheet in tabs.values():
@@ -115,7 +116,7 @@ def write_workbook(
     count = 0
     for detail in details:
         sheet = tabs[CLOSED_TAB if detail.item.status == Status.CLOSED else OPEN_TAB]
-        sheet.append([_value(sheet, value) for value in row(detail, rules=rules)])
+        sheet.append([_value(sheet, value) for value in row(detail, rules=rules, names=names or {})])
         count += 1
     book.save(out)
     return count

@@ -1,4 +1,4 @@
-"""What reminders know about people: time zone and preferences."""
+"""What the bot knows about people: time zone, name and reminder preferences."""
 
 from __future__ import annotations
 
@@ -15,26 +15,32 @@ from bot.store.dialects import upsert_insert
 from bot.store.models import Person, Workspace
 
 
-def remember_tz(
-    session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, clock: Clock, known_only: bool = False
+def remember_person(
+    session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, name: str | None, clock: Clock,
+    known_only: bool = False,
 ) -> None:
-    """Record the time zone Slack reported for a user (the planner's only source).
+    """Record the time zone (the reminder planner's only source) and the name
+    (the exports') Slack reported for a user; an unknown name keeps the one
+    on record.
 
     Nothing is recorded for a workspace that has no POA&M yet; with
     ``known_only`` (profile change events, which come for everyone), only
-    people already on record are updated, and only when the zone changed.
+    people already on record are updated, and only when something changed.
     """
     if session.get(Workspace, team_id) is None:
         return
+    known = {"tz": tz.key, **({"name": name} if name else {})}
     if known_only:
         person = session.get(Person, (team_id, user_id))
-        if person is not None and person.tz != tz.key:
-            person.tz, person.updated_at = tz.key, clock.now()
+        if person is not None and any(getattr(person, key) != value for key, value in known.items()):
+            for key, value in known.items():
+                setattr(person, key, value)
+            person.updated_at = clock.now()
         return
-    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, tz=tz.key, updated_at=clock.now())
+    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, updated_at=clock.now(), **known)
     session.exec(  # type: ignore[call-overload]
         statement.on_conflict_do_update(
-            index_elements=["team_id", "user_id"], set_={"tz": tz.key, "updated_at": clock.now()}
+            index_elements=["team_id", "user_id"], set_={**known, "updated_at": clock.now()}
         )
     )
 

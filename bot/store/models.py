@@ -272,7 +272,7 @@ class AuditEvent(SQLModel, table=True):
 
 
 class Person(SQLModel, table=True):
-    """What reminders need to know about someone: their time zone (learnt from
+    """What the bot knows about someone: their time zone and name (learnt from
     Slack whenever they use the bot) and their reminder preferences."""
 
     __tablename__ = "people"
@@ -280,6 +280,8 @@ class Person(SQLModel, table=True):
     team_id: str = Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID), primary_key=True)
     user_id: str = Field(sa_type=sa.String(USER_ID), primary_key=True)
     tz: str | None = Field(default=None, sa_type=sa.String(64))
+    #: The name Slack shows for them (exports write it beside their id).
+    name: str | None = Field(default=None, sa_type=sa.String(200))
     remind_at: time = Field(default=time(9, 0))
     reminders_on: bool = Field(default=True)
     updated_at: datetime = _timestamp()

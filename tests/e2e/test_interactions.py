@@ -17,7 +17,7 @@ from bot.commands.ids import ActionId, BlockId
 from bot.poam import milestones
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
-from bot.store.models import Item
+from bot.store.models import Item, Person
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
     ALICE,
@@ -557,3 +557,23 @@ def test_user_change_updates_the_time_zone_without_asking_slack_again(
     assert latest is not None and latest.detected_on == date(2026, 11, 20)
     wait_threads(engine, 1, 2, 3)
 
+
+
+def test_names_slack_gives_are_kept_for_exports_and_follow_user_change(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The workbook's Point of Contact names people; the name comes from
+    users.info when someone acts, and from user_change when it changes."""
+    reply(slack.command("log Clock drift on ntp-01", user=BOB))  # the workspace's first use
+    fake_slack.user(ALICE, real_name="Alice Liddell")
+    reply(slack.command("claim 1", user=ALICE))
+
+    def name_on_record() -> str | None:
+        with unit_of_work(engine, read_only=True) as session:
+            person = session.get(Person, (TEAM, ALICE))
+            return person.name if person is not None else None
+
+    assert name_on_record() == "Alice Liddell"
+    slack.event({"type": "user_change", "event_ts": "1700000000.3",
+                 "user": {"id": ALICE, "team_id": TEAM, "tz": "UTC", "profile": {"real_name": "Alice Hargreaves"}}})
+    wait_for(lambda: name_on_record() == "Alice Hargreaves")
