@@ -112,7 +112,7 @@ def test_a_weakness_found_again_names_its_closed_item_everywhere(
         card = str(item_card(show_item(session, admin, number=2, with_changes=False), viewer=admin))
         details = {detail.item.number: detail for detail in iter_item_details(session, team_id=admin.team_id)}
     assert "Found again after *POAM-1* was closed." in card
-    comments = dict(zip(COLUMNS, row(details[2], rules=admin.rules, names={}), strict=True))["Comments"]
+    comments = dict(zip(COLUMNS, row(details[2], rules=admin.rules), strict=True))["Comments"]
     assert comments is not None and "Found again after POAM-1 was closed." in str(comments)
     assert item_document(details[2], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] == "POAM-1"
     assert item_document(details[1], rules=admin.rules, today=date(2026, 11, 21))["found_again_after"] is None

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.importing import read_findings
-from bot.interchange.workbook_import import rating
+from bot.interchange.workbook_import import rating, template_finding
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
 from bot.poam.imports import import_findings
@@ -141,3 +141,24 @@ def test_only_the_exports_own_note_makes_a_row_critical() -> None:
     assert rating("High", "Original severity: Critical. Risk accepted until 2027-01-01.", where="r") == Severity.CRITICAL
     quoted = "Remediation verified by U0000VERA on 2026-11-20. Evidence: original severity: critical per the scanner."
     assert rating("High", quoted, where="r") == Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    ("contact", "owner"),
+    [
+        ("U0OWNER01", "U0OWNER01"),
+        ("<@U0OWNER01|olive>", "U0OWNER01"),
+        ("Olive Owner (U0OWNER01)", "U0OWNER01"),
+        # A name is anyone's own words: the id the export appends is the one read.
+        ("U0VICTIM1|Eve (U0EVE0001)", "U0EVE0001"),
+        ("<@U0VICTIM1|Eve (U0EVE0001)", "U0EVE0001"),
+        ("Eve (U0ADMIN01) (U0EVE0001)", "U0EVE0001"),
+        # Hand-written contacts name nobody.
+        ("Jane Doe (USA)", None),
+        ("Ops team (WAN)", None),
+        ("Bob Jones", None),
+    ],
+)
+def test_the_point_of_contact_read_back_is_the_id_the_export_wrote(contact: str, owner: str | None) -> None:
+    cells = {"Weakness Name": "Weak TLS", "POAM ID": "POAM-1", "Original Risk Rating": "Low", "Point of Contact": contact}
+    assert template_finding(cells, where="row 8", closed=False).owner_id == owner

@@ -213,10 +213,10 @@ class SlackRequest:
                 session, team_id=self.team_id, signature=self.signature, now=self.services.clock.now()  # type: ignore[arg-type]
             ):
                 raise RequestReplayed("This exact request was sent before and already handled, so nothing was changed.")
-            if slack_user.fresh and not read_only:
+            yield session, actor
+            if slack_user.fresh and not read_only:  # after the change: a workspace's first one creates it
                 remember_person(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz,
                                 name=slack_user.name, clock=self.services.clock)
-            yield session, actor
 
 
 class RequestReplayed(PoamError):

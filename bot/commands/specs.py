@@ -242,7 +242,7 @@ SPECS: tuple[Spec, ...] = (
         "Ask the AO for a false positive, a risk adjustment or an operational requirement.",
         "owner",
         (ITEM, Arg("deviation", deviation, "fp|ra|or"), Rest("rationale", "rationale")),
-        (Option("sev", severity, "low|moderate|high", aliases=("severity",)), Option("until", future_date, "date")),
+        (SEVERITY, Option("until", future_date, "date")),
     ),
     Spec(
         "extend",

@@ -1,4 +1,4 @@
-"""What Slack knows about a user that the domain needs: time zone and admin flag.
+"""What Slack knows about a user that the bot needs: time zone, admin flag and name.
 
 ``users.info`` answers are cached per workspace and user for an hour and
 replaced when a ``user_change`` event arrives. When Slack cannot answer, the
@@ -35,7 +35,7 @@ class SlackUser:
     workspace_admin: bool
     #: Their real name in Slack (else their display name), for exports; None when unknown.
     name: str | None = None
-    #: Just read from Slack (not the cache): worth recording for the reminder planner.
+    #: Just read from Slack (not the cache): worth recording (``people``: the reminder planner, the exports).
     fresh: bool = False
 
 

@@ -32,7 +32,7 @@ def write_csv(details: Iterable[ItemDetail], out: IO[str], *, rules: Rules, name
     writer.writerow(COLUMNS + EXTRA_COLUMNS)
     count = 0
     for detail in details:
-        cells = row(detail, rules=rules, names=names or {}) + [
+        cells = row(detail, rules=rules, names=names) + [
             detail.item.status,
             detail.item.due_on,
             detail.system.name,

@@ -63,12 +63,12 @@ Cell = str | date | None
 Names = Mapping[tuple[str, str], str]
 
 
-def person(names: Names, team_id: str, user_id: str | None) -> str | None:
+def person(names: Names | None, team_id: str, user_id: str | None) -> str | None:
     """``Alice Smith (U0ALICE)``: a name an assessor can read, beside the id the
-    workbook import reads back; the bare id for someone the bot never heard of."""
+    imports read back; the bare id for someone the bot never heard of."""
     if user_id is None:
         return None
-    name = names.get((team_id, user_id))
+    name = (names or {}).get((team_id, user_id))
     return f"{name} ({user_id})" if name else user_id
 
 
@@ -123,7 +123,7 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _decision_comments(detail: ItemDetail, names: Names) -> list[str]:
+def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
     """Every approved decision, with who, when and why: the template's own
     columns say only Yes / No, and an assessor reading the workbook must see
     what closed an item and on what grounds (the newest deviation's rationale
@@ -159,7 +159,7 @@ def _deviation_comment(request: RequestRow, by: str) -> str:
             return f"Operational requirement approved {by}, to be reviewed again by {request.until_on}."
 
 
-def row(detail: ItemDetail, *, rules: Rules, names: Names) -> list[Cell]:
+def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list[Cell]:
     """The 31 template cells of one item; dates stay dates for the caller to
     format; people by name where ``names`` has them."""
     item = detail.item

@@ -43,8 +43,11 @@ CRITICAL_NOTE = "original severity: critical"
 Cell = str | int | float | date | datetime | bool | None
 
 _SLACK_USER = re.compile(r"^<?@?([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>?$", re.ASCII)
-#: How the export writes a person it knows the name of: ``Alice Smith (U0ALICE)``.
-_NAMED_SLACK_USER = re.compile(r"\(([UW][A-Z0-9]{2,31})\)\s*$", re.ASCII)
+#: How the export writes a person it knows the name of: ``Alice Smith (U0ALICE1)``.
+#: Read first (the name is anyone's own words: ``U0OTHER1|Eve (U0EVE001)``
+#: must not read as U0OTHER1), and only an id with a digit and at least 7
+#: characters (``Jane Doe (USA)`` names nobody).
+_NAMED_SLACK_USER = re.compile(r"\(([UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,31})\)\s*$", re.ASCII)
 _ISO_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$", re.ASCII)
 _US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
 _MILESTONE_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$", re.ASCII)
@@ -179,7 +182,7 @@ def template_finding(
     if rule_id is None:
         raise ImportFormatError(where, "neither Weakness Source Identifier nor POAM ID is filled in")
     contact = get("Point of Contact")
-    owner = (_SLACK_USER.match(contact) or _NAMED_SLACK_USER.search(contact)) if contact else None
+    owner = (_NAMED_SLACK_USER.search(contact) or _SLACK_USER.match(contact)) if contact else None
     controls = [part for part in _CONTROL_SEPARATOR.split(get("Controls") or "") if part.strip()]
     cves = [part for part in LIST_SEPARATOR.split(get("CVE") or "") if part]
     return Finding(

@@ -116,7 +116,7 @@ def write_workbook(
     count = 0
     for detail in details:
         sheet = tabs[CLOSED_TAB if detail.item.status == Status.CLOSED else OPEN_TAB]
-        sheet.append([_value(sheet, value) for value in row(detail, rules=rules, names=names or {})])
+        sheet.append([_value(sheet, value) for value in row(detail, rules=rules, names=names)])
         count += 1
     book.save(out)
     return count

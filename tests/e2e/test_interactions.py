@@ -564,9 +564,8 @@ def test_names_slack_gives_are_kept_for_exports_and_follow_user_change(
 ) -> None:
     """The workbook's Point of Contact names people; the name comes from
     users.info when someone acts, and from user_change when it changes."""
-    reply(slack.command("log Clock drift on ntp-01", user=BOB))  # the workspace's first use
     fake_slack.user(ALICE, real_name="Alice Liddell")
-    reply(slack.command("claim 1", user=ALICE))
+    reply(slack.command("log Clock drift on ntp-01", user=ALICE))  # the workspace's first use, which creates it
 
     def name_on_record() -> str | None:
         with unit_of_work(engine, read_only=True) as session:
