@@ -198,7 +198,8 @@ def workspace(engine: Engine, cast: Cast, clock: FixedClock) -> Engine:
 
 
 def export(
-    engine: Engine, *, at: datetime = NOW, system_name: str | None = None, team: str = TEAM
+    engine: Engine, *, at: datetime = NOW, system_name: str | None = None, team: str = TEAM,
+    names: dict[tuple[str, str], str] | None = None,
 ) -> tuple[dict[str, Any], int]:
     out = io.StringIO()
     with unit_of_work(engine, read_only=True) as session:
@@ -210,6 +211,7 @@ def export(
         count = write_oscal(
             iter_item_details(session, team_id=team, system_name=system_name), out,
             session=session, rules=Rules(), exported_at=at, team_id=team, system=system, title="Example POA&M",
+            names=names,
         )
     return json.loads(out.getvalue()), count
 
@@ -529,3 +531,14 @@ def test_a_vendor_fix_shipped_is_in_the_risk_log(engine: Engine, cast: Cast, clo
         "Vendor fix shipped",
         "The vendor's fix shipped on 2026-12-10: the remediation clock restarts (due 2027-03-10 by the deadline policy).",
     )
+
+
+def test_parties_are_named_where_the_bot_knows_the_name(engine: Engine, cast: Cast) -> None:
+    worked_item(engine, cast)
+    document, _ = export(engine, names={(TEAM, ALICE): "  Alice\nLiddell ", ("T0OTHER", REPORTER): "Not this one"})
+    assert_valid(document)
+    parties = {party["uuid"]: party for party in document["plan-of-action-and-milestones"]["metadata"]["parties"]}
+    alice = parties[stable_uuid(TEAM, "party", ALICE)]
+    assert (alice["name"], alice["remarks"]) == ("Alice Liddell", f"Slack user ID {ALICE}.")
+    reporter = parties[stable_uuid(TEAM, "party", REPORTER)]  # a name of another workspace is not theirs
+    assert (reporter["name"], reporter["remarks"]) == (REPORTER, "Slack user ID.")

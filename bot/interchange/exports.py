@@ -89,7 +89,8 @@ def export(
         else:
             with _text(out) as text:
                 count = write_oscal(details, text, session=session, rules=rules, exported_at=now, team_id=team_id,
-                                    system=system, title=f"{csp or system.organization or 'Plan'} POA&M: {system.name}")
+                                    system=system, title=f"{csp or system.organization or 'Plan'} POA&M: {system.name}",
+                                    names=_names(session, team_id=team_id))
         return Exported(count, f"poam-{system.name_key.replace(' ', '-')}-{stamp}.{fmt.suffix}")
     if system_name is not None and team_id is not None:
         _system(session, team_id, system_name)

@@ -44,7 +44,7 @@ from typing import IO, Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from bot.interchange.fedramp import risk_rating
+from bot.interchange.fedramp import Names, risk_rating
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
 from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
@@ -687,6 +687,7 @@ def write_oscal(
     system: Columns | None,
     title: str,
     document_uuid: uuid.UUID | None = None,
+    names: Names | None = None,
 ) -> int:
     """Write workspace ``team_id``'s items as one OSCAL POA&M; returns how many items.
 
@@ -698,7 +699,8 @@ def write_oscal(
     workspace. ``title`` is ``metadata.title``. ``metadata.version`` is the
     export date and the workspace's audit sequence number, so it changes
     exactly when something was recorded. ``document_uuid`` defaults to a
-    fresh uuid4 (the one uuid that is new each export).
+    fresh uuid4 (the one uuid that is new each export). A party is named by
+    ``names`` where it has the person, else by their Slack user id.
 
     Observations, risks and poam-items are spooled (to disk past a few MB)
     while the items stream by, then written after the metadata, which needs
@@ -719,7 +721,7 @@ def write_oscal(
             arrays["poam-items"].add(_no_items(team_id, exported_at))
         head = _head(
             builder, session=session, team_id=team_id, system=system, title=title,
-            exported_at=exported_at, document_uuid=document_uuid or uuid.uuid4(),
+            exported_at=exported_at, document_uuid=document_uuid or uuid.uuid4(), names=names or {},
         )
         out.write('{\n  "plan-of-action-and-milestones": ')
         text = json.dumps(head, indent=2, ensure_ascii=False)
@@ -752,14 +754,16 @@ def _head(
     title: str,
     exported_at: datetime,
     document_uuid: uuid.UUID,
+    names: Names,
 ) -> dict[str, Any]:
     roles, responsible = [], []
     if system is not None and system.ao_user_id:
         roles.append({"id": AO_ROLE, "title": "Authorizing Official"})
         responsible.append({"role-id": AO_ROLE, "party-uuids": [builder.party(team_id, system.ao_user_id)]})
     parties = [
-        {"uuid": party_uuid, "type": "person", "name": user_id, "remarks": "Slack user ID."}
-        for (_, user_id), party_uuid in sorted(builder.parties.items())
+        {"uuid": party_uuid, "type": "person", "name": _line(names.get((team, user_id), "")) or user_id,
+         "remarks": f"Slack user ID {user_id}." if (team, user_id) in names else "Slack user ID."}
+        for (team, user_id), party_uuid in sorted(builder.parties.items())
     ]
     if system is not None and system.organization:
         parties.insert(0, {
