@@ -164,7 +164,8 @@ def test_home_view_of_an_owner_past_the_count() -> None:
     text = json.dumps(home_view(page, {}, rules=Rules(), unclaimed="1,000+", waiting=waiting))
     assert "You own *1,000+* open item(s)" in text
     assert "*1,000+* item(s) wait for an owner" in text
-    assert "More: `/poam list mine`." in text and "970 more" not in text
+    assert "More: `/poam list mine`, with `system:<name>` for a system other than the default." in text
+    assert "970 more" not in text
 
 
 def test_a_day_reads_as_in_english_for_every_day_of_a_leap_cycle() -> None:

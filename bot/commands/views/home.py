@@ -61,5 +61,6 @@ def home_view(
         blocks.append(section(line, accessory=show_button(item.number)))
     if page.has_more:
         more = "More" if page.capped else f"{page.total - len(page.items):,} more"
-        blocks.append(context(f"{more}: `/poam list mine`."))
+        # The Home lists every system's items; the command, the default system's unless told.
+        blocks.append(context(f"{more}: `/poam list mine`, with `system:<name>` for a system other than the default."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
