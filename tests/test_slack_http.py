@@ -327,3 +327,59 @@ def test_calls_that_answer_in_time_keep_their_connection(fake: FakeSlack, connec
         assert client.users_info(user=f"U{n}")["ok"]
         time.sleep(0.3)  # the next call outlives the last one's deadline
     assert fake.connections == 1
+
+
+class _DroppingHandler(BaseHTTPRequestHandler):
+    """Answers the first request on a connection; closes the connection 0.5 s
+    into the next one without an answer; never answers on a second connection."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+        self.answered = False
+        self.hang = type(self).connections > 1
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.hang:
+            time.sleep(3)
+            self.close_connection = True
+            return
+        if self.answered:
+            time.sleep(0.5)
+            self.close_connection = True
+            return
+        self.answered = True
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_call_sent_again_on_a_new_connection_has_what_is_left_of_its_timeout(connections: SlackConnections) -> None:
+    """A kept connection the server closed without an answer: the call goes
+    once more on a new one, but within the one timeout it had, not a new one."""
+    _DroppingHandler.connections = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DroppingHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = PooledWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{server.server_port}/api/", timeout=1,
+                                 retry_handlers=[], connections=connections)
+        assert client.auth_test()["ok"]  # the connection is kept
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            client.auth_test()
+        assert 0.9 <= time.monotonic() - began < 1.4  # 0.5 s closing, then the 0.5 s left: not 0.5 + 1
+        assert _DroppingHandler.connections == 2
+    finally:
+        server.shutdown()
+        server.server_close()
