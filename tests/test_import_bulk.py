@@ -142,3 +142,19 @@ def test_the_latest_closed_item_is_the_one_found_again(engine: Engine, admin: Ac
     clock.advance(days=1)
     imported(engine, admin, [finding(1)])
     assert [fetch(engine, number).recurs_number for number in (1, 2, 3)] == [None, 1, 2]
+
+
+def test_new_items_whose_point_of_contact_names_no_slack_user_are_counted(engine: Engine, admin: Actor) -> None:
+    """A hand-edited workbook may name people (``Bob Jones``): those items come
+    in without an owner, and the check and the import say how many."""
+    rows = [finding(1, unknown_contact="Bob Jones"), finding(2, owner_id="U0OWNER01"), finding(3),
+            finding(4, unknown_contact="Ops team", closed=True)]  # a closed item needs no owner
+    with unit_of_work(engine, read_only=True) as session:
+        checked = check_findings(session, admin, findings=rows)
+    done = imported(engine, admin, rows)
+    assert str(checked) == str(done) == (
+        "4 new, 0 updated, 0 unchanged, 0 skipped; 1 new without an owner, as their Point of Contact names no Slack user"
+    )
+    assert [fetch(engine, number).owner_id for number in (1, 2, 3)] == [None, "U0OWNER01", None]
+    (completed,) = [event for event in events(engine) if event.action == "import.completed"]
+    assert completed.details["unassigned"] == 1

@@ -678,6 +678,7 @@ EXPECTED_CLOSED = Finding(
     detected_on=date(2026, 10, 2),
     scheduled_completion_on=date(2026, 12, 31),
     owner_id=None,  # a name, not a Slack user id
+    unknown_contact="John Doe - Example CSP",
     closed=True,
 )
 

@@ -47,6 +47,8 @@ class Finding:
     due_on: date | None = None
     scheduled_completion_on: date | None = None
     owner_id: str | None = None
+    #: A Point of Contact that names no Slack user (``Bob Jones``): imported without an owner, and said so.
+    unknown_contact: str | None = None
     remediation_plan: str | None = None
     resources_required: str | None = None
     milestones: tuple[Milestone, ...] = field(default=())

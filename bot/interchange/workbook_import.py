@@ -201,6 +201,7 @@ def template_finding(
             cells.get("Scheduled Completion Date"), where=where, column="Scheduled Completion Date"
         ),
         owner_id=owner.group(1) if owner else None,
+        unknown_contact=contact if contact and not owner else None,
         remediation_plan=get("Overall Remediation Plan"),
         resources_required=get("Resources Required"),
         milestones=milestones(get("Planned Milestones"), where=where),

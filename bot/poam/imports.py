@@ -86,6 +86,8 @@ class ImportedWeakness(Protocol):
     @property
     def owner_id(self) -> str | None: ...
     @property
+    def unknown_contact(self) -> str | None: ...
+    @property
     def remediation_plan(self) -> str | None: ...
     @property
     def resources_required(self) -> str | None: ...
@@ -108,11 +110,16 @@ class ImportSummary:
     skipped: int = 0
     #: Of the new ones, found again after their item was closed.
     recurring: int = 0
+    #: Of the new ones, with a Point of Contact that names no Slack user: no owner.
+    unassigned: int = 0
     numbers: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         new = f"{self.new} new" + (f" ({self.recurring} found again after being closed)" if self.recurring else "")
-        return f"{new}, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+        text = f"{new}, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
+        if self.unassigned:
+            text += f"; {self.unassigned} new without an owner, as their Point of Contact names no Slack user"
+        return text
 
 
 def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
@@ -215,6 +222,7 @@ def _classify(
         if not finding.closed and values["recurs_number"] is None and finding.fingerprint in closed_in_file
     }
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
+    summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
 
 
@@ -266,8 +274,8 @@ def import_findings(
         [
             *imported,
             ("import.completed", None, {"source": source_name, "new": summary.new, "recurring": summary.recurring,
-                                        "updated": summary.updated, "unchanged": summary.unchanged,
-                                        "skipped": summary.skipped}),
+                                        "unassigned": summary.unassigned, "updated": summary.updated,
+                                        "unchanged": summary.unchanged, "skipped": summary.skipped}),
         ],
     )
     return summary
