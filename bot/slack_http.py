@@ -134,8 +134,7 @@ class SlackConnections:
             response, body, whole = self._talk(connection, request, watch, reused=reused)
         except (_ClosedBeforeAnswer, OSError, http.client.HTTPException) as error:
             failure = error
-        # Released before the close (a closed socket's number can be taken by
-        # another call), and once: a shut socket is never kept.
+        # Released once, and before the connection is given back: a shut socket is never kept.
         expired = self._deadlines.release(watch)
         try:
             if expired and (failure is not None or not whole):  # shut at the deadline: that is why it ended

@@ -10,8 +10,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.client import RemoteDisconnected
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -215,34 +216,43 @@ def test_threads_calling_at_once_each_get_their_own_answers(fake: FakeSlack, con
     assert fake.connections <= 8
 
 
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` serving on loopback, a thread per connection; its Web API URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _answer_json(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _ClosingHandler(BaseHTTPRequestHandler):
     """A server that closes after every answer (HTTP/1.0, the standard library's default)."""
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"ok": true, "user_id": "U1", "team_id": "T1"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        _answer_json(self, b'{"ok": true, "user_id": "U1", "team_id": "T1"}')
 
     def log_message(self, *args: object) -> None:
         return
 
 
 def test_a_server_that_closes_each_connection_still_answers(connections: SlackConnections) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _ClosingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        client = PooledWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{server.server_port}/api/",
-                                 retry_handlers=[], connections=connections)
+    with _serving(_ClosingHandler) as url:
+        client = PooledWebClient(token=TOKEN, base_url=url, retry_handlers=[], connections=connections)
         for _ in range(3):
             assert client.auth_test()["ok"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _DrippingHandler(BaseHTTPRequestHandler):
@@ -285,12 +295,8 @@ def dripping(request: pytest.FixtureRequest) -> Iterator[str]:
     or ending where the connection does."""
     _DrippingHandler.requests = 0
     _DrippingHandler.delimited = request.param
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DrippingHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/api/"
-    server.shutdown()
-    server.server_close()
+    with _serving(_DrippingHandler) as url:
+        yield url
 
 
 def test_an_answer_dripped_slower_than_the_timeout_ends_the_call_at_it(
@@ -353,12 +359,7 @@ class _DroppingHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.answered = True
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        _answer_json(self, b'{"ok": true}')
 
     def log_message(self, *args: object) -> None:
         return
@@ -368,18 +369,11 @@ def test_a_call_sent_again_on_a_new_connection_has_what_is_left_of_its_timeout(c
     """A kept connection the server closed without an answer: the call goes
     once more on a new one, but within the one timeout it had, not a new one."""
     _DroppingHandler.connections = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DroppingHandler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = PooledWebClient(token=TOKEN, base_url=f"http://127.0.0.1:{server.server_port}/api/", timeout=1,
-                                 retry_handlers=[], connections=connections)
+    with _serving(_DroppingHandler) as url:
+        client = PooledWebClient(token=TOKEN, base_url=url, timeout=1, retry_handlers=[], connections=connections)
         assert client.auth_test()["ok"]  # the connection is kept
         began = time.monotonic()
         with pytest.raises(TimeoutError):
             client.auth_test()
         assert 0.9 <= time.monotonic() - began < 1.4  # 0.5 s closing, then the 0.5 s left: not 0.5 + 1
         assert _DroppingHandler.connections == 2
-    finally:
-        server.shutdown()
-        server.server_close()

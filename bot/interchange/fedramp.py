@@ -123,6 +123,11 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
+def _because(text: str | None) -> str:
+    """The end of a decision's sentence: its reason, if it has one."""
+    return f": {_sentence(text)}" if text else "."
+
+
 def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
     """Every approved decision, with who, when and why: the template's own
     columns say only Yes / No, and an assessor reading the workbook must see
@@ -134,11 +139,9 @@ def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
             continue
         by = f"by {person(names, detail.item.team_id, request.decided_by)} on {request.decided_at.date().isoformat()}"
         if request.kind == RequestKind.EXTENSION:
-            why = f": {_sentence(request.text)}" if request.text else "."
-            notes.append(f"Extension to {request.new_due_on} approved {by}{why}")
+            notes.append(f"Extension to {request.new_due_on} approved {by}{_because(request.text)}")
         elif request.kind == RequestKind.RISK_ACCEPTANCE:
-            why = f": {_sentence(request.text)}" if request.text else "."
-            notes.append(f"Risk accepted until {request.until_on} {by}{why}")
+            notes.append(f"Risk accepted until {request.until_on} {by}{_because(request.text)}")
         elif request.kind == RequestKind.VERIFICATION:
             evidence = f" Evidence: {_sentence(request.text)}" if request.text else ""
             note = f" Verifier's note: {_sentence(request.decision_note)}" if request.decision_note else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, String, bindparam, cast, literal_column, null, or_, union_all
@@ -114,21 +115,24 @@ _OWNERSHIP_ACTIONS = ("item.logged", "item.claimed", "item.released", "item.assi
 
 
 _OWNER, _SUBMITTER, _COMPLETER = "owner", "submitter", "completer"
+
+
+def _worked_on(part: str, table: Any, user: Any, details: Any, *conditions: Any) -> Any:
+    """One part of :data:`_WORKED_ON`: (part, user, audit details) of one item's rows of ``table``."""
+    return sa_select(literal_column(f"'{part}'", String).label("part"), user.label("user"), details).where(
+        table.c.team_id == bindparam("team_id"), table.c.item_id == bindparam("item_id"), *conditions
+    )
+
+
 _AUDIT_TABLE, _REQUEST_TABLE, _MILESTONE_TABLE = table_of(AuditEvent), table_of(ReviewRequest), table_of(Milestone)
 #: Who worked on one item, in one statement (a card reads it while a fix waits on its viewer).
 _WORKED_ON = union_all(
-    sa_select(literal_column(f"'{_OWNER}'", String).label("part"), cast(null(), String).label("user"), _AUDIT_TABLE.c.details).where(
-        _AUDIT_TABLE.c.team_id == bindparam("team_id"), _AUDIT_TABLE.c.item_id == bindparam("item_id"),
-        or_(*(_AUDIT_TABLE.c.action == action for action in _OWNERSHIP_ACTIONS)),
-    ),
-    sa_select(literal_column(f"'{_SUBMITTER}'", String), _REQUEST_TABLE.c.requested_by, cast(null(), JSON)).where(
-        _REQUEST_TABLE.c.team_id == bindparam("team_id"), _REQUEST_TABLE.c.item_id == bindparam("item_id"),
-        _REQUEST_TABLE.c.kind == RequestKind.VERIFICATION.value,
-    ),
-    sa_select(literal_column(f"'{_COMPLETER}'", String), _MILESTONE_TABLE.c.completed_by, cast(null(), JSON)).where(
-        _MILESTONE_TABLE.c.team_id == bindparam("team_id"), _MILESTONE_TABLE.c.item_id == bindparam("item_id"),
-        _MILESTONE_TABLE.c.completed_by.is_not(None),
-    ),
+    _worked_on(_OWNER, _AUDIT_TABLE, cast(null(), String), _AUDIT_TABLE.c.details,
+               or_(*(_AUDIT_TABLE.c.action == action for action in _OWNERSHIP_ACTIONS))),
+    _worked_on(_SUBMITTER, _REQUEST_TABLE, _REQUEST_TABLE.c.requested_by, cast(null(), JSON),
+               _REQUEST_TABLE.c.kind == RequestKind.VERIFICATION.value),
+    _worked_on(_COMPLETER, _MILESTONE_TABLE, _MILESTONE_TABLE.c.completed_by, cast(null(), JSON),
+               _MILESTONE_TABLE.c.completed_by.is_not(None)),
 )
 
 
