@@ -11,6 +11,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import OperationalError
@@ -82,6 +83,54 @@ def test_no_engine_events(engine: Engine) -> None:
     with unit_of_work(engine) as session:
         assert session.connection().execute(text("SELECT 1")).scalar() == 1
     assert not engine._has_events
+
+
+def test_postgresql_statements_build_no_description_nobody_reads(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once SQLAlchemy has a statement's columns (its compiled form cached), it
+    only asks whether there is a description: psycopg's columns are not built."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg cursors")
+    statement = select(Workspace.team_id, Workspace.created_at).where(Workspace.team_id == "T1")
+    with unit_of_work(engine, read_only=True) as session:
+        session.connection().execute(statement).all()  # compiled and its columns learnt
+    built = []
+    init = psycopg.Column.__init__
+
+    def counted(column: psycopg.Column, *args: Any) -> None:
+        built.append(column)
+        init(column, *args)
+
+    monkeypatch.setattr(psycopg.Column, "__init__", counted)
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.connection().execute(statement).all() == []
+    assert built == []
+    with unit_of_work(engine, read_only=True) as session:  # a new statement: its columns are read
+        assert session.connection().execute(text("SELECT 1 AS one, 'x' AS ex")).mappings().one() == {"one": 1, "ex": "x"}
+    assert [column.name for column in built] == ["one", "ex"]
+
+
+def test_postgresql_description_read_late_is_psycopgs(engine: Engine) -> None:
+    """Read, the description is psycopg's own; a statement with no result
+    columns has psycopg's None or []; one read after the cursor moved on refuses."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg cursors")
+    with engine.connect() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("SELECT 1 AS one, 'x'::text AS ex, now() AS at")
+        description = cursor.description
+        assert len(description) == 3
+        expected = cursor.psycopg_description()
+        assert [(c.name, c.type_code) for c in description] == [(c.name, c.type_code) for c in expected]
+        assert [c.name for c in description[-2:]] == ["ex", "at"] and description[0].name == "one"
+        cursor.execute("SELECT 2 AS two")
+        stale = cursor.description
+        cursor.execute("SELECT ;")
+        assert cursor.description == []
+        with pytest.raises(psycopg.InterfaceError, match="after its cursor ran another statement"):
+            stale[0]
+        cursor.execute("SET application_name = 'poam-test'")
+        assert cursor.description is None
+        connection.rollback()
 
 
 def _backend_pid(engine: Engine) -> int:

@@ -19,7 +19,8 @@ of the CPU of a ``/poam show`` (README "Performance").
 A pooled PostgreSQL connection is checked for a server hang-up (restart,
 ``pg_terminate_backend``, an idle timeout) by looking at its socket when it is
 checked out, not by SQLAlchemy's ``pool_pre_ping``, which costs a round trip
-(psycopg's empty query) on every request.
+(psycopg's empty query) on every request. Its connections' cursors build ``description``
+only when something reads it (``pg_cursors``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sqlmodel import Session
 
 from bot.sockets import readable_now
 from bot.store.lock_pauses import lock_pauses
+from bot.store.pg_cursors import LazyDescriptionCursor
 from bot.store.sqlite_checkpoints import WalCheckpoints
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -179,6 +181,7 @@ def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")  # a pool event: no cost per statement
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         record.info[_BUSY_MS] = None  # a new session has the server's lock_timeout
+        dbapi_connection.cursor_factory = LazyDescriptionCursor
 
     @event.listens_for(engine, "checkout")  # a pool event: no cost per statement
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
