@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot import cores
 from bot.store import sqlite_checkpoints
-from bot.store.engine import is_busy, unit_of_work, wait_for_checkpoints, writes_together
+from bot.store.engine import is_busy, make_engine, unit_of_work, wait_for_checkpoints, writes_together
 from bot.store.models import Workspace
 from tests.db import plain_postgresql
 
@@ -126,11 +126,22 @@ def test_postgresql_description_read_late_is_psycopgs(engine: Engine) -> None:
         stale = cursor.description
         cursor.execute("SELECT ;")
         assert cursor.description == []
-        with pytest.raises(psycopg.InterfaceError, match="after its cursor ran another statement"):
+        with pytest.raises(psycopg.InterfaceError, match="after its cursor moved to another result or closed"):
             stale[0]
         cursor.execute("SET application_name = 'poam-test'")
         assert cursor.description is None
         connection.rollback()
+
+
+def test_postgresql_cursor_factory_a_caller_chose_is_kept(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg cursors")
+    chosen = make_engine(engine.url.render_as_string(hide_password=False), connect_args={"cursor_factory": psycopg.ClientCursor})
+    try:
+        with chosen.connect() as connection:
+            assert type(connection.connection.dbapi_connection.cursor()) is psycopg.ClientCursor  # type: ignore[union-attr]
+    finally:
+        chosen.dispose()
 
 
 def _backend_pid(engine: Engine) -> int:

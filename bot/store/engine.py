@@ -34,6 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
@@ -181,7 +182,8 @@ def _configure_postgresql(engine: Engine) -> None:
     @event.listens_for(engine, "connect")  # a pool event: no cost per statement
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         record.info[_BUSY_MS] = None  # a new session has the server's lock_timeout
-        dbapi_connection.cursor_factory = LazyDescriptionCursor
+        if dbapi_connection.cursor_factory is psycopg.Cursor:  # not one a caller chose (connect_args)
+            dbapi_connection.cursor_factory = LazyDescriptionCursor
 
     @event.listens_for(engine, "checkout")  # a pool event: no cost per statement
     def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -2,10 +2,12 @@
 
 psycopg builds ``cursor.description`` anew on every access: one ``Column``
 per column, each read from the result through libpq. SQLAlchemy asks for it
-after every statement, but once a statement's compiled form is cached it only
-looks at whether it is ``None`` (it keeps the columns it learnt the first
-time). For the card's item row (48 columns) that list cost about a quarter of
-the statement's CPU on the bot's side (README "Performance").
+after every statement; once it knows a statement's columns (its compiled form
+cached, the usual case on the request paths) it only checks that there is
+one. It still reads the columns for what it has not cached: a statement's
+first run, plain SQL strings, ``text()`` matched by name, insert sentinels.
+For the card's item row (48 columns) the list cost about a fifth of the
+statement's CPU on the bot's side (README "Performance").
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ from typing import Any, overload
 
 import psycopg
 from psycopg import Column, Cursor
+from psycopg.pq.abc import PGresult
 
 
 class _Description(Sequence[Column]):
     """psycopg's description of the result ``cursor`` holds now, built on first use.
 
-    Its length is known at once (SQLAlchemy checks it against the statement's
-    columns). Read the columns before the cursor runs another statement, as
-    SQLAlchemy does: after that they would describe another result.
+    Read it while the cursor still holds that result, as SQLAlchemy does:
+    once the cursor has run another statement, moved to another result
+    (``nextset``, ``results()``, a ``stream()`` chunk) or been closed, reading
+    it raises ``InterfaceError`` instead of describing the wrong result.
     """
 
     __slots__ = ("_columns", "_cursor", "_length", "_result")
 
-    def __init__(self, cursor: LazyDescriptionCursor, result: Any) -> None:
+    def __init__(self, cursor: LazyDescriptionCursor, result: PGresult) -> None:
         self._cursor = cursor
         self._result = result
         self._length: int = result.nfields
@@ -49,7 +53,9 @@ class _Description(Sequence[Column]):
     def _built(self) -> list[Column]:
         if self._columns is None:
             if self._cursor.pgresult is not self._result:
-                raise psycopg.InterfaceError("a description was read after its cursor ran another statement")
+                raise psycopg.InterfaceError(
+                    "a description was read after its cursor moved to another result or closed"
+                )
             columns = self._cursor.psycopg_description()
             assert columns is not None  # the result has columns
             self._columns = columns
@@ -57,16 +63,18 @@ class _Description(Sequence[Column]):
 
 
 class LazyDescriptionCursor(Cursor[Any]):
-    """psycopg's client-side cursor, with ``description`` built on first use."""
+    """psycopg's client-side cursor, with ``description`` built on first use:
+    a read-only sequence of psycopg's columns (what DBAPI asks of a
+    description), not a list."""
+
+    __slots__ = ()
 
     @property
-    def description(self) -> list[Column] | None:
+    def description(self) -> Sequence[Column] | None:  # type: ignore[override]
         result = self.pgresult
         if result is None or not result.nfields:
             return super().description  # None, or psycopg's [] for a result of no columns
-        # A Sequence, not a list: psycopg's annotation is narrower than what
-        # DBAPI asks of a description (a sequence of sequences).
-        return _Description(self, result)  # type: ignore[return-value]
+        return _Description(self, result)
 
     def psycopg_description(self) -> list[Column] | None:
         """The description as psycopg builds it, every column at once."""
