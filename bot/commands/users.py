@@ -1,7 +1,10 @@
 """What Slack knows about a user that the bot needs: time zone, admin flag and name.
 
 ``users.info`` answers are cached per workspace and user for an hour and
-replaced when a ``user_change`` event arrives. When Slack cannot answer, the
+replaced when a ``user_change`` event arrives; a workspace admin's for five
+minutes only, since being one grants POA&M admin rights and the event reaches
+one worker process of several, whose neighbours would otherwise honour rights
+Slack took back for up to the hour. When Slack cannot answer, the
 user gets the workspace's default time zone and no admin rights (never more
 rights than Slack confirmed), and nothing is cached, so the next request asks
 again.
@@ -26,6 +29,7 @@ from bot.slack_http import PooledWebClient, SlackConnections
 
 log = logging.getLogger(__name__)
 CACHE_TTL = timedelta(hours=1)
+ADMIN_CACHE_TTL = timedelta(minutes=5)
 QUICK_TIMEOUT_SECONDS = 1.5
 
 
@@ -86,8 +90,9 @@ class UserDirectory:
             workspace_admin=bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")),
             name=_name(user),
         )
+        ttl = min(self._ttl, ADMIN_CACHE_TTL) if found.workspace_admin else self._ttl
         with self._lock:
-            self._cache[(team_id, str(user.get("id")))] = (self._clock.now() + self._ttl, found)
+            self._cache[(team_id, str(user.get("id")))] = (self._clock.now() + ttl, found)
         return found
 
     def _zone(self, name: Any) -> ZoneInfo:

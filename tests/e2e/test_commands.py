@@ -27,6 +27,7 @@ import bot.store.models  # noqa: F401  (registers every table on SQLModel.metada
 from bot.blockkit.text import escape
 from bot.commands.specs import SPECS
 from bot.poam import item_details, items
+from bot.poam.clock import FixedClock
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, Milestone, MilestoneChange, RoleGrant
@@ -638,7 +639,7 @@ def test_release_by_owner_and_admin_and_refusals(
 
 
 def test_assign_by_admins_only(
-    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any, clock: FixedClock
 ) -> None:
     log_via_slack(slack, engine, "Unowned finding")
     assert_refused(
@@ -656,6 +657,27 @@ def test_assign_by_admins_only(
     fake_slack.user(CAROL, is_admin=True)
     reply(slack.raw_command(f"assign 1 {at(ALICE)}", user=CAROL))
     assert item_row(engine, make_actor, 1).owner_id == ALICE
+    # Demoted in Slack, with the user_change event gone to another worker: the
+    # rights end when this worker's copy of the admin answer expires, not an hour on.
+    fake_slack.user(CAROL, is_admin=False)
+
+    def carol_looked_up() -> int:
+        return len([call for call in fake_slack.calls_to("users.info") if call.params.get("user") == CAROL])
+
+    asked = carol_looked_up()
+    clock.advance(minutes=4)  # the admin answer is still this worker's
+    reply(slack.raw_command(f"assign 1 {at(BOB)}", user=CAROL))
+    assert item_row(engine, make_actor, 1).owner_id == BOB and carol_looked_up() == asked
+    clock.advance(minutes=2)
+    assert_refused(
+        slack, engine, f"assign 1 {at(ALICE)}", problem="Only a POA&M admin can assign owners.", user=CAROL, raw=True
+    )
+    asked = carol_looked_up()
+    clock.advance(minutes=50)  # a member's answer is kept for the hour
+    assert_refused(
+        slack, engine, f"assign 1 {at(ALICE)}", problem="Only a POA&M admin can assign owners.", user=CAROL, raw=True
+    )
+    assert carol_looked_up() == asked
     for command, problem in [
         ("assign 1 bob", "`bob` is not a person"),
         ("assign 1", "The @user is missing."),
