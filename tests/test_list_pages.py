@@ -209,7 +209,6 @@ def add_items(engine: Engine, count: int) -> None:
         connection.execute(sa.insert(Item), rows)
 
 
-
 @pytest.mark.parametrize("by_system", ["default", "named", None])
 @pytest.mark.parametrize("filtered", [False, True])  # banded pages, and sorted ones
 @pytest.mark.parametrize("deep", [False, True])
