@@ -15,6 +15,7 @@ from bot.blockkit.text import escape, mention
 from bot.commands import metadata, thread_posts
 from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
+from bot.commands.named_people import learn_about
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
@@ -76,6 +77,7 @@ def log(request: SlackRequest, cmd: Parsed) -> Reply:
         )
         label = _label(actor, item.number)
         post = thread_posts.queue(session, actor, item, logged_line(label, item))
+    learn_about(request, [item.owner_id])
     return Reply(
         text=f"Logged {label}",
         blocks=cards.done(
@@ -174,6 +176,7 @@ def assign(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
         items.assign_item(session, actor, number=cmd["item"], owner_id=cmd["user"])
         label = _label(actor, cmd["item"])
+    learn_about(request, [cmd["user"]])
     return Reply(text=f"Assigned {label}", blocks=cards.done(f"*{label}* is now owned by {mention(cmd['user'])}."))
 
 
@@ -262,6 +265,7 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
             organization=cmd["org"],
             ao_user_id=cmd["ao"],
         )
+    learn_about(request, [cmd["ao"]])
     return Reply(
         text="System added",
         blocks=cards.done(f"Added the system *{escape(system.name)}* ({system.impact} impact)."),
@@ -283,6 +287,8 @@ def role(request: SlackRequest, cmd: Parsed) -> Reply:
             roles.grant_role(session, actor, user_id=cmd["user"], role=which)
         else:
             roles.revoke_role(session, actor, user_id=cmd["user"], role=which)
+    if grant:
+        learn_about(request, [cmd["user"]])
     verb = "is now" if grant else "is no longer"
     return Reply(text="Roles changed", blocks=cards.done(f"{mention(cmd['user'])} {verb} {which.noun}."))
 

@@ -18,6 +18,7 @@ from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.named_people import learn_about
 from bot.commands.views import cards
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
@@ -153,6 +154,7 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
     with request.transaction() as (session, actor):
         summary = import_findings(session, actor, findings=findings, source_name=upload.name)
         label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])
+    learn_about(request, summary.owners)
     return summary, label
 
 

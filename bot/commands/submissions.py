@@ -23,6 +23,7 @@ from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import BUSY, answer, unexpected
 from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, say_privately, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.named_people import learn_about
 from bot.commands.users import quick_client
 from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
@@ -132,6 +133,7 @@ def register(app: App, services: Services) -> None:
         )
         ack(response_action="update", view=_confirmation(reply))
         follow_up(services, request, reply, respond=None)
+        learn_about(request, [item.owner_id])
 
     @app.view(CallbackId.MILESTONE_MODAL)
     @services.turns.taking_turns

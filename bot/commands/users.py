@@ -70,6 +70,16 @@ class UserDirectory:
         self._cache: dict[tuple[str, str], tuple[datetime, SlackUser]] = {}
 
     def get(self, client: WebClient, *, team_id: str, user_id: str) -> SlackUser:
+        """What Slack says of the user, or the default time zone and no admin
+        rights when it cannot say."""
+        found = self.look_up(client, team_id=team_id, user_id=user_id)
+        if found is None:
+            log.warning("using the default time zone and no admin rights for %s", user_id)
+            return SlackUser(tz=self._default_tz, workspace_admin=False)
+        return found
+
+    def look_up(self, client: WebClient, *, team_id: str, user_id: str) -> SlackUser | None:
+        """What Slack says of the user (cached); None when Slack did not answer (logged)."""
         key = (team_id, user_id)
         now = self._clock.now()
         with self._lock:
@@ -79,8 +89,8 @@ class UserDirectory:
         try:
             response = quick_client(client).users_info(user=user_id)
         except (SlackApiError, SlackClientError, OSError) as error:
-            log.warning("users.info for %s failed (%s); using the default time zone", user_id, error)
-            return SlackUser(tz=self._default_tz, workspace_admin=False)
+            log.warning("users.info for %s failed (%s)", user_id, error)
+            return None
         return replace(self.remember(team_id=team_id, user=response["user"]), fresh=True)
 
     def remember(self, *, team_id: str, user: dict[str, Any]) -> SlackUser:

@@ -113,6 +113,8 @@ class ImportSummary:
     #: Of the new ones, with a Point of Contact that names no Slack user: no owner.
     unassigned: int = 0
     numbers: list[int] = field(default_factory=list)
+    #: The owners of the new items, each once, in the file's order.
+    owners: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         new = f"{self.new} new" + (f" ({self.recurring} found again after being closed)" if self.recurring else "")
@@ -268,6 +270,7 @@ def import_findings(
     for batch in _chunks(list(zip(numbers, fresh, strict=True))):
         imported += _insert_items(session, actor, batch, system_id=plan.system_id, source_name=source_name)
     summary.numbers = list(numbers)
+    summary.owners = list(dict.fromkeys(finding.owner_id for finding, _ in fresh if finding.owner_id))
     audit.record_many(
         session,
         actor,

@@ -273,7 +273,8 @@ class AuditEvent(SQLModel, table=True):
 
 class Person(SQLModel, table=True):
     """What the bot knows about someone: their time zone and name (learnt from
-    Slack whenever they use the bot) and their reminder preferences."""
+    Slack whenever they use the bot, or a change names them: ``named_people``)
+    and their reminder preferences."""
 
     __tablename__ = "people"
 

@@ -1,0 +1,79 @@
+"""Learning about the people a change names, not only the person who made it.
+
+The bot learns someone's name and time zone from Slack when they use it
+(``SlackRequest``). An owner set by someone else (``/poam assign``, ``owner:``
+on ``/poam log``, the log form, an import's Point of Contact), an AO named
+for a system or a role given may never use it: the exports would write a bare
+Slack id for them, and their reminders would come at nine in the workspace's
+time zone, not theirs. So after such a change, Slack is asked about each
+person named whom the bot has no name for, and what it says is recorded.
+
+At most :data:`MAX_LOOKUPS` people per change, and none more once Slack fails
+to answer: the lookups share Slack's ``users.info`` rate limit with the
+requests, where a refused lookup costs a Slack admin their admin rights for
+that request. People left over are asked about when a later change names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlmodel import col, select
+
+from bot.commands.context import Services, SlackRequest
+from bot.commands.followup import after_ack
+from bot.commands.users import SlackUser
+from bot.reminders.people import remember_person
+from bot.store.engine import unit_of_work
+from bot.store.models import Person
+
+MAX_LOOKUPS = 20
+#: Ids per query of who has a name on record.
+_CHUNK = 500
+
+
+def learn_about(request: SlackRequest, user_ids: Iterable[str | None]) -> None:
+    """After the ack, ask Slack about the people ``user_ids`` (the actor aside:
+    their request records them) whose name the bot does not know. Call it once
+    the change naming them is committed."""
+    wanted = [user_id for user_id in dict.fromkeys(user_ids) if user_id and user_id != request.user_id]
+    if wanted:
+        after_ack(request.services, _learn, request, wanted)
+
+
+def _learn(request: SlackRequest, user_ids: list[str]) -> None:
+    services, team_id = request.services, request.team_id
+    found: dict[str, SlackUser] = {}
+    for user_id in _without_names(services, team_id, user_ids):
+        user = services.users.look_up(request.client, team_id=team_id, user_id=user_id)
+        if user is None:
+            break
+        if user.name is not None:
+            found[user_id] = user
+    if not found:
+        return
+    with unit_of_work(services.engine) as session:
+        for user_id, user in found.items():
+            remember_person(session, team_id=team_id, user_id=user_id, tz=user.tz, name=user.name,
+                            clock=services.clock)
+
+
+def _without_names(services: Services, team_id: str, user_ids: list[str]) -> Iterator[str]:
+    """The first :data:`MAX_LOOKUPS` of ``user_ids`` the bot has no name for, in order."""
+    left = MAX_LOOKUPS
+    for start in range(0, len(user_ids), _CHUNK):
+        chunk = user_ids[start:start + _CHUNK]
+        with unit_of_work(services.engine, read_only=True) as session:
+            named = set(
+                session.exec(
+                    select(Person.user_id).where(
+                        Person.team_id == team_id, col(Person.user_id).in_(chunk), col(Person.name).is_not(None)
+                    )
+                ).all()
+            )
+        for user_id in chunk:
+            if user_id not in named:
+                yield user_id
+                left -= 1
+                if not left:
+                    return

@@ -1,0 +1,163 @@
+"""People a change names (an owner set by someone else) are asked about in
+Slack after the change: the exports write their names and their reminders come
+in their own time zone, though they never used the bot themselves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine
+
+from bot.commands.ids import BlockId
+from bot.commands.named_people import MAX_LOOKUPS
+from bot.interchange.fedramp import COLUMNS
+from bot.poam.clock import FixedClock
+from bot.store.engine import unit_of_work
+from bot.store.models import Person
+from tests.e2e.conftest import ADMIN, wait_for
+from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autouse fixture)
+    ALICE,
+    BOB,
+    CAROL,
+    TEAM,
+    at,
+    fast_teardown,
+    item_row,
+    log_via_slack,
+    reply,
+    settle,
+)
+from tests.e2e.test_interactions import form_values, log_form
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+DAVE = "U0000DAVE1"
+
+
+def person(engine: Engine, user_id: str) -> tuple[str | None, str | None] | None:
+    with unit_of_work(engine, read_only=True) as session:
+        found = session.get(Person, (TEAM, user_id))
+        return (found.name, found.tz) if found is not None else None
+
+
+def asked_about(fake_slack: FakeSlack, user_id: str) -> int:
+    return len([call for call in fake_slack.calls_to("users.info") if call.params.get("user") == user_id])
+
+
+def test_an_owner_assigned_by_an_admin_is_learnt_once(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any, clock: FixedClock
+) -> None:
+    fake_slack.user(CAROL, tz="Asia/Tokyo", real_name="Carol Danvers")
+    fake_slack.user(DAVE, real_name="Dave Bowman")
+    log_via_slack(slack, engine, "Weak TLS sev:high")
+    log_via_slack(slack, engine, "Old OpenSSH sev:low")
+    assert person(engine, CAROL) is None
+    reply(slack.raw_command(f"assign 1 {at(CAROL)}", user=ADMIN))
+    assert wait_for(lambda: person(engine, CAROL)) == ("Carol Danvers", "Asia/Tokyo")
+    clock.advance(hours=2)  # past the hour users.info answers are cached
+    asked = asked_about(fake_slack, CAROL)
+    import_contacts(slack, fake_slack, [CAROL, DAVE])  # one job, in this order
+    assert wait_for(lambda: person(engine, DAVE)) == ("Dave Bowman", "UTC")
+    assert asked_about(fake_slack, CAROL) == asked  # a name on record: Slack is not asked again
+
+
+def test_an_owner_named_when_logging_is_learnt(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    fake_slack.user(CAROL, real_name="Carol Danvers")
+    fake_slack.user(BOB, tz="Europe/Paris", real_name="Bob Lazar")
+    log_via_slack(slack, engine, f"Weak TLS owner:{at(CAROL)}")
+    assert wait_for(lambda: person(engine, CAROL)) == ("Carol Danvers", "UTC")
+    view = log_form(slack, fake_slack)  # the form names BOB as the owner
+    assert slack.submit(view, form_values(), user=ALICE).status == 200
+    assert wait_for(lambda: person(engine, BOB)) == ("Bob Lazar", "Europe/Paris")
+
+
+def test_a_person_slack_cannot_tell_about_is_not_recorded(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    log_via_slack(slack, engine, "Weak TLS sev:high")
+    reply(slack.command("show 1", user=ADMIN))  # the admin's own users.info is behind us
+    fake_slack.user(CAROL, real_name="Carol Danvers")
+    fake_slack.fail("users.info", error="user_not_found")
+    reply(slack.raw_command(f"assign 1 {at(CAROL)}", user=ADMIN))
+    wait_for(lambda: asked_about(fake_slack, CAROL) == 1)
+    settle()
+    assert item_row(engine, make_actor, 1).owner_id == CAROL and person(engine, CAROL) is None
+
+
+def test_a_slack_refusing_lookups_is_not_asked_about_the_rest(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Rate-limited (or failing), Slack is not asked about the other people
+    an import names; a later change naming them asks again."""
+    contacts = [DAVE, CAROL, BOB]
+    fake_slack.user(CAROL, real_name="Carol Danvers")
+    reply(slack.command("log Warm-up", user=ADMIN))  # the admin's own users.info is behind us
+    fake_slack.fail("users.info", status=429, retry_after=1)
+    import_contacts(slack, fake_slack, contacts)
+    wait_for(lambda: asked_about(fake_slack, DAVE) == 1)
+    settle()
+    assert [asked_about(fake_slack, user_id) for user_id in contacts] == [1, 0, 0]
+    reply(slack.raw_command(f"assign 1 {at(CAROL)}", user=ADMIN))
+    assert wait_for(lambda: person(engine, CAROL)) == ("Carol Danvers", "UTC")
+
+
+def test_the_points_of_contact_of_an_import_are_learnt_up_to_a_limit(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    contacts = [DAVE] + [f"U0PERSON{n:02d}" for n in range(MAX_LOOKUPS + 5)]
+    for n, user_id in enumerate(contacts):
+        fake_slack.user(user_id, tz="America/Chicago", real_name=f"Person {n}")
+    summary = import_contacts(slack, fake_slack, contacts, confirm=False)
+    assert f"would bring: {len(contacts)} new" in json.dumps(summary), summary
+    assert person(engine, DAVE) is None  # a check changes nothing and names nobody
+    slack.submit(summary, {}, user=ADMIN)
+    assert wait_for(lambda: person(engine, DAVE)) == ("Person 0", "America/Chicago")
+    wait_for(lambda: person(engine, contacts[MAX_LOOKUPS - 1]))
+    settle()
+    assert sum(asked_about(fake_slack, user_id) for user_id in contacts) == MAX_LOOKUPS
+    assert person(engine, contacts[MAX_LOOKUPS]) is None  # asked about when a later change names them
+    # The same file again changes nothing (all unchanged): it names nobody.
+    again = import_contacts(slack, fake_slack, contacts)
+    assert f"would bring: 0 new, 0 updated, {len(contacts)} unchanged" in json.dumps(again), again
+    wait_for(lambda: "Imported" in json.dumps(_view(fake_slack.calls_to("views.update")[-1])))
+    settle()
+    assert sum(asked_about(fake_slack, user_id) for user_id in contacts) == MAX_LOOKUPS
+
+
+def test_an_ao_and_a_role_holder_named_are_learnt(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    fake_slack.user(CAROL, tz="Asia/Tokyo", real_name="Carol Danvers")
+    fake_slack.user(DAVE, real_name="Dave Bowman")
+    log_via_slack(slack, engine, "Weak TLS")  # the workspace exists
+    reply(slack.raw_command(f"system add Payroll ao:{at(CAROL)}", user=ADMIN))
+    assert wait_for(lambda: person(engine, CAROL)) == ("Carol Danvers", "Asia/Tokyo")
+    reply(slack.raw_command(f"role {at(DAVE)} +verifier", user=ADMIN))
+    assert wait_for(lambda: person(engine, DAVE)) == ("Dave Bowman", "UTC")
+
+
+def import_contacts(
+    slack: SlackDriver, fake_slack: FakeSlack, contacts: list[str], *, confirm: bool = True
+) -> dict[str, Any]:
+    """Check a CSV in the template's columns, one row per Point of Contact, and
+    (``confirm``) import it; the form's last view."""
+    header = ",".join(f'"{column}"' for column in COLUMNS)
+    rows = []
+    for n, user_id in enumerate(contacts):
+        cells = {"POAM ID": f"V-{n}", "Weakness Name": f"Weak TLS {n}", "Original Risk Rating": "Low",
+                 "Point of Contact": user_id}
+        rows.append(",".join(f'"{cells.get(column, "")}"' for column in COLUMNS))
+    slack.command("import", user=ADMIN)
+    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[-1])
+    url = fake_slack.host_file("poam.csv", "\n".join([header, *rows, ""]).encode())
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "poam.csv", "url_private_download": url}]}
+    updates = len(fake_slack.calls_to("views.update"))
+    slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
+    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update")[updates:])[0])
+    if confirm:
+        slack.submit(summary, {}, user=ADMIN)
+    return summary
+
+
+def _view(call: Any) -> dict[str, Any]:
+    view = call.params["view"]
+    return json.loads(view) if isinstance(view, str) else view  # type: ignore[no-any-return]
