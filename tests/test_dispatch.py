@@ -9,6 +9,7 @@ errors, a dispatcher killed mid-batch, per-channel pacing, and what
 from __future__ import annotations
 
 import random
+import threading
 import time as wall
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.http_retry import builtin_handlers
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 from sqlmodel import col
 
 from bot.app import web_client
@@ -41,8 +43,10 @@ from bot.reminders.dispatch import (
 )
 from bot.reminders.scheduler import LEASE_TTL, Scheduler
 from bot.store import outbox
+from bot.store.engine import make_engine
 from bot.store.models import OutboxMessage
 from tests import test_reminders as harness
+from tests.tcp_proxy import CuttableProxy
 from tests.test_reminders import ADMIN, FRI, OWNER, TEAM, World, make_scheduler, overdue_item
 
 # The fixtures of the shared harness (the fake Slack, the world).
@@ -480,6 +484,43 @@ def test_the_documented_duplicate_window_is_one_message_per_death(world: World) 
     run(world, plain_client(world))
     sent = [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")]
     assert sorted(sent) == sorted(USERS + [USERS[1]])
+
+
+class CutAfterSend:
+    """A client that, once Slack accepted its first message, cuts the database's
+    connections (``proxy``) for ``seconds``."""
+
+    def __init__(self, real: WebClient, proxy: CuttableProxy, seconds: float) -> None:
+        self.real, self.proxy, self.seconds, self.sends = real, proxy, seconds, 0
+
+    def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+        answer = self.real.chat_postMessage(**kwargs)
+        self.sends += 1
+        if self.sends == 1:
+            self.proxy.cut()
+            threading.Timer(self.seconds, self.proxy.restore).start()
+        return answer
+
+
+def test_a_message_slack_took_is_marked_sent_once_the_database_is_back(world: World, database_url: str) -> None:
+    """The database goes away between Slack taking a message and its mark: the
+    mark is tried again until it is back, instead of the dispatcher failing and
+    the message going a second time once its claim lapses."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server behind a proxy")
+    ids = queue(world, USERS[:2])
+    url = make_url(database_url)
+    proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
+    engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    try:
+        report = dispatch(engine, CutAfterSend(plain_client(world), proxy, seconds=1.5), clock=world.clock,
+                          pacer=Pacer(interval=0))
+    finally:
+        engine.dispose()
+        proxy.close()
+    assert report.sent == 2
+    assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == USERS[:2]
+    assert [row(world, i).status for i in ids] == [outbox.SENT] * 2
 
 
 # ---------------------------------------------------------------- pacing

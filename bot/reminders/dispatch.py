@@ -7,7 +7,9 @@ change's post in its item's thread is claimed as it is written, and sent by
 :func:`send_claimed`). If
 the process dies between Slack accepting a message and that mark, the row's
 claim lapses (``CLAIM_HOLD``) and the message is sent again: that is the one
-duplicate window, at most one message per death of a sending process.
+duplicate window, at most one message per death of a sending process. A
+database that fails to take the mark is tried again while the claim holds
+(:func:`_settle_sent`); one gone for longer opens the same window.
 
 Slack's 429 answers are honoured: the Web API client waits a short
 ``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
@@ -23,6 +25,7 @@ second to any one channel.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +36,7 @@ from functools import partial
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.blockkit.text import mention
@@ -69,6 +73,13 @@ THREAD_RETRY = timedelta(seconds=5)
 CLAIM_LEFT_TO_SEND = timedelta(minutes=1)
 #: How much of the given-up message that DM quotes.
 QUOTED_CHARS = 600
+#: A message Slack accepted is marked sent waiting at most SETTLE_MAX_WAIT
+#: seconds for a lock; while the database refuses, it is tried again after
+#: these pauses (the last one over and over) until only CLAIM_MARGIN of its
+#: claim is left.
+SETTLE_MAX_WAIT = 2.0
+SETTLE_PAUSES = (0.5, 1.0, 2.0, 5.0)
+CLAIM_MARGIN = timedelta(seconds=10)
 
 
 @dataclass
@@ -140,13 +151,13 @@ def _own_claim(session: Session, sent: OutboxMessage) -> OutboxMessage | None:
 
 
 def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Exception | None, tell_requester: bool,
-            started_thread: str | None = None) -> Outcome:
+            started_thread: str | None = None, max_wait: float | None = None) -> Outcome:
     """Record the outcome of one send, unless its claim lapsed meanwhile
     (:func:`_own_claim`). A row given up on whose requester is not told
     otherwise (``tell_requester``) queues :func:`_undelivered`, and a post
     that began its item's thread (``started_thread``: its ts) records it on
     the item, in the same transaction."""
-    with unit_of_work(engine) as session:
+    with unit_of_work(engine, max_wait=max_wait) as session:
         row = _own_claim(session, sent)
         if row is None:
             return Outcome(outbox.SENDING)
@@ -283,8 +294,30 @@ def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, c
     except (SlackApiError, SlackClientError, OSError) as failure:
         error = failure
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
-    return _settle(engine, row, now=clock.now(), error=error, tell_requester=tell_requester,
-                   started_thread=ts if started else None)
+    if error is None:
+        return _settle_sent(engine, row, clock=clock, started_thread=ts if started else None)
+    return _settle(engine, row, now=clock.now(), error=error, tell_requester=tell_requester)
+
+
+def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_thread: str | None) -> Outcome:
+    """Mark ``sent``, which Slack accepted, as sent. While the database
+    refuses (gone for a moment, a lock held past ``SETTLE_MAX_WAIT``), try
+    again after ``SETTLE_PAUSES`` for as long as the row's claim holds, less
+    ``CLAIM_MARGIN``: a row still marked as being sent when its claim lapses
+    is sent again (the duplicate window)."""
+    assert sent.claimed_until is not None
+    deadline = time.monotonic() + (sent.claimed_until - clock.now() - CLAIM_MARGIN).total_seconds()
+    pauses = itertools.chain(SETTLE_PAUSES, itertools.repeat(SETTLE_PAUSES[-1]))
+    while True:
+        try:
+            return _settle(engine, sent, now=clock.now(), error=None, tell_requester=False,
+                           started_thread=started_thread, max_wait=SETTLE_MAX_WAIT)
+        except OperationalError as failure:
+            pause = min(next(pauses), deadline - time.monotonic())
+            if pause <= 0:
+                raise
+            log.warning("could not mark outbox row %s sent (%s); trying again in %.1f s", sent.id, failure, pause)
+            time.sleep(pause)
 
 
 def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> Outcome:
