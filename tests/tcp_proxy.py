@@ -33,7 +33,7 @@ class CuttableProxy:
             self._cut = False
 
     def close(self) -> None:
-        self._listener.close()
+        _close(self._listener)  # shut down first: a bare close does not wake accept()
         self.cut()
 
     def _accept(self) -> None:
@@ -46,7 +46,11 @@ class CuttableProxy:
                 if self._cut:
                     _close(client)
                     continue
-                upstream = socket.create_connection(self._target)
+                try:
+                    upstream = socket.create_connection(self._target)
+                except OSError:
+                    _close(client)
+                    continue
                 self._live += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()

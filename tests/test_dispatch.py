@@ -9,17 +9,20 @@ errors, a dispatcher killed mid-batch, per-channel pacing, and what
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time as wall
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.http_retry import builtin_handlers
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
 from bot.app import web_client
@@ -34,6 +37,8 @@ from bot.reminders.dispatch import (
     MAX_ATTEMPTS,
     PER_CHANNEL_INTERVAL,
     QUOTED_CHARS,
+    SETTLE_MAX_WAIT,
+    SETTLE_PAUSES,
     UNDELIVERED,
     Pacer,
     Unsent,
@@ -521,6 +526,70 @@ def test_a_message_slack_took_is_marked_sent_once_the_database_is_back(world: Wo
     assert report.sent == 2
     assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == USERS[:2]
     assert [row(world, i).status for i in ids] == [outbox.SENT] * 2
+
+
+def fail_commit(monkeypatch: pytest.MonkeyPatch, world: World, number: int, error: Exception, *,
+                after: bool) -> None:
+    """The ``number``-th commit from now fails with ``error``: before it is
+    made, or (``after``) once it is made, as when its answer is lost."""
+    commit, commits = world.engine.dialect.do_commit, [0]
+
+    def failing(dbapi_connection: Any) -> None:
+        commits[0] += 1
+        if commits[0] == number and not after:
+            raise error
+        commit(dbapi_connection)
+        if commits[0] == number:
+            raise error
+
+    monkeypatch.setattr(world.engine.dialect, "do_commit", failing)
+
+
+def test_a_mark_whose_commit_answer_was_lost_is_known_as_sent(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark was committed but its answer lost with the connection: tried
+    again, it finds its own mark, and the message counts as sent."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a connection lost during a commit")
+    (row_id,) = queue(world, [USERS[0]])
+    fail_commit(monkeypatch, world, 2, psycopg.OperationalError("the connection was lost"), after=True)  # 1: the claim
+    assert send_now(world.engine, plain_client(world), ids=[row_id], clock=world.clock) == []
+    assert len(world.fake.calls_to("chat.postMessage")) == 1 and row(world, row_id).status == outbox.SENT
+
+
+def test_a_busy_sqlite_database_is_waited_out_for_the_mark(world: World, database_url: str) -> None:
+    """Another writer holds SQLite's lock past the mark's wait: the mark is tried again."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    (row_id,) = queue(world, [USERS[0]])
+    other = sqlite3.connect(make_url(database_url).database or "", isolation_level=None, check_same_thread=False)
+
+    class LockAfterSend:
+        def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+            answer = plain_client(world).chat_postMessage(**kwargs)
+            other.execute("BEGIN IMMEDIATE")
+            threading.Timer(SETTLE_MAX_WAIT + 0.5, other.rollback).start()
+            return answer
+
+    try:
+        assert send_now(world.engine, LockAfterSend(), ids=[row_id], clock=world.clock) == []  # type: ignore[arg-type]
+    finally:
+        other.close()
+    assert row(world, row_id).status == outbox.SENT
+
+
+def test_a_sqlite_error_that_cannot_pass_is_not_tried_again(
+    world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's errors")
+    (row_id,) = queue(world, [USERS[0]])
+    fail_commit(monkeypatch, world, 2, sqlite3.OperationalError("disk I/O error"), after=False)
+    started = wall.monotonic()
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        send_now(world.engine, plain_client(world), ids=[row_id], clock=world.clock)
+    assert wall.monotonic() - started < SETTLE_PAUSES[0]  # no pause, no second try
 
 
 # ---------------------------------------------------------------- pacing

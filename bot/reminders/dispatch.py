@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from bot.poam.clock import Clock
 from bot.poam.items import record_thread
 from bot.rate_limits import header, retry_after_seconds
 from bot.store import outbox
-from bot.store.engine import unit_of_work
+from bot.store.engine import is_busy, unit_of_work
 from bot.store.models import Item, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ CLAIM_LEFT_TO_SEND = timedelta(minutes=1)
 #: How much of the given-up message that DM quotes.
 QUOTED_CHARS = 600
 #: A message Slack accepted is marked sent waiting at most SETTLE_MAX_WAIT
-#: seconds for a lock; while the database refuses, it is tried again after
+#: seconds for each lock; while the database refuses, it is tried again after
 #: these pauses (the last one over and over) until only CLAIM_MARGIN of its
 #: claim is left.
 SETTLE_MAX_WAIT = 2.0
@@ -136,14 +137,18 @@ def _send(client: WebClient, row: OutboxMessage) -> str | None:
     return response.get("ts")
 
 
-def _own_claim(session: Session, sent: OutboxMessage) -> OutboxMessage | None:
+def _own_claim(session: Session, sent: OutboxMessage, *, marked_at: datetime | None = None) -> OutboxMessage | None:
     """The row of ``sent``, locked, while it is still under the claim ``sent``
     was sent with; None once that claim lapsed and someone else claimed or
     settled it (a send that outlasted its claim: its outcome is not ours to
-    record, and is logged instead)."""
+    record, and is logged instead). A row this send already marked sent at
+    ``marked_at`` is ours too: a mark tried again after its commit's answer
+    was lost."""
     row = session.get(OutboxMessage, sent.id, with_for_update=True)
     assert row is not None
     if row.status == outbox.SENDING and row.claimed_until == sent.claimed_until:
+        return row
+    if marked_at is not None and row.status == outbox.SENT and row.sent_at == marked_at:
         return row
     log.warning("outbox row %s was claimed again while it was being sent (now %s): its outcome is not recorded",
                 sent.id, row.status)
@@ -158,7 +163,7 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
     that began its item's thread (``started_thread``: its ts) records it on
     the item, in the same transaction."""
     with unit_of_work(engine, max_wait=max_wait) as session:
-        row = _own_claim(session, sent)
+        row = _own_claim(session, sent, marked_at=now if error is None else None)
         if row is None:
             return Outcome(outbox.SENDING)
         if error is None:
@@ -306,18 +311,28 @@ def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_t
     ``CLAIM_MARGIN``: a row still marked as being sent when its claim lapses
     is sent again (the duplicate window)."""
     assert sent.claimed_until is not None
-    deadline = time.monotonic() + (sent.claimed_until - clock.now() - CLAIM_MARGIN).total_seconds()
+    now = clock.now()  # every try marks the same moment: a lost commit's mark is known again (_own_claim)
+    deadline = time.monotonic() + (sent.claimed_until - now - CLAIM_MARGIN).total_seconds()
     pauses = itertools.chain(SETTLE_PAUSES, itertools.repeat(SETTLE_PAUSES[-1]))
     while True:
         try:
-            return _settle(engine, sent, now=clock.now(), error=None, tell_requester=False,
+            return _settle(engine, sent, now=now, error=None, tell_requester=False,
                            started_thread=started_thread, max_wait=SETTLE_MAX_WAIT)
         except OperationalError as failure:
             pause = min(next(pauses), deadline - time.monotonic())
-            if pause <= 0:
+            if pause <= 0 or not _may_pass(failure):
                 raise
-            log.warning("could not mark outbox row %s sent (%s); trying again in %.1f s", sent.id, failure, pause)
+            log.warning("could not mark outbox row %s sent (%s); trying again in %.1f s", sent.id,
+                        str(failure.orig).strip(), pause)
             time.sleep(pause)
+
+
+def _may_pass(failure: OperationalError) -> bool:
+    """Whether trying again may work: PostgreSQL's operational errors (the
+    connection lost, the server shutting down, a lock timeout) and SQLite's
+    busy database. SQLite reports a missing table or a full disk as
+    operational errors too; those do not pass."""
+    return is_busy(failure) or not isinstance(failure.orig, sqlite3.Error)
 
 
 def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> Outcome:
