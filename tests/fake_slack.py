@@ -38,6 +38,12 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
 
+    @property
+    def view(self) -> dict[str, Any]:
+        """The view a ``views.*`` call carried (sent as JSON text or as an object)."""
+        view = self.params["view"]
+        return json.loads(view) if isinstance(view, str) else view  # type: ignore[no-any-return]
+
 
 @dataclass
 class Failure:

@@ -19,26 +19,22 @@ from tests.slack_driver import SlackDriver
 NESSUS = (Path(__file__).resolve().parent.parent / "samples" / "weekly.nessus").read_bytes()
 
 
-def _view(call: Any) -> dict[str, Any]:
-    view = call.params["view"]
-    return json.loads(view) if isinstance(view, str) else view
-
 
 def _check(slack: SlackDriver, fake_slack: FakeSlack) -> dict[str, Any]:
     """Open the form, upload the Nessus sample; the form after the check."""
     fake_slack.clear()
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     url = fake_slack.host_file("weekly.nessus", NESSUS)
     upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
     slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
-    return _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    return wait_for(lambda: fake_slack.calls_to("views.update"))[0].view
 
 
 def _confirm(slack: SlackDriver, fake_slack: FakeSlack, checked: dict[str, Any]) -> str:
     fake_slack.clear()
     slack.submit(checked, {}, user=ADMIN)
-    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    result = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     found = re.search(r"Imported \*weekly.nessus\*: ([^.]*)\.", result)
     assert found, result
     return found.group(1)

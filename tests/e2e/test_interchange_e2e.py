@@ -6,7 +6,6 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 from sqlalchemy import Engine
@@ -23,10 +22,6 @@ from tests.slack_driver import SlackDriver, sign
 ALICE = "U00000ALICE"
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
-
-def _view(call: Any) -> dict[str, Any]:
-    view = call.params["view"]
-    return json.loads(view) if isinstance(view, str) else view
 
 
 def test_export_xlsx_uploads_one_file_to_the_requesters_dm(slack: SlackDriver, fake_slack: FakeSlack) -> None:
@@ -71,19 +66,19 @@ def test_import_is_for_admins_only(slack: SlackDriver, fake_slack: FakeSlack) ->
 
 def test_admin_imports_a_scan_after_checking_it(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     assert slack.command("import", user=ADMIN).status == 200
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     url = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
     upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
     checked = slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
     assert checked.json()["response_action"] == "update"
-    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    summary = wait_for(lambda: fake_slack.calls_to("views.update"))[0].view
     assert "would bring: 5 new, 0 updated, 0 unchanged, 3 skipped" in json.dumps(summary)
     with unit_of_work(engine) as session:
         assert session.exec(select(Item)).all() == []  # a check imports nothing
     fake_slack.clear()
     done = slack.submit(summary, {}, user=ADMIN)
     assert done.json()["response_action"] == "update"
-    result = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    result = wait_for(lambda: fake_slack.calls_to("views.update"))[0].view
     assert "Imported *weekly.nessus*: 5 new" in json.dumps(result)
     with unit_of_work(engine) as session:
         assert len(session.exec(select(Item)).all()) == 5
@@ -95,19 +90,19 @@ def test_a_copy_of_a_confirmed_import_is_refused_before_it_downloads_the_file(
     """A captured Import click sent again within Slack's five minutes: refused
     (its signature was recorded) before it fetches and parses the file again."""
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     url = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
     upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
     slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
-    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update"))[0])
+    summary = wait_for(lambda: fake_slack.calls_to("views.update"))[0].view
     now = int(time.time())
     confirm = slack.submit_body(summary, {}, user=ADMIN)
     fake_slack.clear()
     assert slack.post(confirm, timestamp=now, signature=sign(confirm, now)).status == 200
-    assert "Imported *weekly.nessus*: 5 new" in json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    assert "Imported *weekly.nessus*: 5 new" in json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert fake_slack.downloads == ["weekly.nessus"]
     assert slack.post(confirm, timestamp=now, signature=sign(confirm, now)).status == 200
-    again = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update")[1:])[0]))
+    again = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update")[1:])[0].view)
     assert "already handled, so nothing was changed" in again
     assert fake_slack.downloads == ["weekly.nessus"]  # not fetched again
     with unit_of_work(engine) as session:
@@ -116,11 +111,11 @@ def test_a_copy_of_a_confirmed_import_is_refused_before_it_downloads_the_file(
 
 def test_a_broken_file_imports_nothing_and_says_where(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     url = fake_slack.host_file("broken.sarif", b'{"version": "2.1.0", "runs": [{"tool": {}}]}')
     slack.submit(form, {BlockId.FILE: {"type": "file_input", "files": [{"id": "F2", "name": "broken.sarif",
                                                                          "url_private_download": url}]}}, user=ADMIN)
-    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    result = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "cannot be imported" in result and "runs[0]" in result
     with unit_of_work(engine) as session:
         assert session.exec(select(Item)).all() == []
@@ -128,8 +123,8 @@ def test_a_broken_file_imports_nothing_and_says_where(slack: SlackDriver, fake_s
 
 def test_a_file_not_from_slack_is_never_fetched_with_the_token(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     evil = {"type": "file_input", "files": [{"id": "F3", "name": "x.csv", "url_private_download": "http://127.0.0.2:9/steal"}]}
     slack.submit(form, {BlockId.FILE: evil}, user=ADMIN)
-    result = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    result = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "does not come from Slack" in result

@@ -120,7 +120,7 @@ def test_the_points_of_contact_of_an_import_are_learnt_up_to_a_limit(
     # The same file again changes nothing (all unchanged): it names nobody.
     again = import_contacts(slack, fake_slack, contacts)
     assert f"would bring: 0 new, 0 updated, {len(contacts)} unchanged" in json.dumps(again), again
-    wait_for(lambda: "Imported" in json.dumps(_view(fake_slack.calls_to("views.update")[-1])))
+    wait_for(lambda: "Imported" in json.dumps(fake_slack.calls_to("views.update")[-1].view))
     settle()
     assert sum(asked_about(fake_slack, user_id) for user_id in contacts) == MAX_LOOKUPS
 
@@ -147,17 +147,14 @@ def import_contacts(
                  "Point of Contact": user_id}
         rows.append(",".join(f'"{cells.get(column, "")}"' for column in COLUMNS))
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[-1])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[-1].view
     url = fake_slack.host_file("poam.csv", "\n".join([header, *rows, ""]).encode())
     upload = {"type": "file_input", "files": [{"id": "F1", "name": "poam.csv", "url_private_download": url}]}
     updates = len(fake_slack.calls_to("views.update"))
     slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
-    summary = _view(wait_for(lambda: fake_slack.calls_to("views.update")[updates:])[0])
+    summary = wait_for(lambda: fake_slack.calls_to("views.update")[updates:])[0].view
     if confirm:
         slack.submit(summary, {}, user=ADMIN)
     return summary
 
 
-def _view(call: Any) -> dict[str, Any]:
-    view = call.params["view"]
-    return json.loads(view) if isinstance(view, str) else view  # type: ignore[no-any-return]

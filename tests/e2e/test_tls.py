@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from bot.commands.ids import ActionId, BlockId
 from bot.tls import tls_context
 from tests.e2e.conftest import ADMIN, wait_for
-from tests.e2e.test_import_check import NESSUS, _view
+from tests.e2e.test_import_check import NESSUS
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 from tests.tls_certs import write_ca_and_server
@@ -113,12 +113,12 @@ def test_a_file_to_import_is_downloaded_over_tls_on_the_same_context(
     slack: SlackDriver, fake_slack: FakeSlack, contexts_made_per_connection: list[int]
 ) -> None:
     slack.command("import", user=ADMIN)
-    form = _view(wait_for(lambda: fake_slack.calls_to("views.open"))[0])
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
     url = fake_slack.host_file("weekly.nessus", NESSUS)
     assert url.startswith("https://")
     upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
     slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
-    checked = json.dumps(_view(wait_for(lambda: fake_slack.calls_to("views.update"))[0]))
+    checked = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "would bring: 5 new, 0 updated, 0 unchanged, 3 skipped" in checked
     assert contexts_made_per_connection == []
 
