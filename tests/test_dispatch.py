@@ -48,7 +48,7 @@ from bot.reminders.dispatch import (
 )
 from bot.reminders.scheduler import LEASE_TTL, Scheduler
 from bot.store import outbox
-from bot.store.engine import make_engine
+from bot.store.engine import make_engine, unit_of_work
 from bot.store.models import OutboxMessage
 from tests import test_reminders as harness
 from tests.tcp_proxy import CuttableProxy
@@ -523,6 +523,32 @@ def test_a_message_slack_took_is_marked_sent_once_the_database_is_back(world: Wo
     finally:
         engine.dispose()
         proxy.close()
+    assert report.sent == 2
+    assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == USERS[:2]
+    assert [row(world, i).status for i in ids] == [outbox.SENT] * 2
+
+
+def test_a_message_slack_took_is_marked_sent_after_a_failover(world: World, database_url: str) -> None:
+    """Between Slack taking a message and its mark, the database the pooled
+    connection reaches turns read-only (a failover's old primary): the mark
+    is tried again on a new connection, not given up."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL read-only transactions")
+    ids = queue(world, USERS[:2])
+    engine = make_engine(database_url, pool_size=1, max_overflow=0)  # one connection: the one the mark gets
+
+    class ReadOnlyAfterSend:
+        def chat_postMessage(self, **kwargs: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+            answer = plain_client(world).chat_postMessage(**kwargs)
+            if len(world.fake.calls_to("chat.postMessage")) == 1:
+                with unit_of_work(engine, read_only=True) as session:  # autocommit: the SET stays
+                    session.connection().exec_driver_sql("SET SESSION default_transaction_read_only = on")
+            return answer
+
+    try:
+        report = dispatch(engine, ReadOnlyAfterSend(), clock=world.clock, pacer=Pacer(interval=0))  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
     assert report.sent == 2
     assert [c.params["channel"] for c in world.fake.calls_to("chat.postMessage")] == USERS[:2]
     assert [row(world, i).status for i in ids] == [outbox.SENT] * 2

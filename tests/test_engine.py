@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +16,11 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine, insert, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from bot import cores
+from bot.store import engine as engines
 from bot.store import sqlite_checkpoints
 from bot.store.engine import is_busy, make_engine, unit_of_work, wait_for_checkpoints, writes_together
 from bot.store.models import Workspace
@@ -144,6 +148,58 @@ def test_postgresql_cursor_factory_a_caller_chose_is_kept(engine: Engine) -> Non
         chosen.dispose()
 
 
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """The port of a listener the kernel completes connections for and nobody
+    ever answers: a database host that hangs (psycopg alone waits 130 s)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as listener:
+        yield listener.getsockname()[1]
+
+
+def _connect_fails_within(url: str, seconds: float) -> BaseException:
+    """Connect with a new engine for ``url``; what it raised, which it must within ``seconds``."""
+    outcome: list[BaseException] = []
+
+    def connect() -> None:
+        engine = make_engine(url, poolclass=NullPool)
+        try:
+            engine.connect().close()
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    started = time.monotonic()
+    attempt = threading.Thread(target=connect, daemon=True)
+    attempt.start()
+    attempt.join(seconds)
+    assert not attempt.is_alive(), f"still connecting after {seconds} s"
+    assert outcome, "connected to a server that never answers"
+    assert time.monotonic() - started >= 0.5  # it waited, not refused at once
+    return outcome[0]
+
+
+def test_postgresql_connect_gives_up_after_its_timeout(silent_server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request or the dispatcher never waits on a hung database host for
+    longer than the connect timeout (PG_CONNECT_TIMEOUT_SECONDS; 2 s here,
+    the least psycopg takes)."""
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    monkeypatch.setattr(engines, "PG_CONNECT_TIMEOUT_SECONDS", 2)
+    failure = _connect_fails_within(f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/x", 4)
+    assert isinstance(failure, OperationalError)
+
+
+@pytest.mark.parametrize("url_query, environment", [("?connect_timeout=2", None), ("", "2")])
+def test_postgresql_connect_timeout_set_by_the_url_or_environment_wins(
+    silent_server: int, monkeypatch: pytest.MonkeyPatch, url_query: str, environment: str | None
+) -> None:
+    monkeypatch.setattr(engines, "PG_CONNECT_TIMEOUT_SECONDS", 60)
+    if environment is None:
+        monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("PGCONNECT_TIMEOUT", environment)
+    failure = _connect_fails_within(f"postgresql+psycopg://postgres@127.0.0.1:{silent_server}/x{url_query}", 4)
+    assert isinstance(failure, OperationalError)
+
+
 def _backend_pid(engine: Engine) -> int:
     with unit_of_work(engine, read_only=True) as session:
         return session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[no-any-return]
@@ -176,6 +232,34 @@ def test_postgresql_replaces_a_connection_the_server_closed(engine: Engine) -> N
     new_pid = _backend_pid(engine)
     assert new_pid != pid
     assert _backend_pid(engine) == new_pid
+
+
+def _turn_read_only(engine: Engine) -> int:
+    """Make the session of ``engine``'s pooled connection read-only, as a
+    failover's old primary is to the connections made before it; its backend pid."""
+    with unit_of_work(engine, read_only=True) as session:  # autocommit: the SET stays
+        session.connection().exec_driver_sql("SET SESSION default_transaction_read_only = on")
+        return session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()  # type: ignore[no-any-return]
+
+
+def test_postgresql_replaces_connections_to_a_server_gone_read_only(engine: Engine) -> None:
+    """A write refused as read-only fails that unit of work, and the next one
+    connects anew instead of failing the same way until a restart."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL read-only transactions")
+    one = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        old_pid = _turn_read_only(one)
+        with pytest.raises(DBAPIError, match="read-only transaction") as refused:
+            with unit_of_work(one) as session:
+                session.add(_workspace("T0READONLY"))
+        assert refused.value.connection_invalidated
+        with unit_of_work(one) as session:
+            session.add(_workspace("T0READONLY"))
+        assert _backend_pid(one) != old_pid
+    finally:
+        one.dispose()
+    assert _workspaces(engine, "T0READONLY") == ["T0READONLY"]
 
 
 def _writer_can_begin(engine: Engine) -> bool:

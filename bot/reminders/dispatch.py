@@ -37,7 +37,7 @@ from functools import partial
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, select
 
 from bot.blockkit.text import mention
@@ -318,7 +318,7 @@ def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_t
         try:
             return _settle(engine, sent, now=now, error=None, tell_requester=False,
                            started_thread=started_thread, max_wait=SETTLE_MAX_WAIT)
-        except OperationalError as failure:
+        except DBAPIError as failure:
             pause = min(next(pauses), deadline - time.monotonic())
             if pause <= 0 or not _may_pass(failure):
                 raise
@@ -327,12 +327,15 @@ def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_t
             time.sleep(pause)
 
 
-def _may_pass(failure: OperationalError) -> bool:
-    """Whether trying again may work: PostgreSQL's operational errors (the
-    connection lost, the server shutting down, a lock timeout) and SQLite's
-    busy database. SQLite reports a missing table or a full disk as
-    operational errors too; those do not pass."""
-    return is_busy(failure) or not isinstance(failure.orig, sqlite3.Error)
+def _may_pass(failure: DBAPIError) -> bool:
+    """Whether trying again may work: a connection the engine replaced (lost,
+    or to a server gone read-only), PostgreSQL's operational errors (the
+    server shutting down, a lock timeout) and SQLite's busy database. SQLite
+    reports a missing table or a full disk as operational errors too; those do
+    not pass."""
+    if failure.connection_invalidated:
+        return True
+    return isinstance(failure, OperationalError) and (is_busy(failure) or not isinstance(failure.orig, sqlite3.Error))
 
 
 def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> Outcome:

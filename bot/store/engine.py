@@ -19,12 +19,15 @@ of the CPU of a ``/poam show`` (README "Performance").
 A pooled PostgreSQL connection is checked for a server hang-up (restart,
 ``pg_terminate_backend``, an idle timeout) by looking at its socket when it is
 checked out, not by SQLAlchemy's ``pool_pre_ping``, which costs a round trip
-(psycopg's empty query) on every request. Its connections' cursors build ``description``
-only when something reads it (``pg_cursors``).
+(psycopg's empty query) on every request; a write the server refuses as
+read-only replaces the pool's connections too (a failover's old primary). Its
+connections' cursors build ``description`` only when something reads it
+(``pg_cursors``).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import weakref
@@ -50,6 +53,13 @@ _BUSY_MS = "poam_busy_ms"
 _WRITES = "poam_writes"
 _WAL = "poam_wal"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+_PG_READ_ONLY_TRANSACTION = "25006"
+#: How long connecting to PostgreSQL may take (each host or address the URL
+#: leads to), unless the URL (``?connect_timeout=``) or ``PGCONNECT_TIMEOUT``
+#: says: psycopg's own limit is 130 s, through which a database host that drops
+#: packets or never answers holds a request, or the dispatcher marking a
+#: message sent.
+PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -61,6 +71,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _configure_sqlite(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
+    if "connect_timeout" not in parsed.query and not os.environ.get("PGCONNECT_TIMEOUT"):
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     engine = create_engine(parsed, **kwargs)
     _configure_postgresql(engine)
     return engine
@@ -203,6 +215,22 @@ def _configure_postgresql(engine: Engine) -> None:
             dbapi_connection.autocommit = begin.read_only
 
     _replace_do_begin(engine, do_begin)
+    _count_read_only_as_disconnect(engine)
+
+
+def _count_read_only_as_disconnect(engine: Engine) -> None:
+    """A write refused because the server is read-only (``25006``: the old
+    primary of a failover, reached by connections made before it) is handled
+    as a lost connection: SQLAlchemy replaces every connection of the pool made
+    until then, so the next unit of work connects anew, where the address now
+    leads to the primary. Without it the pool keeps those connections, and
+    every write fails until the bot restarts."""
+    is_disconnect = engine.dialect.is_disconnect
+
+    def is_disconnect_or_read_only(error: Any, connection: Any, cursor: Any) -> bool:
+        return getattr(error, "sqlstate", None) == _PG_READ_ONLY_TRANSACTION or is_disconnect(error, connection, cursor)
+
+    engine.dialect.is_disconnect = is_disconnect_or_read_only  # type: ignore[method-assign,assignment]
 
 
 def _set_lock_timeout(dbapi_connection: Any, busy_ms: int | None) -> None:
