@@ -35,8 +35,12 @@ from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal
 from bot.commands.views.review import reject_modal
 from bot.poam import milestones, systems
+from bot.poam.errors import InvalidInput
 
 log = logging.getLogger(__name__)
+
+#: The answer to a payload Slack signed that names no workspace or user id.
+NO_ONE_TO_ACT_AS = "Slack sent this without a workspace or user the bot can act for; nothing was done. Try again."
 
 
 def request_from(services: Services, client: WebClient, body: dict[str, Any], *, signature: str | None) -> SlackRequest:
@@ -44,16 +48,19 @@ def request_from(services: Services, client: WebClient, body: dict[str, Any], *,
     ``signature`` (``signature_of`` Bolt's request)."""
     user = body.get("user") or {}
     team = body.get("team") or {}
-    return SlackRequest(
-        services,
-        client,
-        team_id=str(team.get("id") or user.get("team_id") or ""),
-        user_id=str(user.get("id", "")),
-        channel_id=(body.get("channel") or {}).get("id"),
-        trigger_id=body.get("trigger_id"),
-        in_modal=(body.get("view") or {}).get("type") == "modal",
-        signature=signature,
-    )
+    try:
+        return SlackRequest(
+            services,
+            client,
+            team_id=str(team.get("id") or user.get("team_id") or ""),
+            user_id=str(user.get("id", "")),
+            channel_id=(body.get("channel") or {}).get("id"),
+            trigger_id=body.get("trigger_id"),
+            in_modal=(body.get("view") or {}).get("type") == "modal",
+            signature=signature,
+        )
+    except InvalidInput:  # its advice is for ids people type
+        raise InvalidInput(NO_ONE_TO_ACT_AS) from None
 
 
 def _pattern(action: ActionId) -> re.Pattern[str]:
@@ -94,22 +101,38 @@ def _answer_and_finish(
         publish_home(request)
 
 
+def answered(
+    services: Services, client: WebClient, body: dict[str, Any], signature: str | None,
+    work: Callable[[SlackRequest], Reply],
+) -> tuple[SlackRequest | None, Reply]:
+    """``work``'s reply to the interaction in ``body`` (a button, a message
+    shortcut), and the request it ran as: None when the payload names no
+    workspace or user the bot can act as, whose reply says so."""
+    made: list[SlackRequest] = []
+
+    def run() -> Reply:
+        made.append(request_from(services, client, body, signature=signature))
+        return work(made[0])
+
+    reply = answer(run)
+    return (made[0] if made else None), reply
+
+
+def through_response_url(services: Services, reply: Reply, respond: Respond) -> None:
+    """After the ack, ``reply`` to a payload that names no one to answer by
+    name: its response URL is the only way back."""
+    after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
+              replace_original=False)
+
+
 def register(app: App, services: Services) -> None:
     def on(action: ActionId, work: Callable[[SlackRequest, dict[str, Any]], Reply]) -> None:
         def clicked(body: dict[str, Any], client: WebClient, respond: Respond, signature: str | None) -> None:
-            box: list[SlackRequest] = []
-
-            def run() -> Reply:
-                request = request_from(services, client, body, signature=signature)
-                box.append(request)
-                return work(request, body)
-
-            reply = answer(run)
-            if box:
-                deliver(services, box[0], body, reply, respond)
+            request, reply = answered(services, client, body, signature, lambda request: work(request, body))
+            if request is None:
+                through_response_url(services, reply, respond)
             else:
-                after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
-                          replace_original=False)
+                deliver(services, request, body, reply, respond)
 
         @app.action(_pattern(action))
         def listener(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, req: BoltRequest) -> None:
@@ -166,14 +189,15 @@ def register(app: App, services: Services) -> None:
     on(ActionId.REJECT_FIX, open_reject_form)
 
     def turn_page(body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        request = request_from(services, client, body, signature=None)  # reads only
-
-        def run() -> Reply:
+        def page(request: SlackRequest) -> Reply:
             return handlers.list_query(request, metadata.load(metadata.ListPage, body["actions"][0].get("value")))
 
-        reply = answer(run)
-        after_ack(services, say_privately, request, reply.text, blocks=reply.blocks, respond=respond,
-                  replace_original=True)
+        request, reply = answered(services, client, body, None, page)  # reads only: no signature to record
+        if request is None:
+            through_response_url(services, reply, respond)
+        else:
+            after_ack(services, say_privately, request, reply.text, blocks=reply.blocks, respond=respond,
+                      replace_original=True)
 
     @app.action(_pattern(ActionId.LIST_PAGE))
     def on_page(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:

@@ -55,7 +55,9 @@ def register(app: App, services: Services) -> None:
     @app.event("user_change")
     def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
         user = event.get("user") or {}
-        team_id = str(user.get("team_id") or body.get("team_id", ""))
+        # The workspace the event came for, which requests name: on Enterprise
+        # Grid the user's own team_id is their home workspace, perhaps another.
+        team_id = str(body.get("team_id") or user.get("team_id", ""))
         known = services.users.remember(team_id=team_id, user=user)
         after_ack(services, _remember_person, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
 

@@ -10,7 +10,7 @@ import logging
 from datetime import date
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -18,9 +18,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.blockkit.blocks import section
 from bot.blockkit.text import unescape
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers, thread_posts
-from bot.commands.actions import request_from
+from bot.commands.actions import answered, request_from, through_response_url
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
-from bot.commands.errors import BUSY, answer, unexpected
+from bot.commands.errors import BUSY, unexpected
 from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, say_privately, tell
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.named_people import learn_about
@@ -237,15 +237,12 @@ def register(app: App, services: Services) -> None:
         _import_step(ack, body, view, client, req, confirm=True)
 
     @app.shortcut(CallbackId.LOG_FROM_MESSAGE)
-    def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
-        ack_then_work(ack, services, open_log_form, body, client, signature_of(req))
+    def on_log_from_message(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond,
+                            req: BoltRequest) -> None:
+        ack_then_work(ack, services, open_log_form, body, client, respond, signature_of(req))
 
-    def open_log_form(body: dict[str, Any], client: WebClient, signature: str | None) -> None:
-        box: list[SlackRequest] = []
-
-        def work() -> Reply:
-            request = request_from(services, client, body, signature=signature)
-            box.append(request)
+    def open_log_form(body: dict[str, Any], client: WebClient, respond: Respond, signature: str | None) -> None:
+        def work(request: SlackRequest) -> Reply:
             message = body.get("message") or {}
             text = unescape(str(message.get("text") or "")).strip()
             first_line = text.splitlines()[0] if text else ""
@@ -265,11 +262,13 @@ def register(app: App, services: Services) -> None:
                 )
             return Reply(text="Opening the form…", modal=view)
 
-        reply = answer(work)
-        if box:
-            follow_up(services, box[0], reply, respond=None)
-            if reply.modal is None:  # a refusal: there is no response URL to answer through
-                after_ack(services, tell, box[0], reply.text, respond=None)
+        request, reply = answered(services, client, body, signature, work)
+        if request is None:
+            through_response_url(services, reply, respond)
+            return
+        follow_up(services, request, reply, respond=None)
+        if reply.modal is None:  # a refusal, told like a change's answer
+            after_ack(services, tell, request, reply.text, respond=None)
 
 
 def _permalink(client: WebClient, channel_id: str | None, message_ts: str | None) -> str | None:

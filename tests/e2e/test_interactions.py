@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
+from bot.commands.actions import NO_ONE_TO_ACT_AS
 from bot.commands.ids import ActionId, BlockId
 from bot.poam import milestones
 from bot.poam.severity import Severity
@@ -235,6 +237,29 @@ def test_list_page_button_with_an_unknown_scope_is_refused(
         user=ALICE,
     )
     assert "out of date" in strings(answer), answer
+
+
+@pytest.mark.parametrize("action_id, value", [
+    (ActionId.CLAIM, '{"number": 1}'),
+    (f"{ActionId.LIST_PAGE}.next", '{"scope": "open", "offset": 0}'),
+    ("shortcut", ""),
+])
+def test_a_signed_click_that_names_no_user_is_answered_by_its_response_url(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, action_id: str, value: str
+) -> None:
+    """Slack signed it, but its user is not a user id: no one to act as or
+    to answer by name, so the response URL says what is wrong; nothing changes."""
+    log_via_slack(slack, engine, "Existing finding")
+    before, seen = snapshot(engine), len(fake_slack.responses)
+    if action_id == "shortcut":
+        acked(slack.shortcut(user="not-a-user", message={"ts": "1700000000.000100", "text": "Open port 23"}))
+    else:
+        acked(slack.click(action_id, value, user="not-a-user"))
+    answer = next_response(fake_slack, seen)
+    assert NO_ONE_TO_ACT_AS in strings(answer), answer
+    assert answer.get("response_type") == "ephemeral" and not answer.get("replace_original"), answer
+    settle()
+    assert snapshot(engine) == before and not ephemerals(fake_slack) and not fake_slack.calls_to("views.open")
 
 
 def test_add_milestone_button_is_refused_to_non_owners_and_for_unknown_items(
@@ -557,6 +582,26 @@ def test_user_change_updates_the_time_zone_without_asking_slack_again(
     assert latest is not None and latest.detected_on == date(2026, 11, 20)
     wait_threads(engine, 1, 2, 3)
 
+
+
+def test_user_change_counts_for_the_workspace_the_event_came_for(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """On Enterprise Grid a user's ``team_id`` is their home workspace, which
+    need not be the one the event came for (its envelope's ``team_id``):
+    requests from that one read the change, in the cache and in the record."""
+    fake_slack.user(ALICE, real_name="Alice Liddell")
+    reply(slack.command("log Clock drift on ntp-01", user=ALICE))
+    slack.event({"type": "user_change", "event_ts": "1700000000.4",
+                 "user": {"id": ALICE, "team_id": "T0HOMEWS01", "tz": "Pacific/Kiritimati",
+                          "profile": {"real_name": "Alice Hargreaves"}}})
+    wait_for(lambda: "today is 2026-11-21" in reply(slack.command("log Probe detected:2026-11-30", user=ALICE)))
+    with unit_of_work(engine, read_only=True) as session:
+        person = session.get(Person, (TEAM, ALICE))
+        assert person is not None and person.name == "Alice Hargreaves"
+        assert session.get(Person, ("T0HOMEWS01", ALICE)) is None
+    assert len([c for c in fake_slack.calls_to("users.info") if c.params.get("user") == ALICE]) == 1
+    wait_threads(engine, 1)
 
 
 def test_names_slack_gives_are_kept_for_exports_and_follow_user_change(
