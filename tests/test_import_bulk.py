@@ -18,6 +18,7 @@ from bot.interchange.json_export import item_document
 from bot.poam import audit, items
 from bot.poam.actor import Actor
 from bot.poam.clock import FixedClock
+from bot.poam.errors import InvalidInput
 from bot.poam.imports import check_findings, import_findings
 from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.lifecycle import Status
@@ -158,3 +159,18 @@ def test_new_items_whose_point_of_contact_names_no_slack_user_are_counted(engine
     assert [fetch(engine, number).owner_id for number in (1, 2, 3)] == [None, "U0OWNER01", None]
     (completed,) = [event for event in events(engine) if event.action == "import.completed"]
     assert completed.details["unassigned"] == 1
+
+
+@pytest.mark.parametrize(("dates", "problem"), [
+    ({"scheduled_completion_on": date(2026, 10, 31)}, "the scheduled completion date 2026-10-31 is before"),
+    ({"due_on": date(2026, 10, 31)}, "the current due date 2026-10-31 is before"),
+])
+def test_a_date_before_the_detection_date_imports_nothing(
+    engine: Engine, admin: Actor, dates: dict[str, date], problem: str
+) -> None:
+    """A hand-edited workbook or CSV cannot make an item due before it was found."""
+    before = snapshot(engine)
+    bad = finding(2, detected_on=date(2026, 11, 2), **dates)
+    with pytest.raises(InvalidInput, match=f"results\\[2\\]: {problem} the detection date 2026-11-02"):
+        imported(engine, admin, [finding(1), bad])
+    assert snapshot(engine) == before

@@ -96,7 +96,10 @@ def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Act
 def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     engine: Engine, populated: tuple[Actor, Actor], make_actor
 ) -> None:  # type: ignore[no-untyped-def]
-    owner, _ = populated
+    owner, ao = populated
+    with unit_of_work(engine) as s:  # an approved extension: the due date is no longer the scheduled one
+        review.request_extension(s, owner, number=1, due_on=date(2027, 3, 1), reason="Vendor patch late")
+        review.decide(s, ao, number=1, approve=True)
     out = io.BytesIO()
     with unit_of_work(engine) as s:
         export(s, out, fmt=ExportFormat.XLSX, rules=owner.rules, now=owner.now(), team_id=owner.team_id,
@@ -110,13 +113,14 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
         after = item_details(s, [items.load_item(s, importer, number=n) for n in (1, 2)])
     for old, new in zip(before, after, strict=True):
         for name in ("title", "description", "severity", "assets", "cves", "detected_on", "scheduled_completion_on", "owner_id",
-                     "remediation_plan", "resources_required"):
+                     "remediation_plan", "resources_required", "due_on"):
             assert getattr(new.item, name) == getattr(old.item, name), name
         assert new.controls == old.controls
         assert [(m.planned_due_on, m.description) for m in new.milestones] == [
             (m.planned_due_on, m.description) for m in old.milestones
         ]
     assert after[1].item.status == "closed"
+    assert after[0].item.due_on == date(2027, 3, 1) != after[0].item.scheduled_completion_on
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0
@@ -136,11 +140,38 @@ def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor)
     assert len(changes) == 32_767 and changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
 
 
+def test_control_characters_a_workbook_cannot_hold_are_left_out(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """A scanner's colour codes in a finding must not cost the team its whole
+    workbook (openpyxl refuses the file for one such character)."""
+    owner = make_actor("U0OWNER01")
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Bell \x07 in the \uffffti\ufffetle", severity=Severity.LOW, owner_id=owner.user_id,
+                       description="\x1b[31mCRITICAL\x1b[0m banner\tshown\non login")
+    sheet = _workbook(engine, owner)["Open POA&M Items"]
+    row = {header: cell.value for header, cell in zip(DOMAIN_COLUMNS, sheet[8], strict=True)}
+    assert row["Weakness Name"] == "Bell  in the title"
+    assert row["Weakness Description"] == "[31mCRITICAL[0m banner\tshown\non login"  # tab and newline kept
+
+
 def test_only_the_exports_own_note_makes_a_row_critical() -> None:
     """Comments quote people's words (evidence, reasons): the note counts only where the export puts it, first."""
     assert rating("High", "Original severity: Critical. Risk accepted until 2027-01-01.", where="r") == Severity.CRITICAL
     quoted = "Remediation verified by U0000VERA on 2026-11-20. Evidence: original severity: critical per the scanner."
     assert rating("High", quoted, where="r") == Severity.HIGH
+
+
+@pytest.mark.parametrize(("comments", "due"), [
+    ("Current due date: 2027-03-01.", date(2027, 3, 1)),
+    ("Original severity: Critical. Found again after POAM-3 was closed. Current due date: 2027-03-01. "
+     "Extension to 2027-03-01 approved by U0AO00001 on 2026-11-20.", date(2027, 3, 1)),
+    ("Original severity: Critical.\nCurrent due date: 2027-03-01.", date(2027, 3, 1)),  # a cell edited by hand
+    ("Extension approved by U0AO00001. Reason: current due date: 2027-03-01. was too soon", None),  # people's words
+    (None, None),
+])
+def test_only_the_exports_own_note_gives_the_current_due_date(comments: str | None, due: date | None) -> None:
+    cells = {"Weakness Name": "W", "POAM ID": "POAM-1", "Original Risk Rating": "High", "Comments": comments,
+             "Scheduled Completion Date": date(2026, 12, 2)}
+    assert template_finding(cells, where="r", closed=False).due_on == due
 
 
 @pytest.mark.parametrize(

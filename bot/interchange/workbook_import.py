@@ -39,6 +39,15 @@ RATINGS: Mapping[str, Severity] = {
 }
 #: What the export writes in Comments for a critical item (the template has no Critical rating).
 CRITICAL_NOTE = "original severity: critical"
+#: The export's note in Comments of a due date other than the Scheduled
+#: Completion Date (an approved extension, a risk adjustment), after its notes
+#: on severity and recurrence (``fedramp.row``): only there, as the rest of
+#: Comments quotes people's own words.
+_CURRENT_DUE_NOTE = re.compile(
+    r"^(?:Original severity: Critical\. )?(?:Found again after \S+ was closed\. )?"
+    r"Current due date: (\d{4})-(\d{2})-(\d{2})\.",
+    re.ASCII | re.IGNORECASE,
+)
 
 Cell = str | int | float | date | datetime | bool | None
 
@@ -196,7 +205,7 @@ def template_finding(
         cves=_listed(where, "CVE", cves, fields.cves),
         controls=_listed(where, "Controls", controls, fields.controls),
         detected_on=day(cells.get("Original Detection Date"), where=where, column="Original Detection Date"),
-        due_on=due_on,
+        due_on=due_on or _current_due(get("Comments"), where=where),
         scheduled_completion_on=day(
             cells.get("Scheduled Completion Date"), where=where, column="Scheduled Completion Date"
         ),
@@ -208,6 +217,17 @@ def template_finding(
         vendor_product=get("Vendor Dependent Product Name"),
         closed=closed,
     )
+
+
+def _current_due(comments: str | None, *, where: str) -> date | None:
+    """The due date the export's note in ``comments`` gives (None without one)."""
+    found = _CURRENT_DUE_NOTE.match(" ".join(comments.split())) if comments else None
+    if found is None:
+        return None
+    try:
+        return _day(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        raise ImportFormatError(where, f'Comments: "{found.group(0)}" is not a date') from None
 
 
 def _check_archive(data: bytes) -> None:

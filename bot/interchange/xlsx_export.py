@@ -10,12 +10,14 @@ large POA&Ms do not sit in memory as cell objects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date
 from typing import IO, Any
 
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
@@ -82,7 +84,11 @@ def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     """A data cell: plain values stream fastest (openpyxl itself gives a plain
     date the ``yyyy-mm-dd`` format); multi-line text and text a spreadsheet
     would read as a formula need a styled cell. Text past a cell's limit (a
-    long history of milestone changes or decisions) is cut, and says so."""
+    long history of milestone changes or decisions) is cut, and says so.
+    Control characters a workbook cannot hold (a scanner's colour codes) are
+    left out; the JSON export keeps them."""
+    if isinstance(value, str):
+        value = _storable(value)
     if isinstance(value, str) and len(value) > CELL_LIMIT:
         value = value[: CELL_LIMIT - len(CUT)] + CUT
     if isinstance(value, str) and (value.startswith("=") or "\n" in value):
@@ -90,10 +96,20 @@ def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     return value
 
 
+#: What XML 1.0, and so a workbook, cannot hold: openpyxl's control characters
+#: and the two non-characters lxml refuses (openpyxl refuses the whole file for one).
+_NOT_STORABLE = re.compile(f"{ILLEGAL_CHARACTERS_RE.pattern}|[\ufffe\uffff]")
+
+
+def _storable(text: str) -> str:
+    """``text`` without the characters a workbook cannot hold."""
+    return _NOT_STORABLE.sub("", text)
+
+
 def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: Columns, poam_date: date) -> None:
     sheet.append([_cell(sheet, TITLE, bold=True)])
     sheet.append([_cell(sheet, label, bold=True) for label in ("CSP", "System Name", "Impact Level", "POAM Date")])
-    sheet.append([csp, system.name, system.impact.capitalize(), _cell(sheet, poam_date)])
+    sheet.append([_storable(csp), _storable(system.name), system.impact.capitalize(), _cell(sheet, poam_date)])
     sheet.append([])
     sheet.append([_cell(sheet, header, bold=True, wrap=True) for header in COLUMNS])
     sheet.append([_cell(sheet, text, wrap=True) for text in GUIDANCE])

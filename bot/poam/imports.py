@@ -148,6 +148,10 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
             check_user_id(finding.owner_id, what="user (point of contact)")
         if finding.detected_on is not None and finding.detected_on > today:
             raise InvalidInput(f"the detection date {finding.detected_on} is in the future")
+        for what, when in (("scheduled completion date", finding.scheduled_completion_on),
+                           ("current due date", finding.due_on)):
+            if when is not None and finding.detected_on is not None and when < finding.detected_on:
+                raise InvalidInput(f"the {what} {when} is before the detection date {finding.detected_on}")
     except InvalidInput as error:
         raise InvalidInput(f"{finding.where}: {error.message}") from None
     return values
