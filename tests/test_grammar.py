@@ -47,7 +47,7 @@ def test_log_with_every_option() -> None:
     assert parsed.values == {
         "title": "TLS 1.0 on the LB",
         "sev": Severity.MODERATE,
-        "control": ["AC-2", "si-2"],
+        "control": ["AC-2", "SI-2"],  # the values the domain stores
         "source": "scan",
         "asset": ["web-01", "db-02"],
         "cve": ["CVE-2024-3094"],

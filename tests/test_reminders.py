@@ -483,7 +483,7 @@ def test_a_snoozed_item_is_left_out_until_the_snooze_ends(world: World) -> None:
     item = world.do(lambda s: items_mod.snooze_item(s, world.actor(OWNER), number=snoozed, days=3))
     assert item.snoozed_until == date(2026, 11, 23)
     world.tick(utc(2026, 11, 20, 9))
-    world.tick(utc(2026, 11, 23, 9))  # "until Mon 23 Nov" holds through the 23rd
+    world.tick(utc(2026, 11, 23, 9))  # "through Mon 23 Nov" holds on the 23rd
     assert world.posts() == []
     assert world.outbox() == []
     world.tick(utc(2026, 11, 24, 9))

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.commands.views import cards
 from bot.interchange.csv_export import write_csv
 from bot.interchange.json_export import write_json
 from bot.poam import audit
@@ -451,6 +452,34 @@ def test_nobody_but_the_ao_decides(engine: Engine, people: People) -> None:
             engine, lambda s, a=someone: decide(s, a, number=number, approve=True), PermissionDenied,
             "Only the authorizing official can decide it.",
         )
+
+
+def test_deciding_where_nothing_was_ever_asked_says_so(engine: Engine, people: People) -> None:
+    number = new_item(engine, people)
+    label = f"POAM-{number}"
+    assert_refused(engine, lambda s: decide(s, people.otto, number=number, approve=True), AlreadyDecided,
+                   f"{label} has no request to decide waiting; none was ever made.")
+    assert_refused(engine, lambda s: verify_fix(s, people.vera, number=number), AlreadyDecided,
+                   f"{label} has no fix to verify waiting; none was ever made.")
+
+
+def test_the_history_says_what_each_review_step_changed_and_why(engine: Engine, people: People) -> None:
+    """DOMAIN.md: the trail says who changed what, when, from what to what;
+    `/poam history` shows it for the review steps too, not only their names."""
+    number = new_item(engine, people)
+    run(engine, lambda s: submit_fix(s, people.alice, number=number, evidence="Clean rescan attached."))
+    run(engine, lambda s: reject_fix(s, people.vera, number=number, reason="db-02 still <vulnerable>"))
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 3, 1), reason="Vendor"))
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    text = json.dumps(cards.history(events(engine)[-4:], label=f"POAM-{number}"), ensure_ascii=False)
+    due = fetch(engine, number).scheduled_completion_on
+    for line in (
+        "submitted the fix: evidence Clean rescan attached.; status in_progress \u2192 pending_verification",
+        "sent the fix back: reason db-02 still &lt;vulnerable&gt;; status pending_verification \u2192 in_progress",
+        f"asked for an extension: due on {due} \u2192 2027-03-01; reason Vendor",
+        f"approved a request: kind extension; due on {due} \u2192 2027-03-01",
+    ):
+        assert line in text, (line, text)
 
 
 # ---------------------------------------------------------------- plan approval

@@ -134,8 +134,29 @@ def test_history_of_hundreds_of_events_is_summarised() -> None:
     blocks = cards.history(events, label="POAM-1")
     _assert_within_limits(blocks)
     _assert_escaped(blocks)
-    assert "260 earlier event(s)" in json.dumps(blocks)
+    shown = sum(text.count("moved a milestone") for text in _texts(blocks))
+    assert 0 < shown <= cards.HISTORY_LIMIT
+    assert f"{300 - shown} earlier event(s)" in json.dumps(blocks)
     assert "<!date^1795186800^{date_short_pretty} {time}|2026-11-20 15:00 UTC>" in json.dumps(blocks)
+
+
+def test_history_with_long_evidence_keeps_its_newest_lines_within_a_budget() -> None:
+    """Each value is quoted up to DETAIL_VALUE_LIMIT characters (five times
+    that escaped); the answer keeps the newest lines that fit HISTORY_TEXT_BUDGET."""
+    events = [
+        AuditEvent(team_id="T1", seq=i, item_id=1, actor_id="U1", action="fix.submitted", at=NOW,
+                   details={"request": i, "evidence": f"{i:03d} " + NASTY * 20,
+                            "status": {"from": "in_progress", "to": "pending_verification"}},
+                   prev_hash="", hash="")
+        for i in range(1, 41)
+    ]
+    blocks = cards.history(events, label="POAM-1")
+    _assert_within_limits(blocks)
+    _assert_escaped(blocks)
+    lines = [line for text in _texts(blocks) for line in text.splitlines() if "submitted the fix" in line]
+    assert sum(len(line) for line in lines) <= cards.HISTORY_TEXT_BUDGET < sum(len(line) for line in lines) * 2
+    assert "evidence 040 &lt;!channel&gt;" in lines[-1] and lines[-1].endswith("…; status in_progress → pending_verification")
+    assert f"{40 - len(lines)} earlier event(s) not shown" in json.dumps(blocks)
 
 
 def test_help_fits_one_message() -> None:

@@ -20,7 +20,7 @@ from bot.commands.specs import SPECS
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
 from bot.poam import item_details, item_lists, items, milestones, review, roles, systems
-from bot.poam.actor import Actor
+from bot.poam.actor import Actor, Role
 from bot.poam.fields import Source
 from bot.poam.item_lists import Scope
 from bot.poam.severity import Severity
@@ -276,19 +276,26 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
 def roles_(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction(read_only=True) as (session, actor):
         by_user = roles.list_roles(session, actor)
-    return Reply(text="Roles", blocks=cards.roles(by_user, sorted(request.services.settings.poam_admins)))
+        found = systems.list_systems(session, actor)
+    system_aos = [(system.name, system.ao_user_id) for system in found if system.ao_user_id]
+    return Reply(text="Roles", blocks=cards.roles(by_user, sorted(request.services.settings.poam_admins), system_aos))
 
 
 @handles("role")
 def role(request: SlackRequest, cmd: Parsed) -> Reply:
     grant, which = cmd["change"]
+    user = cmd["user"]
     with request.transaction() as (session, actor):
         if grant:
-            roles.grant_role(session, actor, user_id=cmd["user"], role=which)
+            roles.grant_role(session, actor, user_id=user, role=which)
         else:
-            roles.revoke_role(session, actor, user_id=cmd["user"], role=which)
+            roles.revoke_role(session, actor, user_id=user, role=which)
+        still_ao_of = systems.named_ao_of(session, actor, user_id=user) if which is Role.AO and not grant else []
     if grant:
-        learn_about(request, [cmd["user"]])
-    verb = "is now" if grant else "is no longer"
-    return Reply(text="Roles changed", blocks=cards.done(f"{mention(cmd['user'])} {verb} {which.noun}."))
+        learn_about(request, [user])
+    said = f"{mention(user)} {'is now' if grant else 'is no longer'} {which.noun}"
+    if still_ao_of:  # the AO a system names decides for it whatever their roles
+        said += (" by role, and is still the authorizing official of "
+                 + ", ".join(f"*{escape(name)}*" for name in still_ao_of) + ", as the system names them")
+    return Reply(text="Roles changed", blocks=cards.done(said + "."))
 

@@ -41,7 +41,7 @@ def snooze(request: SlackRequest, cmd: Parsed) -> Reply:
         item = items.snooze_item(session, actor, number=cmd["item"], days=cmd["days"])
         label = actor.rules.label(item.number)
     assert item.snoozed_until is not None
-    return Reply(text="Snoozed", blocks=cards.done(f"No reminders about *{label}* until {day(item.snoozed_until)}."))
+    return Reply(text="Snoozed", blocks=cards.done(f"No reminders about *{label}* through {day(item.snoozed_until)}."))
 
 
 @handles("digest")

@@ -12,6 +12,7 @@ from typing import Any
 from bot.blockkit.text import mentioned_user
 from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
 from bot.interchange.exports import ExportFormat
+from bot.poam import fields
 from bot.poam.actor import Role
 from bot.poam.dates import parse_date
 from bot.poam.errors import InvalidInput
@@ -53,9 +54,21 @@ def severity(raw: str, _: ParseContext) -> Severity:
     return Severity.parse(raw)
 
 
-def words(raw: str, _: ParseContext) -> list[str]:
+def _listed(raw: str) -> list[str]:
     """A comma-separated list: ``control:AC-2,SI-2``."""
     return [word.strip() for word in raw.split(",") if word.strip()]
+
+
+def controls(raw: str, _: ParseContext) -> list[str]:
+    return fields.controls(_listed(raw))
+
+
+def assets(raw: str, _: ParseContext) -> list[str]:
+    return fields.assets(_listed(raw))
+
+
+def cves(raw: str, _: ParseContext) -> list[str]:
+    return fields.cves(_listed(raw))
 
 
 def text(raw: str, _: ParseContext) -> str:
@@ -176,10 +189,10 @@ SPECS: tuple[Spec, ...] = (
         (Rest("title", "title", required=False),),
         (
             SEVERITY,
-            Option("control", words, "AC-2,SI-2", aliases=("controls",)),
+            Option("control", controls, "AC-2,SI-2", aliases=("controls",)),
             Option("source", source, "scan|assessment|pentest|audit|conmon|self"),
-            Option("asset", words, "web-01,db-02", aliases=("assets",)),
-            Option("cve", words, "CVE-…", aliases=("cves",)),
+            Option("asset", assets, "web-01,db-02", aliases=("assets",)),
+            Option("cve", cves, "CVE-…", aliases=("cves",)),
             Option("detected", past_date, "date"),
             Option("due", future_date, "date"),
             Option("owner", user, "@user"),
@@ -267,7 +280,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "vendor",
         "Mark the fix as waiting on a vendor, record a vendor check-in, or that the vendor's fix shipped "
-        "(the item's clock restarts today).",
+        "(the clock restarts today: the later due date goes to the authorizing official as an extension).",
         "owner",
         (ITEM, Arg("event", vendor_event, "checkin|shipped", required=False)),
         (Option("product", text, '"…"'),),

@@ -201,8 +201,8 @@ def _decide(request: ReviewRequest, actor: Actor, status: RequestStatus, note: s
 
 def _decided_already(actor: Actor, item: Item, request: ReviewRequest | None, what: str) -> AlreadyDecided:
     label = actor.rules.label(item.number)
-    if request is None:
-        return AlreadyDecided(f"{label} has no {what} waiting; someone may have decided it already.", decided_by=None)
+    if request is None:  # none of these kinds was ever made
+        return AlreadyDecided(f"{label} has no {what} waiting; none was ever made.", decided_by=None)
     outcome = _OUTCOMES.get((request.kind, request.status), request.status)
     return AlreadyDecided(f"The {_request_name(request)} on {label} was already {outcome}.", decided_by=request.decided_by)
 

@@ -18,7 +18,7 @@ from bot.poam.actor import Actor, Role, Rules, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.permissions import require_admin
-from bot.poam.systems import ensure_workspace
+from bot.poam.systems import ensure_workspace, named_ao_of
 from bot.store import counters
 from bot.store.models import RoleGrant
 from bot.store.rows import rows_of
@@ -126,7 +126,9 @@ def revoke_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> 
     counters.lock_workspace(session, team_id=actor.team_id)
     existing = _grant(session, actor, user_id, role)
     if existing is None:
-        raise InvalidInput(f"That person is not {role.noun} (by grant).")
+        named = named_ao_of(session, actor, user_id=user_id) if role == Role.AO else []
+        raise InvalidInput(f"That person is not {role.noun} (by grant)." + (
+            f" They still decide for {_listing(named)}, named there as the authorizing official." if named else ""))
     session.delete(existing)
     audit.record(session, actor, action="role.revoked", details={"user": user_id, "role": role})
 
@@ -137,3 +139,8 @@ def _grant(session: Session, actor: Actor, user_id: str, role: Role) -> RoleGran
             RoleGrant.team_id == actor.team_id, RoleGrant.user_id == user_id, RoleGrant.role == role
         )
     ).first()
+
+
+def _listing(system_names: list[str]) -> str:
+    """``the system Payroll`` or ``the systems Payroll, HR``."""
+    return ("the system " if len(system_names) == 1 else "the systems ") + ", ".join(system_names)

@@ -127,6 +127,16 @@ def list_systems(session: Session, actor: Actor) -> list[InfoSystem]:
     )
 
 
+def named_ao_of(session: Session, actor: Actor, *, user_id: str) -> list[str]:
+    """The names of the systems that name ``user_id`` their authorizing official
+    (who decides for them whatever their roles)."""
+    return list(session.exec(
+        select(InfoSystem.name)
+        .where(InfoSystem.team_id == actor.team_id, InfoSystem.ao_user_id == user_id)
+        .order_by(col(InfoSystem.name_key))
+    ).all())
+
+
 def add_system(
     session: Session,
     actor: Actor,

@@ -355,6 +355,9 @@ def test_log_malformed(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
         ("log Weak ciphers owner:bob", "`bob` is not a person"),
         ("log Weak ciphers sev:high severity:low", "`sev:` is given twice"),
         ("log Weak ciphers due:", "`due:` needs a value"),
+        ("log Weak ciphers cve:CVE-24-1", "`CVE-24-1` is not a CVE id"),
+        ("log Weak ciphers control:AC_2!", "`AC_2!` is not a control id"),
+        ("log Weak ciphers asset:" + "a" * 201, "An asset id is 201 characters long"),
     ]:
         body = assert_malformed(slack, engine, command, problem=problem, key="log")
         assert "Logged" not in body
@@ -366,8 +369,6 @@ def test_log_refused_by_the_domain(slack: SlackDriver, engine: Engine) -> None:
     for command, problem in [
         ("log Weak ciphers sev:high due:2027-06-01", "later than the high deadline (2026-12-20"),
         ("log Weak ciphers detected:2026-11-10 due:2026-11-01", "is before the detection date"),
-        ("log Weak ciphers cve:CVE-24-1", "`CVE-24-1` is not a CVE id"),
-        ("log Weak ciphers control:AC_2!", "`AC_2!` is not a control id"),
         ("log Weak ciphers system:Payroll", "There is no system called `Payroll`"),
         # ``detected:`` prefers the past, so only an explicit future date reaches the domain.
         ("log Weak ciphers detected:2026-11-25", "The detection date 2026-11-25 is in the future"),
@@ -850,6 +851,25 @@ def test_roles_and_role_changes(slack: SlackDriver, engine: Engine) -> None:
     with unit_of_work(engine, read_only=True) as session:
         assert session.exec(select(RoleGrant)).all() == []
     assert audit_actions(engine)[-2:] == ["role.granted", "role.revoked"]
+
+
+def test_the_ao_a_system_names_is_listed_and_outlasts_the_role(slack: SlackDriver, engine: Engine) -> None:
+    """An assessor asking who may approve gets every AO: those by role and
+    those a system names, who keep deciding for it when their role goes."""
+    reply(slack.raw_command(f'system add "Pay & Roll" ao:{at(CAROL)}', user=ADMIN))
+    reply(slack.raw_command(f"role {at(CAROL)} +ao", user=ADMIN))
+    body = reply(slack.command("roles", user=ALICE))
+    assert f"<@{CAROL}>: ao" in body and f"Authorizing officials of one system: *Pay &amp; Roll* <@{CAROL}>" in body
+    body = reply(slack.raw_command(f"role {at(CAROL)} -ao", user=ADMIN))
+    assert (f"<@{CAROL}> is no longer an authorizing official by role, and is still the authorizing official of "
+            "*Pay &amp; Roll*, as the system names them.") in body, body
+    body = reply(slack.raw_command(f"role {at(CAROL)} +verifier", user=ADMIN))
+    body = reply(slack.raw_command(f"role {at(CAROL)} -verifier", user=ADMIN))
+    assert body.endswith(f"<@{CAROL}> is no longer a verifier."), body
+    assert f"Authorizing officials of one system: *Pay &amp; Roll* <@{CAROL}>" in reply(slack.command("roles", user=ALICE))
+    assert_refused(slack, engine, f"role {at(CAROL)} -ao", user=ADMIN, raw=True, problem=(
+        "That person is not an authorizing official (by grant). They still decide for the system Pay & Roll, "
+        "named there as the authorizing official."))
 
 
 def test_only_requests_that_check_a_role_read_the_grants(slack: SlackDriver, engine: Engine) -> None:

@@ -151,7 +151,7 @@ def test_snooze_over_slack(
     assert snapshot(engine) == before
 
     clock.set(utc(11, 20, 15))  # Friday 10:00 in New York
-    assert "No reminders about *POAM-1* until Mon 23 Nov 2026" in reply(slack.command("snooze 1 3d", user=OWNER))
+    assert "No reminders about *POAM-1* through Mon 23 Nov 2026." in reply(slack.command("snooze 1 3d", user=OWNER))
     with unit_of_work(engine, read_only=True) as session:
         item = session.exec(select(Item).where(Item.number == 1)).one()
         assert item.snoozed_until == date(2026, 11, 23)

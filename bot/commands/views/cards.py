@@ -277,48 +277,103 @@ _ACTION_WORDS = {
     "milestone.added": "added a milestone",
     "milestone.completed": "completed a milestone",
     "milestone.moved": "moved a milestone",
+    "item.imported": "imported it",
+    "item.snoozed": "snoozed its reminders",
+    "plan.approved": "approved the plan",
+    "fix.submitted": "submitted the fix",
+    "fix.verified": "verified the fix",
+    "fix.rejected": "sent the fix back",
+    "deviation.requested": "asked for a deviation",
+    "extension.requested": "asked for an extension",
+    "request.withdrawn": "withdrew a request",
+    "request.approved": "approved a request",
+    "request.rejected": "rejected a request",
+    "risk.accepted": "accepted the risk",
+    "risk.expired": "ended the risk acceptance",
+    "vendor.updated": "updated the vendor dependency",
+    "vendor.shipped": "recorded that the vendor's fix shipped",
 }
+#: Events whose line says all there is (what they record is the item itself, shown on its card).
+_WITHOUT_DETAIL = frozenset({"item.logged", "item.claimed", "item.released"})
+#: The most characters of one value (evidence, a reason) a history line
+#: quotes, and of all the lines one answer shows (newest kept; Slack refuses
+#: a message whose blocks hold much more than 12,000 characters).
+DETAIL_VALUE_LIMIT = 150
+HISTORY_TEXT_BUDGET = 10_000
 
 
 def _event_detail(event: AuditEvent) -> str:
     details = event.details
+    if event.action in _WITHOUT_DETAIL:
+        return ""
     if event.action == "item.assigned":
         to = details.get("owner", {}).get("to")
         return f" → {mention(to)}" if to else ""
     if event.action == "milestone.added":
-        return f": M{details.get('milestone')} {escape(str(details.get('description', '')))}, due {details.get('due_on')}"
+        return f": M{details.get('milestone')} {_quoted(details.get('description'))}, due {details.get('due_on')}"
     if event.action == "milestone.moved":
         due = details.get("due_on", {})
-        return (
-            f": M{details.get('milestone')} {due.get('from')} → {due.get('to')}"
-            f" ({escape(str(details.get('reason', '')))})"
-        )
+        return f": M{details.get('milestone')} {due.get('from')} → {due.get('to')} ({_quoted(details.get('reason'))})"
     if event.action == "milestone.completed":
-        return f": M{details.get('milestone')}"
-    return ""
+        note = details.get("note")
+        return f": M{details.get('milestone')}" + (f" ({_quoted(note)})" if note else "")
+    if event.action == "item.imported":
+        return f" from {_quoted(details.get('source'))}"
+    return _recorded(details)
+
+
+def _recorded(details: dict[str, Any]) -> str:
+    """What an event recorded, from what to what: ``: reason too soon; due on 2026-12-02 → 2027-03-01``
+    (the ids of requests left out: the line already says which)."""
+    parts = []
+    for key, value in details.items():
+        if key == "request" or value in (None, "", [], {}):
+            continue
+        name = key.replace("_", " ")
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            parts.append(f"{name} {_quoted(value['from'])} → {_quoted(value['to'])}")
+        else:
+            parts.append(f"{name} {_quoted(value)}")
+    return ": " + "; ".join(parts) if parts else ""
+
+
+def _quoted(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return escape(clip(" ".join(text.split()), DETAIL_VALUE_LIMIT))
 
 
 def history(events: Sequence[AuditEvent], *, label: str) -> list[Block]:
     """``/poam history``: newest events last; older ones summarised beyond the limit."""
     if not events:
         return [section(f"*{label}* has no history yet.")]
-    shown = list(events)[-HISTORY_LIMIT:]
     lines = [
         f"{moment(event.at)} · {mention(event.actor_id)} "
         f"{_ACTION_WORDS.get(event.action, escape(event.action))}{_event_detail(event)}"
-        for event in shown
+        for event in list(events)[-HISTORY_LIMIT:]
     ]
+    while len(lines) > 1 and sum(len(line) for line in lines) > HISTORY_TEXT_BUDGET:
+        lines.pop(0)
     blocks: list[Block] = [section(f"*History of {label}*")]
-    if len(events) > len(shown):
-        blocks.append(context(f"{len(events) - len(shown)} earlier event(s) not shown; `poam-bot export` has them all."))
+    if len(events) > len(lines):
+        blocks.append(context(f"{len(events) - len(lines)} earlier event(s) not shown; `poam-bot export` has them all."))
     blocks.extend(sections(lines))
     return blocks[:MAX_MESSAGE_BLOCKS]
 
 
-def roles(by_user: dict[str, list[Role]], configured_admins: Sequence[str]) -> list[Block]:
+def roles(
+    by_user: dict[str, list[Role]], configured_admins: Sequence[str], system_aos: Sequence[tuple[str, str]] = ()
+) -> list[Block]:
+    """Who holds which role; ``system_aos``: (system name, its AO), who decide for that system only."""
     lines = [f"{mention(user)}: {', '.join(r.value for r in user_roles)}" for user, user_roles in by_user.items()]
     if configured_admins:
         lines.append("Admins by configuration: " + ", ".join(mention(u) for u in configured_admins))
+    if system_aos:
+        lines.append("Authorizing officials of one system: "
+                     + ", ".join(f"*{escape(name)}* {mention(user)}" for name, user in system_aos))
     lines.append("_Slack workspace admins and owners are POA&M admins too._")
     return [section("*Roles*\n" + clip("\n".join(lines), 2900))]
 
