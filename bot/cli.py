@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
@@ -27,10 +27,12 @@ from bot.interchange.exports import ExportFormat, export, only_workspace
 from bot.interchange.findings import ImportFormatError
 from bot.interchange.importing import read_findings
 from bot.poam.actor import Actor, Role, check_team_id
-from bot.poam.audit import verify_all, verify_chain
+from bot.poam.audit import trail, verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.errors import InvalidInput, PoamError
 from bot.poam.imports import check_findings, import_findings
+from bot.poam.items import load_item
+from bot.poam.refs import parse_item_number
 from bot.poam.review import expire_risk_acceptances
 from bot.reminders.digest import digest_message
 from bot.reminders.planner import plan
@@ -99,10 +101,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         team_id = args.team or only_workspace(session)
         if team_id is None:
             raise InvalidInput("Say which workspace to import into with --team (e.g. --team T0123ABCD).")
-        actor = Actor(
-            team_id=check_team_id(team_id), user_id=CLI_ACTOR, roles=frozenset({Role.ADMIN}),
-            tz=settings.timezone, clock=SystemClock(), rules=settings.rules,
-        )
+        actor = _cli_actor(team_id, settings)
         if args.dry_run:
             summary = check_findings(session, actor, findings=findings, system_name=args.system)
         else:
@@ -110,6 +109,35 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     if progress:
         progress("done")
     print(f"{'Dry run, nothing imported' if args.dry_run else 'Imported'}: {summary}.")
+    return 0
+
+
+def _cli_actor(team_id: str, settings: Settings) -> Actor:
+    """This command line acting as an admin of workspace ``team_id``."""
+    return Actor(
+        team_id=check_team_id(team_id), user_id=CLI_ACTOR, roles=frozenset({Role.ADMIN}),
+        tz=settings.timezone, clock=SystemClock(), rules=settings.rules,
+    )
+
+
+def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _ready_engine(settings)
+    count = 0
+    with ExitStack() as stack:
+        out: TextIO = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        session = stack.enter_context(unit_of_work(engine, read_only=True))
+        team_id = args.team or only_workspace(session)
+        if team_id is None:
+            raise InvalidInput("Say which workspace's trail to export with --team (e.g. --team T0123ABCD).")
+        actor = _cli_actor(team_id, settings)
+        item_id = None
+        if args.item:
+            item_id = load_item(session, actor, number=parse_item_number(args.item, prefix=settings.poam_id_prefix)).id
+        for event in trail(session, team_id=actor.team_id, item_id=item_id):
+            out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+    if args.output:
+        print(f"Exported {count} audit event(s) to {args.output}.", file=sys.stderr)
     return 0
 
 
@@ -259,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--team", help="only this workspace")
     verify.set_defaults(handler=_audit_verify)
+    trail_export = audit_commands.add_parser(
+        "export", help="the audit trail as JSON Lines, each event with the hash that chains it (README)"
+    )
+    trail_export.add_argument("--team", help="the workspace (default: the only one)")
+    trail_export.add_argument("--item", help="only this item's events, e.g. POAM-12")
+    trail_export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    trail_export.set_defaults(handler=_audit_export)
     review = commands.add_parser("review", help="review workflow tasks")
     review_commands = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
     expire = review_commands.add_parser(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -129,6 +131,35 @@ def test_audit_verify_passes_then_names_a_tampered_event(
     assert main(["audit", "verify"]) == 1
     err = capsys.readouterr().err
     assert "audit event #3" in err and "altered" in err
+
+
+def _recomputed(event: dict[str, Any]) -> str:
+    """The hash README says an event carries, computed here without the bot's code."""
+    content = {key: event[key] for key in ("prev", "team", "seq", "item", "actor", "action", "at", "details")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                          .encode()).hexdigest()
+
+
+def test_audit_export_gives_a_trail_an_assessor_can_check_alone(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    _populate(engine, alice, bob, admin)
+    assert main(["audit", "export"]) == 0
+    trail = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [event["seq"] for event in trail] == list(range(1, len(trail) + 1)) and len(trail) >= 7
+    assert all(event["hash"] == _recomputed(event) for event in trail)
+    assert [event["prev"] for event in trail] == ["", *(event["hash"] for event in trail[:-1])]
+    moved = next(event for event in trail if event["action"] == "milestone.moved")
+    assert (moved["item_number"], moved["actor"], moved["details"]["reason"]) == (1, bob.user_id, "vendor patch slipped")
+
+    assert main(["audit", "export", "--item", "POAM-2", "-o", str(tmp_path / "trail.jsonl")]) == 0
+    assert "Exported 1 audit event(s)" in capsys.readouterr().err
+    (only,) = [json.loads(line) for line in (tmp_path / "trail.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (only["action"], only["item_number"], only["hash"]) == ("item.logged", 2, _recomputed(only))
+
+    assert main(["audit", "export", "--item", "POAM-9"]) == 1
+    assert "There is no item POAM-9" in capsys.readouterr().err
 
 
 def test_export_before_migrate_says_to_migrate(

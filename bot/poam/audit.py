@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from bot.poam.actor import Actor
 from bot.poam.errors import AuditTrailOutOfStep
 from bot.store import counters
-from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Workspace, table_of
+from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Item, Workspace, table_of
 
 log = logging.getLogger(__name__)
 
@@ -66,33 +66,34 @@ def event_hash(
     at: datetime,
     details: Mapping[str, Any],
 ) -> str:
-    """SHA-256 over the event's content in a canonical JSON form."""
-    content = {
-        "prev": prev_hash,
-        "team": team_id,
-        "seq": seq,
-        "item": item_id,
-        "actor": actor_id,
-        "action": action,
-        "at": at.isoformat(),
-        "details": details,
-    }
+    """SHA-256 over the event's content (:func:`_content`) in a canonical JSON
+    form: keys sorted, no spaces, UTF-8."""
+    return _hashed(_content(prev_hash=prev_hash, team_id=team_id, seq=seq, item_id=item_id, actor_id=actor_id,
+                            action=action, at=at, details=details))
+
+
+def _content(
+    *, prev_hash: str, team_id: str, seq: int, item_id: int | None, actor_id: str, action: str, at: datetime,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What an event's hash covers, by the names the hash and the exported trail give them."""
+    return {"prev": prev_hash, "team": team_id, "seq": seq, "item": item_id, "actor": actor_id, "action": action,
+            "at": at.isoformat(), "details": details}
+
+
+def _content_of(event: AuditEvent) -> dict[str, Any]:
+    return _content(prev_hash=event.prev_hash, team_id=event.team_id, seq=event.seq, item_id=event.item_id,
+                    actor_id=event.actor_id, action=event.action, at=event.at, details=event.details)
+
+
+def _hashed(content: Mapping[str, Any]) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def hash_of(event: AuditEvent) -> str:
     """The hash ``event`` should carry, from its own fields."""
-    return event_hash(
-        prev_hash=event.prev_hash,
-        team_id=event.team_id,
-        seq=event.seq,
-        item_id=event.item_id,
-        actor_id=event.actor_id,
-        action=event.action,
-        at=event.at,
-        details=event.details,
-    )
+    return _hashed(_content_of(event))
 
 
 def record(
@@ -193,13 +194,14 @@ class ChainReport:
         return self.broken is None
 
 
-def _events(session: Session, team_id: str) -> Iterator[AuditEvent]:
-    """The workspace's events in sequence order, fetched in batches."""
+def _events(session: Session, team_id: str, *, item_id: int | None = None) -> Iterator[AuditEvent]:
+    """The workspace's events (or one item's) in sequence order, fetched in batches."""
     last_seq = 0
+    mine = [AuditEvent.team_id == team_id] + ([AuditEvent.item_id == item_id] if item_id is not None else [])
     while True:
         batch = session.exec(
             select(AuditEvent)
-            .where(AuditEvent.team_id == team_id, AuditEvent.seq > last_seq)
+            .where(*mine, AuditEvent.seq > last_seq)
             .order_by(col(AuditEvent.seq))
             .limit(_VERIFY_BATCH)
         ).all()
@@ -209,6 +211,20 @@ def _events(session: Session, team_id: str) -> Iterator[AuditEvent]:
         last_seq = batch[-1].seq
         for event in batch:  # keep memory flat on long chains, leave the caller's objects alone
             session.expunge(event)
+
+
+def trail(session: Session, *, team_id: str, item_id: int | None = None) -> Iterator[dict[str, Any]]:
+    """The workspace's audit events (or one item's) in order, for an assessor:
+    each the content its hash covers (``prev``, ``team``, ``seq``, ``item``,
+    ``actor``, ``action``, ``at``, ``details``), its ``hash``, and the item's
+    ``item_number``. The SHA-256 of that content as canonical JSON (keys
+    sorted, no spaces, UTF-8) is ``hash``, and each ``prev`` the ``hash``
+    before it: the whole trail can be checked without this code."""
+    numbers = dict(session.exec(
+        select(Item.id, Item.number).where(Item.team_id == team_id, *([Item.id == item_id] if item_id else []))
+    ).all())
+    for event in _events(session, team_id, item_id=item_id):
+        yield _content_of(event) | {"hash": event.hash, "item_number": numbers.get(event.item_id)}
 
 
 def verify_chain(session: Session, *, team_id: str) -> ChainReport:

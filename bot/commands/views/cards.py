@@ -359,7 +359,8 @@ def history(events: Sequence[AuditEvent], *, label: str) -> list[Block]:
         lines.pop(0)
     blocks: list[Block] = [section(f"*History of {label}*")]
     if len(events) > len(lines):
-        blocks.append(context(f"{len(events) - len(lines)} earlier event(s) not shown; `poam-bot export` has them all."))
+        blocks.append(context(f"{len(events) - len(lines)} earlier event(s) not shown; "
+                              f"`poam-bot audit export --item {label}` has them all."))
     blocks.extend(sections(lines))
     return blocks[:MAX_MESSAGE_BLOCKS]
 
