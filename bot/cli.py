@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
@@ -29,7 +29,7 @@ from bot.interchange.importing import read_findings
 from bot.poam.actor import Actor, Role, check_team_id
 from bot.poam.audit import trail, verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
-from bot.poam.errors import InvalidInput, PoamError
+from bot.poam.errors import InvalidInput, NotFound, PoamError
 from bot.poam.imports import check_findings, import_findings
 from bot.poam.items import load_item
 from bot.poam.refs import parse_item_number
@@ -39,6 +39,7 @@ from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import SchemaOutOfDate, current_revision, require_current, upgrade
+from bot.store.models import Workspace
 from bot.store.outbox import outbox_status
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -124,17 +125,21 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     count = 0
     with ExitStack() as stack:
-        out: TextIO = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
         session = stack.enter_context(unit_of_work(engine, read_only=True))
         team_id = args.team or only_workspace(session)
         if team_id is None:
             raise InvalidInput("Say which workspace's trail to export with --team (e.g. --team T0123ABCD).")
         actor = _cli_actor(team_id, settings)
+        if session.get(Workspace, actor.team_id) is None:
+            raise NotFound(f"There is no workspace {actor.team_id} in this database.")
         item_id = None
         if args.item:
             item_id = load_item(session, actor, number=parse_item_number(args.item, prefix=settings.poam_id_prefix)).id
+        # Opened once the request is known good (a typo leaves a file as it was); UTF-8 whatever
+        # the terminal's encoding, as the hashes are over UTF-8.
+        out: BinaryIO = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
         for event in trail(session, team_id=actor.team_id, item_id=item_id):
-            out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
             count += 1
     if args.output:
         print(f"Exported {count} audit event(s) to {args.output}.", file=sys.stderr)

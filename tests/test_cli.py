@@ -158,8 +158,26 @@ def test_audit_export_gives_a_trail_an_assessor_can_check_alone(
     (only,) = [json.loads(line) for line in (tmp_path / "trail.jsonl").read_text(encoding="utf-8").splitlines()]
     assert (only["action"], only["item_number"], only["hash"]) == ("item.logged", 2, _recomputed(only))
 
-    assert main(["audit", "export", "--item", "POAM-9"]) == 1
+    assert main(["audit", "export", "--item", "POAM-9", "-o", str(tmp_path / "trail.jsonl")]) == 1
     assert "There is no item POAM-9" in capsys.readouterr().err
+    assert (tmp_path / "trail.jsonl").read_text(encoding="utf-8")  # a refused export leaves the file as it was
+    assert main(["audit", "export", "--team", "T9999999"]) == 1
+    assert "There is no workspace T9999999" in capsys.readouterr().err
+
+
+def test_audit_export_is_utf8_whatever_the_terminal(
+    db_env: str, engine: Engine, alice: Actor, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with unit_of_work(engine) as session:
+        items.log_item(session, alice, title="Café \x7f résumé ✓", severity=Severity.LOW)
+    capsys.readouterr()
+    sys.stdout.reconfigure(encoding="ascii")  # type: ignore[attr-defined]
+    try:
+        assert main(["audit", "export"]) == 0
+    finally:
+        sys.stdout.reconfigure(encoding="utf-8")  # type: ignore[attr-defined]
+    (logged,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "item.logged" in line]
+    assert logged["details"]["title"] == "Café \x7f résumé ✓" and logged["hash"] == _recomputed(logged)
 
 
 def test_export_before_migrate_says_to_migrate(

@@ -174,3 +174,11 @@ def test_a_date_before_the_detection_date_imports_nothing(
     with pytest.raises(InvalidInput, match=f"results\\[2\\]: {problem} the detection date 2026-11-02"):
         imported(engine, admin, [finding(1), bad])
     assert snapshot(engine) == before
+
+
+def test_a_row_without_a_detection_date_was_found_no_later_than_it_was_due(engine: Engine, admin: Actor) -> None:
+    """Otherwise an overdue row of a legacy workbook would be stored as found
+    today and due before that, and its own export could not be imported again."""
+    imported(engine, admin, [finding(1, scheduled_completion_on=date(2026, 10, 1)), finding(2)])
+    assert fetch(engine, 1).detected_on == date(2026, 10, 1) == fetch(engine, 1).due_on
+    assert fetch(engine, 2).detected_on == admin.today()

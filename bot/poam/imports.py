@@ -339,7 +339,10 @@ def _item_row(
     """The ``items`` row of a new finding (every row has the same keys, as one INSERT of many needs)."""
     severity = finding.severity
     assert severity is not None
-    detected = finding.detected_on or actor.today()
+    # A row without a detection date was found no later than today, nor than a date it was due.
+    detected = finding.detected_on or min(
+        day for day in (actor.today(), finding.scheduled_completion_on, finding.due_on) if day is not None
+    )
     scheduled = finding.scheduled_completion_on or finding.due_on or actor.rules.deadlines.due_date(
         severity=severity, detected_on=detected
     )
