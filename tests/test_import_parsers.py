@@ -45,7 +45,9 @@ Parser = Callable[..., list[Finding]]
 
 
 def summary(findings: Sequence[Finding]) -> list[tuple[Any, ...]]:
-    return [(f.where, f.tool, f.rule_id, f.asset, f.severity, f.cves) for f in findings]
+    """Each finding's place, tool, rule (``11219 on 443/tcp`` when found on a port), asset, severity and CVEs."""
+    return [(f.where, f.tool, f.rule_id + (f" on {f.port}" if f.port else ""), f.asset, f.severity, f.cves)
+            for f in findings]
 
 
 def refused(parser: Parser, data: bytes, name: str = "upload") -> ImportFormatError:
@@ -338,14 +340,14 @@ def test_nessus_sample_gives_every_report_item() -> None:
     web, db = 'ReportHost "web-01"', 'ReportHost "db-01"'
     assert summary(findings) == [
         (f"{web} ReportItem 1", "Nessus", "19506", "web-01", None, ()),
-        (f"{web} ReportItem 2", "Nessus", "11219/443/tcp", "web-01", None, ()),
-        (f"{web} ReportItem 3", "Nessus", "183391/443/tcp", "web-01", HIGH,
+        (f"{web} ReportItem 2", "Nessus", "11219 on 443/tcp", "web-01", None, ()),
+        (f"{web} ReportItem 3", "Nessus", "183391 on 443/tcp", "web-01", HIGH,
          ("CVE-2023-31122", "CVE-2023-43622", "CVE-2023-45802")),
-        (f"{web} ReportItem 4", "Nessus", "104743/443/tcp", "web-01", MODERATE, ()),
-        (f"{web} ReportItem 5", "Nessus", "104743/8443/tcp", "web-01", MODERATE, ()),
+        (f"{web} ReportItem 4", "Nessus", "104743 on 443/tcp", "web-01", MODERATE, ()),
+        (f"{web} ReportItem 5", "Nessus", "104743 on 8443/tcp", "web-01", MODERATE, ()),
         (f"{db} ReportItem 1", "Nessus", "19506", "db-01", None, ()),
-        (f"{db} ReportItem 2", "Nessus", "201194/22/tcp", "db-01", CRITICAL, ("CVE-2024-6387",)),
-        (f"{db} ReportItem 3", "Nessus", "58751/5432/tcp", "db-01", LOW, ("CVE-2011-3389",)),
+        (f"{db} ReportItem 2", "Nessus", "201194 on 22/tcp", "db-01", CRITICAL, ("CVE-2024-6387",)),
+        (f"{db} ReportItem 3", "Nessus", "58751 on 5432/tcp", "db-01", LOW, ("CVE-2011-3389",)),
     ]
     # the same plugin on two ports of one host, and on two hosts, stays apart
     assert_distinct_fingerprints(findings)
@@ -510,9 +512,10 @@ def test_csv_accepts_other_header_names_and_separators() -> None:
     ).encode()
     findings = csv_import.parse(data, source_name="nessus.csv")
     assert summary(findings) == [
-        ("row 2", "CSV", "104743/443/tcp", "web-01", MODERATE, ()),
+        ("row 2", "CSV", "104743 on 443/tcp", "web-01", MODERATE, ()),
         ("row 3", "CSV", "19506", "web-01", None, ()),
     ]
+    assert [(f.detector, f.asset_identifier) for f in findings] == [(None, "web-01 (443/TCP)"), (None, "web-01")]
     assert findings[0].description == "Old TLS.\n\nSolution: Disable TLS 1.0."
     # without a rule id column the title identifies the weakness
     [finding] = csv_import.parse(b"name,severity,asset\nWeak SSH ciphers,high,bastion\n", source_name="x")
@@ -546,6 +549,7 @@ SCANNER_HEADER = "title,severity,asset,rule_id,tool,cve,description,detected\n"
         (SCANNER_HEADER + 'a,high,h,r1,t,,"x"y,\n', "row 2", "is not valid CSV"),
         (SCANNER_HEADER + "a\x00,high,h,r1,t,,,\n", "row 2", "contains a NUL character"),
         ("title,severity,asset,port\na,high,h,http\n", "row 2", 'port "http" is not a port number'),
+        ("title,severity,asset,port,protocol\na,high,h,443,t c p\n", "row 2", 'protocol "t c p" is not a protocol'),
     ],
 )
 def test_csv_breakage_names_the_row(text: str, where: str, problem: str) -> None:
@@ -649,6 +653,7 @@ def workbook_bytes(
 
 EXPECTED_OPEN = Finding(
     tool="Nessus",
+    detector="Nessus",
     rule_id="201194",
     asset="db-01 (22/tcp), db-02 (22/tcp)",
     title="OpenSSH < 9.8 RCE",
@@ -717,6 +722,33 @@ def test_workbook_of_the_gsa_template_example_row() -> None:
         Milestone(date(2014, 5, 23), "Milestone Description"),
         Milestone(date(2014, 6, 12), "Milestone \nDescription"),
     )
+
+
+@pytest.mark.parametrize(
+    ("cell", "asset", "port"),
+    [
+        ("10.0.0.5 (443/TCP)", "10.0.0.5", "443/tcp"),  # the export's (and the template's) one asset on a port
+        ("web-01(080/udp)", "web-01", "80/udp"),
+        ("db (primary)", "db (primary)", None),
+        ("x (70000/tcp)", "x (70000/tcp)", None),
+        ("x (0/tcp)", "x (0/tcp)", None),
+        ("a (80/TCP), b", "a (80/TCP), b", None),  # several assets stay as they are
+        ("a (80/TCP)\nb (81/TCP)", "a (80/TCP)\nb (81/TCP)", None),
+    ],
+)
+def test_asset_identifier_gives_back_the_port(cell: str, asset: str, port: str | None) -> None:
+    cells = dict(zip(COLUMNS, template_row(POAM_ID="POAM-1", Weakness_Name="x", Weakness_Detector_Source="Nessus",
+                                           Asset_Identifier=cell, Original_Risk_Rating="Low"), strict=True))
+    finding = workbook_import.template_finding(cells, where="row 8", closed=False)
+    assert (finding.asset, finding.port, finding.detector) == (asset, port, "Nessus")
+
+
+@pytest.mark.parametrize(("source", "detector"), [("Penetration Test", None), ("pentest", None), (None, None),
+                                                  ("Qualys", "Qualys")])
+def test_detector_source_names_a_tool_or_a_kind_of_source(source: str | None, detector: str | None) -> None:
+    cells = dict(zip(COLUMNS, template_row(POAM_ID="POAM-1", Weakness_Name="x", Weakness_Detector_Source=source,
+                                           Asset_Identifier="h", Original_Risk_Rating="Low"), strict=True))
+    assert workbook_import.template_finding(cells, where="row 8", closed=False).detector == detector
 
 
 def bad_row(**values: Any) -> bytes:
@@ -910,7 +942,7 @@ def check_round_trip(findings: list[Finding], engine: Engine, alice: Actor, *, c
             Finding(
                 tool={"scan": "Vulnerability Scan", "self": "Self-Identified"}[d.item.source],
                 rule_id=d.item.source_identifier or f"POAM-{d.item.number}",
-                asset=", ".join(d.item.assets),
+                asset="\n".join(d.item.assets),
                 title=d.item.title,
                 severity=Severity(d.item.severity),
                 where=finding.where,

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from trestle.oscal.poam import Model, PlanOfActionAndMilestones
 
+from bot.interchange.importing import read_findings
 from bot.interchange.oscal_export import (
     FEDRAMP_NS,
     OSCAL_VERSION,
@@ -33,6 +35,7 @@ from bot.interchange.oscal_export import (
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.fields import Source
+from bot.poam.imports import import_findings
 from bot.poam.item_details import iter_item_details
 from bot.poam.items import claim_item, log_item, set_plan
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
@@ -229,12 +232,12 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk(value, f"{path}[{index}]")
 
 
-REFERENCES = {
+REFERENCES: dict[str, str | tuple[str, ...]] = {
     "observation-uuid": "observations",
     "risk-uuid": "risks",
     "party-uuid": "parties",
     "party-uuids": "parties",
-    "actor-uuid": "parties",
+    "actor-uuid": ("parties", "components"),  # people, and the tools that found a weakness
     "subject-uuid": "inventory-items",
     "response-uuid": "remediations",
     "task-uuid": "tasks",
@@ -250,7 +253,8 @@ def assert_valid(document: dict[str, Any]) -> PlanOfActionAndMilestones:
     assert isinstance(poam, PlanOfActionAndMilestones)
     poam.oscal_serialize_json()  # trestle refuses to write a datetime without a time zone
     body = document["plan-of-action-and-milestones"]
-    defined: dict[str, set[str]] = {kind: set() for kind in set(REFERENCES.values())}
+    kinds = {key: (kind,) if isinstance(kind, str) else kind for key, kind in REFERENCES.items()}
+    defined: dict[str, set[str]] = {kind: set() for names in kinds.values() for kind in names}
     for path, node in walk(body):
         assert node is not None and node != [] and node != {}, f"{path} is empty"
         key = path.rsplit("/", 1)[-1].split("[")[0]
@@ -265,7 +269,7 @@ def assert_valid(document: dict[str, Any]) -> PlanOfActionAndMilestones:
         key = path.rsplit("/", 1)[-1].split("[")[0]
         if key in REFERENCES and not path.endswith("]"):
             for value in node if isinstance(node, list) else [node]:
-                assert value in defined[REFERENCES[key]], f"{path} = {value} refers to nothing"
+                assert any(value in defined[kind] for kind in kinds[key]), f"{path} = {value} refers to nothing"
     return poam
 
 
@@ -462,6 +466,30 @@ def test_an_empty_workspace_exports_a_valid_document(engine: Engine) -> None:
     (placeholder,) = body["poam-items"]
     assert placeholder["title"] == "No POA&M items" and "props" not in placeholder
     assert body["metadata"]["version"] == "2026-11-20.0"
+
+
+def test_the_tool_that_found_a_weakness_is_its_observations_origin(engine: Engine, cast: Cast) -> None:
+    """FedRAMP's template: one component per scanning tool, which each
+    observation's origin names beside the person (Weakness Detector Source)."""
+    nessus = (Path(__file__).parent / "samples" / "weekly.nessus").read_bytes()
+    run(engine, lambda s: import_findings(s, cast.admin, findings=read_findings("weekly.nessus", nessus),
+                                          source_name="weekly.nessus"))
+    worked_item(engine, cast)  # logged in Slack: no tool
+    document, count = export(engine)
+    assert_valid(document)
+    body = document["plan-of-action-and-milestones"]
+    (component,) = body["local-definitions"]["components"]
+    assert (component["type"], component["title"]) == ("software", "Nessus")
+    assert props(component, "name") == ["Nessus"]
+    origins = {
+        poam_id: [(actor["type"], actor["actor-uuid"]) for actor in observation["origins"][0]["actors"]]
+        for poam_id, (_, observation, _) in by_poam_id(body).items()
+    }
+    admin, reporter = stable_uuid(TEAM, "party", ADMIN), stable_uuid(TEAM, "party", REPORTER)
+    assert len(origins) == count == 6
+    assert origins.pop(f"POAM-{count}") == [("party", reporter)]
+    assert set(map(tuple, origins.values())) == {(("party", admin), ("tool", component["uuid"]))}
+    assert "Weakness Detector Source: Nessus." in by_poam_id(body)["POAM-1"][1]["remarks"]
 
 
 def test_a_system_export_names_the_system_and_its_ao(engine: Engine, cast: Cast) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import date, datetime
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -20,6 +22,8 @@ from bot.poam.severity import Severity
 from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 
+SAMPLES = Path(__file__).parent / "samples"
+
 # The 31 column headers of GSA's FedRAMP POA&M template, Rev 5, as listed in DOMAIN.md.
 DOMAIN_COLUMNS = [
     "POAM ID", "Controls", "Weakness Name", "Weakness Description", "Weakness Detector Source",
@@ -33,12 +37,28 @@ DOMAIN_COLUMNS = [
 ]
 
 
-def _workbook(engine: Engine, actor: Actor, team: str | None = None) -> openpyxl.Workbook:
+def _workbook_bytes(
+    engine: Engine, actor: Actor, team: str | None = None, fmt: ExportFormat = ExportFormat.XLSX
+) -> bytes:
     out = io.BytesIO()
     with unit_of_work(engine) as session:
-        export(session, out, fmt=ExportFormat.XLSX, rules=actor.rules, now=actor.now(), team_id=team or actor.team_id,
+        export(session, out, fmt=fmt, rules=actor.rules, now=actor.now(), team_id=team or actor.team_id,
                system_name=None, csp="Acme Cloud")
-    return openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    return out.getvalue()
+
+
+def _workbook(engine: Engine, actor: Actor, team: str | None = None) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(_workbook_bytes(engine, actor, team)))
+
+
+def _rows(sheet) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The item rows of a tab, by column header."""
+    rows = []
+    for cells in sheet.iter_rows(min_row=8, values_only=True):
+        if all(value is None for value in cells):
+            break
+        rows.append(dict(zip(DOMAIN_COLUMNS, cells, strict=True)))
+    return rows
 
 
 @pytest.fixture
@@ -85,6 +105,8 @@ def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Act
     assert row["Weakness Description"].startswith("=HYPERLINK")
     assert sheet.cell(row=8, column=4).data_type == "s"  # text, never a live formula
     assert (row["Risk Adjustment"], row["False Positive"], row["Operational Requirement"]) == ("No", "No", "No")
+    assert row["Asset Identifier"] == "lb-01\nlb-02"  # one per line, as the template asks
+    assert row["Weakness Detector Source"] == "Self-Identified"  # logged in Slack: no scanner
     assert row["Point of Contact"] == "Olive Owner (U0OWNER01)"  # a name an assessor reads, the id imports read
     closed = _workbook(engine, owner)["Closed POA&M Items"]
     closed_row = {header: cell.value for header, cell in zip(DOMAIN_COLUMNS, closed[8], strict=True)}
@@ -124,6 +146,38 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0
+
+
+@pytest.mark.parametrize(
+    ("sample", "tools"),
+    [("weekly.nessus", {"Nessus"}), ("codescan.sarif", {"CodeQL", "Trivy"}), ("container-scan.csv", {"Grype"})],
+)
+def test_a_workbook_restored_from_a_scan_knows_the_next_scan(
+    engine: Engine, make_actor, sample: str, tools: set[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """GSA's template: the scanner's name in Weakness Detector Source, the plugin
+    id alone in Weakness Source Identifier, the port beside the asset. A
+    workbook restored elsewhere keeps the items a rescan then finds again."""
+    data = (SAMPLES / sample).read_bytes()
+    admin, restorer = make_actor("U0ADMIN01", Role.ADMIN), make_actor("U0ADMIN02", Role.ADMIN, team="T0002")
+    with unit_of_work(engine) as s:
+        scanned = import_findings(s, admin, findings=read_findings(sample, data), source_name=sample)
+    workbook = _workbook_bytes(engine, admin)
+    rows = _rows(openpyxl.load_workbook(io.BytesIO(workbook))["Open POA&M Items"])
+    assert len(rows) == scanned.new > 0
+    assert {row["Weakness Detector Source"] for row in rows} == tools
+    exported = json.loads(_workbook_bytes(engine, admin, fmt=ExportFormat.JSON))["items"]
+    assert {item["detector"] for item in exported} == tools
+    if "Nessus" in tools:
+        on_port = next(row for row in rows if row["Weakness Source Identifier"] == "183391")
+        assert on_port["Asset Identifier"] == "web-01 (443/TCP)"
+    with unit_of_work(engine) as s:
+        restored = import_findings(s, restorer, findings=read_findings("poam.xlsx", workbook), source_name="poam.xlsx")
+    assert restored.new == scanned.new
+    with unit_of_work(engine) as s:
+        rescan = import_findings(s, restorer, findings=read_findings(sample, data), source_name=sample)
+        assert items.load_item(s, restorer, number=1).detector in tools
+    assert (rescan.new, rescan.updated + rescan.unchanged) == (0, scanned.new)
 
 
 def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]

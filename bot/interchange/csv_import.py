@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from bot.interchange.csv_export import EXTRA_COLUMNS, FORMULA_STARTS
 from bot.interchange.fedramp import COLUMNS
-from bot.interchange.findings import Finding, ImportFormatError
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError
 from bot.interchange.sarif import clip
 from bot.interchange.workbook_import import LIST_SEPARATOR, day, template_finding
 from bot.poam import fields
@@ -221,14 +221,14 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         if not asset:
             raise ImportFormatError(where, f"{names['asset']} is empty")
         severity = _severity(value["severity"], names["severity"], where)
-        rule_id = value.get("rule_id") or title
         port = value.get("port", "")
         if port:
             if not port.isascii() or not port.isdigit() or int(port) > 65535:
                 raise ImportFormatError(where, f'{names["port"]} "{port[:20]}" is not a port number 0-65535')
             port = str(int(port))
-            if port != "0":
-                rule_id = f"{rule_id}/{port}/{value.get('protocol', '').lower() or 'tcp'}"
+        protocol = value.get("protocol", "").lower() or "tcp"
+        if port and port != "0" and not PROTOCOL.match(protocol):
+            raise ImportFormatError(where, f'{names["protocol"]} "{protocol[:20]}" is not a protocol name like tcp or udp')
         try:
             cves = tuple(fields.cves(part for part in LIST_SEPARATOR.split(value.get("cve", "")) if part))
         except InvalidInput as error:
@@ -241,7 +241,9 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         findings.append(
             Finding(
                 tool=value.get("tool") or DEFAULT_TOOL,
-                rule_id=rule_id,
+                detector=value.get("tool") or None,
+                rule_id=value.get("rule_id") or title,
+                port=f"{port}/{protocol}" if port and port != "0" else None,
                 asset=asset,
                 title=clip(" ".join(title.split()), MAX_TITLE),
                 severity=severity,

@@ -16,6 +16,8 @@ from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
+from bot.store.models import Item
+from bot.store.rows import Columns
 
 #: The template's tabs of items (the export and the workbook import use both).
 OPEN_TAB = "Open POA&M Items"
@@ -76,6 +78,12 @@ def risk_rating(severity: str) -> str:
     """FedRAMP rates Low / Moderate / High; critical findings are rated High."""
     rating = Severity(severity)
     return "High" if rating is Severity.CRITICAL else rating.value.capitalize()
+
+
+def detector_source(item: Item | Columns) -> str:
+    """Weakness Detector Source: the scanner's name where the item's file gave
+    one ("Nessus"), else the kind of source ("Penetration Test")."""
+    return item.detector or Source(item.source).label
 
 
 def planned_milestones(milestones: list[MilestoneRow], changes: list[ChangeRow]) -> str:
@@ -179,9 +187,9 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         ", ".join(detail.controls),
         item.title,
         item.description,
-        Source(item.source).label,
+        detector_source(item),
         item.source_identifier,
-        ", ".join(item.assets),
+        "\n".join(item.assets),
         person(names, item.team_id, item.owner_id),
         item.resources_required,
         item.remediation_plan,

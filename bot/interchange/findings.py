@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
 from bot.poam.severity import Severity
+
+#: A port's protocol as scanners name it (tcp, udp, icmp…).
+PROTOCOL = re.compile(r"^[a-z0-9_-]{1,16}$", re.ASCII | re.IGNORECASE)
 
 
 class ImportFormatError(Exception):
@@ -34,7 +38,9 @@ class Finding:
     workbook importer, which carries a whole POA&M, not just scan results.
     """
 
+    #: What the fingerprint names the tool by (a SARIF driver, "Nessus", a workbook's Detector Source).
     tool: str
+    #: The plugin or rule id, without a port: the workbook's Weakness Source Identifier.
     rule_id: str
     asset: str
     title: str
@@ -54,9 +60,25 @@ class Finding:
     milestones: tuple[Milestone, ...] = field(default=())
     vendor_product: str | None = None
     closed: bool = False
+    #: The scanner's or tool's name for the workbook's Weakness Detector Source;
+    #: None when the file names none (or only a kind of source, "Penetration Test").
+    detector: str | None = None
+    #: ``443/tcp`` when the scanner found the weakness on a port of ``asset``.
+    port: str | None = None
+
+    @property
+    def asset_identifier(self) -> str:
+        """The asset as the template's Asset Identifier writes it: ``10.0.0.5 (443/TCP)``."""
+        if not self.port:
+            return self.asset
+        number, _, protocol = self.port.partition("/")
+        return f"{self.asset} ({number}/{protocol.upper()})"
 
     @property
     def fingerprint(self) -> str:
-        """Same tool, rule and asset → same weakness (re-imports update, never duplicate)."""
-        key = "\x1f".join(part.strip().lower() for part in (self.tool, self.rule_id, self.asset))
+        """Same tool, rule (with its port) and asset → same weakness (re-imports
+        update, never duplicate). The rule and port join as ``19506/443/tcp``,
+        as they did before the port had a field of its own."""
+        rule = f"{self.rule_id}/{self.port}" if self.port else self.rule_id
+        key = "\x1f".join(part.strip().lower() for part in (self.tool, rule, self.asset))
         return hashlib.sha256(key.encode()).hexdigest()

@@ -5,9 +5,8 @@ never needs one, and a DOCTYPE is how entity-expansion bombs and external
 entities get in.
 
 One finding per ``ReportItem``. The asset is the ``ReportHost`` name; the rule
-is the plugin id, and for an item found on a port it is
-``pluginID/port/protocol``, so the same plugin firing on two ports of one host
-stays two weaknesses. Severity ``0`` (informational) gives a finding with no
+is the plugin id, with the port and protocol of an item found on a port, so
+the same plugin firing on two ports of one host stays two weaknesses. Severity ``0`` (informational) gives a finding with no
 severity, which the importer counts as skipped.
 """
 
@@ -21,7 +20,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import ParseError, fromstring
 
-from bot.interchange.findings import Finding, ImportFormatError
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError
 from bot.interchange.sarif import clip
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
@@ -39,7 +38,6 @@ SEVERITIES: Mapping[str, Severity | None] = {
 }
 
 _PLUGIN_ID = re.compile(r"^[0-9]{1,12}$", re.ASCII)
-_PROTOCOL = re.compile(r"^[a-z0-9_-]{1,16}$", re.ASCII | re.IGNORECASE)
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,7}$", re.ASCII | re.IGNORECASE)
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
@@ -119,7 +117,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         raise ImportFormatError(where, f"port {_show(port)} is not a port number 0-65535")
     port = str(int(port))
     protocol = (item.get("protocol") or "").strip().lower()
-    if port != "0" and not _PROTOCOL.match(protocol):
+    if port != "0" and not PROTOCOL.match(protocol):
         raise ImportFormatError(where, f"protocol {_show(protocol)} is not a protocol name like tcp or udp")
     title = (item.get("pluginName") or "").strip() or _child_text(item, "plugin_name")
     if not title:
@@ -139,7 +137,9 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         parts.append(f"Solution: {solution}")
     return Finding(
         tool=TOOL,
-        rule_id=f"{plugin_id}/{port}/{protocol}" if port != "0" else plugin_id,
+        detector=TOOL,
+        rule_id=plugin_id,
+        port=f"{port}/{protocol}" if port != "0" else None,
         asset=host,
         title=clip(" ".join(title.split()), MAX_TITLE),
         severity=SEVERITIES[severity_text],

@@ -51,7 +51,7 @@ from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
-from bot.store.models import AuditEvent, Workspace
+from bot.store.models import AuditEvent, Item, Workspace
 from bot.store.rows import Columns, rows_of
 
 #: The OSCAL release the document is written against (``metadata.oscal-version``).
@@ -372,6 +372,7 @@ class _Builder:
         self.exported_at = exported_at
         self.parties: dict[tuple[str, str], str] = {}
         self.assets: dict[tuple[str, str], str] = {}
+        self.tools: dict[tuple[str, str], str] = {}
 
     def party(self, team_id: str, user_id: str) -> str:
         key = (team_id, user_id)
@@ -385,8 +386,22 @@ class _Builder:
             self.assets[key] = stable_uuid(team_id, "asset", asset)
         return self.assets[key]
 
+    def tool(self, team_id: str, name: str) -> str:
+        """The uuid of the component that stands for a scanner (FedRAMP: one per tool)."""
+        key = (team_id, name)
+        if key not in self.tools:
+            self.tools[key] = stable_uuid(team_id, "tool", name)
+        return self.tools[key]
+
     def _actor(self, team_id: str, user_id: str) -> dict[str, Any]:
         return {"actors": [{"type": "party", "actor-uuid": self.party(team_id, user_id)}]}
+
+    def _origin(self, item: Item | Columns) -> dict[str, Any]:
+        """Who logged or imported the item and, when known, the tool that found it."""
+        origin = self._actor(item.team_id, item.created_by)
+        if item.detector:
+            origin["actors"].append({"type": "tool", "actor-uuid": self.tool(item.team_id, item.detector)})
+        return origin
 
     # ------------------------------------------------------------ observation
 
@@ -394,7 +409,7 @@ class _Builder:
         item = detail.item
         team, number = item.team_id, item.number
         source = _source(item.source)
-        found_by = source.label if source else item.source
+        found_by = item.detector or (source.label if source else item.source)
         remarks = f"Weakness Detector Source: {found_by}."
         if item.source_identifier:
             remarks += f" Weakness Source Identifier: {item.source_identifier}."
@@ -404,7 +419,7 @@ class _Builder:
             "description": item.description or item.title,
             "methods": [_METHODS[source] if source else "UNKNOWN"],
             "types": ["finding"],
-            "origins": [self._actor(team, item.created_by)],
+            "origins": [self._origin(item)],
             "subjects": [
                 {"subject-uuid": self.asset(team, asset), "type": "inventory-item", "title": _line(asset)}
                 for asset in item.assets
@@ -784,15 +799,27 @@ def _head(
         "metadata": metadata,
         "system-id": {"identifier-type": UUID_IDENTIFIER_TYPE, "id": stable_uuid(team_id, subject)},
     }
-    if builder.assets:
-        head["local-definitions"] = {
-            "inventory-items": [
-                {
-                    "uuid": asset_uuid,
-                    "description": f"Asset {asset}",
-                    "props": [_prop("asset-id", asset, ns=None)],
-                }
-                for (_, asset), asset_uuid in sorted(builder.assets.items())
-            ]
-        }
+    definitions = _compact({
+        "components": [
+            {
+                "uuid": tool_uuid,
+                "type": "software",
+                "title": _line(name),
+                "description": f"The tool that found the weaknesses whose observations name it: {name}.",
+                "props": [_prop("name", _line(name))],
+                "status": {"state": "operational"},
+            }
+            for (_, name), tool_uuid in sorted(builder.tools.items())
+        ],
+        "inventory-items": [
+            {
+                "uuid": asset_uuid,
+                "description": f"Asset {asset}",
+                "props": [_prop("asset-id", asset, ns=None)],
+            }
+            for (_, asset), asset_uuid in sorted(builder.assets.items())
+        ],
+    })
+    if definitions:
+        head["local-definitions"] = definitions
     return head

@@ -450,6 +450,7 @@ def _finding(run: _Run, value: Any, where: str) -> Finding:
     cves += _tag_cves(properties, f"{where}.properties") + _cves(message, rule_id)
     return Finding(
         tool=run.tool,
+        detector=run.tool,
         rule_id=rule_id.strip(),
         asset=asset,
         title=clip(" ".join(title.split()), MAX_TITLE),

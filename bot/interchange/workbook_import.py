@@ -61,6 +61,8 @@ _ISO_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?:Z|[+
 _US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
 _MILESTONE_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$", re.ASCII)
 _MILESTONE_START = re.compile(r"^[ \t]*\((\d{1,4})\)[ \t]*([^:\n]*?)[ \t]*:[ \t]?", re.MULTILINE)
+#: The template's Asset Identifier of one asset found on a port: ``10.0.0.5 (443/TCP)``.
+_ASSET_ON_PORT = re.compile(r"^([^,\n]*\S)[ \t]*\((\d{1,5})/([A-Za-z0-9_-]{1,16})\)$", re.ASCII)
 LIST_SEPARATOR = re.compile(r"[,;\s]+")
 _CONTROL_SEPARATOR = re.compile(r"[,;\n]+")
 
@@ -194,10 +196,14 @@ def template_finding(
     owner = (_NAMED_SLACK_USER.search(contact) or _SLACK_USER.match(contact)) if contact else None
     controls = [part for part in _CONTROL_SEPARATOR.split(get("Controls") or "") if part.strip()]
     cves = [part for part in LIST_SEPARATOR.split(get("CVE") or "") if part]
+    detector = get("Weakness Detector Source")
+    asset, port = _asset_and_port(get("Asset Identifier"))
     return Finding(
-        tool=get("Weakness Detector Source") or "",
+        tool=detector or "",
+        detector=detector if detector and fields.Source.named(detector) is None else None,
         rule_id=rule_id,
-        asset=get("Asset Identifier") or "",
+        asset=asset,
+        port=port,
         title=title,
         severity=rating(get("Original Risk Rating"), get("Comments"), where=where),
         where=where,
@@ -217,6 +223,16 @@ def template_finding(
         vendor_product=get("Vendor Dependent Product Name"),
         closed=closed,
     )
+
+
+def _asset_and_port(identifier: str | None) -> tuple[str, str | None]:
+    """The asset and ``443/tcp`` of one asset found on a port, as the export
+    writes it (:attr:`Finding.asset_identifier`), so that a restored item keeps
+    the fingerprint a rescan of the port finds; anything else as it is."""
+    found = _ASSET_ON_PORT.match(identifier) if identifier else None
+    if found is None or not 0 < int(found.group(2)) <= 65535:
+        return identifier or "", None
+    return found.group(1), f"{int(found.group(2))}/{found.group(3).lower()}"
 
 
 def _current_due(comments: str | None, *, where: str) -> date | None:

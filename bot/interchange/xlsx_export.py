@@ -37,7 +37,7 @@ DATE_FORMAT = "yyyy-mm-dd"
 GUIDANCE = (
     "Unique id of the item", "Applicable NIST SP 800-53 controls", "Short name of the weakness",
     "What the weakness is", "Scanner or other source that found it", "The source's id for it (plugin or rule id)",
-    "Affected assets, with port and protocol when known", "Person responsible for the fix",
+    "Affected assets, one per line, with port and protocol when known", "Person responsible for the fix",
     "Resources needed beyond current ones", "How the weakness will be remediated", "When it was first found",
     "Planned completion date; never changes", "Milestones as first planned; never edited",
     "Every change to the milestones, with why", "When the item last changed or closed", "Waiting on a vendor?",

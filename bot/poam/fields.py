@@ -34,13 +34,18 @@ class Source(StrEnum):
         return _SOURCE_LABELS[self]
 
     @classmethod
-    def from_label(cls, text: str) -> Source:
-        """A source from its value or its label; anything else is a scanner's name (scan)."""
+    def named(cls, text: str) -> Source | None:
+        """The source ``text`` names by its value or its label; None for anything else."""
         word = text.strip().lower()
         for source in cls:
             if word in (source.value, source.label.lower()):
                 return source
-        return cls.SCAN
+        return None
+
+    @classmethod
+    def from_label(cls, text: str) -> Source:
+        """A source from its value or its label; anything else is a scanner's name (scan)."""
+        return cls.named(text) or cls.SCAN
 
     @classmethod
     def parse(cls, text: str) -> Source:

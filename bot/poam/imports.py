@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
 from bot.poam.errors import InvalidInput
-from bot.poam.items import MAX_DESCRIPTION, MAX_PLAN, MAX_RESOURCES, MAX_TITLE
+from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCES, MAX_TITLE
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import MAX_DESCRIPTION as MAX_MILESTONE
 from bot.poam.permissions import require_admin
@@ -97,7 +97,11 @@ class ImportedWeakness(Protocol):
     def vendor_product(self) -> str | None: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def detector(self) -> str | None: ...
 
+    @property
+    def asset_identifier(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
 
@@ -131,8 +135,9 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
             "title": clean_text(finding.title, field="The title", limit=MAX_TITLE),
             "description": clean_text(finding.description, field="The description", limit=MAX_DESCRIPTION, required=False),
             "source_identifier": clean_text(finding.rule_id, field="The rule id", limit=200, required=False),
+            "detector": clean_text(finding.detector, field="The tool's name", limit=MAX_DETECTOR, required=False),
             # A workbook's Asset Identifier cell lists several, one per line or comma-separated.
-            "assets": fields.assets(re.split(r"[,\n]", finding.asset)) if finding.asset else [],
+            "assets": fields.assets(re.split(r"[,\n]", finding.asset_identifier)) if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
             "remediation_plan": clean_text(finding.remediation_plan, field="The plan", limit=MAX_PLAN, required=False),
@@ -356,6 +361,7 @@ def _item_row(
         "description": values["description"],
         "source": fields.Source.from_label(finding.tool),
         "source_identifier": values["source_identifier"],
+        "detector": values["detector"],
         "assets": values["assets"],
         "cves": values["cves"],
         "severity": severity,

@@ -37,6 +37,7 @@ MAX_TITLE = 300
 MAX_DESCRIPTION = 10_000
 MAX_PLAN = 10_000
 MAX_RESOURCES = 2_000
+MAX_DETECTOR = 100
 
 
 # ---------------------------------------------------------------- loading

@@ -108,6 +108,8 @@ class Item(SQLModel, table=True):
     description: str | None = Field(default=None, sa_type=sa.Text)
     source: str = Field(sa_type=sa.String(20))
     source_identifier: str | None = Field(default=None, sa_type=sa.String(200))
+    #: The scanner or tool that found it ("Nessus"), for an imported item whose file names one.
+    detector: str | None = Field(default=None, sa_type=sa.String(100))
     assets: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     cves: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     severity: str = Field(sa_type=sa.String(10))
