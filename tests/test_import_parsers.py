@@ -654,6 +654,7 @@ def workbook_bytes(
 EXPECTED_OPEN = Finding(
     tool="Nessus",
     detector="Nessus",
+    poam_id="POAM-1",
     rule_id="201194",
     asset="db-01 (22/tcp), db-02 (22/tcp)",
     title="OpenSSH < 9.8 RCE",
@@ -685,6 +686,7 @@ EXPECTED_CLOSED = Finding(
     owner_id=None,  # a name, not a Slack user id
     unknown_contact="John Doe - Example CSP",
     closed=True,
+    poam_id="POAM-2",
 )
 
 
@@ -700,7 +702,7 @@ def test_workbook_round_trips_to_findings() -> None:
         EXPECTED_OPEN,
         Finding(
             tool="", rule_id="POAM-3", asset="bastion", title="Weak SSH ciphers", severity=LOW,
-            where='"Open POA&M Items" row 9', detected_on=date(2026, 11, 3),
+            where='"Open POA&M Items" row 9', detected_on=date(2026, 11, 3), poam_id="POAM-3",
         ),
         EXPECTED_CLOSED,
     ]
@@ -957,6 +959,7 @@ def check_round_trip(findings: list[Finding], engine: Engine, alice: Actor, *, c
                 resources_required=d.item.resources_required,
                 milestones=tuple(Milestone(m.planned_due_on, m.description) for m in d.milestones),
                 vendor_product=d.item.vendor_product,
+                poam_id=f"POAM-{d.item.number}",
             )
             for d, finding in zip(details, findings, strict=True)
         ]

@@ -204,6 +204,7 @@ def template_finding(
         rule_id=rule_id,
         asset=asset,
         port=port,
+        poam_id=get("POAM ID"),
         title=title,
         severity=rating(get("Original Risk Rating"), get("Comments"), where=where),
         where=where,

@@ -6,6 +6,9 @@ fingerprint (tool, rule or plugin id, asset) recognises a weakness seen before:
 re-importing the same scan updates ``last_seen_at`` of the open item instead of
 duplicating it. A closed item never reopens: the same weakness found open
 again is a new item (a closed one in a re-imported workbook changes nothing).
+A workbook row whose POAM ID, title and detection date are those of an item
+of the workspace is that item (its own export, imported back) and changes
+nothing.
 Imported dates are taken from the file (a workbook's items may carry approved
 extensions), not from the deadline policy, except when the file has none.
 
@@ -33,6 +36,7 @@ from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCE
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import MAX_DESCRIPTION as MAX_MILESTONE
 from bot.poam.permissions import require_admin
+from bot.poam.refs import MAX_NUMBER
 from bot.poam.review import Closure
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
@@ -99,6 +103,8 @@ class ImportedWeakness(Protocol):
     def closed(self) -> bool: ...
     @property
     def detector(self) -> str | None: ...
+    @property
+    def poam_id(self) -> str | None: ...
 
     @property
     def asset_identifier(self) -> str: ...
@@ -203,6 +209,7 @@ def _classify(
             else:
                 assert item_id is not None  # a stored item's
                 open_by_print[fingerprint] = (item_id, last_seen_at)
+    own = _own_items(session, actor, [finding for finding, _ in checked])
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
     seen_again: list[int] = []
     # A weakness once in a file, closed and open apart: a POA&M lists a closed
@@ -216,7 +223,9 @@ def _classify(
         seen.add((fingerprint, finding.closed))
         existing = open_by_print.get(fingerprint)
         closed_before = closed_by_print.get(fingerprint)
-        if existing is None and finding.closed and closed_before is not None:
+        if existing is None and (_own_number(actor, finding), values["title"], finding.detected_on) in own:
+            summary.unchanged += 1  # the workspace's own export, imported back: its items are here
+        elif existing is None and finding.closed and closed_before is not None:
             summary.unchanged += 1  # a closed item of a workbook imported before
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
             fresh.append((finding, {**values, "recurs_number": closed_before}))
@@ -235,6 +244,30 @@ def _classify(
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
+
+
+def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:
+    """The item number a row's POAM ID gives in this workspace's form (``POAM-12``), if it has one."""
+    found = re.fullmatch(
+        rf"{re.escape(actor.rules.id_prefix)}-([0-9]{{1,10}})", (finding.poam_id or "").strip(), re.IGNORECASE | re.ASCII
+    )
+    number = int(found.group(1)) if found else 0
+    return number if 1 <= number <= MAX_NUMBER else None
+
+
+def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakness]) -> set[tuple[int, str, date]]:
+    """(number, title, detection date) of the workspace's items that rows name by
+    their POAM ID: a row with all three the same is that item, exported from
+    here (an item logged in Slack has no fingerprint to know it by)."""
+    numbers = sorted({number for finding in findings if (number := _own_number(actor, finding)) is not None})
+    own: set[tuple[int, str, date]] = set()
+    for chunk in _chunks(numbers):
+        rows = session.execute(
+            sa_select(col(Item.number), col(Item.title), col(Item.detected_on))
+            .where(col(Item.team_id) == actor.team_id, col(Item.number).in_(chunk))
+        )
+        own.update((number, title, detected_on) for number, title, detected_on in rows)
+    return own
 
 
 def check_findings(
