@@ -65,7 +65,7 @@ from bot.poam.review import (
     withdraw_request,
 )
 from bot.poam.severity import Severity
-from bot.poam.systems import add_system
+from bot.poam.systems import add_system, change_system
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ReviewRequest
 from tests import db
@@ -442,6 +442,23 @@ def test_system_ao_decides_for_their_system_only(engine: Engine, people: People)
     )
     run(engine, lambda s: decide(s, people.sysao, number=payroll, approve=True))
     assert fetch(engine, payroll).due_on == date(2027, 3, 1)
+
+
+def test_a_system_ao_removed_or_replaced_decides_no_more(engine: Engine, people: People) -> None:
+    run(engine, lambda s: add_system(s, people.admin, name="Payroll", ao_user_id=SYSAO))
+    number = new_item(engine, people, system_name="Payroll")
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 3, 1), reason="x"))
+    run(engine, lambda s: change_system(s, people.admin, name="Payroll", ao_user_id=BOB))
+    assert_refused(
+        engine, lambda s: decide(s, people.sysao, number=number, approve=True), PermissionDenied,
+        "Only the authorizing official can decide it.",
+    )
+    run(engine, lambda s: change_system(s, people.admin, name="Payroll", remove_ao=True))
+    assert_refused(
+        engine, lambda s: decide(s, people.bob, number=number, approve=True), PermissionDenied,
+        "Only the authorizing official can decide it.",
+    )
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))  # the AO by role still may
 
 
 def test_nobody_but_the_ao_decides(engine: Engine, people: People) -> None:

@@ -23,6 +23,7 @@ from bot.poam.systems import (
     DEFAULT_SYSTEM_NAME,
     Impact,
     add_system,
+    change_system,
     ensure_workspace,
     find_system,
     list_systems,
@@ -357,6 +358,54 @@ def test_add_system(engine: Engine, admin: Actor) -> None:
     assert len(events(engine)) == 4
     with unit_of_work(engine) as session:
         assert audit.verify_chain(session, team_id=TEAM).ok
+
+
+def test_change_system(engine: Engine, admin: Actor) -> None:
+    run(engine, lambda s: add_system(s, admin, name="Payroll", ao_user_id="U00000AO"))
+    system, changes = run(engine, lambda s: change_system(
+        s, admin, name=" payroll ", impact=Impact.HIGH, organization=" Acme ", ao_user_id="U0000AO2"
+    ))
+    assert (system.name, system.impact, system.organization, system.ao_user_id) == ("Payroll", "high", "Acme", "U0000AO2")
+    assert changes == {"impact": {"from": "moderate", "to": "high"}, "organization": {"from": None, "to": "Acme"},
+                       "ao": {"from": "U00000AO", "to": "U0000AO2"}}
+    assert (events(engine)[-1].action, events(engine)[-1].details) == ("system.changed", {"system": "Payroll", **changes})
+    # Only what is named changes; the AO can be removed.
+    system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", remove_ao=True))
+    assert (system.impact, system.organization, system.ao_user_id) == ("high", "Acme", None)
+    assert changes == {"ao": {"from": "U0000AO2", "to": None}}
+    # The same settings again: nothing written.
+    before = snapshot(engine)
+    assert run(engine, lambda s: change_system(s, admin, name="Payroll", impact=Impact.HIGH, remove_ao=True))[1] == {}
+    assert snapshot(engine) == before
+    with unit_of_work(engine) as session:
+        assert audit.verify_chain(session, team_id=TEAM).ok
+
+
+def test_change_system_refusals(
+    engine: Engine, admin: Actor, alice: Actor, make_actor: Callable[..., Actor]
+) -> None:
+    run(engine, lambda s: add_system(s, admin, name="Payroll", ao_user_id="U00000AO"))
+    outsider = make_actor(ADMIN, Role.ADMIN, team=OTHER_TEAM)
+    run(engine, lambda s: list_systems(s, outsider))  # its workspace exists
+    before = snapshot(engine)
+    cases: list[tuple[Actor, dict[str, Any], type[PoamError], str]] = [
+        (alice, {"impact": Impact.LOW}, PermissionDenied, "Only a POA&M admin can change a system."),
+        (admin, {}, InvalidInput, "Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO)."),
+        (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidInput,
+         "Name one authorizing official, or `ao:none` for none."),
+        (admin, {"ao_user_id": "@carol"}, InvalidInput,
+         "`@carol` is not a Slack user (AO) id; mention the person, like @jane."),
+        (admin, {"organization": "o" * 201}, InvalidInput, "The organization is 201 characters long; the limit is 200."),
+        (admin, {"name": "Payrol", "impact": Impact.LOW}, NotFound,
+         "There is no system called `Payrol`; `/poam systems` lists them."),
+        # Another workspace's admin cannot reach this one's system by its name.
+        (outsider, {"remove_ao": True}, NotFound,
+         "There is no system called `Payroll`; `/poam systems` lists them."),
+    ]
+    for actor, arguments, error, message in cases:
+        arguments = {"name": "Payroll", **arguments}
+        assert_refused(engine, lambda s, a=actor, kw=arguments: change_system(s, a, **kw), error, message)
+    assert snapshot(engine) == before
 
 
 def test_find_system(engine: Engine, admin: Actor, alice: Actor, make_actor: Callable[..., Actor]) -> None:

@@ -42,6 +42,15 @@ def user(raw: str, _: ParseContext) -> str:
     return user_id
 
 
+#: ``ao:none`` on ``system set``: the system is left without an authorizing official.
+NO_AO = "none"
+
+
+def user_or_none(raw: str, context: ParseContext) -> str:
+    """A person, or :data:`NO_AO` for ``none``."""
+    return NO_AO if raw.strip().lower() == NO_AO else user(raw, context)
+
+
 def future_date(raw: str, context: ParseContext) -> Any:
     return parse_date(raw, today=context.today, prefer="future")
 
@@ -321,6 +330,17 @@ SPECS: tuple[Spec, ...] = (
             Option("impact", impact, "low|moderate|high"),
             Option("org", text, '"…"', aliases=("organization",)),
             Option("ao", user, "@user"),
+        ),
+    ),
+    Spec(
+        "system",
+        "Change a system's impact level, organization or authorizing official.",
+        "admin",
+        (Word("set"), Rest("name", "name")),
+        (
+            Option("impact", impact, "low|moderate|high"),
+            Option("org", text, '"…"', aliases=("organization",)),
+            Option("ao", user_or_none, "@user|none"),
         ),
     ),
     Spec("roles", "List who has which role.", "anyone"),

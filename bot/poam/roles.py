@@ -128,7 +128,8 @@ def revoke_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> 
     if existing is None:
         named = named_ao_of(session, actor, user_id=user_id) if role == Role.AO else []
         raise InvalidInput(f"That person is not {role.noun} (by grant)." + (
-            f" They still decide for {_listing(named)}, named there as the authorizing official." if named else ""))
+            f" They still decide for {_listing(named)}, named there as the authorizing official"
+            " (`/poam system set <name> ao:…` changes that)." if named else ""))
     session.delete(existing)
     audit.record(session, actor, action="role.revoked", details={"user": user_id, "role": role})
 

@@ -1,7 +1,9 @@
 """Information systems: every POA&M item belongs to one.
 
 A workspace starts with a default system, created the first time the workspace
-is used (read or written); admins add more with ``/poam system add``.
+is used (read or written); admins add more with ``/poam system add`` and
+change one's impact level, organization or authorizing official with
+``/poam system set``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from bot.store.rows import Columns, rows_of
 
 DEFAULT_SYSTEM_NAME = "Default"
 MAX_SYSTEM_NAME = 80
+#: A system's columns :func:`change_system` sets, by the names its audit events use (as ``system.added``'s).
+_CHANGE_NAMES = {"impact": "impact", "organization": "organization", "ao_user_id": "ao"}
 
 
 class Impact(StrEnum):
@@ -164,3 +168,49 @@ def add_system(
     if taken:
         raise InvalidInput(f"A system called `{name}` already exists.")
     return _new_system(session, actor, name=name, impact=impact, organization=organization, ao_user_id=ao_user_id)
+
+
+def change_system(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    impact: Impact | None = None,
+    organization: str | None = None,
+    ao_user_id: str | None = None,
+    remove_ao: bool = False,
+) -> tuple[InfoSystem, dict[str, dict[str, object]]]:
+    """Change a system's impact level, organization or authorizing official
+    (admins only; ``remove_ao`` leaves it without one). Returns the system and
+    what changed, ``{"ao": {"from": old, "to": new}, …}`` (empty: it already
+    was so, and nothing is written)."""
+    require_admin(actor, "change a system")
+    if impact is None and organization is None and ao_user_id is None and not remove_ao:
+        raise InvalidInput("Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO).")
+    if ao_user_id is not None and remove_ao:
+        raise InvalidInput("Name one authorizing official, or `ao:none` for none.")
+    organization = clean_text(organization, field="The organization", limit=200, required=False)
+    if ao_user_id is not None:
+        check_user_id(ao_user_id, what="user (AO)")
+    ensure_workspace(session, actor)
+    system = session.exec(
+        select(InfoSystem).where(InfoSystem.team_id == actor.team_id, InfoSystem.name_key == name.strip().lower())
+    ).first()
+    if system is None:
+        raise NotFound(f"There is no system called `{name.strip()}`; `/poam systems` lists them.")
+    wanted: dict[str, object] = {}
+    if impact is not None:
+        wanted["impact"] = impact
+    if organization is not None:
+        wanted["organization"] = organization
+    if ao_user_id is not None or remove_ao:
+        wanted["ao_user_id"] = ao_user_id
+    changes: dict[str, dict[str, object]] = {}
+    for field, value in wanted.items():
+        if getattr(system, field) != value:
+            changes[_CHANGE_NAMES[field]] = {"from": getattr(system, field), "to": value}
+            setattr(system, field, value)
+    if changes:
+        session.add(system)
+        audit.record(session, actor, action="system.changed", details={"system": system.name, **changes})
+    return system, changes

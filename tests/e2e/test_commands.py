@@ -30,7 +30,7 @@ from bot.poam import item_details, items
 from bot.poam.clock import FixedClock
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
-from bot.store.models import Item, Milestone, MilestoneChange, RoleGrant
+from bot.store.models import AuditEvent, Item, Milestone, MilestoneChange, RoleGrant
 from tests.db import snapshot, statements
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
@@ -240,7 +240,7 @@ def test_help_lists_every_subcommand_with_its_usage(slack: SlackDriver, engine: 
         body = reply(slack.command(text_, user=ALICE))
         for key in (
             "help", "log", "list", "show", "claim", "release", "assign", "plan", "milestone add",
-            "milestone done", "milestone move", "history", "systems", "system add", "roles", "role",
+            "milestone done", "milestone move", "history", "systems", "system add", "system set", "roles", "role",
         ):
             assert usage(key) in body, (key, body)
     assert snapshot(engine) == before
@@ -862,14 +862,19 @@ def test_the_ao_a_system_names_is_listed_and_outlasts_the_role(slack: SlackDrive
     assert f"<@{CAROL}>: ao" in body and f"Authorizing officials of one system: *Pay &amp; Roll* <@{CAROL}>" in body
     body = reply(slack.raw_command(f"role {at(CAROL)} -ao", user=ADMIN))
     assert (f"<@{CAROL}> is no longer an authorizing official by role, and is still the authorizing official of "
-            "*Pay &amp; Roll*, as the system names them.") in body, body
+            "*Pay &amp; Roll*, as the system names them (`/poam system set &lt;name&gt; ao:…` changes that).") in body, body
     body = reply(slack.raw_command(f"role {at(CAROL)} +verifier", user=ADMIN))
     body = reply(slack.raw_command(f"role {at(CAROL)} -verifier", user=ADMIN))
     assert body.endswith(f"<@{CAROL}> is no longer a verifier."), body
     assert f"Authorizing officials of one system: *Pay &amp; Roll* <@{CAROL}>" in reply(slack.command("roles", user=ALICE))
     assert_refused(slack, engine, f"role {at(CAROL)} -ao", user=ADMIN, raw=True, problem=(
         "That person is not an authorizing official (by grant). They still decide for the system Pay & Roll, "
-        "named there as the authorizing official."))
+        "named there as the authorizing official (`/poam system set <name> ao:…` changes that)."))
+    body = reply(slack.raw_command('system set "pay & roll" ao:none', user=ADMIN))
+    assert f"Changed *Pay &amp; Roll*: no authorizing official (was <@{CAROL}>)." in body, body
+    assert "Authorizing officials of one system" not in reply(slack.command("roles", user=ALICE))
+    body = reply(slack.raw_command('system set "Pay & Roll" ao:none', user=ADMIN))
+    assert "*Pay &amp; Roll* already has those settings; nothing changed." in body, body
 
 
 def test_only_requests_that_check_a_role_read_the_grants(slack: SlackDriver, engine: Engine) -> None:
@@ -909,7 +914,7 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
         ("system add HR ao:carol", "`carol` is not a person"),
     ]:
         assert_malformed(slack, engine, command, problem=problem, key="system add", user=ADMIN)
-    assert_malformed(slack, engine, "system remove HR", problem="`/poam system` needs one of: add.",
+    assert_malformed(slack, engine, "system remove HR", problem="`/poam system` needs one of: add, set.",
                      key="system add", user=ADMIN)
     # The new system is usable at once.
     reply(slack.command("log Payroll export unencrypted system:payroll", user=ALICE))
@@ -917,3 +922,32 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
     assert "Payroll export unencrypted" in body
     assert "Payroll export unencrypted" not in reply(slack.command("list", user=ALICE))
     wait_threads(engine, 1)
+
+
+def test_system_set_changes_what_the_exports_say(slack: SlackDriver, engine: Engine) -> None:
+    """The default system is created at moderate impact with no AO: the
+    workbook's Impact Level and who decides must be settable afterwards."""
+    assert_refused(slack, engine, "system set default impact:high", user=ALICE,
+                   problem="Only a POA&M admin can change a system.")
+    body = reply(slack.raw_command(f'system set DEFAULT impact:high org:"Acme & Co" ao:{at(CAROL)}', user=ADMIN))
+    assert (f"Changed *Default*: impact high (was moderate); organization Acme &amp; Co (was none); "
+            f"authorizing official <@{CAROL}> (was none).") in body, body
+    assert f"*Default* · high impact · Acme &amp; Co · AO <@{CAROL}> · _default_" in reply(
+        slack.command("systems", user=ALICE))
+    with unit_of_work(engine, read_only=True) as session:
+        event = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc())).first()
+    assert event is not None and (event.action, event.details) == ("system.changed", {
+        "system": "Default", "impact": {"from": "moderate", "to": "high"},
+        "organization": {"from": None, "to": "Acme & Co"}, "ao": {"from": None, "to": CAROL},
+    })
+    for command, problem in [
+        ("system set default", "Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO)."),
+        ("system set Payroll impact:low", "There is no system called `Payroll`; `/poam systems` lists them."),
+    ]:
+        assert_refused(slack, engine, command, user=ADMIN, problem=problem)
+    for command, problem in [
+        ("system set", "The name is missing."),
+        ("system set default impact:extreme", "`extreme` is not an impact level"),
+        ("system set default ao:carol", "`carol` is not a person"),
+    ]:
+        assert_malformed(slack, engine, command, problem=problem, key="system set", user=ADMIN)
