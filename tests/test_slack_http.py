@@ -68,6 +68,7 @@ def test_response_url_posts_share_the_connection(fake: FakeSlack, connections: S
         respond = PooledRespond(response_url=fake.response_url(f"r{n}"), proxy=None, ssl=None,
                                 connections=connections)
         assert respond(text=f"answer {n}", response_type="ephemeral", replace_original=False).status_code == 200
+    wait_for(lambda: len(fake.responses) == 3)  # each is noted just after it is answered
     assert [body["text"] for body in fake.responses] == ["answer 0", "answer 1", "answer 2"]
     assert fake.responses[0] == {"text": "answer 0", "response_type": "ephemeral", "replace_original": False}
     assert fake.connections == 1
