@@ -4,7 +4,7 @@ controls, milestones and a valid audit chain."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
@@ -182,3 +182,26 @@ def test_a_row_without_a_detection_date_was_found_no_later_than_it_was_due(engin
     imported(engine, admin, [finding(1, scheduled_completion_on=date(2026, 10, 1)), finding(2)])
     assert fetch(engine, 1).detected_on == date(2026, 10, 1) == fetch(engine, 1).due_on
     assert fetch(engine, 2).detected_on == admin.today()
+
+
+def test_a_closed_row_keeps_the_day_it_closed(engine: Engine, admin: Actor) -> None:
+    """A restored workbook's closed items did not all close today (the weekly
+    digest counts what closed that week). The day is kept between detection
+    and now: a Status Date a day off across time zones refuses no file."""
+    today = admin.today()
+    tomorrow = date.fromordinal(today.toordinal() + 1)
+    imported(engine, admin, [
+        finding(1, closed=True, closed_on=date(2026, 10, 5), detector="BenchScan"),
+        finding(2, closed=True),  # no Status Date: closed when imported
+        finding(3, closed=True, closed_on=date(2026, 9, 1), scheduled_completion_on=date(2026, 9, 30)),
+        finding(4, closed=True, closed_on=tomorrow),
+        finding(5, closed=True, closed_on=date(2026, 10, 1), detected_on=date(2026, 10, 2)),
+    ])
+    assert fetch(engine, 1).closed_at == datetime(2026, 10, 5, 12, tzinfo=UTC)
+    assert fetch(engine, 2).closed_at == admin.now()
+    assert fetch(engine, 3).detected_on == date(2026, 9, 1)  # undated: found no later than it closed
+    assert fetch(engine, 4).closed_at == min(datetime.combine(today, time(12), tzinfo=UTC), admin.now())
+    assert fetch(engine, 5).closed_at == datetime(2026, 10, 2, 12, tzinfo=UTC)
+    recorded = {e.details["number"]: e.details for e in events(engine) if e.action == "item.imported"}
+    assert (recorded[1]["closed_at"], recorded[1]["detector"]) == ("2026-10-05T12:00:00+00:00", "BenchScan")
+    assert "detector" not in recorded[2]

@@ -753,6 +753,17 @@ def test_detector_source_names_a_tool_or_a_kind_of_source(source: str | None, de
     assert workbook_import.template_finding(cells, where="row 8", closed=False).detector == detector
 
 
+@pytest.mark.parametrize(("status_date", "closed_on"), [
+    (datetime(2026, 11, 5), date(2026, 11, 5)), ("2026-11-05", date(2026, 11, 5)), ("Closed", None), (None, None),
+])
+def test_a_closed_rows_status_date_is_the_day_it_closed(status_date: Any, closed_on: date | None) -> None:
+    """Not a date (some workbooks write "Closed" there): closed as of the import, never a refused file."""
+    row = template_row(POAM_ID="POAM-1", Weakness_Name="x", Asset_Identifier="h", Original_Risk_Rating="Low",
+                       Status_Date=status_date)
+    [open_one, closed] = workbook_import.parse(workbook_bytes([row], [row]), source_name="poam.xlsx")
+    assert (open_one.closed_on, closed.closed_on) == (None, closed_on)
+
+
 def bad_row(**values: Any) -> bytes:
     fields = {
         "POAM_ID": "POAM-1", "Weakness_Name": "x", "Asset_Identifier": "h", "Original_Risk_Rating": "Low",

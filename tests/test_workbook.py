@@ -16,6 +16,7 @@ from bot.interchange.importing import read_findings
 from bot.interchange.workbook_import import rating, template_finding
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
+from bot.poam.clock import FixedClock
 from bot.poam.imports import import_findings
 from bot.poam.item_details import item_details
 from bot.poam.severity import Severity
@@ -116,7 +117,7 @@ def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Act
 
 
 def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
-    engine: Engine, populated: tuple[Actor, Actor], make_actor
+    engine: Engine, populated: tuple[Actor, Actor], make_actor, clock: FixedClock
 ) -> None:  # type: ignore[no-untyped-def]
     owner, ao = populated
     with unit_of_work(engine) as s:  # an approved extension: the due date is no longer the scheduled one
@@ -126,6 +127,7 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     with unit_of_work(engine) as s:
         export(s, out, fmt=ExportFormat.XLSX, rules=owner.rules, now=owner.now(), team_id=owner.team_id,
                system_name=None, csp="Acme")
+    clock.advance(days=9)  # restored some days later
     importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
     with unit_of_work(engine) as s:
         summary = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
@@ -142,6 +144,9 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
             (m.planned_due_on, m.description) for m in old.milestones
         ]
     assert after[1].item.status == "closed"
+    assert after[1].item.closed_at.date() == before[1].item.closed_at.date() != importer.today()  # its Status Date
+    (restored_closed,) = _rows(_workbook(engine, importer)["Closed POA&M Items"])
+    assert restored_closed["Status Date"].date() == before[1].item.closed_at.date()  # and exports it again
     assert after[0].item.due_on == date(2027, 3, 1) != after[0].item.scheduled_completion_on
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")

@@ -197,7 +197,7 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         item.scheduled_completion_on,
         planned_milestones(detail.milestones, detail.changes),
         milestone_changes(detail.changes, detail.milestones),
-        item.updated_at.date(),
+        (item.closed_at or item.updated_at).date(),  # Status Date: when it last changed or closed
         "Yes" if item.vendor_dependency else "No",
         item.last_vendor_checkin_on,
         item.vendor_product,

@@ -65,6 +65,8 @@ class Finding:
     detector: str | None = None
     #: ``443/tcp`` when the scanner found the weakness on a port of ``asset``.
     port: str | None = None
+    #: When a closed item closed: a workbook's Status Date on its closed tab.
+    closed_on: date | None = None
     #: A workbook row's POAM ID (``POAM-12``): the item it is, when the workbook is this workspace's own export.
     poam_id: str | None = None
 

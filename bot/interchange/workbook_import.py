@@ -223,6 +223,7 @@ def template_finding(
         milestones=milestones(get("Planned Milestones"), where=where),
         vendor_product=get("Vendor Dependent Product Name"),
         closed=closed,
+        closed_on=_closing_day(cells.get("Status Date"), where=where) if closed else None,
     )
 
 
@@ -234,6 +235,16 @@ def _asset_and_port(identifier: str | None) -> tuple[str, str | None]:
     if found is None or not 0 < int(found.group(2)) <= 65535:
         return identifier or "", None
     return found.group(1), f"{int(found.group(2))}/{found.group(3).lower()}"
+
+
+def _closing_day(value: Cell, *, where: str) -> date | None:
+    """A closed row's Status Date: the day it closed; None when it is not a
+    date (``Closed``), as it is not worth refusing a file over: the item is
+    then closed as of its import."""
+    try:
+        return day(value, where=where, column="Status Date")
+    except ImportFormatError:
+        return None
 
 
 def _current_due(comments: str | None, *, where: str) -> date | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import insert, update
@@ -105,6 +105,8 @@ class ImportedWeakness(Protocol):
     def detector(self) -> str | None: ...
     @property
     def poam_id(self) -> str | None: ...
+    @property
+    def closed_on(self) -> date | None: ...
 
     @property
     def asset_identifier(self) -> str: ...
@@ -326,6 +328,17 @@ def import_findings(
     return summary
 
 
+def _closed_at(finding: ImportedWeakness, *, detected: date, now: datetime, today: date) -> datetime:
+    """When a closed row closed: its Status Date at noon UTC (the same day
+    wherever it is read, and what the export writes back), kept between its
+    detection and now (a date a day off across time zones is not worth
+    refusing a file for); the import's time when the file gives none."""
+    if finding.closed_on is None:
+        return now
+    closed_on = min(max(finding.closed_on, detected), today)
+    return min(datetime.combine(closed_on, time(12), tzinfo=UTC), now)
+
+
 def _insert_items(
     session: Session,
     actor: Actor,
@@ -364,6 +377,10 @@ def _insert_items(
                    "source": source_name, "status": row["status"]}
         if row["recurs_number"] is not None:
             details["recurs"] = row["recurs_number"]
+        if row["detector"] is not None:
+            details["detector"] = row["detector"]
+        if row["closed_at"] is not None:  # the file's closing day, not this event's time
+            details["closed_at"] = row["closed_at"]
         entries.append(("item.imported", item_id, details))
     for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones)):
         if child_rows:
@@ -377,9 +394,10 @@ def _item_row(
     """The ``items`` row of a new finding (every row has the same keys, as one INSERT of many needs)."""
     severity = finding.severity
     assert severity is not None
-    # A row without a detection date was found no later than today, nor than a date it was due.
+    # A row without a detection date was found no later than today, nor than a date it was due or closed.
     detected = finding.detected_on or min(
-        day for day in (actor.today(), finding.scheduled_completion_on, finding.due_on) if day is not None
+        day for day in (actor.today(), finding.scheduled_completion_on, finding.due_on, finding.closed_on)
+        if day is not None
     )
     scheduled = finding.scheduled_completion_on or finding.due_on or actor.rules.deadlines.due_date(
         severity=severity, detected_on=detected
@@ -411,7 +429,7 @@ def _item_row(
         "recurs_number": values["recurs_number"],
         "last_seen_at": now,
         "closure": Closure.IMPORTED if finding.closed else None,
-        "closed_at": now if finding.closed else None,
+        "closed_at": _closed_at(finding, detected=detected, now=now, today=actor.today()) if finding.closed else None,
         "created_by": actor.user_id,
         "created_at": now,
         "updated_at": now,
