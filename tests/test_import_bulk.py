@@ -4,6 +4,7 @@ controls, milestones and a valid audit chain."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.commands.views.cards import item_card
 from bot.interchange.fedramp import COLUMNS, row
 from bot.interchange.findings import Finding, Milestone
 from bot.interchange.json_export import item_document
+from bot.interchange.workbook_import import template_finding
 from bot.poam import audit, items
 from bot.poam.actor import Actor
 from bot.poam.clock import FixedClock
@@ -205,3 +207,46 @@ def test_a_closed_row_keeps_the_day_it_closed(engine: Engine, admin: Actor) -> N
     recorded = {e.details["number"]: e.details for e in events(engine) if e.action == "item.imported"}
     assert (recorded[1]["closed_at"], recorded[1]["detector"]) == ("2026-10-05T12:00:00+00:00", "BenchScan")
     assert "detector" not in recorded[2]
+
+
+@pytest.mark.parametrize(("earlier_cell", "cell"), [
+    ("172.246.15.3 (80/TCP)", "172.246.15.3 (80/TCP)"),  # read whole before the port had a field
+    ("db-01, db-02", "db-01\ndb-02"),  # our export's separator before the template's new line
+    ("db-01\ndb-02", "db-01, db-02"),
+])
+@pytest.mark.parametrize("closed", [False, True])
+def test_items_an_earlier_version_imported_are_known_again(
+    engine: Engine, admin: Actor, earlier_cell: str, cell: str, closed: bool
+) -> None:
+    """An earlier version fingerprinted a workbook row by its Asset Identifier as written."""
+    earlier = Finding(tool="Nessus", rule_id="12345", asset=earlier_cell, title="Open port", severity=Severity.HIGH,
+                      where="row 8", closed=closed)
+    imported(engine, admin, [earlier])
+    cells = {column: None for column in COLUMNS} | {
+        "POAM ID": "V-1", "Weakness Name": "Open port", "Weakness Detector Source": "Nessus",
+        "Weakness Source Identifier": "12345", "Asset Identifier": cell, "Original Risk Rating": "High",
+    }
+    again = imported(engine, admin, [template_finding(cells, where="row 8", closed=closed)])
+    assert (again.new, again.updated + again.unchanged) == (0, 1)
+
+
+def test_long_tool_names_are_cut_and_a_port_too_long_to_show_is_left_out(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """Files that imported before the tool's name and the port were kept still do."""
+    long_asset = replace(finding(2), asset="h" * 195, port="443/tcp")
+    imported(engine, admin, [finding(1, detector="T" * 150), long_asset])
+    assert fetch(engine, 1).detector == "T" * 100
+    assert fetch(engine, 2).assets == ["h" * 195]
+    clock.advance(minutes=1)
+    again = imported(engine, admin, [long_asset])
+    assert (again.new, again.updated) == (0, 1)
+
+
+def test_a_rescan_names_the_tool_of_items_imported_without_it(engine: Engine, admin: Actor, clock: FixedClock) -> None:
+    imported(engine, admin, [finding(1), finding(2, detector="Other")])  # as items were before they kept it
+    clock.advance(minutes=1)
+    imported(engine, admin, [finding(1, detector="BenchScan"), finding(2, detector="BenchScan")])
+    assert (fetch(engine, 1).detector, fetch(engine, 2).detector) == ("BenchScan", "Other")
+    completed = [e.details for e in events(engine) if e.action == "import.completed"]
+    assert completed[-1]["tools_named"] == 1 and "tools_named" not in completed[0]

@@ -232,16 +232,17 @@ def walk(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
             yield from walk(value, f"{path}[{index}]")
 
 
-REFERENCES: dict[str, str | tuple[str, ...]] = {
+REFERENCES = {
     "observation-uuid": "observations",
     "risk-uuid": "risks",
     "party-uuid": "parties",
     "party-uuids": "parties",
-    "actor-uuid": ("parties", "components"),  # people, and the tools that found a weakness
     "subject-uuid": "inventory-items",
     "response-uuid": "remediations",
     "task-uuid": "tasks",
 }
+#: An actor refers by its type: a person to a party, a tool to a component.
+ACTORS = {"party": "parties", "tool": "components"}
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 TIMESTAMP_KEYS = {"last-modified", "collected", "deadline", "start", "end", "date"}
 
@@ -253,8 +254,7 @@ def assert_valid(document: dict[str, Any]) -> PlanOfActionAndMilestones:
     assert isinstance(poam, PlanOfActionAndMilestones)
     poam.oscal_serialize_json()  # trestle refuses to write a datetime without a time zone
     body = document["plan-of-action-and-milestones"]
-    kinds = {key: (kind,) if isinstance(kind, str) else kind for key, kind in REFERENCES.items()}
-    defined: dict[str, set[str]] = {kind: set() for names in kinds.values() for kind in names}
+    defined: dict[str, set[str]] = {kind: set() for kind in {*REFERENCES.values(), *ACTORS.values()}}
     for path, node in walk(body):
         assert node is not None and node != [] and node != {}, f"{path} is empty"
         key = path.rsplit("/", 1)[-1].split("[")[0]
@@ -269,7 +269,9 @@ def assert_valid(document: dict[str, Any]) -> PlanOfActionAndMilestones:
         key = path.rsplit("/", 1)[-1].split("[")[0]
         if key in REFERENCES and not path.endswith("]"):
             for value in node if isinstance(node, list) else [node]:
-                assert any(value in defined[kind] for kind in kinds[key]), f"{path} = {value} refers to nothing"
+                assert value in defined[REFERENCES[key]], f"{path} = {value} refers to nothing"
+        if isinstance(node, dict) and "actor-uuid" in node:
+            assert node["actor-uuid"] in defined[ACTORS[node["type"]]], f"{path} refers to no {node['type']}"
     return poam
 
 

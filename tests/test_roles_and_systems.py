@@ -369,10 +369,12 @@ def test_change_system(engine: Engine, admin: Actor) -> None:
     assert changes == {"impact": {"from": "moderate", "to": "high"}, "organization": {"from": None, "to": "Acme"},
                        "ao": {"from": "U00000AO", "to": "U0000AO2"}}
     assert (events(engine)[-1].action, events(engine)[-1].details) == ("system.changed", {"system": "Payroll", **changes})
-    # Only what is named changes; the AO can be removed.
+    # Only what is named changes; the AO and the organization can be removed.
     system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", remove_ao=True))
     assert (system.impact, system.organization, system.ao_user_id) == ("high", "Acme", None)
     assert changes == {"ao": {"from": "U0000AO2", "to": None}}
+    system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", remove_organization=True))
+    assert (system.organization, changes) == (None, {"organization": {"from": "Acme", "to": None}})
     # The same settings again: nothing written.
     before = snapshot(engine)
     assert run(engine, lambda s: change_system(s, admin, name="Payroll", impact=Impact.HIGH, remove_ao=True))[1] == {}
@@ -390,9 +392,11 @@ def test_change_system_refusals(
     before = snapshot(engine)
     cases: list[tuple[Actor, dict[str, Any], type[PoamError], str]] = [
         (alice, {"impact": Impact.LOW}, PermissionDenied, "Only a POA&M admin can change a system."),
-        (admin, {}, InvalidInput, "Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO)."),
+        (admin, {}, InvalidInput, "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
         (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidInput,
-         "Name one authorizing official, or `ao:none` for none."),
+         "Give one value for each setting, or `none` to remove it."),
+        (admin, {"organization": "Acme", "remove_organization": True}, InvalidInput,
+         "Give one value for each setting, or `none` to remove it."),
         (admin, {"ao_user_id": "@carol"}, InvalidInput,
          "`@carol` is not a Slack user (AO) id; mention the person, like @jane."),
         (admin, {"organization": "o" * 201}, InvalidInput, "The organization is 201 characters long; the limit is 200."),

@@ -189,23 +189,36 @@ def test_the_workspaces_own_export_imported_back_adds_nothing(
     engine: Engine, populated: tuple[Actor, Actor], make_actor
 ) -> None:  # type: ignore[no-untyped-def]
     """Items logged in Slack have no fingerprint: a row is known as one of the
-    workspace's items by its POAM ID, title and detection date together."""
+    workspace's items by its POAM ID, title, detection date, assets and
+    source identifier together."""
     owner, _ = populated
     admin = make_actor("U0ADMIN01", Role.ADMIN)
     workbook = _workbook_bytes(engine, owner)
     with unit_of_work(engine) as s:
         summary = import_findings(s, admin, findings=read_findings("poam.xlsx", workbook), source_name="poam.xlsx")
     assert (summary.new, summary.unchanged) == (0, 2)  # one open item, one closed
-    book = openpyxl.load_workbook(io.BytesIO(workbook))
-    book["Open POA&M Items"]["C8"] = "TLS 1.0 on the load balancers"  # another weakness under a number of ours
-    book["Closed POA&M Items"]["A8"] = "POAM-7"  # no such item here
+
+
+@pytest.mark.parametrize(("cell", "value"), [
+    ("A8", "POAM-7"),  # no such item here
+    ("C8", "TLS 1.0 on the load balancers"),  # another weakness under a number of ours
+    ("G8", "lb-03"),  # the same scanner finding on another host
+    ("F8", "104743"),
+    ("K8", datetime(2026, 11, 3)),
+])
+def test_a_row_that_differs_from_the_item_its_number_names_is_imported(
+    engine: Engine, populated: tuple[Actor, Actor], make_actor, cell: str, value: object
+) -> None:  # type: ignore[no-untyped-def]
+    owner, _ = populated
+    admin = make_actor("U0ADMIN01", Role.ADMIN)
+    book = _workbook(engine, owner)
+    book["Open POA&M Items"][cell] = value
     edited = io.BytesIO()
     book.save(edited)
     with unit_of_work(engine) as s:
         summary = import_findings(s, admin, findings=read_findings("poam.xlsx", edited.getvalue()),
                                   source_name="poam.xlsx")
-        assert (summary.new, summary.unchanged) == (2, 0)
-        assert items.load_item(s, admin, number=3).title == "TLS 1.0 on the load balancers"
+    assert (summary.new, summary.unchanged) == (1, 1)
 
 
 def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from bot.commands import metadata, thread_posts
 from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.named_people import learn_about
-from bot.commands.specs import NO_AO, SPECS
+from bot.commands.specs import NONE, SPECS
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
 from bot.poam import item_details, item_lists, items, milestones, review, roles, systems
@@ -274,21 +274,22 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
 
 @handles("system set")
 def system_set(request: SlackRequest, cmd: Parsed) -> Reply:
-    ao = cmd["ao"]
+    ao, org = cmd["ao"], cmd["org"]
     with request.transaction() as (session, actor):
         system, changes = systems.change_system(
             session,
             actor,
             name=cmd["name"],
             impact=cmd["impact"],
-            organization=cmd["org"],
-            ao_user_id=None if ao == NO_AO else ao,
-            remove_ao=ao == NO_AO,
+            organization=None if org == NONE else org,
+            ao_user_id=None if ao == NONE else ao,
+            remove_organization=org == NONE,
+            remove_ao=ao == NONE,
         )
     name = f"*{escape(system.name)}*"
     if not changes:
         return Reply(text="Nothing changed", blocks=cards.done(f"{name} already has those settings; nothing changed."))
-    if ao and ao != NO_AO:
+    if ao and ao != NONE:
         learn_about(request, [ao])
     return Reply(text="System changed", blocks=cards.done(f"Changed {name}: " + "; ".join(
         _system_change(what, change) for what, change in changes.items()
@@ -296,15 +297,16 @@ def system_set(request: SlackRequest, cmd: Parsed) -> Reply:
 
 
 def _system_change(what: str, change: dict[str, object]) -> str:
-    """``AO <@U1> (was <@U2>)``, ``impact high (was moderate)``, ``no AO (was <@U2>)``."""
+    """``authorizing official <@U1> (was <@U2>)``, ``impact high (was moderate)``,
+    ``no organization (was Acme)``."""
     def shown(value: object) -> str:
         if value is None:
             return "none"
         return mention(str(value)) if what == "ao" else escape(str(value))
 
-    if what == "ao" and change["to"] is None:
-        return f"no authorizing official (was {shown(change['from'])})"
     label = {"ao": "authorizing official", "impact": "impact", "organization": "organization"}[what]
+    if change["to"] is None:
+        return f"no {label} (was {shown(change['from'])})"
     return f"{label} {shown(change['to'])} (was {shown(change['from'])})"
 
 

@@ -42,13 +42,18 @@ def user(raw: str, _: ParseContext) -> str:
     return user_id
 
 
-#: ``ao:none`` on ``system set``: the system is left without an authorizing official.
-NO_AO = "none"
+#: ``ao:none``, ``org:none`` on ``system set``: the system is left without one.
+NONE = "none"
 
 
 def user_or_none(raw: str, context: ParseContext) -> str:
-    """A person, or :data:`NO_AO` for ``none``."""
-    return NO_AO if raw.strip().lower() == NO_AO else user(raw, context)
+    """A person, or :data:`NONE`."""
+    return NONE if raw.strip().lower() == NONE else user(raw, context)
+
+
+def text_or_none(raw: str, context: ParseContext) -> str:
+    """Text, or :data:`NONE` for the word none (any case)."""
+    return NONE if raw.strip().lower() == NONE else text(raw, context)
 
 
 def future_date(raw: str, context: ParseContext) -> Any:
@@ -339,7 +344,7 @@ SPECS: tuple[Spec, ...] = (
         (Word("set"), Rest("name", "name")),
         (
             Option("impact", impact, "low|moderate|high"),
-            Option("org", text, '"…"', aliases=("organization",)),
+            Option("org", text_or_none, '"…"|none', aliases=("organization",)),
             Option("ao", user_or_none, "@user|none"),
         ),
     ),

@@ -67,6 +67,11 @@ class Finding:
     port: str | None = None
     #: When a closed item closed: a workbook's Status Date on its closed tab.
     closed_on: date | None = None
+    #: (rule, asset) pairs an earlier version of the importer fingerprinted
+    #: this finding by (same tool): a workbook row's Weakness Source
+    #: Identifier and Asset Identifier as written, or its assets joined by
+    #: ", " (our export's old separator) or by lines.
+    earlier_keys: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     #: A workbook row's POAM ID (``POAM-12``): the item it is, when the workbook is this workspace's own export.
     poam_id: str | None = None
 
@@ -83,6 +88,16 @@ class Finding:
         """Same tool, rule (with its port) and asset → same weakness (re-imports
         update, never duplicate). The rule and port join as ``19506/443/tcp``,
         as they did before the port had a field of its own."""
-        rule = f"{self.rule_id}/{self.port}" if self.port else self.rule_id
-        key = "\x1f".join(part.strip().lower() for part in (self.tool, rule, self.asset))
-        return hashlib.sha256(key.encode()).hexdigest()
+        return _fingerprint(self.tool, f"{self.rule_id}/{self.port}" if self.port else self.rule_id, self.asset)
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """:attr:`fingerprint`, then any other an item imported by an earlier
+        version may carry for this weakness (:attr:`earlier_keys`)."""
+        earlier = (_fingerprint(self.tool, rule, asset) for rule, asset in self.earlier_keys)
+        return tuple(dict.fromkeys((self.fingerprint, *earlier)))
+
+
+def _fingerprint(tool: str, rule: str, asset: str) -> str:
+    key = "\x1f".join(part.strip().lower() for part in (tool, rule, asset))
+    return hashlib.sha256(key.encode()).hexdigest()

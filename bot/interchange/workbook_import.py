@@ -197,13 +197,16 @@ def template_finding(
     controls = [part for part in _CONTROL_SEPARATOR.split(get("Controls") or "") if part.strip()]
     cves = [part for part in LIST_SEPARATOR.split(get("CVE") or "") if part]
     detector = get("Weakness Detector Source")
-    asset, port = _asset_and_port(get("Asset Identifier"))
+    cell = get("Asset Identifier") or ""
+    asset, port = _asset_and_port(cell)
+    assets = [part.strip() for part in re.split(r"[,\n]", cell) if part.strip()]
     return Finding(
         tool=detector or "",
         detector=detector if detector and fields.Source.named(detector) is None else None,
         rule_id=rule_id,
         asset=asset,
         port=port,
+        earlier_keys=tuple((rule_id, form) for form in dict.fromkeys((cell, ", ".join(assets), "\n".join(assets)))),
         poam_id=get("POAM ID"),
         title=title,
         severity=rating(get("Original Risk Rating"), get("Comments"), where=where),

@@ -112,6 +112,8 @@ class ImportedWeakness(Protocol):
     def asset_identifier(self) -> str: ...
     @property
     def fingerprint(self) -> str: ...
+    @property
+    def fingerprints(self) -> tuple[str, ...]: ...
 
 
 @dataclass
@@ -143,9 +145,13 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
             "title": clean_text(finding.title, field="The title", limit=MAX_TITLE),
             "description": clean_text(finding.description, field="The description", limit=MAX_DESCRIPTION, required=False),
             "source_identifier": clean_text(finding.rule_id, field="The rule id", limit=200, required=False),
-            "detector": clean_text(finding.detector, field="The tool's name", limit=MAX_DETECTOR, required=False),
+            # Cut, not refused: a tool's name is only shown (the fingerprint keeps it whole).
+            "detector": clean_text(
+                finding.detector[:MAX_DETECTOR] if finding.detector else None,
+                field="The tool's name", limit=MAX_DETECTOR, required=False,
+            ),
             # A workbook's Asset Identifier cell lists several, one per line or comma-separated.
-            "assets": fields.assets(re.split(r"[,\n]", finding.asset_identifier)) if finding.asset else [],
+            "assets": fields.assets(re.split(r"[,\n]", _asset_identifier(finding))) if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
             "remediation_plan": clean_text(finding.remediation_plan, field="The plan", limit=MAX_PLAN, required=False),
@@ -170,6 +176,13 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
     return values
 
 
+def _asset_identifier(finding: ImportedWeakness) -> str:
+    """The asset with its port (``10.0.0.5 (443/TCP)``), or without it where the
+    port would make it too long to store (the fingerprint keeps the port)."""
+    identifier = finding.asset_identifier
+    return finding.asset if len(identifier) > fields.MAX_ASSET_LENGTH else identifier
+
+
 def _chunks(values: Sequence[T], size: int = _BATCH) -> Iterator[Sequence[T]]:
     """``values`` in consecutive slices of ``size``."""
     for start in range(0, len(values), size):
@@ -183,7 +196,8 @@ class _Classified:
     summary: ImportSummary
     system_id: int
     fresh: list[tuple[ImportedWeakness, dict[str, object]]]
-    seen_again: list[int]
+    #: Open items found again: their ids, with the tool's name the file gives.
+    seen_again: list[tuple[int, str | None]]
     #: Open findings found again after a closed one in the same file: their
     #: place in ``fresh`` → the closed one's (linked once both have numbers).
     recurs_in_file: dict[int, int]
@@ -200,7 +214,7 @@ def _classify(
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
     closed_by_print: dict[str | None, int] = {}  # the latest closed item of each weakness
-    prints = sorted({finding.fingerprint for finding, _ in checked})
+    prints = sorted({fingerprint for finding, _ in checked for fingerprint in finding.fingerprints})
     for chunk in _chunks(prints):  # an IN list per chunk: SQLite takes at most 32,766 parameters
         found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
             col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at)
@@ -213,7 +227,7 @@ def _classify(
                 open_by_print[fingerprint] = (item_id, last_seen_at)
     own = _own_items(session, actor, [finding for finding, _ in checked])
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
-    seen_again: list[int] = []
+    seen_again: list[tuple[int, str | None]] = []
     # A weakness once in a file, closed and open apart: a POA&M lists a closed
     # item and the open one its weakness came back as (the open one is linked).
     seen: set[tuple[str, bool]] = set()
@@ -223,9 +237,10 @@ def _classify(
             summary.unchanged += 1
             continue
         seen.add((fingerprint, finding.closed))
-        existing = open_by_print.get(fingerprint)
-        closed_before = closed_by_print.get(fingerprint)
-        if existing is None and (_own_number(actor, finding), values["title"], finding.detected_on) in own:
+        known = finding.fingerprints  # an item imported by an earlier version may carry another
+        existing = next((open_by_print[key] for key in known if key in open_by_print), None)
+        closed_before = max((closed_by_print[key] for key in known if key in closed_by_print), default=None)
+        if existing is None and _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and finding.closed and closed_before is not None:
             summary.unchanged += 1  # a closed item of a workbook imported before
@@ -234,7 +249,7 @@ def _classify(
         elif existing[1] == now:
             summary.unchanged += 1
         else:
-            seen_again.append(existing[0])
+            seen_again.append((existing[0], cast("str | None", values["detector"])))
             summary.updated += 1
     summary.new = len(fresh)
     closed_in_file = {finding.fingerprint: index for index, (finding, _) in enumerate(fresh) if finding.closed}
@@ -257,18 +272,34 @@ def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:
     return number if 1 <= number <= MAX_NUMBER else None
 
 
-def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakness]) -> set[tuple[int, str, date]]:
-    """(number, title, detection date) of the workspace's items that rows name by
-    their POAM ID: a row with all three the same is that item, exported from
-    here (an item logged in Slack has no fingerprint to know it by)."""
+#: What tells an item of the workspace from a row of its own export: number,
+#: title, detection date, assets (lower-cased, in order) and source identifier.
+_OwnKey = tuple[int | None, object, date | None, tuple[str, ...], object]
+
+
+def _own_key(actor: Actor, finding: ImportedWeakness, values: dict[str, object]) -> _OwnKey:
+    assets = tuple(asset.lower() for asset in cast("list[str]", values["assets"]))
+    return (_own_number(actor, finding), values["title"], finding.detected_on, assets, values["source_identifier"])
+
+
+def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakness]) -> set[_OwnKey]:
+    """The :func:`_own_key` of the workspace's items that rows name by their
+    POAM ID: a row with the same key is that item, exported from here (an item
+    logged in Slack has no fingerprint to know it by). The export writes the
+    POAM ID where an item has no source identifier, and the import reads it so."""
     numbers = sorted({number for finding in findings if (number := _own_number(actor, finding)) is not None})
-    own: set[tuple[int, str, date]] = set()
+    own: set[_OwnKey] = set()
     for chunk in _chunks(numbers):
         rows = session.execute(
-            sa_select(col(Item.number), col(Item.title), col(Item.detected_on))
+            sa_select(col(Item.number), col(Item.title), col(Item.detected_on), col(Item.assets),
+                      col(Item.source_identifier))
             .where(col(Item.team_id) == actor.team_id, col(Item.number).in_(chunk))
         )
-        own.update((number, title, detected_on) for number, title, detected_on in rows)
+        own.update(
+            (number, title, detected_on, tuple(asset.lower() for asset in assets),
+             source_identifier or actor.rules.label(number))
+            for number, title, detected_on, assets, source_identifier in rows
+        )
     return own
 
 
@@ -301,10 +332,11 @@ def import_findings(
     plan = _classify(session, actor, findings, system_name)
     summary = plan.summary
     items = table_of(Item)
-    for chunk in _chunks(plan.seen_again):
+    for chunk in _chunks([item_id for item_id, _ in plan.seen_again]):
         session.exec(
             update(items).where(items.c.team_id == actor.team_id, items.c.id.in_(chunk)).values(last_seen_at=actor.now())
         )
+    named = _name_tools(session, actor, plan.seen_again)
     numbers = counters.reserve_item_numbers(session, team_id=actor.team_id, count=summary.new) if summary.new else range(0)
     fresh = list(plan.fresh)
     for index, closed_index in plan.recurs_in_file.items():
@@ -322,10 +354,29 @@ def import_findings(
             *imported,
             ("import.completed", None, {"source": source_name, "new": summary.new, "recurring": summary.recurring,
                                         "unassigned": summary.unassigned, "updated": summary.updated,
-                                        "unchanged": summary.unchanged, "skipped": summary.skipped}),
+                                        "unchanged": summary.unchanged, "skipped": summary.skipped,
+                                        **({"tools_named": named} if named else {})}),
         ],
     )
     return summary
+
+
+def _name_tools(session: Session, actor: Actor, seen_again: Sequence[tuple[int, str | None]]) -> int:
+    """Items imported before items kept the scanner's name learn it from the
+    next scan that finds them (one UPDATE per tool and batch; nothing else
+    changes); returns how many did, for the import's audit event."""
+    items = table_of(Item)
+    by_tool: dict[str, list[int]] = {}
+    for item_id, tool in seen_again:
+        if tool is not None:
+            by_tool.setdefault(tool, []).append(item_id)
+    named = 0
+    for tool, ids in by_tool.items():
+        for chunk in _chunks(ids):
+            named += session.execute(update(items).where(
+                items.c.team_id == actor.team_id, items.c.id.in_(chunk), items.c.detector.is_(None)
+            ).values(detector=tool)).rowcount  # type: ignore[attr-defined]
+    return named
 
 
 def _closed_at(finding: ImportedWeakness, *, detected: date, now: datetime, today: date) -> datetime:

@@ -178,21 +178,24 @@ def change_system(
     impact: Impact | None = None,
     organization: str | None = None,
     ao_user_id: str | None = None,
+    remove_organization: bool = False,
     remove_ao: bool = False,
 ) -> tuple[InfoSystem, dict[str, dict[str, object]]]:
     """Change a system's impact level, organization or authorizing official
-    (admins only; ``remove_ao`` leaves it without one). Returns the system and
+    (admins only; ``remove_…`` leaves it without one). Returns the system and
     what changed, ``{"ao": {"from": old, "to": new}, …}`` (empty: it already
     was so, and nothing is written)."""
     require_admin(actor, "change a system")
-    if impact is None and organization is None and ao_user_id is None and not remove_ao:
-        raise InvalidInput("Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO).")
-    if ao_user_id is not None and remove_ao:
-        raise InvalidInput("Name one authorizing official, or `ao:none` for none.")
+    if impact is None and organization is None and ao_user_id is None and not remove_organization and not remove_ao:
+        raise InvalidInput("Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them).")
+    if (ao_user_id is not None and remove_ao) or (organization is not None and remove_organization):
+        raise InvalidInput("Give one value for each setting, or `none` to remove it.")
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
     ensure_workspace(session, actor)
+    # As add_system: one change of a workspace's systems at a time, so each records the value it replaced.
+    counters.lock_workspace(session, team_id=actor.team_id)
     system = session.exec(
         select(InfoSystem).where(InfoSystem.team_id == actor.team_id, InfoSystem.name_key == name.strip().lower())
     ).first()
@@ -201,7 +204,7 @@ def change_system(
     wanted: dict[str, object] = {}
     if impact is not None:
         wanted["impact"] = impact
-    if organization is not None:
+    if organization is not None or remove_organization:
         wanted["organization"] = organization
     if ao_user_id is not None or remove_ao:
         wanted["ao_user_id"] = ao_user_id

@@ -940,8 +940,10 @@ def test_system_set_changes_what_the_exports_say(slack: SlackDriver, engine: Eng
         "system": "Default", "impact": {"from": "moderate", "to": "high"},
         "organization": {"from": None, "to": "Acme & Co"}, "ao": {"from": None, "to": CAROL},
     })
+    body = reply(slack.raw_command("system set default org:NONE", user=ADMIN))
+    assert "Changed *Default*: no organization (was Acme &amp; Co)." in body, body
     for command, problem in [
-        ("system set default", "Say what to change: `impact:`, `org:` or `ao:` (`ao:none` removes the AO)."),
+        ("system set default", "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
         ("system set Payroll impact:low", "There is no system called `Payroll`; `/poam systems` lists them."),
     ]:
         assert_refused(slack, engine, command, user=ADMIN, problem=problem)
