@@ -443,6 +443,7 @@ def test_fedramp_props_and_risk_ratings(workspace: Engine) -> None:
     assert deviations("POAM-7") == ([], ["pending"], [])
     assert deviations("POAM-8") == ([], ["approved"], [])
     assert deviations("POAM-11") == ([], [], ["approved"])
+    assert deviations("POAM-5") == ([], [], ["approved"])  # risk accepted by the AO: an OR in FedRAMP's terms
     assert props(items["POAM-2"][2], "vendor-dependency") == ["tracking"]
     assert props(items["POAM-1"][2], "vendor-dependency") == []
     eight = items["POAM-8"][2]

@@ -861,6 +861,33 @@ def test_deviation_columns_say_yes_no_pending(engine: Engine, people: People) ->
     assert documents[approved_or]["risk_accepted_until"] == "2027-06-01"
 
 
+def test_operational_requirement_says_yes_while_the_risk_stays_accepted(
+    engine: Engine, people: People, clock: FixedClock
+) -> None:
+    """By an approved OR or by accept-risk, as OSCAL's deviation-approved says;
+    once the acceptance lapses the item is due again, and says No."""
+    accepted = new_item(engine, people)
+    run(engine, lambda s: accept_risk(s, people.otto, number=accepted, until=date(2026, 12, 1), rationale="WAF rule."))
+    approved_or = new_item(engine, people)
+    run(engine, lambda s: request_deviation(s, people.alice, number=approved_or,
+                                            deviation=Deviation.OPERATIONAL_REQUIREMENT, rationale="Why.",
+                                            until=date(2026, 12, 1)))
+    run(engine, lambda s: decide(s, people.otto, number=approved_or, approve=True))
+    accepted_high = new_item(engine, people, severity=Severity.HIGH)  # an OR is never approved for High
+    run(engine, lambda s: accept_risk(s, people.otto, number=accepted_high, until=date(2026, 12, 1), rationale="x"))
+
+    def columns() -> dict[int, tuple[str, str]]:
+        return {int(row["POAM ID"].split("-")[1]): (row["Operational Requirement"], row["Deviation Rationale"])
+                for row in export_csv(engine)}
+
+    assert columns() == {accepted: ("Yes", "Operational requirement: WAF rule."),
+                         approved_or: ("Yes", "Operational requirement: Why."), accepted_high: ("No", "")}
+    clock.advance(days=12)
+    assert [expired.number for expired in _expire(engine, clock)] == [accepted, approved_or, accepted_high]
+    assert columns() == {accepted: ("No", ""), approved_or: ("No", ""), accepted_high: ("No", "")}
+    assert all(f"by {OTTO} on 2026-11-20" in row["Comments"] for row in export_csv(engine))  # still on record
+
+
 # ---------------------------------------------------------------- requests: one at a time, withdraw, the record
 
 

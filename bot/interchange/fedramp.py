@@ -110,19 +110,54 @@ def milestone_changes(changes: list[ChangeRow], milestones: list[MilestoneRow]) 
     return "\n\n".join(lines)
 
 
+def deviation_status(detail: ItemDetail, deviation: Deviation) -> RequestStatus | None:
+    """Where the item stands on one kind of deviation: approved, pending or
+    withdrawn; None when never asked or only rejected. An operational
+    requirement stands only while the item's risk is accepted (by an approved
+    request or ``accept-risk``, as OSCAL's status says; see
+    :func:`_accepted_as_operational_requirement`): once that lapses the item
+    is back in work, and saying "Yes" would hide that it is due."""
+    statuses = {r.status for r in detail.requests if r.kind == RequestKind.DEVIATION and r.deviation == deviation}
+    if deviation is Deviation.OPERATIONAL_REQUIREMENT:
+        if _accepted_as_operational_requirement(detail):
+            return RequestStatus.APPROVED
+        statuses.discard(RequestStatus.APPROVED)
+    for status in (RequestStatus.APPROVED, RequestStatus.PENDING, RequestStatus.WITHDRAWN):
+        if status in statuses:
+            return status
+    return None
+
+
+def _accepted_as_operational_requirement(detail: ItemDetail) -> bool:
+    """The item's risk is accepted, and at a rating an operational requirement
+    may have: never High (DOMAIN.md), so the AO's ``accept-risk`` of a High
+    item shows only in Comments and OSCAL's status, never as an OR."""
+    item = detail.item
+    return item.status == Status.RISK_ACCEPTED and risk_rating(item.adjusted_severity or item.severity) != "High"
+
+
 def deviation_answer(detail: ItemDetail, deviation: Deviation) -> str:
     """The template's Yes / No / Pending for one kind of deviation request."""
-    statuses = {r.status for r in detail.requests if r.kind == RequestKind.DEVIATION and r.deviation == deviation}
-    if RequestStatus.APPROVED in statuses:
-        return "Yes"
-    return "Pending" if RequestStatus.PENDING in statuses else "No"
+    status = deviation_status(detail, deviation)
+    return "Yes" if status == RequestStatus.APPROVED else "Pending" if status == RequestStatus.PENDING else "No"
 
 
 def deviation_rationale(detail: ItemDetail) -> str | None:
-    """The rationale of the newest approved or pending deviation request."""
+    """The rationale of the newest deviation asked for or in effect: a pending
+    request, an approved false positive or risk adjustment, an approved
+    operational requirement or accepted risk while the risk stays accepted."""
+    accepted = _accepted_as_operational_requirement(detail)
     for request in reversed(detail.requests):
-        if request.kind == RequestKind.DEVIATION and request.status in (RequestStatus.APPROVED, RequestStatus.PENDING):
+        if request.kind == RequestKind.DEVIATION and request.status == RequestStatus.PENDING:
             return f"{Deviation.asked(request.deviation).label.capitalize()}: {request.text}"
+        if request.status != RequestStatus.APPROVED:
+            continue
+        if request.kind == RequestKind.DEVIATION and (
+            accepted or Deviation.asked(request.deviation) is not Deviation.OPERATIONAL_REQUIREMENT
+        ):
+            return f"{Deviation.asked(request.deviation).label.capitalize()}: {request.text}"
+        if request.kind == RequestKind.RISK_ACCEPTANCE and accepted:
+            return f"{Deviation.OPERATIONAL_REQUIREMENT.label.capitalize()}: {request.text}"
     return None
 
 

@@ -44,10 +44,10 @@ from typing import IO, Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from bot.interchange.fedramp import Names, risk_rating
+from bot.interchange.fedramp import Names, deviation_status, risk_rating
 from bot.poam.actor import Rules
 from bot.poam.fields import Source
-from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
+from bot.poam.item_details import ItemDetail, MilestoneRow
 from bot.poam.lifecycle import Status
 from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
@@ -494,9 +494,9 @@ class _Builder:
             (Deviation.RISK_ADJUSTMENT, "risk-adjustment"),
             (Deviation.OPERATIONAL_REQUIREMENT, "operational-requirement"),
         ):
-            value = _deviation_value(detail.requests, deviation)
-            if value:
-                props.append(_prop(name, value))
+            status = deviation_status(detail, deviation)
+            if status is not None:
+                props.append(_prop(name, str(status)))
         return props
 
     def _characterizations(self, detail: ItemDetail) -> list[dict[str, Any]]:
@@ -647,16 +647,6 @@ class _Builder:
             "related-observations": [{"observation-uuid": item_uuid(team, number, "observation")}],
             "related-risks": [{"risk-uuid": item_uuid(team, number, "risk")}],
         }
-
-
-def _deviation_value(requests: Iterable[RequestRow], deviation: Deviation) -> str | None:
-    """FedRAMP's value for one deviation prop: approved, pending or withdrawn
-    (as the workbook's Yes / Pending); None when never asked, or only rejected."""
-    statuses = {r.status for r in requests if r.kind == RequestKind.DEVIATION and r.deviation == deviation}
-    for status in (RequestStatus.APPROVED, RequestStatus.PENDING, RequestStatus.WITHDRAWN):
-        if status in statuses:
-            return str(status)
-    return None
 
 
 def _chunks(details: Iterable[ItemDetail], size: int) -> Iterator[list[ItemDetail]]:
