@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from trestle.oscal.poam import Model, PlanOfActionAndMilestones
 
+from bot.interchange.findings import Finding
 from bot.interchange.importing import read_findings
 from bot.interchange.oscal_export import (
     FEDRAMP_NS,
@@ -493,6 +494,15 @@ def test_the_tool_that_found_a_weakness_is_its_observations_origin(engine: Engin
     assert origins.pop(f"POAM-{count}") == [("party", reporter)]
     assert set(map(tuple, origins.values())) == {(("party", admin), ("tool", component["uuid"]))}
     assert "Weakness Detector Source: Nessus." in by_poam_id(body)["POAM-1"][1]["remarks"]
+
+
+def test_an_item_closed_before_its_import_says_when(engine: Engine, cast: Cast) -> None:
+    closed = Finding(tool="Nessus", rule_id="1", asset="h", title="Old", severity=Severity.LOW, where="row 8",
+                     closed=True, closed_on=date(2026, 10, 5))
+    run(engine, lambda s: import_findings(s, cast.admin, findings=[closed], source_name="poam.xlsx"))
+    document, _ = export(engine)
+    _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]
+    assert "Closed on 2026-10-05, before it was imported." in risk["statement"]
 
 
 def test_a_system_export_names_the_system_and_its_ao(engine: Engine, cast: Cast) -> None:

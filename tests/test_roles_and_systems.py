@@ -393,6 +393,8 @@ def test_change_system_refusals(
     cases: list[tuple[Actor, dict[str, Any], type[PoamError], str]] = [
         (alice, {"impact": Impact.LOW}, PermissionDenied, "Only a POA&M admin can change a system."),
         (admin, {}, InvalidInput, "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
+        (admin, {"organization": "  "}, InvalidInput,
+         "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
         (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidInput,
          "Give one value for each setting, or `none` to remove it."),
         (admin, {"organization": "Acme", "remove_organization": True}, InvalidInput,

@@ -158,7 +158,7 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     [("weekly.nessus", {"Nessus"}), ("codescan.sarif", {"CodeQL", "Trivy"}), ("container-scan.csv", {"Grype"})],
 )
 def test_a_workbook_restored_from_a_scan_knows_the_next_scan(
-    engine: Engine, make_actor, sample: str, tools: set[str]
+    engine: Engine, make_actor, clock: FixedClock, sample: str, tools: set[str]
 ) -> None:  # type: ignore[no-untyped-def]
     """GSA's template: the scanner's name in Weakness Detector Source, the plugin
     id alone in Weakness Source Identifier, the port beside the asset. A
@@ -176,6 +176,10 @@ def test_a_workbook_restored_from_a_scan_knows_the_next_scan(
     if "Nessus" in tools:
         on_port = next(row for row in rows if row["Weakness Source Identifier"] == "183391")
         assert on_port["Asset Identifier"] == "web-01 (443/TCP)"
+    clock.advance(days=2)
+    with unit_of_work(engine) as s:  # its own export back: no item is seen again by a scan
+        back = import_findings(s, admin, findings=read_findings("poam.xlsx", workbook), source_name="poam.xlsx")
+    assert (back.new, back.updated, back.unchanged) == (0, 0, scanned.new)
     with unit_of_work(engine) as s:
         restored = import_findings(s, restorer, findings=read_findings("poam.xlsx", workbook), source_name="poam.xlsx")
     assert restored.new == scanned.new
@@ -193,10 +197,13 @@ def test_the_workspaces_own_export_imported_back_adds_nothing(
     source identifier together."""
     owner, _ = populated
     admin = make_actor("U0ADMIN01", Role.ADMIN)
+    with unit_of_work(engine) as s:  # typed in Slack: the import would write these "web01 (8080/TCP)"
+        for asset in ("web01(8080/tcp)", "web02 (08080/tcp)"):
+            items.log_item(s, owner, title="Debug port open", severity=Severity.LOW, assets=[asset])
     workbook = _workbook_bytes(engine, owner)
     with unit_of_work(engine) as s:
         summary = import_findings(s, admin, findings=read_findings("poam.xlsx", workbook), source_name="poam.xlsx")
-    assert (summary.new, summary.unchanged) == (0, 2)  # one open item, one closed
+    assert (summary.new, summary.unchanged) == (0, 4)  # three open items, one closed
 
 
 @pytest.mark.parametrize(("cell", "value"), [

@@ -72,6 +72,8 @@ class Finding:
     #: Identifier and Asset Identifier as written, or its assets joined by
     #: ", " (our export's old separator) or by lines.
     earlier_keys: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    #: The assets of a workbook row's Asset Identifier as written (to tell our own export's rows).
+    listed_assets: tuple[str, ...] = field(default=(), compare=False)
     #: A workbook row's POAM ID (``POAM-12``): the item it is, when the workbook is this workspace's own export.
     poam_id: str | None = None
 

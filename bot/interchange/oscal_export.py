@@ -481,7 +481,8 @@ class _Builder:
         elif item.closure == Closure.REMEDIATED:
             parts.append("Closed: remediated and verified.")
         elif item.status == Status.CLOSED:
-            parts.append("Closed before it was imported.")
+            closed = f" on {item.closed_at.date().isoformat()}" if item.closed_at else ""
+            parts.append(f"Closed{closed}, before it was imported.")
         return " ".join(parts)
 
     def _risk_props(self, detail: ItemDetail) -> list[dict[str, str]]:

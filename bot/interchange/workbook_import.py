@@ -207,6 +207,7 @@ def template_finding(
         asset=asset,
         port=port,
         earlier_keys=tuple((rule_id, form) for form in dict.fromkeys((cell, ", ".join(assets), "\n".join(assets)))),
+        listed_assets=tuple(assets),
         poam_id=get("POAM ID"),
         title=title,
         severity=rating(get("Original Risk Rating"), get("Comments"), where=where),

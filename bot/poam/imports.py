@@ -107,6 +107,10 @@ class ImportedWeakness(Protocol):
     def poam_id(self) -> str | None: ...
     @property
     def closed_on(self) -> date | None: ...
+    @property
+    def listed_assets(self) -> tuple[str, ...]: ...
+    @property
+    def port(self) -> str | None: ...
 
     @property
     def asset_identifier(self) -> str: ...
@@ -140,18 +144,19 @@ class ImportSummary:
 
 def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
     """The finding's fields, cleaned; InvalidInput names the finding's place in its file."""
+    rule, asset = _where_found(finding)
     try:
         values: dict[str, object] = {
             "title": clean_text(finding.title, field="The title", limit=MAX_TITLE),
             "description": clean_text(finding.description, field="The description", limit=MAX_DESCRIPTION, required=False),
-            "source_identifier": clean_text(finding.rule_id, field="The rule id", limit=200, required=False),
+            "source_identifier": clean_text(rule, field="The rule id", limit=200, required=False),
             # Cut, not refused: a tool's name is only shown (the fingerprint keeps it whole).
             "detector": clean_text(
                 finding.detector[:MAX_DETECTOR] if finding.detector else None,
                 field="The tool's name", limit=MAX_DETECTOR, required=False,
             ),
             # A workbook's Asset Identifier cell lists several, one per line or comma-separated.
-            "assets": fields.assets(re.split(r"[,\n]", _asset_identifier(finding))) if finding.asset else [],
+            "assets": fields.assets(re.split(r"[,\n]", asset)) if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
             "remediation_plan": clean_text(finding.remediation_plan, field="The plan", limit=MAX_PLAN, required=False),
@@ -176,11 +181,15 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
     return values
 
 
-def _asset_identifier(finding: ImportedWeakness) -> str:
-    """The asset with its port (``10.0.0.5 (443/TCP)``), or without it where the
-    port would make it too long to store (the fingerprint keeps the port)."""
+def _where_found(finding: ImportedWeakness) -> tuple[str, str]:
+    """The rule id and the asset, with the port beside the asset
+    (``10.0.0.5 (443/TCP)``), or, where that would be too long to store, after
+    the rule id (``19506/443/tcp``, as the fingerprint joins them): either way
+    the workbook carries it, and a restored item knows the next scan."""
     identifier = finding.asset_identifier
-    return finding.asset if len(identifier) > fields.MAX_ASSET_LENGTH else identifier
+    if finding.port and len(identifier) > fields.MAX_ASSET_LENGTH:
+        return f"{finding.rule_id}/{finding.port}", finding.asset
+    return finding.rule_id, identifier
 
 
 def _chunks(values: Sequence[T], size: int = _BATCH) -> Iterator[Sequence[T]]:
@@ -232,15 +241,14 @@ def _classify(
     # item and the open one its weakness came back as (the open one is linked).
     seen: set[tuple[str, bool]] = set()
     for finding, values in checked:
-        fingerprint = finding.fingerprint
-        if (fingerprint, finding.closed) in seen:
+        known = finding.fingerprints  # an item imported by an earlier version may carry another
+        if any((key, finding.closed) in seen for key in known):
             summary.unchanged += 1
             continue
-        seen.add((fingerprint, finding.closed))
-        known = finding.fingerprints  # an item imported by an earlier version may carry another
+        seen.update((key, finding.closed) for key in known)
         existing = next((open_by_print[key] for key in known if key in open_by_print), None)
         closed_before = max((closed_by_print[key] for key in known if key in closed_by_print), default=None)
-        if existing is None and _own_key(actor, finding, values) in own:
+        if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and finding.closed and closed_before is not None:
             summary.unchanged += 1  # a closed item of a workbook imported before
@@ -252,12 +260,15 @@ def _classify(
             seen_again.append((existing[0], cast("str | None", values["detector"])))
             summary.updated += 1
     summary.new = len(fresh)
-    closed_in_file = {finding.fingerprint: index for index, (finding, _) in enumerate(fresh) if finding.closed}
-    recurs_in_file = {
-        index: closed_in_file[finding.fingerprint]
-        for index, (finding, values) in enumerate(fresh)
-        if not finding.closed and values["recurs_number"] is None and finding.fingerprint in closed_in_file
-    }
+    closed_in_file = {key: index for index, (finding, _) in enumerate(fresh) if finding.closed
+                      for key in finding.fingerprints}
+    recurs_in_file: dict[int, int] = {}
+    for index, (finding, values) in enumerate(fresh):
+        if finding.closed or values["recurs_number"] is not None:
+            continue
+        closed_index = next((closed_in_file[key] for key in finding.fingerprints if key in closed_in_file), None)
+        if closed_index is not None:
+            recurs_in_file[index] = closed_index
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
@@ -278,7 +289,8 @@ _OwnKey = tuple[int | None, object, date | None, tuple[str, ...], object]
 
 
 def _own_key(actor: Actor, finding: ImportedWeakness, values: dict[str, object]) -> _OwnKey:
-    assets = tuple(asset.lower() for asset in cast("list[str]", values["assets"]))
+    """The row's key, its assets as the cell lists them (the export writes an item's as stored)."""
+    assets = tuple(asset.lower() for asset in finding.listed_assets)
     return (_own_number(actor, finding), values["title"], finding.detected_on, assets, values["source_identifier"])
 
 
@@ -361,33 +373,37 @@ def import_findings(
     return summary
 
 
-def _name_tools(session: Session, actor: Actor, seen_again: Sequence[tuple[int, str | None]]) -> int:
+def _name_tools(
+    session: Session, actor: Actor, seen_again: Sequence[tuple[int, str | None]]
+) -> dict[str, list[int]]:
     """Items imported before items kept the scanner's name learn it from the
     next scan that finds them (one UPDATE per tool and batch; nothing else
-    changes); returns how many did, for the import's audit event."""
+    changes); returns the numbers of those that did by tool, for the import's
+    audit event."""
     items = table_of(Item)
     by_tool: dict[str, list[int]] = {}
     for item_id, tool in seen_again:
         if tool is not None:
             by_tool.setdefault(tool, []).append(item_id)
-    named = 0
+    named: dict[str, list[int]] = {}
     for tool, ids in by_tool.items():
         for chunk in _chunks(ids):
-            named += session.execute(update(items).where(
+            numbers = session.execute(update(items).where(
                 items.c.team_id == actor.team_id, items.c.id.in_(chunk), items.c.detector.is_(None)
-            ).values(detector=tool)).rowcount  # type: ignore[attr-defined]
-    return named
+            ).values(detector=tool).returning(items.c.number)).scalars()
+            named.setdefault(tool, []).extend(numbers)
+    return {tool: sorted(numbers) for tool, numbers in named.items() if numbers}
 
 
 def _closed_at(finding: ImportedWeakness, *, detected: date, now: datetime, today: date) -> datetime:
     """When a closed row closed: its Status Date at noon UTC (the same day
     wherever it is read, and what the export writes back), kept between its
-    detection and now (a date a day off across time zones is not worth
-    refusing a file for); the import's time when the file gives none."""
+    detection and today (a date a day off across time zones is not worth
+    refusing a file for; noon of a today ahead of UTC may be a few hours
+    ahead of now); the import's time when the file gives none."""
     if finding.closed_on is None:
         return now
-    closed_on = min(max(finding.closed_on, detected), today)
-    return min(datetime.combine(closed_on, time(12), tzinfo=UTC), now)
+    return datetime.combine(min(max(finding.closed_on, detected), today), time(12), tzinfo=UTC)
 
 
 def _insert_items(

@@ -186,11 +186,11 @@ def change_system(
     what changed, ``{"ao": {"from": old, "to": new}, …}`` (empty: it already
     was so, and nothing is written)."""
     require_admin(actor, "change a system")
+    organization = clean_text(organization, field="The organization", limit=200, required=False)
     if impact is None and organization is None and ao_user_id is None and not remove_organization and not remove_ao:
         raise InvalidInput("Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them).")
     if (ao_user_id is not None and remove_ao) or (organization is not None and remove_organization):
         raise InvalidInput("Give one value for each setting, or `none` to remove it.")
-    organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
     ensure_workspace(session, actor)
