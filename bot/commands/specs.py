@@ -193,6 +193,7 @@ def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
 ITEM = Arg("item", item_number, "id")
 SEVERITY = Option("sev", severity, "critical|high|moderate|low", aliases=("severity",))
 SYSTEM = Option("system", text, "name")
+IMPACT = Option("impact", impact, "low|moderate|high")
 
 SPECS: tuple[Spec, ...] = (
     Spec("help", "Show this help, or one subcommand's.", "anyone", (Arg("topic", text, "subcommand", required=False),)),
@@ -332,7 +333,7 @@ SPECS: tuple[Spec, ...] = (
         "admin",
         (Word("add"), Rest("name", "name")),
         (
-            Option("impact", impact, "low|moderate|high"),
+            IMPACT,
             Option("org", text, '"…"', aliases=("organization",)),
             Option("ao", user, "@user"),
         ),
@@ -343,7 +344,7 @@ SPECS: tuple[Spec, ...] = (
         "admin",
         (Word("set"), Rest("name", "name")),
         (
-            Option("impact", impact, "low|moderate|high"),
+            IMPACT,
             Option("org", text_or_none, '"…"|none', aliases=("organization",)),
             Option("ao", user_or_none, "@user|none"),
         ),
