@@ -5,7 +5,7 @@ controls, milestones and a valid audit chain."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from bot.interchange.findings import Finding, Milestone
 from bot.interchange.json_export import item_document
 from bot.interchange.workbook_import import template_finding
 from bot.poam import audit, items
-from bot.poam.actor import Actor
+from bot.poam.actor import Actor, Role
 from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
 from bot.poam.imports import check_findings, import_findings
@@ -202,7 +202,7 @@ def test_a_closed_row_keeps_the_day_it_closed(engine: Engine, admin: Actor) -> N
     assert fetch(engine, 1).closed_at == datetime(2026, 10, 5, 12, tzinfo=UTC)
     assert fetch(engine, 2).closed_at == admin.now()
     assert fetch(engine, 3).detected_on == date(2026, 9, 1)  # undated: found no later than it closed
-    assert fetch(engine, 4).closed_at == datetime.combine(today, time(12), tzinfo=UTC)
+    assert fetch(engine, 4).closed_at == admin.now()  # never after now
     assert fetch(engine, 5).closed_at == datetime(2026, 10, 2, 12, tzinfo=UTC)
     recorded = {e.details["number"]: e.details for e in events(engine) if e.action == "item.imported"}
     assert (recorded[1]["closed_at"], recorded[1]["detector"]) == ("2026-10-05T12:00:00+00:00", "BenchScan")
@@ -270,3 +270,13 @@ def test_one_weakness_twice_in_a_file_is_one_item(engine: Engine, admin: Actor) 
             for cell in ("db-01, db-02", "db-01\ndb-02")]
     summary = imported(engine, admin, rows)
     assert (summary.new, summary.unchanged) == (1, 1)
+
+
+def test_a_closed_row_never_closes_after_now_in_a_time_zone_ahead_of_utc(
+    engine: Engine, make_actor: Any
+) -> None:
+    """Noon UTC of the local today is still to come there; a digest would count it twice."""
+    admin = make_actor("U0ADMIN01", Role.ADMIN, tz="Pacific/Kiritimati")  # UTC+14
+    assert admin.today() > admin.now().date()
+    imported(engine, admin, [finding(1, closed=True, closed_on=admin.today())])
+    assert fetch(engine, 1).closed_at == admin.now()

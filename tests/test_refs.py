@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bot.poam.errors import InvalidInput
-from bot.poam.refs import format_item_id, parse_item_number, parse_milestone_number
+from bot.poam.refs import format_item_id, labelled_number, parse_item_number, parse_milestone_number
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,15 @@ def test_parse_item_number_uses_configured_prefix() -> None:
     assert parse_item_number("sec-4", prefix="SEC") == 4
     with pytest.raises(InvalidInput, match=r"^`POAM-4` is not an item id; use SEC-12 or 12\.$"):
         parse_item_number("POAM-4", prefix="SEC")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("POAM-12", 12), (" poam-007 ", 7), ("12", None), ("#12", None), ("V-12", None), ("POAM-0", None),
+    ("POAM-2147483648", None), ("POAM-12a", None), ("", None),
+])
+def test_labelled_number_needs_the_prefix(text: str, expected: int | None) -> None:
+    """An imported row's POAM ID names one of our items only in our own form."""
+    assert labelled_number(text, prefix="POAM") == expected
 
 
 def test_prefix_is_literal_not_a_pattern() -> None:

@@ -20,6 +20,7 @@ from bot.poam.clock import FixedClock
 from bot.poam.imports import import_findings
 from bot.poam.item_details import item_details
 from bot.poam.severity import Severity
+from bot.poam.systems import Impact, change_system
 from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 
@@ -91,6 +92,15 @@ def test_tabs_heading_and_headers(engine: Engine, populated: tuple[Actor, Actor]
     assert [c.value for c in sheet[5]] == DOMAIN_COLUMNS
     assert sheet["A8"].value == "POAM-1" and sheet["A9"].value is None
     assert book["Closed POA&M Items"]["A8"].value == "POAM-2"
+
+
+def test_the_heading_says_what_system_set_made_of_the_system(
+    engine: Engine, populated: tuple[Actor, Actor], make_actor
+) -> None:  # type: ignore[no-untyped-def]
+    owner, _ = populated
+    with unit_of_work(engine) as s:
+        change_system(s, make_actor("U0ADMIN01", Role.ADMIN), name="default", impact=Impact.HIGH)
+    assert [c.value for c in _workbook(engine, owner)["Open POA&M Items"][3][:3]] == ["Acme Cloud", "Default", "High"]
 
 
 def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Actor, Actor]) -> None:

@@ -34,8 +34,9 @@ class Finding:
     """One weakness read from a file.
 
     ``severity`` None means informational: counted as skipped, not imported.
-    The optional fields after ``detected_on`` are filled by the FedRAMP
-    workbook importer, which carries a whole POA&M, not just scan results.
+    The optional fields after ``detected_on`` up to ``closed`` are filled by
+    the FedRAMP workbook importer, which carries a whole POA&M, not just scan
+    results; ``detector`` and ``port`` by the scanners' importers too.
     """
 
     #: What the fingerprint names the tool by (a SARIF driver, "Nessus", a workbook's Detector Source).

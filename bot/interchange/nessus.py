@@ -4,9 +4,10 @@ Parsed with defusedxml only, with DTDs refused outright: a ``.nessus`` file
 never needs one, and a DOCTYPE is how entity-expansion bombs and external
 entities get in.
 
-One finding per ``ReportItem``. The asset is the ``ReportHost`` name; the rule
-is the plugin id, with the port and protocol of an item found on a port, so
-the same plugin firing on two ports of one host stays two weaknesses. Severity ``0`` (informational) gives a finding with no
+One finding per ``ReportItem``. The asset is the ``ReportHost`` name, the rule
+the plugin id and, for an item found on a port, ``port`` is ``443/tcp``: the
+fingerprint joins them, so the same plugin firing on two ports of one host
+stays two weaknesses. Severity ``0`` (informational) gives a finding with no
 severity, which the importer counts as skipped.
 """
 

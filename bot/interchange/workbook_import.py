@@ -231,13 +231,13 @@ def template_finding(
     )
 
 
-def _asset_and_port(identifier: str | None) -> tuple[str, str | None]:
+def _asset_and_port(identifier: str) -> tuple[str, str | None]:
     """The asset and ``443/tcp`` of one asset found on a port, as the export
     writes it (:attr:`Finding.asset_identifier`), so that a restored item keeps
     the fingerprint a rescan of the port finds; anything else as it is."""
-    found = _ASSET_ON_PORT.match(identifier) if identifier else None
+    found = _ASSET_ON_PORT.match(identifier)
     if found is None or not 0 < int(found.group(2)) <= 65535:
-        return identifier or "", None
+        return identifier, None
     return found.group(1), f"{int(found.group(2))}/{found.group(3).lower()}"
 
 

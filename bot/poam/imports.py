@@ -2,13 +2,13 @@
 
 All or nothing: every finding is checked first, and any bad one names where
 it came from and imports nothing (the caller's transaction rolls back). A
-fingerprint (tool, rule or plugin id, asset) recognises a weakness seen before:
+fingerprint (tool, rule or plugin id with its port, asset) recognises a weakness seen before:
 re-importing the same scan updates ``last_seen_at`` of the open item instead of
 duplicating it. A closed item never reopens: the same weakness found open
 again is a new item (a closed one in a re-imported workbook changes nothing).
-A workbook row whose POAM ID, title and detection date are those of an item
-of the workspace is that item (its own export, imported back) and changes
-nothing.
+A workbook or CSV row whose POAM ID, title, detection date, assets and
+source identifier are those of an item of the workspace is that item (its
+own export, imported back) and changes nothing.
 Imported dates are taken from the file (a workbook's items may carry approved
 extensions), not from the deadline policy, except when the file has none.
 
@@ -36,7 +36,7 @@ from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCE
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import MAX_DESCRIPTION as MAX_MILESTONE
 from bot.poam.permissions import require_admin
-from bot.poam.refs import MAX_NUMBER
+from bot.poam.refs import labelled_number
 from bot.poam.review import Closure
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
@@ -276,11 +276,7 @@ def _classify(
 
 def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:
     """The item number a row's POAM ID gives in this workspace's form (``POAM-12``), if it has one."""
-    found = re.fullmatch(
-        rf"{re.escape(actor.rules.id_prefix)}-([0-9]{{1,10}})", (finding.poam_id or "").strip(), re.IGNORECASE | re.ASCII
-    )
-    number = int(found.group(1)) if found else 0
-    return number if 1 <= number <= MAX_NUMBER else None
+    return labelled_number(finding.poam_id or "", prefix=actor.rules.id_prefix)
 
 
 #: What tells an item of the workspace from a row of its own export: number,
@@ -297,8 +293,9 @@ def _own_key(actor: Actor, finding: ImportedWeakness, values: dict[str, object])
 def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakness]) -> set[_OwnKey]:
     """The :func:`_own_key` of the workspace's items that rows name by their
     POAM ID: a row with the same key is that item, exported from here (an item
-    logged in Slack has no fingerprint to know it by). The export writes the
-    POAM ID where an item has no source identifier, and the import reads it so."""
+    logged in Slack has no fingerprint to know it by). The export leaves
+    Weakness Source Identifier blank where an item has none, and the import
+    reads the POAM ID in its place."""
     numbers = sorted({number for finding in findings if (number := _own_number(actor, finding)) is not None})
     own: set[_OwnKey] = set()
     for chunk in _chunks(numbers):
@@ -395,15 +392,15 @@ def _name_tools(
     return {tool: sorted(numbers) for tool, numbers in named.items() if numbers}
 
 
-def _closed_at(finding: ImportedWeakness, *, detected: date, now: datetime, today: date) -> datetime:
+def _closed_at(closed_on: date | None, *, detected: date, now: datetime) -> datetime:
     """When a closed row closed: its Status Date at noon UTC (the same day
-    wherever it is read, and what the export writes back), kept between its
-    detection and today (a date a day off across time zones is not worth
-    refusing a file for; noon of a today ahead of UTC may be a few hours
-    ahead of now); the import's time when the file gives none."""
-    if finding.closed_on is None:
+    wherever it is read, and what the export writes back), not before its
+    detection (a date a day off across time zones is not worth refusing a
+    file for) nor after now (digests count what closed in a week, and what
+    was open at a moment); the import's time when the file gives none."""
+    if closed_on is None:
         return now
-    return datetime.combine(min(max(finding.closed_on, detected), today), time(12), tzinfo=UTC)
+    return min(datetime.combine(max(closed_on, detected), time(12), tzinfo=UTC), now)
 
 
 def _insert_items(
@@ -496,7 +493,7 @@ def _item_row(
         "recurs_number": values["recurs_number"],
         "last_seen_at": now,
         "closure": Closure.IMPORTED if finding.closed else None,
-        "closed_at": _closed_at(finding, detected=detected, now=now, today=actor.today()) if finding.closed else None,
+        "closed_at": _closed_at(finding.closed_on, detected=detected, now=now) if finding.closed else None,
         "created_by": actor.user_id,
         "created_at": now,
         "updated_at": now,

@@ -32,6 +32,14 @@ def parse_item_number(text: str, *, prefix: str) -> int:
     return number
 
 
+def labelled_number(text: str, *, prefix: str) -> int | None:
+    """``POAM-12`` (the prefix required, any case) → 12; None for anything else,
+    such as another tool's ids in an imported file (``12``, ``V-1``)."""
+    match = re.fullmatch(rf"{re.escape(prefix)}-({_DIGITS})", text.strip(), re.IGNORECASE | re.ASCII)
+    number = int(match.group(1)) if match else 0
+    return number if 1 <= number <= MAX_NUMBER else None
+
+
 def parse_milestone_number(text: str) -> int:
     """Accept ``M2``, ``m2`` or ``2`` and return 2."""
     cleaned = text.strip()

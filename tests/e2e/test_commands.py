@@ -924,9 +924,9 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
     wait_threads(engine, 1)
 
 
-def test_system_set_changes_what_the_exports_say(slack: SlackDriver, engine: Engine) -> None:
-    """The default system is created at moderate impact with no AO: the
-    workbook's Impact Level and who decides must be settable afterwards."""
+def test_system_set_changes_a_system_and_records_it(slack: SlackDriver, engine: Engine) -> None:
+    """The default system is created at moderate impact with no AO: what the
+    exports print of it and who decides must be settable afterwards."""
     assert_refused(slack, engine, "system set default impact:high", user=ALICE,
                    problem="Only a POA&M admin can change a system.")
     body = reply(slack.raw_command(f'system set DEFAULT impact:high org:"Acme & Co" ao:{at(CAROL)}', user=ADMIN))
