@@ -199,7 +199,7 @@ def template_finding(
     detector = get("Weakness Detector Source")
     cell = get("Asset Identifier") or ""
     asset, port = _asset_and_port(cell)
-    assets = [part.strip() for part in re.split(r"[,\n]", cell) if part.strip()]
+    assets = [part.strip() for part in fields.ASSET_SEPARATOR.split(cell) if part.strip()]
     return Finding(
         tool=detector or "",
         detector=detector if detector and fields.Source.named(detector) is None else None,

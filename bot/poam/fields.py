@@ -14,6 +14,8 @@ MAX_ASSETS = 100
 MAX_CVES = 100
 MAX_ASSET_LENGTH = 200
 
+#: What separates the assets of one Asset Identifier cell (the template's new lines, or commas).
+ASSET_SEPARATOR = re.compile(r"[,\n]")
 _CONTROL = re.compile(r"^[A-Z0-9][A-Z0-9.()-]{0,31}$")
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,7}$")
 

@@ -19,7 +19,6 @@ nothing, so the counts it shows are the ones the import then reports.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -156,7 +155,7 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
                 field="The tool's name", limit=MAX_DETECTOR, required=False,
             ),
             # A workbook's Asset Identifier cell lists several, one per line or comma-separated.
-            "assets": fields.assets(re.split(r"[,\n]", asset)) if finding.asset else [],
+            "assets": fields.assets(fields.ASSET_SEPARATOR.split(asset)) if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
             "remediation_plan": clean_text(finding.remediation_plan, field="The plan", limit=MAX_PLAN, required=False),

@@ -193,14 +193,12 @@ def change_system(
         raise InvalidInput("Give one value for each setting, or `none` to remove it.")
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
-    ensure_workspace(session, actor)
-    # As add_system: one change of a workspace's systems at a time, so each records the value it replaced.
+    found = find_system(session, actor, name=name)
+    # As add_system: one change of a workspace's systems at a time, so each
+    # records the value it replaced (read again under the lock).
     counters.lock_workspace(session, team_id=actor.team_id)
-    system = session.exec(
-        select(InfoSystem).where(InfoSystem.team_id == actor.team_id, InfoSystem.name_key == name.strip().lower())
-    ).first()
-    if system is None:
-        raise NotFound(f"There is no system called `{name.strip()}`; `/poam systems` lists them.")
+    system = session.get(InfoSystem, found.id)
+    assert system is not None  # the row just found, in the same transaction
     wanted: dict[str, object] = {}
     if impact is not None:
         wanted["impact"] = impact
