@@ -592,6 +592,13 @@ def test_user_change_counts_for_the_workspace_the_event_came_for(
     requests from that one read the change, in the cache and in the record."""
     fake_slack.user(ALICE, real_name="Alice Liddell")
     reply(slack.command("log Clock drift on ntp-01", user=ALICE))
+
+    def recorded_name() -> str | None:
+        with unit_of_work(engine, read_only=True) as session:
+            person = session.get(Person, (TEAM, ALICE))
+            return person.name if person is not None else None
+
+    wait_for(lambda: recorded_name() == "Alice Liddell")  # the log's lookup (after the ack) is in first
     slack.event({"type": "user_change", "event_ts": "1700000000.4",
                  "user": {"id": ALICE, "team_id": "T0HOMEWS01", "tz": "Pacific/Kiritimati",
                           "profile": {"real_name": "Alice Hargreaves"}}})
