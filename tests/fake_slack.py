@@ -70,6 +70,7 @@ class FakeSlack:
     _down: int | None = None
     _open: set[socket.socket] = field(default_factory=set)
     _drops: int = 0
+    _holds: dict[str, threading.Event] = field(default_factory=dict)
     #: Connections accepted so far (Slack keeps a connection open for the next
     #: call, HTTP/1.1, unless the caller asks it to close).
     connections: int = 0
@@ -122,6 +123,13 @@ class FakeSlack:
             parts = [json.dumps(call.params) for call in self.calls]
             parts += [json.dumps(body) for body in self.responses]
         return "\n".join(parts)
+
+    def hold(self, method: str) -> threading.Event:
+        """Calls of ``method`` are recorded, then answered only once the
+        returned event is set (or after 10 s): a call in flight while the test
+        does something else."""
+        gate = self._holds[method] = threading.Event()
+        return gate
 
     def drop_next_request(self) -> None:
         """The next POST is read and its connection closed without an answer or
@@ -222,6 +230,9 @@ class FakeSlack:
                     failure = fake._failures[method].popleft() if fake._failures[method] else None
                     if fake._down is not None and method != "auth.test":
                         failure = Failure(status=fake._down)
+                gate = fake._holds.get(method)
+                if gate is not None:
+                    gate.wait(timeout=10)
                 if failure is not None and failure.status != 200:
                     headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
                     self._send(failure.status, json.dumps({"ok": False, "error": "ratelimited" if failure.status == 429 else "internal_error"}), "application/json", headers)

@@ -3,12 +3,12 @@ one Slack gives them, kept until Slack gives another."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from bot.commands.users import UserDirectory
 from bot.poam.clock import FixedClock
@@ -55,3 +55,44 @@ def test_a_name_on_record_stays_until_slack_gives_another(engine: Engine, make_a
     assert remember("Alice Liddell") == "Alice Liddell"
     assert remember(None) == "Alice Liddell"  # Slack said nothing of the name this time
     assert remember("Alice Hargreaves", known_only=True) == "Alice Hargreaves"
+
+
+@pytest.mark.parametrize("known_only", [False, True], ids=["users.info", "user_change"])
+def test_an_older_description_does_not_replace_a_later_one(engine: Engine, make_actor: Any, known_only: bool) -> None:
+    """A ``users.info`` answer asked for before a ``user_change`` event was
+    handled (perhaps by another process) tells of the person before the change."""
+    clock = FixedClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    asked, changed = clock.now(), clock.now() + timedelta(seconds=1)
+
+    def remember(name: str, tz: str, seen_at: datetime | None, *, known_only: bool = False) -> tuple[str | None, str | None]:
+        with unit_of_work(engine) as session:
+            remember_person(session, team_id=TEAM, user_id=USER, tz=ZoneInfo(tz), name=name, clock=clock,
+                            seen_at=seen_at, known_only=known_only)
+        with unit_of_work(engine, read_only=True) as session:
+            person = session.get(Person, (TEAM, USER))
+            assert person is not None
+            return person.name, person.tz
+
+    with unit_of_work(engine) as session:
+        ensure_workspace(session, make_actor(USER))
+    assert remember("Alice Liddell", "Asia/Tokyo", None) == ("Alice Liddell", "Asia/Tokyo")
+    with unit_of_work(engine) as session:  # recorded before Slack's descriptions had a time
+        session.exec(update(Person).values(slack_seen_at=None))  # type: ignore[call-overload]
+    clock.advance(minutes=5)
+    assert remember("Alice Hargreaves", "Europe/London", changed) == ("Alice Hargreaves", "Europe/London")
+    assert remember("Alice Liddell", "Asia/Tokyo", asked, known_only=known_only) == ("Alice Hargreaves", "Europe/London")
+    assert remember("Alice Pleasance", "UTC", changed, known_only=known_only) == ("Alice Pleasance", "UTC")
+    assert remember("Alice Liddell", "Asia/Tokyo", None, known_only=known_only) == ("Alice Liddell", "Asia/Tokyo")
+
+
+def test_the_directory_keeps_a_later_description_over_an_older_answer() -> None:
+    clock = FixedClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    directory = UserDirectory(default_tz=ZoneInfo("UTC"), clock=clock)
+    asked = clock.now()
+    clock.advance(seconds=1)
+    changed = directory.remember(team_id=TEAM, user={"id": USER, "real_name": "Alice Hargreaves", "tz": "Europe/London"})
+    late = directory.remember(team_id=TEAM, user={"id": USER, "real_name": "Alice Liddell", "tz": "Asia/Tokyo"},
+                              seen_at=asked)
+    assert late == changed and late.name == "Alice Hargreaves" and late.seen_at == clock.now()
+    later = directory.remember(team_id=TEAM, user={"id": USER, "real_name": "Alice Pleasance"}, seen_at=clock.now())
+    assert later.name == "Alice Pleasance"  # the same moment: the one handled last

@@ -64,5 +64,5 @@ def register(app: App, services: Services) -> None:
 
 def _remember_person(services: Services, *, team_id: str, user_id: str, known: SlackUser) -> None:
     with unit_of_work(services.engine) as session:
-        remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name, clock=services.clock,
-                        known_only=True)
+        remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
+                        seen_at=known.seen_at, clock=services.clock, known_only=True)

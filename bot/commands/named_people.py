@@ -55,7 +55,7 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
     with unit_of_work(services.engine) as session:
         for user_id, user in found.items():
             remember_person(session, team_id=team_id, user_id=user_id, tz=user.tz, name=user.name,
-                            clock=services.clock)
+                            seen_at=user.seen_at, clock=services.clock)
 
 
 def _without_names(services: Services, team_id: str, user_ids: list[str]) -> Iterator[str]:

@@ -8,6 +8,11 @@ Slack took back for up to the hour. When Slack cannot answer, the
 user gets the workspace's default time zone and no admin rights (never more
 rights than Slack confirmed), and nothing is cached, so the next request asks
 again.
+
+Each answer carries when Slack described the user so (:attr:`SlackUser.seen_at`):
+a ``users.info`` answer that was asked for before a ``user_change`` event was
+handled may describe them as they were before it, and never replaces what
+the event said, here or on record (``remember_person``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class SlackUser:
     name: str | None = None
     #: Just read from Slack (not the cache): worth recording (``people``: the reminder planner, the exports).
     fresh: bool = False
+    #: When Slack described them so: a ``users.info`` call's start, a ``user_change`` event's handling.
+    seen_at: datetime | None = None
 
 
 def quick_client(client: WebClient) -> WebClient:
@@ -91,18 +98,26 @@ class UserDirectory:
         except (SlackApiError, SlackClientError, OSError) as error:
             log.warning("users.info for %s failed (%s)", user_id, error)
             return None
-        return replace(self.remember(team_id=team_id, user=response["user"]), fresh=True)
+        return replace(self.remember(team_id=team_id, user=response["user"], seen_at=now), fresh=True)
 
-    def remember(self, *, team_id: str, user: dict[str, Any]) -> SlackUser:
-        """Cache what a ``users.info`` answer or a ``user_change`` event says about a user."""
+    def remember(self, *, team_id: str, user: dict[str, Any], seen_at: datetime | None = None) -> SlackUser:
+        """Cache what a ``users.info`` answer or a ``user_change`` event says
+        about a user as Slack described them at ``seen_at`` (default: now);
+        what was cached from a later description stays, and is returned."""
+        at = seen_at or self._clock.now()
         found = SlackUser(
             tz=self._zone(user.get("tz")),
             workspace_admin=bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")),
             name=_name(user),
+            seen_at=at,
         )
         ttl = min(self._ttl, ADMIN_CACHE_TTL) if found.workspace_admin else self._ttl
+        key = (team_id, str(user.get("id")))
         with self._lock:
-            self._cache[(team_id, str(user.get("id")))] = (self._clock.now() + ttl, found)
+            cached = self._cache.get(key)
+            if cached is not None and cached[1].seen_at is not None and cached[1].seen_at > at:
+                return cached[1]
+            self._cache[key] = (self._clock.now() + ttl, found)
         return found
 
     def _zone(self, name: Any) -> ZoneInfo:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.poam.actor import Actor
 from bot.poam.clock import Clock
@@ -17,30 +17,39 @@ from bot.store.models import Person, Workspace
 
 def remember_person(
     session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, name: str | None, clock: Clock,
-    known_only: bool = False,
+    seen_at: datetime | None = None, known_only: bool = False,
 ) -> None:
     """Record the time zone (the reminder planner's only source) and the name
-    (the exports') Slack reported for a user; an unknown name keeps the one
-    on record.
+    (the exports') Slack reported for a user at ``seen_at`` (default: now);
+    an unknown name keeps the one on record.
 
-    Nothing is recorded for a workspace that has no POA&M yet; with
-    ``known_only`` (profile change events, which come for everyone), only
-    people already on record are updated, and only when something changed.
+    What Slack said later stays: a ``users.info`` answer asked for before a
+    ``user_change`` event was handled (in this process or another) may tell
+    of the person before the change. Nothing is recorded for a workspace that
+    has no POA&M yet; with ``known_only`` (profile change events, which come
+    for everyone), only people already on record are updated, and only when
+    something changed.
     """
     if session.get(Workspace, team_id) is None:
         return
+    at = seen_at or clock.now()
     known = {"tz": tz.key, **({"name": name} if name else {})}
     if known_only:
         person = session.get(Person, (team_id, user_id))
-        if person is not None and any(getattr(person, key) != value for key, value in known.items()):
+        if person is None or (person.slack_seen_at is not None and person.slack_seen_at > at):
+            return
+        if any(getattr(person, key) != value for key, value in known.items()):
             for key, value in known.items():
                 setattr(person, key, value)
             person.updated_at = clock.now()
+        person.slack_seen_at = at
         return
-    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, updated_at=clock.now(), **known)
+    changes = {**known, "slack_seen_at": at, "updated_at": clock.now()}
+    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, **changes)
+    on_record = col(Person.slack_seen_at)
     session.exec(  # type: ignore[call-overload]
         statement.on_conflict_do_update(
-            index_elements=["team_id", "user_id"], set_={**known, "updated_at": clock.now()}
+            index_elements=["team_id", "user_id"], set_=changes, where=on_record.is_(None) | (on_record <= at)
         )
     )
 
