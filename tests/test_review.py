@@ -34,6 +34,7 @@ from bot.poam.clock import FixedClock
 from bot.poam.deadlines import DOD_CAT
 from bot.poam.errors import (
     AlreadyDecided,
+    InvalidCombination,
     InvalidInput,
     InvalidState,
     NotFound,
@@ -604,6 +605,30 @@ def test_milestones_added_before_any_approval_are_the_plan(engine: Engine, peopl
 
 
 # ---------------------------------------------------------------- deviations
+
+
+@pytest.mark.parametrize(
+    ("deviation", "extra", "message"),
+    [
+        (Deviation.RISK_ADJUSTMENT, {}, "A risk adjustment needs the adjusted severity: `sev:low`."),
+        (Deviation.FALSE_POSITIVE, {"adjusted_severity": Severity.LOW}, "Only a risk adjustment (ra) takes `sev:`."),
+        (Deviation.OPERATIONAL_REQUIREMENT, {"adjusted_severity": Severity.LOW},
+         "Only a risk adjustment (ra) takes `sev:`."),
+        (Deviation.OPERATIONAL_REQUIREMENT, {}, "An operational requirement needs a re-review date: `until:+6m`."),
+        (Deviation.RISK_ADJUSTMENT, {"adjusted_severity": Severity.LOW, "until": date(2027, 3, 1)},
+         "Only an operational requirement (or) takes `until:`."),
+        (Deviation.FALSE_POSITIVE, {"until": date(2027, 3, 1)}, "Only an operational requirement (or) takes `until:`."),
+    ],
+)
+def test_a_deviation_refuses_what_does_not_go_with_its_kind(
+    engine: Engine, people: People, deviation: Deviation, extra: dict[str, Any], message: str
+) -> None:
+    number = new_item(engine, people, severity=Severity.MODERATE)
+    assert_refused(
+        engine,
+        lambda s: request_deviation(s, people.alice, number=number, deviation=deviation, rationale="why", **extra),
+        InvalidCombination, message,
+    )
 
 
 @pytest.mark.parametrize("severity", [Severity.HIGH, Severity.CRITICAL])

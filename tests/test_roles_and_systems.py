@@ -17,7 +17,7 @@ from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.deadlines import DOD_CAT
-from bot.poam.errors import InvalidInput, NotFound, PermissionDenied, PoamError
+from bot.poam.errors import InvalidCombination, InvalidInput, NotFound, PermissionDenied, PoamError
 from bot.poam.roles import grant_role, list_roles, load_actor, revoke_role
 from bot.poam.systems import (
     DEFAULT_SYSTEM_NAME,
@@ -392,12 +392,12 @@ def test_change_system_refusals(
     before = snapshot(engine)
     cases: list[tuple[Actor, dict[str, Any], type[PoamError], str]] = [
         (alice, {"impact": Impact.LOW}, PermissionDenied, "Only a POA&M admin can change a system."),
-        (admin, {}, InvalidInput, "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
-        (admin, {"organization": "  "}, InvalidInput,
+        (admin, {}, InvalidCombination, "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
+        (admin, {"organization": "  "}, InvalidCombination,
          "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
-        (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidInput,
+        (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidCombination,
          "Give one value for each setting, or `none` to remove it."),
-        (admin, {"organization": "Acme", "remove_organization": True}, InvalidInput,
+        (admin, {"organization": "Acme", "remove_organization": True}, InvalidCombination,
          "Give one value for each setting, or `none` to remove it."),
         (admin, {"ao_user_id": "@carol"}, InvalidInput,
          "`@carol` is not a Slack user (AO) id; mention the person, like @jane."),

@@ -262,7 +262,7 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
             actor,
             name=cmd["name"],
             impact=cmd["impact"] or systems.Impact.MODERATE,
-            organization=cmd["org"],
+            organization=None if cmd["org"] == NONE else cmd["org"],  # as on `system set`: no organization
             ao_user_id=cmd["ao"],
         )
     learn_about(request, [cmd["ao"]])

@@ -10,7 +10,7 @@ from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.views import cards
 from bot.poam import items
-from bot.poam.errors import InvalidInput
+from bot.poam.errors import InvalidCombination
 from bot.reminders import people, subscriptions
 from bot.reminders.digest import digest_message
 
@@ -60,7 +60,7 @@ def subscribe(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
         if cmd["weekly"] is False:
             if cmd["day"] is not None or cmd["at"] is not None:
-                raise InvalidInput("`off` takes no day: or at:.")
+                raise InvalidCombination("`off` takes no day: or at:.")
             subscriptions.unsubscribe(session, actor, channel_id=channel)
             return Reply(text="Unsubscribed", blocks=cards.done("This channel no longer gets the weekly digest."))
         found = subscriptions.subscribe(

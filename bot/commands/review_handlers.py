@@ -22,7 +22,7 @@ from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
 from bot.poam import review
 from bot.poam.actor import Actor
-from bot.poam.errors import InvalidInput
+from bot.poam.errors import InvalidCombination
 from bot.store.models import Item, ReviewRequest
 
 
@@ -200,7 +200,7 @@ def vendor(request: SlackRequest, cmd: Parsed) -> Reply:
 
 def _vendor_shipped(request: SlackRequest, cmd: Parsed) -> Reply:
     if cmd["product"] is not None:
-        raise InvalidInput("`product:` names what waits on a vendor; it does not go with `shipped`.")
+        raise InvalidCombination("`product:` names what waits on a vendor; it does not go with `shipped`.")
     with request.transaction() as (session, actor):
         shipped = review.vendor_shipped(session, actor, number=cmd["item"])
         label = actor.rules.label(shipped.item.number)

@@ -12,10 +12,11 @@ from bot.commands import interchange_handlers, reminder_handlers, review_handler
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import answer
 from bot.commands.followup import follow_up
-from bot.commands.grammar import ParseContext, parse
+from bot.commands.grammar import ParseContext, UsageError, parse
 from bot.commands.handlers import HANDLERS
 from bot.commands.specs import SPECS
 from bot.poam.clock import local_today
+from bot.poam.errors import InvalidCombination
 
 COMMAND = "/poam"
 #: The handler modules; each registers its subcommands in HANDLERS when imported.
@@ -23,13 +24,18 @@ HANDLER_MODULES = (review_handlers, reminder_handlers, interchange_handlers)
 
 
 def dispatch(request: SlackRequest, text: str) -> Reply:
-    """Parse ``text`` (what follows ``/poam``) and run its handler."""
+    """Parse ``text`` (what follows ``/poam``) and run its handler; options
+    that do not go together get the usage too, as any malformed command
+    (COMMANDS.md)."""
     context = ParseContext(
         today=local_today(request.services.clock, request.slack_user.tz),
         id_prefix=request.services.settings.poam_id_prefix,
     )
     parsed = parse(text, SPECS, context)
-    return HANDLERS[parsed.spec.key](request, parsed)
+    try:
+        return HANDLERS[parsed.spec.key](request, parsed)
+    except InvalidCombination as error:  # malformed as much as a missing word is
+        raise UsageError(error.message, usage=[parsed.spec.usage]) from None
 
 
 def register(app: App, services: Services) -> None:

@@ -334,7 +334,7 @@ SPECS: tuple[Spec, ...] = (
         (Word("add"), Rest("name", "name")),
         (
             IMPACT,
-            Option("org", text, '"…"', aliases=("organization",)),
+            Option("org", text_or_none, '"…"', aliases=("organization",)),
             Option("ao", user, "@user"),
         ),
     ),

@@ -31,6 +31,13 @@ class InvalidInput(PoamError):
         self.field = field
 
 
+class InvalidCombination(InvalidInput):
+    """Arguments that do not go together (``sev:`` on a false positive), or
+    one left out that another needs: the request's shape is wrong, whatever
+    its values. A slash command answers it with its usage, as a malformed
+    command (COMMANDS.md)."""
+
+
 @contextmanager
 def about(field: str) -> Iterator[None]:
     """Tag any :class:`InvalidInput` raised inside with ``field`` (if untagged)."""

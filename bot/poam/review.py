@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import Clock
-from bot.poam.errors import AlreadyDecided, InvalidInput, InvalidState, NotFound
+from bot.poam.errors import AlreadyDecided, InvalidCombination, InvalidInput, InvalidState, NotFound
 from bot.poam.items import load_item, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
@@ -348,18 +348,18 @@ def request_deviation(
     _no_pending(session, actor, item)
     if deviation is Deviation.RISK_ADJUSTMENT:
         if adjusted_severity is None:
-            raise InvalidInput("A risk adjustment needs the adjusted severity: `sev:low`.", field="adjusted_severity")
+            raise InvalidCombination("A risk adjustment needs the adjusted severity: `sev:low`.", field="adjusted_severity")
         if adjusted_severity == _effective_severity(item):
             raise InvalidInput(f"{label} is already rated {adjusted_severity}.", field="adjusted_severity")
     elif adjusted_severity is not None:
-        raise InvalidInput("Only a risk adjustment (ra) takes `sev:`.", field="adjusted_severity")
+        raise InvalidCombination("Only a risk adjustment (ra) takes `sev:`.", field="adjusted_severity")
     if deviation is Deviation.OPERATIONAL_REQUIREMENT:
         _refuse_or_for_high(actor, item)
         if until is None:
-            raise InvalidInput("An operational requirement needs a re-review date: `until:+6m`.", field="until")
+            raise InvalidCombination("An operational requirement needs a re-review date: `until:+6m`.", field="until")
         _check_future(actor, until, "The re-review date")
     elif until is not None:
-        raise InvalidInput("Only an operational requirement (or) takes `until:`.", field="until")
+        raise InvalidCombination("Only an operational requirement (or) takes `until:`.", field="until")
     request = _new_request(
         session, actor, item, kind=RequestKind.DEVIATION, deviation=deviation, status=RequestStatus.PENDING,
         text=rationale, adjusted_severity=adjusted_severity, until_on=until,

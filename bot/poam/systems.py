@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor, check_user_id
-from bot.poam.errors import InvalidInput, NotFound
+from bot.poam.errors import InvalidCombination, InvalidInput, NotFound
 from bot.poam.permissions import require_admin
 from bot.poam.text import clean_text
 from bot.store import counters
@@ -188,9 +188,9 @@ def change_system(
     require_admin(actor, "change a system")
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if impact is None and organization is None and ao_user_id is None and not remove_organization and not remove_ao:
-        raise InvalidInput("Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them).")
+        raise InvalidCombination("Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them).")
     if (ao_user_id is not None and remove_ao) or (organization is not None and remove_organization):
-        raise InvalidInput("Give one value for each setting, or `none` to remove it.")
+        raise InvalidCombination("Give one value for each setting, or `none` to remove it.")
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
     found = find_system(session, actor, name=name)

@@ -907,6 +907,8 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
     body = reply(slack.command("systems", user=BOB))
     assert f"*Payroll* · high impact · Finance dept · AO <@{CAROL}>" in body, body
     assert_refused(slack, engine, "system add payroll", problem="A system called `payroll` already exists.", user=ADMIN)
+    reply(slack.raw_command("system add HR portal org:None", user=ADMIN))  # none means none, as on `system set`
+    assert "*HR portal* · moderate impact" + "\n" in reply(slack.command("systems", user=BOB)) + "\n"
     for command, problem in [
         ("system add", "The name is missing."),
         ("system add HR impact:extreme", "`extreme` is not an impact level"),
@@ -942,14 +944,38 @@ def test_system_set_changes_a_system_and_records_it(slack: SlackDriver, engine: 
     })
     body = reply(slack.raw_command("system set default org:NONE", user=ADMIN))
     assert "Changed *Default*: no organization (was Acme &amp; Co)." in body, body
+    assert_refused(slack, engine, "system set Payroll impact:low", user=ADMIN,
+                   problem="There is no system called `Payroll`; `/poam systems` lists them.")
     for command, problem in [
         ("system set default", "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
-        ("system set Payroll impact:low", "There is no system called `Payroll`; `/poam systems` lists them."),
-    ]:
-        assert_refused(slack, engine, command, user=ADMIN, problem=problem)
-    for command, problem in [
         ("system set", "The name is missing."),
         ("system set default impact:extreme", "`extreme` is not an impact level"),
         ("system set default ao:carol", "`carol` is not a person"),
     ]:
         assert_malformed(slack, engine, command, problem=problem, key="system set", user=ADMIN)
+
+
+def test_options_that_do_not_go_together_show_the_usage(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """COMMANDS.md: anything malformed shows the subcommand's usage. Whether
+    an option belongs depends here on a word before it (``sev:`` only with
+    ``ra``), which the operation checks: its answer is malformed all the same."""
+    claimed_item(slack, fake_slack, engine, owner=ALICE, words="Weak TLS sev:moderate")
+    for command, problem, key in [
+        ("deviate 1 ra Behind the VPN", "A risk adjustment needs the adjusted severity: `sev:low`.", "deviate"),
+        ("deviate 1 fp Not our package sev:low", "Only a risk adjustment (ra) takes `sev:`.", "deviate"),
+        ("deviate 1 or Needed by the mainframe", "An operational requirement needs a re-review date: `until:+6m`.",
+         "deviate"),
+        ("deviate 1 ra Behind the VPN sev:low until:+3m", "Only an operational requirement (or) takes `until:`.",
+         "deviate"),
+        ('vendor 1 shipped product:"Acme LB"', "`product:` names what waits on a vendor; it does not go with `shipped`.",
+         "vendor"),
+    ]:
+        assert_malformed(slack, engine, command, problem=problem, key=key)
+    assert_malformed(slack, engine, "subscribe off day:friday", problem="`off` takes no day: or at:.",
+                     key="subscribe", user=ADMIN)
+    # A refusal that is not about the command's shape stays one, without the usage.
+    body = assert_refused(slack, engine, "deviate 1 ra Behind the VPN sev:moderate", user=ALICE,
+                          problem="POAM-1 is already rated moderate.")
+    assert "Usage:" not in body, body
