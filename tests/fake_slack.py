@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -124,12 +125,17 @@ class FakeSlack:
             parts += [json.dumps(body) for body in self.responses]
         return "\n".join(parts)
 
-    def hold(self, method: str) -> threading.Event:
-        """Calls of ``method`` are recorded, then answered only once the
-        returned event is set (or after 10 s): a call in flight while the test
+    @contextlib.contextmanager
+    def hold(self, method: str) -> Iterator[None]:
+        """Calls of ``method`` made in the block are recorded, then answered
+        only when it ends (or after 10 s): a call in flight while the test
         does something else."""
         gate = self._holds[method] = threading.Event()
-        return gate
+        try:
+            yield
+        finally:
+            del self._holds[method]
+            gate.set()
 
     def drop_next_request(self) -> None:
         """The next POST is read and its connection closed without an answer or

@@ -175,7 +175,8 @@ class SlackDriver:
             }
         )
 
-    def event(self, event: dict[str, Any]) -> Answer:
+    def event(self, event: dict[str, Any], *, event_time: int | None = None) -> Answer:
+        """An Events API callback; ``event_time`` (Unix seconds) defaults to now."""
         body = json.dumps(
             {
                 "token": "legacy",
@@ -183,7 +184,7 @@ class SlackDriver:
                 "api_app_id": "A0APP",
                 "type": "event_callback",
                 "event_id": f"Ev{time.time_ns()}",
-                "event_time": int(time.time()),
+                "event_time": int(time.time()) if event_time is None else event_time,
                 "event": event,
             }
         )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, update
 
-from bot.commands.users import UserDirectory
+from bot.commands.users import UserDirectory, described_at
 from bot.poam.clock import FixedClock
 from bot.poam.systems import ensure_workspace
 from bot.reminders.people import remember_person
@@ -96,3 +96,47 @@ def test_the_directory_keeps_a_later_description_over_an_older_answer() -> None:
     assert late == changed and late.name == "Alice Hargreaves" and late.seen_at == clock.now()
     later = directory.remember(team_id=TEAM, user={"id": USER, "real_name": "Alice Pleasance"}, seen_at=clock.now())
     assert later.name == "Alice Pleasance"  # the same moment: the one handled last
+
+
+def test_a_profile_event_that_changes_nothing_writes_nothing(engine: Engine, make_actor: Any) -> None:
+    """``user_change`` comes for everyone in the workspace, for any change of
+    their profile (a status, a photo): only a new name or time zone is written."""
+    clock = FixedClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    with unit_of_work(engine) as session:
+        ensure_workspace(session, make_actor(USER))
+        remember_person(session, team_id=TEAM, user_id=USER, tz=ZoneInfo("UTC"), name="Alice", clock=clock)
+
+    def event(name: str, tz: str) -> tuple[datetime, datetime | None]:
+        clock.advance(minutes=1)
+        with unit_of_work(engine) as session:
+            remember_person(session, team_id=TEAM, user_id=USER, tz=ZoneInfo(tz), name=name, clock=clock,
+                            known_only=True)
+        with unit_of_work(engine, read_only=True) as session:
+            person = session.get(Person, (TEAM, USER))
+            assert person is not None
+            return person.updated_at, person.slack_seen_at
+
+    recorded = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    assert event("Alice", "UTC") == (recorded, recorded)
+    assert event("Alice", "Europe/Paris") == (recorded + timedelta(minutes=2),) * 2
+    assert event("Alice B.", "Europe/Paris") == (recorded + timedelta(minutes=3),) * 2
+
+
+@pytest.mark.parametrize(
+    ("event_time", "expected"),
+    [
+        (datetime(2026, 11, 20, 11, 55, 7, tzinfo=UTC).timestamp(), datetime(2026, 11, 20, 11, 55, 8, tzinfo=UTC)),
+        (int(datetime(2026, 11, 20, 11, 55, 7, tzinfo=UTC).timestamp()), datetime(2026, 11, 20, 11, 55, 8, tzinfo=UTC)),
+        (int(datetime(2026, 11, 20, 12, 0, tzinfo=UTC).timestamp()), datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        (int(datetime(2026, 11, 21, tzinfo=UTC).timestamp()), datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        (None, datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        ("1700000000", datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        (True, datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        (-5, datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+        (10**20, datetime(2026, 11, 20, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_a_profile_event_describes_the_user_as_of_its_event_time(event_time: Any, expected: datetime) -> None:
+    """Slack sends an event again when its ack came late, minutes after: the
+    copy describes the user as they were then, not when it is handled."""
+    assert described_at(event_time, now=datetime(2026, 11, 20, 12, 0, tzinfo=UTC)) == expected

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
-from bot.commands.users import SlackUser
+from bot.commands.users import SlackUser, described_at
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
 from bot.poam import review
 from bot.poam.errors import PoamError
@@ -58,7 +58,8 @@ def register(app: App, services: Services) -> None:
         # The workspace the event came for, which requests name: on Enterprise
         # Grid the user's own team_id is their home workspace, perhaps another.
         team_id = str(body.get("team_id") or user.get("team_id", ""))
-        known = services.users.remember(team_id=team_id, user=user)
+        seen_at = described_at(body.get("event_time"), now=services.clock.now())
+        known = services.users.remember(team_id=team_id, user=user, seen_at=seen_at)
         after_ack(services, _remember_person, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
 
 

@@ -57,10 +57,10 @@ def digest(request: SlackRequest, cmd: Parsed) -> Reply:
 @handles("subscribe")
 def subscribe(request: SlackRequest, cmd: Parsed) -> Reply:
     channel = request.channel_id or ""
+    if cmd["weekly"] is False and (cmd["day"] is not None or cmd["at"] is not None):
+        raise InvalidCombination("`off` takes no day: or at:.")
     with request.transaction() as (session, actor):
         if cmd["weekly"] is False:
-            if cmd["day"] is not None or cmd["at"] is not None:
-                raise InvalidCombination("`off` takes no day: or at:.")
             subscriptions.unsubscribe(session, actor, channel_id=channel)
             return Reply(text="Unsubscribed", blocks=cards.done("This channel no longer gets the weekly digest."))
         found = subscriptions.subscribe(

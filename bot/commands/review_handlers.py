@@ -129,6 +129,7 @@ def _asked_the_ao(
 
 @handles("deviate")
 def deviate(request: SlackRequest, cmd: Parsed) -> Reply:
+    review.check_deviation_shape(cmd["deviation"], adjusted_severity=cmd["sev"], until=cmd["until"])
     with request.transaction() as (session, actor):
         asked = review.request_deviation(
             session, actor, number=cmd["item"], deviation=cmd["deviation"], rationale=cmd["rationale"],

@@ -21,7 +21,7 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from ssl import SSLContext
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -127,6 +127,20 @@ class UserDirectory:
             except (ZoneInfoNotFoundError, ValueError):
                 log.warning("unknown time zone %r from Slack; using the default", name)
         return self._default_tz
+
+
+def described_at(event_time: Any, *, now: datetime) -> datetime:
+    """When a ``user_change`` event describes the user: the second after its
+    ``event_time`` (Slack's clock, in whole seconds: the change fell within
+    it), never later than ``now``; ``now`` without one. A copy Slack sends
+    again minutes later (when an ack came late) then loses to what was
+    learnt since."""
+    if isinstance(event_time, int | float) and not isinstance(event_time, bool) and event_time > 0:
+        try:
+            return min(datetime.fromtimestamp(int(event_time) + 1, tz=UTC), now)
+        except (OverflowError, OSError, ValueError):
+            return now
+    return now
 
 
 def _name(user: dict[str, Any]) -> str | None:

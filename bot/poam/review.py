@@ -328,6 +328,21 @@ def _effective_severity(item: Item) -> Severity:
     return Severity(item.adjusted_severity or item.severity)
 
 
+def check_deviation_shape(deviation: Deviation, *, adjusted_severity: Severity | None, until: date | None) -> None:
+    """A risk adjustment, and it alone, names the adjusted severity; an
+    operational requirement, and it alone, a re-review date. Checked before
+    anything is read (the slash command checks it before it opens a
+    transaction): the request is malformed whatever the item."""
+    if deviation is Deviation.RISK_ADJUSTMENT and adjusted_severity is None:
+        raise InvalidCombination("A risk adjustment needs the adjusted severity: `sev:low`.", field="adjusted_severity")
+    if deviation is not Deviation.RISK_ADJUSTMENT and adjusted_severity is not None:
+        raise InvalidCombination("Only a risk adjustment (ra) takes `sev:`.", field="adjusted_severity")
+    if deviation is Deviation.OPERATIONAL_REQUIREMENT and until is None:
+        raise InvalidCombination("An operational requirement needs a re-review date: `until:+6m`.", field="until")
+    if deviation is not Deviation.OPERATIONAL_REQUIREMENT and until is not None:
+        raise InvalidCombination("Only an operational requirement (or) takes `until:`.", field="until")
+
+
 def request_deviation(
     session: Session,
     actor: Actor,
@@ -340,26 +355,18 @@ def request_deviation(
 ) -> ReviewRequest:
     """The owner asks the AO for a false positive, a risk adjustment or an
     operational requirement (never for a High risk)."""
+    check_deviation_shape(deviation, adjusted_severity=adjusted_severity, until=until)
     rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
     require_owner(actor, item, "request a deviation")
     transition(Action.REQUEST, item.status, item_label=label)
     _no_pending(session, actor, item)
-    if deviation is Deviation.RISK_ADJUSTMENT:
-        if adjusted_severity is None:
-            raise InvalidCombination("A risk adjustment needs the adjusted severity: `sev:low`.", field="adjusted_severity")
-        if adjusted_severity == _effective_severity(item):
-            raise InvalidInput(f"{label} is already rated {adjusted_severity}.", field="adjusted_severity")
-    elif adjusted_severity is not None:
-        raise InvalidCombination("Only a risk adjustment (ra) takes `sev:`.", field="adjusted_severity")
-    if deviation is Deviation.OPERATIONAL_REQUIREMENT:
+    if deviation is Deviation.RISK_ADJUSTMENT and adjusted_severity == _effective_severity(item):
+        raise InvalidInput(f"{label} is already rated {adjusted_severity}.", field="adjusted_severity")
+    if until is not None:  # an operational requirement (checked above)
         _refuse_or_for_high(actor, item)
-        if until is None:
-            raise InvalidCombination("An operational requirement needs a re-review date: `until:+6m`.", field="until")
         _check_future(actor, until, "The re-review date")
-    elif until is not None:
-        raise InvalidCombination("Only an operational requirement (or) takes `until:`.", field="until")
     request = _new_request(
         session, actor, item, kind=RequestKind.DEVIATION, deviation=deviation, status=RequestStatus.PENDING,
         text=rationale, adjusted_severity=adjusted_severity, until_on=until,

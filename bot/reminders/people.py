@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
 from bot.poam.actor import Actor
@@ -25,32 +26,32 @@ def remember_person(
 
     What Slack said later stays: a ``users.info`` answer asked for before a
     ``user_change`` event was handled (in this process or another) may tell
-    of the person before the change. Nothing is recorded for a workspace that
-    has no POA&M yet; with ``known_only`` (profile change events, which come
-    for everyone), only people already on record are updated, and only when
-    something changed.
+    of the person before the change; each write is one statement that checks
+    ``slack_seen_at`` as it writes, so that two processes cannot interleave.
+    Nothing is recorded for a workspace that has no POA&M yet; with
+    ``known_only`` (profile change events, which come for everyone), only
+    people already on record are updated, and only when something changed
+    (or their record has no ``slack_seen_at`` yet).
     """
     if session.get(Workspace, team_id) is None:
         return
     at = seen_at or clock.now()
     known = {"tz": tz.key, **({"name": name} if name else {})}
-    if known_only:
-        person = session.get(Person, (team_id, user_id))
-        if person is None or (person.slack_seen_at is not None and person.slack_seen_at > at):
-            return
-        if any(getattr(person, key) != value for key, value in known.items()):
-            for key, value in known.items():
-                setattr(person, key, value)
-            person.updated_at = clock.now()
-        person.slack_seen_at = at
-        return
     changes = {**known, "slack_seen_at": at, "updated_at": clock.now()}
-    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, **changes)
     on_record = col(Person.slack_seen_at)
-    session.exec(  # type: ignore[call-overload]
-        statement.on_conflict_do_update(
-            index_elements=["team_id", "user_id"], set_=changes, where=on_record.is_(None) | (on_record <= at)
+    not_later = on_record.is_(None) | (on_record <= at)
+    if known_only:
+        differs = [col(getattr(Person, key)).is_distinct_from(value) for key, value in known.items()]
+        session.exec(  # type: ignore[call-overload]
+            update(Person)
+            .where(col(Person.team_id) == team_id, col(Person.user_id) == user_id, not_later,
+                   or_(on_record.is_(None), *differs))
+            .values(**changes)
         )
+        return
+    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, **changes)
+    session.exec(  # type: ignore[call-overload]
+        statement.on_conflict_do_update(index_elements=["team_id", "user_id"], set_=changes, where=not_later)
     )
 
 

@@ -965,6 +965,7 @@ def test_options_that_do_not_go_together_show_the_usage(
     for command, problem, key in [
         ("deviate 1 ra Behind the VPN", "A risk adjustment needs the adjusted severity: `sev:low`.", "deviate"),
         ("deviate 1 fp Not our package sev:low", "Only a risk adjustment (ra) takes `sev:`.", "deviate"),
+        ("deviate 99 fp Not our package sev:low", "Only a risk adjustment (ra) takes `sev:`.", "deviate"),
         ("deviate 1 or Needed by the mainframe", "An operational requirement needs a re-review date: `until:+6m`.",
          "deviate"),
         ("deviate 1 ra Behind the VPN sev:low until:+3m", "Only an operational requirement (or) takes `until:`.",

@@ -7,7 +7,7 @@ used by someone without the right is refused and changes nothing.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from bot.commands.actions import NO_ONE_TO_ACT_AS
 from bot.commands.ids import ActionId, BlockId
 from bot.poam import milestones
+from bot.poam.clock import FixedClock
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, Person
@@ -608,6 +609,30 @@ def test_user_change_counts_for_the_workspace_the_event_came_for(
         assert person is not None and person.name == "Alice Hargreaves"
         assert session.get(Person, ("T0HOMEWS01", ALICE)) is None
     assert len([c for c in fake_slack.calls_to("users.info") if c.params.get("user") == ALICE]) == 1
+    wait_threads(engine, 1)
+
+
+def test_a_profile_event_sent_again_late_does_not_undo_what_was_learnt_since(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, clock: FixedClock
+) -> None:
+    """Slack sends an event again when its ack came late, minutes after the
+    change it tells of: what the bot learnt since stays (record and cache)."""
+    fake_slack.user(ALICE, real_name="Alice Liddell")
+    reply(slack.command("log Clock drift on ntp-01", user=ALICE))
+
+    def on_record() -> tuple[str | None, str | None] | None:
+        with unit_of_work(engine, read_only=True) as session:
+            person = session.get(Person, (TEAM, ALICE))
+            return (person.name, person.tz) if person is not None else None
+
+    wait_for(lambda: on_record() == ("Alice Liddell", "UTC"))
+    five_minutes_ago = int((clock.now() - timedelta(minutes=5)).timestamp())
+    slack.event({"type": "user_change", "user": {"id": ALICE, "team_id": TEAM, "tz": "Pacific/Kiritimati",
+                                                 "real_name": "Alice Pleasance"}}, event_time=five_minutes_ago)
+    settle()
+    settle()
+    assert on_record() == ("Alice Liddell", "UTC")
+    assert "today is 2026-11-20" in reply(slack.command("log Probe detected:2026-11-30", user=ALICE))  # not Kiritimati's 21st
     wait_threads(engine, 1)
 
 
