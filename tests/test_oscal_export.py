@@ -16,14 +16,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import trestle.oscal
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from trestle.oscal.poam import Model, PlanOfActionAndMilestones
 
+from bot.interchange import exports
+from bot.interchange.exports import ExportFormat
 from bot.interchange.findings import Finding
 from bot.interchange.importing import read_findings
+from bot.interchange.json_export import item_document
 from bot.interchange.oscal_export import (
     FEDRAMP_NS,
     OSCAL_VERSION,
@@ -55,7 +59,7 @@ from bot.poam.review import (
     withdraw_request,
 )
 from bot.poam.severity import Severity
-from bot.poam.systems import Impact, add_system
+from bot.poam.systems import Impact, add_system, change_system
 from bot.store.engine import unit_of_work
 from bot.store.models import InfoSystem
 from tests.db import run
@@ -203,7 +207,7 @@ def workspace(engine: Engine, cast: Cast, clock: FixedClock) -> Engine:
 
 def export(
     engine: Engine, *, at: datetime = NOW, system_name: str | None = None, team: str = TEAM,
-    names: dict[tuple[str, str], str] | None = None,
+    names: dict[tuple[str, str], str] | None = None, csp: str = "",
 ) -> tuple[dict[str, Any], int]:
     out = io.StringIO()
     with unit_of_work(engine, read_only=True) as session:
@@ -215,7 +219,7 @@ def export(
         count = write_oscal(
             iter_item_details(session, team_id=team, system_name=system_name), out,
             session=session, rules=Rules(), exported_at=at, team_id=team, system=system, title="Example POA&M",
-            names=names,
+            names=names, csp=csp,
         )
     return json.loads(out.getvalue()), count
 
@@ -511,19 +515,70 @@ def test_a_system_export_names_the_system_and_its_ao(engine: Engine, cast: Cast)
     ))
     worked_item(engine, cast, system_name="Payroll")
     run(engine, lambda s: log_item(s, cast.reporter, title="Elsewhere", severity=Severity.LOW))
-    document, count = export(engine, system_name="Payroll")
+    document, count = export(engine, system_name="Payroll", csp="Example Corp")
     assert count == 1
     assert_valid(document)
     body = document["plan-of-action-and-milestones"]
     assert body["system-id"] == {"identifier-type": UUID_IDENTIFIER_TYPE, "id": stable_uuid(TEAM, "system/payroll")}
     metadata = body["metadata"]
-    assert metadata["roles"] == [{"id": "authorizing-official", "title": "Authorizing Official"}]
+    assert metadata["roles"] == [{"id": "cloud-service-provider", "title": "Cloud Service Provider"},
+                                 {"id": "authorizing-official", "title": "Authorizing Official"}]
     assert metadata["responsible-parties"] == [
-        {"role-id": "authorizing-official", "party-uuids": [stable_uuid(TEAM, "party", OTTO)]}
+        {"role-id": "cloud-service-provider", "party-uuids": [stable_uuid(TEAM, "organization", "Example Corp")]},
+        {"role-id": "authorizing-official", "party-uuids": [stable_uuid(TEAM, "party", OTTO)]},
     ]
-    names = {party["name"]: party["type"] for party in metadata["parties"]}
-    assert names == {"Example Corp": "organization", REPORTER: "person", ALICE: "person", OTTO: "person"}
+    names = {party["name"]: (party["type"], party["uuid"]) for party in metadata["parties"]}
+    assert names["Example Corp"] == ("organization", stable_uuid(TEAM, "organization", "Example Corp"))
+    assert {name: kind for name, (kind, _) in names.items()} == {
+        "Example Corp": "organization", REPORTER: "person", ALICE: "person", OTTO: "person"}
     assert list(by_poam_id(body)) == ["POAM-1"]
+
+
+@pytest.mark.parametrize(("csp", "provider"), [("Acme Cloud", "Acme Cloud"), ("", "Finance dept")])
+def test_the_cloud_service_provider_is_the_deployments_else_the_systems_organization(
+    engine: Engine, cast: Cast, csp: str, provider: str
+) -> None:
+    """The workbook's CSP cell, OSCAL's title and its cloud-service-provider
+    party name the same organization: ``POAM_CSP_NAME``, else the system's."""
+    run(engine, lambda s: add_system(s, cast.admin, name="Payroll", organization="Finance dept", ao_user_id=OTTO,
+                                     fedramp="F1603047866"))
+    worked_item(engine, cast, system_name="Payroll")
+    documents = {}
+    for fmt in (ExportFormat.OSCAL, ExportFormat.XLSX):
+        out = io.BytesIO()
+        with unit_of_work(engine, read_only=True) as session:
+            exports.export(session, out, fmt=fmt, rules=Rules(), now=NOW, team_id=TEAM, system_name="payroll", csp=csp)
+        documents[fmt] = out.getvalue()
+    body = json.loads(documents[ExportFormat.OSCAL])["plan-of-action-and-milestones"]
+    assert_valid({"plan-of-action-and-milestones": body})
+    assert body["metadata"]["title"] == f"{provider} POA&M: Payroll"
+    parties = {party["uuid"]: party["name"] for party in body["metadata"]["parties"]}
+    responsible = {entry["role-id"]: entry["party-uuids"] for entry in body["metadata"]["responsible-parties"]}
+    assert [parties[uuid] for uuid in responsible["cloud-service-provider"]] == [provider]
+    assert [parties[uuid] for uuid in responsible["authorizing-official"]] == [OTTO]
+    heading = openpyxl.load_workbook(io.BytesIO(documents[ExportFormat.XLSX]))["Open POA&M Items"]
+    assert [cell.value for cell in heading[3]][:2] == [provider, "Payroll"]
+
+
+def test_a_system_with_a_fedramp_package_id_is_named_by_it(engine: Engine, cast: Cast) -> None:
+    """FedRAMP's OSCAL POA&M names the system by its package ID (its template:
+    ``system-id`` of identifier type https://fedramp.gov); without one, by a
+    uuid of ours. Without an organization there is no provider party."""
+    run(engine, lambda s: add_system(s, cast.admin, name="Payroll", fedramp="F1603047866"))
+    worked_item(engine, cast, system_name="Payroll")
+    document, _ = export(engine, system_name="Payroll")
+    assert_valid(document)
+    body = document["plan-of-action-and-milestones"]
+    # OSCAL 1.0.3 deprecated https://fedramp.gov as an identifier type for this one.
+    assert body["system-id"] == {"identifier-type": "http://fedramp.gov/ns/oscal", "id": "F1603047866"}
+    assert "roles" not in body["metadata"] and "responsible-parties" not in body["metadata"]
+    with unit_of_work(engine, read_only=True) as session:  # the JSON export says it too
+        (detail,) = iter_item_details(session, team_id=TEAM, system_name="Payroll")
+    assert item_document(detail, rules=Rules(), today=date(2026, 11, 20))["system"]["fedramp_id"] == "F1603047866"
+    run(engine, lambda s: change_system(s, cast.admin, name="Payroll", remove_fedramp=True))
+    document, _ = export(engine, system_name="Payroll")
+    assert document["plan-of-action-and-milestones"]["system-id"] == {
+        "identifier-type": UUID_IDENTIFIER_TYPE, "id": stable_uuid(TEAM, "system/payroll")}
 
 
 def test_an_expired_risk_acceptance_logs_the_return_to_work(

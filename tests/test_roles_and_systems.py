@@ -356,6 +356,11 @@ def test_add_system(engine: Engine, admin: Actor) -> None:
     ]
     assert events(engine)[-1].details == {"system": "Alpha", "impact": "low", "organization": None, "ao": None}
     assert len(events(engine)) == 4
+    cloud = run(engine, lambda s: add_system(s, admin, name="Cloud", fedramp=" f1603047866 "))
+    assert cloud.fedramp_id == "F1603047866"
+    assert run(engine, lambda s: add_system(s, admin, name="Other", fedramp="fr12345678")).fedramp_id == "FR12345678"
+    assert events(engine)[-2].details == {"system": "Cloud", "impact": "moderate", "organization": None, "ao": None,
+                                          "fedramp_id": "F1603047866"}
     with unit_of_work(engine) as session:
         assert audit.verify_chain(session, team_id=TEAM).ok
 
@@ -375,12 +380,22 @@ def test_change_system(engine: Engine, admin: Actor) -> None:
     assert changes == {"ao": {"from": "U0000AO2", "to": None}}
     system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", remove_organization=True))
     assert (system.organization, changes) == (None, {"organization": {"from": "Acme", "to": None}})
+    system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", fedramp="f1603047866"))
+    assert (system.fedramp_id, changes) == ("F1603047866", {"fedramp_id": {"from": None, "to": "F1603047866"}})
+    system, changes = run(engine, lambda s: change_system(s, admin, name="Payroll", remove_fedramp=True))
+    assert (system.fedramp_id, changes) == (None, {"fedramp_id": {"from": "F1603047866", "to": None}})
     # The same settings again: nothing written.
     before = snapshot(engine)
     assert run(engine, lambda s: change_system(s, admin, name="Payroll", impact=Impact.HIGH, remove_ao=True))[1] == {}
     assert snapshot(engine) == before
     with unit_of_work(engine) as session:
         assert audit.verify_chain(session, team_id=TEAM).ok
+
+
+SAY_WHAT = (
+    "Say what to change: `impact:`, `org:`, `ao:` or `fedramp:` (`none` removes an organization, an AO "
+    "or a FedRAMP package ID)."
+)
 
 
 def test_change_system_refusals(
@@ -392,13 +407,16 @@ def test_change_system_refusals(
     before = snapshot(engine)
     cases: list[tuple[Actor, dict[str, Any], type[PoamError], str]] = [
         (alice, {"impact": Impact.LOW}, PermissionDenied, "Only a POA&M admin can change a system."),
-        (admin, {}, InvalidCombination, "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
-        (admin, {"organization": "  "}, InvalidCombination,
-         "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
+        (admin, {}, InvalidCombination, SAY_WHAT),
+        (admin, {"organization": "  "}, InvalidCombination, SAY_WHAT),
         (admin, {"ao_user_id": "U0000AO2", "remove_ao": True}, InvalidCombination,
          "Give one value for each setting, or `none` to remove it."),
         (admin, {"organization": "Acme", "remove_organization": True}, InvalidCombination,
          "Give one value for each setting, or `none` to remove it."),
+        (admin, {"fedramp": "F1603047866", "remove_fedramp": True}, InvalidCombination,
+         "Give one value for each setting, or `none` to remove it."),
+        (admin, {"fedramp": "1603047866"}, InvalidInput,
+         "`1603047866` is not a FedRAMP package ID; it looks like F1234567890 (the FedRAMP Marketplace lists it)."),
         (admin, {"ao_user_id": "@carol"}, InvalidInput,
          "`@carol` is not a Slack user (AO) id; mention the person, like @jane."),
         (admin, {"organization": "o" * 201}, InvalidInput, "The organization is 201 characters long; the limit is 200."),
@@ -454,6 +472,11 @@ def test_add_system_refusals(engine: Engine, admin: Actor, alice: Actor) -> None
             {"name": "HR", "ao_user_id": "@carol"},
             InvalidInput,
             "`@carol` is not a Slack user (AO) id; mention the person, like @jane.",
+        ),
+        *(
+            ({"name": "HR", "fedramp": package}, InvalidInput,
+             f"`{package}` is not a FedRAMP package ID; it looks like F1234567890 (the FedRAMP Marketplace lists it).")
+            for package in ("none", "FEDRAMP", "F12345", "F1603-047866", "F" + "1" * 13, "FX12345678", "1603047866")
         ),
     ]
     for arguments, error, message in cases:

@@ -264,6 +264,7 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
             impact=cmd["impact"] or systems.Impact.MODERATE,
             organization=None if cmd["org"] == NONE else cmd["org"],  # as on `system set`: no organization
             ao_user_id=cmd["ao"],
+            fedramp=cmd["fedramp"],
         )
     learn_about(request, [cmd["ao"]])
     return Reply(
@@ -274,7 +275,7 @@ def system_add(request: SlackRequest, cmd: Parsed) -> Reply:
 
 @handles("system set")
 def system_set(request: SlackRequest, cmd: Parsed) -> Reply:
-    ao, org = cmd["ao"], cmd["org"]
+    ao, org, fedramp = cmd["ao"], cmd["org"], cmd["fedramp"]
     with request.transaction() as (session, actor):
         system, changes = systems.change_system(
             session,
@@ -283,8 +284,10 @@ def system_set(request: SlackRequest, cmd: Parsed) -> Reply:
             impact=cmd["impact"],
             organization=None if org == NONE else org,
             ao_user_id=None if ao == NONE else ao,
+            fedramp=None if fedramp == NONE else fedramp,
             remove_organization=org == NONE,
             remove_ao=ao == NONE,
+            remove_fedramp=fedramp == NONE,
         )
     name = f"*{escape(system.name)}*"
     if not changes:
@@ -304,7 +307,8 @@ def _system_change(what: str, change: dict[str, object]) -> str:
             return "none"
         return mention(str(value)) if what == "ao" else escape(str(value))
 
-    label = {"ao": "authorizing official", "impact": "impact", "organization": "organization"}[what]
+    label = {"ao": "authorizing official", "impact": "impact", "organization": "organization",
+             "fedramp_id": "FedRAMP package ID"}[what]
     if change["to"] is None:
         return f"no {label} (was {shown(change['from'])})"
     return f"{label} {shown(change['to'])} (was {shown(change['from'])})"

@@ -21,7 +21,7 @@ from bot.poam.item_lists import Scope
 from bot.poam.refs import parse_item_number, parse_milestone_number
 from bot.poam.review import Deviation
 from bot.poam.severity import Severity
-from bot.poam.systems import Impact
+from bot.poam.systems import Impact, fedramp_id
 from bot.reminders.subscriptions import WEEKDAYS
 
 # ---------------------------------------------------------------- converters
@@ -42,7 +42,7 @@ def user(raw: str, _: ParseContext) -> str:
     return user_id
 
 
-#: ``ao:none``, ``org:none`` on ``system set``: the system is left without one.
+#: ``ao:none``, ``org:none``, ``fedramp:none`` on ``system set``: the system is left without one.
 NONE = "none"
 
 
@@ -54,6 +54,16 @@ def user_or_none(raw: str, context: ParseContext) -> str:
 def text_or_none(raw: str, context: ParseContext) -> str:
     """Text, or :data:`NONE` for the word none (any case)."""
     return NONE if raw.strip().lower() == NONE else text(raw, context)
+
+
+def fedramp_package(raw: str, _: ParseContext) -> str:
+    """``F1234567890``: a system's FedRAMP package ID."""
+    return fedramp_id(raw)
+
+
+def fedramp_or_none(raw: str, context: ParseContext) -> str:
+    """A FedRAMP package ID, or :data:`NONE`."""
+    return NONE if raw.strip().lower() == NONE else fedramp_package(raw, context)
 
 
 def future_date(raw: str, context: ParseContext) -> Any:
@@ -336,17 +346,19 @@ SPECS: tuple[Spec, ...] = (
             IMPACT,
             Option("org", text_or_none, '"…"', aliases=("organization",)),
             Option("ao", user, "@user"),
+            Option("fedramp", fedramp_package, "F1234567890"),
         ),
     ),
     Spec(
         "system",
-        "Change a system's impact level, organization or authorizing official.",
+        "Change a system's impact level, organization, authorizing official or FedRAMP package ID.",
         "admin",
         (Word("set"), Rest("name", "name")),
         (
             IMPACT,
             Option("org", text_or_none, '"…"|none', aliases=("organization",)),
             Option("ao", user_or_none, "@user|none"),
+            Option("fedramp", fedramp_or_none, "F1234567890|none"),
         ),
     ),
     Spec("roles", "List who has which role.", "anyone"),

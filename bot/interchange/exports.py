@@ -83,13 +83,14 @@ def export(
             raise InvalidInput("Say which workspace to export (--team): this database holds none or several.")
         system = _system(session, team_id, system_name)
         details = iter_item_details(session, team_id=team_id, system_name=system.name)
+        provider = csp or system.organization or ""  # the deployment's CSP, else the system's organization
         if fmt is ExportFormat.XLSX:
-            count = write_workbook(details, out, rules=rules, system=system, csp=csp, poam_date=now.date(),
+            count = write_workbook(details, out, rules=rules, system=system, csp=provider, poam_date=now.date(),
                                    names=_names(session, team_id=team_id))
         else:
             with _text(out) as text:
                 count = write_oscal(details, text, session=session, rules=rules, exported_at=now, team_id=team_id,
-                                    system=system, title=f"{csp or system.organization or 'Plan'} POA&M: {system.name}",
+                                    system=system, title=f"{provider or 'Plan'} POA&M: {system.name}", csp=provider,
                                     names=_names(session, team_id=team_id))
         return Exported(count, f"poam-{system.name_key.replace(' ', '-')}-{stamp}.{fmt.suffix}")
     if system_name is not None and team_id is not None:

@@ -60,11 +60,16 @@ FEDRAMP_NS = "https://fedramp.gov/ns/oscal"
 #: FedRAMP's naming system for its own risk facets.
 FEDRAMP_SYSTEM = "https://fedramp.gov"
 CVE_SYSTEM = "http://cve.mitre.org"
-#: ``system-id`` is a uuid of ours, so its identifier type is RFC 4122.
+#: ``system-id`` is a uuid of ours, so its identifier type is RFC 4122, or,
+#: where the system has one, its FedRAMP package ID (FedRAMP's type; OSCAL
+#: deprecated its older ``https://fedramp.gov`` for this one).
 UUID_IDENTIFIER_TYPE = "http://ietf.org/rfc/rfc4122"
+FEDRAMP_IDENTIFIER_TYPE = "http://fedramp.gov/ns/oscal"
 #: Never change this: every stable uuid in every export derives from it.
 UUID_NAMESPACE = uuid.UUID("3096f856-e581-4c4c-87de-805eda0a64b0")
 AO_ROLE = "authorizing-official"
+#: FedRAMP's role of the organization whose system it is.
+CSP_ROLE = "cloud-service-provider"
 
 _CHUNK = 200
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -692,6 +697,7 @@ def write_oscal(
     team_id: str,
     system: Columns | None,
     title: str,
+    csp: str = "",
     document_uuid: uuid.UUID | None = None,
     names: Names | None = None,
 ) -> int:
@@ -700,9 +706,10 @@ def write_oscal(
     ``details`` are the items to export (``iter_item_details``), all of
     ``team_id``; ``session`` reads their audit trails (for the risk logs) in
     batches. ``system`` is the information system the POA&M is about: its
-    name key gives the ``system-id`` and its AO the ``authorizing-official``
-    party; None (a whole workspace) derives the ``system-id`` from the
-    workspace. ``title`` is ``metadata.title``. ``metadata.version`` is the
+    FedRAMP package ID, else a uuid of its name key, is the ``system-id`` and
+    its AO the ``authorizing-official`` party; None (a whole workspace)
+    derives the ``system-id`` from the workspace. ``csp`` names the
+    ``cloud-service-provider`` party (none when empty). ``title`` is ``metadata.title``. ``metadata.version`` is the
     export date and the workspace's audit sequence number, so it changes
     exactly when something was recorded. ``document_uuid`` defaults to a
     fresh uuid4 (the one uuid that is new each export). A party is named by
@@ -726,7 +733,7 @@ def write_oscal(
         if count == 0:
             arrays["poam-items"].add(_no_items(team_id, exported_at))
         head = _head(
-            builder, session=session, team_id=team_id, system=system, title=title,
+            builder, session=session, team_id=team_id, system=system, title=title, csp=csp,
             exported_at=exported_at, document_uuid=document_uuid or uuid.uuid4(), names=names or {},
         )
         out.write('{\n  "plan-of-action-and-milestones": ')
@@ -758,6 +765,7 @@ def _head(
     team_id: str,
     system: Columns | None,
     title: str,
+    csp: str,
     exported_at: datetime,
     document_uuid: uuid.UUID,
     names: Names,
@@ -771,10 +779,11 @@ def _head(
          "remarks": f"Slack user ID {user_id}." if (team, user_id) in names else "Slack user ID."}
         for (team, user_id), party_uuid in sorted(builder.parties.items())
     ]
-    if system is not None and system.organization:
-        parties.insert(0, {
-            "uuid": stable_uuid(team_id, "organization"), "type": "organization", "name": _line(system.organization),
-        })
+    if _line(csp):
+        provider = stable_uuid(team_id, "organization", _line(csp))
+        parties.insert(0, {"uuid": provider, "type": "organization", "name": _line(csp)})
+        roles.insert(0, {"id": CSP_ROLE, "title": "Cloud Service Provider"})
+        responsible.insert(0, {"role-id": CSP_ROLE, "party-uuids": [provider]})
     metadata = _compact({
         "title": _line(title) or "Plan of Action and Milestones",
         "last-modified": _timestamp(exported_at),
@@ -788,7 +797,11 @@ def _head(
     head: dict[str, Any] = {
         "uuid": str(document_uuid),
         "metadata": metadata,
-        "system-id": {"identifier-type": UUID_IDENTIFIER_TYPE, "id": stable_uuid(team_id, subject)},
+        "system-id": (
+            {"identifier-type": FEDRAMP_IDENTIFIER_TYPE, "id": system.fedramp_id}
+            if system is not None and system.fedramp_id
+            else {"identifier-type": UUID_IDENTIFIER_TYPE, "id": stable_uuid(team_id, subject)}
+        ),
     }
     definitions = _compact({
         "components": [

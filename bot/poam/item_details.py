@@ -100,6 +100,7 @@ class SystemRow(NamedTuple):
     impact: str
     organization: str | None
     ao_user_id: str | None
+    fedramp_id: str | None
     is_default: bool
     created_by: str
     created_at: datetime

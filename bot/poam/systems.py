@@ -2,12 +2,13 @@
 
 A workspace starts with a default system, created the first time the workspace
 is used (read or written); admins add more with ``/poam system add`` and
-change one's impact level, organization or authorizing official with
-``/poam system set``.
+change one's impact level, organization, authorizing official or FedRAMP
+package ID with ``/poam system set``.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from sqlalchemy import bindparam
@@ -27,7 +28,10 @@ from bot.store.rows import Columns, rows_of
 DEFAULT_SYSTEM_NAME = "Default"
 MAX_SYSTEM_NAME = 80
 #: A system's columns :func:`change_system` sets, by the names its audit events use (as ``system.added``'s).
-_CHANGE_NAMES = {"impact": "impact", "organization": "organization", "ao_user_id": "ao"}
+_CHANGE_NAMES = {"impact": "impact", "organization": "organization", "ao_user_id": "ao", "fedramp_id": "fedramp_id"}
+#: A FedRAMP package ID as the FedRAMP Marketplace lists a system: ``F1234567890``
+#: (FedRAMP's OSCAL template has ``F00000000``; its access request form, ``FR12345678``).
+_FEDRAMP_ID = re.compile(r"FR?[0-9]{6,12}", re.ASCII)
 
 
 class Impact(StrEnum):
@@ -46,6 +50,18 @@ class Impact(StrEnum):
             return cls(word)
         except ValueError:
             raise InvalidInput(f"`{text}` is not an impact level; use low, moderate or high.") from None
+
+
+def fedramp_id(text: str) -> str:
+    """A FedRAMP package ID, upper-cased (``f1234567890`` → ``F1234567890``):
+    an OSCAL POA&M names its system by it (``system-id``)."""
+    cleaned = text.strip().upper()
+    if not _FEDRAMP_ID.fullmatch(cleaned) or not cleaned.isascii():
+        raise InvalidInput(
+            f"`{text.strip()[:40]}` is not a FedRAMP package ID; it looks like F1234567890 "
+            "(the FedRAMP Marketplace lists it).", field="fedramp_id",
+        )
+    return cleaned
 
 
 def ensure_workspace(session: Session, actor: Actor) -> None:
@@ -69,6 +85,7 @@ def _new_system(
     impact: Impact,
     organization: str | None = None,
     ao_user_id: str | None = None,
+    fedramp: str | None = None,
     default: bool = False,
 ) -> InfoSystem:
     system = InfoSystem(
@@ -78,6 +95,7 @@ def _new_system(
         impact=impact,
         organization=organization,
         ao_user_id=ao_user_id,
+        fedramp_id=fedramp,
         is_default=default,
         created_by=actor.user_id,
         created_at=actor.now(),
@@ -85,6 +103,8 @@ def _new_system(
     session.add(system)
     details: dict[str, object] = {"system": name, "impact": impact}
     details.update({"default": True} if default else {"organization": organization, "ao": ao_user_id})
+    if fedramp is not None:
+        details["fedramp_id"] = fedramp
     audit.record(session, actor, action="system.added", details=details)
     return system
 
@@ -149,8 +169,10 @@ def add_system(
     impact: Impact = Impact.MODERATE,
     organization: str | None = None,
     ao_user_id: str | None = None,
+    fedramp: str | None = None,
 ) -> InfoSystem:
-    """Add an information system to the workspace (admins only)."""
+    """Add an information system to the workspace (admins only); ``fedramp``
+    is its FedRAMP package ID."""
     require_admin(actor, "add a system")
     ensure_workspace(session, actor)
     counters.lock_workspace(session, team_id=actor.team_id)
@@ -160,6 +182,8 @@ def add_system(
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
+    if fedramp is not None:
+        fedramp = fedramp_id(fedramp)
     taken = session.exec(
         select(func.count())
         .select_from(InfoSystem)
@@ -167,7 +191,8 @@ def add_system(
     ).one()
     if taken:
         raise InvalidInput(f"A system called `{name}` already exists.")
-    return _new_system(session, actor, name=name, impact=impact, organization=organization, ao_user_id=ao_user_id)
+    return _new_system(session, actor, name=name, impact=impact, organization=organization, ao_user_id=ao_user_id,
+                       fedramp=fedramp)
 
 
 def change_system(
@@ -178,34 +203,39 @@ def change_system(
     impact: Impact | None = None,
     organization: str | None = None,
     ao_user_id: str | None = None,
+    fedramp: str | None = None,
     remove_organization: bool = False,
     remove_ao: bool = False,
+    remove_fedramp: bool = False,
 ) -> tuple[InfoSystem, dict[str, dict[str, object]]]:
-    """Change a system's impact level, organization or authorizing official
-    (admins only; ``remove_…`` leaves it without one). Returns the system and
-    what changed, ``{"ao": {"from": old, "to": new}, …}`` (empty: it already
-    was so, and nothing is written)."""
+    """Change a system's impact level, organization, authorizing official or
+    FedRAMP package ID (admins only; ``remove_…`` leaves it without one).
+    Returns the system and what changed, ``{"ao": {"from": old, "to": new},
+    …}`` (empty: it already was so, and nothing is written)."""
     require_admin(actor, "change a system")
     organization = clean_text(organization, field="The organization", limit=200, required=False)
-    if impact is None and organization is None and ao_user_id is None and not remove_organization and not remove_ao:
-        raise InvalidCombination("Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them).")
-    if (ao_user_id is not None and remove_ao) or (organization is not None and remove_organization):
-        raise InvalidCombination("Give one value for each setting, or `none` to remove it.")
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
+    if fedramp is not None:
+        fedramp = fedramp_id(fedramp)
+    # Each setting: (its new value, or None; whether `none` removes it).
+    given = {"organization": (organization, remove_organization), "ao_user_id": (ao_user_id, remove_ao),
+             "fedramp_id": (fedramp, remove_fedramp)}
+    if impact is None and all(value is None and not remove for value, remove in given.values()):
+        raise InvalidCombination(
+            "Say what to change: `impact:`, `org:`, `ao:` or `fedramp:` (`none` removes an organization, an AO "
+            "or a FedRAMP package ID)."
+        )
+    if any(value is not None and remove for value, remove in given.values()):
+        raise InvalidCombination("Give one value for each setting, or `none` to remove it.")
     found = find_system(session, actor, name=name)
     # As add_system: one change of a workspace's systems at a time, so each
     # records the value it replaced (read again under the lock).
     counters.lock_workspace(session, team_id=actor.team_id)
     system = session.get(InfoSystem, found.id)
     assert system is not None  # the row just found, in the same transaction
-    wanted: dict[str, object] = {}
-    if impact is not None:
-        wanted["impact"] = impact
-    if organization is not None or remove_organization:
-        wanted["organization"] = organization
-    if ao_user_id is not None or remove_ao:
-        wanted["ao_user_id"] = ao_user_id
+    wanted: dict[str, object] = {"impact": impact} if impact is not None else {}
+    wanted.update({column: value for column, (value, remove) in given.items() if value is not None or remove})
     changes: dict[str, dict[str, object]] = {}
     for field, value in wanted.items():
         if getattr(system, field) != value:

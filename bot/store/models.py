@@ -70,6 +70,8 @@ class InfoSystem(SQLModel, table=True):
     impact: str = Field(sa_type=sa.String(10))
     organization: str | None = Field(default=None, sa_type=sa.String(200))
     ao_user_id: str | None = Field(default=None, sa_type=sa.String(USER_ID))
+    #: Its FedRAMP package ID (``F1234567890``): OSCAL's ``system-id`` when set.
+    fedramp_id: str | None = Field(default=None, sa_type=sa.String(24))
     is_default: bool = Field(default=False)
     created_by: str = Field(sa_type=sa.String(USER_ID))
     created_at: datetime = _timestamp()

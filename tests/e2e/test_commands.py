@@ -902,10 +902,11 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
     body = reply(slack.command("systems", user=ALICE))
     assert "*Default* · moderate impact · _default_" in body, body
     assert_refused(slack, engine, "system add HR portal", problem="Only a POA&M admin can add a system.", user=ALICE)
-    body = reply(slack.raw_command(f'system add Payroll impact:high org:"Finance dept" ao:{at(CAROL)}', user=ADMIN))
+    body = reply(slack.raw_command(
+        f'system add Payroll impact:high org:"Finance dept" ao:{at(CAROL)} fedramp:F1603047866', user=ADMIN))
     assert "Added the system *Payroll* (high impact)." in body, body
     body = reply(slack.command("systems", user=BOB))
-    assert f"*Payroll* · high impact · Finance dept · AO <@{CAROL}>" in body, body
+    assert f"*Payroll* · high impact · Finance dept · AO <@{CAROL}> · FedRAMP F1603047866" in body, body
     assert_refused(slack, engine, "system add payroll", problem="A system called `payroll` already exists.", user=ADMIN)
     reply(slack.raw_command("system add HR portal org:None", user=ADMIN))  # none means none, as on `system set`
     assert "*HR portal* · moderate impact" + "\n" in reply(slack.command("systems", user=BOB)) + "\n"
@@ -914,6 +915,7 @@ def test_systems_and_system_add(slack: SlackDriver, engine: Engine, make_actor: 
         ("system add HR impact:extreme", "`extreme` is not an impact level"),
         ("system add HR colour:red", "`colour:` is not an option of /poam system"),
         ("system add HR ao:carol", "`carol` is not a person"),
+        ("system add HR fedramp:none", "`none` is not a FedRAMP package ID"),
     ]:
         assert_malformed(slack, engine, command, problem=problem, key="system add", user=ADMIN)
     assert_malformed(slack, engine, "system remove HR", problem="`/poam system` needs one of: add, set.",
@@ -944,10 +946,17 @@ def test_system_set_changes_a_system_and_records_it(slack: SlackDriver, engine: 
     })
     body = reply(slack.raw_command("system set default org:NONE", user=ADMIN))
     assert "Changed *Default*: no organization (was Acme &amp; Co)." in body, body
+    body = reply(slack.raw_command("system set default fedramp:f1603047866", user=ADMIN))
+    assert "Changed *Default*: FedRAMP package ID F1603047866 (was none)." in body, body
+    assert "· FedRAMP F1603047866 · _default_" in reply(slack.command("systems", user=ALICE))
+    body = reply(slack.raw_command("system set default fedramp:none", user=ADMIN))
+    assert "Changed *Default*: no FedRAMP package ID (was F1603047866)." in body, body
     assert_refused(slack, engine, "system set Payroll impact:low", user=ADMIN,
                    problem="There is no system called `Payroll`; `/poam systems` lists them.")
     for command, problem in [
-        ("system set default", "Say what to change: `impact:`, `org:` or `ao:` (`org:none`, `ao:none` remove them)."),
+        ("system set default", "Say what to change: `impact:`, `org:`, `ao:` or `fedramp:` (`none` removes an "
+                               "organization, an AO or a FedRAMP package ID)."),
+        ("system set default fedramp:1603047866", "`1603047866` is not a FedRAMP package ID"),
         ("system set", "The name is missing."),
         ("system set default impact:extreme", "`extreme` is not an impact level"),
         ("system set default ao:carol", "`carol` is not a person"),

@@ -387,6 +387,8 @@ def systems(found: Sequence[InfoSystem]) -> list[Block]:
             line += f" · {escape(system.organization)}"
         if system.ao_user_id:
             line += f" · AO {mention(system.ao_user_id)}"
+        if system.fedramp_id:
+            line += f" · FedRAMP {escape(system.fedramp_id)}"
         if system.is_default:
             line += " · _default_"
         lines.append(line)
