@@ -4,6 +4,7 @@ controls, milestones and a valid audit chain."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -280,3 +281,41 @@ def test_a_closed_row_never_closes_after_now_in_a_time_zone_ahead_of_utc(
     assert admin.today() > admin.now().date()
     imported(engine, admin, [finding(1, closed=True, closed_on=admin.today())])
     assert fetch(engine, 1).closed_at == admin.now()
+
+
+def test_a_scan_dated_by_utc_is_no_future_west_of_utc(engine: Engine, make_actor: Any, clock: FixedClock) -> None:
+    """Scanners stamp their runs in UTC, read as UTC dates: at 18:00 in Los
+    Angeles a scan of half an hour ago is dated tomorrow, and is fresh."""
+    clock.set(datetime(2026, 11, 21, 2, 0, tzinfo=UTC))
+    admin = make_actor("U0ADMIN01", Role.ADMIN, tz="America/Los_Angeles")
+    assert admin.today() == date(2026, 11, 20)
+    summary = imported(engine, admin, [finding(1, detected_on=date(2026, 11, 21))])
+    assert summary.new == 1 and fetch(engine, 1).detected_on == date(2026, 11, 21)
+    with pytest.raises(InvalidInput, match="results\\[2\\]: the detection date 2026-11-22 is in the future"):
+        imported(engine, admin, [finding(2, detected_on=date(2026, 11, 22))])
+
+
+def test_two_imports_of_one_scan_at_once_add_its_items_once(engine: Engine, admin: Actor) -> None:
+    """Two admins (or a form and the CLI) import the same scan: the second
+    waits for the first and finds its items. SQLite's writers already wait
+    for each other; PostgreSQL's did not, and each added every new item."""
+    imported(engine, admin, [finding(0)])  # the workspace exists
+    first_checked, go_on = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with unit_of_work(engine) as session:
+            import_findings(session, admin, findings=[finding(1)], source_name="a.sarif")
+            first_checked.set()
+            go_on.wait(timeout=10)  # still uncommitted
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_checked.wait(timeout=10)
+    timer = threading.Timer(0.5, go_on.set)  # the second is under way by then
+    timer.start()
+    second = imported(engine, admin, [finding(1)])
+    thread.join()
+    timer.join()
+    assert (second.new, second.unchanged) == (0, 1)  # seen at this very time by the first
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(func.count()).select_from(Item)).one() == 2

@@ -183,6 +183,15 @@ def test_sarif_without_rules_titles_from_the_message() -> None:
     assert finding.description == "Detected use of eval().\n\nLocations: src/run.py"
 
 
+def test_sarif_placeholders_past_any_argument_stay_as_written() -> None:
+    """``{0}`` takes the message's first argument; a number past them, even of
+    more digits than Python's int() reads, stays as it is."""
+    huge = "{" + "9" * 5000 + "}"
+    [finding] = sarif.parse(sarif_log(result(message={"text": f"Found {{0}} in {{1}} and {huge}", "arguments": ["eval"]})),
+                            source_name="x")
+    assert finding.title.startswith("Found eval in {1} and {999")
+
+
 def test_sarif_long_text_is_cut_to_the_item_limits() -> None:
     rules = [{"id": "r", "shortDescription": {"text": "T" * 500}, "fullDescription": {"text": "D" * 20_000}}]
     [finding] = sarif.parse(sarif_log(result("r"), rules=rules), source_name="x")
@@ -451,6 +460,11 @@ def mutate_nessus(old: str, new: str, count: int = 1) -> bytes:
             'ReportHost "web-01" ReportItem 5',
             'port "99999" is not a port number 0-65535',
         ),
+        (  # more digits than Python's int() reads: a clear refusal, not a traceback
+            mutate_nessus('port="8443"', f'port="{"9" * 5000}"'),
+            'ReportHost "web-01" ReportItem 5',
+            "is not a port number 0-65535",
+        ),
         (
             mutate_nessus("<cve>CVE-2024-6387</cve>", "<cve>regreSSHion</cve>"),
             'ReportHost "db-01" ReportItem 2',
@@ -549,6 +563,7 @@ SCANNER_HEADER = "title,severity,asset,rule_id,tool,cve,description,detected\n"
         (SCANNER_HEADER + 'a,high,h,r1,t,,"x"y,\n', "row 2", "is not valid CSV"),
         (SCANNER_HEADER + "a\x00,high,h,r1,t,,,\n", "row 2", "contains a NUL character"),
         ("title,severity,asset,port\na,high,h,http\n", "row 2", 'port "http" is not a port number'),
+        ("title,severity,asset,port\na,high,h," + "9" * 5000 + "\n", "row 2", 'port "99999999999999999999" is not'),
         ("title,severity,asset,port,protocol\na,high,h,443,t c p\n", "row 2", 'protocol "t c p" is not a protocol'),
     ],
 )

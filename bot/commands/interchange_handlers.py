@@ -114,9 +114,15 @@ def uploaded_file(view: dict[str, Any]) -> metadata.UploadedFile:
     if not files:
         raise ImportFormatError("file", "no file was uploaded")
     chosen = files[0]
-    return metadata.UploadedFile(
+    upload = metadata.UploadedFile(
         name=str(chosen.get("name") or "upload"), url=str(chosen.get("url_private_download") or chosen.get("url_private") or "")
     )
+    try:  # the form keeps the file between its check and its confirmation: it must fit
+        upload.check()
+        metadata.dump(upload)
+    except ValueError:
+        raise ImportFormatError("file", "has too long a name to keep on the form; rename it shorter and upload it again") from None
+    return upload
 
 
 def from_slack(url: str, *, api_url: str) -> bool:

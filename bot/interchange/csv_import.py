@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 from bot.interchange.csv_export import EXTRA_COLUMNS, FORMULA_STARTS
 from bot.interchange.fedramp import COLUMNS
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, port_number
 from bot.interchange.sarif import clip
 from bot.interchange.workbook_import import LIST_SEPARATOR, day, template_finding
 from bot.poam import fields
@@ -221,11 +221,10 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         if not asset:
             raise ImportFormatError(where, f"{names['asset']} is empty")
         severity = _severity(value["severity"], names["severity"], where)
-        port = value.get("port", "")
-        if port:
-            if not port.isascii() or not port.isdigit() or int(port) > 65535:
-                raise ImportFormatError(where, f'{names["port"]} "{port[:20]}" is not a port number 0-65535')
-            port = str(int(port))
+        given = value.get("port", "")
+        port = port_number(given) if given else ""
+        if port is None:
+            raise ImportFormatError(where, f'{names["port"]} "{given[:20]}" is not a port number 0-65535')
         protocol = value.get("protocol", "").lower() or "tcp"
         if port and port != "0" and not PROTOCOL.match(protocol):
             raise ImportFormatError(where, f'{names["protocol"]} "{protocol[:20]}" is not a protocol name like tcp or udp')

@@ -13,6 +13,16 @@ from bot.poam.severity import Severity
 PROTOCOL = re.compile(r"^[a-z0-9_-]{1,16}$", re.ASCII | re.IGNORECASE)
 
 
+def port_number(text: str) -> str | None:
+    """A port as scanners write it, without leading zeros (``0443`` → ``443``);
+    None when it is not one of 0-65535 (read by length first: ``int()`` of
+    thousands of digits is refused by Python itself)."""
+    digits = text.lstrip("0") or "0"
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
+        return None
+    return digits
+
+
 class ImportFormatError(Exception):
     """The file is malformed; ``where`` names the row or element (``row 12``,
     ``runs[0].results[3]``), so the user can find and fix it. Nothing is imported."""

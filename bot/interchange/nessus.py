@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import ParseError, fromstring
 
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, port_number
 from bot.interchange.sarif import clip
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
@@ -113,10 +113,10 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
     severity_text = (item.get("severity") or "").strip()
     if severity_text not in SEVERITIES:
         raise ImportFormatError(where, f"severity {_show(severity_text)} is not 0-4")
-    port = (item.get("port") or "0").strip()
-    if not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise ImportFormatError(where, f"port {_show(port)} is not a port number 0-65535")
-    port = str(int(port))
+    given = (item.get("port") or "0").strip()
+    port = port_number(given)
+    if port is None:
+        raise ImportFormatError(where, f"port {_show(given)} is not a port number 0-65535")
     protocol = (item.get("protocol") or "").strip().lower()
     if port != "0" and not PROTOCOL.match(protocol):
         raise ImportFormatError(where, f"protocol {_show(protocol)} is not a protocol name like tcp or udp")

@@ -39,7 +39,8 @@ LEVELS: Mapping[str, Severity | None] = {
 _DEFAULT_LEVEL = "warning"  # SARIF §3.27.10: a result without a level (and no rule default) is a warning
 _KINDS = frozenset({"pass", "open", "informational", "notApplicable", "review", "fail"})
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,7}\b", re.IGNORECASE | re.ASCII)
-_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+#: ``{0}`` in a message: an argument's place (no more digits than any list of arguments needs).
+_PLACEHOLDER = re.compile(r"\{(\d{1,6})\}")
 
 
 def security_severity(score: float) -> Severity | None:

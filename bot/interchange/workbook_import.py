@@ -51,7 +51,9 @@ _CURRENT_DUE_NOTE = re.compile(
 
 Cell = str | int | float | date | datetime | bool | None
 
-_SLACK_USER = re.compile(r"^<?@?([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>?$", re.ASCII)
+#: A Slack user id alone or as a mention (``<@U0ALICE1|alice>``): with a digit
+#: and 7 characters at least, as ids have, so that ``UNASSIGNED`` names nobody.
+_SLACK_USER = re.compile(r"^<?@?([UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,31})(?:\|[^>]*)?>?$", re.ASCII)
 #: How the export writes a person it knows the name of: ``Alice Smith (U0ALICE1)``.
 #: Read first (the name is anyone's own words: ``U0OTHER1|Eve (U0EVE001)``
 #: must not read as U0OTHER1), and only an id with a digit and at least 7

@@ -38,7 +38,7 @@ from bot.poam.permissions import require_admin
 from bot.poam.refs import labelled_number
 from bot.poam.review import Closure
 from bot.poam.severity import Severity
-from bot.poam.systems import find_system
+from bot.poam.systems import ensure_workspace, find_system
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.models import Item, ItemControl, Milestone, table_of
@@ -141,8 +141,9 @@ class ImportSummary:
         return text
 
 
-def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
-    """The finding's fields, cleaned; InvalidInput names the finding's place in its file."""
+def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
+    """The finding's fields, cleaned; InvalidInput names the finding's place in
+    its file. ``latest`` is the latest detection date that is not in the future."""
     rule, asset = _where_found(finding)
     try:
         values: dict[str, object] = {
@@ -169,7 +170,7 @@ def _checked(finding: ImportedWeakness, today: date) -> dict[str, object]:
         }
         if finding.owner_id is not None:
             check_user_id(finding.owner_id, what="user (point of contact)")
-        if finding.detected_on is not None and finding.detected_on > today:
+        if finding.detected_on is not None and finding.detected_on > latest:
             raise InvalidInput(f"the detection date {finding.detected_on} is in the future")
         for what, when in (("scheduled completion date", finding.scheduled_completion_on),
                            ("current due date", finding.due_on)):
@@ -216,8 +217,11 @@ def _classify(
 ) -> _Classified:
     """Check every finding and sort it into new, updated, unchanged or skipped, writing nothing."""
     require_admin(actor, "import findings")
-    today, now = actor.today(), actor.now()
-    checked = [(finding, _checked(finding, today)) for finding in findings if finding.severity is not None]
+    now = actor.now()
+    # Scanners give UTC timestamps, read as UTC dates: west of UTC, a scan run
+    # this evening is dated tomorrow there, and is no less fresh.
+    latest = max(actor.today(), now.astimezone(UTC).date())
+    checked = [(finding, _checked(finding, latest)) for finding in findings if finding.severity is not None]
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
@@ -337,6 +341,11 @@ def import_findings(
     UPDATE per batch: thousands of ORM objects took most of a large import's
     time and memory.
     """
+    require_admin(actor, "import findings")
+    ensure_workspace(session, actor)
+    # Two imports of one scan at once (two admins, a form and the CLI) would
+    # each miss the other's new items and add them twice: one at a time.
+    counters.lock_workspace(session, team_id=actor.team_id)
     plan = _classify(session, actor, findings, system_name)
     summary = plan.summary
     items = table_of(Item)

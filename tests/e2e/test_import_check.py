@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
@@ -85,3 +86,21 @@ def test_an_import_the_form_cannot_show_comes_by_direct_message(
     said = _direct_message(fake_slack)
     assert "Imported *weekly.nessus*: 5 new, 0 updated, 0 unchanged, 3 skipped." in said and "New: " in said
     assert "nothing was imported" not in said
+
+
+def test_a_file_whose_name_the_form_cannot_keep_is_refused_on_the_form(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The form keeps the file's name and address for its confirmation, in at
+    most 2,000 characters; a long non-ASCII name took twice that (escaped in
+    JSON, and again in the address): the form stayed on "Checking the file…"."""
+    name = "脆弱性スキャン結果" * 15 + ".nessus"
+    fake_slack.clear()
+    slack.command("import", user=ADMIN)
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
+    url = fake_slack.host_file(quote(name), NESSUS)
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": name, "url_private_download": url}]}
+    answer = slack.submit(form, {BlockId.FILE: upload}, user=ADMIN).json()
+    assert answer == {"response_action": "errors", "errors": {
+        BlockId.FILE: "file: has too long a name to keep on the form; rename it shorter and upload it again"}}, answer
+    assert fake_slack.downloads == [] and snapshot(engine)["items"] == []
