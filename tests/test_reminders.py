@@ -39,6 +39,7 @@ from bot.reminders.scheduler import Scheduler, TickReport
 from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage
+from tests.db import events
 from tests.fake_slack import FakeSlack
 
 T = TypeVar("T")
@@ -490,6 +491,23 @@ def test_a_snoozed_item_is_left_out_until_the_snooze_ends(world: World) -> None:
     assert "Snoozed problem" in world.dm_text(OWNER)
 
 
+@pytest.mark.parametrize("hand_over", ["assign", "release and claim"])
+def test_a_snooze_ends_when_the_item_changes_hands(world: World, hand_over: str) -> None:
+    """The owner who snoozed an item is leaving it: the next one must hear of it."""
+    number = overdue_item(world, title="Handed over")
+    world.do(lambda s: items_mod.snooze_item(s, world.actor(OWNER), number=number, days=7))
+    if hand_over == "assign":
+        world.do(lambda s: items_mod.assign_item(s, world.actor(ADMIN, Role.ADMIN), number=number, owner_id=OWNER2))
+    else:
+        world.do(lambda s: items_mod.release_item(s, world.actor(OWNER), number=number))
+        world.do(lambda s: items_mod.claim_item(s, world.actor(OWNER2), number=number))
+    assert world.item(number).snoozed_until is None
+    world.tick()
+    assert "Handed over" in world.dm_text(OWNER2)
+    ended = [e.details for e in events(world.engine) if e.action in ("item.assigned", "item.released")]
+    assert ended[-1]["snoozed_until"] == {"from": (FRI + timedelta(days=7)).isoformat(), "to": None}
+
+
 def test_a_snoozed_item_does_not_hide_the_others(world: World) -> None:
     world.at(utc(2026, 11, 19, 12))
     snoozed = overdue_item(world, days=3, title="Snoozed problem")
@@ -515,6 +533,17 @@ def test_an_unclaimed_item_gets_exactly_one_nudge_in_its_thread(world: World) ->
     assert f"*POAM-{number}* has waited 3 days for an owner" in nudge["text"]
     assert f"/poam claim POAM-{number}" in nudge["text"]
     assert [(r.recipient, r.kind, r.subject) for r in world.outbox() if r.kind == "nudge"] == [(CHANNEL, "nudge", f"item:{number}")]
+
+
+def test_an_unclaimed_item_is_nudged_once_even_after_its_nudge_is_forgotten(world: World) -> None:
+    """The outbox forgets sent messages after a month; the nudge it forgot was
+    planned again, "has waited 34 days", and every month after."""
+    world.at(utc(2026, 11, 2, 10))
+    world.log("Nobody's finding", channel=CHANNEL, thread=THREAD, severity=Severity.LOW)
+    for days in range(3, 100):
+        world.tick(utc(2026, 11, 2, 11) + timedelta(days=days))
+    assert len(world.posts_to(CHANNEL)) == 1
+    assert not [r for r in world.outbox() if r.kind == "nudge"]  # forgotten since
 
 
 def test_expired_risk_acceptances_are_processed_by_the_tick(world: World) -> None:
@@ -590,6 +619,29 @@ def test_the_digest_day_and_time_are_the_subscriptions(world: World) -> None:
     assert world.posts() == []
     world.tick(utc(2026, 11, 24, 10, 0))
     assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+
+
+def test_a_digest_moved_to_a_later_day_waits_for_the_next_week(world: World) -> None:
+    admin = world.actor(ADMIN, Role.ADMIN)
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))  # Monday
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL, weekday=2))
+    world.tick(utc(2026, 11, 25, 9))  # Wednesday
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+    world.tick(utc(2026, 12, 2, 9))  # the next Wednesday
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 2
+
+
+def test_a_subscription_changed_keeps_what_is_not_given(world: World) -> None:
+    admin = world.actor(ADMIN, Role.ADMIN)
+    found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    assert (found.weekday, found.post_at) == (0, time(9, 0))
+    found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL, weekday=4))
+    assert (found.weekday, found.post_at) == (4, time(9, 0))
+    found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL, post_at=time(10, 30)))
+    assert (found.weekday, found.post_at) == (4, time(10, 30))
+    found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    assert (found.weekday, found.post_at) == (4, time(10, 30))
 
 
 def test_the_digest_counts(world: World) -> None:

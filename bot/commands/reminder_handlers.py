@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import time
-
 from bot.blockkit.blocks import day
 from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
@@ -63,10 +61,7 @@ def subscribe(request: SlackRequest, cmd: Parsed) -> Reply:
         if cmd["weekly"] is False:
             subscriptions.unsubscribe(session, actor, channel_id=channel)
             return Reply(text="Unsubscribed", blocks=cards.done("This channel no longer gets the weekly digest."))
-        found = subscriptions.subscribe(
-            session, actor, channel_id=channel, weekday=cmd["day"] if cmd["day"] is not None else 0,
-            post_at=cmd["at"] or time(9, 0),
-        )
+        found = subscriptions.subscribe(session, actor, channel_id=channel, weekday=cmd["day"], post_at=cmd["at"])
     when = f"{subscriptions.WEEKDAYS[found.weekday].capitalize()}s at {found.post_at.strftime('%H:%M')}"
     return Reply(
         text="Subscribed",

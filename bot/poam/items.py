@@ -242,7 +242,7 @@ _CLAIM = (
     .where(_ITEMS.c.team_id == bindparam("workspace"), _ITEMS.c.number == bindparam("claimed_number"),
            _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
     .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
-            updated_at=bindparam("changed_at"))
+            updated_at=bindparam("changed_at"), snoozed_until=None)
     .returning(*(_ITEMS.c[name] for name in ClaimedItem._fields))
 )
 
@@ -300,7 +300,7 @@ def release_item(session: Session, actor: Actor, *, number: int) -> Item:
     touch(item, actor)
     audit.record(
         session, actor, action="item.released", item_id=item.id,
-        details={"owner": {"from": previous, "to": None}},
+        details={"owner": {"from": previous, "to": None}, **_unsnoozed(item)},
     )
     return item
 
@@ -318,9 +318,18 @@ def assign_item(session: Session, actor: Actor, *, number: int, owner_id: str) -
     touch(item, actor)
     audit.record(
         session, actor, action="item.assigned", item_id=item.id,
-        details={"owner": {"from": previous, "to": owner_id}},
+        details={"owner": {"from": previous, "to": owner_id}, **_unsnoozed(item)},
     )
     return item
+
+
+def _unsnoozed(item: Item) -> dict[str, object]:
+    """End the snooze of an item changing hands (the owner who set it is
+    leaving; the next one must hear of it): the audit details saying so."""
+    if item.snoozed_until is None:
+        return {}
+    previous, item.snoozed_until = item.snoozed_until, None
+    return {"snoozed_until": {"from": previous, "to": None}}
 
 
 # ---------------------------------------------------------------- plan

@@ -125,7 +125,11 @@ def plan_reminders(
 
 
 def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
-    """One nudge, ever, in the thread of each item left unclaimed for three days."""
+    """One nudge, ever, in the thread of each item left unclaimed for three days.
+
+    Only items younger than the outbox keeps sent messages: the nudge of an
+    older one (sent at three days) may have been forgotten since, and would be
+    planned again every time it was."""
     now = clock.now()
     unclaimed = session.exec(
         select(Item).where(
@@ -134,6 +138,7 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
             col(Item.owner_id).is_(None),
             col(Item.origin_channel_id).is_not(None),
             col(Item.created_at) <= now - NUDGE_AFTER,
+            col(Item.created_at) > now - outbox.KEEP_DELIVERED,
         )
     ).all()
     if not unclaimed:
@@ -152,13 +157,18 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
 
 
 def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo) -> Iterator[Planned]:
+    """A channel's digest once a week (its local Monday to Sunday), on its day
+    and at its time: moved to a later day after this week's went out, it
+    waits for the next week."""
     local = clock.now().astimezone(tz)
     subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
-    done = _already(session, team_id, Kind.DIGEST, {local.date()})
+    monday = local.date() - timedelta(days=local.weekday())
+    week = {monday + timedelta(days=offset) for offset in range(7)}
+    done = {channel for channel, subject, _ in _already(session, team_id, Kind.DIGEST, week) if subject == "weekly"}
     message: tuple[str, list[dict[str, Any]]] | None = None  # the same for every channel: built once
     for subscription in subscriptions:
         due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at
-        if not due or (subscription.channel_id, "weekly", local.date()) in done:
+        if not due or subscription.channel_id in done:
             continue
         message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
         yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message)

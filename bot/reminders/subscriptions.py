@@ -17,10 +17,11 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 
 def subscribe(
-    session: Session, actor: Actor, *, channel_id: str, weekday: int = 0, post_at: time = time(9, 0)
+    session: Session, actor: Actor, *, channel_id: str, weekday: int | None = None, post_at: time | None = None
 ) -> DigestSubscription:
     """This channel gets the weekly digest (on ``weekday``, 0 = Monday, at ``post_at``
-    in the workspace's time zone)."""
+    in the workspace's time zone); what is not given stays as it was, or
+    for a new subscription is Monday at 09:00."""
     require_admin(actor, "subscribe channels to the digest")
     if not channel_id or channel_id[0] not in "CG":
         raise InvalidInput("Subscribe from the channel that should get the digest.")
@@ -28,12 +29,15 @@ def subscribe(
     found = session.get(DigestSubscription, (actor.team_id, channel_id))
     if found is None:
         found = DigestSubscription(team_id=actor.team_id, channel_id=channel_id, created_by=actor.user_id, created_at=actor.now())
-        session.add(found)
-    found.weekday, found.post_at = weekday, post_at
+        session.add(found)  # Monday at 09:00 unless given (the model's defaults)
+    if weekday is not None:
+        found.weekday = weekday
+    if post_at is not None:
+        found.post_at = post_at
     session.flush()
     audit.record(
         session, actor, action="digest.subscribed",
-        details={"channel": channel_id, "weekday": WEEKDAYS[weekday], "at": post_at.strftime("%H:%M")},
+        details={"channel": channel_id, "weekday": WEEKDAYS[found.weekday], "at": found.post_at.strftime("%H:%M")},
     )
     return found
 

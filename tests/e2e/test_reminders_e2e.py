@@ -181,6 +181,10 @@ def test_subscribe_and_preview_the_digest_over_slack(
     with unit_of_work(engine, read_only=True) as session:
         (subscription,) = session.exec(select(DigestSubscription)).all()
         assert (subscription.channel_id, subscription.weekday, subscription.post_at) == (CHANNEL, 1, time(10, 0))
+    body = reply(slack.command("subscribe at:11:30", user=ADMIN))  # the day stays
+    assert "This channel gets the weekly digest on Tuesdays at 11:30 (UTC)" in body, body
+    body = reply(slack.command("subscribe at:10:00", user=ADMIN))
+    assert "This channel gets the weekly digest on Tuesdays at 10:00 (UTC)" in body, body
 
     preview = slack.command("digest", user=OWNER)
     body = reply(preview)  # ephemeral: the slash command's own answer
