@@ -35,6 +35,7 @@ from bot.reminders import scheduler as scheduler_module
 from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
+    OUTAGE_PATIENCE,
     PER_CHANNEL_INTERVAL,
     QUOTED_CHARS,
     SETTLE_MAX_WAIT,
@@ -214,11 +215,12 @@ def status_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[
     return capsys.readouterr().out.splitlines()
 
 
-def test_a_run_of_500s_ends_in_a_failed_row_visible_in_status(
+def test_a_run_of_failures_ends_in_a_failed_row_visible_in_status(
     world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """An error that is not Slack being down (a token that stopped working, say)."""
     (row_id,) = queue(world, [OWNER])
-    world.fake.fail("chat.postMessage", status=500, times=MAX_ATTEMPTS + 3)
+    world.fake.fail("chat.postMessage", error="invalid_auth", times=MAX_ATTEMPTS + 3)
     client = plain_client(world)
     waits = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -237,7 +239,7 @@ def test_a_run_of_500s_ends_in_a_failed_row_visible_in_status(
             assert (report.failed, current.status) == (1, outbox.FAILED)
     assert waits == [30, 60, 120, 240]  # exponential backoff
     failed = row(world, row_id)
-    assert failed.last_error is not None and failed.last_error.startswith("internal_error")
+    assert failed.last_error is not None and failed.last_error.startswith("invalid_auth")
     world.clock.advance(days=1)
     assert run(world, client).sent == 0
     assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS  # given up: no more tries
@@ -251,9 +253,50 @@ def test_a_run_of_500s_ends_in_a_failed_row_visible_in_status(
     assert lines[-1] == "2 pending or failed message(s)."
     failed_line = next(line for line in lines if OWNER in line)
     assert failed_line.startswith("failed ")
-    assert f"reminder    {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: internal_error" in failed_line
+    assert f"reminder    {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: invalid_auth" in failed_line
     pending_line = next(line for line in lines if "U0000LATER" in line)
     assert pending_line.startswith("pending  digest      T") and "attempts 0" in pending_line and "error" not in pending_line
+
+
+@pytest.mark.parametrize("down", [{"status": 503}, {"status": 500}, {"error": "internal_error"},
+                                  {"error": "service_unavailable"}, {"status": 502}])
+def test_messages_wait_out_a_long_outage_and_then_go(world: World, down: dict[str, Any]) -> None:
+    """Slack down for two hours: tried again every ten minutes at most,
+    whatever the count of tries, and sent once it is back."""
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", times=1_000, **down)
+    client = plain_client(world)
+    start, waits = world.clock.now(), []
+    while world.clock.now() < start + timedelta(hours=2):
+        run(world, client)
+        current = row(world, row_id)
+        assert current.status == outbox.PENDING
+        waits.append((current.next_attempt_at - world.clock.now()).total_seconds())
+        world.clock.set(current.next_attempt_at)
+    assert waits[:6] == [30, 60, 120, 240, 480, 600] and set(waits[6:]) == {600}
+    world.fake._failures.clear()  # Slack is back
+    assert run(world, client).sent == 1
+    assert len(world.fake.calls_to("chat.postMessage")) == len(waits) + 1
+    assert row(world, row_id).status == outbox.SENT
+
+
+def test_a_message_gives_up_an_outage_a_day_after_it_was_written(world: World) -> None:
+    row_id = queue_review_dm(world)
+    world.fake.outage(status=503)
+    client = plain_client(world)
+    start = world.clock.now()
+    for _ in range(500):  # a day of tries ten minutes apart is some 150
+        if row(world, row_id).status != outbox.PENDING:
+            break
+        world.clock.set(max(row(world, row_id).next_attempt_at, world.clock.now()))
+        run(world, client)
+    gave_up = row(world, row_id)
+    assert gave_up.status == outbox.FAILED
+    assert start + OUTAGE_PATIENCE <= world.clock.now() <= start + OUTAGE_PATIENCE + timedelta(minutes=10)
+    world.fake.recover()
+    run(world, client)
+    (notice,) = notices(world)  # whoever's change wrote it is told, with the count of tries
+    assert f"Slack did not take it in {gave_up.attempts} tries; the last answer was `internal_error`" in notice.text
 
 
 def test_status_with_nothing_stuck(
@@ -331,12 +374,12 @@ def test_a_change_dm_out_of_tries_tells_whoever_made_the_change(world: World) ->
     row_id = queue_review_dm(world)
     world.do(lambda s: s.exec(update(OutboxMessage).where(col(OutboxMessage.id) == row_id)  # type: ignore[call-overload]
                               .values(attempts=MAX_ATTEMPTS - 1)))
-    world.fake.fail("chat.postMessage", status=500)
+    world.fake.fail("chat.postMessage", error="invalid_auth")
 
     assert run(world, plain_client(world)).failed == 1
 
     (notice,) = notices(world)
-    assert f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `internal_error`" in notice.text
+    assert f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `invalid_auth`" in notice.text
 
 
 def test_a_retry_tells_nobody_yet(world: World) -> None:

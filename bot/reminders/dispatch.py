@@ -14,10 +14,14 @@ database that fails to take the mark is tried again while the claim holds
 Slack's 429 answers are honoured: the Web API client waits a short
 ``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
 says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds
-(up to an hour). Other failures back off exponentially and a row
-becomes ``failed`` (with Slack's error) after ``MAX_ATTEMPTS`` tries, or at
-once for errors that cannot get better (the channel is gone, the bot is not
-in it). A message someone's change wrote (a review DM, ``requested_by``) that
+(up to an hour). While Slack is down (5xx answers, its own
+``internal_error``-like errors, or no answer at all) a row is tried again at
+most every ``OUTAGE_RETRY_EVERY`` for ``OUTAGE_PATIENCE`` after it was
+written, however many tries that takes: an outage of an hour delays the
+morning's DMs and the week's digests, and loses none. Other failures back
+off exponentially and a row becomes ``failed`` (with Slack's error) after
+``MAX_ATTEMPTS`` tries, or at once for errors that cannot get better (the
+channel is gone, the bot is not in it). A message someone's change wrote (a review DM, ``requested_by``) that
 the dispatcher gives up brings that person a DM saying so: the ack had told
 them it would keep trying. The dispatcher sends at most about one message a
 second to any one channel.
@@ -36,6 +40,7 @@ from functools import partial
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, select
@@ -59,6 +64,11 @@ PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
      "invalid_blocks", "msg_too_long", "cannot_dm_bot", "user_disabled"}
 )
+#: Slack's own errors while it is down or overloaded (``ok: false``, or with a 5xx status).
+OUTAGE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+#: How long after it was written a message waits out an outage, and how often it is tried meanwhile.
+OUTAGE_PATIENCE = timedelta(hours=24)
+OUTAGE_RETRY_EVERY = timedelta(minutes=10)
 #: The outbox kind of the DM telling someone their change's message was given up.
 UNDELIVERED = "undelivered"
 #: How long a post sent just after its change's ack waits for its item's
@@ -110,6 +120,13 @@ class Pacer:
 
 def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** (attempts - 1), LONGEST_PUT_BACK_SECONDS))
+
+
+def _outage(error: Exception, response: SlackResponse | None, code: str | None) -> bool:
+    """Whether ``error`` says Slack is down or unreachable (not that it refused the message)."""
+    if response is None:
+        return isinstance(error, OSError)  # refused, reset, timed out: no answer at all
+    return response.status_code >= 500 or code in OUTAGE_ERRORS
 
 
 def _retry_after(value: str | None) -> timedelta:
@@ -176,9 +193,12 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
         code = response.get("error") if response is not None else None
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
         row.claimed_until = None
+        waits_out = _outage(error, response, code) and now < row.created_at + OUTAGE_PATIENCE
         if response is not None and response.status_code == 429:
             row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(header(response.headers, "Retry-After"))
             row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
+        elif waits_out:
+            row.status, row.next_attempt_at = outbox.PENDING, now + min(_backoff(row.attempts), OUTAGE_RETRY_EVERY)
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
             if tell_requester and row.requested_by and row.requested_by != row.recipient:
@@ -263,7 +283,7 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
     message said. It has no requester itself, so giving it up in turn tells
     nobody."""
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
-           else f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `{code}`")
+           else f"Slack did not take it in {row.attempts} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
     if row.kind == outbox.THREAD_POST:
         what = f"I could not post in <#{row.recipient}> ({why})."
