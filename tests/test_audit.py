@@ -101,7 +101,7 @@ def test_every_operation_writes_exactly_one_event(
         (lambda s: list_systems(s, bob), None, BOB, None, None),
         (lambda s: find_system(s, bob, name="default"), None, BOB, None, None),
         (lambda s: list_roles(s, bob), None, BOB, None, None),
-        (lambda s: claim_item(s, alice, number=1), "item.claimed", ALICE, 1, {"owner": {"from": None, "to": ALICE}}),
+        (lambda s: claim_item(s, alice, number=1), "item.claimed", ALICE, 1, {"owner": {"from": None, "to": ALICE}, "status": {"from": "open", "to": "in_progress"}}),
         (
             lambda s: set_plan(s, alice, number=1, plan="Patch to 3.0.15"),
             "item.plan_set", ALICE, 1, {"plan": {"from": None, "to": "Patch to 3.0.15"}},
@@ -120,10 +120,10 @@ def test_every_operation_writes_exactly_one_event(
             "milestone.completed", ALICE, 1,
             {"milestone": 1, "due_on": "2026-12-04", "completed_on": "2026-11-20", "note": "done"},
         ),
-        (lambda s: release_item(s, alice, number=1), "item.released", ALICE, 1, {"owner": {"from": ALICE, "to": None}}),
+        (lambda s: release_item(s, alice, number=1), "item.released", ALICE, 1, {"owner": {"from": ALICE, "to": None}, "status": {"from": "in_progress", "to": "open"}}),
         (
             lambda s: assign_item(s, admin, number=1, owner_id=BOB),
-            "item.assigned", ADMIN, 1, {"owner": {"from": None, "to": BOB}},
+            "item.assigned", ADMIN, 1, {"owner": {"from": None, "to": BOB}, "status": {"from": "open", "to": "in_progress"}},
         ),
         (
             lambda s: grant_role(s, admin, user_id=BOB, role=Role.AO),

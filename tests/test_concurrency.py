@@ -125,7 +125,8 @@ def test_twenty_simultaneous_claims_have_one_winner(engine: Engine, make_actor: 
         assert (item.owner_id, item.status, item.version) == (winner, Status.IN_PROGRESS, 2)
     trail = all_events(engine)
     assert [e.action for e in trail] == ["system.added", "item.logged", "item.claimed"]
-    assert (trail[-1].actor_id, trail[-1].details) == (winner, {"owner": {"from": None, "to": winner}})
+    assert (trail[-1].actor_id, trail[-1].details) == (
+        winner, {"owner": {"from": None, "to": winner}, "status": {"from": "open", "to": "in_progress"}})
     assert chain_ok(engine).events == 3
 
 

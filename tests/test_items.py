@@ -372,7 +372,7 @@ def test_claim_item(engine: Engine, alice: Actor, bob: Actor, clock: Any) -> Non
     assert stored.created_at == NOW
     last = events(engine)[-1]
     assert (last.seq, last.action, last.actor_id, last.item_id) == (3, "item.claimed", ALICE, stored.id)
-    assert last.details == {"owner": {"from": None, "to": ALICE}}
+    assert last.details == {"owner": {"from": None, "to": ALICE}, "status": {"from": "open", "to": "in_progress"}}
     chain_ok(engine)
 
 
@@ -465,7 +465,7 @@ def test_owner_releases(engine: Engine, alice: Actor, bob: Actor) -> None:
     assert stored.version == 3
     last = events(engine)[-1]
     assert (last.action, last.actor_id, last.item_id) == ("item.released", ALICE, stored.id)
-    assert last.details == {"owner": {"from": ALICE, "to": None}}
+    assert last.details == {"owner": {"from": ALICE, "to": None}, "status": {"from": "in_progress", "to": "open"}}
     # Released items can be claimed again, by anyone.
     assert run(engine, lambda s: claim_item(s, bob, number=1)).owner_id == BOB
     chain_ok(engine)
@@ -477,7 +477,7 @@ def test_admin_releases_someone_elses_item(engine: Engine, alice: Actor, admin: 
     assert fetch(engine, 1).owner_id is None
     last = events(engine)[-1]
     assert (last.action, last.actor_id, last.details) == (
-        "item.released", ADMIN, {"owner": {"from": ALICE, "to": None}},
+        "item.released", ADMIN, {"owner": {"from": ALICE, "to": None}, "status": {"from": "in_progress", "to": "open"}},
     )
 
 
@@ -521,7 +521,7 @@ def test_admin_assigns_and_reassigns(engine: Engine, alice: Actor, admin: Actor)
     assert (stored.owner_id, stored.status, stored.version) == (BOB, Status.IN_PROGRESS, 2)
     last = events(engine)[-1]
     assert (last.action, last.actor_id, last.item_id) == ("item.assigned", ADMIN, stored.id)
-    assert last.details == {"owner": {"from": None, "to": BOB}}
+    assert last.details == {"owner": {"from": None, "to": BOB}, "status": {"from": "open", "to": "in_progress"}}
 
     run(engine, lambda s: assign_item(s, admin, number=1, owner_id=ALICE))
     stored = fetch(engine, 1)

@@ -840,6 +840,52 @@ def test_extension_must_be_later_than_the_current_due_date(engine: Engine, peopl
         )
 
 
+def test_a_second_risk_adjustment_pending_leaves_the_rationale_of_the_approved_one(
+    engine: Engine, people: People
+) -> None:
+    """Beside Adjusted Risk Rating Low and Risk Adjustment Yes, Deviation
+    Rationale gave the reasons of a pending adjustment to High: Comments tell
+    of that one; a pending request of another kind still takes the column."""
+    number = new_item(engine, people)
+    run(engine, lambda s: request_deviation(s, people.alice, number=number, deviation=Deviation.RISK_ADJUSTMENT,
+                                            rationale="Behind the VPN", adjusted_severity=Severity.LOW))
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    run(engine, lambda s: request_deviation(s, people.alice, number=number, deviation=Deviation.RISK_ADJUSTMENT,
+                                            rationale="Exposed after all", adjusted_severity=Severity.HIGH))
+    (row,) = export_csv(engine)
+    assert (row["Adjusted Risk Rating"], row["Risk Adjustment"], row["Deviation Rationale"]) == (
+        "Low", "Yes", "Risk adjustment: Behind the VPN")
+    assert row["Comments"].endswith(
+        "Risk adjustment to High asked for again, pending the authorizing official: Exposed after all.")
+    run(engine, lambda s: withdraw_request(s, people.alice, number=number))
+    run(engine, lambda s: request_deviation(s, people.alice, number=number, deviation=Deviation.FALSE_POSITIVE,
+                                            rationale="Not installed"))
+    (row,) = export_csv(engine)
+    assert (row["Risk Adjustment"], row["False Positive"], row["Deviation Rationale"]) == (
+        "Yes", "Pending", "False positive: Not installed")
+    assert "asked for again" not in row["Comments"]
+
+
+def test_decisions_record_every_field_they_change_from_what_to_what(engine: Engine, people: People) -> None:
+    """An assessor reads in the trail what each decision changed: the status,
+    and the closure or the date until which the risk stands."""
+    def deviate(number: int, deviation: Deviation, **kwargs: Any) -> None:
+        run(engine, lambda s: request_deviation(s, people.alice, number=number, deviation=deviation, rationale="Why.",
+                                                **kwargs))
+        run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+
+    false_positive = new_item(engine, people, severity=Severity.MODERATE)
+    deviate(false_positive, Deviation.FALSE_POSITIVE)
+    assert events(engine)[-1].details["closure"] == {"from": None, "to": "false_positive"}
+    assert events(engine)[-1].details["status"]["to"] == "closed"
+    requirement = new_item(engine, people, severity=Severity.MODERATE)
+    deviate(requirement, Deviation.OPERATIONAL_REQUIREMENT, until=date(2027, 6, 1))
+    assert events(engine)[-1].details["risk_accepted_until"] == {"from": None, "to": "2027-06-01"}
+    accepted = new_item(engine, people, severity=Severity.MODERATE)
+    run(engine, lambda s: accept_risk(s, people.otto, number=accepted, until=date(2027, 1, 1), rationale="Low use."))
+    assert events(engine)[-1].details["status"] == {"from": "in_progress", "to": "risk_accepted"}
+
+
 def test_deviation_columns_say_yes_no_pending(engine: Engine, people: People) -> None:
     alice, otto = people.alice, people.otto
 

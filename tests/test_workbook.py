@@ -20,7 +20,7 @@ from bot.poam.clock import FixedClock
 from bot.poam.imports import import_findings
 from bot.poam.item_details import item_details
 from bot.poam.severity import Severity
-from bot.poam.systems import Impact, change_system
+from bot.poam.systems import Impact, add_system, change_system
 from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 
@@ -250,6 +250,36 @@ def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor)
     sheet = _workbook(engine, owner)["Open POA&M Items"]
     changes = sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value
     assert len(changes) == 32_767 and changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
+
+
+def test_the_limit_counts_as_excel_does_two_units_for_an_emoji(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """Excel counts a cell's text in UTF-16 units: 2,000 emoji are 4,000."""
+    owner = make_actor("U0OWNER01")
+    reason = "\U0001f525" * milestones.MAX_REASON
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Hot history", severity=Severity.LOW, owner_id=owner.user_id)
+        milestones.add_milestone(s, owner, number=1, description="Patch", due_on=date(2026, 12, 1))
+        for day in range(2, 14):  # 12 moves of 4,000 units: 48,000
+            milestones.move_milestone(s, owner, number=1, milestone=1, due_on=date(2026, 12, day), reason=reason)
+    sheet = _workbook(engine, owner)["Open POA&M Items"]
+    changes = sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value
+    assert len(changes.encode("utf-16-le")) // 2 in (32_766, 32_767)  # a pair is never split
+    assert changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
+    assert "\ufffd" not in changes
+
+
+def test_the_heading_names_text_as_text(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """The CSP and the system's name are anyone's words: never a live formula."""
+    admin = make_actor("U0ADMIN01", Role.ADMIN)
+    with unit_of_work(engine) as s:
+        add_system(s, admin, name="=1+1", organization='=HYPERLINK("http://evil.example","Click")')
+    out = io.BytesIO()
+    with unit_of_work(engine) as s:
+        export(s, out, fmt=ExportFormat.XLSX, rules=admin.rules, now=admin.now(), team_id=admin.team_id,
+               system_name="=1+1", csp="")
+    sheet = openpyxl.load_workbook(io.BytesIO(out.getvalue()))["Open POA&M Items"]
+    assert [(cell.value, cell.data_type) for cell in sheet[3][:2]] == [
+        ('=HYPERLINK("http://evil.example","Click")', "s"), ("=1+1", "s")]
 
 
 def test_control_characters_a_workbook_cannot_hold_are_left_out(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]

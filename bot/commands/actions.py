@@ -175,7 +175,8 @@ def register(app: App, services: Services) -> None:
 
     on(ActionId.VERIFY, lambda request, body: review_handlers.verify_item(
         request, number=request_ref(body).number, request_id=request_ref(body).request))
-    on(ActionId.APPROVE_PLAN, lambda request, body: review_handlers.approve_plan_of(request, ref(body).number))
+    on(ActionId.APPROVE_PLAN, lambda request, body: review_handlers.approve_plan_of(
+        request, ref(body).number, seen_version=ref(body).version))
     on(ActionId.DECIDE_APPROVE, lambda request, body: review_handlers.decide_request(
         request, number=request_ref(body).number, approve=True, request_id=request_ref(body).request))
     on(ActionId.DECIDE_REJECT, lambda request, body: review_handlers.decide_request(

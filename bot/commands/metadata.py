@@ -61,14 +61,19 @@ def _positive_int(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class ItemRef:
-    """A button about one item (and, for milestone buttons, one milestone)."""
+    """A button about one item (and, for milestone buttons, one milestone);
+    ``version``: the item's as the card showed it, for a button that approves
+    what the card showed (the plan)."""
 
     number: int
     milestone: int | None = None
+    version: int | None = None
 
     def check(self) -> None:
         if not _positive_int(self.number) or not (self.milestone is None or _positive_int(self.milestone)):
             raise ValueError("bad item reference")
+        if self.version is not None and not (_positive_int(self.version) or self.version == 0):
+            raise ValueError("bad item version")
 
 
 @dataclass(frozen=True)

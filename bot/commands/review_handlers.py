@@ -97,9 +97,9 @@ def reject(request: SlackRequest, cmd: Parsed) -> Reply:
     return reject_item(request, number=cmd["item"], reason=cmd["reason"])
 
 
-def approve_plan_of(request: SlackRequest, number: int) -> Reply:
+def approve_plan_of(request: SlackRequest, number: int, *, seen_version: int | None = None) -> Reply:
     with request.transaction() as (session, actor):
-        item = review.approve_plan(session, actor, number=number)
+        item = review.approve_plan(session, actor, number=number, seen_version=seen_version)
         label = actor.rules.label(number)
         line = f":memo: {mention(actor.user_id)} approved the remediation plan of *{label}*."
         return _decision(session, actor, item, line, reply=f"You approved the plan of *{label}*.")

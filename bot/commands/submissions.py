@@ -29,7 +29,7 @@ from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
 from bot.interchange.findings import ImportFormatError
 from bot.poam import items, milestones, systems
-from bot.poam.errors import InvalidInput, PoamError
+from bot.poam.errors import AlreadyDecided, InvalidInput, PoamError
 from bot.poam.fields import Source
 from bot.poam.severity import Severity
 from bot.rate_limits import waiting_longer
@@ -179,6 +179,10 @@ def register(app: App, services: Services) -> None:
             reply = review_handlers.reject_item(
                 request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request
             )
+        except AlreadyDecided as error:  # someone decided while the form was open: who, in its place
+            ack(response_action="update", view=item_modal(
+                label="POA&M", blocks=cards.refusal(error.message, decided_by=error.decided_by)))
+            return
         except PoamError as error:
             _refuse(ack, error, blocks={}, fallback=BlockId.REASON)
             return

@@ -143,22 +143,45 @@ def deviation_answer(detail: ItemDetail, deviation: Deviation) -> str:
 
 
 def deviation_rationale(detail: ItemDetail) -> str | None:
-    """The rationale of the newest deviation asked for or in effect: a pending
-    request, an approved false positive or risk adjustment, an approved
-    operational requirement or accepted risk while the risk stays accepted."""
+    """The rationale of the deviation the columns beside it are about: a
+    request pending the AO, else the newest in effect (an approved false
+    positive or risk adjustment, an approved operational requirement or
+    accepted risk while the risk stays accepted). A request pending of a kind
+    already in effect (a second risk adjustment) leaves the rationale of the
+    one in effect, which the Yes and the adjusted rating beside it are about:
+    Comments tell of it (:func:`_asked_again`)."""
+    pending, in_effect = _deviations(detail)
+    same_kind = pending is None or (in_effect is not None and pending[0] is in_effect[0])
+    shown = in_effect if same_kind else pending
+    return None if shown is None else f"{shown[0].label.capitalize()}: {shown[1].text}"
+
+
+def _deviations(detail: ItemDetail) -> tuple[tuple[Deviation, RequestRow] | None, tuple[Deviation, RequestRow] | None]:
+    """The item's deviation request pending the AO, and the newest in effect, each with its kind."""
     accepted = _accepted_as_operational_requirement(detail)
+    pending = in_effect = None
     for request in reversed(detail.requests):
         if request.kind == RequestKind.DEVIATION and request.status == RequestStatus.PENDING:
-            return f"{Deviation.asked(request.deviation).label.capitalize()}: {request.text}"
-        if request.status != RequestStatus.APPROVED:
-            continue
-        if request.kind == RequestKind.DEVIATION and (
-            accepted or Deviation.asked(request.deviation) is not Deviation.OPERATIONAL_REQUIREMENT
-        ):
-            return f"{Deviation.asked(request.deviation).label.capitalize()}: {request.text}"
-        if request.kind == RequestKind.RISK_ACCEPTANCE and accepted:
-            return f"{Deviation.OPERATIONAL_REQUIREMENT.label.capitalize()}: {request.text}"
-    return None
+            pending = pending or (Deviation.asked(request.deviation), request)
+        elif request.status == RequestStatus.APPROVED and in_effect is None:
+            if request.kind == RequestKind.DEVIATION and (
+                accepted or Deviation.asked(request.deviation) is not Deviation.OPERATIONAL_REQUIREMENT
+            ):
+                in_effect = (Deviation.asked(request.deviation), request)
+            elif request.kind == RequestKind.RISK_ACCEPTANCE and accepted:
+                in_effect = (Deviation.OPERATIONAL_REQUIREMENT, request)
+    return pending, in_effect
+
+
+def _asked_again(detail: ItemDetail) -> str | None:
+    """A note of a deviation request pending of a kind already in effect, whose
+    rationale Deviation Rationale does not give (:func:`deviation_rationale`)."""
+    pending, in_effect = _deviations(detail)
+    if pending is None or in_effect is None or pending[0] is not in_effect[0]:
+        return None
+    kind, request = pending
+    to = f" to {risk_rating(request.adjusted_severity)}" if request.adjusted_severity else ""
+    return f"{kind.label.capitalize()}{to} asked for again, pending the authorizing official: {_sentence(request.text or '')}"
 
 
 def _sentence(text: str) -> str:
@@ -217,6 +240,9 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
     if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
     comments += _decision_comments(detail, names)
+    asked_again = _asked_again(detail)
+    if asked_again is not None:
+        comments.append(asked_again)
     return [
         rules.label(item.number),
         ", ".join(detail.controls),

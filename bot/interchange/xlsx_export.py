@@ -75,7 +75,8 @@ def _cell(sheet: WriteOnlyWorksheet, value: Any, *, bold: bool = False, wrap: bo
     return cell
 
 
-#: Excel's most characters in a cell; openpyxl cuts longer text there without a word.
+#: Excel's most characters in a cell, counted in UTF-16 units (an emoji is
+#: two); openpyxl cuts longer text there without a word.
 CELL_LIMIT = 32_767
 CUT = " … (cut at Excel's limit of a cell; the JSON export has all of it)"
 
@@ -88,9 +89,7 @@ def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
     Control characters a workbook cannot hold (a scanner's colour codes) are
     left out; the JSON export keeps them."""
     if isinstance(value, str):
-        value = _storable(value)
-    if isinstance(value, str) and len(value) > CELL_LIMIT:
-        value = value[: CELL_LIMIT - len(CUT)] + CUT
+        value = _within_limit(_storable(value))
     if isinstance(value, str) and (value.startswith("=") or "\n" in value):
         return _cell(sheet, value, wrap="\n" in value)
     return value
@@ -101,6 +100,17 @@ def _value(sheet: WriteOnlyWorksheet, value: Any) -> Any:
 _NOT_STORABLE = re.compile(f"{ILLEGAL_CHARACTERS_RE.pattern}|[\ufffe\uffff]")
 
 
+def _within_limit(text: str) -> str:
+    """``text``, or as much of it as a cell holds and a note that it was cut,
+    counted as Excel counts (a character past U+FFFF is two units; none is split)."""
+    if len(text) <= CELL_LIMIT // 2:  # fits however it counts
+        return text
+    units = text.encode("utf-16-le")
+    if len(units) <= 2 * CELL_LIMIT:
+        return text
+    return units[: 2 * (CELL_LIMIT - len(CUT))].decode("utf-16-le", errors="ignore") + CUT
+
+
 def _storable(text: str) -> str:
     """``text`` without the characters a workbook cannot hold."""
     return _NOT_STORABLE.sub("", text)
@@ -109,7 +119,7 @@ def _storable(text: str) -> str:
 def _heading(sheet: WriteOnlyWorksheet, *, csp: str, system: Columns, poam_date: date) -> None:
     sheet.append([_cell(sheet, TITLE, bold=True)])
     sheet.append([_cell(sheet, label, bold=True) for label in ("CSP", "System Name", "Impact Level", "POAM Date")])
-    sheet.append([_storable(csp), _storable(system.name), system.impact.capitalize(), _cell(sheet, poam_date)])
+    sheet.append([_value(sheet, csp), _value(sheet, system.name), system.impact.capitalize(), _cell(sheet, poam_date)])
     sheet.append([])
     sheet.append([_cell(sheet, header, bold=True, wrap=True) for header in COLUMNS])
     sheet.append([_cell(sheet, text, wrap=True) for text in GUIDANCE])

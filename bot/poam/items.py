@@ -258,11 +258,11 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
     """
     check_number(number)
     now = actor.now()
+    claimed_status = transition(Action.CLAIM, Status.OPEN, item_label=actor.rules.label(number))
     row = rows_of(session).execute(
         _CLAIM,
         {"workspace": actor.team_id, "claimed_number": number, "new_owner": actor.user_id,
-         "new_status": transition(Action.CLAIM, Status.OPEN, item_label=actor.rules.label(number)),
-         "changed_at": now},
+         "new_status": claimed_status, "changed_at": now},
     ).first()
     if row is None:  # read afresh: a copy this unit of work holds may predate the winner's claim
         _refuse_claim(actor, load_item(session, actor, number=number, fresh=True))
@@ -276,7 +276,7 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
         actor,
         action="item.claimed",
         item_id=claimed.id,
-        details={"owner": {"from": None, "to": actor.user_id}},
+        details={"owner": {"from": None, "to": actor.user_id}, **status_change(Status.OPEN, claimed_status)},
     )
     return claimed
 
@@ -295,12 +295,12 @@ def release_item(session: Session, actor: Actor, *, number: int) -> Item:
     """Give an item up (its owner, or an admin): it is open and unowned again."""
     item = load_item(session, actor, number=number, for_update=True)
     require_owner_or_admin(actor, item, "release it")
-    item.status = transition(Action.RELEASE, item.status, item_label=actor.rules.label(number))
+    was, item.status = item.status, transition(Action.RELEASE, item.status, item_label=actor.rules.label(number))
     previous, item.owner_id = item.owner_id, None
     touch(item, actor)
     audit.record(
         session, actor, action="item.released", item_id=item.id,
-        details={"owner": {"from": previous, "to": None}, **_unsnoozed(item)},
+        details={"owner": {"from": previous, "to": None}, **status_change(was, item.status), **_unsnoozed(item)},
     )
     return item
 
@@ -313,14 +313,19 @@ def assign_item(session: Session, actor: Actor, *, number: int, owner_id: str) -
     label = actor.rules.label(number)
     if item.owner_id == owner_id:
         raise InvalidInput(f"{label} is already owned by that person.")
-    item.status = transition(Action.ASSIGN, item.status, item_label=label)
+    was, item.status = item.status, transition(Action.ASSIGN, item.status, item_label=label)
     previous, item.owner_id = item.owner_id, owner_id
     touch(item, actor)
     audit.record(
         session, actor, action="item.assigned", item_id=item.id,
-        details={"owner": {"from": previous, "to": owner_id}, **_unsnoozed(item)},
+        details={"owner": {"from": previous, "to": owner_id}, **status_change(was, item.status), **_unsnoozed(item)},
     )
     return item
+
+
+def status_change(was: str, now: str) -> dict[str, object]:
+    """Audit details of a change of status (none when it stayed)."""
+    return {} if was == now else {"status": {"from": str(was), "to": str(now)}}
 
 
 def _unsnoozed(item: Item) -> dict[str, object]:

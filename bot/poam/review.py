@@ -23,7 +23,7 @@ from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import Clock
 from bot.poam.errors import AlreadyDecided, InvalidCombination, InvalidInput, InvalidState, NotFound
-from bot.poam.items import load_item, touch
+from bot.poam.items import load_item, status_change, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
     Remediators,
@@ -237,8 +237,11 @@ def _load_pending(
 # ---------------------------------------------------------------- plan approval
 
 
-def approve_plan(session: Session, actor: Actor, *, number: int) -> Item:
-    """The AO agrees with the item's remediation plan (and milestones as they are)."""
+def approve_plan(session: Session, actor: Actor, *, number: int, seen_version: int | None = None) -> Item:
+    """The AO agrees with the item's remediation plan (and milestones as they
+    are). ``seen_version``: the item's version where they read the plan (a
+    card's button): approving a plan changed since would approve what they
+    never saw."""
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
     require_authorizing_official(actor, item, _system(session, item), "approve its plan")
@@ -247,6 +250,9 @@ def approve_plan(session: Session, actor: Actor, *, number: int) -> Item:
         raise InvalidState(f"{label} has no plan yet; its owner sets one with `/poam plan`.")
     if item.plan_approved_at is not None:
         raise AlreadyDecided(f"The plan of {label} is already approved.", decided_by=item.plan_approved_by)
+    if seen_version is not None and seen_version != item.version:
+        raise InvalidState(f"{label} changed since you saw it, so its plan was not approved; "
+                           f"`/poam show {label}` shows it as it is now.")
     item.plan_approved_by, item.plan_approved_at = actor.user_id, actor.now()
     request = _new_request(session, actor, item, kind=RequestKind.PLAN_APPROVAL, status=RequestStatus.APPROVED)
     _decide(request, actor, RequestStatus.APPROVED, None)
@@ -447,12 +453,12 @@ def decide(
         what="request to decide",
     )
     require_authorizing_official(actor, item, _system(session, item), "decide it", requester=request.requested_by)
-    before = {"status": item.status, "due_on": item.due_on, "adjusted_severity": item.adjusted_severity}
+    before = _decided_fields(item)
     if approve:
         _apply(actor, item, request)
     _decide(request, actor, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, reason)
     touch(item, actor)
-    after = {"status": item.status, "due_on": item.due_on, "adjusted_severity": item.adjusted_severity}
+    after = _decided_fields(item)
     audit.record(
         session, actor, action="request.approved" if approve else "request.rejected", item_id=item.id,
         details={
@@ -461,6 +467,12 @@ def decide(
         },
     )
     return request
+
+
+def _decided_fields(item: Item) -> dict[str, object]:
+    """What an AO's decision may change on an item, for its audit event's from/to."""
+    return {"status": item.status, "due_on": item.due_on, "adjusted_severity": item.adjusted_severity,
+            "closure": item.closure, "risk_accepted_until": item.risk_accepted_until}
 
 
 def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
@@ -503,7 +515,7 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     require_authorizing_official(actor, item, _system(session, item), "accept its risk")
     _check_future(actor, until, "The acceptance end date")
     _no_pending(session, actor, item)
-    item.status = transition(Action.ACCEPT_RISK, item.status, item_label=label)
+    was, item.status = item.status, transition(Action.ACCEPT_RISK, item.status, item_label=label)
     item.risk_accepted_until = until
     request = _new_request(
         session, actor, item, kind=RequestKind.RISK_ACCEPTANCE, status=RequestStatus.PENDING, text=rationale, until_on=until
@@ -512,7 +524,7 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     touch(item, actor)
     audit.record(
         session, actor, action="risk.accepted", item_id=item.id,
-        details={"request": request.id, "until": until, "rationale": rationale},
+        details={"request": request.id, "until": until, "rationale": rationale, **status_change(was, item.status)},
     )
     return item
 

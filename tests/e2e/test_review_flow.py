@@ -329,3 +329,54 @@ def test_a_change_whose_dms_cannot_be_queued_is_not_saved(team: SlackDriver, fak
         assert session.exec(select(Item.status)).all() == ["in_progress"]
     assert "submitted for verification" in slack.command("submit 1", user=OWNER).text  # and it can be done again
     wait_for(lambda: _review_rows(engine) == [(VERIFIER, outbox.SENT), (VERIFIER2, outbox.SENT)])
+
+
+def test_a_plan_changed_since_the_card_was_shown_is_not_approved_by_its_button(
+    team: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The AO read one plan on a card; meanwhile another AO approved it and the
+    owner rewrote it (which withdrew the approval): the old button must not
+    approve a plan its presser never saw."""
+    slack = team
+    other_ao = "U000000AO2"
+    slack.raw_command(f"role <@{other_ao}|a> +ao", user=ADMIN)
+    slack.raw_command(f"log Weak TLS sev:moderate owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("plan 1 Disable TLS 1.0 on the load balancer", user=OWNER)
+    value = _button(slack.command("show 1", user=AO).json()["blocks"], ActionId.APPROVE_PLAN)["value"]
+    assert "You approved the plan of *POAM-1*" in slack.command("approve 1", user=other_ao).text
+    fake_slack.clear()
+    slack.click(ActionId.APPROVE_PLAN, value, user=AO)  # approved already: says who did
+    said = json.dumps(wait_for(lambda: list(fake_slack.responses)))
+    assert "The plan of POAM-1 is already approved." in said and f"<@{other_ao}>" in said, said
+    slack.command("plan 1 Accept the weak ciphers forever; do nothing", user=OWNER)
+    fake_slack.clear()
+    slack.click(ActionId.APPROVE_PLAN, value, user=AO)
+    said = json.dumps(wait_for(lambda: list(fake_slack.responses)))
+    assert "POAM-1 changed since you saw it, so its plan was not approved" in said, said
+    with unit_of_work(engine, read_only=True) as session:
+        item = session.exec(select(Item)).one()
+    assert (item.plan_approved_at, item.plan_approved_by) == (None, None)
+    value = _button(slack.command("show 1", user=AO).json()["blocks"], ActionId.APPROVE_PLAN)["value"]
+    fake_slack.clear()
+    slack.click(ActionId.APPROVE_PLAN, value, user=AO)  # the plan as it is now, seen
+    assert "You approved the plan of *POAM-1*" in json.dumps(wait_for(lambda: list(fake_slack.responses)))
+
+
+def test_a_reject_form_sent_after_someone_verified_says_who(
+    team: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    slack = team
+    slack.raw_command(f"log Open S3 bucket sev:high owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("submit 1", user=OWNER)
+    ask = wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]
+    slack.click(ActionId.REJECT_FIX, _button(ask["blocks"], ActionId.REJECT_FIX)["value"], user=VERIFIER)
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
+    other = wait_for(lambda: _dm_to(fake_slack, VERIFIER2))[0]
+    slack.click(ActionId.VERIFY, _button(other["blocks"], ActionId.VERIFY)["value"], user=VERIFIER2)
+    wait_for(lambda: [r for r in fake_slack.responses if "You verified" in json.dumps(r)])
+    answer = slack.submit(form, {BlockId.REASON: {"type": "plain_text_input", "value": "still public"}}, user=VERIFIER)
+    shown = json.dumps(answer.json())
+    assert answer.json()["response_action"] == "update", shown
+    assert "already verified" in shown and f"Decided by <@{VERIFIER2}>" in shown, shown
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(Item)).one().status == "closed"

@@ -184,7 +184,8 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
         and item.status in allowed_from(Action.APPROVE_PLAN)
         and _allowed(require_authorizing_official, viewer, item, detail.system, "approve its plan")
     ):
-        buttons.append(button("Approve plan", ActionId.APPROVE_PLAN, ref))
+        shown = metadata.dump(metadata.ItemRef(number=item.number, version=item.version))
+        buttons.append(button("Approve plan", ActionId.APPROVE_PLAN, shown))
     buttons.append(button("History", ActionId.HISTORY, ref))
     return buttons[:25]
 
