@@ -238,31 +238,27 @@ def test_a_row_that_differs_from_the_item_its_number_names_is_imported(
     assert (summary.new, summary.unchanged) == (1, 1)
 
 
-def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
-    """Milestone changes have no limit in number; a cell has 32,767 characters."""
-    owner = make_actor("U0OWNER01")
-    reason = "x" * milestones.MAX_REASON
+def _milestone_changes_after(engine: Engine, owner: Actor, *, moves: int, reason: str) -> str:
+    """The Milestone Changes cell of an item whose one milestone moved ``moves`` times for ``reason``."""
     with unit_of_work(engine) as s:
         items.log_item(s, owner, title="Long history", severity=Severity.LOW, owner_id=owner.user_id)
         milestones.add_milestone(s, owner, number=1, description="Patch", due_on=date(2026, 12, 1))
-        for day in range(2, 20):  # 18 moves of 2,000 characters and more
+        for day in range(2, 2 + moves):
             milestones.move_milestone(s, owner, number=1, milestone=1, due_on=date(2026, 12, day), reason=reason)
     sheet = _workbook(engine, owner)["Open POA&M Items"]
-    changes = sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value
+    return str(sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value)
+
+
+def test_a_cell_past_excels_limit_is_cut_and_says_so(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """Milestone changes have no limit in number; a cell has 32,767 characters."""
+    changes = _milestone_changes_after(engine, make_actor("U0OWNER01"), moves=18, reason="x" * milestones.MAX_REASON)
     assert len(changes) == 32_767 and changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
 
 
 def test_the_limit_counts_as_excel_does_two_units_for_an_emoji(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
-    """Excel counts a cell's text in UTF-16 units: 2,000 emoji are 4,000."""
-    owner = make_actor("U0OWNER01")
-    reason = "\U0001f525" * milestones.MAX_REASON
-    with unit_of_work(engine) as s:
-        items.log_item(s, owner, title="Hot history", severity=Severity.LOW, owner_id=owner.user_id)
-        milestones.add_milestone(s, owner, number=1, description="Patch", due_on=date(2026, 12, 1))
-        for day in range(2, 14):  # 12 moves of 4,000 units: 48,000
-            milestones.move_milestone(s, owner, number=1, milestone=1, due_on=date(2026, 12, day), reason=reason)
-    sheet = _workbook(engine, owner)["Open POA&M Items"]
-    changes = sheet.cell(row=8, column=DOMAIN_COLUMNS.index("Milestone Changes") + 1).value
+    """Excel counts a cell's text in UTF-16 units: 2,000 emoji are 4,000 (12 moves: 48,000)."""
+    changes = _milestone_changes_after(engine, make_actor("U0OWNER01"), moves=12,
+                                       reason="\U0001f525" * milestones.MAX_REASON)
     assert len(changes.encode("utf-16-le")) // 2 in (32_766, 32_767)  # a pair is never split
     assert changes.endswith("(cut at Excel's limit of a cell; the JSON export has all of it)")
     assert "\ufffd" not in changes

@@ -38,9 +38,14 @@ def section(text: str, *, accessory: dict[str, Any] | None = None, block_id: str
     return block
 
 
+#: Slack's most characters in one of a section's fields.
+MAX_FIELD_TEXT = 2000
+
+
 def fields_section(pairs: list[tuple[str, str]]) -> Block:
-    """Up to 10 ``*label*\\nvalue`` fields side by side."""
-    return {"type": "section", "fields": [mrkdwn(f"*{label}*\n{value}") for label, value in pairs[:10]]}
+    """Up to 10 ``*label*\\nvalue`` fields side by side (each within Slack's limit)."""
+    return {"type": "section",
+            "fields": [mrkdwn(clip(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]]}
 
 
 def header(text: str) -> Block:

@@ -117,13 +117,14 @@ def list_query(request: SlackRequest, query: metadata.ListPage) -> Reply:
 
 @handles("list")
 def list_(request: SlackRequest, cmd: Parsed) -> Reply:
+    # The filters as the list reads them: the Next button keeps them (in at most 100 characters each).
     query = metadata.ListPage(
         scope=(cmd["scope"] or Scope.OPEN).value,
         offset=0,
         sev=cmd["sev"].value if cmd["sev"] else None,
-        control=cmd["control"],
+        control=item_lists.control_filter(cmd["control"]) if cmd["control"] is not None else None,
         owner=cmd["owner"],
-        system=cmd["system"],
+        system=cmd["system"].strip() if cmd["system"] is not None else None,
     )
     return list_query(request, query)
 

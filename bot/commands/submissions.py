@@ -252,9 +252,8 @@ def register(app: App, services: Services) -> None:
             first_line = text.splitlines()[0] if text else ""
             # A reply in a thread is posted about in that thread (Slack threads are one level deep).
             thread = message.get("thread_ts") or message.get("ts")
-            origin = metadata.LogOrigin(
-                channel_id=request.channel_id, message_ts=thread, permalink=_permalink(client, request.channel_id, thread)
-            )
+            link = _permalink(client, request.channel_id, message.get("ts"))  # to the message itself, not its thread
+            origin = metadata.LogOrigin(channel_id=request.channel_id, message_ts=thread, permalink=link)
             with request.transaction(read_only=True) as (session, actor):
                 found = systems.list_systems(session, actor)
                 view = log_modal(

@@ -30,6 +30,14 @@ from bot.store.rows import Columns, rows_of
 MAX_PAGE = 200
 
 
+def control_filter(text: str) -> str:
+    """The control a list is filtered by, as stored (``ac-2`` → ``AC-2``)."""
+    found = fields.controls([text])
+    if not found:
+        raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
+    return found[0]
+
+
 class Scope(StrEnum):
     """The word after ``/poam list``."""
 
@@ -145,10 +153,7 @@ def list_items(
     if owner_id is not None:
         params["owner_id"] = check_user_id(owner_id, what="user (owner)")
     if control is not None:
-        found = fields.controls([control])
-        if not found:
-            raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
-        params["control"] = found[0]
+        params["control"] = control_filter(control)
     by_system = None if every_system else ("named" if system_name is not None else "default")
     counts_to = COUNT_LIMIT * ((offset + limit) // COUNT_LIMIT + 1)  # past the page's end
     params.update(band_limit=offset + limit, count_limit=counts_to + 1)  # one more: is there more?

@@ -11,6 +11,7 @@ imported by ``test_interactions.py`` and ``test_security.py``.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from sqlmodel import col, select
 
 import bot.store.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from bot.blockkit.text import escape
+from bot.commands.ids import ActionId
 from bot.commands.specs import SPECS
 from bot.poam import item_details, items
 from bot.poam.clock import FixedClock
@@ -989,3 +991,42 @@ def test_options_that_do_not_go_together_show_the_usage(
     body = assert_refused(slack, engine, "deviate 1 ra Behind the VPN sev:moderate", user=ALICE,
                           problem="POAM-1 is already rated moderate.")
     assert "Usage:" not in body, body
+
+
+def test_every_field_of_a_card_fits_slacks_limit_however_its_text_escapes(slack: SlackDriver, engine: Engine) -> None:
+    """Escaping makes ``&`` five characters: three assets of 200 made a field
+    of 2,481, past the 2,000 Slack allows in one."""
+    assets = ",".join("&" * 199 + str(n) for n in range(3))
+    log_via_slack(slack, engine, f"Ampersands asset:{assets}")
+    body = slack.command("show 1", user=ALICE).json()
+    fields = [field["text"] for block in body["blocks"] for field in block.get("fields", [])]
+    assert fields and max(len(text) for text in fields) <= 2000, [len(text) for text in fields]
+    assert any(text.startswith("*Assets*\n&amp;&amp;") for text in fields)
+
+
+def test_a_list_filtered_by_a_padded_control_pages_on(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    """The Next button keeps the filters as the list read them, not as typed."""
+    for n in range(22):
+        reply(slack.command(f"log Weakness {n} control:AC-2", user=ALICE))
+    padded = "a" + " " * 150 + "c-2"
+    first = slack.command(f'list open control:"{padded}"', user=ALICE).json()
+    assert "1–20 of 22" in json.dumps(first, ensure_ascii=False), first
+    value = next(element["value"] for block in first["blocks"] for element in block.get("elements", [])
+                 if element.get("action_id") == ActionId.LIST_PAGE + ".next")
+    assert json.loads(value)["control"] == "AC-2"
+    fake_slack.clear()
+    slack.click(ActionId.LIST_PAGE + ".next", value, user=ALICE)
+    assert "21–22 of 22" in json.dumps(wait_for(lambda: list(fake_slack.responses)), ensure_ascii=False)
+
+
+def test_a_card_with_more_open_milestones_than_buttons_keeps_its_own(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """An actions block holds 25 buttons: the item's own come first, then as
+    many Complete buttons as fit (the command completes the others)."""
+    claimed_item(slack, fake_slack, engine, owner=ALICE, words="Weak TLS sev:low")
+    for n in range(30):
+        assert "Added *M" in reply(slack.command(f"milestone 1 add Step {n} due:+{n + 1}d", user=ALICE))
+    buttons = card_buttons(slack.command("show 1", user=ALICE).json()["blocks"])
+    assert len(buttons) == 25 and {"Add milestone", "History", "Complete M1", "Complete M23"} <= set(buttons)
+    assert "Complete M24" not in buttons

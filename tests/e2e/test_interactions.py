@@ -548,6 +548,8 @@ def test_message_shortcut_on_a_thread_reply_posts_in_that_thread(
     assert body["response_action"] == "update", body
     post = wait_for(lambda: posts(fake_slack))[0]
     assert post["thread_ts"] == "1700000600.000001"
+    (asked,) = fake_slack.calls_to("chat.getPermalink")  # the item links to the reply it was logged from
+    assert asked.params["message_ts"] == "1700000600.000200"
 
 
 # ---------------------------------------------------------------- user_change
@@ -604,9 +606,8 @@ def test_user_change_counts_for_the_workspace_the_event_came_for(
                  "user": {"id": ALICE, "team_id": "T0HOMEWS01", "tz": "Pacific/Kiritimati",
                           "profile": {"real_name": "Alice Hargreaves"}}})
     wait_for(lambda: "today is 2026-11-21" in reply(slack.command("log Probe detected:2026-11-30", user=ALICE)))
+    wait_for(lambda: recorded_name() == "Alice Hargreaves")  # the record is written after the event's ack
     with unit_of_work(engine, read_only=True) as session:
-        person = session.get(Person, (TEAM, ALICE))
-        assert person is not None and person.name == "Alice Hargreaves"
         assert session.get(Person, ("T0HOMEWS01", ALICE)) is None
     assert len([c for c in fake_slack.calls_to("users.info") if c.params.get("user") == ALICE]) == 1
     wait_threads(engine, 1)

@@ -111,7 +111,8 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
                 ("Detected", day(item.detected_on)),
                 ("System", escape(detail.system.name)),
                 ("Controls", escape(", ".join(detail.controls)) or "—"),
-                ("Assets", escape(clip(", ".join(item.assets), 500)) or "—"),
+                # 350 characters: escaped (& is &amp;), still within a field's 2,000.
+                ("Assets", escape(clip(", ".join(item.assets), 350)) or "—"),
                 ("CVEs", escape(clip(", ".join(item.cves), 500)) or "—"),
             ]
         ),
@@ -150,20 +151,28 @@ def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
     return waiting is not None and waiting.kind == RequestKind.VERIFICATION and Role.VERIFIER in viewer.roles
 
 
+#: Slack's most elements in one actions block.
+MAX_ACTIONS = 25
+
+
 def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | None) -> list[dict[str, Any]]:
+    """The card's buttons, with one Complete per open milestone after Add
+    milestone for as many as the block has room for beside the others
+    (``/poam milestone … done`` completes the rest)."""
     item = detail.item
     ref = metadata.dump(metadata.ItemRef(number=item.number))
     buttons = []
+    completes = []
     if item.owner_id is None and item.status in allowed_from(Action.CLAIM):
         buttons.append(button("Claim", ActionId.CLAIM, ref, style="primary"))
     if item.owner_id == viewer.user_id and item.status in allowed_from(Action.EDIT_PLAN):
         buttons.append(button("Add milestone", ActionId.ADD_MILESTONE, ref))
-        buttons.extend(
+        completes = [
             button(f"Complete M{m.number}", ActionId.COMPLETE_MILESTONE + f".{m.number}",
                    metadata.dump(metadata.ItemRef(number=item.number, milestone=m.number)))
             for m in detail.milestones
             if m.completed_at is None
-        )
+        ]
     waiting = pending_of(detail)
     if waiting is not None:
         asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))
@@ -187,7 +196,8 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
         shown = metadata.dump(metadata.ItemRef(number=item.number, version=item.version))
         buttons.append(button("Approve plan", ActionId.APPROVE_PLAN, shown))
     buttons.append(button("History", ActionId.HISTORY, ref))
-    return buttons[:25]
+    lead = 1 if completes else 0  # Add milestone, which they follow
+    return buttons[:lead] + completes[: MAX_ACTIONS - len(buttons)] + buttons[lead:]
 
 
 def _allowed(check: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
