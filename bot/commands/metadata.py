@@ -24,13 +24,21 @@ T = TypeVar("T")
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-_NAMES: dict[type, tuple[str, ...]] = {}
+#: Each payload type's fields, with whether each may be left out (it defaults to None).
+_NAMES: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
 def dump(data: Any) -> str:
+    """``data`` as compact JSON, without the fields that are None by default:
+    a process of the version before, running beside this one while it
+    deploys, refuses keys it does not know (``version`` of an ItemRef)."""
+    names = _NAMES.get(type(data)) or _NAMES.setdefault(
+        type(data), tuple((f.name, f.default is None) for f in fields(data))
+    )
     # Every field is a plain value, so a shallow dict will do (asdict deep-copies).
-    names = _NAMES.get(type(data)) or _NAMES.setdefault(type(data), tuple(f.name for f in fields(data)))
-    text = _ENCODER.encode({name: getattr(data, name) for name in names})
+    text = _ENCODER.encode({
+        name: value for name, optional in names if (value := getattr(data, name)) is not None or not optional
+    })
     if len(text) > MAX_VALUE:
         raise ValueError(f"{type(data).__name__} metadata is {len(text)} characters; Slack allows {MAX_VALUE}")
     return text

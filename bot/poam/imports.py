@@ -38,7 +38,7 @@ from bot.poam.permissions import require_admin
 from bot.poam.refs import labelled_number
 from bot.poam.review import Closure
 from bot.poam.severity import Severity
-from bot.poam.systems import ensure_workspace, find_system
+from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.models import Item, ItemControl, Milestone, table_of
@@ -342,10 +342,7 @@ def import_findings(
     time and memory.
     """
     require_admin(actor, "import findings")
-    ensure_workspace(session, actor)
-    # Two imports of one scan at once (two admins, a form and the CLI) would
-    # each miss the other's new items and add them twice: one at a time.
-    counters.lock_workspace(session, team_id=actor.team_id)
+    counters.serialize_imports(session, team_id=actor.team_id)
     plan = _classify(session, actor, findings, system_name)
     summary = plan.summary
     items = table_of(Item)

@@ -15,9 +15,9 @@ Slack's 429 answers are honoured: the Web API client waits a short
 ``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
 says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds
 (up to an hour). While Slack is down (5xx answers, its own
-``internal_error``-like errors, or no answer at all) a row is tried again at
-most every ``OUTAGE_RETRY_EVERY`` for ``OUTAGE_PATIENCE`` after it was
-written, however many tries that takes: an outage of an hour delays the
+``internal_error``-like errors, or no answer at all) a row is tried again
+after growing waits of at most ``OUTAGE_RETRY_EVERY``, for
+``OUTAGE_PATIENCE`` after it was written, however many tries that takes: an outage of an hour delays the
 morning's DMs and the week's digests, and loses none. Other failures back
 off exponentially and a row becomes ``failed`` (with Slack's error) after
 ``MAX_ATTEMPTS`` tries, or at once for errors that cannot get better (the

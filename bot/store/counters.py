@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
 from bot.store.dialects import upsert_insert
@@ -35,6 +35,8 @@ _BUMP_AUDIT_SEQ = (
 #: Binds ``workspace`` and ``new_head``; ``bot.poam.audit`` adds the event's
 #: INSERT to it on PostgreSQL.
 SET_AUDIT_HEAD = update(_WORKSPACES).where(_THIS_WORKSPACE).values(audit_head=bindparam("new_head"))
+#: One import of a workspace at a time (PostgreSQL; :func:`serialize_imports`).
+_IMPORT_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('poam-bot import'), hashtext(:team))")
 
 
 def insert_workspace_if_missing(session: Session, *, team_id: str, now: datetime) -> bool:
@@ -69,6 +71,20 @@ def next_audit_slot(session: Session, *, team_id: str, count: int = 1) -> tuple[
 
 def set_audit_head(session: Session, *, team_id: str, head: str) -> None:
     session.execute(SET_AUDIT_HEAD, {"workspace": team_id, "new_head": head})
+
+
+def serialize_imports(session: Session, *, team_id: str) -> None:
+    """Let one import of the workspace's findings run at a time, until the
+    transaction ends: two imports of one scan would each miss the other's new
+    items. An advisory lock only imports take, not the workspace row: every
+    item change locks its item and then the workspace row (its audit event),
+    and an import updates items, so taking the row first would deadlock.
+
+    SQLite needs no lock here: its write transactions already run one at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_IMPORT_LOCK, {"team": team_id})
+
 
 
 def lock_workspace(session: Session, *, team_id: str) -> None:

@@ -812,6 +812,8 @@ def test_history_lists_the_audit_trail(slack: SlackDriver, fake_slack: FakeSlack
     ) == ["logged it", "claimed it", "added a milestone: M1 Patch, due 2026-11-25",
           "moved a milestone: M1 2026-11-25 → 2026-11-27 (waiting on vendor)"]
     assert f"<@{ALICE}> logged it" in body and "|2026-11-20 15:00 UTC>" in body
+    claimed = next(line for line in lines if "claimed it" in line)
+    assert "claimed it: status" in claimed and "open" in claimed and "in_progress" in claimed, claimed
     assert snapshot(engine) == before
     assert_refused(slack, engine, "history 5", problem="There is no item POAM-5", user=BOB)
     for command, problem in [("history", "The id is missing."), ("history 1 2", "I don't know what to do with `2`")]:

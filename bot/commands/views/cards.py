@@ -305,7 +305,9 @@ _ACTION_WORDS = {
     "vendor.shipped": "recorded that the vendor's fix shipped",
 }
 #: Events whose line says all there is (what they record is the item itself, shown on its card).
-_WITHOUT_DETAIL = frozenset({"item.logged", "item.claimed", "item.released"})
+_WITHOUT_DETAIL = frozenset({"item.logged"})
+#: Events that change the owner, whose line says who: what else they recorded follows (the status, a snooze ended).
+_OWNER_CHANGES = frozenset({"item.claimed", "item.released", "item.assigned"})
 #: The most characters of one value (evidence, a reason) a history line
 #: quotes, and of all the lines one answer shows (newest kept; Slack refuses
 #: a message whose blocks hold much more than 12,000 characters).
@@ -317,9 +319,9 @@ def _event_detail(event: AuditEvent) -> str:
     details = event.details
     if event.action in _WITHOUT_DETAIL:
         return ""
-    if event.action == "item.assigned":
-        to = details.get("owner", {}).get("to")
-        return f" → {mention(to)}" if to else ""
+    if event.action in _OWNER_CHANGES:
+        to = details.get("owner", {}).get("to") if event.action == "item.assigned" else None
+        return (f" → {mention(to)}" if to else "") + _recorded({k: v for k, v in details.items() if k != "owner"})
     if event.action == "milestone.added":
         return f": M{details.get('milestone')} {_quoted(details.get('description'))}, due {details.get('due_on')}"
     if event.action == "milestone.moved":

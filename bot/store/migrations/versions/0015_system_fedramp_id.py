@@ -5,8 +5,8 @@ Revises: 0014
 Create Date: 2026-12-07 04:10:00.000000
 
 FedRAMP's OSCAL POA&M names its system by the FedRAMP package ID
-(``system-id`` of identifier type ``https://fedramp.gov``); the export had
-only a uuid of ours to give. Systems added before this have none until an
+(``system-id`` of identifier type ``http://fedramp.gov/ns/oscal``); the
+export had only a uuid of ours to give. Systems added before this have none until an
 admin sets it (``/poam system set <name> fedramp:F1234567890``).
 """
 
