@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, text
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.commands.views.cards import item_card
 from bot.interchange.fedramp import COLUMNS, row
@@ -296,35 +297,41 @@ def test_a_scan_dated_by_utc_is_no_future_west_of_utc(engine: Engine, make_actor
         imported(engine, admin, [finding(2, detected_on=date(2026, 11, 22))])
 
 
-def test_two_imports_of_one_scan_at_once_add_its_items_once(engine: Engine, admin: Actor) -> None:
-    """Two admins (or a form and the CLI) import the same scan: the second
-    waits for the first and finds its items. SQLite's writers already wait
-    for each other; PostgreSQL's did not, and each added every new item."""
-    imported(engine, admin, [finding(0)])  # the workspace exists
-    first_checked, go_on = threading.Event(), threading.Event()
+def _import_beside(
+    engine: Engine, admin: Actor, other: Callable[[Session, Callable[[], None]], object], scan: list[Finding]
+) -> tuple[Any, list[BaseException]]:
+    """Import ``scan`` while ``other`` runs in a transaction of its own in
+    another thread; ``other`` calls the pause it is given, which lasts until
+    the import waits for a lock (PostgreSQL shows it; on SQLite half a
+    second). The import's summary, and what ``other`` raised."""
+    paused, go_on = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
 
-    def first() -> None:
-        with unit_of_work(engine) as session:
-            import_findings(session, admin, findings=[finding(1)], source_name="a.sarif")
-            first_checked.set()
-            go_on.wait(timeout=10)  # still uncommitted
+    def pause() -> None:
+        paused.set()
+        go_on.wait(timeout=10)
 
-    thread = threading.Thread(target=first)
+    def run_other() -> None:
+        try:
+            with unit_of_work(engine) as session:
+                other(session, pause)
+        except BaseException as error:  # reported by the test, from its own thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run_other)
     thread.start()
-    assert first_checked.wait(timeout=10)
+    assert paused.wait(timeout=10)
     waiter = threading.Thread(target=lambda: (_wait_for_a_lock_wait(engine), go_on.set()))
     waiter.start()
-    second = imported(engine, admin, [finding(1)])
+    summary = imported(engine, admin, scan)
     thread.join()
     waiter.join()
-    assert (second.new, second.unchanged) == (0, 1)  # seen at this very time by the first
-    with unit_of_work(engine, read_only=True) as session:
-        assert session.exec(select(func.count()).select_from(Item)).one() == 2
+    return summary, errors
 
 
 def _wait_for_a_lock_wait(engine: Engine) -> None:
-    """Until a PostgreSQL session waits for a lock (the second import, for the
-    first's); on SQLite, whose writers wait without showing it, half a second."""
+    """Until a PostgreSQL session waits for a lock; on SQLite, whose writers
+    wait without showing it, half a second."""
     if engine.dialect.name != "postgresql":
         time.sleep(0.5)
         return
@@ -335,7 +342,24 @@ def _wait_for_a_lock_wait(engine: Engine) -> None:
                                        " AND datname = current_database()")).scalar():
                 return
         time.sleep(0.02)
-    raise AssertionError("the second import never waited for the first")
+    raise AssertionError("the import never waited for the other transaction")
+
+
+def test_two_imports_of_one_scan_at_once_add_its_items_once(engine: Engine, admin: Actor) -> None:
+    """Two admins (or a form and the CLI) import the same scan: the second
+    waits for the first and finds its items. SQLite's writers already wait
+    for each other; PostgreSQL's did not, and each added every new item."""
+    imported(engine, admin, [finding(0)])  # the workspace exists
+
+    def first(session: Session, pause: Callable[[], None]) -> None:
+        import_findings(session, admin, findings=[finding(1)], source_name="a.sarif")
+        pause()  # still uncommitted
+
+    second, errors = _import_beside(engine, admin, first, [finding(1)])
+    assert not errors, errors
+    assert (second.new, second.unchanged) == (0, 1)  # seen at this very time by the first
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(func.count()).select_from(Item)).one() == 2
 
 
 def test_an_import_and_an_item_change_at_once_both_go_through(engine: Engine, admin: Actor, clock: FixedClock) -> None:
@@ -344,26 +368,12 @@ def test_an_import_and_an_item_change_at_once_both_go_through(engine: Engine, ad
     workspace first: PostgreSQL found a deadlock and the import was lost."""
     imported(engine, admin, [finding(1)])
     clock.advance(days=1)
-    item_locked, go_on = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
 
-    def change() -> None:
-        try:
-            with unit_of_work(engine) as session:
-                items.load_item(session, admin, number=1, for_update=True)
-                item_locked.set()
-                go_on.wait(timeout=10)
-                audit.record(session, admin, action="item.test", item_id=None, details={})
-        except BaseException as error:  # reported below, from the test's thread
-            errors.append(error)
+    def change(session: Session, pause: Callable[[], None]) -> None:
+        items.load_item(session, admin, number=1, for_update=True)
+        pause()
+        audit.record(session, admin, action="item.test", item_id=None, details={})
 
-    thread = threading.Thread(target=change)
-    thread.start()
-    assert item_locked.wait(timeout=10)
-    waiter = threading.Thread(target=lambda: (_wait_for_a_lock_wait(engine), go_on.set()))
-    waiter.start()
-    summary = imported(engine, admin, [finding(1)])
-    thread.join()
-    waiter.join()
+    summary, errors = _import_beside(engine, admin, change, [finding(1)])
     assert not errors, errors
     assert summary.updated == 1
