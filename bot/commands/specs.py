@@ -10,7 +10,7 @@ from datetime import time
 from typing import Any
 
 from bot.blockkit.text import mentioned_user
-from bot.commands.grammar import Arg, Option, ParseContext, Rest, Spec, Word
+from bot.commands.grammar import Arg, Converter, Option, ParseContext, Rest, Spec, Word
 from bot.interchange.exports import ExportFormat
 from bot.poam import fields
 from bot.poam.actor import Role
@@ -46,24 +46,14 @@ def user(raw: str, _: ParseContext) -> str:
 NONE = "none"
 
 
-def user_or_none(raw: str, context: ParseContext) -> str:
-    """A person, or :data:`NONE`."""
-    return NONE if raw.strip().lower() == NONE else user(raw, context)
-
-
-def text_or_none(raw: str, context: ParseContext) -> str:
-    """Text, or :data:`NONE` for the word none (any case)."""
-    return NONE if raw.strip().lower() == NONE else text(raw, context)
+def or_none(convert: Converter) -> Converter:
+    """``convert``, or :data:`NONE` for the word none (any case)."""
+    return lambda raw, context: NONE if raw.strip().lower() == NONE else convert(raw, context)
 
 
 def fedramp_package(raw: str, _: ParseContext) -> str:
     """``F1234567890``: a system's FedRAMP package ID."""
     return fedramp_id(raw)
-
-
-def fedramp_or_none(raw: str, context: ParseContext) -> str:
-    """A FedRAMP package ID, or :data:`NONE`."""
-    return NONE if raw.strip().lower() == NONE else fedramp_package(raw, context)
 
 
 def future_date(raw: str, context: ParseContext) -> Any:
@@ -344,7 +334,7 @@ SPECS: tuple[Spec, ...] = (
         (Word("add"), Rest("name", "name")),
         (
             IMPACT,
-            Option("org", text_or_none, '"…"', aliases=("organization",)),
+            Option("org", or_none(text), '"…"', aliases=("organization",)),
             Option("ao", user, "@user"),
             Option("fedramp", fedramp_package, "F1234567890"),
         ),
@@ -356,9 +346,9 @@ SPECS: tuple[Spec, ...] = (
         (Word("set"), Rest("name", "name")),
         (
             IMPACT,
-            Option("org", text_or_none, '"…"|none', aliases=("organization",)),
-            Option("ao", user_or_none, "@user|none"),
-            Option("fedramp", fedramp_or_none, "F1234567890|none"),
+            Option("org", or_none(text), '"…"|none', aliases=("organization",)),
+            Option("ao", or_none(user), "@user|none"),
+            Option("fedramp", or_none(fedramp_package), "F1234567890|none"),
         ),
     ),
     Spec("roles", "List who has which role.", "anyone"),

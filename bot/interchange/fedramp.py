@@ -142,18 +142,30 @@ def deviation_answer(detail: ItemDetail, deviation: Deviation) -> str:
     return "Yes" if status == RequestStatus.APPROVED else "Pending" if status == RequestStatus.PENDING else "No"
 
 
-def deviation_rationale(detail: ItemDetail) -> str | None:
-    """The rationale of the deviation the columns beside it are about: a
+def deviation_notes(detail: ItemDetail) -> tuple[str | None, str | None]:
+    """Deviation Rationale, and a note for Comments (None each when there is nothing to say).
+
+    The rationale is that of the deviation the columns beside it are about: a
     request pending the AO, else the newest in effect (an approved false
     positive or risk adjustment, an approved operational requirement or
     accepted risk while the risk stays accepted). A request pending of a kind
     already in effect (a second risk adjustment) leaves the rationale of the
     one in effect, which the Yes and the adjusted rating beside it are about:
-    Comments tell of it (:func:`_asked_again`)."""
+    the note tells of the pending one."""
     pending, in_effect = _deviations(detail)
-    same_kind = pending is None or (in_effect is not None and pending[0] is in_effect[0])
-    shown = in_effect if same_kind else pending
-    return None if shown is None else f"{shown[0].label.capitalize()}: {shown[1].text}"
+    if pending is not None and in_effect is not None and pending[0] is in_effect[0]:
+        kind, request = pending
+        to = f" to {risk_rating(request.adjusted_severity)}" if request.adjusted_severity else ""
+        note = (f"{kind.label.capitalize()}{to} asked for again, pending the authorizing official: "
+                f"{_sentence(request.text or '')}")
+        return _rationale(in_effect), note
+    shown = pending or in_effect
+    return (None if shown is None else _rationale(shown)), None
+
+
+def _rationale(deviation: tuple[Deviation, RequestRow]) -> str:
+    kind, request = deviation
+    return f"{kind.label.capitalize()}: {request.text}"
 
 
 def _deviations(detail: ItemDetail) -> tuple[tuple[Deviation, RequestRow] | None, tuple[Deviation, RequestRow] | None]:
@@ -171,17 +183,6 @@ def _deviations(detail: ItemDetail) -> tuple[tuple[Deviation, RequestRow] | None
             elif request.kind == RequestKind.RISK_ACCEPTANCE and accepted:
                 in_effect = (Deviation.OPERATIONAL_REQUIREMENT, request)
     return pending, in_effect
-
-
-def _asked_again(detail: ItemDetail) -> str | None:
-    """A note of a deviation request pending of a kind already in effect, whose
-    rationale Deviation Rationale does not give (:func:`deviation_rationale`)."""
-    pending, in_effect = _deviations(detail)
-    if pending is None or in_effect is None or pending[0] is not in_effect[0]:
-        return None
-    kind, request = pending
-    to = f" to {risk_rating(request.adjusted_severity)}" if request.adjusted_severity else ""
-    return f"{kind.label.capitalize()}{to} asked for again, pending the authorizing official: {_sentence(request.text or '')}"
 
 
 def _sentence(text: str) -> str:
@@ -240,7 +241,7 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
     if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
     comments += _decision_comments(detail, names)
-    asked_again = _asked_again(detail)
+    rationale, asked_again = deviation_notes(detail)
     if asked_again is not None:
         comments.append(asked_again)
     return [
@@ -267,7 +268,7 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         deviation_answer(detail, Deviation.RISK_ADJUSTMENT),
         deviation_answer(detail, Deviation.FALSE_POSITIVE),
         deviation_answer(detail, Deviation.OPERATIONAL_REQUIREMENT),
-        deviation_rationale(detail),
+        rationale,
         item.source_message_url,
         " ".join(comments) or None,
         "No",
