@@ -10,7 +10,7 @@ before anything is written, not merely that a rollback hides it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from bot.poam.deadlines import DOD_CAT, parse_policy
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, PermissionDenied, PoamError
 from bot.poam.fields import Source
 from bot.poam.item_details import ItemDetail, SystemRow, item_details, show_item
-from bot.poam.item_lists import MAX_PAGE, Scope, list_items
+from bot.poam.item_lists import MAX_PAGE, Direction, Position, Scope, list_items
 from bot.poam.items import (
     assign_item,
     claim_item,
@@ -844,22 +844,27 @@ def test_list_filters(listed: Engine, alice: Actor, filters: dict[str, Any], exp
 def test_list_every_system(listed: Engine, alice: Actor) -> None:
     assert numbers(listed, alice, scope=Scope.ALL, every_system=True) == [3, 1, 7, 6, 5, 4, 8, 2]
     assert numbers(listed, alice, every_system=True, severity=Severity.HIGH) == [1, 5, 8]
-    page = run(listed, lambda s: list_items(s, alice, every_system=True, limit=3, offset=3))
+    first = run(listed, lambda s: list_items(s, alice, every_system=True, limit=3))
+    page = run(listed, lambda s: list_items(s, alice, every_system=True, limit=3, offset=3,
+                                            start=(Direction.AFTER, first.position(first.items[-1]))))
     assert ([i.number for i in page.items], page.total) == ([5, 4, 8], 7)  # open ones only
 
 
 def test_list_paging(listed: Engine, alice: Actor) -> None:
-    pages = [
-        run(listed, lambda s, offset=offset: list_items(s, alice, scope=Scope.ALL, limit=2, offset=offset))
-        for offset in (0, 2, 4, 6, 8)
-    ]
-    assert [[item.number for item in page.items] for page in pages] == [[3, 1], [7, 6], [5, 4], [2], []]
+    pages = [run(listed, lambda s: list_items(s, alice, scope=Scope.ALL, limit=2))]
+    while pages[-1].has_more:
+        last = pages[-1]
+        pages.append(run(listed, lambda s, last=last: list_items(
+            s, alice, scope=Scope.ALL, limit=2, offset=last.offset + 2,
+            start=(Direction.AFTER, last.position(last.items[-1])))))
+    assert [[item.number for item in page.items] for page in pages] == [[3, 1], [7, 6], [5, 4], [2]]
     assert {page.total for page in pages} == {7}
-    assert [page.offset for page in pages] == [0, 2, 4, 6, 8]
-    one = run(listed, lambda s: list_items(s, alice, scope=Scope.ALL, limit=1, offset=1))
-    assert [item.number for item in one.items] == [1] and one.total == 7
+    assert [(page.offset, page.more_before) for page in pages] == [(0, False), (2, True), (4, True), (6, True)]
+    back = run(listed, lambda s: list_items(s, alice, scope=Scope.ALL, limit=2, offset=4,
+                                            start=(Direction.BEFORE, pages[3].position(pages[3].items[0]))))
+    assert ([item.number for item in back.items], back.more_before, back.has_more) == ([5, 4], True, True)
     full = run(listed, lambda s: list_items(s, alice, scope=Scope.ALL, limit=MAX_PAGE))
-    assert len(full.items) == 7
+    assert len(full.items) == 7 and not full.has_more
 
 
 def test_a_list_page_is_one_statement_with_its_count(listed: Engine, alice: Actor) -> None:
@@ -870,7 +875,8 @@ def test_a_list_page_is_one_statement_with_its_count(listed: Engine, alice: Acto
             page = run(listed, lambda s, kwargs=kwargs: list_items(s, alice, **kwargs))
         selects = [statement for statement, _ in seen if statement.lstrip().upper().startswith("SELECT")]
         assert page.items and len(selects) == 1, selects
-    past = run(listed, lambda s: list_items(s, alice, offset=50))
+    end = (Direction.AFTER, Position(1, TODAY + timedelta(days=999), 99))
+    past = run(listed, lambda s: list_items(s, alice, offset=50, start=end))
     assert (past.items, past.total) == ([], 6)
 
 
@@ -914,7 +920,7 @@ def test_list_writes_nothing(listed: Engine, alice: Actor) -> None:
     [
         ({"limit": 0}, InvalidInput, "A page holds 1 to 200 items."),
         ({"limit": 201}, InvalidInput, "A page holds 1 to 200 items."),
-        ({"offset": -1}, InvalidInput, "The page offset cannot be negative."),
+        ({"offset": -1}, InvalidInput, "A page's offset is 0 to 1,000,000,000."),
         ({"control": "AC_2"}, InvalidInput, "`AC_2` is not a control id; write it like AC-2 or SI-2(2)."),
         ({"owner_id": "alice"}, InvalidInput, "`alice` is not a Slack user (owner) id; mention the person, like @jane."),
         ({"system_name": "Nope"}, NotFound, "There is no system called `Nope`; `/poam systems` lists them."),

@@ -21,7 +21,7 @@ from bot.commands.views.cards import item_list
 from bot.poam import item_lists
 from bot.poam.actor import Actor, Rules
 from bot.poam.errors import InvalidInput
-from bot.poam.item_lists import Scope, is_overdue, list_items
+from bot.poam.item_lists import Direction, Position, Scope, is_overdue, list_items
 from bot.poam.lifecycle import ACTIVE, Status
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system
@@ -92,19 +92,37 @@ def page_numbers(engine: Engine, actor: Actor, **kwargs: Any) -> list[int]:
     return [line.number for line in page.items]
 
 
+def walk(engine: Engine, actor: Actor, *, limit: int, **filters: Any) -> list[list[int]]:
+    """The list's pages, first to last by Next, each checked to come back by Previous."""
+    pages, start = [], None
+    while True:
+        page = run(engine, lambda s, start=start: list_items(s, actor, limit=limit, start=start, **filters))
+        pages.append(page)
+        if not page.has_more:
+            break
+        assert len(page.items) == limit
+        start = (Direction.AFTER, page.position(page.items[-1]))
+    for before, page in zip(pages, pages[1:], strict=False):
+        assert page.more_before
+        back = run(engine, lambda s, page=page: list_items(
+            s, actor, limit=limit, start=(Direction.BEFORE, page.position(page.items[0])), **filters))
+        assert back.items == before.items and back.more_before == (before is not pages[0]) and back.has_more
+    assert not pages[0].more_before
+    return [[line.number for line in page.items] for page in pages]
+
+
 @pytest.mark.parametrize("scope", list(Scope))
 def test_every_page_holds_what_sorting_the_whole_list_puts_there(
-    engine: Engine, alice: Actor, admin: Actor, scope: Scope, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, alice: Actor, admin: Actor, scope: Scope
 ) -> None:
     run(engine, lambda s: add_system(s, admin, name="Payroll"))
     scatter(engine, alice, 60, seed=7)
     whole = expected(engine, alice, scope)
     assert whole, "the scattered items should fill every list"
-    monkeypatch.setattr(item_lists, "BANDS_UP_TO", 20)  # pages ending past the 20th item sort the list instead
     for limit in (1, 4, 7, 25):
-        pages = [page_numbers(engine, alice, scope=scope, limit=limit, offset=offset)
-                 for offset in range(0, len(whole) + limit, limit)]
+        pages = walk(engine, alice, scope=scope, limit=limit)
         assert [number for page in pages for number in page] == whole, limit
+        assert len(pages) == max(1, -(-len(whole) // limit)), limit
     assert page_numbers(engine, alice, scope=scope, limit=len(whole) + 5) == whole
 
 
@@ -119,16 +137,56 @@ def test_filtered_pages_too(engine: Engine, alice: Actor, admin: Actor, scope: S
     run(engine, lambda s: add_system(s, admin, name="Payroll"))
     scatter(engine, alice, 60, seed=11)
     whole = expected(engine, alice, scope, **filters)
-    pages = [page_numbers(engine, alice, scope=scope, limit=3, offset=offset, **filters)
-             for offset in range(0, len(whole) + 3, 3)]
+    pages = walk(engine, alice, scope=scope, limit=3, **filters)
     assert [number for page in pages for number in page] == whole
+
+
+@pytest.mark.parametrize("scope", [Scope.OPEN, Scope.MINE])  # a banded list and a sorted one
+def test_items_changed_between_pages_shift_nothing_else(
+    engine: Engine, alice: Actor, admin: Actor, scope: Scope
+) -> None:
+    """Paging by offset, an item of the first page closed before Next pulled the
+    next page's first item onto the page already seen: it was never shown."""
+    run(engine, lambda s: add_system(s, admin, name="Payroll"))
+    scatter(engine, alice, 90, seed=3)
+    whole = expected(engine, alice, scope)
+    assert len(whole) > 10
+    first = run(engine, lambda s: list_items(s, alice, scope=scope, limit=5))
+    assert [line.number for line in first.items] == whole[:5]
+    new = log(engine, alice).number
+    table = Item.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:  # two items of the first page leave the list; one joins it, first
+        connection.execute(sa.update(table).where(table.c.team_id == TEAM, table.c.number.in_(whole[:2]))
+                           .values(status=Status.CLOSED, owner_id=ALICE))
+        connection.execute(sa.update(table).where(table.c.team_id == TEAM, table.c.number == new)
+                           .values(status=Status.IN_PROGRESS, owner_id=ALICE, due_on=TODAY - timedelta(days=30)))
+    now = expected(engine, alice, scope)
+    assert now[:4] == [new, *whole[2:5]]
+    second = run(engine, lambda s: list_items(s, alice, scope=scope, limit=5, offset=5,
+                                              start=(Direction.AFTER, first.position(first.items[-1]))))
+    assert [line.number for line in second.items] == whole[5:10]
+    back = run(engine, lambda s: list_items(s, alice, scope=scope, limit=5, offset=0,
+                                            start=(Direction.BEFORE, second.position(second.items[0]))))
+    # Four items now come before the second page: Previous shows the first page, whole.
+    assert ([line.number for line in back.items], back.more_before, back.has_more) == (now[:5], False, True)
+
+
+def test_a_start_past_every_band_is_an_empty_page_not_an_error(engine: Engine, alice: Actor) -> None:
+    log(engine, alice)
+    table = Item.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(sa.update(table).values(due_on=TODAY - timedelta(days=3)))
+    beyond = (Direction.AFTER, Position(1, TODAY, 1))  # an overdue list has no band 1
+    page = run(engine, lambda s: list_items(s, alice, scope=Scope.OVERDUE, limit=5, start=beyond, offset=1))
+    assert (page.items, page.total, page.has_more) == ([], 1, False)
 
 
 def test_an_offset_past_any_list_is_refused(engine: Engine, alice: Actor) -> None:
     log(engine, alice)
     assert_refused(engine, lambda s: list_items(s, alice, offset=item_lists.MAX_OFFSET + 1), InvalidInput,
-                   "The page offset is past any list (at most 1,000,000,000).")
-    page = run(engine, lambda s: list_items(s, alice, offset=item_lists.MAX_OFFSET, limit=item_lists.MAX_PAGE))
+                   "A page's offset is 0 to 1,000,000,000.")
+    page = run(engine, lambda s: list_items(s, alice, offset=item_lists.MAX_OFFSET, limit=item_lists.MAX_PAGE,
+                                            start=(Direction.AFTER, Position(1, TODAY + timedelta(days=999), 1))))
     assert (page.items, page.total, page.capped) == ([], 1, False)
 
 
@@ -139,10 +197,15 @@ def test_the_count_stops_at_the_limit_and_the_list_still_pages_on(
     for _ in range(10):
         log(engine, alice)
 
-    def page(offset: int) -> item_lists.ItemPage:
-        return run(engine, lambda s: list_items(s, alice, scope=Scope.ALL, limit=3, offset=offset))
+    def page(offset: int, after: item_lists.ItemPage | None = None) -> item_lists.ItemPage:
+        start = None if after is None else (Direction.AFTER, after.position(after.items[-1]))
+        return run(engine, lambda s: list_items(s, alice, scope=Scope.ALL, limit=3, offset=offset, start=start))
 
-    first, fourth_on, seventh_on, tenth_on, past = page(0), page(3), page(6), page(9), page(12)
+    first = page(0)
+    fourth_on = page(3, first)
+    seventh_on = page(6, fourth_on)
+    tenth_on = page(9, seventh_on)
+    past = page(12, tenth_on)
     assert (first.total, first.capped, first.total_text, first.has_more) == (5, True, "5+", True)
     # Counted on past the page: to 10 (and one more, to know whether there is more).
     assert (fourth_on.total, fourth_on.capped, fourth_on.total_text, fourth_on.has_more) == (10, False, "10", True)
@@ -211,13 +274,15 @@ def add_items(engine: Engine, count: int) -> None:
 
 @pytest.mark.parametrize("by_system", ["default", "named", None])
 @pytest.mark.parametrize("filtered", [False, True])  # banded pages, and sorted ones
-@pytest.mark.parametrize("deep", [False, True])
+@pytest.mark.parametrize("start", [None, *((d, band) for d in Direction for band in (0, 1))])
 @pytest.mark.parametrize("scope", list(Scope))
 def test_a_list_statement_is_rendered_once_not_on_every_run(
-    scope: Scope, deep: bool, filtered: bool, by_system: str | None
+    scope: Scope, start: tuple[Direction, int] | None, filtered: bool, by_system: str | None
 ) -> None:
     """A statement with an "expanding" parameter (``in_()`` of a plain list) is
     rendered into SQL again on every run, cached or not: a tenth of a page's CPU."""
+    direction, start_band = start or (None, None)
     for statement in item_lists._list_statements(scope, by_system=by_system, by_severity=filtered,
-                                                 by_owner=filtered, by_control=filtered, deep=deep):
+                                                 by_owner=filtered, by_control=filtered,
+                                                 direction=direction, start_band=start_band):
         assert "POSTCOMPILE" not in str(statement.compile(dialect=sa.dialects.sqlite.dialect()))

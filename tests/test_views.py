@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from bot.blockkit.blocks import day
 from bot.commands import metadata
 from bot.commands.specs import SPECS
@@ -14,8 +16,9 @@ from bot.commands.views import cards
 from bot.commands.views.home import home_view
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
+from bot.poam.errors import InvalidInput
 from bot.poam.item_details import ItemDetail, MilestoneRow
-from bot.poam.item_lists import ItemLine, ItemPage
+from bot.poam.item_lists import Direction, ItemLine, ItemPage
 from bot.poam.review import WaitingOn
 from bot.store.models import AuditEvent, InfoSystem, Item
 
@@ -113,15 +116,30 @@ def test_item_card_offers_owner_buttons_only_to_the_owner() -> None:
 
 def test_a_list_page_has_twenty_items_and_navigation() -> None:
     items = [_line(_item(n)) for n in range(21, 41)]
-    page = ItemPage(items=items, total=95, offset=20, today=TODAY)
-    query = metadata.ListPage(scope="open", offset=20, sev="high")
+    page = ItemPage(items=items, total=95, offset=20, today=TODAY, more_before=True, has_more=True)
+    query = metadata.ListPage(scope="open", offset=20, sev="high", after=[1, "2026-12-01", 20])
     blocks = cards.item_list(page, rules=Rules(), query=query, title="Open items")
     _assert_within_limits(blocks)
     _assert_escaped(blocks)
     assert "(21–40 of 95)" in blocks[0]["text"]["text"]
     navigation = blocks[-1]["elements"]
     previous, following = (metadata.load(metadata.ListPage, b["value"]) for b in navigation)
-    assert (previous.offset, following.offset, following.sev) == (0, 40, "high")
+    assert (previous.offset, previous.sev, previous.start()) == (0, "high", (Direction.BEFORE, page.position(items[0])))
+    assert (following.offset, following.sev, following.start()) == (40, "high", (Direction.AFTER, page.position(items[-1])))
+
+
+@pytest.mark.parametrize("value", [
+    '{"scope":"open","offset":20}',  # a button of the version that paged by offset
+    '{"scope":"open","offset":20,"after":[1,"2026-12-01",3],"before":[1,"2026-12-01",3]}',
+    '{"scope":"open","offset":0,"before":[2,"2026-12-01",3]}',
+    '{"scope":"open","offset":0,"before":[1,"2026-12-32",3]}',
+    '{"scope":"open","offset":0,"after":[1,"2026-12-01",0]}',
+    '{"scope":"open","offset":0,"after":[true,"2026-12-01",3]}',
+    '{"scope":"open","offset":0,"after":"1,2026-12-01,3"}',
+])
+def test_a_list_page_button_of_another_shape_is_refused_as_stale(value: str) -> None:
+    with pytest.raises(InvalidInput, match="out of date"):
+        metadata.load(metadata.ListPage, value)
 
 
 def test_history_of_hundreds_of_events_is_summarised() -> None:
@@ -168,7 +186,7 @@ def test_help_fits_one_message() -> None:
 
 def test_home_view_stays_within_the_view_limit() -> None:
     items = [_item(n) for n in range(1, 41)]
-    page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY)
+    page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
     milestones = {i.id: _detail(i, milestones=3).milestones for i in items}
     view = home_view(page, milestones, rules=Rules(), unclaimed="7", waiting=waiting)
@@ -180,7 +198,7 @@ def test_home_view_stays_within_the_view_limit() -> None:
 
 def test_home_view_of_an_owner_past_the_count() -> None:
     items = [_item(n) for n in range(1, 31)]
-    page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, capped=True)
+    page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, capped=True, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=[], is_ao=False)
     text = json.dumps(home_view(page, {}, rules=Rules(), unclaimed="1,000+", waiting=waiting))
     assert "You own *1,000+* open item(s)" in text

@@ -109,6 +109,7 @@ def list_query(request: SlackRequest, query: metadata.ListPage) -> Reply:
             owner_id=query.owner,
             system_name=query.system,
             limit=cards.LIST_PAGE_SIZE,
+            start=query.start(),
             offset=query.offset,
         )
         blocks = cards.item_list(page, rules=actor.rules, query=query, title=cards.list_title(scope))

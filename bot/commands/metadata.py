@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
+from datetime import date
 from typing import Any, TypeVar
 
 from bot.poam.errors import InvalidInput
-from bot.poam.item_lists import Scope
+from bot.poam.item_lists import Direction, Position, Scope
 
 MAX_VALUE = 2000  # Slack's limit for a button value
 T = TypeVar("T")
@@ -86,7 +87,10 @@ class ItemRef:
 
 @dataclass(frozen=True)
 class ListPage:
-    """The next or previous page of a ``/poam list``."""
+    """The next or previous page of a ``/poam list``: the page read on from an
+    item's place in the list, ``after`` (Next) or ``before`` (Previous) it,
+    each ``[band, "YYYY-MM-DD", number]`` (:class:`Position`); ``offset``: how
+    many items come before the page, as shown."""
 
     scope: str
     offset: int
@@ -94,6 +98,8 @@ class ListPage:
     control: str | None = None
     owner: str | None = None
     system: str | None = None
+    after: list[Any] | None = None
+    before: list[Any] | None = None
 
     def check(self) -> None:
         if not isinstance(self.offset, int) or isinstance(self.offset, bool) or self.offset < 0:
@@ -103,6 +109,31 @@ class ListPage:
         for value in (self.scope, self.sev, self.control, self.owner, self.system):
             if value is not None and (not isinstance(value, str) or len(value) > 100):
                 raise ValueError("bad filter")
+        if self.after is not None and self.before is not None:
+            raise ValueError("a page starts after an item or before one, not both")
+        start = self.start()  # a bad position: ValueError
+        if self.offset and start is None:  # a button of the version that paged by offset
+            raise ValueError("a page past the first starts at an item")
+
+    def start(self) -> tuple[Direction, Position] | None:
+        """Where the page starts, if not at the list's beginning."""
+        if self.after is not None:
+            return Direction.AFTER, _position(self.after)
+        if self.before is not None:
+            return Direction.BEFORE, _position(self.before)
+        return None
+
+    @staticmethod
+    def place(position: Position) -> list[Any]:
+        """``position`` as a button carries it."""
+        return [position.band, position.due_on.isoformat(), position.number]
+
+
+def _position(value: Any) -> Position:
+    if not (isinstance(value, list) and len(value) == 3 and type(value[0]) is int and value[0] in (0, 1)
+            and isinstance(value[1], str) and len(value[1]) == 10 and _positive_int(value[2])):
+        raise ValueError("bad list position")
+    return Position(value[0], date.fromisoformat(value[1]), value[2])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, Integer, bindparam, case, literal, union_all
+from sqlalchemy import Date, Integer, bindparam, case, false, literal, tuple_, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, func, select
 
@@ -50,6 +50,24 @@ class Scope(StrEnum):
     ALL = "all"
 
 
+class Position(NamedTuple):
+    """Where an item stands in a list's order: overdue first (``band`` 0, then
+    1), then by due date and number. A page after (or before) a position reads
+    on from it, so items claimed, closed or logged meanwhile shift nothing:
+    no item is skipped or shown twice, as with an offset."""
+
+    band: int
+    due_on: date
+    number: int
+
+
+class Direction(StrEnum):
+    """Which way a page reads from its :class:`Position`."""
+
+    AFTER = "after"
+    BEFORE = "before"
+
+
 class ItemLine(NamedTuple):
     """The columns a one-line summary of an item shows (a ``/poam list`` page, the
     App Home): read as plain rows, since building a page of whole ``Item``
@@ -72,28 +90,31 @@ _LINE_COLUMNS = tuple(getattr(Item, name) for name in ItemLine._fields)
 
 @dataclass(frozen=True)
 class ItemPage:
-    """A page of a list. ``total`` counts the list's items, up to a limit
-    (:data:`COUNT_LIMIT`, more for pages past it); when ``capped``, there are
-    more than that."""
+    """A page of a list. ``offset``: how many of the list's items come before it,
+    as far as the page it was reached from knew. ``total`` counts the list's
+    items, up to a limit (:data:`COUNT_LIMIT`, more for pages past it); when
+    ``capped``, there are more than that. ``more_before`` / ``has_more``: items
+    precede / follow it."""
 
     items: list[ItemLine]
     total: int
     offset: int
     today: date
     capped: bool = False
+    more_before: bool = False
+    has_more: bool = False
 
     @property
     def total_text(self) -> str:
         """``57``, or ``1,000+`` when capped."""
         return f"{self.total:,}+" if self.capped else f"{self.total:,}"
 
-    @property
-    def has_more(self) -> bool:
-        """Whether items follow this page (a capped count runs past its end)."""
-        return self.offset + len(self.items) < self.total
-
     def is_overdue(self, item: ItemLine) -> bool:
         return is_overdue(item, today=self.today)
+
+    def position(self, item: ItemLine) -> Position:
+        """Where ``item`` stands in the list's order (on the page's day)."""
+        return Position(0 if self.is_overdue(item) else 1, item.due_on, item.number)
 
 
 def is_overdue(item: Item | ItemLine | Columns, *, today: date) -> bool:
@@ -132,45 +153,62 @@ def list_items(
     system_name: str | None = None,
     every_system: bool = False,
     limit: int = 50,
+    start: tuple[Direction, Position] | None = None,
     offset: int = 0,
 ) -> ItemPage:
-    """A page of the workspace's items, overdue first, then by due date.
+    """A page of the workspace's items, overdue first, then by due date: the
+    first ``limit``, or those just after or before a ``start`` position (a
+    page's last or first item). ``offset`` says how many items come before
+    the page (shown, and how far the count goes); it moves nothing.
 
     ``system_name`` picks a system (the default one when None);
     ``every_system`` lists across all of them instead.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"A page holds 1 to {MAX_PAGE} items.")
-    if offset < 0:
-        raise InvalidInput("The page offset cannot be negative.")
-    if offset > MAX_OFFSET:
-        raise InvalidInput(f"The page offset is past any list (at most {MAX_OFFSET:,}).")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInput(f"A page's offset is 0 to {MAX_OFFSET:,}.")
     today = actor.today()
     params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
-                                 "severity": severity, "page_limit": limit, "page_offset": offset}
+                                 "severity": severity, "page_limit": limit + 1}  # one more: is there more?
     if system_name is not None:
         params["name_key"] = system_name.strip().lower()
     if owner_id is not None:
         params["owner_id"] = check_user_id(owner_id, what="user (owner)")
     if control is not None:
         params["control"] = control_filter(control)
+    direction = None
+    if start is not None:
+        direction, position = start
+        params.update(start_band=position.band, start_due=position.due_on, start_number=position.number)
     by_system = None if every_system else ("named" if system_name is not None else "default")
     counts_to = COUNT_LIMIT * ((offset + limit) // COUNT_LIMIT + 1)  # past the page's end
-    params.update(band_limit=offset + limit, count_limit=counts_to + 1)  # one more: is there more?
+    params["count_limit"] = counts_to + 1  # one more: is there more?
     count, page = _list_statements(
-        scope, by_system=by_system, by_severity=severity is not None,
-        by_owner=owner_id is not None, by_control=control is not None, deep=offset + limit > BANDS_UP_TO,
+        scope, by_system=by_system, by_severity=severity is not None, by_owner=owner_id is not None,
+        by_control=control is not None, direction=direction, start_band=None if start is None else start[1].band,
     )
     connection = rows_of(session)
-    rows = connection.execute(page, params).all()
+    rows = list(connection.execute(page, params).all())
+    beyond = len(rows) > limit
+    del rows[limit:]
+    if direction is Direction.BEFORE:
+        if not beyond:  # the list's start: a whole first page rather than what is left of one
+            return list_items(session, actor, scope=scope, severity=severity, control=control, owner_id=owner_id,
+                              system_name=system_name, every_system=every_system, limit=limit)
+        rows.reverse()
     if rows:
         total = rows[0].total
     else:  # no row to carry the count: an unknown system, a first use, or past the end
         if not every_system:
             find_system(session, actor, name=system_name)  # NotFound, or the workspace set up
-        total = 0 if offset == 0 else connection.execute(count, params).scalar_one()
+        total = 0 if start is None else connection.execute(count, params).scalar_one()
     lines = [ItemLine._make(row[:-1]) for row in rows]
-    return ItemPage(items=lines, total=min(total, counts_to), offset=offset, today=today, capped=total > counts_to)
+    return ItemPage(
+        items=lines, total=min(total, counts_to), offset=offset, today=today, capped=total > counts_to,
+        more_before=beyond if direction is Direction.BEFORE else start is not None,
+        has_more=beyond or direction is Direction.BEFORE,
+    )
 
 
 _SYSTEM_IDS = {
@@ -186,10 +224,6 @@ _SYSTEM_IDS = {
 #: How many of a list's items are counted, in steps of this past the page's
 #: end: counting every open item of a large workspace cost more than the page.
 COUNT_LIMIT = 1_000
-#: Pages ending past this many items sort the list instead of merging bands:
-#: each band reads up to the page's end, and deep in a long list (around the
-#: 5,000th item at 100k, in bench/lists.py) sorting it once costs less.
-BANDS_UP_TO = 2_000
 #: No list is longer; the counts past a page must fit a 32-bit integer.
 MAX_OFFSET = 1_000_000_000
 
@@ -207,7 +241,8 @@ _SCOPE_STATUSES: dict[Scope, frozenset[Status]] = {
 
 @cache
 def _list_statements(
-    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool, deep: bool
+    scope: Scope, *, by_system: str | None, by_severity: bool, by_owner: bool, by_control: bool,
+    direction: Direction | None, start_band: int | None,
 ) -> tuple[Any, Any]:
     """The count and page statements of one shape of list, built once and run
     with parameters (building them cost more CPU than running them).
@@ -215,12 +250,12 @@ def _list_statements(
     The page carries the count (an uncorrelated subquery: run once) and finds
     the system itself (``by_system``: the workspace's default one, one by
     name, or None for every system), so a page is one statement, not three.
-    The count stops at ``count_limit`` items. A page is merged from bands
-    (:func:`_banded_page`) unless the list is one person's (read through the
-    owner index), filtered by control (SQLite would read the control's items
-    again for every band), of a system named (a small one beside a large
-    default system would make every band walk the large one's items), or
-    ``deep``.
+    The count stops at ``count_limit`` items. A page reads ``page_limit`` items
+    on from its start (``direction``; BEFORE reads backwards), merged from
+    bands (:func:`_banded_page`) unless the list is one person's (read through
+    the owner index), filtered by control (SQLite would read the control's
+    items again for every band) or of a system named (a small one beside a
+    large default system would make every band walk the large one's items).
     """
     today = bindparam("today", type_=Date)
     conditions = [col(Item.team_id) == bindparam("team_id")]
@@ -250,27 +285,46 @@ def _list_statements(
     counted = sa_select(col(Item.id)).where(*in_scope).limit(bindparam("count_limit", type_=Integer)).subquery()
     count = sa_select(func.count()).select_from(counted)
     total = count.scalar_subquery().correlate(None).label("total")
-    if scope is Scope.MINE or by_owner or by_control or by_system == "named" or deep:
-        page = (
-            sa_select(*_LINE_COLUMNS, total)
-            .where(*in_scope)
-            .order_by(case((overdue_condition(today), 0), else_=1), col(Item.due_on), col(Item.number))
-        )
+    backwards = direction is Direction.BEFORE
+    if scope is Scope.MINE or by_owner or by_control or by_system == "named":
+        band = case((overdue_condition(today), 0), else_=1)
+        key = (band, col(Item.due_on), col(Item.number))
+        page = sa_select(*_LINE_COLUMNS, total).where(*in_scope)
+        if direction is not None:
+            page = page.where(_beyond(tuple_(*key), tuple_(*_START), backwards=backwards))
+        page = page.order_by(*_ordered(key, backwards=backwards))
     else:
-        page = _banded_page(statuses, conditions, today=today, overdue_only=overdue_only, total=total)
-    page = page.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
-    return count, page
+        page = _banded_page(statuses, conditions, today=today, overdue_only=overdue_only, total=total,
+                            direction=direction, start_band=start_band)
+    return count, page.limit(bindparam("page_limit", type_=Integer))
+
+
+#: Where a page starts, as parameters.
+_START = (bindparam("start_band", type_=Integer), bindparam("start_due", type_=Date),
+          bindparam("start_number", type_=Integer))
+
+
+def _beyond(value: Any, start: Any, *, backwards: bool) -> Any:
+    return value < start if backwards else value > start
+
+
+def _ordered(columns: Iterable[Any], *, backwards: bool) -> list[Any]:
+    return [column.desc() if backwards else column for column in columns]
 
 
 def _banded_page(
-    statuses: frozenset[Status], conditions: list[Any], *, today: Any, overdue_only: bool, total: Any
+    statuses: frozenset[Status], conditions: list[Any], *, today: Any, overdue_only: bool, total: Any,
+    direction: Direction | None, start_band: int | None,
 ) -> Any:
     """A page of a large list (every open item, say), overdue first, then by due
-    date: the first ``band_limit`` items of each status, overdue and not, are
-    all a page can hold, and each such band is one range of
-    ``ix_items_team_status_due`` read in order (an item is overdue when active
-    and past its due date: :func:`is_overdue`), so the database reads those
-    instead of sorting the whole list."""
+    date: the first ``page_limit`` items of each status, overdue and not, past
+    the page's start, are all a page can hold, and each such band is one range
+    of ``ix_items_team_status_due`` read in order (an item is overdue when
+    active and past its due date: :func:`is_overdue`), so the database reads
+    those instead of sorting the whole list. A band the start lies beyond is
+    left out; the start's own is read from its due date on."""
+    backwards = direction is Direction.BEFORE
+    _, start_due, start_number = _START
     bands = []
     for status in sorted(statuses):
         if status in ACTIVE:
@@ -278,16 +332,27 @@ def _banded_page(
         else:
             ranges = [(1, None)]
         for band, due in ranges:
+            within = [*conditions, col(Item.status) == status, *([] if due is None else [due])]
+            if start_band is not None:
+                if band > start_band if backwards else band < start_band:
+                    continue  # wholly on the other side of the start
+                if band == start_band:
+                    # The due date's range first, which the index reads; then the number among equal dates.
+                    within.append(col(Item.due_on) <= start_due if backwards else col(Item.due_on) >= start_due)
+                    within.append(_beyond(tuple_(col(Item.due_on), col(Item.number)), tuple_(start_due, start_number),
+                                          backwards=backwards))
             bands.append(
                 sa_select(*_LINE_COLUMNS, literal(band, Integer).label("band"))
-                .where(*conditions, col(Item.status) == status, *([] if due is None else [due]))
-                .order_by(col(Item.due_on), col(Item.number))
-                .limit(bindparam("band_limit", type_=Integer))
+                .where(*within)
+                .order_by(*_ordered((col(Item.due_on), col(Item.number)), backwards=backwards))
+                .limit(bindparam("page_limit", type_=Integer))
                 .subquery()
                 .select()
             )
+    if not bands:  # the start lies past every band (a crafted one: an overdue list's are all in band 0)
+        return sa_select(*_LINE_COLUMNS, total).where(false())
     merged = union_all(*bands).subquery()
     return (
         sa_select(*(merged.c[name] for name in ItemLine._fields), total)
-        .order_by(merged.c.band, merged.c.due_on, merged.c.number)
+        .order_by(*_ordered((merged.c.band, merged.c.due_on, merged.c.number), backwards=backwards))
     )

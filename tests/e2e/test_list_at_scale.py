@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from bot.commands import metadata
 from bot.commands.ids import ActionId
 from bot.poam import item_lists, items
+from bot.poam.item_lists import is_overdue
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
@@ -138,9 +139,17 @@ def click(slack: SlackDriver, fake_slack: FakeSlack, action_id: str, value: str)
     return page  # type: ignore[no-any-return]
 
 
-def page_at(scope: str, offset: int) -> str:
-    """The value of a page button, as the app builds it."""
-    return metadata.dump(metadata.ListPage(scope=scope, offset=offset))
+def page_at(engine: Engine, scope: str, offset: int) -> str:
+    """The value of a Next button after the list's ``offset``-th item, as the app
+    builds it (the order found here, by sorting the list's items)."""
+    with unit_of_work(engine, read_only=True) as session:
+        rows = session.execute(sa.select(Item.number, Item.status, Item.due_on).where(Item.team_id == TEAM)).all()
+    order = sorted(
+        item_lists.Position(0 if is_overdue(row, today=TODAY) else 1, row.due_on, row.number)
+        for row in rows if scope == "all" or row.status != Status.CLOSED
+    )
+    after = metadata.ListPage.place(order[offset - 1])
+    return metadata.dump(metadata.ListPage(scope=scope, offset=offset, after=after))
 
 
 # ---------------------------------------------------------------- the test
@@ -160,23 +169,26 @@ def test_ten_thousand_items_are_listed_a_page_at_a_time(
     check_page(opened, first=1, last=PAGE, total=open_count)
 
     (following,) = navigation(first)
-    page_two = check_page(click(slack, fake_slack, following["action_id"], following["value"]),
-                          first=PAGE + 1, last=2 * PAGE, total=ITEMS)
+    second = click(slack, fake_slack, following["action_id"], following["value"])
+    page_two = check_page(second, first=PAGE + 1, last=2 * PAGE, total=ITEMS)
     assert not set(page_one) & set(page_two)
+    previous = navigation(second)[0]
+    assert check_page(click(slack, fake_slack, previous["action_id"], previous["value"]),
+                      first=1, last=PAGE, total=ITEMS) == page_one
 
     # Deep in the list, then Next to the very end.
-    deep = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("all", 9_950))
+    deep = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at(engine, "all", 9_950))
     check_page(deep, first=9_951, last=9_970, total=ITEMS)
     assert "(9,951–9,970 of 10,000)" in strings(deep)  # exact once the count reaches the end
     for start in (9_970, 9_990):
         following = navigation(deep)[-1]
         deep = click(slack, fake_slack, following["action_id"], following["value"])
         check_page(deep, first=start + 1, last=min(start + PAGE, ITEMS), total=ITEMS)
-    open_end = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("open", open_count - 5))
+    open_end = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at(engine, "open", open_count - 5))
     check_page(open_end, first=open_count - 4, last=open_count, total=open_count)
 
     # The page after the last (a stale Next after items closed) says so and offers the first page.
-    beyond = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at("all", ITEMS))
+    beyond = click(slack, fake_slack, ActionId.LIST_PAGE + ".next", page_at(engine, "all", ITEMS))
     check_fits_slack(beyond)
     assert ":no_entry:" not in strings(beyond) and "went wrong" not in strings(beyond), beyond
     assert f"there are {ITEMS:,} now" in strings(beyond), beyond
