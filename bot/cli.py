@@ -33,8 +33,8 @@ from bot.poam.errors import InvalidInput, NotFound, PoamError
 from bot.poam.imports import check_findings, import_findings
 from bot.poam.items import load_item
 from bot.poam.refs import parse_item_number
-from bot.poam.review import expire_risk_acceptances
 from bot.reminders.digest import digest_message
+from bot.reminders.expiries import end_risk_acceptances
 from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
 from bot.store.engine import make_engine, unit_of_work
@@ -64,7 +64,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     with ExitStack() as stack:
         out: BinaryIO = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
-        session = stack.enter_context(unit_of_work(engine, read_only=True))
+        session = stack.enter_context(unit_of_work(engine, read_only=True, snapshot=True))
         fmt = ExportFormat(args.format)
         team_id = args.team or (only_workspace(session) if fmt.per_system else None)
         done = export(
@@ -125,7 +125,7 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     count = 0
     with ExitStack() as stack:
-        session = stack.enter_context(unit_of_work(engine, read_only=True))
+        session = stack.enter_context(unit_of_work(engine, read_only=True, snapshot=True))
         team_id = args.team or only_workspace(session)
         if team_id is None:
             raise InvalidInput("Say which workspace's trail to export with --team (e.g. --team T0123ABCD).")
@@ -162,12 +162,13 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
-    with unit_of_work(engine) as session:
-        expired = expire_risk_acceptances(session, clock=SystemClock(), rules=settings.rules)
-    for item in expired:
+    done = end_risk_acceptances(engine, clock=SystemClock(), rules=settings.rules, tz=settings.timezone)
+    for item in done.ended:
         print(f"{item.team_id} {settings.rules.label(item.number)}: risk acceptance until {item.until} ended; back in work.")
-    print(f"{len(expired)} risk acceptance(s) ended.")
-    return 0
+    print(f"{len(done.ended)} risk acceptance(s) ended.")
+    for team_id, why in done.failed.items():
+        print(f"{team_id}: its risk acceptances could not end: {why}", file=sys.stderr)
+    return 1 if done.failed else 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

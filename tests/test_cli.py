@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
+from bot import cli
 from bot.cli import main
 from bot.interchange.fedramp import COLUMNS
-from bot.poam import items, milestones
-from bot.poam.actor import Actor
+from bot.poam import items, milestones, review
+from bot.poam.actor import Actor, Role
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system
-from bot.store.engine import unit_of_work
+from bot.store.engine import make_engine, unit_of_work
+from tests.conftest import ActorFactory
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +95,41 @@ def test_export_json_has_items_milestones_and_changes(
     assert [i["id"] for i in json.loads(capsys.readouterr().out)["items"]] == ["POAM-2"]
     assert main(["export", "--team", "T9999"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == []
+
+
+def test_an_export_is_of_one_moment(
+    db_env: str, engine: Engine, make_actor: ActorFactory, alice: Actor, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fix verified while the export reads: on PostgreSQL, where each of a
+    reader's statements saw the database anew, the item (read first) still
+    waited for verification while its request (read next) said verified."""
+    vera = make_actor("U00000VERA", Role.VERIFIER)
+    with unit_of_work(engine) as session:
+        items.log_item(session, alice, title="Weak TLS", severity=Severity.LOW, owner_id=alice.user_id)
+        review.submit_fix(session, alice, number=1, evidence="rescan clean")
+    verified = []
+
+    def verify_once_items_are_read(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not verified and "FROM items" in statement:
+            verified.append(True)
+            with unit_of_work(engine) as session:
+                review.verify_fix(session, vera, number=1, note="rescanned")
+
+    def watched_engine(url: str, **kwargs: Any) -> Engine:  # the export's own engine; no other gets the event
+        made = make_engine(url, **kwargs)
+        event.listen(made, "after_cursor_execute", verify_once_items_are_read)
+        return made
+
+    monkeypatch.setattr(cli, "make_engine", watched_engine)
+    assert main(["export"]) == 0
+    assert verified
+    (item,) = json.loads(capsys.readouterr().out)["items"]
+    (request,) = item["requests"]
+    assert (item["status"], request["status"]) == ("pending_verification", "pending")
+    assert main(["export"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)["items"]
+    assert (item["status"], item["requests"][0]["status"]) == ("closed", "approved")
 
 
 def test_export_csv_uses_the_fedramp_columns_and_formats(

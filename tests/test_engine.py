@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -398,6 +398,34 @@ def test_postgresql_readers_run_without_a_transaction(engine: Engine) -> None:
     with unit_of_work(engine, read_only=True) as session:
         first, second = _two_clocks(session)
         assert first < second
+
+
+def test_a_snapshot_reader_sees_the_database_as_its_first_statement_did(engine: Engine) -> None:
+    """A change committed between two of its statements is in neither (an
+    export's items and their trail must agree); a plain reader on PostgreSQL
+    sees it in the second. The snapshot's connection goes back to the pool as
+    a plain reader's."""
+    with unit_of_work(engine) as session:
+        session.add(_workspace("T0BEFORE"))
+
+    def count_between(**mode: bool) -> tuple[int, int]:
+        with unit_of_work(engine, read_only=True, **mode) as session:
+            first = session.execute(select(func.count()).select_from(Workspace)).scalar_one()
+            with unit_of_work(engine) as other:
+                other.add(_workspace(f"T0{len(mode)}{first}"))
+            return first, session.execute(select(func.count()).select_from(Workspace)).scalar_one()
+
+    first, second = count_between(snapshot=True)
+    assert second == first
+    first, second = count_between()
+    assert second == (first + 1 if engine.dialect.name == "postgresql" else first)
+    if engine.dialect.name == "postgresql":
+        with unit_of_work(engine, read_only=True, snapshot=True) as session:
+            assert session.execute(text("SHOW transaction_isolation")).scalar_one() == "repeatable read"
+        with unit_of_work(engine, read_only=True) as session:
+            first, second = _two_clocks(session)
+            assert first < second  # each statement on its own again
+            assert session.execute(text("SHOW transaction_isolation")).scalar_one() == "read committed"
 
 
 def _workspace(team_id: str) -> Workspace:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -49,7 +50,6 @@ from bot.poam.review import (
     accept_risk,
     approve_plan,
     decide,
-    expire_risk_acceptances,
     request_deviation,
     request_extension,
     set_vendor,
@@ -60,6 +60,7 @@ from bot.poam.review import (
 )
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, change_system
+from bot.reminders.expiries import end_risk_acceptances
 from bot.store.engine import unit_of_work
 from bot.store.models import InfoSystem
 from tests.db import run
@@ -587,7 +588,7 @@ def test_an_expired_risk_acceptance_logs_the_return_to_work(
     number = worked_item(engine, cast)
     run(engine, lambda s: accept_risk(s, cast.otto, number=number, until=date(2026, 11, 25), rationale="Briefly."))
     clock.set(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
-    run(engine, lambda s: expire_risk_acceptances(s, clock=clock, rules=Rules()))
+    assert end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC")).ended
     document, _ = export(engine, at=clock.now())
     assert_valid(document)
     _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]

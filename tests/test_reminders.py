@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk import WebClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
@@ -38,7 +38,7 @@ from bot.reminders.planner import enqueue, plan
 from bot.reminders.scheduler import Scheduler, TickReport
 from bot.store import outbox
 from bot.store.engine import unit_of_work
-from bot.store.models import Item, OutboxMessage
+from bot.store.models import Item, OutboxMessage, Workspace
 from tests.db import events
 from tests.fake_slack import FakeSlack
 
@@ -556,6 +556,28 @@ def test_expired_risk_acceptances_are_processed_by_the_tick(world: World) -> Non
     assert report.expired == 1
     assert world.item(number).status == Status.IN_PROGRESS and world.item(number).risk_accepted_until is None
     assert world.tick().expired == 0
+
+
+def test_the_tick_ends_acceptances_by_the_workspace_zone(make_world: Callable[..., World]) -> None:
+    world = make_world("America/New_York")
+    world.grant(AO, Role.AO)
+    number = world.log("Accepted for now", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    world.do(lambda s: review.accept_risk(s, world.actor(AO, Role.AO), number=number, until=FRI + timedelta(days=2), rationale="ok"))
+    assert world.tick(utc(2026, 11, 23, 4, 59)).expired == 0  # 23:59 on the 22nd in New York
+    assert world.tick(utc(2026, 11, 23, 5, 0)).expired == 1
+
+
+def test_a_workspace_whose_expiry_is_refused_stops_no_reminder(world: World) -> None:
+    """Its audit trail past its recorded head (a restored copy, say), another
+    workspace's expiry is refused, every tick: this one's digest goes out."""
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    owner, ao = world.make_actor(OWNER, team="T0002"), world.make_actor(AO, Role.AO, team="T0002")
+    item = world.do(lambda s: items_mod.log_item(s, owner, title="Weak TLS", severity=Severity.LOW, owner_id=OWNER))
+    world.do(lambda s: review.accept_risk(s, ao, number=item.number, until=FRI + timedelta(days=1), rationale="ok"))
+    with world.engine.begin() as connection:
+        connection.execute(update(Workspace).where(Workspace.team_id == "T0002").values(audit_seq=Workspace.audit_seq - 1))
+    report = world.tick(utc(2026, 11, 23, 9, 0))  # Monday 09:00: the digest is due
+    assert (report.expired, len(world.posts_to(DIGEST_CHANNEL))) == (0, 1)
 
 
 # ---------------------------------------------------------------- the weekly digest

@@ -20,8 +20,10 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -41,7 +43,7 @@ from bot.poam.errors import (
     PermissionDenied,
     PoamError,
 )
-from bot.poam.item_details import iter_item_details
+from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.items import assign_item, claim_item, log_item, release_item, set_plan
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
@@ -54,8 +56,9 @@ from bot.poam.review import (
     accept_risk,
     approve_plan,
     decide,
-    expire_risk_acceptances,
+    deciders_for,
     reject_fix,
+    remediators,
     request_deviation,
     request_extension,
     requests_of,
@@ -63,12 +66,15 @@ from bot.poam.review import (
     submit_fix,
     vendor_shipped,
     verify_fix,
+    waiting_on,
     withdraw_request,
 )
+from bot.poam.roles import grant_role
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system, change_system
+from bot.reminders.expiries import end_risk_acceptances
 from bot.store.engine import unit_of_work
-from bot.store.models import Item, ReviewRequest
+from bot.store.models import Item, ReviewRequest, Workspace
 from tests import db
 from tests.db import events, fetch, force, run, snapshot
 
@@ -431,6 +437,72 @@ def test_ao_cannot_decide_a_request_they_made(engine: Engine, people: People) ->
     assert fetch(engine, number).adjusted_severity == Severity.LOW
 
 
+def test_an_ao_who_worked_on_an_item_decides_nothing_of_it_once_it_changed_hands(
+    engine: Engine, people: People
+) -> None:
+    """Refused only while they owned it, an AO could write a plan, release the
+    item and approve the plan; complete a milestone, hand the item on and
+    close it as a false positive the new owner asked for (no verification);
+    accept the risk of an item they just let go. They are left out of who is
+    asked to decide, of what waits on them, and of the card's buttons."""
+    number = new_item(engine, people, owner=people.otto)  # Otto writes the plan
+    run(engine, lambda s: add_milestone(s, people.otto, number=number, description="Patch", due_on=date(2026, 12, 1)))
+    run(engine, lambda s: complete_milestone(s, people.otto, number=number, milestone=1))
+    run(engine, lambda s: release_item(s, people.otto, number=number))
+    assert_refused(engine, lambda s: approve_plan(s, people.otto, number=number), PermissionDenied,
+                   "You completed a milestone of POAM-1; another authorizing official must approve its plan.")
+    assert_refused(
+        engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2027, 1, 1), rationale="fine"),
+        PermissionDenied, "You completed a milestone of POAM-1; another authorizing official must accept its risk.",
+    )
+    run(engine, lambda s: claim_item(s, people.alice, number=number))
+    asked = run(engine, lambda s: request_deviation(s, people.alice, number=number,
+                                                   deviation=Deviation.FALSE_POSITIVE, rationale="Backported."))
+    assert_refused(engine, lambda s: decide(s, people.otto, number=number, approve=True), PermissionDenied,
+                   "You completed a milestone of POAM-1; another authorizing official must decide it.")
+    for ao in (OTTO, AMY):
+        run(engine, lambda s, ao=ao: grant_role(s, people.admin, user_id=ao, role=Role.AO))
+    with unit_of_work(engine, read_only=True) as session:
+        item = session.exec(select(Item).where(Item.number == number)).one()
+        assert deciders_for(session, item, asked) == [AMY]
+        assert (waiting_on(session, people.otto).decisions, waiting_on(session, people.otto).plans) == ([], [])
+        assert [i.number for i, _ in waiting_on(session, people.amy).decisions] == [number]
+        assert [i.number for i in waiting_on(session, people.amy).plans] == [number]
+        detail = show_item(session, people.otto, number=number, with_changes=False)
+        assert cards.needs_remediators(detail, people.otto)
+        assert item.id is not None
+        worked_on = remediators(session, team_id=TEAM, item_id=item.id, owner_id=item.owner_id)
+        offered = json.dumps(cards.item_card(detail, viewer=people.otto, remediators=worked_on))
+        assert "poam.decide" not in offered and "poam.plan.approve" not in offered
+        for_amy = json.dumps(cards.item_card(detail, viewer=people.amy, remediators=worked_on))
+        assert "poam.plan.approve" in for_amy and "poam.decide.approve" in for_amy
+    run(engine, lambda s: decide(s, people.amy, number=number, approve=True, reason="Agreed."))
+
+
+@pytest.mark.parametrize("handed_on", ["released", "assigned"])
+def test_an_ao_who_owned_an_item_before_does_not_approve_its_plan(
+    engine: Engine, people: People, handed_on: str
+) -> None:
+    number = new_item(engine, people, owner=people.otto)
+    if handed_on == "released":
+        run(engine, lambda s: release_item(s, people.otto, number=number))
+    else:
+        run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=BOB))
+    assert_refused(engine, lambda s: approve_plan(s, people.otto, number=number), PermissionDenied,
+                   "You owned POAM-1 before; another authorizing official must approve its plan.")
+    with unit_of_work(engine, read_only=True) as session:
+        assert waiting_on(session, people.otto).plans == []
+    run(engine, lambda s: approve_plan(s, people.amy, number=number))
+
+
+def test_an_ao_who_submitted_a_fix_sent_back_does_not_decide(engine: Engine, people: People) -> None:
+    number, _ = submitted(engine, people, owner=people.otto)
+    run(engine, lambda s: reject_fix(s, people.vera, number=number, reason="Still vulnerable."))
+    run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=ALICE))
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 3, 1), reason="Vendor."))
+    assert_refused(engine, lambda s: decide(s, people.otto, number=number, approve=False), PermissionDenied)
+
+
 def test_system_ao_decides_for_their_system_only(engine: Engine, people: People) -> None:
     run(engine, lambda s: add_system(s, people.admin, name="Payroll", ao_user_id=SYSAO))
     payroll = new_item(engine, people, system_name="Payroll")
@@ -559,6 +631,22 @@ def test_plan_approval_is_lost_when_the_plan_or_milestones_change(
     assert export_json(engine)[0]["plan_approval"] is None
     run(engine, lambda s: approve_plan(s, people.otto, number=number))  # it can be approved again
     assert fetch(engine, number).plan_approved_by == OTTO
+
+
+def test_the_same_plan_sent_again_changes_nothing_and_keeps_its_approval(engine: Engine, people: People) -> None:
+    """A `/poam plan` sent again (its answer lost, say) withdrew the approval of
+    the very plan the AO had approved, and recorded a change from it to itself."""
+    number = new_item(engine, people)
+    run(engine, lambda s: set_plan(s, people.alice, number=number, plan="Upgrade OpenSSL to 3.0.15.", resources="1 day"))
+    run(engine, lambda s: approve_plan(s, people.otto, number=number))
+    for again in ({}, {"resources": "1 day"}):
+        assert_refused(engine, lambda s, again=again: set_plan(s, people.alice, number=number,
+                                                               plan=" Upgrade OpenSSL to 3.0.15. ", **again),
+                       InvalidInput, "The plan of POAM-1 is already that; nothing was changed.")
+    run(engine, lambda s: set_plan(s, people.alice, number=number, plan="Upgrade OpenSSL to 3.0.15.", resources="2 days"))
+    item = fetch(engine, number)
+    assert (item.remediation_plan, item.plan_approved_by) == ("Upgrade OpenSSL to 3.0.15.", None)
+    assert events(engine)[-1].details == {"resources": {"from": "1 day", "to": "2 days"}, "plan_approval": "withdrawn"}
 
 
 def test_plan_approval_is_kept_when_a_milestone_is_completed(engine: Engine, people: People) -> None:
@@ -769,6 +857,24 @@ def test_approved_risk_adjustment_recomputes_the_due_date_by_the_policy(
     assert row["Comments"] == (
         f"Current due date: {due.isoformat()}. Risk adjusted to {adjusted.value.capitalize()} by {OTTO} on 2026-11-20."
     )
+
+
+@pytest.mark.parametrize(("adjusted", "due"), [(Severity.LOW, date(2027, 6, 1)), (Severity.HIGH, HIGH_DUE)])
+def test_a_lower_rating_keeps_an_extension_granted_before(
+    engine: Engine, people: People, adjusted: Severity, due: date
+) -> None:
+    """A Moderate item extended to 1 June 2027, then rated Low: recomputed by
+    the policy alone, it was due on 30 April, a month taken back by a decision
+    that lowered the risk. A higher rating is due by the policy, as tightening."""
+    number = new_item(engine, people)
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 6, 1), reason="Vendor."))
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    run(engine, lambda s: request_deviation(
+        s, people.alice, number=number, deviation=Deviation.RISK_ADJUSTMENT, rationale="Reassessed.",
+        adjusted_severity=adjusted,
+    ))
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    assert fetch(engine, number).due_on == due
 
 
 def test_a_rejected_deviation_changes_nothing_on_the_item(engine: Engine, people: People) -> None:
@@ -1058,9 +1164,10 @@ def test_withdraw(engine: Engine, people: People) -> None:
 # ---------------------------------------------------------------- risk acceptance and its expiry
 
 
-def _expire(engine: Engine, clock: FixedClock) -> list[Expired]:
-    with unit_of_work(engine) as session:
-        return expire_risk_acceptances(session, clock=clock, rules=Rules())
+def _expire(engine: Engine, clock: FixedClock, tz: str = "UTC") -> list[Expired]:
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo(tz))
+    assert not done.failed
+    return done.ended
 
 
 def test_risk_acceptance_expires_after_its_date_not_before(engine: Engine, people: People, clock: FixedClock) -> None:
@@ -1090,6 +1197,43 @@ def test_risk_acceptance_expires_after_its_date_not_before(engine: Engine, peopl
     assert last.details == {"until": "2026-12-31", "status": {"from": "risk_accepted", "to": "in_progress"}}
     assert _expire(engine, clock) == []  # once
     chain_ok(engine)
+
+
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Pacific/Auckland"])
+def test_risk_acceptance_holds_through_its_day_in_the_workspaces_zone(
+    engine: Engine, people: People, clock: FixedClock, zone: str
+) -> None:
+    """Ended by the UTC day, an acceptance until 31 December ended at 16:00
+    that day in Los Angeles, and held until 13:00 on 1 January in Auckland."""
+    number = new_item(engine, people)
+    run(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2026, 12, 31), rationale="WAF rule."))
+    last_moment = datetime(2027, 1, 1, tzinfo=ZoneInfo(zone)) - timedelta(seconds=1)
+    clock.set(last_moment.astimezone(UTC))
+    assert _expire(engine, clock, zone) == []
+    clock.set((last_moment + timedelta(seconds=1)).astimezone(UTC))
+    assert _expire(engine, clock, zone) == [Expired(TEAM, number, date(2026, 12, 31))]
+
+
+def test_a_workspace_whose_change_is_refused_holds_back_no_other(
+    engine: Engine, people: People, clock: FixedClock, make_actor: Any
+) -> None:
+    """Its audit trail past its recorded head (a restored copy, say), one
+    workspace's expiry is refused: the others' end all the same, each in its own
+    transaction, and the refusal is reported (the next tick tries again)."""
+    otto_b = make_actor(OTTO, Role.AO, team="T0OTHER")
+    for actor, otto in ((people.alice, people.otto), (make_actor(ALICE, team="T0OTHER"), otto_b)):
+        item = run(engine, lambda s, actor=actor: log_item(s, actor, title="Weak TLS", severity=Severity.LOW,
+                                                          owner_id=ALICE))
+        run(engine, lambda s, otto=otto, item=item: accept_risk(s, otto, number=item.number, until=date(2026, 11, 25),
+                                                                 rationale="WAF rule."))
+    with engine.begin() as connection:
+        connection.execute(sa.update(Workspace).where(Workspace.team_id == TEAM).values(audit_seq=Workspace.audit_seq - 1))
+    clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC"))
+    assert done.ended == [Expired("T0OTHER", 1, date(2026, 11, 25))]
+    assert list(done.failed) == [TEAM] and "audit trail already holds events" in done.failed[TEAM]
+    assert fetch(engine, 1).status == Status.RISK_ACCEPTED
+    assert fetch(engine, 1, team="T0OTHER").status == Status.IN_PROGRESS
 
 
 def test_risk_acceptance_of_an_unowned_item_expires_to_open(engine: Engine, people: People, clock: FixedClock) -> None:

@@ -362,9 +362,11 @@ EXPECTED_TEXT: dict[str, str] = {
         admin      PSD   PSD   PSD   PSD   P     PSD   PSD   PSD
     """,
     # The AO (by role, or named on the system) agrees with a plan; never on an
-    # item they own. Plan approval is a flag separate from the lifecycle, so
-    # any item still on the open POA&M that has a plan qualifies (every state
-    # here has one, unapproved); a closed item never changes.
+    # item they own or owned before (ao_owner in the open column: they worked
+    # on it, as a verifier may not either). Plan approval is a flag separate
+    # from the lifecycle, so any item still on the open POA&M that has a plan
+    # qualifies (every state here has one, unapproved); a closed item never
+    # changes.
     "approve_plan": """
         owner      P     P     P     P     P     P     PS    PS
         anyone     P     P     P     P     P     P     PS    PS
@@ -373,7 +375,7 @@ EXPECTED_TEXT: dict[str, str] = {
         submitter  P     P     P     P     P     P     PS    PS
         ao         A     A     A     A     A     A     S     S
         system_ao  A     A     A     A     A     A     S     S
-        ao_owner   A     P     P     P     P     P     PS    PS
+        ao_owner   P     P     P     P     P     P     PS    PS
         admin      P     P     P     P     P     P     PS    PS
     """,
     # Deviation requests: the owner, from open|in_progress, one pending request
@@ -426,8 +428,9 @@ EXPECTED_TEXT: dict[str, str] = {
         admin      P     P     PS    PS    PS    PS    PS    PS
     """,
     # The AO decides a pending deviation or extension request: never on an
-    # item they own or a request they made (ao_owner is both here); admins get
-    # no bypass. Without such a request there is nothing to decide.
+    # item they own or owned before, or a request they made (ao_owner is both
+    # here); admins get no bypass. Without such a request there is nothing to
+    # decide.
     "decide_approve": """
         owner      PSD   PSD   P     P     PSD   PSD   PSD   PSD
         anyone     PSD   PSD   P     P     PSD   PSD   PSD   PSD
@@ -436,7 +439,7 @@ EXPECTED_TEXT: dict[str, str] = {
         submitter  PSD   PSD   P     P     PSD   PSD   PSD   PSD
         ao         SD    SD    A     A     SD    SD    SD    SD
         system_ao  SD    SD    A     A     SD    SD    SD    SD
-        ao_owner   SD    PSD   P     P     PSD   PSD   PSD   PSD
+        ao_owner   PSD   PSD   P     P     PSD   PSD   PSD   PSD
         admin      PSD   PSD   P     P     PSD   PSD   PSD   PSD
     """,
     "decide_reject": """
@@ -447,12 +450,13 @@ EXPECTED_TEXT: dict[str, str] = {
         submitter  PSD   PSD   P     P     PSD   PSD   PSD   PSD
         ao         SD    SD    A     A     SD    SD    SD    SD
         system_ao  SD    SD    A     A     SD    SD    SD    SD
-        ao_owner   SD    PSD   P     P     PSD   PSD   PSD   PSD
+        ao_owner   PSD   PSD   P     P     PSD   PSD   PSD   PSD
         admin      PSD   PSD   P     P     PSD   PSD   PSD   PSD
     """,
     # The AO accepts the residual risk of an open or in-progress item they do
-    # not own; not over a pending request (decide it first) nor a fix waiting
-    # on verification; an accepted risk is accepted already; closed is final.
+    # not own and never owned; not over a pending request (decide it first)
+    # nor a fix waiting on verification; an accepted risk is accepted
+    # already; closed is final.
     "accept_risk": """
         owner      P     P     PS    PS    PS    PS    PS    PS
         anyone     P     P     PS    PS    PS    PS    PS    PS
@@ -461,7 +465,7 @@ EXPECTED_TEXT: dict[str, str] = {
         submitter  P     P     PS    PS    PS    PS    PS    PS
         ao         A     A     S     S     S     SD    S     S
         system_ao  A     A     S     S     S     SD    S     S
-        ao_owner   A     P     PS    PS    PS    PS    PS    PS
+        ao_owner   P     P     PS    PS    PS    PS    PS    PS
         admin      P     P     PS    PS    PS    PS    PS    PS
     """,
     # The owner records the vendor dependency and check-ins while the item is

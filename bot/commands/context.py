@@ -150,8 +150,9 @@ class SlackRequest:
         return self._user
 
     @contextmanager
-    def transaction(self, *, read_only: bool = False) -> Iterator[tuple[Session, Actor]]:
-        """A unit of work and the acting user; committed when the block ends.
+    def transaction(self, *, read_only: bool = False, snapshot: bool = False) -> Iterator[tuple[Session, Actor]]:
+        """A unit of work and the acting user; committed when the block ends
+        (``read_only``, ``snapshot``: as :func:`unit_of_work`'s).
 
         The first one that writes records the request's signature, and
         refuses a request recorded before (:class:`RequestReplayed`). When it
@@ -163,7 +164,9 @@ class SlackRequest:
         slack_user = self.slack_user
         records = not read_only and self.signature is not None and not self._recorded
         try:
-            with self._unit_of_work(slack_user, read_only=read_only, records=records) as (session, actor):
+            with self._unit_of_work(slack_user, read_only=read_only, snapshot=snapshot, records=records) as (
+                session, actor,
+            ):
                 yield session, actor
         except RequestReplayed:
             raise
@@ -197,8 +200,11 @@ class SlackRequest:
             log.exception("recording the failed request of %s failed", self.user_id)
 
     @contextmanager
-    def _unit_of_work(self, slack_user: SlackUser, *, read_only: bool, records: bool) -> Iterator[tuple[Session, Actor]]:
-        with unit_of_work(self.services.engine, read_only=read_only, max_wait=REQUEST_MAX_WAIT) as session:
+    def _unit_of_work(
+        self, slack_user: SlackUser, *, read_only: bool, snapshot: bool, records: bool
+    ) -> Iterator[tuple[Session, Actor]]:
+        with unit_of_work(self.services.engine, read_only=read_only, snapshot=snapshot,
+                          max_wait=REQUEST_MAX_WAIT) as session:
             actor = load_actor(
                 session,
                 team_id=self.team_id,

@@ -44,7 +44,7 @@ def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
     def work(request: SlackRequest) -> str | None:
         buffer = io.BytesIO()
         try:
-            with request.transaction(read_only=True) as (session, actor):
+            with request.transaction(read_only=True, snapshot=True) as (session, actor):
                 done = export(
                     session, buffer, fmt=fmt, rules=actor.rules, now=actor.now(), team_id=actor.team_id,
                     system_name=system, csp=request.services.settings.poam_csp_name,

@@ -348,12 +348,17 @@ def set_plan(
     resources = clean_text(resources, field="The resources", limit=MAX_RESOURCES, required=False)
     item = load_item(session, actor, number=number, for_update=True)
     require_owner(actor, item, "set its plan")
-    transition(Action.EDIT_PLAN, item.status, item_label=actor.rules.label(number))
-    changes: dict[str, object] = {"plan": {"from": item.remediation_plan, "to": plan}}
-    item.remediation_plan = plan
-    if resources is not None:
+    label = actor.rules.label(number)
+    transition(Action.EDIT_PLAN, item.status, item_label=label)
+    changes: dict[str, object] = {}
+    if plan != item.remediation_plan:
+        changes["plan"] = {"from": item.remediation_plan, "to": plan}
+        item.remediation_plan = plan
+    if resources is not None and resources != item.resources_required:
         changes["resources"] = {"from": item.resources_required, "to": resources}
         item.resources_required = resources
+    if not changes:  # sent again: an approval of the plan stands
+        raise InvalidInput(f"The plan of {label} is already that; nothing was changed.")
     changes.update(withdraw_plan_approval(item))
     touch(item, actor)
     audit.record(session, actor, action="item.plan_set", item_id=item.id, details=changes)

@@ -7,10 +7,11 @@ markup, so a refusal can never ping anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.poam.actor import Actor, Role
 from bot.poam.errors import PermissionDenied
-from bot.store.models import InfoSystem, Item
+from bot.store.models import Item
 
 
 def require_admin(actor: Actor, doing: str) -> None:
@@ -34,8 +35,8 @@ def require_owner_or_admin(actor: Actor, item: Item, doing: str) -> None:
 
 @dataclass(frozen=True)
 class Remediators:
-    """Everyone who worked on an item's fix, from whom its verifier must be
-    separate (``review.remediators``)."""
+    """Everyone who worked on an item's fix, from whom its verifier and its
+    authorizing official must be separate (``review.remediators``)."""
 
     #: Its owner, and everyone who owned it before (claimed, assigned or logged as owner).
     owners: frozenset[str]
@@ -70,24 +71,46 @@ def require_verifier(actor: Actor, item: Item, *, submitter: str | None, remedia
         raise PermissionDenied(f"You owned {label} before; a separate person must verify the fix.")
 
 
-def is_authorizing_official(actor: Actor, system: InfoSystem) -> bool:
+class NamesAO(Protocol):
+    """A system as stored (``InfoSystem``) or as a card reads it (``SystemRow``)."""
+
+    @property
+    def ao_user_id(self) -> str | None: ...
+
+
+def is_authorizing_official(actor: Actor, system: NamesAO) -> bool:
     """The AO of the item's system, or anyone holding the AO role."""
     return Role.AO in actor.roles or system.ao_user_id == actor.user_id
 
 
-def may_decide(actor: Actor, item: Item, system: InfoSystem, *, requester: str | None = None) -> bool:
+def may_decide(
+    actor: Actor, item: Item, system: NamesAO, *, requester: str | None = None, remediators: Remediators
+) -> bool:
     """:func:`require_authorizing_official` as a yes/no, for lists of what waits on someone."""
-    return is_authorizing_official(actor, system) and actor.user_id not in (item.owner_id, requester)
+    return (is_authorizing_official(actor, system) and actor.user_id not in (item.owner_id, requester)
+            and actor.user_id not in remediators.everyone)
 
 
 def require_authorizing_official(
-    actor: Actor, item: Item, system: InfoSystem, doing: str, *, requester: str | None = None
+    actor: Actor, item: Item, system: NamesAO, doing: str, *, requester: str | None = None,
+    remediators: Remediators,
 ) -> None:
-    """The authorizing official, who never decides on an item they own or asked about."""
+    """The authorizing official, and one apart from the work: never on an item
+    they own or asked about, nor (as a verifier) one they owned before,
+    submitted a fix of or completed a milestone of: an AO who did part of the
+    work and then handed the item on would otherwise approve its plan, accept
+    its risk or close it as a false positive themselves."""
     label = actor.rules.label(item.number)
     if not is_authorizing_official(actor, system):
         raise PermissionDenied(f"Only the authorizing official can {doing}.")
-    if actor.user_id == item.owner_id:
+    user = actor.user_id
+    if user == item.owner_id:
         raise PermissionDenied(f"You own {label}; another authorizing official must {doing}.")
-    if requester is not None and actor.user_id == requester:
+    if requester is not None and user == requester:
         raise PermissionDenied(f"You asked for this on {label}; another authorizing official must decide.")
+    if user in remediators.completers:
+        raise PermissionDenied(f"You completed a milestone of {label}; another authorizing official must {doing}.")
+    if user in remediators.submitters:
+        raise PermissionDenied(f"You submitted a fix for {label}; another authorizing official must {doing}.")
+    if user in remediators.owners:
+        raise PermissionDenied(f"You owned {label} before; another authorizing official must {doing}.")

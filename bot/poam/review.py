@@ -9,6 +9,8 @@ decides it. Every request and every decision is a :class:`ReviewRequest` row
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -27,6 +29,7 @@ from bot.poam.items import load_item, status_change, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
     Remediators,
+    is_authorizing_official,
     may_decide,
     require_authorizing_official,
     require_owner,
@@ -39,7 +42,6 @@ from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequ
 MAX_TEXT = 4_000
 #: The actor id of changes the bot makes by itself (expiries), in the audit trail.
 SYSTEM_ACTOR = "system"
-UTC_ZONE = ZoneInfo("UTC")
 
 
 class RequestKind(StrEnum):
@@ -117,23 +119,32 @@ _OWNERSHIP_ACTIONS = ("item.logged", "item.claimed", "item.released", "item.assi
 _OWNER, _SUBMITTER, _COMPLETER = "owner", "submitter", "completer"
 
 
-def _worked_on(part: str, table: Any, user: Any, details: Any, *conditions: Any) -> Any:
-    """One part of :data:`_WORKED_ON`: (part, user, audit details) of one item's rows of ``table``."""
-    return sa_select(literal_column(f"'{part}'", String).label("part"), user.label("user"), details).where(
-        table.c.team_id == bindparam("team_id"), table.c.item_id == bindparam("item_id"), *conditions
-    )
+def _worked_on(part: str, table: Any, user: Any, details: Any, *conditions: Any, many: bool) -> Any:
+    """One part of :data:`_WORKED_ON`: (part, item id, user, audit details) of
+    one item's rows of ``table`` (``many``: of several items')."""
+    item = table.c.item_id.in_(bindparam("item_ids", expanding=True)) if many else table.c.item_id == bindparam("item_id")
+    return sa_select(
+        literal_column(f"'{part}'", String).label("part"), table.c.item_id, user.label("user"), details,
+    ).where(table.c.team_id == bindparam("team_id"), item, *conditions)
 
 
 _AUDIT_TABLE, _REQUEST_TABLE, _MILESTONE_TABLE = table_of(AuditEvent), table_of(ReviewRequest), table_of(Milestone)
-#: Who worked on one item, in one statement (a card reads it while a fix waits on its viewer).
-_WORKED_ON = union_all(
-    _worked_on(_OWNER, _AUDIT_TABLE, cast(null(), String), _AUDIT_TABLE.c.details,
-               or_(*(_AUDIT_TABLE.c.action == action for action in _OWNERSHIP_ACTIONS))),
-    _worked_on(_SUBMITTER, _REQUEST_TABLE, _REQUEST_TABLE.c.requested_by, cast(null(), JSON),
-               _REQUEST_TABLE.c.kind == RequestKind.VERIFICATION.value),
-    _worked_on(_COMPLETER, _MILESTONE_TABLE, _MILESTONE_TABLE.c.completed_by, cast(null(), JSON),
-               _MILESTONE_TABLE.c.completed_by.is_not(None)),
-)
+
+
+def _worked_on_statement(*, many: bool) -> Any:
+    """Who worked on one item (``many``: on several), in one statement (a card
+    reads it while a fix or a decision waits on its viewer)."""
+    return union_all(
+        _worked_on(_OWNER, _AUDIT_TABLE, cast(null(), String), _AUDIT_TABLE.c.details,
+                   or_(*(_AUDIT_TABLE.c.action == action for action in _OWNERSHIP_ACTIONS)), many=many),
+        _worked_on(_SUBMITTER, _REQUEST_TABLE, _REQUEST_TABLE.c.requested_by, cast(null(), JSON),
+                   _REQUEST_TABLE.c.kind == RequestKind.VERIFICATION.value, many=many),
+        _worked_on(_COMPLETER, _MILESTONE_TABLE, _MILESTONE_TABLE.c.completed_by, cast(null(), JSON),
+                   _MILESTONE_TABLE.c.completed_by.is_not(None), many=many),
+    )
+
+
+_WORKED_ON, _WORKED_ON_MANY = _worked_on_statement(many=False), _worked_on_statement(many=True)
 
 
 def remediators(session: Session, *, team_id: str, item_id: int, owner_id: str | None) -> Remediators:
@@ -142,8 +153,24 @@ def remediators(session: Session, *, team_id: str, item_id: int, owner_id: str |
     imported item's first owner is its owner until a change records it as
     ``from``), the submitters of its fixes, and the completers of its
     milestones."""
+    rows = session.execute(_WORKED_ON, {"team_id": team_id, "item_id": item_id})
+    return _remediators_from(rows, owner_id=owner_id)
+
+
+def remediators_of_items(session: Session, items: Sequence[Item]) -> list[Remediators]:
+    """:func:`remediators` of each of ``items`` (one workspace's), in their
+    order, from one statement."""
+    if not items:
+        return []
+    rows: dict[int, list[Any]] = {}
+    for row in session.execute(_WORKED_ON_MANY, {"team_id": items[0].team_id, "item_ids": [i.id for i in items]}):
+        rows.setdefault(row.item_id, []).append(row)
+    return [_remediators_from(rows.get(item.id or 0, []), owner_id=item.owner_id) for item in items]
+
+
+def _remediators_from(rows: Iterable[Any], *, owner_id: str | None) -> Remediators:
     found: dict[str, set[object]] = {_OWNER: {owner_id}, _SUBMITTER: set(), _COMPLETER: set()}
-    for part, user, details in session.execute(_WORKED_ON, {"team_id": team_id, "item_id": item_id}):
+    for part, _, user, details in rows:
         if part != _OWNER:
             found[part].add(user)
             continue
@@ -244,7 +271,8 @@ def approve_plan(session: Session, actor: Actor, *, number: int, seen_version: i
     never saw."""
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
-    require_authorizing_official(actor, item, _system(session, item), "approve its plan")
+    require_authorizing_official(actor, item, _system(session, item), "approve its plan",
+                                 remediators=_remediators_of(session, item))
     transition(Action.APPROVE_PLAN, item.status, item_label=label)
     if not item.remediation_plan:
         raise InvalidState(f"{label} has no plan yet; its owner sets one with `/poam plan`.")
@@ -452,7 +480,8 @@ def decide(
         session, actor, item, kinds={RequestKind.DEVIATION, RequestKind.EXTENSION}, request_id=request_id,
         what="request to decide",
     )
-    require_authorizing_official(actor, item, _system(session, item), "decide it", requester=request.requested_by)
+    require_authorizing_official(actor, item, _system(session, item), "decide it", requester=request.requested_by,
+                                 remediators=_remediators_of(session, item))
     before = _decided_fields(item)
     if approve:
         _apply(actor, item, request)
@@ -491,8 +520,11 @@ def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
             transition(Action.APPROVE_RISK_ADJUSTMENT, item.status, item_label=label)
             assert request.adjusted_severity is not None
             adjusted = Severity(request.adjusted_severity)
+            lowered = adjusted.rank > _effective_severity(item).rank
             item.adjusted_severity = adjusted
-            item.due_on = actor.rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
+            by_policy = actor.rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
+            # A lower rating never takes away time already granted (an extension, a vendor's restart).
+            item.due_on = max(item.due_on, by_policy) if lowered else by_policy
         case Deviation.OPERATIONAL_REQUIREMENT:
             _refuse_or_for_high(actor, item)
             assert request.until_on is not None
@@ -512,7 +544,8 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
-    require_authorizing_official(actor, item, _system(session, item), "accept its risk")
+    require_authorizing_official(actor, item, _system(session, item), "accept its risk",
+                                 remediators=_remediators_of(session, item))
     _check_future(actor, until, "The acceptance end date")
     _no_pending(session, actor, item)
     was, item.status = item.status, transition(Action.ACCEPT_RISK, item.status, item_label=label)
@@ -536,22 +569,33 @@ class Expired:
     until: date
 
 
-def expire_risk_acceptances(session: Session, *, clock: Clock, rules: Rules) -> list[Expired]:
-    """Return items whose risk acceptance (or OR approval) has run out to work.
+def teams_with_ended_acceptances(session: Session, *, clock: Clock, tz: ZoneInfo) -> list[str]:
+    """The workspaces with a risk acceptance past its last day (in ``tz``)."""
+    today = clock.now().astimezone(tz).date()
+    ended = select(Item.team_id).where(Item.status == Status.RISK_ACCEPTED, col(Item.risk_accepted_until) < today)
+    return sorted(set(session.exec(ended).all()))
 
-    Run by the scheduler (and ``poam-bot review expire``). An acceptance "until
-    D" holds through D; the item is back in progress the day after, in UTC.
+
+def expire_risk_acceptances(
+    session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo
+) -> list[Expired]:
+    """Return the workspace's items whose risk acceptance (or OR approval) has
+    run out to work.
+
+    Run by the scheduler (and ``poam-bot review expire``), a workspace at a
+    time. An acceptance "until D" holds through D in ``tz``, the workspace's
+    zone (``POAM_TIMEZONE``); the item is back in progress the day after.
     """
-    today = clock.now().date()
+    actor = Actor(team_id=team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=tz, clock=clock, rules=rules)
     due = session.exec(
         select(Item)
-        .where(Item.status == Status.RISK_ACCEPTED, col(Item.risk_accepted_until) < today)
-        .order_by(col(Item.team_id), col(Item.number))
+        .where(Item.team_id == team_id, Item.status == Status.RISK_ACCEPTED,
+               col(Item.risk_accepted_until) < actor.today())
+        .order_by(col(Item.number))
         .with_for_update()
     ).all()
     expired = []
     for item in due:
-        actor = Actor(team_id=item.team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=UTC_ZONE, clock=clock, rules=rules)
         action = Action.EXPIRE if item.owner_id else Action.EXPIRE_UNOWNED
         until = item.risk_accepted_until
         assert until is not None
@@ -659,7 +703,7 @@ def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[
 
 def deciders_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
     """Who should decide: the system's AO when they may, else every AO who may."""
-    excluded = {item.owner_id, request.requested_by}
+    excluded = {item.owner_id, request.requested_by} | _remediators_of(session, item).everyone
     system_ao = _system(session, item).ao_user_id
     if system_ao and system_ao not in excluded:
         return [system_ao]
@@ -684,7 +728,7 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
     """Pending verifications this actor may do, requests they may decide, and
     plans awaiting their approval (oldest first)."""
     verifications: list[tuple[Item, ReviewRequest]] = []
-    decisions: list[tuple[Item, ReviewRequest]] = []
+    to_decide: list[tuple[Item, ReviewRequest]] = []
     pending = session.exec(
         select(Item, ReviewRequest)
         .join(ReviewRequest, col(ReviewRequest.item_id) == col(Item.id))
@@ -697,26 +741,43 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
                     and actor.user_id in verifiers_for(session, item, request)):
                 verifications.append((item, request))
         elif request.kind in (RequestKind.DEVIATION, RequestKind.EXTENSION):
-            if len(decisions) < limit and may_decide(actor, item, _system(session, item), requester=request.requested_by):
-                decisions.append((item, request))
-    plans: list[Item] = []
+            if is_authorizing_official(actor, _system(session, item)):
+                to_decide.append((item, request))
+    worked_on = remediators_of_items(session, [item for item, _ in to_decide])
+    decisions = [
+        (item, request) for (item, request), remediators in zip(to_decide, worked_on, strict=True)
+        if may_decide(actor, item, _system(session, item), requester=request.requested_by, remediators=remediators)
+    ][:limit]
     is_ao = Role.AO in actor.roles or is_system_ao(session, actor)
-    if is_ao:
-        conditions = [
-            col(Item.team_id) == actor.team_id,
-            col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
-            col(Item.remediation_plan).is_not(None),
-            col(Item.plan_approved_at).is_(None),
-            or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
-        ]
-        if Role.AO not in actor.roles:  # only the systems naming them, filtered before the limit
-            conditions.append(col(Item.system_id).in_(
-                select(InfoSystem.id).where(
-                    col(InfoSystem.team_id) == actor.team_id, col(InfoSystem.ao_user_id) == actor.user_id
-                )
-            ))
-        plans = list(session.exec(select(Item).where(*conditions).order_by(col(Item.updated_at)).limit(limit)))
-    return WaitingOn(verifications, decisions, plans, is_ao)
+    return WaitingOn(verifications, decisions, _plans_for(session, actor, limit=limit) if is_ao else [], is_ao)
+
+
+def _plans_for(session: Session, actor: Actor, *, limit: int) -> list[Item]:
+    """Plans awaiting this AO's approval, oldest first: read a page at a time,
+    those of items they worked on left out, until ``limit`` are found."""
+    conditions = [
+        col(Item.team_id) == actor.team_id,
+        col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
+        col(Item.remediation_plan).is_not(None),
+        col(Item.plan_approved_at).is_(None),
+        or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
+    ]
+    if Role.AO not in actor.roles:  # only the systems naming them, filtered before the limit
+        conditions.append(col(Item.system_id).in_(
+            select(InfoSystem.id).where(col(InfoSystem.team_id) == actor.team_id, col(InfoSystem.ao_user_id) == actor.user_id)
+        ))
+    plans: list[Item] = []
+    page = 2 * limit
+    for offset in itertools.count(0, page):
+        candidates = list(session.exec(
+            select(Item).where(*conditions).order_by(col(Item.updated_at), col(Item.id)).offset(offset).limit(page)
+        ))
+        worked_on = remediators_of_items(session, candidates)
+        plans += [item for item, remediators in zip(candidates, worked_on, strict=True)
+                  if actor.user_id not in remediators.everyone]
+        if len(plans) >= limit or len(candidates) < page:
+            return plans[:limit]
+    raise AssertionError("unreachable")
 
 
 def is_system_ao(session: Session, actor: Actor) -> bool:

@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 
 from bot.config import Settings
 from bot.poam.clock import Clock
-from bot.poam.review import expire_risk_acceptances
 from bot.reminders.dispatch import DispatchReport, Pacer, dispatch
+from bot.reminders.expiries import end_risk_acceptances
 from bot.reminders.planner import enqueue, plan
 from bot.store.engine import unit_of_work
 from bot.store.outbox import FORGET_BATCH, forget_delivered, take_lease
@@ -63,8 +63,7 @@ class Scheduler:
         if not self._lead():
             return TickReport(leader=False)
         rules = self.settings.rules
-        with unit_of_work(self.engine) as session:
-            expired = len(expire_risk_acceptances(session, clock=self.clock, rules=rules))
+        expired = len(end_risk_acceptances(self.engine, clock=self.clock, rules=rules, tz=self.settings.timezone).ended)
         with unit_of_work(self.engine) as session:
             forget_handled(session, now=self.clock.now())
         self._forget_delivered()

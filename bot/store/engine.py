@@ -85,6 +85,8 @@ class _Begin:
     read_only: bool = False
     #: None: SQLite's default busy timeout, no PostgreSQL lock timeout.
     busy_ms: int | None = None
+    #: Every statement sees the database as of the first (see unit_of_work).
+    snapshot: bool = False
 
 
 #: The checkpoints of the SQLite engines of this process, by engine.
@@ -211,8 +213,12 @@ def _configure_postgresql(engine: Engine) -> None:
         # A reader runs each statement on its own: no BEGIN and COMMIT round
         # trips (see unit_of_work). Setting the mode costs none; psycopg opens
         # a writer's transaction with its first statement.
-        if dbapi_connection.autocommit != begin.read_only:
-            dbapi_connection.autocommit = begin.read_only
+        alone = begin.read_only and not begin.snapshot
+        if dbapi_connection.autocommit != alone:
+            dbapi_connection.autocommit = alone
+        if begin.snapshot:  # psycopg sends BEGIN first
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     _replace_do_begin(engine, do_begin)
     _count_read_only_as_disconnect(engine)
@@ -275,7 +281,9 @@ def is_busy(error: BaseException) -> bool:
 
 
 @contextmanager
-def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | None = None) -> Iterator[Session]:
+def unit_of_work(
+    engine: Engine, *, read_only: bool = False, snapshot: bool = False, max_wait: float | None = None
+) -> Iterator[Session]:
     """A session committed when the block ends normally, rolled back otherwise.
 
     ``read_only`` lets SQLite readers run beside a writer instead of queueing
@@ -283,7 +291,11 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | N
     transaction: two round trips less per request, and no less consistent, as
     at READ COMMITTED every statement takes its own snapshot anyway. It does not
     stop writes; a reader that may write (a workspace's first use) puts those
-    writes in :func:`writes_together`. ``max_wait``
+    writes in :func:`writes_together`. ``snapshot``: every statement sees the
+    database as the first did (PostgreSQL's REPEATABLE READ; a SQLite
+    transaction always does), for a reader of many statements whose parts
+    must agree, as an export's items, their requests and their audit trail;
+    changes committed meanwhile would otherwise land between them. ``max_wait``
     caps how long it waits for another writer (on SQLite a writer's own tries
     for the write lock, :func:`_begin_writing`, and a reader's busy timeout;
     PostgreSQL's lock timeout, which there covers readers too: they wait only
@@ -293,7 +305,8 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, max_wait: float | N
     that commits midway begins the next one the same way); the first begins
     at once, not at the first statement.
     """
-    token = _UNIT_BEGIN.set(_Begin(read_only=read_only, busy_ms=None if max_wait is None else int(max_wait * 1000)))
+    busy_ms = None if max_wait is None else int(max_wait * 1000)
+    token = _UNIT_BEGIN.set(_Begin(read_only=read_only, busy_ms=busy_ms, snapshot=snapshot))
     try:
         with Session(engine, expire_on_commit=False) as session:
             try:

@@ -29,7 +29,7 @@ from bot.poam.errors import PermissionDenied
 from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import Action, Status, allowed_from
-from bot.poam.permissions import Remediators, require_authorizing_official, require_verifier
+from bot.poam.permissions import Remediators, is_authorizing_official, require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
@@ -96,8 +96,8 @@ def _milestone_line(milestone: MilestoneRow, today: date) -> str:
 
 def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | None = None) -> list[Block]:
     """``/poam show``: the item, its milestones, and the buttons this viewer may
-    use: Verify and Reject only given who worked on the fix (``remediators``,
-    :func:`needs_remediators`)."""
+    use: those of a verifier or an authorizing official only given who worked
+    on the fix (``remediators``, :func:`needs_remediators`)."""
     item, today, rules = detail.item, viewer.today(), viewer.rules
     label = rules.label(item.number)
     blocks: list[Block] = [
@@ -145,10 +145,16 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
 
 
 def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
-    """Whether the card may offer ``viewer`` Verify: a fix waits, and they
-    verify (the check of who worked on it is a statement more)."""
+    """Whether the card may offer ``viewer`` a decision that must be apart from
+    the work (the check of who worked on it is a statement more): Verify, when
+    a fix waits and they verify; Approve and Reject a request, or Approve
+    plan, when they are its authorizing official and do not own it."""
     waiting = pending_of(detail)
-    return waiting is not None and waiting.kind == RequestKind.VERIFICATION and Role.VERIFIER in viewer.roles
+    if waiting is not None and waiting.kind == RequestKind.VERIFICATION:
+        return Role.VERIFIER in viewer.roles
+    item = detail.item
+    awaits_ao = waiting is not None or (item.remediation_plan is not None and item.plan_approved_at is None)
+    return awaits_ao and item.owner_id != viewer.user_id and is_authorizing_official(viewer, detail.system)
 
 
 #: Slack's most elements in one actions block.
@@ -180,8 +186,9 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
             require_verifier, viewer, item, submitter=waiting.requested_by, remediators=remediators
         ):
             buttons += [button("Verify", ActionId.VERIFY, asked, style="primary"), button("Reject", ActionId.REJECT_FIX, asked)]
-        elif waiting.kind != RequestKind.VERIFICATION and _allowed(
-            require_authorizing_official, viewer, item, detail.system, "decide it", requester=waiting.requested_by
+        elif waiting.kind != RequestKind.VERIFICATION and remediators is not None and _allowed(
+            require_authorizing_official, viewer, item, detail.system, "decide it", requester=waiting.requested_by,
+            remediators=remediators,
         ):
             buttons += [
                 button("Approve", ActionId.DECIDE_APPROVE, asked, style="primary"),
@@ -191,7 +198,9 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
         item.remediation_plan
         and item.plan_approved_at is None
         and item.status in allowed_from(Action.APPROVE_PLAN)
-        and _allowed(require_authorizing_official, viewer, item, detail.system, "approve its plan")
+        and remediators is not None
+        and _allowed(require_authorizing_official, viewer, item, detail.system, "approve its plan",
+                     remediators=remediators)
     ):
         shown = metadata.dump(metadata.ItemRef(number=item.number, version=item.version))
         buttons.append(button("Approve plan", ActionId.APPROVE_PLAN, shown))
