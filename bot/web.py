@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -32,6 +32,15 @@ HEALTH_PATH = "/healthz"
 HEALTH_MAX_WAIT = 2.0
 
 
+def _bad_timestamp(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes] | None:
+    """A refusal of a timestamp that is not a number (401, as an unsigned
+    request): Bolt answers it with a 500 and a traceback. None when it may go on."""
+    stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    if stamp is not None and not (stamp.isascii() and stamp.isdigit()):
+        return _plain(start_response, "401 Unauthorized", "invalid request\n")
+    return None
+
+
 def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
     start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
     return [body.encode()]
@@ -49,7 +58,26 @@ class SlackWsgi:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return self._health(start_response)
-        return self._slack(environ, start_response)
+        refused = _bad_timestamp(environ, start_response)
+        if refused is not None:
+            return refused
+        answered = False
+
+        def answering(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal answered
+            answered = True
+            return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+
+        try:
+            return self._slack(environ, answering)
+        except ValueError as error:
+            # Bolt decodes the body and parses its JSON before any signature
+            # check (a listener's errors it catches itself): a body that is not
+            # UTF-8, or a payload that is not JSON, nothing of ours failed on.
+            if answered:
+                raise
+            log.warning("refused a request Bolt could not read: %s", error)
+            return _plain(start_response, "400 Bad Request", "unreadable request\n")
 
     def _health(self, start_response: StartResponse) -> list[bytes]:
         stalled = self._turns.stalled_for() if self._turns is not None else 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import URL, Engine, event
+from sqlalchemy import URL, Engine, event, text
 from sqlmodel import Session, SQLModel, col, select
 
 from bot.poam.errors import PoamError
@@ -113,3 +114,19 @@ def force(engine: Engine, number: int = 1, team: str = TEAM, **values: Any) -> N
     table = Item.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         connection.execute(sa.update(table).where(table.c.team_id == team, table.c.number == number).values(**values))
+
+
+def wait_for_a_lock_wait(engine: Engine) -> None:
+    """Until a PostgreSQL session waits for a lock; on SQLite, whose writers
+    wait without showing it, half a second."""
+    if engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                       " AND datname = current_database()")).scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError("nothing waited for another transaction's lock")

@@ -49,6 +49,9 @@ class SlackDriver:
         self._triggers = itertools.count(1)
         #: The trigger id of the last payload built (each is new, as Slack's are).
         self.last_trigger_id = ""
+        #: The id Slack gave each view submitted (by the view object, kept
+        #: alive here): one per opened form, the same when it is submitted again.
+        self._view_ids: dict[int, tuple[dict[str, Any], str]] = {}
 
     def _trigger(self) -> str:
         self.last_trigger_id = f"{next(self._triggers)}.{self.team_id}.trigger"
@@ -143,6 +146,13 @@ class SlackDriver:
             payload["view"] = view
         return urlencode({"payload": json.dumps(payload)})
 
+    def _view_id(self, view: dict[str, Any]) -> str:
+        """The view's own id, or the one Slack gave this opened form (``V1``, ``V2``…)."""
+        if view.get("id"):
+            return str(view["id"])
+        kept = self._view_ids.setdefault(id(view), (view, f"V{len(self._view_ids) + 1}"))
+        return kept[1]
+
     def submit(self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str) -> Answer:
         """Submit a view our code built, with ``values`` as ``{block_id: element_state}``."""
         return self.post(self.submit_body(view, values, user=user))
@@ -156,7 +166,7 @@ class SlackDriver:
             "user": {"id": user, "team_id": self.team_id},
             "api_app_id": "A0APP",
             "trigger_id": self._trigger(),
-            "view": {**view, "id": "V1", "state": state, "team_id": self.team_id},
+            "view": {**view, "id": self._view_id(view), "state": state, "team_id": self.team_id},
         }
         return urlencode({"payload": json.dumps(payload)})
 

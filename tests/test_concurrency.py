@@ -15,20 +15,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
+from bot.poam.clock import SystemClock
 from bot.poam.errors import AlreadyClaimed, InvalidInput
 from bot.poam.item_lists import list_items
 from bot.poam.items import claim_item, log_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, move_milestone
-from bot.poam.roles import grant_role, load_actor
+from bot.poam.review import submit_fix, verify_fix
+from bot.poam.roles import grant_role, load_actor, revoke_role
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system, find_system, list_systems
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, MilestoneChange, RoleGrant, Workspace
+from tests.db import wait_for_a_lock_wait
 
 TEAM = "T0001"
 ADMIN = "U0000ADMIN"
@@ -391,3 +394,168 @@ def test_read_only_unit_survives_a_concurrent_write(
     assert not thread.is_alive()
     assert "error" not in outcome, repr(outcome.get("error"))
     assert outcome["value"] in (0, 1, "Default")
+
+
+def _refused_for_roles_changed_meanwhile(
+    database_url: str, change: Callable[[Session], object], meanwhile: Callable[[], object]
+) -> None:
+    """Run ``change`` in a unit of work of its own, paused just after it read
+    the acting user's roles while ``meanwhile`` runs and commits; it must be
+    refused because those roles changed (PostgreSQL only: SQLite's writers run
+    one at a time, and the race cannot open)."""
+    from bot.poam.errors import PermissionDenied
+
+    engine = make_engine(database_url)
+    read, go_on = threading.Event(), threading.Event()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def pause(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM role_grants" in statement and not read.is_set():
+            read.set()
+            go_on.wait(JOIN_TIMEOUT)
+
+    outcome: list[BaseException | None] = []
+
+    def changing() -> None:
+        try:
+            with unit_of_work(engine) as session:
+                change(session)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            outcome.append(error)
+
+    thread = threading.Thread(target=changing)
+    thread.start()
+    try:
+        assert read.wait(JOIN_TIMEOUT)
+        meanwhile()
+    finally:
+        go_on.set()
+        thread.join(JOIN_TIMEOUT)
+        engine.dispose()
+    (error,) = outcome
+    assert isinstance(error, PermissionDenied) and error.message == audit.ROLES_CHANGED, error
+
+
+def _actor_of(session: Session, user_id: str) -> Actor:
+    return load_actor(session, team_id=TEAM, user_id=user_id, tz=ZoneInfo("UTC"), clock=SystemClock(), rules=Rules())
+
+
+def test_a_verification_whose_role_is_revoked_meanwhile_is_refused(
+    engine: Engine, make_actor: Callable[..., Actor], database_url: str
+) -> None:
+    """On PostgreSQL the verifier's role was read, an admin revoked it and
+    committed, and the verification went on: the trail showed the role
+    revoked, then the fix verified by that person."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    admin, owner = make_actor(ADMIN, Role.ADMIN), make_actor("U00000ALICE")
+    with unit_of_work(engine) as session:
+        grant_role(session, admin, user_id="U00000VERA", role=Role.VERIFIER)
+        log_item(session, owner, title="Weak TLS", severity=Severity.LOW, owner_id=owner.user_id)
+        submit_fix(session, owner, number=1, evidence="Rescan clean.")
+
+    def revoke() -> None:
+        with unit_of_work(engine) as session:
+            revoke_role(session, admin, user_id="U00000VERA", role=Role.VERIFIER)
+
+    _refused_for_roles_changed_meanwhile(
+        database_url, lambda session: verify_fix(session, _actor_of(session, "U00000VERA"), number=1), revoke)
+    assert [e.action for e in all_events(engine)][-1] == "role.revoked"
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item.status)).one() == Status.PENDING_VERIFICATION
+
+
+def test_two_admins_revoking_each_other_at_once_leave_one(
+    engine: Engine, make_actor: Callable[..., Actor], database_url: str
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    root = make_actor(ADMIN, Role.ADMIN)
+    with unit_of_work(engine) as session:
+        for user in ("U0000000AA", "U0000000BB"):
+            grant_role(session, root, user_id=user, role=Role.ADMIN)
+
+    def a_revokes_b() -> None:
+        with unit_of_work(engine) as session:
+            revoke_role(session, _actor_of(session, "U0000000AA"), user_id="U0000000BB", role=Role.ADMIN)
+
+    _refused_for_roles_changed_meanwhile(  # B is an admin as it reads its roles
+        database_url,
+        lambda session: revoke_role(session, _actor_of(session, "U0000000BB"), user_id="U0000000AA", role=Role.ADMIN),
+        a_revokes_b,
+    )
+    with unit_of_work(engine) as session:
+        admins = session.exec(select(RoleGrant.user_id).where(RoleGrant.role == Role.ADMIN)).all()
+    assert admins == ["U0000000AA"]
+
+
+def test_an_ao_named_on_a_system_and_replaced_meanwhile_approves_nothing(
+    engine: Engine, make_actor: Callable[..., Actor], database_url: str
+) -> None:
+    """The system was read naming them its AO; an admin named another and
+    committed; the approval went on, recorded after the change."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    from bot.poam.items import set_plan
+    from bot.poam.review import approve_plan
+    from bot.poam.systems import change_system
+
+    admin, owner = make_actor(ADMIN, Role.ADMIN), make_actor("U00000ALICE")
+    with unit_of_work(engine) as session:
+        add_system(session, admin, name="Payroll", ao_user_id="U000SYSAO")
+        log_item(session, owner, title="Weak TLS", severity=Severity.LOW, owner_id=owner.user_id, system_name="Payroll")
+        set_plan(session, owner, number=1, plan="Disable TLS 1.0.")
+
+    def replace_the_ao() -> None:
+        with unit_of_work(engine) as session:
+            change_system(session, admin, name="Payroll", ao_user_id="U000NEWAO")
+
+    _refused_for_roles_changed_meanwhile(
+        database_url, lambda session: approve_plan(session, _actor_of(session, "U000SYSAO"), number=1), replace_the_ao)
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item.plan_approved_by)).one() is None
+
+
+def test_two_changes_of_one_digest_subscription_at_once_are_recorded_as_made(
+    engine: Engine, make_actor: Callable[..., Actor]
+) -> None:
+    """Each read the subscription as it was before the other: the data ended
+    Tuesday 10:00 while the newest event said Monday 10:00 (PostgreSQL)."""
+    from datetime import time
+
+    from bot.reminders import subscriptions
+    from bot.store.models import DigestSubscription
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    admin = make_actor(ADMIN, Role.ADMIN)
+    with unit_of_work(engine) as session:
+        subscriptions.subscribe(session, admin, channel_id="C0DIGEST")  # Monday 09:00
+    changed, release = threading.Event(), threading.Event()
+
+    def to_tuesday() -> None:
+        with unit_of_work(engine) as session:
+            subscriptions.subscribe(session, admin, channel_id="C0DIGEST", weekday=1)
+            changed.set()
+            release.wait(JOIN_TIMEOUT)
+
+    first = threading.Thread(target=to_tuesday)
+    first.start()
+    assert changed.wait(JOIN_TIMEOUT)
+
+    def at_ten() -> None:
+        with unit_of_work(engine) as session:
+            subscriptions.subscribe(session, admin, channel_id="C0DIGEST", post_at=time(10, 0))
+
+    second = threading.Thread(target=at_ten)
+    second.start()
+    wait_for_a_lock_wait(engine)  # the second waits for the first
+    release.set()
+    first.join(JOIN_TIMEOUT)
+    second.join(JOIN_TIMEOUT)
+    with unit_of_work(engine) as session:
+        row = session.exec(select(DigestSubscription)).one()
+        assert (row.weekday, row.post_at) == (1, time(10, 0))
+    newest = [e.details for e in all_events(engine) if e.action == "digest.subscribed"][-1]
+    assert (newest["weekday"], newest["at"]) == ({"from": "tuesday", "to": "tuesday"}, {"from": "09:00", "to": "10:00"})

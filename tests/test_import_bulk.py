@@ -5,14 +5,13 @@ controls, milestones and a valid audit chain."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from bot.commands.views.cards import item_card
@@ -31,7 +30,7 @@ from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ItemControl
 from bot.store.models import Milestone as MilestoneRow
-from tests.db import events, fetch, force, run, snapshot
+from tests.db import events, fetch, force, run, snapshot, wait_for_a_lock_wait
 
 DUE = date(2027, 1, 15)
 
@@ -71,6 +70,14 @@ def test_a_check_writes_nothing_and_reports_what_the_import_then_does(
     assert [fetch(engine, number).recurs_number for number in (7, 8, 9)] == [5, None, None]
     found_again = [e for e in events(engine) if e.action == "item.imported" and e.details["number"] == 7]
     assert found_again[0].details["recurs"] == 5
+    # What it was imported as, as item.logged says: an assessor reads it from the trail alone.
+    item = fetch(engine, 8)
+    (planned,) = [e.details for e in events(engine) if e.action == "item.imported" and e.details["number"] == 8]
+    assert {key: planned.get(key) for key in ("severity", "detected_on", "due_on", "owner", "milestones")} == {
+        "severity": "high", "detected_on": item.detected_on.isoformat(), "due_on": item.due_on.isoformat(),
+        "owner": None, "milestones": 2,
+    }
+    assert "milestones" not in found_again[0].details
 
 
 def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
@@ -321,28 +328,12 @@ def _import_beside(
     thread = threading.Thread(target=run_other)
     thread.start()
     assert paused.wait(timeout=10)
-    waiter = threading.Thread(target=lambda: (_wait_for_a_lock_wait(engine), go_on.set()))
+    waiter = threading.Thread(target=lambda: (wait_for_a_lock_wait(engine), go_on.set()))
     waiter.start()
     summary = imported(engine, admin, scan)
     thread.join()
     waiter.join()
     return summary, errors
-
-
-def _wait_for_a_lock_wait(engine: Engine) -> None:
-    """Until a PostgreSQL session waits for a lock; on SQLite, whose writers
-    wait without showing it, half a second."""
-    if engine.dialect.name != "postgresql":
-        time.sleep(0.5)
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            if connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                       " AND datname = current_database()")).scalar():
-                return
-        time.sleep(0.02)
-    raise AssertionError("the import never waited for the other transaction")
 
 
 def test_two_imports_of_one_scan_at_once_add_its_items_once(engine: Engine, admin: Actor) -> None:

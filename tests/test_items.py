@@ -300,6 +300,10 @@ _BAD_LOGS: list[tuple[str, dict[str, Any], type[PoamError], str, str | None]] = 
         "future detection", {"detected_on": date(2026, 11, 21)}, InvalidInput,
         "The detection date 2026-11-21 is in the future; today is 2026-11-20.", "detected_on",
     ),
+    (  # the form's date picker goes back to year 1; such an item's export could not be imported again
+        "detection before 1990", {"detected_on": date(1989, 12, 31)}, InvalidInput,
+        "The detection date 1989-12-31 is before 1990; dates must fall between 1990 and 2200.", "detected_on",
+    ),
     (
         "due before detection", {"detected_on": date(2026, 11, 10), "due_on": date(2026, 11, 9)}, InvalidInput,
         "The due date 2026-11-09 is before the detection date 2026-11-10.", "due_on",

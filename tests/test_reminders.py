@@ -367,6 +367,19 @@ def test_remind_off_stops_the_dm_and_on_brings_it_back(world: World) -> None:
     assert sorted(p["channel"] for p in world.posts()) == sorted([OWNER2, OWNER, OWNER2])
 
 
+def test_reminder_settings_are_in_the_audit_trail(world: World) -> None:
+    """DOMAIN.md: everything leaves a trail, who changed what, when, from what to what."""
+    owner = world.actor(OWNER)
+    world.do(lambda s: people.set_preferences(s, owner, remind_at=time(8, 30)))
+    world.do(lambda s: people.set_preferences(s, owner, on=False))
+    world.do(lambda s: people.set_preferences(s, owner, on=False, remind_at=time(8, 30)))  # no change: no event
+    changed = [(e.actor_id, e.details) for e in events(world.engine) if e.action == "reminders.changed"]
+    assert changed == [
+        (OWNER, {"remind_at": {"from": "09:00", "to": "08:30"}}),
+        (OWNER, {"reminders_on": {"from": True, "to": False}}),
+    ]
+
+
 def test_nothing_due_means_no_dm(world: World) -> None:
     world.grant(VERIFIER, Role.VERIFIER)  # nothing to verify
     world.grant(AO, Role.AO)  # nothing to decide, nothing late

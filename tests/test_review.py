@@ -294,7 +294,7 @@ def test_the_submitter_of_a_fix_sent_back_cannot_verify_a_later_one(engine: Engi
     run(engine, lambda s: reject_fix(s, people.vic, number=number, reason="Still vulnerable."))
     run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=ALICE))
     run(engine, lambda s: submit_fix(s, people.alice, number=number, evidence="Fixed for real."))
-    message = "You submitted an earlier fix for POAM-1; a separate person must verify this one."
+    message = "You submitted a fix for POAM-1; a separate person must verify the fix."
     assert_refused(engine, lambda s: verify_fix(s, people.vera, number=number), PermissionDenied, message)
     run(engine, lambda s: verify_fix(s, people.vic, number=number))
     assert fetch(engine, number).status == Status.CLOSED
@@ -477,6 +477,46 @@ def test_an_ao_who_worked_on_an_item_decides_nothing_of_it_once_it_changed_hands
         for_amy = json.dumps(cards.item_card(detail, viewer=people.amy, remediators=worked_on))
         assert "poam.plan.approve" in for_amy and "poam.decide.approve" in for_amy
     run(engine, lambda s: decide(s, people.amy, number=number, approve=True, reason="Agreed."))
+
+
+def test_an_ao_is_offered_approve_plan_on_a_card_while_a_fix_waits(engine: Engine, people: People) -> None:
+    """The card asks who worked on the item for the AO's buttons too, also
+    while a fix waits on a verifier (the AO not being one)."""
+    number, _ = submitted(engine, people)  # Alice's plan, not approved yet
+    with unit_of_work(engine, read_only=True) as session:
+        assert [i.number for i in waiting_on(session, people.otto).plans] == [number]
+        detail = show_item(session, people.otto, number=number, with_changes=False)
+        assert cards.needs_remediators(detail, people.otto)
+        item = detail.item
+        assert item.id is not None
+        worked_on = remediators(session, team_id=TEAM, item_id=item.id, owner_id=item.owner_id)
+        assert "poam.plan.approve" in json.dumps(cards.item_card(detail, viewer=people.otto, remediators=worked_on))
+    run(engine, lambda s: approve_plan(s, people.otto, number=number))
+
+
+def _card_buttons(engine: Engine, viewer: Actor, number: int) -> dict[str, dict[str, Any]]:
+    """The buttons of ``viewer``'s card of item ``number``, by their text, as ``/poam show`` builds it."""
+    with unit_of_work(engine, read_only=True) as session:
+        detail = show_item(session, viewer, number=number, with_changes=False)
+        item = detail.item
+        assert item.id is not None
+        worked_on = remediators(session, team_id=TEAM, item_id=item.id, owner_id=item.owner_id)
+        blocks = cards.item_card(detail, viewer=viewer, remediators=worked_on)
+    return {e["text"]["text"]: e for b in blocks if b["type"] == "actions" for e in b["elements"]}
+
+
+def test_a_cards_verify_and_decision_buttons_ask_first_as_the_dms_do(engine: Engine, people: People) -> None:
+    """One stray click on a card closed an item for good (verified, or a false
+    positive approved): the DM's buttons asked first, the card's did not."""
+    number, _ = submitted(engine, people)
+    verify = _card_buttons(engine, people.vera, number)["Verify"]
+    assert verify["confirm"]["title"]["text"] == "Verify POAM-1?"
+    run(engine, lambda s: reject_fix(s, people.vera, number=number, reason="Still vulnerable."))
+    run(engine, lambda s: request_deviation(s, people.alice, number=number, deviation=Deviation.FALSE_POSITIVE,
+                                            rationale="Backported."))
+    buttons = _card_buttons(engine, people.otto, number)
+    assert buttons["Approve"]["confirm"]["text"]["text"] == "You approve a false positive."
+    assert buttons["Reject"]["confirm"]["title"]["text"] == "Reject for POAM-1?"
 
 
 @pytest.mark.parametrize("handed_on", ["released", "assigned"])

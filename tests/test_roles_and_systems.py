@@ -135,6 +135,25 @@ def test_load_actor_reads_the_grants_only_when_a_check_needs_them(
         _ = Role.VERIFIER in unchecked.roles
 
 
+def test_an_admin_grants_and_revokes_their_own_review_roles(engine: Engine, clock: FixedClock, admin: Actor) -> None:
+    """The change's own grant is no role a check relied on: reading the grants
+    again once the change holds its audit slot (a role taken away meanwhile
+    refuses it, on PostgreSQL) must not refuse it."""
+    run(engine, lambda s: grant_role(s, admin, user_id=ALICE, role=Role.ADMIN))
+
+    def as_alice(change: Callable[[Session, Actor], object]) -> None:
+        with unit_of_work(engine) as session:
+            alice = load_actor(session, team_id=TEAM, user_id=ALICE, tz=ZoneInfo("UTC"), clock=clock, rules=Rules())
+            change(session, alice)
+
+    for role in (Role.VERIFIER, Role.AO):
+        as_alice(lambda s, alice, role=role: grant_role(s, alice, user_id=ALICE, role=role))
+    assert actor_from_db(engine, clock, ALICE).roles == frozenset(Role)
+    as_alice(lambda s, alice: revoke_role(s, alice, user_id=ALICE, role=Role.VERIFIER))
+    assert actor_from_db(engine, clock, ALICE).roles == frozenset({Role.ADMIN, Role.AO})
+    assert [e.action for e in events(engine)][-3:] == ["role.granted", "role.granted", "role.revoked"]
+
+
 def test_admin_by_any_source_can_act(engine: Engine, clock: FixedClock, admin: Actor) -> None:
     flagged = actor_from_db(engine, clock, "U0000OWNER", workspace_admin=True)
     run(engine, lambda s: grant_role(s, flagged, user_id=ALICE, role=Role.ADMIN))

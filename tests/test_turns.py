@@ -211,3 +211,24 @@ def test_a_line_is_stalled_for_as_long_as_no_turn_changes_hands_while_someone_wa
     waiter.join(WAIT)
     assert later.result(timeout=WAIT) == "done"
     assert turns.stalled_for() == 0.0
+
+
+def test_a_listener_knows_how_long_since_it_arrived_its_wait_for_a_turn_included() -> None:
+    clock = _Clock()
+    turns = ListenerTurns(1, clock=clock)
+    seen: list[float] = []
+
+    @turns.taking_turns
+    def listener() -> None:
+        seen.append(turns.since_arrival())
+        clock.now += 0.5
+        seen.append(turns.since_arrival())
+
+    caller = threading.Thread(target=listener)
+    with turns.turn():  # the one turn is taken: the listener waits in line
+        caller.start()
+        _until_waiting(turns, 1)
+        clock.now += 2.0
+    caller.join(WAIT)
+    assert seen == [2.0, 2.5]
+    assert turns.since_arrival() == 0.0  # outside a listener

@@ -103,6 +103,15 @@ def test_item_card_stays_within_limits_and_escapes_everything() -> None:
     assert "overdue 10d" in json.dumps(blocks)
 
 
+@pytest.mark.parametrize(("status", "late"), [("in_progress", True), ("pending_verification", True),
+                                              ("risk_accepted", False), ("closed", False)])
+def test_a_milestone_past_its_date_is_late_only_while_the_items_dates_count(status: str, late: bool) -> None:
+    detail = _detail(_item(), milestones=1)
+    detail.item.status = status
+    detail.milestones[0] = detail.milestones[0]._replace(due_on=date(2026, 11, 2), planned_due_on=date(2026, 11, 2))
+    assert (":warning: late" in json.dumps(cards.item_card(detail, viewer=_viewer()))) is late
+
+
 def test_item_card_offers_owner_buttons_only_to_the_owner() -> None:
     detail = _detail(_item(), milestones=2)
     owner_actions = [e["action_id"] for e in cards.item_card(detail, viewer=_viewer())[-1]["elements"]]
@@ -134,6 +143,7 @@ def test_a_list_page_has_twenty_items_and_navigation() -> None:
     '{"scope":"open","offset":0,"before":[2,"2026-12-01",3]}',
     '{"scope":"open","offset":0,"before":[1,"2026-12-32",3]}',
     '{"scope":"open","offset":0,"after":[1,"2026-12-01",0]}',
+    '{"scope":"open","offset":20,"after":[1,"2026-12-01",2147483648]}',  # past the database's integers
     '{"scope":"open","offset":0,"after":[true,"2026-12-01",3]}',
     '{"scope":"open","offset":0,"after":"1,2026-12-01,3"}',
 ])
@@ -156,6 +166,24 @@ def test_history_of_hundreds_of_events_is_summarised() -> None:
     assert 0 < shown <= cards.HISTORY_LIMIT
     assert f"{300 - shown} earlier event(s)" in json.dumps(blocks)
     assert "<!date^1795186800^{date_short_pretty} {time}|2026-11-20 15:00 UTC>" in json.dumps(blocks)
+
+
+def test_history_names_whose_an_item_was_when_it_changes_hands() -> None:
+    def owner_change(seq: int, actor: str, action: str, was: str | None, to: str | None) -> AuditEvent:
+        return AuditEvent(team_id="T1", seq=seq, item_id=1, actor_id=actor, action=action, at=NOW,
+                          details={"owner": {"from": was, "to": to}}, prev_hash="", hash="")
+
+    lines = [line for text in _texts(cards.history([
+        owner_change(1, "U0ALICE", "item.claimed", None, "U0ALICE"),
+        owner_change(2, "U0ADMIN", "item.assigned", "U0ALICE", "U0BOB"),
+        owner_change(3, "U0ADMIN", "item.released", "U0BOB", None),
+        owner_change(4, "U0ADMIN", "item.assigned", None, "U0CAROL"),
+        owner_change(5, "U0CAROL", "item.released", "U0CAROL", None),
+    ], label="POAM-1")) for line in text.splitlines() if "<!date^" in line]
+    assert [line.split(" · ", 1)[1] for line in lines] == [
+        "<@U0ALICE> claimed it", "<@U0ADMIN> assigned it <@U0ALICE> → <@U0BOB>",
+        "<@U0ADMIN> released it from <@U0BOB>", "<@U0ADMIN> assigned it → <@U0CAROL>", "<@U0CAROL> released it",
+    ]
 
 
 def test_history_with_long_evidence_keeps_its_newest_lines_within_a_budget() -> None:
@@ -189,18 +217,30 @@ def test_home_view_stays_within_the_view_limit() -> None:
     page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
     milestones = {i.id: _detail(i, milestones=3).milestones for i in items}
-    view = home_view(page, milestones, rules=Rules(), unclaimed="7", waiting=waiting)
+    view = home_view(page, milestones, rules=Rules(), overdue="45", unclaimed="7", waiting=waiting)
     _assert_within_limits(view["blocks"], max_blocks=100)
     _assert_escaped(view)
     assert "100 more" in json.dumps(view)
     assert "Next: *M1*" in json.dumps(view)
+    # Counted apart from what is shown: overdue ones past the 30 shown too.
+    assert "You own *140* open item(s), *45* overdue." in json.dumps(view)
+    assert "Waiting on me (20)" in json.dumps(view)
+
+
+def test_home_says_more_wait_than_it_shows() -> None:
+    items = [_item(n) for n in range(1, 23)]
+    page = ItemPage(items=[], total=0, offset=0, today=TODAY)
+    waiting = WaitingOn(verifications=[], decisions=[], plans=items[:21], is_ao=True)  # one past the 20 shown
+    view = json.dumps(home_view(page, {}, rules=Rules(), overdue="0", unclaimed="0", waiting=waiting))
+    assert "Waiting on me (20+)" in view and view.count("approve its remediation plan") == 20
+    assert "You own *0* open item(s). " in view  # no "0 overdue"
 
 
 def test_home_view_of_an_owner_past_the_count() -> None:
     items = [_item(n) for n in range(1, 31)]
     page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, capped=True, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=[], is_ao=False)
-    text = json.dumps(home_view(page, {}, rules=Rules(), unclaimed="1,000+", waiting=waiting))
+    text = json.dumps(home_view(page, {}, rules=Rules(), overdue="1,000+", unclaimed="1,000+", waiting=waiting))
     assert "You own *1,000+* open item(s)" in text
     assert "*1,000+* item(s) wait for an owner" in text
     assert "More: `/poam list mine`, with `system:<name>` for a system other than the default." in text

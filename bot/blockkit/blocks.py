@@ -71,6 +71,12 @@ def button(
     return element
 
 
+def confirm_dialog(title: str, text: str, yes: str) -> dict[str, Any]:
+    """A button's "are you sure?" (``text`` mrkdwn we built)."""
+    return {"title": plain(title, 100), "text": {"type": "mrkdwn", "text": text}, "confirm": plain(yes, 30),
+            "deny": plain("Cancel", 30)}
+
+
 def actions(*elements: dict[str, Any]) -> Block:
     return {"type": "actions", "elements": list(elements)[:25]}
 

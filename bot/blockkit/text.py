@@ -27,6 +27,30 @@ def unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+_MARKUP = re.compile(r"<([^<>]*)>")
+_SPECIAL = {"channel": "@channel", "here": "@here", "everyone": "@everyone"}
+
+
+def plain_text(message: str) -> str:
+    """A Slack message's text as a reader sees it, for text we store: mentions,
+    channels and links as words (``@jane``, ``#security``, ``label (url)``),
+    ``<!channel>`` as ``@channel``, dates as their fallback; then unescaped.
+    Stored as markup, a mention would show raw in cards and exports."""
+    def word(match: re.Match[str]) -> str:
+        inner, _, label = match.group(1).partition("|")
+        if inner[:2] in ("@U", "@W"):
+            return f"@{label or inner[1:]}"
+        if inner.startswith("#"):
+            return f"#{label or inner[1:]}"
+        if inner.startswith("!"):
+            return label or _SPECIAL.get(inner[1:], inner[1:])
+        if label and inner.startswith("mailto:"):
+            return label
+        return f"{label} ({inner})" if label and label != inner else inner
+
+    return unescape(_MARKUP.sub(word, message))
+
+
 def mention(user_id: str) -> str:
     """A mention, built only from a user id (never from user text); the bot's own
     actors in the audit trail (``cli``, ``system``) are shown as plain words."""

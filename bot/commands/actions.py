@@ -32,7 +32,7 @@ from bot.commands.followup import (
 )
 from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
-from bot.commands.views.modals import item_modal, log_modal, milestone_modal
+from bot.commands.views.modals import item_modal, log_modal, milestone_modal, opened_from_home
 from bot.commands.views.review import reject_modal
 from bot.poam import milestones, systems
 from bot.poam.errors import InvalidInput
@@ -82,22 +82,30 @@ def deliver(services: Services, request: SlackRequest, body: dict[str, Any], rep
 def _open_then_answer(
     services: Services, request: SlackRequest, view: dict[str, Any] | None, reply: Reply, respond: Respond
 ) -> None:
+    shown = False
     if view is not None and reply.blocks:
         try:
-            open_view(request, item_modal(label="POA&M", blocks=reply.blocks))
-        except (SlackApiError, SlackClientError, OSError, ValueError) as error:
+            open_view(request, item_modal(label="POA&M", blocks=reply.blocks, from_home=opened_from_home(view)))
+            shown = True
+        except (SlackApiError, SlackClientError, OSError, ValueError) as error:  # said another way, below
             log.warning("could not show a reply in a modal: %s", error)
     problems = open_form(request, reply)
-    after_ack(services, _answer_and_finish, request, view, reply, problems, respond)
+    after_ack(services, _answer_and_finish, request, view, reply, problems, respond, shown=shown)
 
 
 def _answer_and_finish(
-    request: SlackRequest, view: dict[str, Any] | None, reply: Reply, problems: list[str], respond: Respond
+    request: SlackRequest, view: dict[str, Any] | None, reply: Reply, problems: list[str], respond: Respond,
+    *, shown: bool = False,
 ) -> None:
+    """Say ``reply`` privately where it was not ``shown`` in a modal (a click in
+    a view has no response URL: its answer, a claim's say, goes by DM when
+    Slack refuses the modal, its trigger id expired after a wait in line)."""
     if view is None and (reply.blocks or reply.modal is None):  # a reply that only opens a form says nothing
         say_privately(request, reply.text, blocks=reply.blocks, respond=respond)
+    elif view is not None and reply.blocks and not shown:
+        say_privately(request, reply.text, blocks=reply.blocks, respond=None)
     finish(request, reply, problems, respond=respond if view is None else None)
-    if view is not None and view.get("type") == "home":
+    if opened_from_home(view):  # what was done there shows on the Home at once
         publish_home(request)
 
 
@@ -163,9 +171,10 @@ def register(app: App, services: Services) -> None:
     on(ActionId.ADD_MILESTONE, open_milestone_form)
 
     def open_log_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
+        origin = metadata.LogOrigin(from_home=True if opened_from_home(body.get("view")) else None)
         with request.transaction(read_only=True) as (session, actor):
             found = systems.list_systems(session, actor)
-            view = log_modal(origin=metadata.LogOrigin(), today=actor.today(), systems=found)
+            view = log_modal(origin=origin, today=actor.today(), systems=found)
         return Reply(text="Opening the form…", modal=view)
 
     on(ActionId.LOG_FINDING, open_log_form)

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 #: How long a Slack request waits for another SQLite writer before giving up
 #: (cleanly, with nothing changed): Slack wants an answer within 3 seconds.
 REQUEST_MAX_WAIT = 2.0
+#: A command or form answered later than this after it arrived (its wait for a
+#: turn included) is answered by its response URL or a DM, not by the ack:
+#: Slack drops an ack after 3 seconds, and the request took some getting here.
+ANSWER_WITHIN = 2.5
 #: Requests whose own work runs at once per process (``turns``): parsing, the
 #: database (at most 2 s waiting for a writer), building the answer, one quick
 #: Slack call for a new user or a message link; the Slack calls after it go to
@@ -89,6 +93,12 @@ class Services:
     heavy_work: Executor = field(default_factory=_heavy_work_pool)
     #: Connections to Slack kept open between calls (``bot.slack_http``).
     slack_connections: SlackConnections = field(default_factory=SlackConnections)
+
+    def answered_late(self) -> bool:
+        """Whether the request running here is past the time its ack can answer
+        it in (:data:`ANSWER_WITHIN`): then it acks with nothing and answers
+        after (``followup.answer_after``)."""
+        return self.turns.since_arrival() > ANSWER_WITHIN
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,12 @@ def _submit(
     submit(run)
 
 
+def answer_after(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
+    """Give ``reply`` after the ack: by the response URL, else privately in the
+    channel, else by DM (:func:`say_privately`)."""
+    after_ack(services, say_privately, request, reply.text, blocks=reply.blocks, respond=respond)
+
+
 def follow_up(services: Services, request: SlackRequest, reply: Reply, *, respond: Respond | None) -> None:
     """After the ack: open the reply's form, if it has one, on the form threads
     (the answer need not wait for it), then queue the rest (:func:`finish`) on

@@ -29,10 +29,12 @@ def publish_home(request: SlackRequest) -> None:
     try:
         with request.transaction(read_only=True) as (session, actor):
             mine = list_items(session, actor, scope=Scope.MINE, every_system=True, limit=HOME_ITEMS)
+            overdue = list_items(session, actor, scope=Scope.OVERDUE, owner_id=actor.user_id, every_system=True, limit=1)
             unclaimed = list_items(session, actor, scope=Scope.UNCLAIMED, every_system=True, limit=1)
-            waiting = review.waiting_on(session, actor, limit=WAITING_ITEMS)
+            waiting = review.waiting_on(session, actor, limit=WAITING_ITEMS + 1)  # one more: are there more?
             milestones = milestones_of(session, team_id=actor.team_id, item_ids=[i.id for i in mine.items])
-            view = home_view(mine, milestones, rules=actor.rules, unclaimed=unclaimed.total_text, waiting=waiting)
+            view = home_view(mine, milestones, rules=actor.rules, overdue=overdue.total_text,
+                             unclaimed=unclaimed.total_text, waiting=waiting)
         request.client.views_publish(user_id=request.user_id, view=view)
     except (PoamError, SlackApiError, SlackClientError, OSError) as error:
         log.warning("could not publish the App Home of %s: %s", request.user_id, error)

@@ -64,8 +64,12 @@ def stale() -> InvalidInput:
     return InvalidInput("That button or form is out of date; run the command again.")
 
 
+#: The largest number a payload may carry: the database's integers are 32-bit.
+MAX_NUMBER = 2**31 - 1
+
+
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NUMBER
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,12 @@ class LogOrigin:
     channel_id: str | None = None
     message_ts: str | None = None
     permalink: str | None = None
+    #: Opened from the App Home, which the saved finding then shows at once.
+    from_home: bool | None = None
 
     def check(self) -> None:
+        if self.from_home is not None and self.from_home is not True:
+            raise ValueError("bad origin")
         for value in (self.channel_id, self.message_ts):
             if value is not None and (not isinstance(value, str) or len(value) > 40):
                 raise ValueError("bad origin")

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.commands import interchange_handlers, reminder_handlers, review_handlers
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import answer
-from bot.commands.followup import follow_up
+from bot.commands.followup import answer_after, follow_up
 from bot.commands.grammar import ParseContext, UsageError, parse
 from bot.commands.handlers import HANDLERS
 from bot.commands.specs import SPECS
@@ -58,9 +58,13 @@ def register(app: App, services: Services) -> None:
             return dispatch(request, str(body.get("text", "")))
 
         reply = answer(work)
-        if reply.modal is not None:
+        late = services.answered_late()
+        if reply.modal is not None or late:
             ack()
         else:
             ack(text=reply.text, blocks=reply.blocks)
-        if request_box:
-            follow_up(services, request_box[0], reply, respond=respond)
+        if not request_box:
+            return
+        if late and reply.modal is None:  # Slack no longer waits for the ack: the answer must not be lost with it
+            answer_after(services, request_box[0], reply, respond=respond)
+        follow_up(services, request_box[0], reply, respond=respond)

@@ -14,14 +14,24 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import Session
 
 from bot.blockkit.blocks import section
-from bot.blockkit.text import unescape
+from bot.blockkit.text import plain_text
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers, thread_posts
 from bot.commands.actions import answered, request_from, through_response_url
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
 from bot.commands.errors import BUSY, unexpected
-from bot.commands.followup import ack_then_work, after_ack, follow_up, in_turn, say_privately, tell
+from bot.commands.followup import (
+    ack_then_work,
+    after_ack,
+    answer_after,
+    follow_up,
+    in_turn,
+    say_privately,
+    tell,
+)
+from bot.commands.home import publish_home
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.named_people import learn_about
 from bot.commands.users import quick_client
@@ -34,6 +44,7 @@ from bot.poam.fields import Source
 from bot.poam.severity import Severity
 from bot.rate_limits import waiting_longer
 from bot.store.engine import is_busy
+from bot.store.replays import record_form_saved
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +102,38 @@ def _confirmation(reply: Reply) -> dict[str, Any]:
     return item_modal(label="POA&M", blocks=reply.blocks)
 
 
+class SavedBefore(PoamError):
+    """The form was saved by an earlier submission (:func:`record_form_saved`)."""
+
+
+def _save_once(session: Session, request: SlackRequest, view: dict[str, Any], *, what: str) -> None:
+    """Refuse a form saved before (its Submit pressed again), in the saving
+    transaction: a refused save records nothing, so a form corrected after
+    errors saves."""
+    view_id = view.get("id")
+    if isinstance(view_id, str) and view_id and not record_form_saved(
+        session, team_id=request.team_id, view_id=view_id[:60], now=request.services.clock.now()
+    ):
+        raise SavedBefore(f"This form was saved already, so nothing was {what} again.")
+
+
+def _confirm(
+    ack: Ack, services: Services, request: SlackRequest, reply: Reply
+) -> None:
+    """The form becomes ``reply``'s confirmation; when the save took longer
+    than Slack waits for the ack, the form is closed and the confirmation
+    goes by DM."""
+    if services.answered_late():
+        ack()
+        answer_after(services, request, reply, respond=None)
+    else:
+        ack(response_action="update", view=_confirmation(reply))
+
+
+def _saved_before(ack: Ack, error: SavedBefore) -> None:
+    ack(response_action="update", view=_confirmation(Reply(text=error.message, blocks=cards.done(error.message))))
+
+
 def register(app: App, services: Services) -> None:
     @app.view(CallbackId.LOG_MODAL)
     @services.turns.taking_turns
@@ -100,6 +143,7 @@ def register(app: App, services: Services) -> None:
             origin = metadata.load(metadata.LogOrigin, view.get("private_metadata"))
             form = FormValues(view)
             with request.transaction() as (session, actor):
+                _save_once(session, request, view, what="logged")
                 item = items.log_item(
                     session,
                     actor,
@@ -120,6 +164,9 @@ def register(app: App, services: Services) -> None:
                 )
                 label = actor.rules.label(item.number)
                 post = thread_posts.queue(session, actor, item, handlers.logged_line(label, item))
+        except SavedBefore as error:
+            _saved_before(ack, error)
+            return
         except PoamError as error:
             _refuse(ack, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
             return
@@ -131,9 +178,11 @@ def register(app: App, services: Services) -> None:
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
             thread_post=post,
         )
-        ack(response_action="update", view=_confirmation(reply))
+        _confirm(ack, services, request, reply)
         follow_up(services, request, reply, respond=None)
         learn_about(request, [item.owner_id])
+        if origin.from_home:  # the new finding shows there at once
+            after_ack(services, publish_home, request)
 
     @app.view(CallbackId.MILESTONE_MODAL)
     @services.turns.taking_turns
@@ -148,10 +197,14 @@ def register(app: App, services: Services) -> None:
             if due_on is None:
                 raise InvalidInput("Pick a date.", field="due_on")
             with request.transaction() as (session, actor):
+                _save_once(session, request, view, what="added")
                 milestone = milestones.add_milestone(
                     session, actor, number=target.number, description=form.text(BlockId.MILESTONE_TEXT) or "", due_on=due_on
                 )
                 label = actor.rules.label(target.number)
+        except SavedBefore as error:
+            _saved_before(ack, error)
+            return
         except PoamError as error:
             _refuse(
                 ack,
@@ -163,12 +216,7 @@ def register(app: App, services: Services) -> None:
         except Exception as error:
             _failed(ack, error, fallback=BlockId.MILESTONE_TEXT)
             return
-        ack(
-            response_action="update",
-            view=_confirmation(
-                Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*."))
-            ),
-        )
+        _confirm(ack, services, request, Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*.")))
 
     @app.view(CallbackId.REJECT_MODAL)
     @services.turns.taking_turns
@@ -189,7 +237,7 @@ def register(app: App, services: Services) -> None:
         except Exception as error:
             _failed(ack, error, fallback=BlockId.REASON)
             return
-        ack(response_action="update", view=_confirmation(reply))
+        _confirm(ack, services, request, reply)
         follow_up(services, request, reply, respond=None)
 
     def _import_step(
@@ -248,7 +296,7 @@ def register(app: App, services: Services) -> None:
     def open_log_form(body: dict[str, Any], client: WebClient, respond: Respond, signature: str | None) -> None:
         def work(request: SlackRequest) -> Reply:
             message = body.get("message") or {}
-            text = unescape(str(message.get("text") or "")).strip()
+            text = plain_text(str(message.get("text") or "")).strip()
             first_line = text.splitlines()[0] if text else ""
             # A reply in a thread is posted about in that thread (Slack threads are one level deep).
             thread = message.get("thread_ts") or message.get("ts")

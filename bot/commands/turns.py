@@ -33,10 +33,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+#: When the listener running in this context arrived, before its wait for a turn.
+_ARRIVED: ContextVar[float | None] = ContextVar("poam_listener_arrived", default=None)
 
 
 class ListenerTurns:
@@ -84,10 +88,20 @@ class ListenerTurns:
 
         @functools.wraps(listener)
         def in_turn(*args: P.args, **kwargs: P.kwargs) -> T:
-            with self.turn():
-                return listener(*args, **kwargs)
+            arrived = _ARRIVED.set(self._clock())
+            try:
+                with self.turn():
+                    return listener(*args, **kwargs)
+            finally:
+                _ARRIVED.reset(arrived)
 
         return in_turn
+
+    def since_arrival(self) -> float:
+        """Seconds since the listener running here (:meth:`taking_turns`)
+        arrived, its wait for a turn included; 0 outside one."""
+        arrived = _ARRIVED.get()
+        return 0.0 if arrived is None else self._clock() - arrived
 
     def later(self, work: Callable[[], T]) -> Future[T]:
         """Run ``work`` on one of this object's threads, in a turn taken in line now.

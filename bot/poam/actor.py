@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Set
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -39,6 +39,50 @@ class Role(StrEnum):
     def noun(self) -> str:
         """The role in a sentence: "a verifier", "an authorizing official", "an admin"."""
         return {"verifier": "a verifier", "ao": "an authorizing official", "admin": "an admin"}[self.value]
+
+
+class RolesOnUse(Set[Role]):
+    """A set of roles that calls ``load`` the first time it must know them all;
+    asking for one of the ``known`` roles needs no load. It remembers which
+    granted roles a check found held (:meth:`lost_since_relied_on`)."""
+
+    __slots__ = ("_known", "_load", "_loaded", "_relied_on")
+
+    def __init__(self, known: frozenset[Role], load: Callable[[], frozenset[Role]]) -> None:
+        self._known = known
+        self._load = load
+        self._loaded: frozenset[Role] | None = None
+        self._relied_on: set[Role] = set()
+
+    def _roles(self) -> frozenset[Role]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def __contains__(self, role: object) -> bool:
+        if role in self._known:
+            return True
+        held = role in self._roles()
+        if held:
+            self._relied_on.add(role)  # type: ignore[arg-type]  # held: a Role
+        return held
+
+    def __iter__(self) -> Iterator[Role]:
+        return iter(self._roles())
+
+    def __len__(self) -> int:
+        return len(self._roles())
+
+    def __repr__(self) -> str:
+        return f"RolesOnUse({set(self._loaded) if self._loaded is not None else 'not read yet'})"
+
+    def lost_since_relied_on(self) -> bool:
+        """Whether a granted role a check found held is granted no more, read
+        again now (False when no check relied on one): ``audit`` asks, once its
+        change holds the workspace row, which a change of roles holds too until
+        it commits. Roles this very change grants or revokes (an admin's own
+        verifier role) are no check's, and count for nothing."""
+        return bool(self._relied_on) and not self._relied_on <= self._load()
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from sqlalchemy import bindparam, func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.poam.actor import Actor
-from bot.poam.errors import AuditTrailOutOfStep
+from bot.poam.actor import Actor, RolesOnUse
+from bot.poam.errors import AuditTrailOutOfStep, PermissionDenied
 from bot.store import counters
 from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Item, Workspace, table_of
 
@@ -119,6 +119,7 @@ def record_many(
     # still fail inside the operation rather than at commit.
     session.flush()
     first, head = counters.next_audit_slot(session, team_id=actor.team_id, count=len(entries))
+    _check_roles_still_held(session, actor)
     rows = _chained_rows(actor, entries, first_seq=first, prev_hash=head)
     try:
         if len(entries) == 1 and session.get_bind().dialect.name == "postgresql":
@@ -139,6 +140,21 @@ def record_many(
                   actor.team_id, first, first + len(entries) - 1, error.orig)
         raise AuditTrailOutOfStep(OUT_OF_STEP) from error
     counters.set_audit_head(session, team_id=actor.team_id, head=head)
+
+
+def _check_roles_still_held(session: Session, actor: Actor) -> None:
+    """Refuse a change made on roles taken away meanwhile. On PostgreSQL a role
+    check reads the grants as committed then: a verifier whose role an admin
+    revoked after that check verified all the same, recorded after the
+    revocation; two admins revoking each other both succeeded. The change now
+    holds the workspace row (its audit slot), as a role change does until it
+    commits, so the grants read again are current. (SQLite's writers run one
+    at a time: nothing can change between.)"""
+    roles = actor.roles
+    if (isinstance(roles, RolesOnUse) and session.get_bind().dialect.name == "postgresql"
+            and roles.lost_since_relied_on()):
+        session.rollback()  # as for a trail out of step: nothing of this change may commit
+        raise PermissionDenied(ROLES_CHANGED)
 
 
 def _sequence_taken(error: IntegrityError) -> bool:
@@ -166,6 +182,7 @@ ADDED_AFTERWARDS = "is not in the recorded chain (added afterwards)"
 NEWEST_DELETED = "is missing (the newest events were deleted)"
 HEAD_REPLACED = "was replaced (it does not match the recorded head)"
 #: What a change refused by AuditTrailOutOfStep answers.
+ROLES_CHANGED = "Your roles changed while this was being done, so nothing was changed; run it again."
 OUT_OF_STEP = (
     "Nothing was changed: this workspace's audit trail already holds events past the one it records as its "
     "newest (the database was restored or copied inconsistently, or edited). An administrator should run "

@@ -442,8 +442,12 @@ def _insert_items(
              "planned_due_on": due_on, "due_on": due_on, "created_by": actor.user_id, "created_at": row["created_at"]}
             for number, (due_on, text) in enumerate(cast("list[tuple[date, str]]", values["milestones"]), start=1)
         ]
+        # As item.logged says what an item was logged as: an assessor reads it from the trail alone.
         details = {"number": row["number"], "title": row["title"], "fingerprint": row["fingerprint"],
-                   "source": source_name, "status": row["status"]}
+                   "source": source_name, "status": row["status"], "severity": row["severity"],
+                   "detected_on": row["detected_on"], "due_on": row["due_on"], "owner": row["owner_id"]}
+        if values["milestones"]:
+            details["milestones"] = len(cast("list[object]", values["milestones"]))
         if row["recurs_number"] is not None:
             details["recurs"] = row["recurs_number"]
         if row["detector"] is not None:

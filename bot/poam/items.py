@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
+from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, about
 from bot.poam.lifecycle import Action, Status, transition
 from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
@@ -149,6 +150,9 @@ def log_item(
         raise InvalidInput(
             f"The detection date {detected_on} is in the future; today is {today}.", field="detected_on"
         )
+    if detected_on.year < MIN_YEAR:  # as typed dates and imports are held (the form's picker goes back to year 1)
+        raise InvalidInput(f"The detection date {detected_on} is before {MIN_YEAR}; dates must fall between "
+                           f"{MIN_YEAR} and {MAX_YEAR}.", field="detected_on")
     deadline = actor.rules.deadlines.due_date(severity=severity, detected_on=detected_on)
     due_on = due_on or deadline
     if due_on < detected_on:

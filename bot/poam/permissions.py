@@ -63,12 +63,20 @@ def require_verifier(actor: Actor, item: Item, *, submitter: str | None, remedia
         raise PermissionDenied(f"You own {label}; a separate person must verify the fix.")
     if user == submitter:
         raise PermissionDenied(f"You submitted the fix for {label}; a separate person must verify it.")
+    part = _part_in_the_work(user, label, remediators)
+    if part is not None:
+        raise PermissionDenied(f"{part}; a separate person must verify the fix.")
+
+
+def _part_in_the_work(user: str, label: str, remediators: Remediators) -> str | None:
+    """How ``user`` worked on the item, told to them; None when they did not."""
     if user in remediators.completers:
-        raise PermissionDenied(f"You completed a milestone of {label}; a separate person must verify the fix.")
+        return f"You completed a milestone of {label}"
     if user in remediators.submitters:
-        raise PermissionDenied(f"You submitted an earlier fix for {label}; a separate person must verify this one.")
+        return f"You submitted a fix for {label}"
     if user in remediators.owners:
-        raise PermissionDenied(f"You owned {label} before; a separate person must verify the fix.")
+        return f"You owned {label} before"
+    return None
 
 
 class NamesAO(Protocol):
@@ -108,9 +116,6 @@ def require_authorizing_official(
         raise PermissionDenied(f"You own {label}; another authorizing official must {doing}.")
     if requester is not None and user == requester:
         raise PermissionDenied(f"You asked for this on {label}; another authorizing official must decide.")
-    if user in remediators.completers:
-        raise PermissionDenied(f"You completed a milestone of {label}; another authorizing official must {doing}.")
-    if user in remediators.submitters:
-        raise PermissionDenied(f"You submitted a fix for {label}; another authorizing official must {doing}.")
-    if user in remediators.owners:
-        raise PermissionDenied(f"You owned {label} before; another authorizing official must {doing}.")
+    part = _part_in_the_work(user, label, remediators)
+    if part is not None:
+        raise PermissionDenied(f"{part}; another authorizing official must {doing}.")

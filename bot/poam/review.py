@@ -24,7 +24,14 @@ from sqlmodel import Session, col, select
 from bot.poam import audit
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import Clock
-from bot.poam.errors import AlreadyDecided, InvalidCombination, InvalidInput, InvalidState, NotFound
+from bot.poam.errors import (
+    AlreadyDecided,
+    InvalidCombination,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+)
 from bot.poam.items import load_item, status_change, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
@@ -285,7 +292,7 @@ def approve_plan(session: Session, actor: Actor, *, number: int, seen_version: i
     request = _new_request(session, actor, item, kind=RequestKind.PLAN_APPROVAL, status=RequestStatus.APPROVED)
     _decide(request, actor, RequestStatus.APPROVED, None)
     touch(item, actor)
-    audit.record(session, actor, action="plan.approved", item_id=item.id, details={"plan": item.remediation_plan})
+    _record_as_ao(session, actor, item, action="plan.approved", details={"plan": item.remediation_plan})
     return item
 
 
@@ -488,14 +495,28 @@ def decide(
     _decide(request, actor, RequestStatus.APPROVED if approve else RequestStatus.REJECTED, reason)
     touch(item, actor)
     after = _decided_fields(item)
-    audit.record(
-        session, actor, action="request.approved" if approve else "request.rejected", item_id=item.id,
+    _record_as_ao(
+        session, actor, item, action="request.approved" if approve else "request.rejected",
         details={
             "request": request.id, "kind": request.kind, "deviation": request.deviation, "reason": reason,
             **{key: {"from": before[key], "to": after[key]} for key in before if before[key] != after[key]},
         },
     )
     return request
+
+
+def _record_as_ao(session: Session, actor: Actor, item: Item, *, action: str, details: dict[str, Any]) -> None:
+    """Record an authorizing official's decision; then, holding the workspace
+    row (its audit slot), refuse it if it rested on being the AO named on the
+    item's system and an admin named another meanwhile (PostgreSQL: the system
+    was read as committed before; a role taken away is ``audit``'s check)."""
+    audit.record(session, actor, action=action, item_id=item.id, details=details)
+    if session.get_bind().dialect.name != "postgresql" or Role.AO in actor.roles:
+        return
+    named = session.execute(sa_select(col(InfoSystem.ao_user_id)).where(col(InfoSystem.id) == item.system_id)).scalar()
+    if named != actor.user_id:
+        session.rollback()  # nothing of this decision may commit, even under a caller that goes on
+        raise PermissionDenied(audit.ROLES_CHANGED)
 
 
 def _decided_fields(item: Item) -> dict[str, object]:
@@ -555,8 +576,8 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     )
     _decide(request, actor, RequestStatus.APPROVED, rationale)
     touch(item, actor)
-    audit.record(
-        session, actor, action="risk.accepted", item_id=item.id,
+    _record_as_ao(
+        session, actor, item, action="risk.accepted",
         details={"request": request.id, "until": until, "rationale": rationale, **status_change(was, item.status)},
     )
     return item

@@ -7,14 +7,14 @@ Admins are those named in ``POAM_ADMINS``, Slack workspace admins and owners
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Set
+from collections.abc import Collection
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.poam import audit
-from bot.poam.actor import Actor, Role, Rules, check_user_id
+from bot.poam.actor import Actor, Role, RolesOnUse, Rules, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.permissions import require_admin
@@ -57,35 +57,6 @@ def load_actor(
         return known | {Role(role) for role in rows}
 
     return Actor(team_id=team_id, user_id=user_id, roles=RolesOnUse(known, granted), tz=tz, clock=clock, rules=rules)
-
-
-class RolesOnUse(Set[Role]):
-    """A set of roles that calls ``load`` the first time it must know them all;
-    asking for one of the ``known`` roles needs no load."""
-
-    __slots__ = ("_known", "_load", "_loaded")
-
-    def __init__(self, known: frozenset[Role], load: Callable[[], frozenset[Role]]) -> None:
-        self._known = known
-        self._load = load
-        self._loaded: frozenset[Role] | None = None
-
-    def _roles(self) -> frozenset[Role]:
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded
-
-    def __contains__(self, role: object) -> bool:
-        return role in self._known or role in self._roles()
-
-    def __iter__(self) -> Iterator[Role]:
-        return iter(self._roles())
-
-    def __len__(self) -> int:
-        return len(self._roles())
-
-    def __repr__(self) -> str:
-        return f"RolesOnUse({set(self._loaded) if self._loaded is not None else 'not read yet'})"
 
 
 def list_roles(session: Session, actor: Actor) -> dict[str, list[Role]]:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
+from bot.poam import audit
 from bot.poam.actor import Actor
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
@@ -77,10 +78,15 @@ def set_preferences(
         # Only fills a gap: the actor's zone may be the workspace default used
         # when Slack could not answer, which must not replace one Slack gave.
         person.tz = actor.tz.key
-    if remind_at is not None:
+    changes: dict[str, object] = {}
+    if remind_at is not None and remind_at != person.remind_at:
+        changes["remind_at"] = {"from": f"{person.remind_at:%H:%M}", "to": f"{remind_at:%H:%M}"}
         person.remind_at = remind_at
-    if on is not None:
+    if on is not None and on != person.reminders_on:
+        changes["reminders_on"] = {"from": person.reminders_on, "to": on}
         person.reminders_on = on
     person.updated_at = actor.now()
     session.flush()
+    if changes:  # "who changed what, when, from what to what" (DOMAIN.md), settings included
+        audit.record(session, actor, action="reminders.changed", details=changes)
     return person

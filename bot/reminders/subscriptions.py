@@ -11,6 +11,7 @@ from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput
 from bot.poam.permissions import require_admin
 from bot.poam.systems import ensure_workspace
+from bot.store import counters
 from bot.store.models import DigestSubscription
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -26,7 +27,11 @@ def subscribe(
     if not channel_id or channel_id[0] not in "CG":
         raise InvalidInput("Subscribe from the channel that should get the digest.")
     ensure_workspace(session, actor)
-    found = session.get(DigestSubscription, (actor.team_id, channel_id))
+    # One change of a workspace's subscriptions at a time: two at once each read
+    # the row as it was, and the trail recorded what neither left (PostgreSQL).
+    counters.lock_workspace(session, team_id=actor.team_id)
+    found = session.get(DigestSubscription, (actor.team_id, channel_id), populate_existing=True)
+    was = None if found is None else (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
     if found is None:
         found = DigestSubscription(team_id=actor.team_id, channel_id=channel_id, created_by=actor.user_id, created_at=actor.now())
         session.add(found)  # Monday at 09:00 unless given (the model's defaults)
@@ -35,16 +40,18 @@ def subscribe(
     if post_at is not None:
         found.post_at = post_at
     session.flush()
-    audit.record(
-        session, actor, action="digest.subscribed",
-        details={"channel": channel_id, "weekday": WEEKDAYS[found.weekday], "at": found.post_at.strftime("%H:%M")},
-    )
+    now = (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
+    details: dict[str, object] = {"channel": channel_id, "weekday": now[0], "at": now[1]}
+    if was is not None:  # a change of an existing subscription: from what
+        details.update(weekday={"from": was[0], "to": now[0]}, at={"from": was[1], "to": now[1]})
+    audit.record(session, actor, action="digest.subscribed", details=details)
     return found
 
 
 def unsubscribe(session: Session, actor: Actor, *, channel_id: str) -> None:
     require_admin(actor, "unsubscribe channels from the digest")
-    found = session.get(DigestSubscription, (actor.team_id, channel_id))
+    counters.lock_workspace(session, team_id=actor.team_id)  # as subscribe: one change at a time
+    found = session.get(DigestSubscription, (actor.team_id, channel_id), populate_existing=True)
     if found is None:
         raise InvalidInput("This channel does not get the digest.")
     session.delete(found)

@@ -25,6 +25,11 @@ from bot.store.models import HandledRequest, table_of
 
 #: Longer than Slack's five minutes, with room for clocks that disagree.
 KEEP = timedelta(minutes=10)
+#: How long a saved form is remembered (:func:`record_form_saved`): a form
+#: Slack said it could not send may stay open a long while before Submit is
+#: pressed again.
+FORM_KEEP = timedelta(days=1)
+_FORM = "view:"
 
 
 def record_handled(session: Session, *, team_id: str, signature: str, now: datetime) -> bool:
@@ -41,7 +46,19 @@ def record_handled(session: Session, *, team_id: str, signature: str, now: datet
     return inserted.first() is not None
 
 
+def record_form_saved(session: Session, *, team_id: str, view_id: str, now: datetime) -> bool:
+    """Record that the form ``view_id`` is being saved; False when it was
+    before. Pressing Submit again (after Slack said it could not connect, when
+    the save took longer than its 3 seconds) is a new request with a new
+    signature, of the same view: it must not log a second finding. Kept a day
+    (:data:`FORM_KEEP`)."""
+    return record_handled(session, team_id=team_id, signature=f"{_FORM}{view_id}", now=now)
+
+
 def forget_handled(session: Session, *, now: datetime) -> None:
     """Delete the records no replay can match any more (every workspace's:
     the scheduler tick's housekeeping)."""
-    session.exec(delete(HandledRequest).where(col(HandledRequest.handled_at) < now - KEEP))  # type: ignore[call-overload]
+    handled_at, key = col(HandledRequest.handled_at), col(HandledRequest.signature)
+    session.exec(delete(HandledRequest).where(  # type: ignore[call-overload]
+        (handled_at < now - FORM_KEEP) | ((handled_at < now - KEEP) & ~key.startswith(_FORM))
+    ))

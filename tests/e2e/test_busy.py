@@ -3,20 +3,30 @@ workspace too long) is refused within Slack's time, cleanly, changing nothing.""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from bot.commands import context
 from bot.commands.ids import BlockId
 from bot.store import counters
 from bot.store.engine import unit_of_work
-from bot.store.models import Item
+from bot.store.models import Item, Milestone
 from tests.db import snapshot
 from tests.e2e.conftest import wait_for
-from tests.e2e.test_interactions import acked, card, form_values, log_form, next_response
+from tests.e2e.test_interactions import (
+    acked,
+    card,
+    form_values,
+    log_form,
+    milestone_form,
+    milestone_values,
+    next_response,
+    opened_view,
+)
 from tests.fake_slack import FakeSlack
 from tests.slack_driver import SlackDriver
 
@@ -94,3 +104,87 @@ def test_a_form_that_cannot_be_saved_in_time_says_so_on_the_form(
     assert body["response_action"] == "errors", body
     assert "nothing was changed" in body["errors"][BlockId.TITLE], body
     assert snapshot(engine) == before
+
+
+def _hold_the_database(engine: Engine, team_id: str, seconds: float) -> threading.Thread:
+    """Another writer holding the database for ``seconds`` (started, and holding, on return)."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        with unit_of_work(engine) as session:
+            counters.lock_workspace(session, team_id=team_id)
+            holding.set()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(5)
+    return holder
+
+
+def test_a_command_answered_after_slacks_time_is_answered_by_its_response_url(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its change made after the time Slack waits for the ack (a wait for a turn
+    and for the database), a command's answer went only in the ack, which Slack
+    had dropped: the user saw an error and never learned the new item's id."""
+    monkeypatch.setattr(context, "ANSWER_WITHIN", 0.3)  # for the real 2.5 s; the wait below is past it
+    slack.command("log First sev:low", user=ALICE)
+    wait_for(lambda: _logged_post_recorded(engine))
+    seen = len(fake_slack.responses)
+    holder = _hold_the_database(engine, fake_slack.team_id, 0.8)
+    answer = slack.command("log Second sev:low", user=ALICE)
+    holder.join()
+    assert (answer.status, answer.body) == (200, "")
+    later = next_response(fake_slack, seen)
+    assert "Logged *POAM-2*" in str(later) and later.get("response_type") == "ephemeral", later
+    assert "Logged *POAM-3*" in slack.command("log Third sev:low", user=ALICE).text  # in time: in the ack
+
+
+def test_a_form_saved_after_slacks_time_is_confirmed_by_dm_and_not_saved_twice(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack says it could not connect and keeps the form open when its save
+    answers late: the confirmation goes by DM, and Submit pressed again saves
+    nothing twice (a new request, of the same form)."""
+    monkeypatch.setattr(context, "ANSWER_WITHIN", 0.3)
+    slack.command("log First sev:low", user=ALICE)
+    wait_for(lambda: _logged_post_recorded(engine))
+    view = log_form(slack, fake_slack)
+    holder = _hold_the_database(engine, fake_slack.team_id, 0.8)
+    answer = slack.submit(view, form_values(), user=ALICE)
+    holder.join()
+    assert (answer.status, answer.body) == (200, "")  # the form closes, if Slack still listens
+    dm = wait_for(lambda: [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == ALICE])
+    assert "Logged *POAM-2*" in str(dm[0].params), dm
+    time.sleep(1.1)  # Submit again, a second later: another timestamp and signature
+    again = slack.submit(view, form_values(), user=ALICE).json()
+    assert again["response_action"] == "update", again
+    assert "This form was saved already, so nothing was logged again." in str(again["view"])
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Item)).scalar_one() == 2
+
+
+def test_a_form_refused_then_corrected_saves_once(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
+    view = log_form(slack, fake_slack)
+    refused = slack.submit(view, form_values(**{BlockId.TITLE: {"type": "plain_text_input", "value": " "}}), user=ALICE)
+    assert refused.json()["response_action"] == "errors"
+    assert "Logged *POAM-1*" in slack.submit(view, form_values(), user=ALICE).text
+    time.sleep(1.1)
+    assert "saved already" in slack.submit(view, form_values(), user=ALICE).text
+    seen = len(fake_slack.calls_to("views.open"))
+    assert slack.command("log", user=ALICE).body == ""
+    other = opened_view(fake_slack, seen)  # another form: saved
+    assert other is not view
+    assert "Logged *POAM-2*" in slack.submit(other, form_values(), user=ALICE).text
+
+
+def test_a_milestone_form_submitted_again_adds_nothing_twice(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    view = milestone_form(slack, fake_slack, engine)
+    assert "Added *M1*" in slack.submit(view, milestone_values(), user=ALICE).text
+    time.sleep(1.1)
+    assert "saved already, so nothing was added again" in slack.submit(view, milestone_values(), user=ALICE).text
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Milestone)).scalar_one() == 1

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
+from bot.commands import metadata
 from bot.commands.actions import NO_ONE_TO_ACT_AS
 from bot.commands.ids import ActionId, BlockId
 from bot.poam import milestones
@@ -203,7 +204,7 @@ GARBAGE = [
     (ActionId.CLAIM, '{"number": 1, "team_id": "T0002"}', "out of date"),
     (ActionId.CLAIM, "[1]", "out of date"),
     (ActionId.CLAIM, '{"number": 99}', "There is no item POAM-99 in this workspace."),
-    (ActionId.CLAIM, '{"number": 99999999999}', "There is no item"),
+    (ActionId.CLAIM, '{"number": 99999999999}', "out of date"),  # past the database's integers
     (ActionId.SHOW + ".1", '{"number": 99}', "There is no item POAM-99 in this workspace."),
     (ActionId.HISTORY, "{}", "out of date"),
     (ActionId.COMPLETE_MILESTONE + ".1", '{"number": 1}', "out of date"),
@@ -483,6 +484,54 @@ def test_show_button_in_app_home_opens_the_card_in_a_modal(
     assert not fake_slack.responses
 
 
+def test_a_click_in_a_card_modal_whose_answer_slack_refuses_is_answered_by_dm(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    """A click in a modal has no response URL: its answer is pushed onto the
+    modal, on a trigger id good for 3 seconds. When Slack refused the push
+    (the click's work waited in line), the claim stood and nobody was told."""
+    log_direct(engine, make_actor, "Rotate keys", severity=Severity.HIGH, owner=None)
+    slack.event({"type": "app_home_opened", "user": BOB, "tab": "home", "event_ts": "1.1"})
+    home = wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params["view"]
+    acked(slack.click(ActionId.SHOW + ".1", metadata.dump(metadata.ItemRef(number=1)), user=BOB,
+                      view={**home, "id": "VH"}))
+    claim = card_buttons(opened_view(fake_slack)["blocks"])["Claim"]
+    fake_slack.fail("views.push", error="expired_trigger_id")
+    acked(slack.click(claim["action_id"], claim["value"], user=BOB, view={"type": "modal", "id": "VM"}))
+    dm = wait_for(lambda: [c for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == BOB])
+    assert "You now own *POAM-1*" in str(dm[0].params), dm
+    assert fake_slack.calls_to("views.push") and not fake_slack.responses
+
+
+def test_the_home_shows_at_once_what_was_done_in_the_modals_it_opened(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    """A claim in the card the Home opened, and a finding logged from its Log
+    a finding button, left the Home as it was until the tab was opened again."""
+
+    def home_saying(text: str) -> dict[str, Any]:
+        return wait_for(lambda: [c.params["view"] for c in fake_slack.calls_to("views.publish")
+                                 if text in strings(c.params["view"])])[-1]  # type: ignore[no-any-return]
+
+    log_direct(engine, make_actor, "Rotate keys", severity=Severity.HIGH, owner=None)
+    slack.event({"type": "app_home_opened", "user": BOB, "tab": "home", "event_ts": "1.1"})
+    home = home_saying("You own *0* open item(s)")
+    acked(slack.click(ActionId.SHOW + ".1", metadata.dump(metadata.ItemRef(number=1)), user=BOB,
+                      view={**home, "id": "VH"}))
+    modal = opened_view(fake_slack)
+    claim = card_buttons(modal["blocks"])["Claim"]
+    acked(slack.click(claim["action_id"], claim["value"], user=BOB, view={**modal, "id": "VM"}))
+    now = home_saying("You own *1* open item(s)")
+    assert "*0* item(s) wait for an owner" in strings(now)
+
+    log_button = card_buttons(now["blocks"])["Log a finding"]
+    seen = len(fake_slack.calls_to("views.open"))
+    acked(slack.click(log_button["action_id"], log_button["value"], user=BOB, view={**now, "id": "VH"}))
+    body = slack.submit(opened_view(fake_slack, seen), form_values(owner={"selected_user": BOB}), user=BOB).json()
+    assert body["response_action"] == "update", body
+    home_saying("You own *2* open item(s)")
+
+
 def test_app_home_of_someone_who_owns_nothing(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     slack.event({"type": "app_home_opened", "user": CAROL, "tab": "home", "event_ts": "1.1"})
     view = wait_for(lambda: fake_slack.calls_to("views.publish"))[0].params["view"]
@@ -536,6 +585,23 @@ def test_message_shortcut_prefills_the_form_and_links_back(
     reply(slack.command("claim 1", user=BOB))
     claim_post = wait_for(lambda: posts(fake_slack)[1:])[0]
     assert claim_post["thread_ts"] == "1700000500.000100"
+
+
+def test_message_shortcut_prefills_plain_words_not_slacks_markup(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    """Stored text is what people read: a mention, a channel, a link or
+    @channel as Slack sends them went into the title and description raw."""
+    message = {
+        "type": "message", "user": "U0REPORTER", "ts": "1700000500.000100",
+        "text": "<@U0REPORTER|rita> says TLS 1.0 is on <https://lb.example.com|the load balancer> "
+                "&lt;b&gt; <!channel> see <#C0SEC|security>, <https://x.example.com> <!date^1700000000^{date}|Nov 14>",
+    }
+    acked(slack.shortcut(user=ALICE, message=message))
+    view = wait_for(lambda: fake_slack.calls_to("views.open"))[0].params["view"]
+    elements = {block.get("block_id"): block.get("element", {}) for block in view["blocks"]}
+    assert elements["title"]["initial_value"] == (
+        "@rita says TLS 1.0 is on the load balancer (https://lb.example.com) <b> @channel see #security, "
+        "https://x.example.com Nov 14"
+    )
 
 
 def test_message_shortcut_on_a_thread_reply_posts_in_that_thread(

@@ -8,7 +8,10 @@ change this one's items.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import logging
 import threading
 import time
 import urllib.error
@@ -48,7 +51,7 @@ from tests.e2e.test_commands import (  # noqa: F401  (fast_teardown is an autous
 )
 from tests.e2e.test_interactions import form_values, log_form, opened_view
 from tests.fake_slack import FakeSlack
-from tests.slack_driver import Answer, SlackDriver, sign
+from tests.slack_driver import SIGNING_SECRET, Answer, SlackDriver, sign
 
 OTHER_TEAM = "T0002"
 EVIL = "<!channel> <@U123> & <https://x|y>"
@@ -95,6 +98,36 @@ def test_forged_signatures_are_rejected_and_change_nothing(
     time.sleep(0.2)
     assert snapshot(engine) == before
     assert len(fake_slack.calls) == calls and not fake_slack.responses
+
+
+def _raw_post(slack: SlackDriver, body: bytes, timestamp: str, signature: str) -> tuple[int, str]:
+    request = urllib.request.Request(slack.events_url, data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_body_or_timestamp_bolt_cannot_read_is_refused_without_a_traceback(
+    slack: SlackDriver, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bolt decoded the body, parsed its JSON and read the timestamp as a
+    number before any signature check: a body that is not UTF-8, a payload
+    that is not JSON or a timestamp that is not a number got a 500 and a
+    traceback in the log, signed or not."""
+    now = str(int(time.time()))
+    body = b"command=%2Fpoam&text=log+x&user_id=U00000ALICE\xff\xfe"
+    signature = "v0=" + hmac.new(SIGNING_SECRET.encode(), b"v0:" + now.encode() + b":" + body, hashlib.sha256).hexdigest()
+    with caplog.at_level(logging.DEBUG):
+        assert _raw_post(slack, body, now, signature) == (400, "unreadable request\n")
+        assert _raw_post(slack, b"payload=%7Bnot-json", now, "v0=" + "0" * 64) == (400, "unreadable request\n")
+        assert _raw_post(slack, b"text=log", "12x4", "v0=" + "0" * 64) == (401, "invalid request\n")
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert item_count(engine) == 0
+    assert "Logged *POAM-1*" in slack.command("log Still served sev:low", user=ALICE).text  # the body went on whole
 
 
 def test_stale_timestamps_are_rejected_even_when_correctly_signed(
@@ -237,24 +270,35 @@ def test_copies_of_one_request_at_the_same_moment_make_one_change(
 
 
 def test_handled_requests_are_forgotten_once_no_replay_can_match(
-    slack: SlackDriver, engine: Engine, clock: FixedClock, settings: Settings
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, clock: FixedClock, settings: Settings
 ) -> None:
-    """The scheduler's tick deletes what Slack's five minutes (ten, with room) make stale."""
+    """The scheduler's tick deletes what Slack's five minutes (ten, with room)
+    make stale; a saved form's view id, a day later (Submit pressed again on a
+    form left open)."""
     assert "Logged *POAM-1*" in reply(slack.command("log Kept a while sev:low", user=ALICE))
+    assert "Logged *POAM-2*" in slack.submit(log_form(slack, fake_slack), form_values(), user=ALICE).text
     scheduler = Scheduler(engine=engine, client=WebClient(token="xoxb-x", base_url=settings.slack_api_url),
                           settings=settings, clock=clock)
 
-    def handled() -> int:
+    def handled() -> list[str]:
+        """What is kept: each request's signature, each saved form's view id."""
         with engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM handled_requests")).scalar_one())
+            keys = connection.execute(text("SELECT signature FROM handled_requests")).scalars()
+            return sorted("form" if key.startswith("view:") else "request" for key in keys)
 
-    assert handled() == 1
+    assert handled() == ["form", "request", "request"]
     clock.advance(minutes=9)
     scheduler.tick()
-    assert handled() == 1
+    assert handled() == ["form", "request", "request"]
     clock.advance(minutes=2)
     scheduler.tick()
-    assert handled() == 0
+    assert handled() == ["form"]
+    clock.advance(hours=23, minutes=48)
+    scheduler.tick()
+    assert handled() == ["form"]
+    clock.advance(minutes=2)
+    scheduler.tick()
+    assert handled() == []
 
 
 # ---------------------------------------------------------------- escaping

@@ -12,6 +12,7 @@ from bot.blockkit.blocks import (
     Block,
     actions,
     button,
+    confirm_dialog,
     context,
     day,
     fields_section,
@@ -28,7 +29,7 @@ from bot.poam.actor import Actor, Role, Rules
 from bot.poam.errors import PermissionDenied
 from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
-from bot.poam.lifecycle import Action, Status, allowed_from
+from bot.poam.lifecycle import ACTIVE, Action, Status, allowed_from
 from bot.poam.permissions import Remediators, is_authorizing_official, require_authorizing_official, require_verifier
 from bot.poam.review import Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
@@ -83,13 +84,15 @@ def next_milestone(milestones: Sequence[MilestoneRow]) -> MilestoneRow | None:
     return min(pending, key=lambda m: (m.due_on, m.number)) if pending else None
 
 
-def _milestone_line(milestone: MilestoneRow, today: date) -> str:
+def _milestone_line(milestone: MilestoneRow, today: date, *, dates_count: bool) -> str:
+    """A milestone of the card; late only where the item's dates still count
+    (``dates_count``: not once it closed, nor while its risk is accepted)."""
     text = f"*M{milestone.number}* {escape(milestone.description)} · due {day(milestone.due_on)}"
     if milestone.due_on != milestone.planned_due_on:
         text += f" (planned {day(milestone.planned_due_on)})"
     if milestone.completed_at is not None:
         text = f":white_check_mark: ~{text}~"
-    elif milestone.due_on < today:
+    elif dates_count and milestone.due_on < today:
         text += " :warning: late"
     return text
 
@@ -132,7 +135,8 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
         why = f": {escape(clip(waiting.text, 1500))}" if waiting.text else ""
         blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}, asked by {mention(waiting.requested_by)}{why}"))
     if detail.milestones:
-        lines = "\n".join(_milestone_line(m, today) for m in detail.milestones)
+        dates_count = item.status in ACTIVE
+        lines = "\n".join(_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones)
         blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
     if item.recurs_number is not None:
         blocks.append(context(f"Found again after *{rules.label(item.recurs_number)}* was closed."))
@@ -150,10 +154,13 @@ def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
     a fix waits and they verify; Approve and Reject a request, or Approve
     plan, when they are its authorizing official and do not own it."""
     waiting = pending_of(detail)
-    if waiting is not None and waiting.kind == RequestKind.VERIFICATION:
-        return Role.VERIFIER in viewer.roles
+    verifying = waiting is not None and waiting.kind == RequestKind.VERIFICATION
+    if verifying and Role.VERIFIER in viewer.roles:
+        return True
     item = detail.item
-    awaits_ao = waiting is not None or (item.remediation_plan is not None and item.plan_approved_at is None)
+    plan_waits = (item.remediation_plan is not None and item.plan_approved_at is None
+                  and item.status in allowed_from(Action.APPROVE_PLAN))
+    awaits_ao = (waiting is not None and not verifying) or plan_waits
     return awaits_ao and item.owner_id != viewer.user_id and is_authorizing_official(viewer, detail.system)
 
 
@@ -182,18 +189,16 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
     waiting = pending_of(detail)
     if waiting is not None:
         asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))
+        rules_label = viewer.rules.label(item.number)
         if waiting.kind == RequestKind.VERIFICATION and remediators is not None and _allowed(
             require_verifier, viewer, item, submitter=waiting.requested_by, remediators=remediators
         ):
-            buttons += [button("Verify", ActionId.VERIFY, asked, style="primary"), button("Reject", ActionId.REJECT_FIX, asked)]
+            buttons += verification_buttons(asked, label=rules_label)
         elif waiting.kind != RequestKind.VERIFICATION and remediators is not None and _allowed(
             require_authorizing_official, viewer, item, detail.system, "decide it", requester=waiting.requested_by,
             remediators=remediators,
         ):
-            buttons += [
-                button("Approve", ActionId.DECIDE_APPROVE, asked, style="primary"),
-                button("Reject", ActionId.DECIDE_REJECT, asked),
-            ]
+            buttons += decision_buttons(asked, label=rules_label, asked_for=what_is_asked(waiting))
     if (
         item.remediation_plan
         and item.plan_approved_at is None
@@ -235,6 +240,27 @@ def what_is_asked(request: ReviewRequest | RequestRow) -> str:
 
 def pending_of(detail: ItemDetail) -> RequestRow | None:
     return next((r for r in detail.requests if r.status == RequestStatus.PENDING), None)
+
+
+def verification_buttons(ref: str, *, label: str) -> list[dict[str, Any]]:
+    """Verify (asking first: the item closes for good) and Reject, wherever a
+    verifier is asked (a card, the DM)."""
+    return [
+        button("Verify", ActionId.VERIFY, ref, style="primary",
+               confirm=confirm_dialog(f"Verify {label}?", "The item closes as remediated, on the record under your name.",
+                                      "Verify")),
+        button("Reject", ActionId.REJECT_FIX, ref, style="danger"),
+    ]
+
+
+def decision_buttons(ref: str, *, label: str, asked_for: str) -> list[dict[str, Any]]:
+    """Approve and Reject of a request to the AO, each asking first, wherever the AO is asked."""
+    return [
+        button("Approve", ActionId.DECIDE_APPROVE, ref, style="primary",
+               confirm=confirm_dialog(f"Approve for {label}?", f"You approve {asked_for}.", "Approve")),
+        button("Reject", ActionId.DECIDE_REJECT, ref, style="danger",
+               confirm=confirm_dialog(f"Reject for {label}?", f"You reject {asked_for}.", "Reject")),
+    ]
 
 
 def show_button(number: int) -> dict[str, Any]:
@@ -330,8 +356,7 @@ def _event_detail(event: AuditEvent) -> str:
     if event.action in _WITHOUT_DETAIL:
         return ""
     if event.action in _OWNER_CHANGES:
-        to = details.get("owner", {}).get("to") if event.action == "item.assigned" else None
-        return (f" → {mention(to)}" if to else "") + _recorded({k: v for k, v in details.items() if k != "owner"})
+        return _owner_change(event) + _recorded({k: v for k, v in details.items() if k != "owner"})
     if event.action == "milestone.added":
         return f": M{details.get('milestone')} {_quoted(details.get('description'))}, due {details.get('due_on')}"
     if event.action == "milestone.moved":
@@ -343,6 +368,19 @@ def _event_detail(event: AuditEvent) -> str:
     if event.action == "item.imported":
         return f" from {_quoted(details.get('source'))}"
     return _recorded(details)
+
+
+def _owner_change(event: AuditEvent) -> str:
+    """Whose it was and whose it became, where the line does not say already:
+    `` @Alice → @Bob`` for an assignment, `` from @Bob`` for someone else's
+    release (a claim's actor is its new owner)."""
+    owner = event.details.get("owner")
+    was, to = (owner.get("from"), owner.get("to")) if isinstance(owner, dict) else (None, None)
+    if event.action == "item.assigned" and to:
+        return f" {mention(was)} → {mention(to)}" if was else f" → {mention(to)}"
+    if event.action == "item.released" and was and was != event.actor_id:
+        return f" from {mention(was)}"
+    return ""
 
 
 def _recorded(details: dict[str, Any]) -> str:

@@ -21,12 +21,18 @@ WAITING_ITEMS = 20
 
 
 def _waiting_blocks(waiting: WaitingOn, rules: Rules, today: date) -> list[Block]:
-    blocks: list[Block] = [header(f"Waiting on me ({waiting.total})")]
-    for item, request in waiting.verifications:
+    """What waits on me, :data:`WAITING_ITEMS` of each kind (``waiting`` holds
+    one more of a kind that has more: then the count says so)."""
+    verifications, decisions = waiting.verifications[:WAITING_ITEMS], waiting.decisions[:WAITING_ITEMS]
+    plans = waiting.plans[:WAITING_ITEMS]
+    count = len(verifications) + len(decisions) + len(plans)
+    more = "+" if count < waiting.total else ""
+    blocks: list[Block] = [header(f"Waiting on me ({count}{more})")]
+    for item, request in verifications:
         blocks.append(_ask(item, request, rules, today, f"verify the fix (asked by {mention(request.requested_by)})"))
-    for item, request in waiting.decisions:
+    for item, request in decisions:
         blocks.append(_ask(item, request, rules, today, f"decide {what_is_asked(request)} (asked by {mention(request.requested_by)})"))
-    for item in waiting.plans:
+    for item in plans:
         line = item_line(item, rules=rules, today=today) + "\n:memo: approve its remediation plan"
         blocks.append(section(line, accessory=show_button(item.number)))
     return blocks
@@ -37,10 +43,12 @@ def _ask(item: Item, request: ReviewRequest, rules: Rules, today: date, what: st
 
 
 def home_view(
-    page: ItemPage, milestones: Mapping[int, list[MilestoneRow]], *, rules: Rules, unclaimed: str, waiting: WaitingOn
+    page: ItemPage, milestones: Mapping[int, list[MilestoneRow]], *, rules: Rules, overdue: str, unclaimed: str,
+    waiting: WaitingOn,
 ) -> dict[str, Any]:
     """What waits on me as verifier or AO; what I own, overdue first, each with its
-    next milestone; a button to log a finding."""
+    next milestone; a button to log a finding. ``overdue`` and ``unclaimed``:
+    counts of every system's items (as text: ``1,000+`` past the count)."""
     blocks: list[Block] = [
         header("My POA&M"),
         actions(button("Log a finding", ActionId.LOG_FINDING, "home", style="primary")),
@@ -48,11 +56,12 @@ def home_view(
     if waiting.total:
         blocks += _waiting_blocks(waiting, rules, page.today)
         blocks.append(header("What I own"))
-    overdue = sum(1 for item in page.items if page.is_overdue(item))
     summary = f"You own *{page.total_text}* open item(s)"
-    if overdue:
+    if overdue != "0":
         summary += f", *{overdue}* overdue"
-    blocks.append(section(summary + f". *{unclaimed}* item(s) wait for an owner: `/poam list unclaimed`."))
+    # The Home counts every system's items; the command, the default system's unless told.
+    blocks.append(section(summary + f". *{unclaimed}* item(s) wait for an owner: `/poam list unclaimed`, with "
+                                    "`system:<name>` for a system other than the default."))
     for item in page.items:
         line = item_line(item, rules=rules, today=page.today)
         upcoming = next_milestone(milestones.get(item.id, []))
@@ -61,6 +70,5 @@ def home_view(
         blocks.append(section(line, accessory=show_button(item.number)))
     if page.has_more:
         more = "More" if page.capped else f"{page.total - len(page.items):,} more"
-        # The Home lists every system's items; the command, the default system's unless told.
         blocks.append(context(f"{more}: `/poam list mine`, with `system:<name>` for a system other than the default."))
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}

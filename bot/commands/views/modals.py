@@ -122,15 +122,28 @@ def milestone_modal(*, number: int, label: str) -> View:
     }
 
 
-def item_modal(*, label: str, blocks: list[Block]) -> View:
+#: The ``private_metadata`` of a modal opened from the App Home, directly or
+#: from another such modal: a change made in it publishes the Home again.
+FROM_HOME = "from-home"
+
+
+def opened_from_home(view: dict[str, Any] | None) -> bool:
+    """Whether ``view``, where a button was clicked, is the App Home or a modal opened from it."""
+    return view is not None and (view.get("type") == "home" or view.get("private_metadata") == FROM_HOME)
+
+
+def item_modal(*, label: str, blocks: list[Block], from_home: bool = False) -> View:
     """An item card shown in a modal (from the App Home, where there is no channel)."""
-    return {
+    view: View = {
         "type": "modal",
         "callback_id": CallbackId.ITEM_MODAL,
         "title": plain(label, 24),
         "close": plain("Close"),
         "blocks": blocks[:MAX_VIEW_BLOCKS],
     }
+    if from_home:
+        view["private_metadata"] = FROM_HOME
+    return view
 
 
 #: Which form field shows an error about which argument of ``log_item``.

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blockkit.blocks import Block, actions, button, context, day, plain, section
+from bot.blockkit.blocks import Block, actions, context, day, plain, section
 from bot.blockkit.text import clip, escape, mention
 from bot.commands import metadata
-from bot.commands.ids import VALUE, ActionId, BlockId, CallbackId
-from bot.commands.views.cards import severity_text, show_button, what_is_asked
+from bot.commands.ids import VALUE, BlockId, CallbackId
+from bot.commands.views.cards import (
+    decision_buttons,
+    severity_text,
+    show_button,
+    verification_buttons,
+    what_is_asked,
+)
 from bot.poam.actor import Rules
 from bot.poam.review import MAX_TEXT
 from bot.store.models import Item, ReviewRequest
-
-
-def _confirm(title: str, text: str, yes: str) -> dict[str, Any]:
-    return {"title": plain(title, 100), "text": {"type": "mrkdwn", "text": text}, "confirm": plain(yes, 30), "deny": plain("Cancel", 30)}
 
 
 def _item_line(item: Item, rules: Rules) -> str:
@@ -32,12 +34,7 @@ def verification_ask(item: Item, request: ReviewRequest, *, rules: Rules) -> lis
     if request.text:
         blocks.append(section(f"*Evidence*\n{escape(clip(request.text, 2800))}"))
     blocks.append(
-        actions(
-            button("Verify", ActionId.VERIFY, ref, style="primary",
-                   confirm=_confirm(f"Verify {label}?", "The item closes as remediated, on the record under your name.", "Verify")),
-            button("Reject", ActionId.REJECT_FIX, ref, style="danger"),
-            show_button(item.number),
-        )
+        actions(*verification_buttons(ref, label=label), show_button(item.number))
     )
     return blocks
 
@@ -51,13 +48,7 @@ def decision_ask(item: Item, request: ReviewRequest, *, rules: Rules) -> list[Bl
         section(f":scales: {mention(request.requested_by)} asks for {asked} on {_item_line(item, rules)}"),
         section(f"*Why*\n{escape(clip(request.text or '', 2800))}"),
         context(f"Due {day(item.due_on)} (scheduled {day(item.scheduled_completion_on)})"),
-        actions(
-            button("Approve", ActionId.DECIDE_APPROVE, ref, style="primary",
-                   confirm=_confirm(f"Approve for {label}?", f"You approve {asked}.", "Approve")),
-            button("Reject", ActionId.DECIDE_REJECT, ref, style="danger",
-                   confirm=_confirm(f"Reject for {label}?", f"You reject {asked}.", "Reject")),
-            show_button(item.number),
-        ),
+        actions(*decision_buttons(ref, label=label, asked_for=asked), show_button(item.number)),
     ]
 
 
