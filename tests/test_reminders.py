@@ -12,6 +12,7 @@ The harness here (``World``, ``make_world``, the users…) is imported by
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,13 +34,14 @@ from bot.poam.milestones import add_milestone
 from bot.poam.roles import grant_role
 from bot.poam.severity import Severity
 from bot.reminders import people, subscriptions
+from bot.reminders import scheduler as scheduler_module
 from bot.reminders.dispatch import Pacer
 from bot.reminders.planner import enqueue, plan
 from bot.reminders.scheduler import Scheduler, TickReport
-from bot.store import outbox
+from bot.store import outbox, rows
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage, Workspace
-from tests.db import events
+from tests.db import events, statements
 from tests.fake_slack import FakeSlack
 
 T = TypeVar("T")
@@ -251,6 +253,27 @@ def test_the_same_tick_run_twice_sends_nothing_twice(world: World) -> None:
     ) == 0
 
 
+def test_what_is_queued_goes_out_when_planning_fails(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure to plan (one person's DM past a database limit, say) stopped
+    the tick before its dispatch: nothing queued went out, for anyone."""
+    overdue_item(world)
+    settings = world.scheduler.settings
+    queued = world.do(lambda s: enqueue(
+        s, plan(s, clock=world.clock, rules=settings.rules, default_tz=settings.timezone), now=world.clock.now()))
+    assert queued == 1
+
+    def failing(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("planning broke")
+
+    monkeypatch.setattr(scheduler_module, "plan", failing)
+    report = world.tick()
+    assert report.planned == 0 and report.dispatched is not None and report.dispatched.sent == 1
+    assert [p["channel"] for p in world.posts()] == [OWNER]
+    assert "planning reminders and digests failed" in caplog.text
+
+
 def test_each_reminder_is_planned_with_its_unique_key(world: World) -> None:
     overdue_item(world)
     world.tick()
@@ -423,12 +446,36 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     assert f"*POAM-{overdue}* Expired TLS certificate — due Tue 17 Nov 2026, *3d overdue*" in dm
     assert "Vendor check-ins due" in dm
     assert f"*POAM-{vendor_old}* Vendor patch pending — last vendor check-in Tue 20 Oct 2026" in dm
+    # Commands to copy name the person's own items (they read POAM-12, or "…", whatever the ids).
+    assert f"`/poam vendor POAM-{vendor_old} checkin`" in dm
+    example = re.search(r"`/poam snooze POAM-(\d+) 3d`", dm)
+    assert example and int(example.group(1)) in (late_milestones, overdue, vendor_old), dm
     assert f"POAM-{vendor_new}*" not in dm
     assert f"POAM-{not_mine}*" not in dm and "Bob's problem" not in dm
     assert "Escalations" not in dm  # not an AO
     assert "Bob's problem" in world.dm_text(OWNER2)
     # Sections come in a fixed order: milestones, overdue, …, vendor check-ins.
     assert dm.index("Milestones due this week") < dm.index("Overdue") < dm.index("Vendor check-ins due")
+
+
+def test_the_dm_of_an_owner_of_more_items_than_one_statement_takes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their milestones were read with one IN list of every item needing them:
+    past 65,535 items (a scan's Point of Contact) PostgreSQL refused it, and the
+    tick failed for every workspace. Read a chunk at a time, in due order still."""
+    monkeypatch.setattr(rows, "IN_LIST_SIZE", 2)
+    numbers = [world.log(f"Finding {n}", owner=OWNER, due=FRI + timedelta(days=20)) for n in range(5)]
+    for number, days in zip(numbers, (5, 1, 4, 2, 3), strict=True):
+        world.do(lambda s, n=number, d=days: add_milestone(s, world.actor(OWNER), number=n, description=f"In {d}d",
+                                                           due_on=FRI + timedelta(days=d)))
+    with statements(world.engine) as seen:
+        world.tick()
+    milestone_reads = [params for statement, params in seen
+                       if "FROM milestones" in statement and "IN (" in statement and "items" not in statement]
+    assert milestone_reads and max(len(params) for params in milestone_reads) <= 2 + 3  # two ids; team, due
+    dm = world.dm_text(OWNER)
+    assert [dm.index(f"In {d}d") for d in range(1, 6)] == sorted(dm.index(f"In {d}d") for d in range(1, 6))
 
 
 def test_a_verifier_is_told_what_waits_for_verification(world: World) -> None:
@@ -701,6 +748,7 @@ def test_the_digest_counts(world: World) -> None:
     world.do(lambda s: review.submit_fix(s, world.actor(OWNER), number=d))
     e = world.log("E waiting on a decision", owner=OWNER2, severity=Severity.MODERATE, due=date(2027, 1, 20))
     world.do(lambda s: review.request_extension(s, world.actor(OWNER2), number=e, due_on=date(2027, 2, 15), reason="vendor"))
+    world.do(lambda s: items_mod.set_plan(s, world.actor(OWNER), number=a, plan="Patch it."))  # for the AO to approve
     world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
     assert (a, b, c, f, g, d, e) == (1, 2, 3, 4, 5, 6, 7)
 
@@ -716,6 +764,7 @@ def test_the_digest_counts(world: World) -> None:
         "By severity": "critical 1, high 1, moderate 2, low 1",
         "Waiting on verification": "1",
         "Waiting on a decision": "1",
+        "Plans awaiting approval": "1",
     }
     text = text_of(digest)
     assert f"*POAM-1* A overdue — 8d overdue · <@{OWNER}>" in text
@@ -723,6 +772,27 @@ def test_the_digest_counts(world: World) -> None:
     assert "Nothing overdue" not in text
     for absent in ("C closed", "G closed", "D waiting", "E waiting", "F risk"):
         assert absent not in text
+
+
+def test_a_closed_history_imported_this_week_was_neither_logged_nor_closed_this_week(world: World) -> None:
+    """A team bringing its POA&M over imports its closed rows too: the first
+    digest said thirty findings were logged and closed that week."""
+    from bot.interchange.findings import Finding
+    from bot.poam.imports import import_findings
+
+    admin = world.actor(ADMIN, Role.ADMIN)
+    history = [Finding(tool="Workbook", rule_id=f"V-{n}", asset="web-01", title=f"Old finding {n}",
+                       severity=Severity.LOW, where=f"row {n}", closed=True,
+                       closed_on=date(2026, 9, 1) if n % 2 else None)  # undated: closed when imported
+               for n in range(30)]
+    world.do(lambda s: import_findings(s, admin, findings=history, source_name="poam.xlsx"))
+    world.do(lambda s: import_findings(s, admin, findings=[Finding(
+        tool="Nessus", rule_id="19506", asset="web-02", title="New this week", severity=Severity.HIGH, where="row 1",
+    )], source_name="scan.nessus"))
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))
+    fields = fields_of(world.posts_to(DIGEST_CHANNEL)[0])
+    assert (fields["Logged this week"], fields["Closed this week"]) == ("1", "0")
 
 
 def test_subscribing_is_for_admins(world: World) -> None:

@@ -19,10 +19,10 @@ nothing, so the counts it shows are the ones the import then reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, cast
 
 from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
@@ -42,10 +42,10 @@ from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.models import Item, ItemControl, Milestone, table_of
+from bot.store.rows import in_chunks
 
-T = TypeVar("T")
 AuditEntry = tuple[str, int | None, dict[str, object]]
-#: Rows per bulk statement, and fingerprints or ids per IN list.
+#: Rows per bulk statement.
 _BATCH = 1000
 
 
@@ -192,12 +192,6 @@ def _where_found(finding: ImportedWeakness) -> tuple[str, str]:
     return finding.rule_id, identifier
 
 
-def _chunks(values: Sequence[T], size: int = _BATCH) -> Iterator[Sequence[T]]:
-    """``values`` in consecutive slices of ``size``."""
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
 @dataclass
 class _Classified:
     """What importing would do: the counts, the findings to add and the open items seen again."""
@@ -227,7 +221,7 @@ def _classify(
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
     closed_by_print: dict[str | None, int] = {}  # the latest closed item of each weakness
     prints = sorted({fingerprint for finding, _ in checked for fingerprint in finding.fingerprints})
-    for chunk in _chunks(prints):  # an IN list per chunk: SQLite takes at most 32,766 parameters
+    for chunk in in_chunks(prints):
         found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
             col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at)
         ).where(col(Item.team_id) == actor.team_id, col(Item.fingerprint).in_(chunk))
@@ -301,7 +295,7 @@ def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakne
     reads the POAM ID in its place."""
     numbers = sorted({number for finding in findings if (number := _own_number(actor, finding)) is not None})
     own: set[_OwnKey] = set()
-    for chunk in _chunks(numbers):
+    for chunk in in_chunks(numbers):
         rows = session.execute(
             sa_select(col(Item.number), col(Item.title), col(Item.detected_on), col(Item.assets),
                       col(Item.source_identifier))
@@ -346,7 +340,7 @@ def import_findings(
     plan = _classify(session, actor, findings, system_name)
     summary = plan.summary
     items = table_of(Item)
-    for chunk in _chunks([item_id for item_id, _ in plan.seen_again]):
+    for chunk in in_chunks([item_id for item_id, _ in plan.seen_again]):
         session.exec(
             update(items).where(items.c.team_id == actor.team_id, items.c.id.in_(chunk)).values(last_seen_at=actor.now())
         )
@@ -357,7 +351,7 @@ def import_findings(
         finding, values = fresh[index]
         fresh[index] = (finding, {**values, "recurs_number": numbers[closed_index]})
     imported: list[AuditEntry] = []
-    for batch in _chunks(list(zip(numbers, fresh, strict=True))):
+    for batch in in_chunks(list(zip(numbers, fresh, strict=True)), _BATCH):
         imported += _insert_items(session, actor, batch, system_id=plan.system_id, source_name=source_name)
     summary.numbers = list(numbers)
     summary.owners = list(dict.fromkeys(finding.owner_id for finding, _ in fresh if finding.owner_id))
@@ -389,7 +383,7 @@ def _name_tools(
             by_tool.setdefault(tool, []).append(item_id)
     named: dict[str, list[int]] = {}
     for tool, ids in by_tool.items():
-        for chunk in _chunks(ids):
+        for chunk in in_chunks(ids):
             numbers = session.execute(update(items).where(
                 items.c.team_id == actor.team_id, items.c.id.in_(chunk), items.c.detector.is_(None)
             ).values(detector=tool).returning(items.c.number)).scalars()

@@ -15,8 +15,8 @@ from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
 from bot.poam.item_lists import current_rating, overdue_condition
-from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
-from bot.poam.review import RequestKind, RequestStatus
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, allowed_from
+from bot.poam.review import Closure, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import Item, ReviewRequest
 
@@ -49,12 +49,19 @@ def digest_message(
     due_soon_count = session.exec(select(func.count()).select_from(Item).where(team, *is_due_soon)).one()
     overdue = session.exec(select(Item).where(team, *is_overdue).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()
     due_soon = session.exec(select(Item).where(team, *is_due_soon).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()
+    # A closed history brought in by an import (a workbook's closed rows) was
+    # neither logged nor closed this week, whenever it came.
+    not_history = or_(col(Item.closure).is_(None), col(Item.closure) != Closure.IMPORTED)
     logged = session.exec(
-        select(func.count()).select_from(Item).where(Item.team_id == team_id, col(Item.created_at) > now - WEEK)
+        select(func.count()).select_from(Item).where(team, col(Item.created_at) > now - WEEK, not_history)
     ).one()
     closed = session.exec(
-        select(func.count()).select_from(Item).where(Item.team_id == team_id, col(Item.closed_at) > now - WEEK)
+        select(func.count()).select_from(Item).where(team, col(Item.closed_at) > now - WEEK, not_history)
     ).one()
+    plans_waiting = session.exec(select(func.count()).select_from(Item).where(
+        team, col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)), col(Item.remediation_plan).is_not(None),
+        col(Item.plan_approved_at).is_(None),
+    )).one()
     open_last_week = session.exec(
         select(func.count()).select_from(Item).where(Item.team_id == team_id, _open_at(now - WEEK))
     ).one()
@@ -86,6 +93,7 @@ def digest_message(
                 ("By severity", ", ".join(f"{s.value} {by_severity[s.value]}" for s in Severity if by_severity[s.value]) or "—"),
                 ("Waiting on verification", str(pending[RequestKind.VERIFICATION])),
                 ("Waiting on a decision", str(pending[RequestKind.DEVIATION] + pending[RequestKind.EXTENSION])),
+                ("Plans awaiting approval", str(plans_waiting)),
             ]
         ),
     ]

@@ -22,6 +22,7 @@ from bot.poam.actor import Actor, Role
 from bot.poam.item_lists import overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.store.models import InfoSystem, Item, Milestone
+from bot.store.rows import in_chunks
 
 SOON = timedelta(days=7)
 VENDOR_CHECKIN_EVERY = timedelta(days=30)
@@ -88,16 +89,16 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     by_id = {item.id: item for item in mine}
     overdue = [_line(actor, i, f"due {day(i.due_on)}, *{(today - i.due_on).days}d overdue*")
                for i in mine if i.status in ACTIVE and i.due_on < today]
-    milestones = session.exec(
-        select(Milestone)
-        .where(
+    milestones = sorted((  # an IN list per chunk: one person may own tens of thousands of items
+        milestone
+        for chunk in in_chunks(list(by_id))
+        for milestone in session.exec(select(Milestone).where(
             Milestone.team_id == actor.team_id,
-            col(Milestone.item_id).in_(list(by_id)),
+            col(Milestone.item_id).in_(chunk),
             col(Milestone.completed_at).is_(None),
             col(Milestone.due_on) <= today + SOON,
-        )
-        .order_by(col(Milestone.due_on))
-    ).all() if by_id else []
+        ))
+    ), key=lambda milestone: milestone.due_on)
     upcoming = [
         _line(actor, by_id[m.item_id], f"M{m.number} {escape(clip(m.description, 100))}, "
               + ("*due today*" if m.due_on == today else f"*late since {day(m.due_on)}*" if m.due_on < today else f"due {day(m.due_on)}"))
@@ -105,7 +106,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     ]
     vendor = [
         _line(actor, i, "last vendor check-in " + (day(i.last_vendor_checkin_on) if i.last_vendor_checkin_on else "never")
-              + " — `/poam vendor … checkin` (or `shipped`)")
+              + f" — `/poam vendor {actor.rules.label(i.number)} checkin` (or `shipped`)")
         for i in mine
         if i.vendor_dependency and (i.last_vendor_checkin_on is None or i.last_vendor_checkin_on < today - VENDOR_CHECKIN_EVERY)
     ]
@@ -127,7 +128,9 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     ]
     if not blocks:
         return None
-    intro = [header(f"Your POA&M for {day(today)}"), section("Here is what needs you today. `/poam remind off` stops these; `/poam snooze POAM-12 3d` quiets one item.")]
+    example = actor.rules.label(mine[0].number if mine else 12)  # an id as this deployment writes them
+    intro = [header(f"Your POA&M for {day(today)}"), section(
+        f"Here is what needs you today. `/poam remind off` stops these; `/poam snooze {example} 3d` quiets one item.")]
     return f"Your POA&M for {day(today)}", intro + blocks
 
 

@@ -67,14 +67,22 @@ class Scheduler:
         with unit_of_work(self.engine) as session:
             forget_handled(session, now=self.clock.now())
         self._forget_delivered()
-        # Planning only reads (and may take a while): it must not hold SQLite's
-        # write lock; writing the outbox rows is one short transaction.
-        with unit_of_work(self.engine, read_only=True) as session:
-            due = plan(session, clock=self.clock, rules=rules, default_tz=self.settings.timezone)
-        with unit_of_work(self.engine) as session:
-            planned = enqueue(session, due, now=self.clock.now())
+        try:
+            planned = self._plan()
+        except Exception:  # logged with its traceback; what is queued (a change's DMs, retries) still goes
+            log.exception("planning reminders and digests failed; sending what is queued")
+            planned = 0
         sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead)
         return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
+
+    def _plan(self) -> int:
+        """Plan what is due into the outbox; how many messages that added.
+        Planning only reads (and may take a while): it must not hold SQLite's
+        write lock; writing the outbox rows is one short transaction."""
+        with unit_of_work(self.engine, read_only=True) as session:
+            due = plan(session, clock=self.clock, rules=self.settings.rules, default_tz=self.settings.timezone)
+        with unit_of_work(self.engine) as session:
+            return enqueue(session, due, now=self.clock.now())
 
     def _forget_delivered(self) -> None:
         """Old sent and given-up messages out of the outbox, a batch per
