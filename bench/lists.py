@@ -25,13 +25,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.load import TEAM, normalise_url  # noqa: E402
-from bot.poam.actor import Rules  # noqa: E402
+from bot.poam.actor import Actor, Rules  # noqa: E402
 from bot.poam.clock import SystemClock  # noqa: E402
 from bot.poam.item_lists import Direction, ItemPage, Scope, list_items  # noqa: E402
 from bot.poam.roles import load_actor  # noqa: E402
@@ -41,13 +42,16 @@ USER = "U00000007"
 PAGE = 20
 
 
+def _actor(session: Session) -> Actor:
+    return load_actor(session, team_id=TEAM, user_id=USER, tz=ZoneInfo("UTC"), clock=SystemClock(), rules=Rules())
+
+
 def time_page(engine: Engine, scope: Scope, offset: int, repeat: int) -> tuple[float, ItemPage]:
     """The fastest of ``repeat`` runs of the page after the list's ``offset``-th
     item (reached by Next from the first page, untimed), in ms, and the page."""
     best, page = float("inf"), None
     with unit_of_work(engine, read_only=True) as session:
-        actor = load_actor(session, team_id=TEAM, user_id=USER, tz=ZoneInfo("UTC"), clock=SystemClock(),
-                           rules=Rules())
+        actor = _actor(session)
         start = None
         for at in range(0, offset, PAGE):
             before = list_items(session, actor, scope=scope, limit=min(PAGE, offset - at), start=start, offset=at)
@@ -56,6 +60,7 @@ def time_page(engine: Engine, scope: Scope, offset: int, repeat: int) -> tuple[f
             start = (Direction.AFTER, before.position(before.items[-1]))
     for _ in range(repeat):
         with unit_of_work(engine, read_only=True) as session:
+            actor = _actor(session)  # its roles are read in its unit of work, if ever
             started = time.perf_counter()
             page = list_items(session, actor, scope=scope, limit=PAGE, start=start, offset=offset)
             best = min(best, time.perf_counter() - started)

@@ -148,7 +148,7 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
-    with unit_of_work(engine, read_only=True) as session:
+    with unit_of_work(engine, read_only=True, snapshot=True) as session:  # a change meanwhile is no break
         reports = [verify_chain(session, team_id=args.team)] if args.team else verify_all(session)
     for report in reports:
         if report.ok:

@@ -37,7 +37,7 @@ def prepare_database(settings: Settings) -> None:
             upgrade(engine)
         else:
             require_current(engine)
-        with unit_of_work(engine, read_only=True) as session:
+        with unit_of_work(engine, read_only=True, snapshot=True) as session:  # heads and events of one moment
             for broken in head_breaks(session):
                 log.error("%s: run `poam-bot audit verify` and restore a consistent copy of the database", broken)
     finally:

@@ -132,6 +132,31 @@ def test_an_export_is_of_one_moment(
     assert (item["status"], item["requests"][0]["status"]) == ("closed", "approved")
 
 
+def test_audit_verify_reads_heads_and_events_of_one_moment(
+    db_env: str, engine: Engine, alice: Actor, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change committed between its read of the workspaces' heads and of their
+    events was a false alarm on PostgreSQL: "not in the recorded chain"."""
+    with unit_of_work(engine) as session:
+        items.log_item(session, alice, title="Weak TLS", severity=Severity.LOW)
+    changed = []
+
+    def log_once_heads_are_read(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not changed and "FROM workspaces" in statement and "WHERE workspaces.team_id" in statement:  # a head
+            changed.append(True)
+            with unit_of_work(engine) as session:
+                items.log_item(session, alice, title="Logged meanwhile", severity=Severity.LOW)
+
+    def watched_engine(url: str, **kwargs: Any) -> Engine:  # the command's own engine; no other gets the event
+        made = make_engine(url, **kwargs)
+        event.listen(made, "after_cursor_execute", log_once_heads_are_read)
+        return made
+
+    monkeypatch.setattr(cli, "make_engine", watched_engine)
+    assert main(["audit", "verify"]) == 0, capsys.readouterr().err
+    assert changed and "chain intact" in capsys.readouterr().out
+
+
 def test_export_csv_uses_the_fedramp_columns_and_formats(
     db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path
 ) -> None:

@@ -722,8 +722,10 @@ def test_a_subscription_changed_keeps_what_is_not_given(world: World) -> None:
     assert (found.weekday, found.post_at) == (4, time(9, 0))
     found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL, post_at=time(10, 30)))
     assert (found.weekday, found.post_at) == (4, time(10, 30))
+    recorded = len(events(world.engine))
     found = world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
     assert (found.weekday, found.post_at) == (4, time(10, 30))
+    assert len(events(world.engine)) == recorded  # nothing changed: nothing recorded
 
 
 def test_the_digest_counts(world: World) -> None:

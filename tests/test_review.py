@@ -72,6 +72,7 @@ from bot.poam.review import (
 from bot.poam.roles import grant_role
 from bot.poam.severity import Severity
 from bot.poam.systems import add_system, change_system
+from bot.reminders import expiries
 from bot.reminders.expiries import end_risk_acceptances
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ReviewRequest, Workspace
@@ -1254,18 +1255,23 @@ def test_risk_acceptance_holds_through_its_day_in_the_workspaces_zone(
     assert _expire(engine, clock, zone) == [Expired(TEAM, number, date(2026, 12, 31))]
 
 
+def _accepted_in_two_workspaces(engine: Engine, people: People, make_actor: Any) -> None:
+    """Item 1 of this workspace and of T0OTHER, each risk accepted until 25 November."""
+    for actor, otto in ((people.alice, people.otto),
+                        (make_actor(ALICE, team="T0OTHER"), make_actor(OTTO, Role.AO, team="T0OTHER"))):
+        item = run(engine, lambda s, actor=actor: log_item(s, actor, title="Weak TLS", severity=Severity.LOW,
+                                                          owner_id=ALICE))
+        run(engine, lambda s, otto=otto, item=item: accept_risk(s, otto, number=item.number, until=date(2026, 11, 25),
+                                                                 rationale="WAF rule."))
+
+
 def test_a_workspace_whose_change_is_refused_holds_back_no_other(
     engine: Engine, people: People, clock: FixedClock, make_actor: Any
 ) -> None:
     """Its audit trail past its recorded head (a restored copy, say), one
     workspace's expiry is refused: the others' end all the same, each in its own
     transaction, and the refusal is reported (the next tick tries again)."""
-    otto_b = make_actor(OTTO, Role.AO, team="T0OTHER")
-    for actor, otto in ((people.alice, people.otto), (make_actor(ALICE, team="T0OTHER"), otto_b)):
-        item = run(engine, lambda s, actor=actor: log_item(s, actor, title="Weak TLS", severity=Severity.LOW,
-                                                          owner_id=ALICE))
-        run(engine, lambda s, otto=otto, item=item: accept_risk(s, otto, number=item.number, until=date(2026, 11, 25),
-                                                                 rationale="WAF rule."))
+    _accepted_in_two_workspaces(engine, people, make_actor)
     with engine.begin() as connection:
         connection.execute(sa.update(Workspace).where(Workspace.team_id == TEAM).values(audit_seq=Workspace.audit_seq - 1))
     clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
@@ -1274,6 +1280,24 @@ def test_a_workspace_whose_change_is_refused_holds_back_no_other(
     assert list(done.failed) == [TEAM] and "audit trail already holds events" in done.failed[TEAM]
     assert fetch(engine, 1).status == Status.RISK_ACCEPTED
     assert fetch(engine, 1, team="T0OTHER").status == Status.IN_PROGRESS
+
+
+def test_a_workspace_whose_expiry_fails_otherwise_holds_back_no_other_either(
+    engine: Engine, people: People, clock: FixedClock, make_actor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _accepted_in_two_workspaces(engine, people, make_actor)
+    ending = expiries.expire_risk_acceptances
+
+    def busy_for_the_first(session: Session, *, team_id: str, **kwargs: Any) -> list[Expired]:
+        if team_id == TEAM:
+            raise sa.exc.OperationalError("UPDATE items", {}, RuntimeError("database is locked"))
+        return ending(session, team_id=team_id, **kwargs)
+
+    monkeypatch.setattr(expiries, "expire_risk_acceptances", busy_for_the_first)
+    clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC"))
+    assert done.ended == [Expired("T0OTHER", 1, date(2026, 11, 25))]
+    assert list(done.failed) == [TEAM] and "database is locked" in done.failed[TEAM]
 
 
 def test_risk_acceptance_of_an_unowned_item_expires_to_open(engine: Engine, people: People, clock: FixedClock) -> None:

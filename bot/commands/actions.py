@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -76,7 +77,7 @@ def deliver(services: Services, request: SlackRequest, body: dict[str, Any], rep
     if reply.modal is not None or (view is not None and reply.blocks):
         on_form_threads(services, _open_then_answer, services, request, view, reply, respond)
     else:
-        after_ack(services, _answer_and_finish, request, view, reply, [], respond)
+        after_ack(services, _answer_and_finish, request, view, reply, [], respond, shown=False)
 
 
 def _open_then_answer(
@@ -95,7 +96,7 @@ def _open_then_answer(
 
 def _answer_and_finish(
     request: SlackRequest, view: dict[str, Any] | None, reply: Reply, problems: list[str], respond: Respond,
-    *, shown: bool = False,
+    *, shown: bool,
 ) -> None:
     """Say ``reply`` privately where it was not ``shown`` in a modal (a click in
     a view has no response URL: its answer, a claim's say, goes by DM when
@@ -166,7 +167,8 @@ def register(app: App, services: Services) -> None:
         with request.transaction(read_only=True) as (session, actor):
             milestones.editable_item(session, actor, number=number, doing="add milestones")
             label = actor.rules.label(number)
-        return Reply(text="Opening the form…", modal=milestone_modal(number=number, label=label))
+        return Reply(text="Opening the form…", modal=milestone_modal(
+            number=number, label=label, from_home=opened_from_home(body.get("view"))))
 
     on(ActionId.ADD_MILESTONE, open_milestone_form)
 
@@ -192,7 +194,7 @@ def register(app: App, services: Services) -> None:
         request, number=request_ref(body).number, approve=False, request_id=request_ref(body).request))
 
     def open_reject_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
-        target = request_ref(body)
+        target = replace(request_ref(body), from_home=True if opened_from_home(body.get("view")) else None)
         label = request.services.settings.rules.label(target.number)
         return Reply(text="Opening the form…", modal=reject_modal(target, label=label))
 

@@ -68,6 +68,11 @@ def stale() -> InvalidInput:
 MAX_NUMBER = 2**31 - 1
 
 
+def _check_from_home(value: Any) -> None:
+    if value is not None and value is not True:
+        raise ValueError("bad origin")
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NUMBER
 
@@ -81,10 +86,13 @@ class ItemRef:
     number: int
     milestone: int | None = None
     version: int | None = None
+    #: A form's: opened from the App Home (a card it opened), published again once saved.
+    from_home: bool | None = None
 
     def check(self) -> None:
         if not _positive_int(self.number) or not (self.milestone is None or _positive_int(self.milestone)):
             raise ValueError("bad item reference")
+        _check_from_home(self.from_home)
         if self.version is not None and not (_positive_int(self.version) or self.version == 0):
             raise ValueError("bad item version")
 
@@ -153,8 +161,7 @@ class LogOrigin:
     from_home: bool | None = None
 
     def check(self) -> None:
-        if self.from_home is not None and self.from_home is not True:
-            raise ValueError("bad origin")
+        _check_from_home(self.from_home)
         for value in (self.channel_id, self.message_ts):
             if value is not None and (not isinstance(value, str) or len(value) > 40):
                 raise ValueError("bad origin")
@@ -171,10 +178,13 @@ class RequestRef:
 
     number: int
     request: int
+    #: A form's: opened from the App Home (a card it opened), published again once saved.
+    from_home: bool | None = None
 
     def check(self) -> None:
         if not _positive_int(self.number) or not _positive_int(self.request):
             raise ValueError("bad request reference")
+        _check_from_home(self.from_home)
 
 
 @dataclass(frozen=True)

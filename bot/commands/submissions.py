@@ -117,9 +117,7 @@ def _save_once(session: Session, request: SlackRequest, view: dict[str, Any], *,
         raise SavedBefore(f"This form was saved already, so nothing was {what} again.")
 
 
-def _confirm(
-    ack: Ack, services: Services, request: SlackRequest, reply: Reply
-) -> None:
+def _confirm(ack: Ack, services: Services, request: SlackRequest, reply: Reply) -> None:
     """The form becomes ``reply``'s confirmation; when the save took longer
     than Slack waits for the ack, the form is closed and the confirmation
     goes by DM."""
@@ -217,6 +215,8 @@ def register(app: App, services: Services) -> None:
             _failed(ack, error, fallback=BlockId.MILESTONE_TEXT)
             return
         _confirm(ack, services, request, Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*.")))
+        if target.from_home:  # its next milestone shows there at once
+            after_ack(services, publish_home, request)
 
     @app.view(CallbackId.REJECT_MODAL)
     @services.turns.taking_turns
@@ -239,6 +239,8 @@ def register(app: App, services: Services) -> None:
             return
         _confirm(ack, services, request, reply)
         follow_up(services, request, reply, respond=None)
+        if target.from_home:  # what waits on them there is one fewer
+            after_ack(services, publish_home, request)
 
     def _import_step(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest, *, confirm: bool

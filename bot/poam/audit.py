@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, func, insert
 from sqlalchemy.exc import IntegrityError
@@ -153,8 +153,16 @@ def _check_roles_still_held(session: Session, actor: Actor) -> None:
     roles = actor.roles
     if (isinstance(roles, RolesOnUse) and session.get_bind().dialect.name == "postgresql"
             and roles.lost_since_relied_on()):
-        session.rollback()  # as for a trail out of step: nothing of this change may commit
-        raise PermissionDenied(ROLES_CHANGED)
+        refuse_changed_meanwhile(session)
+
+
+def refuse_changed_meanwhile(session: Session) -> NoReturn:
+    """Refuse a change whose actor lost, while it ran, what let them make it
+    (a role, being a system's named AO): rolled back here, as for a trail out
+    of step, so that nothing of it commits, even under a caller that catches
+    refusals and goes on."""
+    session.rollback()
+    raise PermissionDenied(ROLES_CHANGED)
 
 
 def _sequence_taken(error: IntegrityError) -> bool:
@@ -181,8 +189,9 @@ def _chained_rows(
 ADDED_AFTERWARDS = "is not in the recorded chain (added afterwards)"
 NEWEST_DELETED = "is missing (the newest events were deleted)"
 HEAD_REPLACED = "was replaced (it does not match the recorded head)"
-#: What a change refused by AuditTrailOutOfStep answers.
+#: What a change answers that relied on a role taken away meanwhile (:func:`refuse_changed_meanwhile`).
 ROLES_CHANGED = "Your roles changed while this was being done, so nothing was changed; run it again."
+#: What a change refused by AuditTrailOutOfStep answers.
 OUT_OF_STEP = (
     "Nothing was changed: this workspace's audit trail already holds events past the one it records as its "
     "newest (the database was restored or copied inconsistently, or edited). An administrator should run "

@@ -10,11 +10,11 @@ decides it. Every request and every decision is a :class:`ReviewRequest` row
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, String, bindparam, cast, literal_column, null, or_, union_all
@@ -30,7 +30,6 @@ from bot.poam.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
-    PermissionDenied,
 )
 from bot.poam.items import load_item, status_change, touch
 from bot.poam.lifecycle import Action, Status, allowed_from, transition
@@ -45,6 +44,9 @@ from bot.poam.permissions import (
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant, table_of
+from bot.store.rows import Columns, in_chunks
+
+T = TypeVar("T")
 
 MAX_TEXT = 4_000
 #: The actor id of changes the bot makes by itself (expiries), in the audit trail.
@@ -164,14 +166,15 @@ def remediators(session: Session, *, team_id: str, item_id: int, owner_id: str |
     return _remediators_from(rows, owner_id=owner_id)
 
 
-def remediators_of_items(session: Session, items: Sequence[Item]) -> list[Remediators]:
+def remediators_of_items(session: Session, *, items: Sequence[Item]) -> list[Remediators]:
     """:func:`remediators` of each of ``items`` (one workspace's), in their
-    order, from one statement."""
+    order, a statement per chunk of them."""
     if not items:
         return []
     rows: dict[int, list[Any]] = {}
-    for row in session.execute(_WORKED_ON_MANY, {"team_id": items[0].team_id, "item_ids": [i.id for i in items]}):
-        rows.setdefault(row.item_id, []).append(row)
+    for chunk in in_chunks([item.id for item in items]):
+        for row in session.execute(_WORKED_ON_MANY, {"team_id": items[0].team_id, "item_ids": chunk}):
+            rows.setdefault(row.item_id, []).append(row)
     return [_remediators_from(rows.get(item.id or 0, []), owner_id=item.owner_id) for item in items]
 
 
@@ -513,10 +516,10 @@ def _record_as_ao(session: Session, actor: Actor, item: Item, *, action: str, de
     audit.record(session, actor, action=action, item_id=item.id, details=details)
     if session.get_bind().dialect.name != "postgresql" or Role.AO in actor.roles:
         return
-    named = session.execute(sa_select(col(InfoSystem.ao_user_id)).where(col(InfoSystem.id) == item.system_id)).scalar()
+    named = session.execute(sa_select(col(InfoSystem.ao_user_id)).where(
+        col(InfoSystem.team_id) == item.team_id, col(InfoSystem.id) == item.system_id)).scalar()
     if named != actor.user_id:
-        session.rollback()  # nothing of this decision may commit, even under a caller that goes on
-        raise PermissionDenied(audit.ROLES_CHANGED)
+        audit.refuse_changed_meanwhile(session)
 
 
 def _decided_fields(item: Item) -> dict[str, object]:
@@ -764,41 +767,66 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
         elif request.kind in (RequestKind.DEVIATION, RequestKind.EXTENSION):
             if is_authorizing_official(actor, _system(session, item)):
                 to_decide.append((item, request))
-    worked_on = remediators_of_items(session, [item for item, _ in to_decide])
-    decisions = [
-        (item, request) for (item, request), remediators in zip(to_decide, worked_on, strict=True)
-        if may_decide(actor, item, _system(session, item), requester=request.requested_by, remediators=remediators)
-    ][:limit]
+    decisions = _first_apart_from_the_work(
+        session, in_chunks(to_decide, 2 * limit), item_of=lambda pair: pair[0], limit=limit,
+        keeps=lambda pair, remediators: may_decide(
+            actor, pair[0], _system(session, pair[0]), requester=pair[1].requested_by, remediators=remediators),
+    )
     is_ao = Role.AO in actor.roles or is_system_ao(session, actor)
     return WaitingOn(verifications, decisions, _plans_for(session, actor, limit=limit) if is_ao else [], is_ao)
 
 
+def _first_apart_from_the_work(
+    session: Session, pages: Iterable[Sequence[T]], *, item_of: Callable[[T], Item], limit: int,
+    keeps: Callable[[T, Remediators], bool],
+) -> list[T]:
+    """The first ``limit`` of ``pages``' entries that ``keeps`` (given who
+    worked on each one's item), a page at a time: who worked on them is a
+    statement per page, and most people want the first few."""
+    found: list[T] = []
+    for page in pages:
+        worked_on = remediators_of_items(session, items=[item_of(entry) for entry in page])
+        found += [entry for entry, remediators in zip(page, worked_on, strict=True) if keeps(entry, remediators)]
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def plan_awaits_approval() -> Any:
+    """An item whose plan waits on the AO, as SQL (:func:`awaits_plan_approval`)."""
+    return (col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)) & col(Item.remediation_plan).is_not(None)
+            & col(Item.plan_approved_at).is_(None))
+
+
+def awaits_plan_approval(item: Item | Columns) -> bool:
+    """Whether ``item``'s plan waits on the AO: written, not approved, the item still on the open POA&M."""
+    return bool(item.remediation_plan) and item.plan_approved_at is None and item.status in allowed_from(
+        Action.APPROVE_PLAN)
+
+
 def _plans_for(session: Session, actor: Actor, *, limit: int) -> list[Item]:
-    """Plans awaiting this AO's approval, oldest first: read a page at a time,
-    those of items they worked on left out, until ``limit`` are found."""
+    """Plans awaiting this AO's approval, oldest first, those of items they
+    worked on left out."""
     conditions = [
         col(Item.team_id) == actor.team_id,
-        col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)),
-        col(Item.remediation_plan).is_not(None),
-        col(Item.plan_approved_at).is_(None),
+        plan_awaits_approval(),
         or_(col(Item.owner_id).is_(None), col(Item.owner_id) != actor.user_id),
     ]
     if Role.AO not in actor.roles:  # only the systems naming them, filtered before the limit
         conditions.append(col(Item.system_id).in_(
             select(InfoSystem.id).where(col(InfoSystem.team_id) == actor.team_id, col(InfoSystem.ao_user_id) == actor.user_id)
         ))
-    plans: list[Item] = []
-    page = 2 * limit
-    for offset in itertools.count(0, page):
-        candidates = list(session.exec(
-            select(Item).where(*conditions).order_by(col(Item.updated_at), col(Item.id)).offset(offset).limit(page)
-        ))
-        worked_on = remediators_of_items(session, candidates)
-        plans += [item for item, remediators in zip(candidates, worked_on, strict=True)
-                  if actor.user_id not in remediators.everyone]
-        if len(plans) >= limit or len(candidates) < page:
-            return plans[:limit]
-    raise AssertionError("unreachable")
+    candidates = select(Item).where(*conditions).order_by(col(Item.updated_at), col(Item.id))
+
+    def pages(size: int = 2 * limit) -> Iterator[list[Item]]:
+        for offset in itertools.count(0, size):
+            page = list(session.exec(candidates.offset(offset).limit(size)))
+            yield page
+            if len(page) < size:
+                return
+
+    return _first_apart_from_the_work(session, pages(), item_of=lambda item: item, limit=limit,
+                                      keeps=lambda _, remediators: actor.user_id not in remediators.everyone)
 
 
 def is_system_ao(session: Session, actor: Actor) -> bool:

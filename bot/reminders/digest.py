@@ -15,8 +15,8 @@ from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
 from bot.poam.item_lists import current_rating, overdue_condition
-from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, allowed_from
-from bot.poam.review import Closure, RequestKind, RequestStatus
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
+from bot.poam.review import Closure, RequestKind, RequestStatus, plan_awaits_approval
 from bot.poam.severity import Severity
 from bot.store.models import Item, ReviewRequest
 
@@ -58,10 +58,7 @@ def digest_message(
     closed = session.exec(
         select(func.count()).select_from(Item).where(team, col(Item.closed_at) > now - WEEK, not_history)
     ).one()
-    plans_waiting = session.exec(select(func.count()).select_from(Item).where(
-        team, col(Item.status).in_(allowed_from(Action.APPROVE_PLAN)), col(Item.remediation_plan).is_not(None),
-        col(Item.plan_approved_at).is_(None),
-    )).one()
+    plans_waiting = session.exec(select(func.count()).select_from(Item).where(team, plan_awaits_approval())).one()
     open_last_week = session.exec(
         select(func.count()).select_from(Item).where(Item.team_id == team_id, _open_at(now - WEEK))
     ).one()

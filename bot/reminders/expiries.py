@@ -41,4 +41,7 @@ def end_risk_acceptances(engine: Engine, *, clock: Clock, rules: Rules, tz: Zone
         except PoamError as error:  # refused by the domain: the trail out of step, say; the next tick tries again
             log.error("risk acceptances of workspace %s could not end: %s", team_id, error.message)
             done.failed[team_id] = error.message
+        except Exception as error:  # a database error (busy, say): logged with its traceback; the others go on
+            log.exception("risk acceptances of workspace %s could not end", team_id)
+            done.failed[team_id] = f"{type(error).__name__}: {error}"
     return done

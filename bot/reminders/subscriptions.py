@@ -31,7 +31,7 @@ def subscribe(
     # the row as it was, and the trail recorded what neither left (PostgreSQL).
     counters.lock_workspace(session, team_id=actor.team_id)
     found = session.get(DigestSubscription, (actor.team_id, channel_id), populate_existing=True)
-    was = None if found is None else (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
+    before = None if found is None else (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
     if found is None:
         found = DigestSubscription(team_id=actor.team_id, channel_id=channel_id, created_by=actor.user_id, created_at=actor.now())
         session.add(found)  # Monday at 09:00 unless given (the model's defaults)
@@ -39,11 +39,13 @@ def subscribe(
         found.weekday = weekday
     if post_at is not None:
         found.post_at = post_at
+    after = (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
+    if after == before:  # as it was: nothing changed, nothing to record
+        return found
     session.flush()
-    now = (WEEKDAYS[found.weekday], f"{found.post_at:%H:%M}")
-    details: dict[str, object] = {"channel": channel_id, "weekday": now[0], "at": now[1]}
-    if was is not None:  # a change of an existing subscription: from what
-        details.update(weekday={"from": was[0], "to": now[0]}, at={"from": was[1], "to": now[1]})
+    details: dict[str, object] = {"channel": channel_id, "weekday": after[0], "at": after[1]}
+    if before is not None:  # a change of an existing subscription: from what
+        details.update(weekday={"from": before[0], "to": after[0]}, at={"from": before[1], "to": after[1]})
     audit.record(session, actor, action="digest.subscribed", details=details)
     return found
 

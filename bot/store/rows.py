@@ -29,9 +29,9 @@ def rows_of(session: Session) -> Connection:
 
 
 def in_chunks(values: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]]:
-    """``values`` in consecutive slices of ``size`` (:data:`IN_LIST_SIZE`):
-    one statement per slice where a list of them goes into an IN, however
-    many there are."""
+    """``values`` in consecutive slices of ``size`` (:data:`IN_LIST_SIZE`): one
+    statement per slice where they go into an IN list (or are a bulk
+    statement's rows), however many there are."""
     step = size or IN_LIST_SIZE
     for start in range(0, len(values), step):
         yield values[start:start + step]

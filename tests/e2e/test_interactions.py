@@ -523,6 +523,15 @@ def test_the_home_shows_at_once_what_was_done_in_the_modals_it_opened(
     acked(slack.click(claim["action_id"], claim["value"], user=BOB, view={**modal, "id": "VM"}))
     now = home_saying("You own *1* open item(s)")
     assert "*0* item(s) wait for an owner" in strings(now)
+    seen = len(fake_slack.calls_to("views.open"))
+    acked(slack.click(ActionId.SHOW + ".1", metadata.dump(metadata.ItemRef(number=1)), user=BOB,
+                      view={**now, "id": "VH"}))
+    add = card_buttons(opened_view(fake_slack, seen)["blocks"])["Add milestone"]
+    acked(slack.click(add["action_id"], add["value"], user=BOB, view={**opened_view(fake_slack, seen), "id": "VM2"}))
+    milestone_form = wait_for(lambda: [c.params["view"] for c in fake_slack.calls_to("views.push")
+                                       if c.params["view"]["callback_id"] == "poam.milestone.modal"])[0]
+    assert "Added *M1*" in slack.submit(milestone_form, milestone_values(), user=BOB).text
+    home_saying("Next: *M1*")
 
     log_button = card_buttons(now["blocks"])["Log a finding"]
     seen = len(fake_slack.calls_to("views.open"))

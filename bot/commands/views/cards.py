@@ -31,7 +31,7 @@ from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import ACTIVE, Action, Status, allowed_from
 from bot.poam.permissions import Remediators, is_authorizing_official, require_authorizing_official, require_verifier
-from bot.poam.review import Deviation, RequestKind, RequestStatus
+from bot.poam.review import Deviation, RequestKind, RequestStatus, awaits_plan_approval
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
 from bot.store.rows import Columns
@@ -158,9 +158,7 @@ def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
     if verifying and Role.VERIFIER in viewer.roles:
         return True
     item = detail.item
-    plan_waits = (item.remediation_plan is not None and item.plan_approved_at is None
-                  and item.status in allowed_from(Action.APPROVE_PLAN))
-    awaits_ao = (waiting is not None and not verifying) or plan_waits
+    awaits_ao = (waiting is not None and not verifying) or awaits_plan_approval(item)
     return awaits_ao and item.owner_id != viewer.user_id and is_authorizing_official(viewer, detail.system)
 
 
@@ -189,20 +187,18 @@ def _card_buttons(detail: ItemDetail, viewer: Actor, remediators: Remediators | 
     waiting = pending_of(detail)
     if waiting is not None:
         asked = metadata.dump(metadata.RequestRef(number=item.number, request=waiting.id))
-        rules_label = viewer.rules.label(item.number)
+        label = viewer.rules.label(item.number)
         if waiting.kind == RequestKind.VERIFICATION and remediators is not None and _allowed(
             require_verifier, viewer, item, submitter=waiting.requested_by, remediators=remediators
         ):
-            buttons += verification_buttons(asked, label=rules_label)
+            buttons += verification_buttons(asked, label=label)
         elif waiting.kind != RequestKind.VERIFICATION and remediators is not None and _allowed(
             require_authorizing_official, viewer, item, detail.system, "decide it", requester=waiting.requested_by,
             remediators=remediators,
         ):
-            buttons += decision_buttons(asked, label=rules_label, asked_for=what_is_asked(waiting))
+            buttons += decision_buttons(asked, label=label, asked_for=what_is_asked(waiting))
     if (
-        item.remediation_plan
-        and item.plan_approved_at is None
-        and item.status in allowed_from(Action.APPROVE_PLAN)
+        awaits_plan_approval(item)
         and remediators is not None
         and _allowed(require_authorizing_official, viewer, item, detail.system, "approve its plan",
                      remediators=remediators)

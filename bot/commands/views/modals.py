@@ -106,14 +106,14 @@ def log_modal(
     }
 
 
-def milestone_modal(*, number: int, label: str) -> View:
+def milestone_modal(*, number: int, label: str, from_home: bool = False) -> View:
     return {
         "type": "modal",
         "callback_id": CallbackId.MILESTONE_MODAL,
         "title": plain("Add milestone", 24),
         "submit": plain("Add"),
         "close": plain("Cancel"),
-        "private_metadata": metadata.dump(metadata.ItemRef(number=number)),
+        "private_metadata": metadata.dump(metadata.ItemRef(number=number, from_home=from_home or None)),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"Milestone for *{label}*"}},
             _input(BlockId.MILESTONE_TEXT, "What will be done", _text(multiline=True, max_length=MAX_MILESTONE)),
