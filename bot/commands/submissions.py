@@ -117,15 +117,18 @@ def _save_once(session: Session, request: SlackRequest, view: dict[str, Any], *,
         raise SavedBefore(f"This form was saved already, so nothing was {what} again.")
 
 
-def _confirm(ack: Ack, services: Services, request: SlackRequest, reply: Reply) -> None:
+def _confirm(ack: Ack, services: Services, request: SlackRequest, reply: Reply, *, from_home: bool | None) -> None:
     """The form becomes ``reply``'s confirmation; when the save took longer
     than Slack waits for the ack, the form is closed and the confirmation
-    goes by DM."""
+    goes by DM. A form opened from the App Home (``from_home``) publishes it
+    again, to show what was saved."""
     if services.answered_late():
         ack()
         answer_after(services, request, reply, respond=None)
     else:
         ack(response_action="update", view=_confirmation(reply))
+    if from_home:
+        after_ack(services, publish_home, request)
 
 
 def _saved_before(ack: Ack, error: SavedBefore) -> None:
@@ -176,11 +179,9 @@ def register(app: App, services: Services) -> None:
             blocks=cards.done(f"Logged *{label}*. `/poam show {label}` shows it; `/poam claim {label}` takes it."),
             thread_post=post,
         )
-        _confirm(ack, services, request, reply)
+        _confirm(ack, services, request, reply, from_home=origin.from_home)
         follow_up(services, request, reply, respond=None)
         learn_about(request, [item.owner_id])
-        if origin.from_home:  # the new finding shows there at once
-            after_ack(services, publish_home, request)
 
     @app.view(CallbackId.MILESTONE_MODAL)
     @services.turns.taking_turns
@@ -214,9 +215,8 @@ def register(app: App, services: Services) -> None:
         except Exception as error:
             _failed(ack, error, fallback=BlockId.MILESTONE_TEXT)
             return
-        _confirm(ack, services, request, Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*.")))
-        if target.from_home:  # its next milestone shows there at once
-            after_ack(services, publish_home, request)
+        added = Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*."))
+        _confirm(ack, services, request, added, from_home=target.from_home)
 
     @app.view(CallbackId.REJECT_MODAL)
     @services.turns.taking_turns
@@ -237,10 +237,8 @@ def register(app: App, services: Services) -> None:
         except Exception as error:
             _failed(ack, error, fallback=BlockId.REASON)
             return
-        _confirm(ack, services, request, reply)
+        _confirm(ack, services, request, reply, from_home=target.from_home)
         follow_up(services, request, reply, respond=None)
-        if target.from_home:  # what waits on them there is one fewer
-            after_ack(services, publish_home, request)
 
     def _import_step(
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest, *, confirm: bool
