@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.commands import actions, home, slash, submissions
+from bot.commands import actions, home, slash, submissions, user_events
 from bot.commands.context import Services
 
 
@@ -14,3 +14,4 @@ def register(app: App, services: Services) -> None:
     actions.register(app, services)
     submissions.register(app, services)
     home.register(app, services)
+    user_events.register(app, services)

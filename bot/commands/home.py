@@ -11,14 +11,11 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
-from bot.commands.users import SlackUser, described_at
 from bot.commands.views.home import HOME_ITEMS, WAITING_ITEMS, home_view
 from bot.poam import review
 from bot.poam.errors import PoamError
 from bot.poam.item_details import milestones_of
 from bot.poam.item_lists import Scope, list_items
-from bot.reminders.people import remember_person
-from bot.store.engine import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +50,3 @@ def register(app: App, services: Services) -> None:
             log.warning("ignoring app_home_opened: %s", error)
             return
         after_ack(services, publish_home, request)
-
-    @app.event("user_change")
-    def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
-        user = event.get("user") or {}
-        # The workspace the event came for, which requests name: on Enterprise
-        # Grid the user's own team_id is their home workspace, perhaps another.
-        team_id = str(body.get("team_id") or user.get("team_id", ""))
-        seen_at = described_at(body.get("event_time"), now=services.clock.now())
-        known = services.users.remember(team_id=team_id, user=user, seen_at=seen_at)
-        after_ack(services, _remember_person, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
-
-
-def _remember_person(services: Services, *, team_id: str, user_id: str, known: SlackUser) -> None:
-    with unit_of_work(services.engine) as session:
-        remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
-                        seen_at=known.seen_at, clock=services.clock, known_only=True)

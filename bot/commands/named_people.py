@@ -22,8 +22,8 @@ from sqlmodel import col, select
 
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
+from bot.commands.user_events import record_person
 from bot.commands.users import SlackUser
-from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
 from bot.store.models import Person
 
@@ -54,8 +54,7 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
         return
     with unit_of_work(services.engine) as session:
         for user_id, user in found.items():
-            remember_person(session, team_id=team_id, user_id=user_id, tz=user.tz, name=user.name,
-                            seen_at=user.seen_at, clock=services.clock)
+            record_person(session, services, team_id=team_id, user_id=user_id, known=user)
 
 
 def _without_names(services: Services, team_id: str, user_ids: list[str]) -> Iterator[str]:

@@ -48,6 +48,8 @@ class SlackUser:
     fresh: bool = False
     #: When Slack described them so: a ``users.info`` call's start, a ``user_change`` event's handling.
     seen_at: datetime | None = None
+    #: Deactivated in Slack: a message to them is taken and read by nobody.
+    deleted: bool = False
 
 
 def quick_client(client: WebClient) -> WebClient:
@@ -110,6 +112,7 @@ class UserDirectory:
             workspace_admin=bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")),
             name=_name(user),
             seen_at=at,
+            deleted=user.get("deleted") is True,
         )
         ttl = min(self._ttl, ADMIN_CACHE_TTL) if found.workspace_admin else self._ttl
         key = (team_id, str(user.get("id")))

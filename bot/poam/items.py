@@ -26,6 +26,7 @@ from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, about
 from bot.poam.lifecycle import Action, Status, transition
 from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
+from bot.poam.presence import require_present
 from bot.poam.refs import MAX_NUMBER
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
@@ -141,6 +142,7 @@ def log_item(
     if owner_id is not None:
         with about("owner_id"):
             check_user_id(owner_id, what="user (owner)")
+            require_present(session, actor, owner_id, as_what="the owner")
     origin_channel_id = clean_text(origin_channel_id, field="The channel id", limit=32, required=False)
     origin_thread_ts = clean_text(origin_thread_ts, field="The message timestamp", limit=32, required=False)
     source_message_url = clean_text(source_message_url, field="The message link", limit=500, required=False)
@@ -313,6 +315,7 @@ def assign_item(session: Session, actor: Actor, *, number: int, owner_id: str) -
     """Set an item's owner (admins only)."""
     require_admin(actor, "assign owners")
     check_user_id(owner_id, what="user (owner)")
+    require_present(session, actor, owner_id, as_what="the owner")
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
     if item.owner_id == owner_id:

@@ -18,6 +18,7 @@ from bot.poam.actor import Actor, Role, RolesOnUse, Rules, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.permissions import require_admin
+from bot.poam.presence import require_present
 from bot.poam.systems import ensure_workspace, named_ao_of
 from bot.store import counters
 from bot.store.models import RoleGrant
@@ -75,6 +76,7 @@ def grant_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> R
     """Give ``user_id`` a role (admins only)."""
     require_admin(actor, "change roles")
     check_user_id(user_id)
+    require_present(session, actor, user_id, as_what=role.noun)
     ensure_workspace(session, actor)
     counters.lock_workspace(session, team_id=actor.team_id)
     existing = _grant(session, actor, user_id, role)

@@ -19,6 +19,7 @@ from bot.poam import audit
 from bot.poam.actor import Actor, check_user_id
 from bot.poam.errors import InvalidCombination, InvalidInput, NotFound
 from bot.poam.permissions import require_admin
+from bot.poam.presence import require_present
 from bot.poam.text import clean_text
 from bot.store import counters
 from bot.store.engine import writes_together
@@ -182,6 +183,7 @@ def add_system(
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
+        require_present(session, actor, ao_user_id, as_what="the authorizing official")
     if fedramp is not None:
         fedramp = fedramp_id(fedramp)
     taken = session.exec(
@@ -216,6 +218,7 @@ def change_system(
     organization = clean_text(organization, field="The organization", limit=200, required=False)
     if ao_user_id is not None:
         check_user_id(ao_user_id, what="user (AO)")
+        require_present(session, actor, ao_user_id, as_what="the authorizing official")
     if fedramp is not None:
         fedramp = fedramp_id(fedramp)
     # Each setting: (its new value, or None; whether `none` removes it).

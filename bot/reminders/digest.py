@@ -18,6 +18,7 @@ from bot.poam.item_lists import current_rating, overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import Closure, RequestKind, RequestStatus, plan_awaits_approval
 from bot.poam.severity import Severity
+from bot.reminders.departures import owners_who_left
 from bot.store.models import Item, ReviewRequest
 
 WEEK = timedelta(days=7)
@@ -102,4 +103,11 @@ def digest_message(
         blocks += sections(["*Due this week*", *capped([line(i, f"due {day(i.due_on)}") for i in due_soon], due_soon_count)])
     else:
         blocks.append(section("Nothing falls due this week."))
+    left, left_count = owners_who_left(session, team_id=team_id, limit=LIST_LIMIT)
+    if left:
+        blocks += sections([
+            "*Owners no longer in Slack* (deactivated: their reminders reach nobody; `/poam assign` hands an item on)",
+            *capped([f"• {mention(owner)} · {count} open item{'s' if count != 1 else ''}" for owner, count in left],
+                    left_count),
+        ])
     return f"Weekly POA&M digest: {open_count} open, {overdue_count} overdue", blocks

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col
 
 from bot.poam import audit
@@ -19,11 +19,13 @@ from bot.store.models import Person, Workspace
 
 def remember_person(
     session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, name: str | None, clock: Clock,
-    seen_at: datetime | None = None, known_only: bool = False,
+    seen_at: datetime | None = None, known_only: bool = False, left: bool = False,
 ) -> None:
     """Record the time zone (the reminder planner's only source) and the name
     (the exports') Slack reported for a user at ``seen_at`` (default: now);
-    an unknown name keeps the one on record.
+    an unknown name keeps the one on record. ``left``: Slack says they are
+    deactivated (``left_at`` keeps when it first said so); otherwise they are
+    active, and a ``left_at`` on record is cleared.
 
     What Slack said later stays: a ``users.info`` answer asked for before a
     ``user_change`` event was handled (in this process or another) may tell
@@ -38,11 +40,14 @@ def remember_person(
         return
     at = seen_at or clock.now()
     known = {"tz": tz.key, **({"name": name} if name else {})}
-    changes = {**known, "slack_seen_at": at, "updated_at": clock.now()}
+    left_at = col(Person.left_at)
+    changes = {**known, "slack_seen_at": at, "updated_at": clock.now(),
+               "left_at": func.coalesce(left_at, at) if left else None}
     on_record = col(Person.slack_seen_at)
     not_later = on_record.is_(None) | (on_record <= at)
     if known_only:
         differs = [col(getattr(Person, key)).is_distinct_from(value) for key, value in known.items()]
+        differs.append(left_at.is_(None) if left else left_at.is_not(None))
         session.exec(  # type: ignore[call-overload]
             update(Person)
             .where(col(Person.team_id) == team_id, col(Person.user_id) == user_id, not_later,
@@ -50,7 +55,9 @@ def remember_person(
             .values(**changes)
         )
         return
-    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, **changes)
+    statement = upsert_insert(session, Person).values(
+        team_id=team_id, user_id=user_id, **{**changes, "left_at": at if left else None}
+    )
     session.exec(  # type: ignore[call-overload]
         statement.on_conflict_do_update(index_elements=["team_id", "user_id"], set_=changes, where=not_later)
     )

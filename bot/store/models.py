@@ -289,6 +289,8 @@ class Person(SQLModel, table=True):
     name: str | None = Field(default=None, sa_type=sa.String(200))
     #: When Slack described them as ``tz`` and ``name`` say (``remember_person``).
     slack_seen_at: datetime | None = _timestamp(nullable=True)
+    #: When Slack first said they were deactivated; None while they are active.
+    left_at: datetime | None = _timestamp(nullable=True)
     remind_at: time = Field(default=time(9, 0))
     reminders_on: bool = Field(default=True)
     updated_at: datetime = _timestamp()

@@ -1,0 +1,66 @@
+"""``user_change``: what Slack says of a person, as it changes.
+
+Slack sends it for everyone in the workspace, for any change of profile. The
+time zone and name of people on record are kept up to date; a person Slack
+says is deactivated is recorded as having left (anyone, on record or not: an
+imported owner may have no record yet), and the first time, whoever can hand
+on what they held is told (``reminders.departures``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+from sqlmodel import Session, col, select
+
+from bot.commands.context import Services
+from bot.commands.followup import after_ack
+from bot.commands.users import SlackUser, described_at
+from bot.poam.clock import local_today
+from bot.reminders.departures import tell_of_departure
+from bot.reminders.people import remember_person
+from bot.store.engine import unit_of_work
+from bot.store.models import Person
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("user_change")
+    def on_user_change(event: dict[str, Any], body: dict[str, Any]) -> None:
+        user = event.get("user") or {}
+        # The workspace the event came for, which requests name: on Enterprise
+        # Grid the user's own team_id is their home workspace, perhaps another.
+        team_id = str(body.get("team_id") or user.get("team_id", ""))
+        seen_at = described_at(body.get("event_time"), now=services.clock.now())
+        known = services.users.remember(team_id=team_id, user=user, seen_at=seen_at)
+        after_ack(services, record_change, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
+
+
+def record_change(services: Services, *, team_id: str, user_id: str, known: SlackUser) -> None:
+    with unit_of_work(services.engine) as session:
+        record_person(session, services, team_id=team_id, user_id=user_id, known=known, known_only=not known.deleted)
+
+
+def record_person(session: Session, services: Services, *, team_id: str, user_id: str, known: SlackUser,
+                  known_only: bool = False) -> None:
+    """Record what Slack said of someone (``remember_person``), and when it
+    says for the first time that they left, tell those who can hand on what
+    they held."""
+    left_before = _left_at(session, team_id=team_id, user_id=user_id)
+    remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
+                    seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted)
+    if known.deleted and left_before is None and _left_at(session, team_id=team_id, user_id=user_id) is not None:
+        settings = services.settings
+        tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,
+                          configured_admins=settings.poam_admins, now=services.clock.now(),
+                          local_day=local_today(services.clock, settings.timezone))
+
+
+def _left_at(session: Session, *, team_id: str, user_id: str) -> datetime | None:
+    """When the person's record says they left, the row locked (PostgreSQL):
+    two copies of the event (Slack sends one again after a late ack) then
+    see the change one after the other."""
+    return session.exec(
+        select(col(Person.left_at)).where(Person.team_id == team_id, Person.user_id == user_id).with_for_update()
+    ).first()

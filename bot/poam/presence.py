@@ -1,0 +1,28 @@
+"""Whether someone named for work is still in Slack.
+
+Slack takes a message to a deactivated person without an error, so an item
+assigned to them, a system whose AO they are named or a role given to them
+would wait on nobody. Who left is known from Slack (``Person.left_at``,
+``reminders.departures``); someone the bot has no record of is taken as
+present (their record comes after the change: ``commands.named_people``).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from bot.poam.actor import Actor
+from bot.poam.errors import InvalidInput
+from bot.store.models import Person
+
+
+def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:
+    """Refuse ``user_id`` as ``as_what`` ("the owner") once Slack said they were deactivated."""
+    left_at = session.exec(
+        select(col(Person.left_at)).where(Person.team_id == actor.team_id, Person.user_id == user_id)
+    ).first()
+    if left_at is not None:
+        raise InvalidInput(
+            f"That person was deactivated in Slack (on {left_at.astimezone(actor.tz):%Y-%m-%d}), so nobody would "
+            f"hear what {as_what} is asked; choose someone who is still here."
+        )

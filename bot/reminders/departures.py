@@ -1,0 +1,134 @@
+"""People who left: telling those who can hand their work on.
+
+Slack takes a DM to a deactivated person without an error, and nobody reads
+it; the bot knows someone left only when Slack says so, in a ``user_change``
+event or a ``users.info`` answer (``remember_person`` keeps it as
+``Person.left_at``). What they held then reaches nobody: the items they own
+(their reminders), the systems they are the authorizing official of, the
+review roles they hold. When they are first known to have left, the
+workspace's admins and the AOs of their items' systems get one DM naming
+what to hand on; the planner sends the person nothing more
+(``planner.plan_reminders``), and the weekly digest lists owners who left
+while they still own open items (:func:`owners_who_left`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.blockkit.blocks import section
+from bot.blockkit.text import escape, mention
+from bot.poam.actor import Role, Rules
+from bot.poam.lifecycle import NOT_CLOSED
+from bot.store import outbox
+from bot.store.models import InfoSystem, Item, Person, RoleGrant
+
+#: The outbox kind of the DM saying someone left.
+KIND = "departure"
+#: Items named in that DM; the rest are counted.
+NAMED_ITEMS = 10
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What someone who left held that now reaches nobody."""
+
+    #: The numbers of the first :data:`NAMED_ITEMS` open items they own, and how many they own.
+    items: list[int]
+    item_count: int
+    #: The names of the systems they are the named AO of.
+    systems: list[str]
+    #: The review roles granted to them.
+    roles: list[Role]
+    #: The named AOs of the systems of their open items.
+    item_aos: frozenset[str]
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.item_count or self.systems or self.roles)
+
+
+def holdings(session: Session, *, team_id: str, user_id: str) -> Holdings:
+    owned = (Item.team_id == team_id, Item.owner_id == user_id, col(Item.status).in_(NOT_CLOSED))
+    item_count = session.exec(select(func.count()).select_from(Item).where(*owned)).one()
+    items = session.exec(select(Item.number).where(*owned).order_by(col(Item.number)).limit(NAMED_ITEMS)).all()
+    systems = session.exec(
+        select(InfoSystem.name).where(InfoSystem.team_id == team_id, InfoSystem.ao_user_id == user_id)
+        .order_by(col(InfoSystem.name))
+    ).all()
+    roles = session.exec(
+        select(RoleGrant.role).where(RoleGrant.team_id == team_id, RoleGrant.user_id == user_id)
+    ).all()
+    item_aos = session.exec(
+        select(InfoSystem.ao_user_id).distinct().where(
+            col(InfoSystem.id).in_(select(Item.system_id).where(*owned)), col(InfoSystem.ao_user_id).is_not(None)
+        )
+    ).all()
+    return Holdings(list(items), item_count, list(systems), sorted(Role(role) for role in roles),
+                    frozenset(ao for ao in item_aos if ao))
+
+
+def tell_of_departure(
+    session: Session, *, team_id: str, user_id: str, rules: Rules, configured_admins: Collection[str],
+    now: datetime, local_day: date,
+) -> int:
+    """Queue the DM saying ``user_id`` left to the workspace's admins (granted
+    or configured) and the AOs of their items' systems, none of whom left;
+    nothing when they held nothing. Returns how many were queued (once a day
+    each, whoever else queues it)."""
+    held = holdings(session, team_id=team_id, user_id=user_id)
+    if not held.anything:
+        return 0
+    admins = session.exec(
+        select(RoleGrant.user_id).where(RoleGrant.team_id == team_id, RoleGrant.role == Role.ADMIN)
+    ).all()
+    told = {*admins, *configured_admins, *held.item_aos} - {user_id}
+    gone = set(session.exec(
+        select(Person.user_id).where(Person.team_id == team_id, col(Person.user_id).in_(told),
+                                     col(Person.left_at).is_not(None))
+    ).all())
+    text = departure_message(user_id, held, rules)
+    return sum(
+        outbox.insert_once(session, team_id=team_id, recipient=recipient, kind=KIND, subject=f"person:{user_id}",
+                           local_day=local_day, text=text, blocks=[section(text)], next_attempt_at=now,
+                           created_at=now) is not None
+        for recipient in sorted(told - gone)
+    )
+
+
+def departure_message(user_id: str, held: Holdings, rules: Rules) -> str:
+    lines = [f":wave: {mention(user_id)} is no longer active in Slack (deactivated), "
+             "so nothing the POA&M asks of them reaches anyone:"]
+    if held.item_count:
+        labels = ", ".join(rules.label(number) for number in held.items)
+        more = f" and {held.item_count - len(held.items)} more" if held.item_count > len(held.items) else ""
+        first = rules.label(held.items[0])
+        lines.append(f"• they own {held.item_count} open item{'s' if held.item_count != 1 else ''}: "
+                     f"{labels}{more}. `/poam assign {first} @someone` hands one on.")
+    for name in held.systems:
+        lines.append(f"• they are the authorizing official of *{escape(name)}*. "
+                     f"`/poam system set {escape(name)} ao:@someone` names another.")
+    if held.roles:
+        spelled = " and ".join(role.noun for role in held.roles)
+        commands = ", ".join(f"`/poam role {mention(user_id)} -{role.value}`" for role in held.roles)
+        lines.append(f"• they are {spelled}: {commands} takes {'it' if len(held.roles) == 1 else 'each'} back.")
+    return "\n".join(lines)
+
+
+def owners_who_left(session: Session, *, team_id: str, limit: int) -> tuple[list[tuple[str, int]], int]:
+    """Up to ``limit`` people who left and still own open items, with how
+    many each (most first), and how many such people there are."""
+    owned = (
+        select(Item.owner_id, func.count().label("open_items"))
+        .join(Person, (col(Person.team_id) == col(Item.team_id)) & (col(Person.user_id) == col(Item.owner_id)))
+        .where(Item.team_id == team_id, col(Item.status).in_(NOT_CLOSED), col(Person.left_at).is_not(None))
+        .group_by(Item.owner_id)
+    )
+    rows = session.exec(owned.order_by(func.count().desc(), col(Item.owner_id)).limit(limit)).all()
+    total = session.exec(select(func.count()).select_from(owned.subquery())).one()
+    return [(str(owner), count) for owner, count in rows], total

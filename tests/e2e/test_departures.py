@@ -1,0 +1,169 @@
+"""People who left Slack, end to end: Slack says so (a ``user_change`` event,
+a ``users.info`` answer), the bot stops writing to them, tells the admins and
+the AOs of their items' systems once, lists them in the digest, and refuses
+them as owners, AOs and role holders.
+
+Slack takes a DM to a deactivated person without an error, so nothing but
+what Slack says of them tells the bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from bot.poam.clock import FixedClock
+from bot.reminders.departures import KIND
+from bot.reminders.scheduler import Scheduler
+from bot.store.engine import unit_of_work
+from bot.store.models import Item, OutboxMessage, Person
+from tests.e2e import test_reminders_e2e as reminders
+from tests.e2e.conftest import ADMIN, wait_for
+from tests.e2e.test_commands import fast_teardown, reply  # noqa: F401  (fast_teardown is an autouse fixture)
+from tests.e2e.test_reminders_e2e import AO, BOB, NEW_YORK, OWNER, all_text, dms, utc
+from tests.fake_slack import FakeSlack
+from tests.slack_driver import SlackDriver
+
+overdue = reminders.overdue  # POAM-1, the OWNER's, 20 days overdue on Fri 20 Nov; AO holds the AO role
+scheduler = reminders.scheduler
+TEAM = "T0001"
+CAROL = "U00000CAROL"
+
+
+def left_at(engine: Engine, user: str) -> datetime | None:
+    with unit_of_work(engine, read_only=True) as session:
+        person = session.get(Person, (TEAM, user))
+        return person.left_at if person else None
+
+
+def user_change(slack: SlackDriver, user: str, *, deleted: bool) -> None:
+    """Slack's event, sent now (its ``event_time``, later than the test's clock, counts as the clock's now)."""
+    profile: dict[str, Any] = {"id": user, "team_id": TEAM, "tz": NEW_YORK, "is_admin": False,
+                               "real_name": "Olive Owner", "deleted": deleted}
+    assert slack.event({"type": "user_change", "user": profile}).status == 200
+
+
+def departure_dms(fake_slack: FakeSlack, user: str) -> list[dict[str, Any]]:
+    return [dm for dm in dms(fake_slack, user) if "no longer active in Slack" in dm["text"]]
+
+
+def owner_of(engine: Engine, number: int) -> str | None:
+    with unit_of_work(engine, read_only=True) as session:
+        return session.exec(select(Item.owner_id).where(Item.team_id == TEAM, Item.number == number)).one()
+
+
+def test_an_owner_deactivated_in_slack_gets_no_more_reminders_and_the_admins_are_told_once(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, clock: FixedClock, engine: Engine
+) -> None:
+    assert "is now" in reply(slack.raw_command(f"role <@{BOB}|bob> +admin", user=ADMIN))
+    user_change(slack, OWNER, deleted=True)
+    first = wait_for(lambda: left_at(engine, OWNER))
+    user_change(slack, OWNER, deleted=True)  # Slack's copy of the event, or a later one
+    clock.set(utc(11, 20, 14, 0))  # Friday 09:00 in New York: the owner's reminder time
+    scheduler.tick()
+
+    assert dms(fake_slack, OWNER) == []
+    for admin in (ADMIN, BOB):  # configured and granted: both can assign
+        (told,) = departure_dms(fake_slack, admin)
+        text = all_text(told)
+        assert f"<@{OWNER}> is no longer active in Slack (deactivated)" in text
+        assert "they own 1 open item: POAM-1. `/poam assign POAM-1 @someone` hands one on." in text
+        assert "they are an authorizing official" not in text
+    assert departure_dms(fake_slack, AO) == []  # an AO by role, of no named system: not asked to reassign
+    assert len(dms(fake_slack, AO)) == 1  # but still hears of the overdue item
+
+    clock.set(utc(11, 23, 14, 0))  # Monday: no reminder, and nobody told again
+    user_change(slack, OWNER, deleted=True)
+    scheduler.tick()
+    assert dms(fake_slack, OWNER) == []
+    assert len(departure_dms(fake_slack, ADMIN)) == len(departure_dms(fake_slack, BOB)) == 1
+    assert left_at(engine, OWNER) == first  # when Slack first said so
+
+    user_change(slack, OWNER, deleted=False)  # reactivated
+    wait_for(lambda: left_at(engine, OWNER) is None)
+    clock.set(utc(11, 24, 14, 0))
+    scheduler.tick()
+    (reminder,) = dms(fake_slack, OWNER)
+    assert reminder["text"] == "Your POA&M for Tue 24 Nov 2026"
+
+
+def test_a_named_ao_and_a_verifier_who_left_are_named_to_the_admins(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, clock: FixedClock, engine: Engine
+) -> None:
+    assert "Added" in reply(slack.raw_command(f"system add Payroll ao:<@{CAROL}|carol>", user=ADMIN))
+    assert "is now" in reply(slack.raw_command(f"role <@{CAROL}|carol> +verifier", user=ADMIN))
+    assert "Logged *POAM-2*" in reply(slack.raw_command(f"log Weak TLS system:Payroll owner:<@{OWNER}|o>", user=OWNER))
+    user_change(slack, OWNER, deleted=True)
+    wait_for(lambda: left_at(engine, OWNER))
+    scheduler.tick()
+    (to_carol,) = departure_dms(fake_slack, CAROL)  # the named AO of POAM-2's system
+    assert "they own 2 open items: POAM-1, POAM-2." in all_text(to_carol)
+
+    user_change(slack, CAROL, deleted=True)
+    wait_for(lambda: left_at(engine, CAROL))
+    scheduler.tick()
+    (told,) = [dm for dm in departure_dms(fake_slack, ADMIN) if f"<@{CAROL}>" in dm["text"]]
+    text = all_text(told)
+    assert "they are the authorizing official of *Payroll*. `/poam system set Payroll ao:@someone` names another." \
+        in text
+    assert f"they are a verifier: `/poam role <@{CAROL}> -verifier` takes it back." in text
+    assert "open item" not in text
+
+
+def test_nobody_is_told_of_someone_who_held_nothing(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    user_change(slack, CAROL, deleted=True)  # never used the bot: recorded all the same
+    wait_for(lambda: left_at(engine, CAROL))
+    scheduler.tick()
+    with unit_of_work(engine, read_only=True) as session:
+        assert session.exec(select(OutboxMessage).where(OutboxMessage.kind == KIND)).all() == []
+
+
+def test_someone_who_left_is_refused_as_owner_ao_or_role_holder(
+    overdue: int, slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    user_change(slack, CAROL, deleted=True)
+    wait_for(lambda: left_at(engine, CAROL))
+    carol = f"<@{CAROL}|carol>"
+    for command in (f"assign POAM-1 {carol}", f"log Weak TLS owner:{carol}", f"system add Payroll ao:{carol}",
+                    f"system set default ao:{carol}", f"role {carol} +verifier"):
+        body = reply(slack.raw_command(command, user=ADMIN))
+        assert "That person was deactivated in Slack (on 2026-11-20)" in body, (command, body)
+        assert "choose someone who is still here" in body
+    assert owner_of(engine, 1) == OWNER
+    assert reply(slack.command("list open", user=ADMIN)).count("POAM-") == 1
+    assert "Payroll" not in reply(slack.command("systems", user=ADMIN))
+    assert CAROL not in reply(slack.command("roles", user=ADMIN))
+
+
+def test_an_assignee_slack_says_was_deactivated_is_recorded_and_the_admins_told(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Assigned before the bot knew: the look-up after the change
+    (``named_people``) learns it, and the admin who assigned hears of it."""
+    fake_slack.user(CAROL, tz=NEW_YORK, real_name="Carol")
+    fake_slack.users[CAROL]["deleted"] = True
+    assert "now owned by" in reply(slack.raw_command(f"assign POAM-1 <@{CAROL}|carol>", user=ADMIN))
+    wait_for(lambda: left_at(engine, CAROL))
+    scheduler.tick()
+    (told,) = departure_dms(fake_slack, ADMIN)
+    assert f"<@{CAROL}> is no longer active in Slack" in told["text"]
+    assert "they own 1 open item: POAM-1." in all_text(told)
+
+
+def test_the_digest_lists_owners_who_left(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, clock: FixedClock, engine: Engine
+) -> None:
+    assert "weekly digest" in reply(slack.command("subscribe", user=ADMIN))
+    user_change(slack, OWNER, deleted=True)
+    wait_for(lambda: left_at(engine, OWNER))
+    clock.set(utc(11, 23, 10))  # Monday 10:00 UTC: the digest's hour
+    scheduler.tick()
+    (digest,) = [c.params for c in fake_slack.calls_to("chat.postMessage") if c.params.get("channel") == "C0CHANNEL1"
+                 and c.params.get("text", "").startswith("Weekly POA&M digest")]
+    text = all_text(digest)
+    assert "*Owners no longer in Slack*" in text
+    assert f"• <@{OWNER}> · 1 open item" in text
