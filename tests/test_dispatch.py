@@ -32,6 +32,7 @@ from bot.poam.actor import Role
 from bot.poam.systems import ensure_workspace
 from bot.rate_limits import LONGEST_WAIT_SECONDS
 from bot.reminders import scheduler as scheduler_module
+from bot.reminders import subscriptions
 from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
@@ -53,7 +54,7 @@ from bot.store.engine import make_engine, unit_of_work
 from bot.store.models import OutboxMessage
 from tests import test_reminders as harness
 from tests.tcp_proxy import CuttableProxy
-from tests.test_reminders import ADMIN, FRI, OWNER, TEAM, World, make_scheduler, overdue_item
+from tests.test_reminders import ADMIN, DIGEST_CHANNEL, FRI, OWNER, TEAM, World, make_scheduler, overdue_item, utc
 
 # The fixtures of the shared harness (the fake Slack, the world).
 fake_api, fake, make_world, world = harness.fake_api, harness.fake, harness.make_world, harness.world
@@ -405,6 +406,19 @@ def test_a_message_nobody_asked_for_given_up_tells_nobody(world: World) -> None:
     world.fake.fail("chat.postMessage", error="account_inactive")
     assert run(world, plain_client(world)).failed == 1
     assert notices(world) == []
+
+
+def test_a_digest_refused_in_its_channel_tells_the_admin_who_subscribed_it(world: World) -> None:
+    """The bot not in the channel: the digest failed every week, and nobody knew."""
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.fake.fail("chat.postMessage", error="not_in_channel")
+    world.tick(utc(2026, 11, 23, 9, 0))  # Monday 09:00: the digest is due
+    (digest,) = [r for r in world.outbox() if r.kind == "digest"]
+    assert (digest.status, digest.requested_by) == (outbox.FAILED, ADMIN)
+    (notice,) = notices(world)
+    assert (notice.recipient, notice.status) == (ADMIN, outbox.SENT)
+    assert notice.text.startswith(f":warning: I could not post in <#{DIGEST_CHANNEL}> (Slack refused it: "
+                                  "`not_in_channel`). Invite me there with `/invite @POA&M`. It said:\n>Weekly")
 
 
 def test_send_now_leaves_telling_to_the_answer(world: World) -> None:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from bot.poam import audit
+from bot.poam import audit, fields
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.deadlines import DOD_CAT, parse_policy
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, PermissionDenied, PoamError
@@ -166,6 +166,16 @@ def test_log_item_with_every_field(engine: Engine, alice: Actor) -> None:
     chain_ok(engine)
 
 
+@pytest.mark.parametrize("given, stored", [
+    (["SI-2 (2)"], ["SI-2(2)"]),
+    (["si-2 ( 2 ) ( a )"], ["SI-2(2)(A)"]),
+    (["AC-2 SI-2"], ["AC-2", "SI-2"]),  # was stored as one id, AC-2SI-2
+    (["SC-28 SC-13\n", "AC-2(1) sc-28"], ["SC-28", "SC-13", "AC-2(1)"]),
+])
+def test_controls_written_with_spaces_between_them_stay_apart(given: list[str], stored: list[str]) -> None:
+    assert fields.controls(given) == stored
+
+
 def test_log_item_numbers_count_up(engine: Engine, alice: Actor, bob: Actor) -> None:
     numbers = [log(engine, actor).number for actor in (alice, bob, alice, bob)]
     assert numbers == [1, 2, 3, 4]
@@ -252,6 +262,9 @@ _BAD_LOGS: list[tuple[str, dict[str, Any], type[PoamError], str, str | None]] = 
     # (id, arguments, error, message, the field the error names)
     ("empty title", {"title": ""}, InvalidInput, "The title is missing.", "title"),
     ("blank title", {"title": " \n\t "}, InvalidInput, "The title is missing.", "title"),
+    # Nothing to see: zero-width spaces, a byte-order mark, a right-to-left mark, Braille blanks, controls.
+    ("invisible title", {"title": "\u200b\ufeff\u202e\u2800\x1b\u3000"}, InvalidInput, "The title is missing.",
+     "title"),
     (
         "huge title", {"title": "x" * 40_000}, InvalidInput,
         "The title is 40,000 characters long; the limit is 300.", "title",
@@ -926,6 +939,7 @@ def test_list_writes_nothing(listed: Engine, alice: Actor) -> None:
         ({"limit": 201}, InvalidInput, "A page holds 1 to 200 items."),
         ({"offset": -1}, InvalidInput, "A page's offset is 0 to 1,000,000,000."),
         ({"control": "AC_2"}, InvalidInput, "`AC_2` is not a control id; write it like AC-2 or SI-2(2)."),
+        ({"control": "AC-2 SI-2"}, InvalidInput, "A list is filtered by one control at a time; write it like AC-2."),
         ({"owner_id": "alice"}, InvalidInput, "`alice` is not a Slack user (owner) id; mention the person, like @jane."),
         ({"system_name": "Nope"}, NotFound, "There is no system called `Nope`; `/poam systems` lists them."),
     ],

@@ -146,6 +146,7 @@ def test_a_list_page_has_twenty_items_and_navigation() -> None:
     '{"scope":"open","offset":20,"after":[1,"2026-12-01",2147483648]}',  # past the database's integers
     '{"scope":"open","offset":0,"after":[true,"2026-12-01",3]}',
     '{"scope":"open","offset":0,"after":"1,2026-12-01,3"}',
+    "[" * 1000 + "]" * 1000,  # within a button value's 2,000 characters, too deep for the JSON parser
 ])
 def test_a_list_page_button_of_another_shape_is_refused_as_stale(value: str) -> None:
     with pytest.raises(InvalidInput, match="out of date"):

@@ -35,7 +35,7 @@ from bot.commands.home import publish_home
 from bot.commands.ids import ActionId
 from bot.commands.views.modals import item_modal, log_modal, milestone_modal, opened_from_home
 from bot.commands.views.review import reject_modal
-from bot.poam import milestones, systems
+from bot.poam import milestones, review, systems
 from bot.poam.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,11 @@ def answered(
 
 def through_response_url(services: Services, reply: Reply, respond: Respond) -> None:
     """After the ack, ``reply`` to a payload that names no one to answer by
-    name: its response URL is the only way back."""
+    name: its response URL is the only way back, and a click in a view (the
+    App Home, a modal) has none: there is nobody to tell."""
+    if respond.response_url is None:
+        log.warning("a click names no one to answer, and has no response URL: %s", reply.text)
+        return
     after_ack(services, respond, text=reply.text, blocks=reply.blocks, response_type="ephemeral",
               replace_original=False)
 
@@ -195,6 +199,8 @@ def register(app: App, services: Services) -> None:
 
     def open_reject_form(request: SlackRequest, body: dict[str, Any]) -> Reply:
         target = replace(request_ref(body), from_home=True if opened_from_home(body.get("view")) else None)
+        with request.transaction(read_only=True) as (session, actor):
+            review.may_verify(session, actor, number=target.number, request_id=target.request)
         label = request.services.settings.rules.label(target.number)
         return Reply(text="Opening the form…", modal=reject_modal(target, label=label))
 

@@ -151,6 +151,8 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
     """Import the file, or (``confirm`` False) only count what importing it would do."""
     if not from_slack(upload.url, api_url=request.services.settings.slack_api_url):
         raise ImportFormatError("file", "does not come from Slack")
+    with request.transaction(read_only=True) as (_session, actor):  # before fetching the file: its
+        require_admin(actor, "import findings")  # parse errors quote it (an admin's rights taken back meanwhile)
     if confirm:
         request.refuse_a_copy()  # before the download: a captured request sent again gets nowhere
     findings = read_findings(upload.name, download(request, upload))

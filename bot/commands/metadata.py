@@ -55,7 +55,7 @@ def load(cls: type[T], text: str | None) -> T:
         value = cls(**raw)
         value.check()  # type: ignore[attr-defined]
         return value
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: JSON nested a thousand deep
         raise stale() from None
 
 

@@ -68,13 +68,21 @@ _SOURCE_LABELS = {
 }
 
 
+#: Spaces before an enhancement's parentheses and inside them: ``SI-2 ( 2 )``.
+_ENHANCEMENT_SPACES = re.compile(r"\s+(?=[()])|(?<=\()\s+")
+
+
 def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(value for value in values if value))
 
 
 def controls(values: Iterable[str]) -> list[str]:
-    """Security control ids, upper-cased, e.g. ``AC-2``, ``SI-2(2)``, ``3.12.2``."""
-    cleaned = _unique(re.sub(r"\s+", "", value).upper() for value in values)
+    """Security control ids, upper-cased, e.g. ``AC-2``, ``SI-2(2)``, ``3.12.2``:
+    spaces around an enhancement's parentheses go (``SI-2 (2)``), and any
+    other space separates two ids (``AC-2 SI-2``), which were run together."""
+    cleaned = _unique(
+        control.upper() for value in values for control in _ENHANCEMENT_SPACES.sub("", value).split()
+    )
     for control in cleaned:
         if not _CONTROL.match(control):
             raise InvalidInput(f"`{control}` is not a control id; write it like AC-2 or SI-2(2).")

@@ -35,6 +35,8 @@ def control_filter(text: str) -> str:
     found = fields.controls([text])
     if not found:
         raise InvalidInput("The control to filter by is empty; write it like AC-2.", field="control")
+    if len(found) > 1:
+        raise InvalidInput("A list is filtered by one control at a time; write it like AC-2.", field="control")
     return found[0]
 
 

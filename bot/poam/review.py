@@ -322,9 +322,9 @@ def submit_fix(session: Session, actor: Actor, *, number: int, evidence: str | N
 
 
 def _verification(
-    session: Session, actor: Actor, number: int, request_id: int | None
+    session: Session, actor: Actor, number: int, request_id: int | None, *, for_update: bool = True
 ) -> tuple[Item, ReviewRequest]:
-    item = load_item(session, actor, number=number, for_update=True)
+    item = load_item(session, actor, number=number, for_update=for_update)
     request = _load_pending(
         session, actor, item, kinds={RequestKind.VERIFICATION}, request_id=request_id, what="fix to verify"
     )
@@ -347,6 +347,13 @@ def verify_fix(
         details={"request": request.id, "note": note, "status": {"from": "pending_verification", "to": "closed"}},
     )
     return item
+
+
+def may_verify(session: Session, actor: Actor, *, number: int, request_id: int | None = None) -> None:
+    """Refuse as :func:`verify_fix` and :func:`reject_fix` would, reading
+    only: before a form asks the verifier for their reason (a fix decided
+    meanwhile, a verifier who worked on it)."""
+    _verification(session, actor, number, request_id, for_update=False)
 
 
 def reject_fix(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal, overload
 
 from bot.poam.errors import InvalidInput
@@ -19,13 +20,26 @@ def clean_text(value: str | None, *, field: str, limit: int, required: bool = Tr
     """
     text = (value or "").strip()
     require_storable(text, field=field)
-    if not text:
+    if not text or not _shows_anything(text):
         if required:
             raise InvalidInput(f"{field} is missing.")
         return None
     if len(text) > limit:
         raise InvalidInput(f"{field} is {len(text):,} characters long; the limit is {limit:,}.")
     return text
+
+
+#: Characters that take room but show nothing, beside Unicode's controls,
+#: formats and spaces: the Braille blank and the Hangul fillers.
+_BLANKS = frozenset("\u2800\u115f\u1160\u3164\uffa0")
+_UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def _shows_anything(text: str) -> bool:
+    """Whether ``text`` has a character one can see: a title of zero-width
+    spaces, a byte-order mark or a lone right-to-left mark showed as nothing
+    on every card, list, DM and export."""
+    return any(char not in _BLANKS and unicodedata.category(char) not in _UNSEEN for char in text)
 
 
 def require_storable(text: str, *, field: str) -> None:

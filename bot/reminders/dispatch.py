@@ -69,6 +69,8 @@ OUTAGE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable
 #: How long after it was written a message waits out an outage, and how often it is tried meanwhile.
 OUTAGE_PATIENCE = timedelta(hours=24)
 OUTAGE_RETRY_EVERY = timedelta(minutes=10)
+#: How a conversation's id begins (public, private, direct); a user's begins with U or W.
+CHANNEL_PREFIXES = ("C", "G", "D")
 #: The outbox kind of the DM telling someone their change's message was given up.
 UNDELIVERED = "undelivered"
 #: How long a post sent just after its change's ack waits for its item's
@@ -285,8 +287,9 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
            else f"Slack did not take it in {row.attempts} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
-    if row.kind == outbox.THREAD_POST:
-        what = f"I could not post in <#{row.recipient}> ({why})."
+    if row.recipient.startswith(CHANNEL_PREFIXES):
+        invite = " Invite me there with `/invite @POA&M`." if code == "not_in_channel" else ""
+        what = f"I could not post in <#{row.recipient}> ({why}).{invite}"
     else:
         what = f"I could not deliver my message to {mention(row.recipient)} ({why}), so they have not been told. " \
                "Please tell them yourself."

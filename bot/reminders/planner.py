@@ -56,6 +56,8 @@ class Planned:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     thread_ts: str | None = None
+    #: Who is told when Slack refuses it for good (``dispatch``): the admin who subscribed a channel.
+    requested_by: str | None = None
 
 
 def _zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
@@ -171,7 +173,8 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, 
         if not due or subscription.channel_id in done:
             continue
         message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
-        yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message)
+        yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message,
+                      requested_by=subscription.created_by)
 
 
 def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) -> list[Planned]:
@@ -197,6 +200,7 @@ def enqueue(session: Session, planned: list[Planned], *, now: datetime) -> int:
             text=p.text,
             blocks=p.blocks,
             thread_ts=p.thread_ts,
+            requested_by=p.requested_by,
             next_attempt_at=now,
             created_at=now,
         ) is not None

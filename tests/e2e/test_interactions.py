@@ -7,6 +7,7 @@ used by someone without the right is refused and changes nothing.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, timedelta
 from typing import Any
 
@@ -262,6 +263,21 @@ def test_a_signed_click_that_names_no_user_is_answered_by_its_response_url(
     assert answer.get("response_type") == "ephemeral" and not answer.get("replace_original"), answer
     settle()
     assert snapshot(engine) == before and not ephemerals(fake_slack) and not fake_slack.calls_to("views.open")
+
+
+def test_a_signed_click_in_a_view_that_names_no_user_is_dropped_without_a_traceback(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A click on the App Home has no response URL: nobody to answer, and
+    Bolt's ``respond`` raised, logged as work after the ack that failed."""
+    log_via_slack(slack, engine, "Existing finding")
+    before = snapshot(engine)
+    with caplog.at_level(logging.WARNING):
+        acked(slack.click(ActionId.CLAIM, '{"number": 1}', user="not-a-user", view={"type": "home", "id": "VHOME"}))
+        settle()
+    assert snapshot(engine) == before and not fake_slack.responses and not ephemerals(fake_slack)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert "has no response URL" in caplog.text
 
 
 def test_add_milestone_button_is_refused_to_non_owners_and_for_unknown_items(

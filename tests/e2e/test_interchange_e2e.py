@@ -128,3 +128,19 @@ def test_a_file_not_from_slack_is_never_fetched_with_the_token(slack: SlackDrive
     slack.submit(form, {BlockId.FILE: evil}, user=ADMIN)
     result = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "does not come from Slack" in result
+
+
+def test_an_import_form_submitted_by_someone_not_an_admin_fetches_nothing(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The admin check came after the download: the file was fetched with the
+    bot token and its parse errors quoted it back to whoever submitted the
+    form (an admin whose rights were taken back while it was open)."""
+    slack.command("import", user=ADMIN)
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
+    url = fake_slack.host_file("secret.csv", b"TOP SECRET,password=hunter2\n")
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "secret.csv", "url_private_download": url}]}
+    slack.submit(form, {BlockId.FILE: upload}, user=ALICE)
+    shown = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
+    assert "cannot be imported: Only a POA&amp;M admin can import findings." in shown, shown
+    assert "hunter2" not in shown and fake_slack.downloads == []

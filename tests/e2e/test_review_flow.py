@@ -380,3 +380,22 @@ def test_a_reject_form_sent_after_someone_verified_says_who(
     assert "already verified" in shown and f"Decided by <@{VERIFIER2}>" in shown, shown
     with unit_of_work(engine, read_only=True) as session:
         assert session.exec(select(Item)).one().status == "closed"
+
+
+def test_the_reject_button_refuses_before_its_form_once_the_fix_is_decided_or_to_a_non_verifier(
+    team: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The form asked for a reason first and refused only once it was typed:
+    the Verify/Reject DM stays in every asked verifier's DMs after one decides."""
+    slack = team
+    slack.raw_command(f"log Open S3 bucket sev:high owner:<@{OWNER}|o>", user=OWNER)
+    slack.command("submit 1", user=OWNER)
+    reject = _button(wait_for(lambda: _dm_to(fake_slack, VERIFIER))[0]["blocks"], ActionId.REJECT_FIX)["value"]
+    slack.click(ActionId.REJECT_FIX, reject, user=OWNER)
+    wait_for(lambda: [r for r in fake_slack.responses if "Only a verifier can verify POAM-1" in json.dumps(r)])
+    other = wait_for(lambda: _dm_to(fake_slack, VERIFIER2))[0]
+    slack.click(ActionId.VERIFY, _button(other["blocks"], ActionId.VERIFY)["value"], user=VERIFIER2)
+    wait_for(lambda: [r for r in fake_slack.responses if "You verified" in json.dumps(r)])
+    slack.click(ActionId.REJECT_FIX, reject, user=VERIFIER)
+    wait_for(lambda: [r for r in fake_slack.responses if "was already verified" in json.dumps(r)])
+    assert not fake_slack.calls_to("views.open")
