@@ -66,7 +66,7 @@ def submit(request: SlackRequest, cmd: Parsed) -> Reply:
     if verifiers:
         text += " Asked: " + ", ".join(mention(user) for user in verifiers) + "."
     else:
-        text += (" Nobody can verify it yet: every verifier worked on it, or there is none. An admin grants the"
+        text += (" Nobody can verify it yet: every verifier worked on it or left Slack, or there is none. An admin grants the"
                  " role to someone separate with `/poam role @someone +verifier`.")
     return Reply(text=text, blocks=cards.done(text), queued_messages=queued)
 

@@ -9,11 +9,24 @@ present (their record comes after the change: ``commands.named_people``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput
 from bot.store.models import Person
+
+
+def who_left(session: Session, *, team_id: str, user_ids: Collection[str | None]) -> set[str]:
+    """Those of ``user_ids`` Slack said were deactivated: nobody would read what they are sent."""
+    wanted = {user for user in user_ids if user}
+    if not wanted:
+        return set()
+    return set(session.exec(
+        select(Person.user_id).where(Person.team_id == team_id, col(Person.user_id).in_(wanted),
+                                     col(Person.left_at).is_not(None))
+    ).all())
 
 
 def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:

@@ -41,6 +41,7 @@ from bot.poam.permissions import (
     require_owner,
     require_verifier,
 )
+from bot.poam.presence import who_left
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
 from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant, table_of
@@ -727,18 +728,25 @@ def _role_holders(session: Session, team_id: str, role: Role) -> list[str]:
 
 
 def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
-    """The verifiers who may verify this fix (every separation rule applied)."""
+    """The verifiers who may verify this fix (every separation rule applied)
+    and are still in Slack."""
     excluded = {request.requested_by} | _remediators_of(session, item).everyone
-    return [user for user in _role_holders(session, item.team_id, Role.VERIFIER) if user not in excluded]
+    verifiers = [user for user in _role_holders(session, item.team_id, Role.VERIFIER) if user not in excluded]
+    gone = who_left(session, team_id=item.team_id, user_ids=verifiers)
+    return [user for user in verifiers if user not in gone]
 
 
 def deciders_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
-    """Who should decide: the system's AO when they may, else every AO who may."""
+    """Who should decide: the system's AO when they may, else every AO who
+    may; none who left Slack (a request put only to a named AO who left
+    waited on nobody)."""
     excluded = {item.owner_id, request.requested_by} | _remediators_of(session, item).everyone
     system_ao = _system(session, item).ao_user_id
-    if system_ao and system_ao not in excluded:
+    aos = _role_holders(session, item.team_id, Role.AO)
+    gone = who_left(session, team_id=item.team_id, user_ids=[system_ao, *aos])
+    if system_ao and system_ao not in excluded and system_ao not in gone:
         return [system_ao]
-    return [user for user in _role_holders(session, item.team_id, Role.AO) if user not in excluded]
+    return [user for user in aos if user not in excluded and user not in gone]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ while they still own open items (:func:`owners_who_left`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -25,8 +27,11 @@ from bot.blockkit.blocks import section
 from bot.blockkit.text import escape, mention
 from bot.poam.actor import Role, Rules
 from bot.poam.lifecycle import NOT_CLOSED
+from bot.poam.presence import who_left
 from bot.store import outbox
 from bot.store.models import InfoSystem, Item, Person, RoleGrant
+
+log = logging.getLogger(__name__)
 
 #: The outbox kind of the DM saying someone left.
 KIND = "departure"
@@ -45,18 +50,28 @@ class Holdings:
     systems: list[str]
     #: The review roles granted to them.
     roles: list[Role]
-    #: The named AOs of the systems of their open items.
-    item_aos: frozenset[str]
 
     @property
     def anything(self) -> bool:
         return bool(self.item_count or self.systems or self.roles)
 
 
-def holdings(session: Session, *, team_id: str, user_id: str) -> Holdings:
+def _owned(team_id: str, user_id: str, *, in_systems_of: str | None = None) -> tuple[Any, ...]:
+    """Their open items; with ``in_systems_of``, those in the systems that AO is named for."""
     owned = (Item.team_id == team_id, Item.owner_id == user_id, col(Item.status).in_(NOT_CLOSED))
+    if in_systems_of is None:
+        return owned
+    return (*owned, col(Item.system_id).in_(
+        select(InfoSystem.id).where(InfoSystem.team_id == team_id, InfoSystem.ao_user_id == in_systems_of)
+    ))
+
+
+def holdings(session: Session, *, team_id: str, user_id: str, in_systems_of: str | None = None) -> Holdings:
+    owned = _owned(team_id, user_id, in_systems_of=in_systems_of)
     item_count = session.exec(select(func.count()).select_from(Item).where(*owned)).one()
     items = session.exec(select(Item.number).where(*owned).order_by(col(Item.number)).limit(NAMED_ITEMS)).all()
+    if in_systems_of is not None:  # an AO is told of the items they answer for, no more
+        return Holdings(list(items), item_count, [], [])
     systems = session.exec(
         select(InfoSystem.name).where(InfoSystem.team_id == team_id, InfoSystem.ao_user_id == user_id)
         .order_by(col(InfoSystem.name))
@@ -64,13 +79,7 @@ def holdings(session: Session, *, team_id: str, user_id: str) -> Holdings:
     roles = session.exec(
         select(RoleGrant.role).where(RoleGrant.team_id == team_id, RoleGrant.user_id == user_id)
     ).all()
-    item_aos = session.exec(
-        select(InfoSystem.ao_user_id).distinct().where(
-            col(InfoSystem.id).in_(select(Item.system_id).where(*owned)), col(InfoSystem.ao_user_id).is_not(None)
-        )
-    ).all()
-    return Holdings(list(items), item_count, list(systems), sorted(Role(role) for role in roles),
-                    frozenset(ao for ao in item_aos if ao))
+    return Holdings(list(items), item_count, list(systems), sorted(Role(role) for role in roles))
 
 
 def tell_of_departure(
@@ -78,45 +87,56 @@ def tell_of_departure(
     now: datetime, local_day: date,
 ) -> int:
     """Queue the DM saying ``user_id`` left to the workspace's admins (granted
-    or configured) and the AOs of their items' systems, none of whom left;
-    nothing when they held nothing. Returns how many were queued (once a day
-    each, whoever else queues it)."""
+    or configured: all they held, and how to hand it on) and to the named AOs
+    of their items' systems who are not admins (the items they answer for:
+    only an admin reassigns), none of whom left; nothing when they held
+    nothing. Returns how many were queued (once a day each, whoever else
+    queues it)."""
     held = holdings(session, team_id=team_id, user_id=user_id)
     if not held.anything:
         return 0
-    admins = session.exec(
+    granted = session.exec(
         select(RoleGrant.user_id).where(RoleGrant.team_id == team_id, RoleGrant.role == Role.ADMIN)
     ).all()
-    told = {*admins, *configured_admins, *held.item_aos} - {user_id}
-    gone = set(session.exec(
-        select(Person.user_id).where(Person.team_id == team_id, col(Person.user_id).in_(told),
-                                     col(Person.left_at).is_not(None))
-    ).all())
-    text = departure_message(user_id, held, rules)
+    admins = {*granted, *configured_admins} - {user_id}
+    item_aos = {ao for ao in session.exec(
+        select(InfoSystem.ao_user_id).distinct().where(
+            col(InfoSystem.id).in_(select(Item.system_id).where(*_owned(team_id, user_id))),
+        )
+    ).all() if ao} - admins - {user_id}
+    gone = who_left(session, team_id=team_id, user_ids=admins | item_aos)
+    messages = {admin: departure_message(user_id, held, rules, admin=True) for admin in admins - gone}
+    for ao in item_aos - gone:
+        messages[ao] = departure_message(
+            user_id, holdings(session, team_id=team_id, user_id=user_id, in_systems_of=ao), rules, admin=False)
+    if not messages:
+        log.warning("%s left Slack holding POA&M work in %s, and there is no admin or AO to tell", user_id, team_id)
     return sum(
         outbox.insert_once(session, team_id=team_id, recipient=recipient, kind=KIND, subject=f"person:{user_id}",
                            local_day=local_day, text=text, blocks=[section(text)], next_attempt_at=now,
                            created_at=now) is not None
-        for recipient in sorted(told - gone)
+        for recipient, text in sorted(messages.items())
     )
 
 
-def departure_message(user_id: str, held: Holdings, rules: Rules) -> str:
+def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool) -> str:
+    """What an admin (everything they held, with the commands that hand it
+    on) or an AO (the open items in their systems) is told."""
     lines = [f":wave: {mention(user_id)} is no longer active in Slack (deactivated), "
              "so nothing the POA&M asks of them reaches anyone:"]
     if held.item_count:
         labels = ", ".join(rules.label(number) for number in held.items)
         more = f" and {held.item_count - len(held.items)} more" if held.item_count > len(held.items) else ""
-        first = rules.label(held.items[0])
-        lines.append(f"• they own {held.item_count} open item{'s' if held.item_count != 1 else ''}: "
-                     f"{labels}{more}. `/poam assign {first} @someone` hands one on.")
+        where = "" if admin else " in the systems you are the authorizing official of"
+        how = (f"`/poam assign {rules.label(held.items[0])} @someone` hands one on." if admin
+               else "An admin hands them on with `/poam assign`.")
+        lines.append(f"• they own {held.item_count} open item{'s' if held.item_count != 1 else ''}{where}: "
+                     f"{labels}{more}. {how}")
     for name in held.systems:
         lines.append(f"• they are the authorizing official of *{escape(name)}*. "
                      f"`/poam system set {escape(name)} ao:@someone` names another.")
-    if held.roles:
-        spelled = " and ".join(role.noun for role in held.roles)
-        commands = ", ".join(f"`/poam role {mention(user_id)} -{role.value}`" for role in held.roles)
-        lines.append(f"• they are {spelled}: {commands} takes {'it' if len(held.roles) == 1 else 'each'} back.")
+    for role in held.roles:
+        lines.append(f"• they are {role.noun}: `/poam role` {mention(user_id)} `-{role.value}` takes it back.")
     return "\n".join(lines)
 
 

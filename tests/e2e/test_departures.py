@@ -98,8 +98,11 @@ def test_a_named_ao_and_a_verifier_who_left_are_named_to_the_admins(
     user_change(slack, OWNER, deleted=True)
     wait_for(lambda: left_at(engine, OWNER))
     scheduler.tick()
-    (to_carol,) = departure_dms(fake_slack, CAROL)  # the named AO of POAM-2's system
-    assert "they own 2 open items: POAM-1, POAM-2." in all_text(to_carol)
+    (to_carol,) = departure_dms(fake_slack, CAROL)  # the named AO of POAM-2's system, not an admin
+    assert ("they own 1 open item in the systems you are the authorizing official of: POAM-2. An admin hands "
+            "them on with `/poam assign`.") in all_text(to_carol)
+    (to_admin,) = departure_dms(fake_slack, ADMIN)
+    assert "they own 2 open items: POAM-1, POAM-2. `/poam assign POAM-1 @someone` hands one on." in all_text(to_admin)
 
     user_change(slack, CAROL, deleted=True)
     wait_for(lambda: left_at(engine, CAROL))
@@ -108,7 +111,7 @@ def test_a_named_ao_and_a_verifier_who_left_are_named_to_the_admins(
     text = all_text(told)
     assert "they are the authorizing official of *Payroll*. `/poam system set Payroll ao:@someone` names another." \
         in text
-    assert f"they are a verifier: `/poam role <@{CAROL}> -verifier` takes it back." in text
+    assert f"they are a verifier: `/poam role` <@{CAROL}> `-verifier` takes it back." in text
     assert "open item" not in text
 
 
@@ -166,4 +169,29 @@ def test_the_digest_lists_owners_who_left(
                  and c.params.get("text", "").startswith("Weekly POA&M digest")]
     text = all_text(digest)
     assert "*Owners no longer in Slack*" in text
-    assert f"• <@{OWNER}> · 1 open item" in text
+    assert f"• <@{OWNER}> · 1 open item\n" in text + "\n" and "1 open items" not in text
+
+
+def test_review_requests_pass_over_people_who_left(
+    overdue: int, slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """A request put only to a named AO who left waited on nobody; a fix was
+    put to a verifier who left; an owner who left was DMed the decision."""
+    assert "Added" in reply(slack.raw_command(f"system add Payroll ao:<@{CAROL}|carol>", user=ADMIN))
+    assert "is now" in reply(slack.raw_command(f"role <@{CAROL}|carol> +verifier", user=ADMIN))
+    assert "Logged *POAM-2*" in reply(slack.raw_command(f"log Weak TLS system:Payroll owner:<@{OWNER}|o>", user=OWNER))
+    user_change(slack, CAROL, deleted=True)
+    wait_for(lambda: left_at(engine, CAROL))
+
+    asked = reply(slack.command("deviate 2 fp Scanner misreads the banner", user=OWNER))
+    assert f"Asked: <@{AO}>." in asked, asked  # the AO by role, in place of the named AO who left
+    submitted = reply(slack.command("submit 1", user=OWNER))
+    assert "Nobody can verify it yet: every verifier worked on it or left Slack" in submitted, submitted
+    assert dms(fake_slack, CAROL) == []
+
+    user_change(slack, OWNER, deleted=True)
+    wait_for(lambda: left_at(engine, OWNER))
+    fake_slack.clear()
+    assert "You approved" in reply(slack.command("decide 2 approve", user=AO))
+    with unit_of_work(engine, read_only=True) as session:  # queued in the decision's transaction, or not at all
+        assert session.exec(select(OutboxMessage).where(OutboxMessage.recipient == OWNER)).all() == []

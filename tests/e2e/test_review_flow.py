@@ -132,7 +132,7 @@ def test_a_fix_every_verifier_worked_on_says_someone_separate_is_needed(team: Sl
     slack.raw_command(f"assign 1 <@{VERIFIER2}|v>", user=ADMIN)
     slack.raw_command(f"assign 1 <@{OWNER}|o>", user=ADMIN)
     submitted = slack.command("submit 1", user=OWNER).text
-    assert "Nobody can verify it yet: every verifier worked on it, or there is none." in submitted
+    assert "Nobody can verify it yet: every verifier worked on it or left Slack, or there is none." in submitted
     assert "to someone separate with `/poam role @someone +verifier`" in submitted
 
 
