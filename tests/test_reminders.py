@@ -42,7 +42,7 @@ from bot.store import outbox, rows
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage, Workspace
 from tests.db import events, statements
-from tests.fake_slack import FakeSlack
+from tests.fake_slack import BLOCKS_TEXT_LIMIT, FakeSlack, blocks_text
 
 T = TypeVar("T")
 
@@ -653,6 +653,35 @@ def fields_of(params: dict[str, Any]) -> dict[str, str]:
             label, _, value = field["text"].partition("\n")
             found[label.strip("*")] = value
     return found
+
+
+#: A title whose every character Slack's markup escapes, five-fold (``&`` → ``&amp;``).
+ESCAPED_TITLE = "&" * 290
+
+
+def test_a_morning_dm_and_a_digest_of_long_escaped_titles_stay_within_what_slack_takes(world: World) -> None:
+    """An AO who owns a dozen items more than a week overdue: the Overdue and
+    Escalations lists, ten lines each of titles that grow five-fold when
+    escaped, came to over 12,000 characters, which Slack refuses
+    (``msg_blocks_too_long``) every morning; the digest's Overdue and Due
+    this week likewise."""
+    world.grant(AO, Role.AO)
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.at(utc(2026, 11, 23, 8))
+    for n in range(12):
+        overdue_item(world, AO, days=10 + n, title=f"{n} {ESCAPED_TITLE}")
+        world.log(f"{n} {ESCAPED_TITLE}", owner=OWNER, due=MON + timedelta(days=3))
+    world.tick(utc(2026, 11, 23, 9, 0))
+    for recipient in (AO, DIGEST_CHANNEL):
+        (posted,) = world.posts_to(recipient)
+        assert blocks_text(posted) <= BLOCKS_TEXT_LIMIT
+    assert {row.status for row in world.outbox()} == {outbox.SENT}
+    text = world.dm_text(AO)
+    assert "*Overdue*" in text and "*Escalations: more than 7 days overdue*" in text
+    assert text.count("…and more: `/poam list`.") == 2  # what did not fit, said
+    digest = text_of(world.posts_to(DIGEST_CHANNEL)[0])
+    assert "*Overdue*" in digest and "*Due this week*" in digest and digest.count(" more.") == 2
+    assert "…and 2 more." not in digest  # fewer than ten lines of each: cut to fit
 
 
 def test_the_digest_posts_on_monday_at_nine_workspace_time_once_even_when_quiet(make_world: Callable[..., World]) -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.blockkit.blocks import day
+from bot.blockkit.blocks import MESSAGE_TEXT_BUDGET, day, lines_within
 from bot.commands import metadata
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
@@ -189,7 +189,7 @@ def test_history_names_whose_an_item_was_when_it_changes_hands() -> None:
 
 def test_history_with_long_evidence_keeps_its_newest_lines_within_a_budget() -> None:
     """Each value is quoted up to DETAIL_VALUE_LIMIT characters (five times
-    that escaped); the answer keeps the newest lines that fit HISTORY_TEXT_BUDGET."""
+    that escaped); the answer keeps the newest lines that fit MESSAGE_TEXT_BUDGET."""
     events = [
         AuditEvent(team_id="T1", seq=i, item_id=1, actor_id="U1", action="fix.submitted", at=NOW,
                    details={"request": i, "evidence": f"{i:03d} " + NASTY * 20,
@@ -201,7 +201,7 @@ def test_history_with_long_evidence_keeps_its_newest_lines_within_a_budget() -> 
     _assert_within_limits(blocks)
     _assert_escaped(blocks)
     lines = [line for text in _texts(blocks) for line in text.splitlines() if "submitted the fix" in line]
-    assert sum(len(line) for line in lines) <= cards.HISTORY_TEXT_BUDGET < sum(len(line) for line in lines) * 2
+    assert sum(len(line) for line in lines) <= MESSAGE_TEXT_BUDGET < sum(len(line) for line in lines) * 2
     assert "evidence 040 &lt;!channel&gt;" in lines[-1] and lines[-1].endswith("…; status in_progress → pending_verification")
     assert f"{40 - len(lines)} earlier event(s) not shown" in json.dumps(blocks)
 
@@ -267,3 +267,10 @@ def test_payloads_leave_out_what_is_none_by_default() -> None:
     assert metadata.load(metadata.ItemRef, '{"number":3,"milestone":null}') == metadata.ItemRef(number=3)
     page = metadata.ListPage(scope="open", offset=0)
     assert metadata.load(metadata.ListPage, metadata.dump(page)) == page
+
+
+def test_lines_within_takes_lines_from_the_list_showing_most_until_all_fit() -> None:
+    ten = ["x" * 99] * 12  # 100 characters a line, with its newline
+    assert lines_within([ten, ten[:3], []], most=10, budget=10_000) == [10, 3, 0]
+    assert lines_within([ten, ten[:3], []], most=10, budget=900) == [6, 3, 0]
+    assert lines_within([ten, ten], most=10, budget=50) == [1, 1]  # a line each at least

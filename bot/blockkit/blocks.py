@@ -1,7 +1,9 @@
 """Block Kit primitives: small pure functions, data in, dict out.
 
 Slack enforces limits these helpers respect: section text 3,000 characters,
-button text 75, option text 75, 50 blocks a message, 100 a view.
+button text 75, option text 75, 50 blocks a message, 100 a view, and 11,000
+to 13,000 characters of text in a message's blocks (``msg_blocks_too_long``,
+not documented: :data:`MESSAGE_TEXT_BUDGET`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ Block = dict[str, Any]
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_BUTTON_TEXT = 75
+#: The most characters of lines one message shows: Slack refuses a message
+#: whose blocks hold more than 11,000 to 13,000 characters of text, headings
+#: and the rest included.
+MESSAGE_TEXT_BUDGET = 9_500
 # English whatever the process's locale (strftime's %a and %b follow it), and
 # a seventh of strftime's CPU: a list page shows dozens of dates.
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -115,3 +121,16 @@ def sections(lines: list[str], *, separator: str = "\n", limit: int = 2900) -> l
     if chunk:
         blocks.append(section(separator.join(chunk)))
     return blocks
+
+
+def lines_within(lists: list[list[str]], *, most: int, budget: int = MESSAGE_TEXT_BUDGET) -> list[int]:
+    """How many lines of each of ``lists`` a message shows: at most ``most``
+    of each, and as many as fit in ``budget`` characters in all, the list
+    showing the most lines giving one up first (a line each at least)."""
+    shown = [min(len(lines), most) for lines in lists]
+    total = sum(len(line) + 1 for lines, count in zip(lists, shown, strict=True) for line in lines[:count])
+    while total > budget and any(count > 1 for count in shown):
+        longest = max(range(len(shown)), key=lambda index: shown[index])
+        shown[longest] -= 1
+        total -= len(lists[longest][shown[longest]]) + 1
+    return shown

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from bot.blockkit.blocks import day, fields_section, header, section, sections
+from bot.blockkit.blocks import day, fields_section, header, lines_within, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
 from bot.poam.clock import Clock, local_today
@@ -75,8 +75,8 @@ def digest_message(
         owner = mention(item.owner_id) if item.owner_id else "_unclaimed_"
         return f"• *{rules.label(item.number)}* {escape(clip(item.title, 100))} — {tail} · {owner}"
 
-    def capped(lines: list[str], total: int) -> list[str]:
-        return lines + ([f"…and {total - len(lines)} more."] if total > len(lines) else [])
+    def capped(lines: list[str], shown: int, total: int) -> list[str]:
+        return lines[:shown] + ([f"…and {total - shown} more."] if total > shown else [])
 
     change = open_count - open_last_week
     blocks: list[dict[str, Any]] = [
@@ -95,19 +95,22 @@ def digest_message(
             ]
         ),
     ]
+    left, left_count = owners_who_left(session, team_id=team_id, limit=LIST_LIMIT)
+    lists = [[line(i, f"{(today - i.due_on).days}d overdue") for i in overdue],
+             [line(i, f"due {day(i.due_on)}") for i in due_soon],
+             [f"• {mention(owner)} · {count} open item{'s' if count != 1 else ''}" for owner, count in left]]
+    shown = lines_within(lists, most=LIST_LIMIT)  # titles of many escaped characters would outgrow a message
     if overdue:
-        blocks += sections(["*Overdue*", *capped([line(i, f"{(today - i.due_on).days}d overdue") for i in overdue], overdue_count)])
+        blocks += sections(["*Overdue*", *capped(lists[0], shown[0], overdue_count)])
     else:
         blocks.append(section(":white_check_mark: Nothing overdue."))
     if due_soon:
-        blocks += sections(["*Due this week*", *capped([line(i, f"due {day(i.due_on)}") for i in due_soon], due_soon_count)])
+        blocks += sections(["*Due this week*", *capped(lists[1], shown[1], due_soon_count)])
     else:
         blocks.append(section("Nothing falls due this week."))
-    left, left_count = owners_who_left(session, team_id=team_id, limit=LIST_LIMIT)
     if left:
         blocks += sections([
             "*Owners no longer in Slack* (deactivated: their reminders reach nobody; `/poam assign` hands an item on)",
-            *capped([f"• {mention(owner)} · {count} open item{'s' if count != 1 else ''}" for owner, count in left],
-                    left_count),
+            *capped(lists[2], shown[2], left_count),
         ])
     return f"Weekly POA&M digest: {open_count} open, {overdue_count} overdue", blocks

@@ -62,7 +62,7 @@ CLAIM_HOLD = timedelta(minutes=2)
 PER_CHANNEL_INTERVAL = 1.0
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
-     "invalid_blocks", "msg_too_long", "cannot_dm_bot", "user_disabled"}
+     "invalid_blocks", "msg_too_long", "msg_blocks_too_long", "cannot_dm_bot", "user_disabled"}
 )
 #: Slack's own errors while it is down or overloaded (``ok: false``, or with a 5xx status).
 OUTAGE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import CompoundSelect, or_, union
 from sqlmodel import Session, col, select
 
-from bot.blockkit.blocks import day, header, section, sections
+from bot.blockkit.blocks import day, header, lines_within, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam import review
 from bot.poam.actor import Actor, Role
@@ -35,18 +35,21 @@ def _line(actor: Actor, item: Item, tail: str) -> str:
     return f"• *{actor.rules.label(item.number)}* {escape(clip(item.title, 120))} — {tail}"
 
 
-def _capped(lines: list[str]) -> list[str]:
-    if len(lines) <= LIST_LIMIT:
+def _capped(lines: list[str], shown: int) -> list[str]:
+    if len(lines) <= shown:
         return lines
-    return lines[:LIST_LIMIT] + ["…and more: `/poam list`."]
+    return lines[:shown] + ["…and more: `/poam list`."]
 
 
 def _not_snoozed(actor: Actor) -> Any:
     return or_(col(Item.snoozed_until).is_(None), col(Item.snoozed_until) < actor.today())
 
 
-def _sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
-    return sections([f"*{title}*", *_capped(lines)]) if lines else []
+def _sections(titled: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """A section per title with lines, each list cut to what the message has room for."""
+    shown = lines_within([lines for _, lines in titled], most=LIST_LIMIT)
+    return [block for (title, lines), count in zip(titled, shown, strict=True) if lines
+            for block in sections([f"*{title}*", *_capped(lines, count)])]
 
 
 def needing_attention(team_id: str, today: date) -> CompoundSelect:
@@ -116,16 +119,16 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     plans = [_line(actor, item, "plan awaiting your approval") for item in waiting.plans]
     ending, escalations = _ao_lines(session, actor) if waiting.is_ao else ([], [])
 
-    blocks = [
-        *_sections("Milestones due this week", upcoming),
-        *_sections("Overdue", overdue),
-        *_sections("Waiting on you to verify", to_verify),
-        *_sections("Waiting on your decision", to_decide),
-        *_sections("Plans to approve", plans),
-        *_sections("Risk acceptances ending within 30 days", ending),
-        *_sections("Escalations: more than 7 days overdue", escalations),
-        *_sections("Vendor check-ins due", vendor),
-    ]
+    blocks = _sections([
+        ("Milestones due this week", upcoming),
+        ("Overdue", overdue),
+        ("Waiting on you to verify", to_verify),
+        ("Waiting on your decision", to_decide),
+        ("Plans to approve", plans),
+        ("Risk acceptances ending within 30 days", ending),
+        ("Escalations: more than 7 days overdue", escalations),
+        ("Vendor check-ins due", vendor),
+    ])
     if not blocks:
         return None
     example = actor.rules.label(mine[0].number if mine else 12)  # an id as this deployment writes them

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.blockkit.blocks import (
     MAX_MESSAGE_BLOCKS,
+    MESSAGE_TEXT_BUDGET,
     Block,
     actions,
     button,
@@ -341,10 +342,8 @@ _WITHOUT_DETAIL = frozenset({"item.logged"})
 #: Events that change the owner, whose line says who: what else they recorded follows (the status, a snooze ended).
 _OWNER_CHANGES = frozenset({"item.claimed", "item.released", "item.assigned"})
 #: The most characters of one value (evidence, a reason) a history line
-#: quotes, and of all the lines one answer shows (newest kept; Slack refuses
-#: a message whose blocks hold much more than 12,000 characters).
+#: quotes (all the lines one answer shows: ``MESSAGE_TEXT_BUDGET``, newest kept).
 DETAIL_VALUE_LIMIT = 150
-HISTORY_TEXT_BUDGET = 10_000
 
 
 def _event_detail(event: AuditEvent) -> str:
@@ -412,7 +411,7 @@ def history(events: Sequence[AuditEvent], *, label: str) -> list[Block]:
         f"{_ACTION_WORDS.get(event.action, escape(event.action))}{_event_detail(event)}"
         for event in list(events)[-HISTORY_LIMIT:]
     ]
-    while len(lines) > 1 and sum(len(line) for line in lines) > HISTORY_TEXT_BUDGET:
+    while len(lines) > 1 and sum(len(line) for line in lines) > MESSAGE_TEXT_BUDGET:
         lines.pop(0)
     blocks: list[Block] = [section(f"*History of {label}*")]
     if len(events) > len(lines):
