@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -20,15 +22,17 @@ from typing import BinaryIO
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, select
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
 from bot.interchange.detect import PARSERS
 from bot.interchange.exports import ExportFormat, export, only_workspace
 from bot.interchange.findings import ImportFormatError
-from bot.interchange.importing import read_findings
+from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.actor import Actor, Role, check_team_id
 from bot.poam.audit import trail, verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
+from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput, NotFound, PoamError
 from bot.poam.imports import check_findings, import_findings
 from bot.poam.items import load_item
@@ -38,7 +42,7 @@ from bot.reminders.expiries import end_risk_acceptances
 from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
 from bot.store.engine import make_engine, unit_of_work
-from bot.store.migrate import SchemaOutOfDate, current_revision, require_current, upgrade
+from bot.store.migrate import SchemaOutOfDate, UnknownRevision, current_revision, require_current, upgrade
 from bot.store.models import Workspace
 from bot.store.outbox import outbox_status
 
@@ -63,10 +67,12 @@ def _ready_engine(settings: Settings) -> Engine:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     with ExitStack() as stack:
-        out: BinaryIO = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
         session = stack.enter_context(unit_of_work(engine, read_only=True, snapshot=True))
         fmt = ExportFormat(args.format)
-        team_id = args.team or (only_workspace(session) if fmt.per_system else None)
+        team_id = _existing_workspace(session, args.team) if args.team else None
+        if team_id is None and fmt.per_system:
+            team_id = only_workspace(session)
+        out = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout.buffer
         done = export(
             session, out, fmt=fmt, rules=settings.rules, now=SystemClock().now(), team_id=team_id,
             system_name=args.system, csp=settings.poam_csp_name,
@@ -74,6 +80,34 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     if args.output:
         print(f"Exported {done.count} item(s) to {args.output}.", file=sys.stderr)
     return 0
+
+
+def _existing_workspace(session: Session, team_id: str) -> str:
+    """``team_id``, refused unless this database holds that workspace: a
+    typo's export or trail would be empty, its verification a pass."""
+    check_team_id(team_id)
+    if session.get(Workspace, team_id) is None:
+        raise NotFound(f"There is no workspace {team_id} in this database.")
+    return team_id
+
+
+@contextmanager
+def _replacing(path: str) -> Iterator[BinaryIO]:
+    """A file written beside ``path`` and moved over it once whole: an export
+    refused or failing midway leaves ``path`` as it was (opened at once, it
+    was emptied before anything was checked)."""
+    target = Path(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    try:
+        with handle:
+            os.chmod(handle.name, 0o666 & ~umask)  # as open() would have made it
+            yield handle  # type: ignore[misc]
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 class _TerminalProgress:
@@ -88,29 +122,49 @@ class _TerminalProgress:
         self.done += 1
         filled = round(20 * self.done / self.STAGES)
         print(f"\r[{'#' * filled}{'.' * (20 - filled)}] {stage:<40}", end="", file=sys.stderr, flush=True)
-        if self.done >= self.STAGES:
+
+    def end(self) -> None:
+        """End the bar's line, done or not: an error printed next starts a line of its own."""
+        if self.done:
             print(file=sys.stderr)
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     path = Path(args.file)
-    data = path.read_bytes()
+    with path.open("rb") as file:  # no more than a file may hold: not all of /dev/zero
+        data = file.read(MAX_IMPORT_BYTES + 1)
     progress = _TerminalProgress() if len(data) > 1024 * 1024 and sys.stderr.isatty() else None
-    findings = read_findings(path.name, data, fmt=args.format, progress=progress)
-    with unit_of_work(engine) as session:
-        team_id = args.team or only_workspace(session)
-        if team_id is None:
-            raise InvalidInput("Say which workspace to import into with --team (e.g. --team T0123ABCD).")
-        actor = _cli_actor(team_id, settings)
-        if args.dry_run:
-            summary = check_findings(session, actor, findings=findings, system_name=args.system)
-        else:
-            summary = import_findings(session, actor, findings=findings, source_name=path.name, system_name=args.system)
-    if progress:
-        progress("done")
+    try:
+        findings = read_findings(path.name, data, fmt=args.format, progress=progress)
+        with unit_of_work(engine) as session:
+            actor = _cli_actor(_import_workspace(session, args.team), settings)
+            if args.dry_run:
+                summary = check_findings(session, actor, findings=findings, system_name=args.system)
+                session.rollback()  # nothing at all: not even a new workspace's first use
+            else:
+                summary = import_findings(session, actor, findings=findings, source_name=path.name,
+                                          system_name=args.system)
+        if progress:
+            progress("done")
+    finally:
+        if progress:
+            progress.end()
     print(f"{'Dry run, nothing imported' if args.dry_run else 'Imported'}: {summary}.")
     return 0
+
+
+def _import_workspace(session: Session, team_id: str | None) -> str:
+    """The workspace an import goes into: the one named, else the only one.
+    One this database does not hold yet is taken only into a database that
+    holds none (the first import before anyone used the bot): beside others it
+    is a typo, whose items nobody would see."""
+    team_id = team_id or only_workspace(session)
+    if team_id is None:
+        raise InvalidInput("Say which workspace to import into with --team (e.g. --team T0123ABCD).")
+    if session.get(Workspace, check_team_id(team_id)) is None and session.exec(select(Workspace.team_id)).first():
+        raise NotFound(f"There is no workspace {team_id} in this database.")
+    return team_id
 
 
 def _cli_actor(team_id: str, settings: Settings) -> Actor:
@@ -129,15 +183,13 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
         team_id = args.team or only_workspace(session)
         if team_id is None:
             raise InvalidInput("Say which workspace's trail to export with --team (e.g. --team T0123ABCD).")
-        actor = _cli_actor(team_id, settings)
-        if session.get(Workspace, actor.team_id) is None:
-            raise NotFound(f"There is no workspace {actor.team_id} in this database.")
+        actor = _cli_actor(_existing_workspace(session, team_id), settings)
         item_id = None
         if args.item:
             item_id = load_item(session, actor, number=parse_item_number(args.item, prefix=settings.poam_id_prefix)).id
-        # Opened once the request is known good (a typo leaves a file as it was); UTF-8 whatever
-        # the terminal's encoding, as the hashes are over UTF-8.
-        out: BinaryIO = stack.enter_context(open(args.output, "wb")) if args.output else sys.stdout.buffer
+        # Once the request is known good, and replaced only when whole; UTF-8 whatever the
+        # terminal's encoding, as the hashes are over UTF-8.
+        out: BinaryIO = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout.buffer
         for event in trail(session, team_id=actor.team_id, item_id=item_id):
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
             count += 1
@@ -149,7 +201,10 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     with unit_of_work(engine, read_only=True, snapshot=True) as session:  # a change meanwhile is no break
-        reports = [verify_chain(session, team_id=args.team)] if args.team else verify_all(session)
+        if args.team:
+            reports = [verify_chain(session, team_id=_existing_workspace(session, args.team))]
+        else:
+            reports = verify_all(session)
     for report in reports:
         if report.ok:
             print(f"{report.team_id}: {report.events} audit event(s), chain intact.")
@@ -172,9 +227,15 @@ def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.serve import serve  # Slack and gunicorn are only loaded to serve
+    from slack_bolt.error import BoltError  # Slack and gunicorn are only loaded to serve
 
-    serve(settings, host=args.host, scheduler=not args.no_scheduler)
+    from bot.serve import serve
+
+    try:
+        serve(settings, host=args.host, scheduler=not args.no_scheduler)
+    except BoltError as error:  # Socket Mode's app checks the token first: revoked, say
+        print(f"poam-bot: Slack error: {_first_line(error)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -212,7 +273,8 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
     clock = SystemClock()
     with unit_of_work(engine, read_only=True) as session:
-        team_id = args.team or subscribed_team(session, channel_id=args.channel)
+        team_id = _existing_workspace(session, args.team) if args.team else subscribed_team(
+            session, channel_id=args.channel)
         text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=settings.rules, tz=settings.timezone)
     if args.dry_run:
         print(text)
@@ -233,6 +295,8 @@ def _iso_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time like 2026-11-23T09:00:00-05:00") from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError("give the time with its offset, like 2026-11-23T09:00:00-05:00")
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:  # planning reads the days around it, in every time zone
+        raise argparse.ArgumentTypeError(f"give a time between the years {MIN_YEAR} and {MAX_YEAR}")
     return moment
 
 
@@ -326,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"poam-bot: configuration error: {error}", file=sys.stderr)
         return 2
-    except (PoamError, SchemaOutOfDate, ImportFormatError) as error:
+    except (PoamError, SchemaOutOfDate, UnknownRevision, ImportFormatError) as error:
         print(f"poam-bot: {error}", file=sys.stderr)
         return 1
     except DBAPIError as error:

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     poam_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     poam_pin_workers: bool = False
+    #: gunicorn's worker processes (its own name for it); gunicorn reads it
+    #: when imported, with a traceback for a value that is not a number.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -209,6 +212,8 @@ def load_settings(env_file: str | None = ".env") -> Settings:
     """
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except UnicodeDecodeError:
+        raise ConfigError(str(env_file), "is not UTF-8 text; save it as UTF-8") from None
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         variable = str(error["loc"][0]).upper() if error["loc"] else "configuration"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from typing import Any
@@ -84,9 +83,9 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
     require_slack(settings)
     prepare_database(settings)
     if settings.slack_app_token is not None:
-        if scheduler:
-            make_scheduler(settings).start_background()
         app, _ = build_watched_app(settings)  # no health check in Socket Mode: the watch's log says when stuck
+        if scheduler:  # after the app, which checks the token: no ticking with a token Slack refuses
+            make_scheduler(settings).start_background()
         SocketModeHandler(
             app,
             settings.slack_app_token.get_secret_value(),
@@ -100,12 +99,15 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             ticker.terminate()
             ticker.wait(timeout=10)
 
-    _Gunicorn(
-        {
-            "bind": f"{host}:{settings.port}",
-            "workers": int(os.environ.get("WEB_CONCURRENCY", "1")),
-            **gunicorn_conf.settings(),
-            "accesslog": "-",
-            "on_exit": stop_ticker,
-        }
-    ).run()
+    try:
+        _Gunicorn(
+            {
+                "bind": f"{host}:{settings.port}",
+                "workers": settings.web_concurrency,
+                **gunicorn_conf.settings(),
+                "accesslog": "-",
+                "on_exit": stop_ticker,
+            }
+        ).run()
+    finally:  # gunicorn failing to start (its port taken) exits without on_exit: no scheduler left behind
+        stop_ticker(None)

@@ -23,6 +23,7 @@ from bot.poam.actor import Actor, Role
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system
 from bot.store.engine import make_engine, unit_of_work
+from bot.store.migrate import current_revision
 from tests.conftest import ActorFactory
 
 
@@ -93,8 +94,8 @@ def test_export_json_has_items_milestones_and_changes(
 
     assert main(["export", "--system", "payroll"]) == 0
     assert [i["id"] for i in json.loads(capsys.readouterr().out)["items"]] == ["POAM-2"]
-    assert main(["export", "--team", "T9999"]) == 0
-    assert json.loads(capsys.readouterr().out)["items"] == []
+    assert main(["export", "--team", "T9999"]) == 1  # a typo's export was empty, and passed for one
+    assert capsys.readouterr().err.strip() == "poam-bot: There is no workspace T9999 in this database."
 
 
 def test_an_export_is_of_one_moment(
@@ -323,3 +324,119 @@ def test_a_sarif_scan_imported_twice_creates_nothing_new(db_env: str, capsys: py
     assert len(exported) == 8
     assert all(item["source"] == "scan" and item["assets"] for item in exported)
     assert any(item["cves"] for item in exported)
+
+
+# ---------------------------------------------------------------- bad input from the shell
+
+
+def test_a_refused_export_leaves_the_file_it_was_to_replace_as_it_was(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _populate(engine, alice, bob, admin)
+    out = tmp_path / "poam.xlsx"
+    out.write_bytes(b"last week's workbook")
+    for args in (["--format", "xlsx", "--system", "Nope"], ["--format", "json", "--team", "T0TYPO"],
+                 ["--format", "csv", "--team", "lower case"], ["--format", "json", "--system", "Nope"]):
+        assert main(["export", *args, "-o", str(out)]) == 1, args
+        assert out.read_bytes() == b"last week's workbook", args
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == "poam-bot: There is no system called `Nope` in workspace T0001."
+    assert errors[1] == "poam-bot: There is no workspace T0TYPO in this database."
+    assert errors[2].startswith("poam-bot: `lower case` is not a Slack workspace")
+    assert errors[3] == "poam-bot: There is no system called `Nope` in any workspace."
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".poam.xlsx")] == []  # no file half written
+    assert main(["export", "--format", "xlsx", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"PK")
+
+
+def test_an_import_into_a_workspace_this_database_does_not_hold_is_refused_and_a_dry_run_writes_nothing(
+    db_env: str, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scan = str(SAMPLES / "weekly.nessus")
+    assert main(["import", scan, "--team", "T0001", "--dry-run"]) == 0
+    assert main(["audit", "verify"]) == 0
+    assert "No workspaces in this database yet" in capsys.readouterr().out  # the dry run created none
+    assert main(["import", scan, "--team", "T0001"]) == 0  # the first import of an empty database makes it
+    capsys.readouterr()
+    for args in (["--dry-run"], []):
+        assert main(["import", scan, "--team", "T0TYPO", *args]) == 1
+        assert capsys.readouterr().err.strip() == "poam-bot: There is no workspace T0TYPO in this database."
+    assert main(["audit", "verify", "--team", "T0TYPO"]) == 1  # was "0 audit event(s), chain intact"
+    assert main(["digest", "--channel", "C0123", "--team", "T0TYPO", "--dry-run"]) == 1
+    assert capsys.readouterr().err.count("There is no workspace T0TYPO") == 2
+    assert main(["audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith("T0001: ")  # the one workspace, still alone
+
+
+def test_our_own_json_and_oscal_exports_are_refused_as_imports_by_name(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _populate(engine, alice, bob, admin)
+    for fmt in ("json", "oscal"):
+        out = tmp_path / f"poam.{fmt}"
+        assert main(["export", "--format", fmt, "-o", str(out)]) == 0
+        assert main(["import", str(out), "--dry-run"]) == 1
+        assert "is a JSON or OSCAL export of a POA&M, which is not imported" in capsys.readouterr().err
+
+
+def test_remind_at_a_time_out_of_range_is_a_usage_error(db_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for moment in ("9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+00:00"):
+        with pytest.raises(SystemExit) as exited:
+            main(["remind", "--dry-run", "--at", moment])
+        assert exited.value.code == 2
+        assert "give a time between the years 1990 and 2200" in capsys.readouterr().err
+
+
+def test_a_database_made_by_a_newer_poam_bot_is_named_so(db_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A release rolled back: `migrate` ended in Alembic's traceback, and the
+    other commands said to run it."""
+    assert main(["migrate"]) == 0
+    engine = make_engine(db_env)
+    head = current_revision(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'deadbeef0001'"))
+    capsys.readouterr()
+    try:
+        for command in (["migrate"], ["export"], ["audit", "verify"]):
+            assert main(command) == 1, command
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("poam-bot: The database is at schema revision deadbeef0001, which this poam-bot "
+                                  "does not know: a newer version made it."), err
+            assert "\n" not in err
+    finally:  # the PostgreSQL test database serves the tests after this one
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("env_file", "variable"), [
+    (b"POAM_CSP_NAME=Soci\xe9t\xe9\n", ".env"),  # Latin-1
+    (None, "WEB_CONCURRENCY"),
+])
+def test_a_dot_env_not_in_utf8_and_a_bad_web_concurrency_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env_file: bytes | None, variable: str
+) -> None:
+    """Run as a user would, in a fresh process: dotenv's UnicodeDecodeError and
+    gunicorn's ValueError (reading WEB_CONCURRENCY as it is imported) were tracebacks."""
+    if env_file is not None:
+        (tmp_path / ".env").write_bytes(env_file)
+    else:
+        monkeypatch.setenv("WEB_CONCURRENCY", "two")
+    result = subprocess.run([sys.executable, "-m", "bot", "serve"], capture_output=True, text=True, cwd=tmp_path,
+                            check=False, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("poam-bot: configuration error:") and variable in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_an_import_reads_no_more_than_the_limit(
+    db_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/dev/zero, or a file of gigabytes, was read whole before the size was checked."""
+    monkeypatch.setattr(cli, "MAX_IMPORT_BYTES", 1000)
+    monkeypatch.setattr("bot.interchange.importing.MAX_IMPORT_BYTES", 1000)
+    assert main(["migrate"]) == 0
+    assert main(["import", "/dev/zero", "--team", "T0001", "--format", "csv"]) == 1
+    assert capsys.readouterr().err.strip() == "poam-bot: file: is larger than the limit of 1,000 bytes"

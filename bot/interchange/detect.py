@@ -37,15 +37,16 @@ _EXTENSIONS = (
 )
 _SNIFF = 4096
 _SARIF_HINT = re.compile(rb'"(?:\$schema|runs|version)"\s*:')
+#: Our own JSON export and an OSCAL POA&M: no importer of ours reads them.
+_EXPORT_HINT = re.compile(rb'"format"\s*:\s*"poam-bot/export"|"plan-of-action-and-milestones"\s*:')
 _ZIP = b"PK\x03\x04"
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
-def _by_content(data: bytes) -> str | None:
-    """A format only when the first bytes leave no doubt."""
+def _by_content(data: bytes, head: bytes) -> str | None:
+    """A format only when the first bytes (``head``: without a BOM and leading space) leave no doubt."""
     if data.startswith(_ZIP):
         return "xlsx"
-    head = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{") and _SARIF_HINT.search(head):
         return "sarif"
     if head.startswith(b"<") and b"<NessusClientData_v2" in head:
@@ -61,7 +62,13 @@ def detect_format(name: str, data: bytes) -> str:
     otherwise the extension decides (``.json`` → SARIF, ``.xml`` → Nessus, whose
     parsers then say what is wrong). :class:`ImportFormatError` when neither does.
     """
-    found = _by_content(data)
+    head = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{") and _EXPORT_HINT.search(head):
+        raise ImportFormatError(
+            "file", "is a JSON or OSCAL export of a POA&M, which is not imported; import its CSV or FedRAMP "
+            f"workbook (.xlsx) export instead. Accepted: {ACCEPTED}"
+        )
+    found = _by_content(data, head)
     if found is not None:
         return found
     lowered = name.strip().lower()

@@ -21,7 +21,7 @@ from bot.poam.actor import Rules
 from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.item_details import iter_item_details
 from bot.poam.systems import system_named
-from bot.store.models import Person, Workspace
+from bot.store.models import InfoSystem, Person, Workspace
 from bot.store.rows import Columns
 
 
@@ -95,6 +95,10 @@ def export(
         return Exported(count, f"poam-{system.name_key.replace(' ', '-')}-{stamp}.{fmt.suffix}")
     if system_name is not None and team_id is not None:
         _system(session, team_id, system_name)
+    elif system_name is not None and session.exec(  # every workspace's system of that name: none is a typo
+        select(InfoSystem.id).where(InfoSystem.name_key == system_name.strip().lower()).limit(1)
+    ).first() is None:
+        raise NotFound(f"There is no system called `{system_name}` in any workspace.")
     details = iter_item_details(session, team_id=team_id, system_name=system_name)
     with _text(out) as text:
         if fmt is ExportFormat.CSV:

@@ -20,7 +20,7 @@ Progress = Callable[[str], None]
 def read_findings(name: str, data: bytes, *, fmt: str | None = None, progress: Progress | None = None) -> list[Finding]:
     """The file's findings; ``ImportFormatError`` names the bad row or element."""
     if len(data) > MAX_IMPORT_BYTES:
-        raise ImportFormatError("file", f"is {len(data):,} bytes; the limit is {MAX_IMPORT_BYTES:,}")
+        raise ImportFormatError("file", f"is larger than the limit of {MAX_IMPORT_BYTES:,} bytes")
     fmt = fmt or detect_format(name, data)
     if progress:
         progress(f"reading {fmt}")

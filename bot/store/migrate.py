@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -21,11 +22,6 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to ``revision`` (the newest by default)."""
-    command.upgrade(alembic_config(engine), revision)
-
-
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None: never migrated)."""
     with engine.connect() as connection:
@@ -37,9 +33,31 @@ def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` (the newest by default)."""
+    _require_known(engine, current_revision(engine))
+    command.upgrade(alembic_config(engine), revision)
+
+
+def _require_known(engine: Engine, current: str | None) -> None:
+    """Raise :class:`UnknownRevision` for a schema this code has no migration
+    of: made by a newer poam-bot (a release rolled back), which no migration
+    here can bring back."""
+    if current is None:
+        return
+    try:
+        ScriptDirectory.from_config(alembic_config(engine)).get_revision(current)
+    except CommandError:
+        raise UnknownRevision(
+            f"The database is at schema revision {current}, which this poam-bot does not know: a newer version "
+            "made it. Run that version (or newer), or restore a backup taken before it."
+        ) from None
+
+
 def require_current(engine: Engine) -> None:
     """Raise :class:`SchemaOutOfDate` unless the schema is at the newest revision."""
     current, head = current_revision(engine), head_revision(engine)
+    _require_known(engine, current)
     if current != head:
         state = "has no POA&M schema yet" if current is None else f"is at schema revision {current}, not {head}"
         raise SchemaOutOfDate(f"The database {state}; run `poam-bot migrate`.")
@@ -47,3 +65,7 @@ def require_current(engine: Engine) -> None:
 
 class SchemaOutOfDate(Exception):
     """The database needs ``poam-bot migrate`` before this code can use it."""
+
+
+class UnknownRevision(Exception):
+    """The database was migrated by a newer version of the code than this one."""

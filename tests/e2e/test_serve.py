@@ -235,3 +235,43 @@ def test_a_broken_audit_head_is_logged_once_by_serve_not_again_by_its_scheduler(
     broken = [line for line in output.splitlines() if "run `poam-bot audit verify`" in line]
     assert len(broken) == 1, output
     assert f"workspace {fake_slack.team_id}: audit event" in broken[0]
+
+
+def _schedulers_started_in(folder: Path) -> list[int]:
+    """Live ``poam-bot scheduler`` processes whose working directory is ``folder`` (``serve``'s children)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"scheduler" in command and cwd == str(folder) and not _status(int(entry.name)).get("State", "").startswith("Z"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_that_cannot_bind_its_port_leaves_no_scheduler_behind(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """gunicorn gives up on a port in use through sys.exit, without its on_exit
+    hook: the scheduler child serve had started went on sending reminders."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["PORT"])))
+        taken.listen()
+        finished = subprocess.run([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
+                                  env=env, capture_output=True, text=True, timeout=90)
+    assert finished.returncode != 0, finished.stderr
+    assert _schedulers_started_in(tmp_path) == []
+
+
+def test_socket_mode_with_a_token_slack_refuses_is_one_line_and_ticks_nothing(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    env = _serve_env(fake_slack, tmp_path, SLACK_APP_TOKEN="xapp-1-revoked")
+    fake_slack.fail("auth.test", error="invalid_auth", times=5)
+    finished = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr, finished.stderr
+    assert finished.stderr.strip().splitlines()[-1].startswith("poam-bot: Slack error:"), finished.stderr
+    assert "Scheduler started" not in finished.stderr
