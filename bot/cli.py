@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -72,7 +72,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         team_id = _existing_workspace(session, args.team) if args.team else None
         if team_id is None and fmt.per_system:
             team_id = only_workspace(session)
-        out = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout.buffer
+        out = stack.enter_context(_written_when_whole(args.output)) if args.output else sys.stdout.buffer
         done = export(
             session, out, fmt=fmt, rules=settings.rules, now=SystemClock().now(), team_id=team_id,
             system_name=args.system, csp=settings.poam_csp_name,
@@ -92,22 +92,16 @@ def _existing_workspace(session: Session, team_id: str) -> str:
 
 
 @contextmanager
-def _replacing(path: str) -> Iterator[BinaryIO]:
-    """A file written beside ``path`` and moved over it once whole: an export
-    refused or failing midway leaves ``path`` as it was (opened at once, it
-    was emptied before anything was checked)."""
-    target = Path(path)
-    umask = os.umask(0)
-    os.umask(umask)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
-    try:
-        with handle:
-            os.chmod(handle.name, 0o666 & ~umask)  # as open() would have made it
-            yield handle  # type: ignore[misc]
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+def _written_when_whole(path: str) -> Iterator[BinaryIO]:
+    """A scratch file, copied into ``path`` once what is written to it is
+    whole: an export refused or failing midway leaves ``path`` as it was
+    (opened at once, it was emptied before anything was checked). Copied into,
+    not replaced: its mode, owner and links stay, and a pipe works."""
+    with tempfile.TemporaryFile() as scratch:
+        yield scratch  # type: ignore[misc]
+        scratch.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(scratch, out)
 
 
 class _TerminalProgress:
@@ -162,9 +156,9 @@ def _import_workspace(session: Session, team_id: str | None) -> str:
     team_id = team_id or only_workspace(session)
     if team_id is None:
         raise InvalidInput("Say which workspace to import into with --team (e.g. --team T0123ABCD).")
-    if session.get(Workspace, check_team_id(team_id)) is None and session.exec(select(Workspace.team_id)).first():
-        raise NotFound(f"There is no workspace {team_id} in this database.")
-    return team_id
+    if session.exec(select(Workspace.team_id)).first() is None:
+        return check_team_id(team_id)
+    return _existing_workspace(session, team_id)
 
 
 def _cli_actor(team_id: str, settings: Settings) -> Actor:
@@ -189,7 +183,7 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
             item_id = load_item(session, actor, number=parse_item_number(args.item, prefix=settings.poam_id_prefix)).id
         # Once the request is known good, and replaced only when whole; UTF-8 whatever the
         # terminal's encoding, as the hashes are over UTF-8.
-        out: BinaryIO = stack.enter_context(_replacing(args.output)) if args.output else sys.stdout.buffer
+        out: BinaryIO = stack.enter_context(_written_when_whole(args.output)) if args.output else sys.stdout.buffer
         for event in trail(session, team_id=actor.team_id, item_id=item_id):
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
             count += 1

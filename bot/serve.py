@@ -110,4 +110,4 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             }
         ).run()
     finally:  # gunicorn failing to start (its port taken) exits without on_exit: no scheduler left behind
-        stop_ticker(None)
+        stop_ticker(None)  # (a worker leaving passes here too: to it the ticker is no child, poll() is not None)

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import stat
 import subprocess
 import sys
 from datetime import date
@@ -345,9 +346,12 @@ def test_a_refused_export_leaves_the_file_it_was_to_replace_as_it_was(
     assert errors[1] == "poam-bot: There is no workspace T0TYPO in this database."
     assert errors[2].startswith("poam-bot: `lower case` is not a Slack workspace")
     assert errors[3] == "poam-bot: There is no system called `Nope` in any workspace."
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".poam.xlsx")] == []  # no file half written
-    assert main(["export", "--format", "xlsx", "-o", str(out)]) == 0
-    assert out.read_bytes().startswith(b"PK")
+    out.chmod(0o600)  # kept private on purpose
+    link = tmp_path / "latest.xlsx"
+    link.symlink_to(out)
+    assert main(["export", "--format", "xlsx", "-o", str(link)]) == 0
+    assert out.read_bytes().startswith(b"PK") and link.is_symlink()  # written through the link
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
 def test_an_import_into_a_workspace_this_database_does_not_hold_is_refused_and_a_dry_run_writes_nothing(

@@ -171,9 +171,15 @@ def test_log_item_with_every_field(engine: Engine, alice: Actor) -> None:
     (["si-2 ( 2 ) ( a )"], ["SI-2(2)(A)"]),
     (["AC-2 SI-2"], ["AC-2", "SI-2"]),  # was stored as one id, AC-2SI-2
     (["SC-28 SC-13\n", "AC-2(1) sc-28"], ["SC-28", "SC-13", "AC-2(1)"]),
+    (["AC-2 Account Management", "AC-2 and SI-2"], ["AC-2", "SI-2"]),  # names beside ids: no controls of their own
 ])
 def test_controls_written_with_spaces_between_them_stay_apart(given: list[str], stored: list[str]) -> None:
     assert fields.controls(given) == stored
+
+
+def test_words_alone_are_no_control() -> None:
+    with pytest.raises(InvalidInput, match="`see notes` is not a control id"):
+        fields.controls(["AC-2", "see notes"])
 
 
 def test_log_item_numbers_count_up(engine: Engine, alice: Actor, bob: Actor) -> None:
@@ -263,8 +269,8 @@ _BAD_LOGS: list[tuple[str, dict[str, Any], type[PoamError], str, str | None]] = 
     ("empty title", {"title": ""}, InvalidInput, "The title is missing.", "title"),
     ("blank title", {"title": " \n\t "}, InvalidInput, "The title is missing.", "title"),
     # Nothing to see: zero-width spaces, a byte-order mark, a right-to-left mark, Braille blanks, controls.
-    ("invisible title", {"title": "\u200b\ufeff\u202e\u2800\x1b\u3000"}, InvalidInput, "The title is missing.",
-     "title"),
+    ("invisible title", {"title": "\u200b\ufeff\u202e\u2800\x1b\u3000\ufe0f\u034f\U000e0100"}, InvalidInput,
+     "The title is missing.", "title"),
     (
         "huge title", {"title": "x" * 40_000}, InvalidInput,
         "The title is 40,000 characters long; the limit is 300.", "title",

@@ -35,8 +35,14 @@ def milestone_number(raw: str, _: ParseContext) -> int:
     return parse_milestone_number(raw)
 
 
+#: A Slack user id typed as it is (``U0123ABCD``): for someone Slack no longer
+#: offers to mention, a person deactivated (``reminders.departures``). Nine or
+#: more characters with a digit, so that no word (``WORKFLOW``) passes for one.
+_TYPED_USER_ID = re.compile(r"^[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{8,31}$")
+
+
 def user(raw: str, _: ParseContext) -> str:
-    user_id = mentioned_user(raw)
+    user_id = mentioned_user(raw) or (raw if _TYPED_USER_ID.match(raw) else None)
     if user_id is None:
         raise InvalidInput(f"`{raw}` is not a person; mention them with @ so Slack links the name.")
     return user_id

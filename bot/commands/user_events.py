@@ -9,20 +9,19 @@ on what they held is told (``reminders.departures``).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from slack_bolt import App
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.commands.context import Services
 from bot.commands.followup import after_ack
 from bot.commands.users import SlackUser, described_at
 from bot.poam.clock import local_today
+from bot.poam.presence import left_at
 from bot.reminders.departures import tell_of_departure
 from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
-from bot.store.models import Person
 
 
 def register(app: App, services: Services) -> None:
@@ -47,20 +46,15 @@ def record_person(session: Session, services: Services, *, team_id: str, user_id
     """Record what Slack said of someone (``remember_person``), and when it
     says for the first time that they left, tell those who can hand on what
     they held."""
-    left_before = _left_at(session, team_id=team_id, user_id=user_id)
+    # Their record locked (PostgreSQL) while Slack says they left: two copies of
+    # the event (Slack sends one again after a late ack) see the change one
+    # after the other, and only the first tells anyone.
+    left_before = left_at(session, team_id=team_id, user_id=user_id, for_update=True) if known.deleted else None
     remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
                     seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted)
-    if known.deleted and left_before is None and _left_at(session, team_id=team_id, user_id=user_id) is not None:
+    if known.deleted and left_before is None and left_at(session, team_id=team_id, user_id=user_id) is not None:
         settings = services.settings
         tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,
                           configured_admins=settings.poam_admins, now=services.clock.now(),
                           local_day=local_today(services.clock, settings.timezone))
 
-
-def _left_at(session: Session, *, team_id: str, user_id: str) -> datetime | None:
-    """When the person's record says they left, the row locked (PostgreSQL):
-    two copies of the event (Slack sends one again after a late ack) then
-    see the change one after the other."""
-    return session.exec(
-        select(col(Person.left_at)).where(Person.team_id == team_id, Person.user_id == user_id).with_for_update()
-    ).first()

@@ -79,16 +79,25 @@ def _unique(values: Iterable[str]) -> list[str]:
 def controls(values: Iterable[str]) -> list[str]:
     """Security control ids, upper-cased, e.g. ``AC-2``, ``SI-2(2)``, ``3.12.2``:
     spaces around an enhancement's parentheses go (``SI-2 (2)``), and any
-    other space separates two ids (``AC-2 SI-2``), which were run together."""
-    cleaned = _unique(
-        control.upper() for value in values for control in _ENHANCEMENT_SPACES.sub("", value).split()
-    )
+    other space separates two ids (``AC-2 SI-2``), which were run together.
+    Every control id has a number: words beside ids (``AC-2 Account
+    Management``, a workbook's habit) are their names, and left out; a value
+    of words alone is no control."""
+    cleaned = _unique(control for value in values for control in _control_ids(value))
     for control in cleaned:
         if not _CONTROL.match(control):
             raise InvalidInput(f"`{control}` is not a control id; write it like AC-2 or SI-2(2).")
     if len(cleaned) > MAX_CONTROLS:
         raise InvalidInput(f"{len(cleaned)} controls given; the limit is {MAX_CONTROLS}.")
     return cleaned
+
+
+def _control_ids(value: str) -> list[str]:
+    words = _ENHANCEMENT_SPACES.sub("", value).upper().split()
+    ids = [word for word in words if any(char.isdigit() for char in word)]
+    if words and not ids:
+        raise InvalidInput(f"`{value.strip()}` is not a control id; write it like AC-2 or SI-2(2).")
+    return ids
 
 
 def assets(values: Iterable[str]) -> list[str]:

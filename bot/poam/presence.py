@@ -10,6 +10,7 @@ present (their record comes after the change: ``commands.named_people``).
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -29,13 +30,18 @@ def who_left(session: Session, *, team_id: str, user_ids: Collection[str | None]
     ).all())
 
 
+def left_at(session: Session, *, team_id: str, user_id: str, for_update: bool = False) -> datetime | None:
+    """When Slack first said ``user_id`` was deactivated; None while they are
+    here (or unknown). ``for_update`` locks their record (PostgreSQL)."""
+    found = select(col(Person.left_at)).where(Person.team_id == team_id, Person.user_id == user_id)
+    return session.exec(found.with_for_update() if for_update else found).first()
+
+
 def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:
     """Refuse ``user_id`` as ``as_what`` ("the owner") once Slack said they were deactivated."""
-    left_at = session.exec(
-        select(col(Person.left_at)).where(Person.team_id == actor.team_id, Person.user_id == user_id)
-    ).first()
-    if left_at is not None:
+    left = left_at(session, team_id=actor.team_id, user_id=user_id)
+    if left is not None:
         raise InvalidInput(
-            f"That person was deactivated in Slack (on {left_at.astimezone(actor.tz):%Y-%m-%d}), so nobody would "
+            f"That person was deactivated in Slack (on {left.astimezone(actor.tz):%Y-%m-%d}), so nobody would "
             f"hear what {as_what} is asked; choose someone who is still here."
         )

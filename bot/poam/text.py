@@ -29,9 +29,11 @@ def clean_text(value: str | None, *, field: str, limit: int, required: bool = Tr
     return text
 
 
-#: Characters that take room but show nothing, beside Unicode's controls,
-#: formats and spaces: the Braille blank and the Hangul fillers.
-_BLANKS = frozenset("\u2800\u115f\u1160\u3164\uffa0")
+#: Characters that show nothing, beside Unicode's controls, formats and
+#: spaces: the Braille blank, the Hangul fillers, the combining grapheme
+#: joiner, and the variation selectors (Mongolian, standard, supplementary).
+_BLANKS = frozenset("\u2800\u115f\u1160\u3164\uffa0\u034f" + "".join(map(chr, [
+    *range(0x180B, 0x1810), *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])))
 _UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from bot.blockkit.blocks import section
+from bot.blockkit.blocks import sections
 from bot.blockkit.text import escape, mention
 from bot.poam.actor import Role, Rules
 from bot.poam.lifecycle import NOT_CLOSED
@@ -113,13 +113,13 @@ def tell_of_departure(
         log.warning("%s left Slack holding POA&M work in %s, and there is no admin or AO to tell", user_id, team_id)
     return sum(
         outbox.insert_once(session, team_id=team_id, recipient=recipient, kind=KIND, subject=f"person:{user_id}",
-                           local_day=local_day, text=text, blocks=[section(text)], next_attempt_at=now,
+                           local_day=local_day, text=lines[0], blocks=sections(lines), next_attempt_at=now,
                            created_at=now) is not None
-        for recipient, text in sorted(messages.items())
+        for recipient, lines in sorted(messages.items())
     )
 
 
-def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool) -> str:
+def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool) -> list[str]:
     """What an admin (everything they held, with the commands that hand it
     on) or an AO (the open items in their systems) is told."""
     lines = [f":wave: {mention(user_id)} is no longer active in Slack (deactivated), "
@@ -135,9 +135,9 @@ def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool
     for name in held.systems:
         lines.append(f"• they are the authorizing official of *{escape(name)}*. "
                      f"`/poam system set {escape(name)} ao:@someone` names another.")
-    for role in held.roles:
-        lines.append(f"• they are {role.noun}: `/poam role` {mention(user_id)} `-{role.value}` takes it back.")
-    return "\n".join(lines)
+    for role in held.roles:  # their id as typed: Slack offers no mention of someone deactivated
+        lines.append(f"• they are {role.noun}: `/poam role {user_id} -{role.value}` takes it back.")
+    return lines
 
 
 def owners_who_left(session: Session, *, team_id: str, limit: int) -> tuple[list[tuple[str, int]], int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, literal, or_, update
 from sqlmodel import Session, col
 
 from bot.poam import audit
@@ -15,6 +15,7 @@ from bot.poam.errors import InvalidInput
 from bot.poam.systems import ensure_workspace
 from bot.store.dialects import upsert_insert
 from bot.store.models import Person, Workspace
+from bot.store.types import UTCDateTime
 
 
 def remember_person(
@@ -42,7 +43,7 @@ def remember_person(
     known = {"tz": tz.key, **({"name": name} if name else {})}
     left_at = col(Person.left_at)
     changes = {**known, "slack_seen_at": at, "updated_at": clock.now(),
-               "left_at": func.coalesce(left_at, at) if left else None}
+               "left_at": func.coalesce(left_at, literal(at, UTCDateTime(timezone=True))) if left else None}
     on_record = col(Person.slack_seen_at)
     not_later = on_record.is_(None) | (on_record <= at)
     if known_only:

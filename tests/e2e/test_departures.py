@@ -111,8 +111,10 @@ def test_a_named_ao_and_a_verifier_who_left_are_named_to_the_admins(
     text = all_text(told)
     assert "they are the authorizing official of *Payroll*. `/poam system set Payroll ao:@someone` names another." \
         in text
-    assert f"they are a verifier: `/poam role` <@{CAROL}> `-verifier` takes it back." in text
+    assert f"they are a verifier: `/poam role {CAROL} -verifier` takes it back." in text
     assert "open item" not in text
+    # Slack offers no mention of someone deactivated: the id as the note gives it does
+    assert "no longer" in reply(slack.command(f"role {CAROL} -verifier", user=ADMIN))
 
 
 def test_nobody_is_told_of_someone_who_held_nothing(
