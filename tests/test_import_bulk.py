@@ -157,6 +157,20 @@ def test_the_latest_closed_item_is_the_one_found_again(engine: Engine, admin: Ac
     assert [fetch(engine, number).recurs_number for number in (1, 2, 3)] == [None, 1, 2]
 
 
+def test_a_false_positive_the_scanner_still_reports_brings_nothing_new(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """The AO agreed it is no weakness: each month's scan brought it back as a
+    new open item, overdue, waiting on a new false-positive request."""
+    imported(engine, admin, [finding(1), finding(2)])
+    force(engine, 1, status=Status.CLOSED, closure="false_positive")
+    force(engine, 2, status=Status.CLOSED, closure="remediated")
+    clock.advance(days=30)
+    done = imported(engine, admin, [finding(1), finding(2)])
+    assert str(done) == "1 new (1 found again after being closed), 0 updated, 1 unchanged, 0 skipped"
+    assert fetch(engine, 3).recurs_number == 2  # the remediated one is back: a new item, linked
+
+
 def test_new_items_whose_point_of_contact_names_no_slack_user_are_counted(engine: Engine, admin: Actor) -> None:
     """A hand-edited workbook may name people (``Bob Jones``): those items come
     in without an owner, and the check and the import say how many."""

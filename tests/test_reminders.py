@@ -429,9 +429,12 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     overdue = overdue_item(world, days=3, title="Expired TLS certificate")
     vendor_old = world.log("Vendor patch pending", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
     vendor_new = world.log("Vendor fix promised", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
+    vendor_submitted = world.log("Vendor fix applied", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
     not_mine = overdue_item(world, OWNER2, days=3, title="Bob's problem")
     world.at(utc(2026, 10, 20, 12))  # 31 days before the reminder
     world.do(lambda s: review.set_vendor(s, world.actor(OWNER), number=vendor_old, product="AcmeOS", checkin=True))
+    world.do(lambda s: review.set_vendor(s, world.actor(OWNER), number=vendor_submitted, checkin=True))
+    world.do(lambda s: review.submit_fix(s, world.actor(OWNER), number=vendor_submitted))  # `vendor` would refuse
     world.at(utc(2026, 10, 22, 12))  # 29 days before
     world.do(lambda s: review.set_vendor(s, world.actor(OWNER), number=vendor_new, product="AcmeDB", checkin=True))
 
@@ -450,7 +453,7 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     assert f"`/poam vendor POAM-{vendor_old} checkin`" in dm
     example = re.search(r"`/poam snooze POAM-(\d+) 3d`", dm)
     assert example and int(example.group(1)) in (late_milestones, overdue, vendor_old), dm
-    assert f"POAM-{vendor_new}*" not in dm
+    assert f"POAM-{vendor_new}*" not in dm and f"POAM-{vendor_submitted}*" not in dm
     assert f"POAM-{not_mine}*" not in dm and "Bob's problem" not in dm
     assert "Escalations" not in dm  # not an AO
     assert "Bob's problem" in world.dm_text(OWNER2)

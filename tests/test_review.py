@@ -636,6 +636,8 @@ def test_plan_approval_records_who_and_when(engine: Engine, people: People) -> N
     error = assert_refused(engine, lambda s: approve_plan(s, people.amy, number=number), AlreadyDecided)
     assert isinstance(error, AlreadyDecided) and error.decided_by == OTTO
     assert export_json(engine)[0]["plan_approval"] == {"by": OTTO, "at": NOW.isoformat()}
+    (row,) = export_csv(engine)  # the workbook's and CSV's Comments say so: no column of the template does
+    assert row["Comments"] == f"Remediation plan approved by {OTTO} on {NOW.date().isoformat()}."
 
 
 def test_plan_approval_needs_a_plan(engine: Engine, people: People) -> None:
@@ -670,6 +672,7 @@ def test_plan_approval_is_lost_when_the_plan_or_milestones_change(
     last = events(engine)[-1]
     assert last.action == action and last.details["plan_approval"] == "withdrawn"
     assert export_json(engine)[0]["plan_approval"] is None
+    assert "plan approved" not in export_csv(engine)[0]["Comments"]  # the approval withdrawn, though its request stays
     run(engine, lambda s: approve_plan(s, people.otto, number=number))  # it can be approved again
     assert fetch(engine, number).plan_approved_by == OTTO
 
@@ -855,7 +858,8 @@ def test_approved_false_positive_closes_the_item(engine: Engine, people: People)
     (row,) = export_csv(engine)
     assert (row["False Positive"], row["Risk Adjustment"], row["Operational Requirement"]) == ("Yes", "No", "No")
     assert row["Deviation Rationale"] == "False positive: The scanner misreads the backported version."
-    assert row["Comments"] == f"False positive approved by {OTTO} on 2026-11-20."
+    assert row["Comments"] == (f"False positive approved by {OTTO} on 2026-11-20: "
+                               "The scanner misreads the backported version.")
     # Closed for good.
     assert_refused(engine, lambda s: submit_fix(s, people.alice, number=number), InvalidState)
     assert_refused(engine, lambda s: claim_item(s, people.bob, number=number), PoamError)
@@ -896,7 +900,8 @@ def test_approved_risk_adjustment_recomputes_the_due_date_by_the_policy(
     assert row["Current Due Date"] == due.isoformat()
     # The workbook has no column for the current due date: its comments say it.
     assert row["Comments"] == (
-        f"Current due date: {due.isoformat()}. Risk adjusted to {adjusted.value.capitalize()} by {OTTO} on 2026-11-20."
+        f"Current due date: {due.isoformat()}. Risk adjusted to {adjusted.value.capitalize()} by {OTTO} on 2026-11-20: "
+        "Reassessed."
     )
 
 
@@ -1075,7 +1080,7 @@ def test_deviation_columns_say_yes_no_pending(engine: Engine, people: People) ->
     assert rows[approved_or]["Status"] == "risk_accepted"
     assert rows[approved_fp]["Status"] == "closed"
     assert rows[approved_or]["Comments"] == (
-        f"Operational requirement approved by {OTTO} on 2026-11-20, to be reviewed again by 2027-06-01."
+        f"Operational requirement approved by {OTTO} on 2026-11-20, to be reviewed again by 2027-06-01: Why."
     )
     assert rows[pending_or]["Comments"] == rows[rejected_ra]["Comments"] == ""  # only decisions made
 

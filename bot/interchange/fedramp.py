@@ -219,14 +219,18 @@ def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
 
 
 def _deviation_comment(request: RequestRow, by: str) -> str:
+    """An approved deviation with its rationale: Deviation Rationale holds one
+    deviation's, and a risk adjustment followed by another would keep its
+    Yes and adjusted rating with no reason anywhere in the row."""
     match Deviation.asked(request.deviation):
         case Deviation.RISK_ADJUSTMENT:
             assert request.adjusted_severity is not None
-            return f"Risk adjusted to {risk_rating(request.adjusted_severity)} {by}."
+            return f"Risk adjusted to {risk_rating(request.adjusted_severity)} {by}{_because(request.text)}"
         case Deviation.FALSE_POSITIVE:
-            return f"False positive approved {by}."
+            return f"False positive approved {by}{_because(request.text)}"
         case Deviation.OPERATIONAL_REQUIREMENT:
-            return f"Operational requirement approved {by}, to be reviewed again by {request.until_on}."
+            return (f"Operational requirement approved {by}, to be reviewed again by {request.until_on}"
+                    f"{_because(request.text)}")
 
 
 def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list[Cell]:
@@ -240,6 +244,9 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         comments.append(f"Found again after {rules.label(item.recurs_number)} was closed.")
     if item.status != Status.CLOSED and item.due_on != item.scheduled_completion_on:
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
+    if item.plan_approved_at is not None:  # the AO's agreement with the plan (DOMAIN.md), as it stands now
+        comments.append(f"Remediation plan approved by {person(names, item.team_id, item.plan_approved_by)} "
+                        f"on {item.plan_approved_at.date().isoformat()}.")
     comments += _decision_comments(detail, names)
     rationale, asked_again = deviation_notes(detail)
     if asked_again is not None:

@@ -5,7 +5,9 @@ it came from and imports nothing (the caller's transaction rolls back). A
 fingerprint (tool, rule or plugin id with its port, asset) recognises a weakness seen before:
 re-importing the same scan updates ``last_seen_at`` of the open item instead of
 duplicating it. A closed item never reopens: the same weakness found open
-again is a new item (a closed one in a re-imported workbook changes nothing).
+again is a new item (a closed one in a re-imported workbook changes nothing),
+unless its item closed as a false positive: the AO agreed it is none, and a
+scanner that still reports it brings nothing new.
 A workbook or CSV row whose POAM ID, title, detection date, assets and
 source identifier are those of an item of the workspace is that item (its
 own export, imported back) and changes nothing.
@@ -219,15 +221,17 @@ def _classify(
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
-    closed_by_print: dict[str | None, int] = {}  # the latest closed item of each weakness
+    closed_by_print: dict[str | None, tuple[int, str | None]] = {}  # the latest closed item of each weakness, its closure
     prints = sorted({fingerprint for finding, _ in checked for fingerprint in finding.fingerprints})
     for chunk in in_chunks(prints):
         found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
-            col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at)
+            col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at),
+            col(Item.closure),
         ).where(col(Item.team_id) == actor.team_id, col(Item.fingerprint).in_(chunk))
-        for item_id, number, fingerprint, status, last_seen_at in session.execute(found):
+        for item_id, number, fingerprint, status, last_seen_at, closure in session.execute(found):
             if status == Status.CLOSED:
-                closed_by_print[fingerprint] = max(number, closed_by_print.get(fingerprint, 0))
+                closed_by_print[fingerprint] = max((number, closure), closed_by_print.get(fingerprint, (0, None)),
+                                                   key=lambda closed: closed[0])
             else:
                 assert item_id is not None  # a stored item's
                 open_by_print[fingerprint] = (item_id, last_seen_at)
@@ -244,11 +248,12 @@ def _classify(
             continue
         seen.update((key, finding.closed) for key in known)
         existing = next((open_by_print[key] for key in known if key in open_by_print), None)
-        closed_before = max((closed_by_print[key] for key in known if key in closed_by_print), default=None)
+        closed_before, closure = max((closed_by_print[key] for key in known if key in closed_by_print),
+                                     key=lambda closed: closed[0], default=(None, None))
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
-        elif existing is None and finding.closed and closed_before is not None:
-            summary.unchanged += 1  # a closed item of a workbook imported before
+        elif existing is None and closed_before is not None and (finding.closed or closure == Closure.FALSE_POSITIVE):
+            summary.unchanged += 1  # a closed item of a workbook imported before, or a false positive reported again
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
             fresh.append((finding, {**values, "recurs_number": closed_before}))
         elif existing[1] == now:

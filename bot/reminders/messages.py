@@ -20,7 +20,7 @@ from bot.blockkit.text import clip, escape, mention
 from bot.poam import review
 from bot.poam.actor import Actor, Role
 from bot.poam.item_lists import overdue_condition
-from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
+from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, allowed_from
 from bot.store.models import InfoSystem, Item, Milestone
 from bot.store.rows import in_chunks
 
@@ -29,6 +29,8 @@ VENDOR_CHECKIN_EVERY = timedelta(days=30)
 RISK_ENDING = timedelta(days=30)
 ESCALATE_AFTER = timedelta(days=7)
 LIST_LIMIT = 10
+#: Where ``/poam vendor`` may record a check-in.
+VENDOR_STATUSES = allowed_from(Action.VENDOR)
 
 
 def _line(actor: Actor, item: Item, tail: str) -> str:
@@ -112,6 +114,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
               + f" — `/poam vendor {actor.rules.label(i.number)} checkin` (or `shipped`)")
         for i in mine
         if i.vendor_dependency and (i.last_vendor_checkin_on is None or i.last_vendor_checkin_on < today - VENDOR_CHECKIN_EVERY)
+        and i.status in VENDOR_STATUSES  # not while a fix waits on its verifier: the command would refuse
     ]
     waiting = review.waiting_on(session, actor, limit=LIST_LIMIT + 1)
     to_verify = [_line(actor, item, f"fix submitted by {mention(r.requested_by)}") for item, r in waiting.verifications]
