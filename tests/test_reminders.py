@@ -512,7 +512,8 @@ def test_the_aos_dm_lists_approvals_requests_ending_acceptances_and_escalations(
     assert f"*POAM-{plan_item}* Plan to approve — plan awaiting your approval" in dm
     assert f"*POAM-{extension}* Wants more time — request from <@{OWNER}>" in dm
     assert "Risk acceptances ending within 30 days" in dm
-    assert f"*POAM-{ending}* Accepted, ending soon — accepted until Thu 10 Dec 2026" in dm
+    assert (f"*POAM-{ending}* Accepted, ending soon — accepted until Thu 10 Dec 2026 — "
+            f"`/poam accept-risk POAM-{ending} until:<date> <why>` renews it") in dm
     assert "Accepted, for long" not in dm
     assert "Escalations: more than 7 days overdue" in dm
     assert f"*POAM-{eight}* Eight days late — 8d overdue, owner <@{OWNER2}>" in dm

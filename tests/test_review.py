@@ -1334,6 +1334,44 @@ def test_an_approved_operational_requirement_expires_too(engine: Engine, people:
     assert fetch(engine, number).status == Status.IN_PROGRESS
 
 
+def test_the_aos_re_review_renews_a_risk_acceptance_before_it_lapses(
+    engine: Engine, people: People, clock: FixedClock
+) -> None:
+    """DOMAIN.md: risk_accepted ──expiry or re-review──> in_progress. An AO
+    told of an acceptance ending within 30 days could only let it lapse (the
+    item back in work, perhaps overdue) before accepting it again."""
+    number = new_item(engine, people)
+    run(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2026, 12, 31), rationale="WAF rule."))
+    renewed = run(engine, lambda s: accept_risk(
+        s, people.otto, number=number, until=date(2027, 3, 31), rationale="Vendor fix due in Q1."))
+    assert renewed.renewed_from == date(2026, 12, 31)
+    item = fetch(engine, number)
+    assert (item.status, item.risk_accepted_until) == (Status.RISK_ACCEPTED, date(2027, 3, 31))
+    last = events(engine)[-1]
+    assert (last.action, last.actor_id) == ("risk.renewed", OTTO)
+    assert {key: last.details[key] for key in ("until", "rationale")} == {
+        "until": {"from": "2026-12-31", "to": "2027-03-31"}, "rationale": "Vendor fix due in Q1."}
+    (row,) = export_csv(engine)  # both decisions, with their grounds
+    assert row["Comments"] == (f"Risk accepted until 2026-12-31 by {OTTO} on 2026-11-20: WAF rule. "
+                               f"Risk accepted until 2027-03-31 by {OTTO} on 2026-11-20: Vendor fix due in Q1.")
+    clock.set(datetime(2027, 1, 1, 0, 0, tzinfo=UTC))
+    assert _expire(engine, clock) == []  # the first date passed: renewed, it holds
+    run(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2027, 1, 2), rationale="Ends sooner."))
+    clock.set(datetime(2027, 1, 3, 0, 0, tzinfo=UTC))
+    assert _expire(engine, clock) == [Expired(TEAM, number, date(2027, 1, 2))]  # a re-review may end it sooner
+    assert fetch(engine, number).status == Status.IN_PROGRESS
+    chain_ok(engine)
+
+
+def test_a_renewal_to_the_same_date_or_by_someone_not_the_ao_is_refused(engine: Engine, people: People) -> None:
+    number = new_item(engine, people)
+    run(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2026, 12, 31), rationale="WAF rule."))
+    assert_refused(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2026, 12, 31),
+                                                 rationale="Again."), InvalidInput)
+    assert_refused(engine, lambda s: accept_risk(s, people.alice, number=number, until=date(2027, 3, 31),
+                                                 rationale="Mine."), PermissionDenied)
+
+
 @pytest.mark.parametrize("until", [TODAY, date(2026, 11, 1)])
 def test_risk_acceptance_needs_a_future_date(engine: Engine, people: People, until: date) -> None:
     number = new_item(engine, people)

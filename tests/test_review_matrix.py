@@ -455,18 +455,19 @@ EXPECTED_TEXT: dict[str, str] = {
     """,
     # The AO accepts the residual risk of an open or in-progress item they do
     # not own and never owned; not over a pending request (decide it first)
-    # nor a fix waiting on verification; an accepted risk is accepted
-    # already; closed is final.
+    # nor a fix waiting on verification; an accepted risk is re-reviewed by
+    # the same command, to a new date ("risk_accepted ──expiry or
+    # re-review──>"); closed is final.
     "accept_risk": """
-        owner      P     P     PS    PS    PS    PS    PS    PS
-        anyone     P     P     PS    PS    PS    PS    PS    PS
-        verifier   P     P     PS    PS    PS    PS    PS    PS
-        completer  P     P     PS    PS    PS    PS    PS    PS
-        submitter  P     P     PS    PS    PS    PS    PS    PS
-        ao         A     A     S     S     S     SD    S     S
-        system_ao  A     A     S     S     S     SD    S     S
-        ao_owner   P     P     PS    PS    PS    PS    PS    PS
-        admin      P     P     PS    PS    PS    PS    PS    PS
+        owner      P     P     PS    PS    PS    P     PS    PS
+        anyone     P     P     PS    PS    PS    P     PS    PS
+        verifier   P     P     PS    PS    PS    P     PS    PS
+        completer  P     P     PS    PS    PS    P     PS    PS
+        submitter  P     P     PS    PS    PS    P     PS    PS
+        ao         A     A     S     S     S     A     S     S
+        system_ao  A     A     S     S     S     A     S     S
+        ao_owner   P     P     PS    PS    PS    P     PS    PS
+        admin      P     P     PS    PS    PS    P     PS    PS
     """,
     # The owner records the vendor dependency and check-ins while the item is
     # worked on or risk-accepted (waiting on a vendor is a classic reason).

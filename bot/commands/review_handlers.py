@@ -175,14 +175,13 @@ def decide(request: SlackRequest, cmd: Parsed) -> Reply:
 @handles("accept-risk")
 def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction() as (session, actor):
-        item = review.accept_risk(session, actor, number=cmd["item"], until=cmd["until"], rationale=cmd["rationale"])
-        label = actor.rules.label(item.number)
-        line = (
-            f":shield: {mention(actor.user_id)} accepted the risk of *{label}* until {day(cmd['until'])}: "
-            f"{escape(cmd['rationale'])}"
-        )
-        reply = f"You accepted the risk of *{label}* until {day(cmd['until'])}."
-        return _decision(session, actor, item, line, reply=reply)
+        done = review.accept_risk(session, actor, number=cmd["item"], until=cmd["until"], rationale=cmd["rationale"])
+        label = actor.rules.label(done.item.number)
+        did = ("accepted the risk of" if done.renewed_from is None
+               else f"renewed the risk acceptance (until {day(done.renewed_from)}) of")
+        line = f":shield: {mention(actor.user_id)} {did} *{label}* until {day(cmd['until'])}: {escape(cmd['rationale'])}"
+        reply = f"You {did} *{label}* until {day(cmd['until'])}."
+        return _decision(session, actor, done.item, line, reply=reply)
 
 
 @handles("vendor")

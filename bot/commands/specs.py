@@ -293,7 +293,7 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "accept-risk",
-        "Accept the residual risk until a date.",
+        "Accept the residual risk until a date; on an accepted item, renew the acceptance to a new date (re-review).",
         "authorizing official",
         (ITEM, Rest("rationale", "rationale")),
         (Option("until", future_date, "date", required=True),),

@@ -108,7 +108,8 @@ _TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.APPROVE_RISK_ADJUSTMENT: _stay(*_OPEN_OR_WORKED),
     Action.APPROVE_OPERATIONAL_REQUIREMENT: dict.fromkeys(_OPEN_OR_WORKED, Status.RISK_ACCEPTED),
     Action.APPROVE_EXTENSION: _stay(*_OPEN_OR_WORKED),
-    Action.ACCEPT_RISK: dict.fromkeys(_OPEN_OR_WORKED, Status.RISK_ACCEPTED),
+    # From risk_accepted too: the AO's re-review renews it, or ends it sooner (DOMAIN.md).
+    Action.ACCEPT_RISK: dict.fromkeys((*_OPEN_OR_WORKED, Status.RISK_ACCEPTED), Status.RISK_ACCEPTED),
     Action.EXPIRE: {Status.RISK_ACCEPTED: Status.IN_PROGRESS},
     Action.EXPIRE_UNOWNED: {Status.RISK_ACCEPTED: Status.OPEN},
     Action.VENDOR: _stay(Status.IN_PROGRESS, Status.RISK_ACCEPTED),

@@ -571,8 +571,21 @@ def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
 # ---------------------------------------------------------------- risk acceptance
 
 
-def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rationale: str) -> Item:
-    """The AO accepts the residual risk until a date; then the item is back in progress."""
+@dataclass(frozen=True)
+class Acceptance:
+    """What :func:`accept_risk` did: the item, and the date its acceptance ran
+    to before, when this renewed one (None: newly accepted)."""
+
+    item: Item
+    renewed_from: date | None
+
+
+def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rationale: str) -> Acceptance:
+    """The AO accepts the residual risk until a date; then the item is back in
+    progress. On an item whose risk is accepted already, the AO's re-review
+    (DOMAIN.md): the acceptance runs to the new date, later or sooner, so
+    that one ending within 30 days need not lapse (and the item fall due)
+    before it is renewed."""
     rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
     item = load_item(session, actor, number=number, for_update=True)
     label = actor.rules.label(number)
@@ -581,17 +594,22 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     _check_future(actor, until, "The acceptance end date")
     _no_pending(session, actor, item)
     was, item.status = item.status, transition(Action.ACCEPT_RISK, item.status, item_label=label)
+    renewed_from = item.risk_accepted_until if was == Status.RISK_ACCEPTED else None
+    if renewed_from == until:
+        raise InvalidInput(f"The risk of {label} is accepted until {until} already.")
     item.risk_accepted_until = until
     request = _new_request(
         session, actor, item, kind=RequestKind.RISK_ACCEPTANCE, status=RequestStatus.PENDING, text=rationale, until_on=until
     )
     _decide(request, actor, RequestStatus.APPROVED, rationale)
     touch(item, actor)
-    _record_as_ao(
-        session, actor, item, action="risk.accepted",
-        details={"request": request.id, "until": until, "rationale": rationale, **status_change(was, item.status)},
-    )
-    return item
+    if was == Status.RISK_ACCEPTED:
+        _record_as_ao(session, actor, item, action="risk.renewed", details={
+            "request": request.id, "until": {"from": renewed_from, "to": until}, "rationale": rationale})
+    else:
+        _record_as_ao(session, actor, item, action="risk.accepted", details={
+            "request": request.id, "until": until, "rationale": rationale, **status_change(was, item.status)})
+    return Acceptance(item, renewed_from)
 
 
 @dataclass(frozen=True)

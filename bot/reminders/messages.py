@@ -163,6 +163,8 @@ def _ao_lines(session: Session, actor: Actor) -> tuple[list[str], list[str]]:
         .limit(LIST_LIMIT + 1)
     ).all()
     return (
-        [_line(actor, i, f"accepted until {day(i.risk_accepted_until)}") for i in ending if i.risk_accepted_until],
+        [_line(actor, i, f"accepted until {day(i.risk_accepted_until)} — "
+               f"`/poam accept-risk {actor.rules.label(i.number)} until:<date> <why>` renews it")
+         for i in ending if i.risk_accepted_until],
         [_line(actor, i, f"{(today - i.due_on).days}d overdue, owner " + (mention(i.owner_id) if i.owner_id else "_none_")) for i in late],
     )

@@ -399,3 +399,18 @@ def test_the_reject_button_refuses_before_its_form_once_the_fix_is_decided_or_to
     slack.click(ActionId.REJECT_FIX, reject, user=VERIFIER)
     wait_for(lambda: [r for r in fake_slack.responses if "was already verified" in json.dumps(r)])
     assert not fake_slack.calls_to("views.open")
+
+
+def test_the_ao_renews_a_risk_acceptance_from_slack_and_the_history_says_so(
+    team: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    slack = team
+    slack.raw_command(f"log Legacy TLS on the payroll gateway sev:moderate owner:<@{OWNER}|o>", user=OWNER)
+    assert "You accepted the risk of *POAM-1* until" in slack.command(
+        "accept-risk 1 until:2026-12-31 Compensating WAF rule", user=AO).text
+    renewed = slack.command("accept-risk 1 until:2027-03-31 Vendor fix due in Q1", user=AO).text
+    assert "You renewed the risk acceptance (until Thu 31 Dec 2026) of *POAM-1* until Wed 31 Mar 2027." in renewed
+    history = slack.command("history 1", user=OWNER).text
+    assert f"<@{AO}> renewed the risk acceptance" in history and "2027-03-31" in history, history
+    (item,) = _export(engine)["items"]
+    assert (item["status"], item["risk_accepted_until"]) == ("risk_accepted", "2027-03-31")

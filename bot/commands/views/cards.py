@@ -333,6 +333,7 @@ _ACTION_WORDS = {
     "request.approved": "approved a request",
     "request.rejected": "rejected a request",
     "risk.accepted": "accepted the risk",
+    "risk.renewed": "renewed the risk acceptance",
     "risk.expired": "ended the risk acceptance",
     "vendor.updated": "updated the vendor dependency",
     "vendor.shipped": "recorded that the vendor's fix shipped",
