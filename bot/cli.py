@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -93,15 +94,31 @@ def _existing_workspace(session: Session, team_id: str) -> str:
 
 @contextmanager
 def _written_when_whole(path: str) -> Iterator[BinaryIO]:
-    """A scratch file, copied into ``path`` once what is written to it is
-    whole: an export refused or failing midway leaves ``path`` as it was
-    (opened at once, it was emptied before anything was checked). Copied into,
-    not replaced: its mode, owner and links stay, and a pipe works."""
-    with tempfile.TemporaryFile() as scratch:
-        yield scratch  # type: ignore[misc]
-        scratch.seek(0)
-        with open(path, "wb") as out:
-            shutil.copyfileobj(scratch, out)
+    """``path`` written only once the export is whole: an export refused or
+    failing midway (a full disk) leaves the file there as it was (opened at
+    once, it was emptied before anything was checked). A file is written
+    beside itself and moved over, with its mode; a link, the file it names;
+    a pipe or a device (``/dev/stdout``) as the export comes."""
+    given = Path(path)
+    if given.exists() and not given.is_file():  # what it names, through any link (/dev/fd/N: a pipe)
+        with given.open("wb") as stream:
+            yield stream
+        return
+    target = Path(os.path.realpath(path))
+    scratch = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    try:
+        with scratch:
+            yield scratch  # type: ignore[misc]
+        if target.exists():
+            shutil.copymode(target, scratch.name)
+        else:  # as open() would have made it
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(scratch.name, 0o666 & ~umask)
+        os.replace(scratch.name, target)
+    except BaseException:
+        Path(scratch.name).unlink(missing_ok=True)
+        raise
 
 
 class _TerminalProgress:

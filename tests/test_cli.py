@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -352,6 +353,35 @@ def test_a_refused_export_leaves_the_file_it_was_to_replace_as_it_was(
     assert main(["export", "--format", "xlsx", "-o", str(link)]) == 0
     assert out.read_bytes().startswith(b"PK") and link.is_symlink()  # written through the link
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_an_export_failing_midway_leaves_the_file_and_one_into_a_pipe_is_written(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A disk filling up midway left a broken workbook where last week's was;
+    `-o /dev/fd/N` (a pipe: `-o >(gzip > x.gz)`) failed."""
+    _populate(engine, alice, bob, admin)
+    out = tmp_path / "poam.json"
+    out.write_bytes(b"last week's export")
+
+    def fills_the_disk(session: Any, stream: Any, **_: Any) -> Any:
+        stream.write(b'{"format": "poam-bot/export", "items": [')
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cli, "export", fills_the_disk)
+        assert main(["export", "-o", str(out)]) == 1
+    assert out.read_bytes() == b"last week's export"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert "No space left on device" in capsys.readouterr().err
+    read, write = os.pipe()
+    try:
+        assert main(["export", "-o", f"/dev/fd/{write}"]) == 0
+    finally:
+        os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        assert [item["id"] for item in json.loads(pipe.read())["items"]] == ["POAM-1", "POAM-2"]
 
 
 def test_an_import_into_a_workspace_this_database_does_not_hold_is_refused_and_a_dry_run_writes_nothing(

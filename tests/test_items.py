@@ -172,6 +172,8 @@ def test_log_item_with_every_field(engine: Engine, alice: Actor) -> None:
     (["AC-2 SI-2"], ["AC-2", "SI-2"]),  # was stored as one id, AC-2SI-2
     (["SC-28 SC-13\n", "AC-2(1) sc-28"], ["SC-28", "SC-13", "AC-2(1)"]),
     (["AC-2 Account Management", "AC-2 and SI-2"], ["AC-2", "SI-2"]),  # names beside ids: no controls of their own
+    (["AC-2 (Account Management)", "NIST SP 800-53 SI-2 Rev. 5"], ["AC-2", "SI-2"]),  # a name's parentheses, numbers
+    (["AC.L2-3.1.1 3.12.2 A.5.1"], ["AC.L2-3.1.1", "3.12.2", "A.5.1"]),  # CMMC, NIST 800-171, ISO 27001
 ])
 def test_controls_written_with_spaces_between_them_stay_apart(given: list[str], stored: list[str]) -> None:
     assert fields.controls(given) == stored

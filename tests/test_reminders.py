@@ -499,6 +499,7 @@ def test_the_aos_dm_lists_approvals_requests_ending_acceptances_and_escalations(
     extension = world.log("Wants more time", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=60))
     ending = world.log("Accepted, ending soon", owner=OWNER2, severity=Severity.LOW, due=FRI + timedelta(days=100))
     lasting = world.log("Accepted, for long", owner=OWNER2, severity=Severity.LOW, due=FRI + timedelta(days=100))
+    own = world.log("The AO's own, ending", owner=AO, severity=Severity.LOW, due=FRI + timedelta(days=100))
     world.at(utc(2026, 11, 20, 12))
     eight = overdue_item(world, OWNER2, days=8, title="Eight days late")
     overdue_item(world, OWNER2, days=7, title="Seven days late")
@@ -506,6 +507,9 @@ def test_the_aos_dm_lists_approvals_requests_ending_acceptances_and_escalations(
     world.do(lambda s: review.request_extension(s, world.actor(OWNER), number=extension, due_on=FRI + timedelta(days=90), reason="vendor"))
     world.do(lambda s: review.accept_risk(s, ao, number=ending, until=FRI + timedelta(days=20), rationale="compensating control"))
     world.do(lambda s: review.accept_risk(s, ao, number=lasting, until=FRI + timedelta(days=40), rationale="compensating control"))
+    world.grant("U00000AO22", Role.AO)
+    world.do(lambda s: review.accept_risk(s, world.actor("U00000AO22", Role.AO), number=own,
+                                          until=FRI + timedelta(days=20), rationale="compensating control"))
 
     world.tick(utc(2026, 11, 20, 15))
     dm = world.dm_text(AO)
@@ -513,7 +517,9 @@ def test_the_aos_dm_lists_approvals_requests_ending_acceptances_and_escalations(
     assert f"*POAM-{extension}* Wants more time — request from <@{OWNER}>" in dm
     assert "Risk acceptances ending within 30 days" in dm
     assert (f"*POAM-{ending}* Accepted, ending soon — accepted until Thu 10 Dec 2026 — "
-            f"`/poam accept-risk POAM-{ending} until:<date> <why>` renews it") in dm
+            f"`/poam accept-risk POAM-{ending} until:&lt;date&gt; &lt;why&gt;` renews it") in dm
+    # Their own item they may not renew: no command offered that would refuse them.
+    assert re.search(rf"\*POAM-{own}\* The AO's own, ending — accepted until Thu 10 Dec 2026\n", dm + "\n"), dm
     assert "Accepted, for long" not in dm
     assert "Escalations: more than 7 days overdue" in dm
     assert f"*POAM-{eight}* Eight days late — 8d overdue, owner <@{OWNER2}>" in dm

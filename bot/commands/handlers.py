@@ -16,11 +16,12 @@ from bot.commands import metadata, thread_posts
 from bot.commands.context import Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.named_people import learn_about
-from bot.commands.specs import NONE, SPECS
+from bot.commands.specs import NONE, SPECS, TypedUserId
 from bot.commands.views import cards
 from bot.commands.views.modals import log_modal
 from bot.poam import item_details, item_lists, items, milestones, review, roles, systems
 from bot.poam.actor import Actor, Role
+from bot.poam.errors import InvalidInput
 from bot.poam.fields import Source
 from bot.poam.item_lists import Scope
 from bot.poam.severity import Severity
@@ -329,6 +330,8 @@ def roles_(request: SlackRequest, cmd: Parsed) -> Reply:
 def role(request: SlackRequest, cmd: Parsed) -> Reply:
     grant, which = cmd["change"]
     user = cmd["user"]
+    if grant and isinstance(user, TypedUserId):
+        raise InvalidInput("Mention the person to give them a role; a typed id only takes one back.")
     with request.transaction() as (session, actor):
         if grant:
             roles.grant_role(session, actor, user_id=user, role=which)

@@ -120,9 +120,9 @@ def _asked_the_ao(
     if deciders:
         text += " Asked: " + ", ".join(mention(user) for user in deciders) + "."
     else:
-        text += (" Nobody can decide it yet: every authorizing official worked on it or left Slack, or there is"
-                 " none. An admin grants the role with `/poam role @someone +ao`, or names the system's with"
-                 " `/poam system set <name> ao:@someone`.")
+        text += escape(" Nobody can decide it yet: every authorizing official worked on it or left Slack, or"
+                       " there is none. An admin grants the role with `/poam role @someone +ao`, or names the"
+                       " system's with `/poam system set <name> ao:@someone`.")
     blocks = decision_ask(item, asked, rules=actor.rules)
     asks = [DirectMessage(user, f"Decision needed on {label}", blocks) for user in deciders]
     queued = direct_messages.queue(session, actor, number=item.number, messages=asks)

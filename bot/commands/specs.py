@@ -35,17 +35,30 @@ def milestone_number(raw: str, _: ParseContext) -> int:
     return parse_milestone_number(raw)
 
 
-#: A Slack user id typed as it is (``U0123ABCD``): for someone Slack no longer
-#: offers to mention, a person deactivated (``reminders.departures``). Nine or
-#: more characters with a digit, so that no word (``WORKFLOW``) passes for one.
+#: A Slack user id typed as it is (``U0123ABCD``). Nine or more characters
+#: with a digit, so that no word (``WORKFLOW``) passes for one.
 _TYPED_USER_ID = re.compile(r"^[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{8,31}$")
 
 
+class TypedUserId(str):
+    """A user id typed as it is, not a mention: Slack vouched for no such person."""
+
+    __slots__ = ()
+
+
 def user(raw: str, _: ParseContext) -> str:
-    user_id = mentioned_user(raw) or (raw if _TYPED_USER_ID.match(raw) else None)
+    user_id = mentioned_user(raw)
     if user_id is None:
         raise InvalidInput(f"`{raw}` is not a person; mention them with @ so Slack links the name.")
     return user_id
+
+
+def user_or_id(raw: str, context: ParseContext) -> str:
+    """A mention, or a typed id: for someone Slack no longer offers to
+    mention, a person deactivated (``reminders.departures``), whose items are
+    listed or whose role is taken back by it (never given: a typo would make
+    a role holder of nobody)."""
+    return TypedUserId(raw) if _TYPED_USER_ID.match(raw) else user(raw, context)
 
 
 #: ``ao:none``, ``org:none``, ``fedramp:none`` on ``system set``: the system is left without one.
@@ -226,7 +239,7 @@ SPECS: tuple[Spec, ...] = (
         "List items, overdue first.",
         "anyone",
         (Arg("scope", scope, "mine|open|overdue|unclaimed|review|closed|all", required=False),),
-        (SEVERITY, Option("control", text, "AC-2"), Option("owner", user, "@user"), SYSTEM),
+        (SEVERITY, Option("control", text, "AC-2"), Option("owner", user_or_id, "@user"), SYSTEM),
     ),
     Spec("show", "Show an item with its milestones and what you can do.", "anyone", (ITEM,)),
     Spec("claim", "Become the owner of an unowned item.", "anyone", (ITEM,)),
@@ -362,6 +375,6 @@ SPECS: tuple[Spec, ...] = (
         "role",
         "Give or take a role.",
         "admin",
-        (Arg("user", user, "@user"), Arg("change", role_change, "+verifier|-verifier|+ao|-ao|+admin|-admin")),
+        (Arg("user", user_or_id, "@user"), Arg("change", role_change, "+verifier|-verifier|+ao|-ao|+admin|-admin")),
     ),
 )

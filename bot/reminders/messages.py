@@ -162,9 +162,12 @@ def _ao_lines(session: Session, actor: Actor) -> tuple[list[str], list[str]]:
         .order_by(col(Item.due_on))
         .limit(LIST_LIMIT + 1)
     ).all()
+    # The command that renews one, where this AO may (not on an item they worked on).
+    apart = [actor.user_id not in worked.everyone for worked in review.remediators_of_items(session, items=ending)]
     return (
-        [_line(actor, i, f"accepted until {day(i.risk_accepted_until)} — "
-               f"`/poam accept-risk {actor.rules.label(i.number)} until:<date> <why>` renews it")
-         for i in ending if i.risk_accepted_until],
+        [_line(actor, i, f"accepted until {day(i.risk_accepted_until)}" + (
+            escape(f" — `/poam accept-risk {actor.rules.label(i.number)} until:<date> <why>` renews it")
+            if may else ""))
+         for i, may in zip(ending, apart, strict=True) if i.risk_accepted_until],
         [_line(actor, i, f"{(today - i.due_on).days}d overdue, owner " + (mention(i.owner_id) if i.owner_id else "_none_")) for i in late],
     )

@@ -142,6 +142,9 @@ def test_someone_who_left_is_refused_as_owner_ao_or_role_holder(
     assert reply(slack.command("list open", user=ADMIN)).count("POAM-") == 1
     assert "Payroll" not in reply(slack.command("systems", user=ADMIN))
     assert CAROL not in reply(slack.command("roles", user=ADMIN))
+    # A typed id names nobody Slack vouched for: it lists items and takes roles back, never gives one.
+    assert "Mention the person to give them a role" in reply(slack.command("role U0NOBODY98 +ao", user=ADMIN))
+    assert "POAM-1" in reply(slack.command(f"list open owner:{OWNER}", user=ADMIN))
 
 
 def test_an_assignee_slack_says_was_deactivated_is_recorded_and_the_admins_told(
