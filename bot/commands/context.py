@@ -232,7 +232,8 @@ class SlackRequest:
             yield session, actor
             if slack_user.fresh and not read_only:  # after the change: a workspace's first one creates it
                 remember_person(session, team_id=self.team_id, user_id=self.user_id, tz=slack_user.tz,
-                                name=slack_user.name, seen_at=slack_user.seen_at, clock=self.services.clock)
+                                name=slack_user.name, seen_at=slack_user.seen_at, clock=self.services.clock,
+                                slack_admin=slack_user.workspace_admin)
 
 
 class RequestReplayed(PoamError):

@@ -86,8 +86,9 @@ def tell_of_departure(
     session: Session, *, team_id: str, user_id: str, rules: Rules, configured_admins: Collection[str],
     now: datetime, local_day: date,
 ) -> int:
-    """Queue the DM saying ``user_id`` left to the workspace's admins (granted
-    or configured: all they held, and how to hand it on) and to the named AOs
+    """Queue the DM saying ``user_id`` left to the workspace's admins (granted,
+    configured, or Slack's workspace admins and owners the bot has seen: all
+    they held, and how to hand it on) and to the named AOs
     of their items' systems who are not admins (the items they answer for:
     only an admin reassigns), none of whom left; nothing when they held
     nothing. Returns how many were queued (once a day each, whoever else
@@ -98,7 +99,10 @@ def tell_of_departure(
     granted = session.exec(
         select(RoleGrant.user_id).where(RoleGrant.team_id == team_id, RoleGrant.role == Role.ADMIN)
     ).all()
-    admins = {*granted, *configured_admins} - {user_id}
+    slack_admins = session.exec(  # Slack's workspace admins and owners, as far as Slack described them
+        select(Person.user_id).where(Person.team_id == team_id, col(Person.slack_admin))
+    ).all()
+    admins = {*granted, *slack_admins, *configured_admins} - {user_id}
     item_aos = {ao for ao in session.exec(
         select(InfoSystem.ao_user_id).distinct().where(
             col(InfoSystem.id).in_(select(Item.system_id).where(*_owned(team_id, user_id))),

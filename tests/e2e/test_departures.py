@@ -200,3 +200,29 @@ def test_review_requests_pass_over_people_who_left(
     assert "You approved" in reply(slack.command("decide 2 approve", user=AO))
     with unit_of_work(engine, read_only=True) as session:  # queued in the decision's transaction, or not at all
         assert session.exec(select(OutboxMessage).where(OutboxMessage.recipient == OWNER)).all() == []
+
+
+def test_slacks_workspace_admins_the_bot_has_seen_are_told_too(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Slack's workspace admins and owners are POA&M admins, but the bot could
+    not list them: in an install without POAM_ADMINS or granted admins a
+    departure was told to nobody."""
+    slack_admin, demoted = "U0SLACKADM1", "U0SLACKADM2"
+    for user in (slack_admin, demoted):
+        fake_slack.user(user, is_admin=True)
+        assert "You get a DM at" in reply(slack.command("remind at:08:00", user=user))  # a change: recorded
+    user_change(slack, demoted, deleted=False)  # no longer an admin, says Slack (the event's is_admin False)
+    wait_for(lambda: _slack_admin(engine, demoted) is False)
+    user_change(slack, OWNER, deleted=True)
+    wait_for(lambda: left_at(engine, OWNER))
+    scheduler.tick()
+    (told,) = departure_dms(fake_slack, slack_admin)
+    assert "they own 1 open item: POAM-1." in all_text(told)
+    assert departure_dms(fake_slack, demoted) == []
+
+
+def _slack_admin(engine: Engine, user: str) -> bool | None:
+    with unit_of_work(engine, read_only=True) as session:
+        person = session.get(Person, (TEAM, user))
+        return None if person is None else person.slack_admin
