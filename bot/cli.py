@@ -105,7 +105,14 @@ def _written_when_whole(path: str) -> Iterator[BinaryIO]:
             yield stream
         return
     target = Path(os.path.realpath(path))
-    scratch = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    try:
+        scratch = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False)  # noqa: SIM115
+    except OSError as error:
+        if not target.is_file():  # no such folder, say: named as the user wrote it
+            raise OSError(error.errno, error.strerror, path) from None
+        with _copied_in_when_whole(target) as stream:  # a file we may write in a folder we may not
+            yield stream
+        return
     try:
         with scratch:
             yield scratch  # type: ignore[misc]
@@ -119,6 +126,18 @@ def _written_when_whole(path: str) -> Iterator[BinaryIO]:
     except BaseException:
         Path(scratch.name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _copied_in_when_whole(target: Path) -> Iterator[BinaryIO]:
+    """A scratch file copied into ``target`` once whole (a full disk while
+    copying leaves it half written: only for a file whose folder we may not
+    write in)."""
+    with tempfile.TemporaryFile() as scratch:
+        yield scratch  # type: ignore[misc]
+        scratch.seek(0)
+        with target.open("wb") as out:
+            shutil.copyfileobj(scratch, out)
 
 
 class _TerminalProgress:

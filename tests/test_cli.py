@@ -375,6 +375,12 @@ def test_an_export_failing_midway_leaves_the_file_and_one_into_a_pipe_is_written
     assert out.read_bytes() == b"last week's export"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     assert "No space left on device" in capsys.readouterr().err
+    assert main(["export", "-o", str(tmp_path / "nope" / "out.json")]) == 1  # the path as given, not a scratch file's
+    assert capsys.readouterr().err.strip() == f"poam-bot: No such file or directory: {tmp_path / 'nope' / 'out.json'}"
+    with monkeypatch.context() as patched:  # a file we may write, in a folder we may not
+        patched.setattr(cli.tempfile, "NamedTemporaryFile", lambda **_: (_ for _ in ()).throw(PermissionError(13, "no")))
+        assert main(["export", "-o", str(out)]) == 0
+    assert [item["id"] for item in json.loads(out.read_bytes())["items"]] == ["POAM-1", "POAM-2"]
     read, write = os.pipe()
     try:
         assert main(["export", "-o", f"/dev/fd/{write}"]) == 0

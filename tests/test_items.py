@@ -174,6 +174,8 @@ def test_log_item_with_every_field(engine: Engine, alice: Actor) -> None:
     (["AC-2 Account Management", "AC-2 and SI-2"], ["AC-2", "SI-2"]),  # names beside ids: no controls of their own
     (["AC-2 (Account Management)", "NIST SP 800-53 SI-2 Rev. 5"], ["AC-2", "SI-2"]),  # a name's parentheses, numbers
     (["AC.L2-3.1.1 3.12.2 A.5.1"], ["AC.L2-3.1.1", "3.12.2", "A.5.1"]),  # CMMC, NIST 800-171, ISO 27001
+    (["CC6.1 AC-2", "PR.AC-1 ISO 27001"], ["CC6.1", "AC-2", "PR.AC-1"]),  # SOC 2, CSF beside NIST; a standard's number
+    (["AC-2 (ACM)"], ["AC-2"]),  # an abbreviation in parentheses: a name, not an enhancement
 ])
 def test_controls_written_with_spaces_between_them_stay_apart(given: list[str], stored: list[str]) -> None:
     assert fields.controls(given) == stored

@@ -35,9 +35,10 @@ def milestone_number(raw: str, _: ParseContext) -> int:
     return parse_milestone_number(raw)
 
 
-#: A Slack user id typed as it is (``U0123ABCD``). Nine or more characters
-#: with a digit, so that no word (``WORKFLOW``) passes for one.
-_TYPED_USER_ID = re.compile(r"^[UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{8,31}$")
+#: A Slack user id typed as it is (``U0123ABCD``; an older one may have no
+#: digit): a word of that shape (``WORKFLOW``) only lists nobody's items or
+#: takes back a role nobody holds, which is all a typed id is taken for.
+_TYPED_USER_ID = re.compile(r"^[UW][A-Z0-9]{8,31}$")
 
 
 class TypedUserId(str):

@@ -359,8 +359,8 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
             return "Risk accepted", f"The AO accepted the risk until {d.get('until')}: {d.get('rationale')}"
         case "risk.renewed":
             until = d.get("until") or {}
-            return "Risk acceptance renewed", (f"The AO renewed the risk acceptance from until {until.get('from')} "
-                                               f"to until {until.get('to')}: {d.get('rationale')}")
+            return "Risk acceptance renewed", (f"The AO renewed the risk acceptance, from {until.get('from')} "
+                                               f"to {until.get('to')}: {d.get('rationale')}")
         case "risk.expired":
             return "Risk acceptance ended", f"The risk acceptance until {d.get('until')} ran out; back to work."
         case "item.snoozed":

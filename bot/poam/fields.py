@@ -70,13 +70,10 @@ _SOURCE_LABELS = {
 
 #: An enhancement written with spaces (``SI-2 (2)``, ``SI-2 ( a )``): its
 #: parentheses hold a number or a letter, where a name's hold words.
-_ENHANCEMENT = re.compile(r"\s*\(\s*([0-9A-Za-z]{1,3})\s*\)")
-#: A control id among other words: NIST's ``AC-2`` and ``SI-2(2)(A)``, CMMC's
-#: ``AC.L2-3.1.1``, NIST 800-171's ``3.12.2``, ISO 27001's ``A.5.1``; not a
-#: document's number (``800-53``) or a revision's (``5``).
-_CONTROL_SHAPE = re.compile(
-    r"^(?:[A-Z]{1,3}(?:\.L\d)?-\d+(?:\.\d+)*(?:\([0-9A-Z]{1,3}\))*|\d+(?:\.\d+)+|[A-Z]\.\d+(?:\.\d+)*)$"
-)
+_ENHANCEMENT = re.compile(r"\s*\(\s*([0-9]{1,3}|[A-Za-z])\s*\)")
+#: Numbers beside control ids that are none: a document's (``800-53``), a
+#: revision's or a year (``5``, ``2023``).
+_PLAIN_NUMBER = re.compile(r"^\d+(?:-\d+)?$")
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -87,7 +84,8 @@ def controls(values: Iterable[str]) -> list[str]:
     """Security control ids, upper-cased, e.g. ``AC-2``, ``SI-2(2)``, ``3.12.2``:
     spaces around an enhancement's parentheses go (``SI-2 (2)``), and any
     other space separates words (``AC-2 SI-2`` were run together). Of several
-    words, those shaped like control ids are the controls, and the rest
+    words, those with a number are the controls (of any framework: ``CC6.1``,
+    ``PR.AC-1``), but for plain numbers (``800-53``, ``5``); the rest are
     their names (``AC-2 (Account Management)``, a workbook's habit), left
     out; several words and no id is no control. One word is taken as the id
     it is meant as."""
@@ -104,7 +102,8 @@ def _control_ids(value: str) -> list[str]:
     words = _ENHANCEMENT.sub(r"(\1)", value).upper().split()
     if len(words) <= 1:
         return words
-    ids = [word for word in words if _CONTROL_SHAPE.match(word)]
+    ids = [word for word in words
+           if any(char.isdigit() for char in word) and not _PLAIN_NUMBER.match(word) and word[0] != "("]
     if not ids:
         raise InvalidInput(f"`{value.strip()}` is not a control id; write it like AC-2 or SI-2(2).")
     return ids

@@ -9,6 +9,7 @@ next state, so no path can skip a step (DOMAIN.md, "Lifecycle")::
         FP approved -> closed · RA approved -> new risk and due date
         OR approved -> risk_accepted · extension approved -> new due date
     open|in_progress --accept_risk--> risk_accepted --expire--> in_progress (open if unowned)
+    risk_accepted --accept_risk (the AO's re-review: a new date)--> risk_accepted
 """
 
 from __future__ import annotations

@@ -144,6 +144,7 @@ def test_someone_who_left_is_refused_as_owner_ao_or_role_holder(
     assert CAROL not in reply(slack.command("roles", user=ADMIN))
     # A typed id names nobody Slack vouched for: it lists items and takes roles back, never gives one.
     assert "Mention the person to give them a role" in reply(slack.command("role U0NOBODY98 +ao", user=ADMIN))
+    assert "not a person" not in reply(slack.command("role UABCDEFGHJ -ao", user=ADMIN))  # an older id, no digit
     assert "POAM-1" in reply(slack.command(f"list open owner:{OWNER}", user=ADMIN))
 
 
