@@ -42,9 +42,10 @@ from bot.poam.permissions import (
     require_verifier,
 )
 from bot.poam.presence import who_left
+from bot.poam.roles import role_holders
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
-from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, RoleGrant, table_of
+from bot.store.models import AuditEvent, InfoSystem, Item, Milestone, ReviewRequest, table_of
 from bot.store.rows import Columns, in_chunks
 
 T = TypeVar("T")
@@ -735,21 +736,12 @@ def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Shipped:
 # ---------------------------------------------------------------- who is asked
 
 
-def _role_holders(session: Session, team_id: str, role: Role) -> list[str]:
-    return list(
-        session.exec(
-            select(RoleGrant.user_id)
-            .where(RoleGrant.team_id == team_id, RoleGrant.role == role)
-            .order_by(col(RoleGrant.user_id))
-        ).all()
-    )
-
-
 def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
     """The verifiers who may verify this fix (every separation rule applied)
     and are still in Slack."""
     excluded = {request.requested_by} | _remediators_of(session, item).everyone
-    verifiers = [user for user in _role_holders(session, item.team_id, Role.VERIFIER) if user not in excluded]
+    verifiers = [user for user in role_holders(session, team_id=item.team_id, role=Role.VERIFIER)
+                 if user not in excluded]
     gone = who_left(session, team_id=item.team_id, user_ids=verifiers)
     return [user for user in verifiers if user not in gone]
 
@@ -760,7 +752,7 @@ def deciders_for(session: Session, item: Item, request: ReviewRequest) -> list[s
     waited on nobody)."""
     excluded = {item.owner_id, request.requested_by} | _remediators_of(session, item).everyone
     system_ao = _system(session, item).ao_user_id
-    aos = _role_holders(session, item.team_id, Role.AO)
+    aos = role_holders(session, team_id=item.team_id, role=Role.AO)
     gone = who_left(session, team_id=item.team_id, user_ids=[system_ao, *aos])
     if system_ao and system_ao not in excluded and system_ao not in gone:
         return [system_ao]

@@ -60,6 +60,14 @@ def load_actor(
     return Actor(team_id=team_id, user_id=user_id, roles=RolesOnUse(known, granted), tz=tz, clock=clock, rules=rules)
 
 
+def role_holders(session: Session, *, team_id: str, role: Role) -> list[str]:
+    """Who is granted ``role`` in the workspace, by user id."""
+    return list(session.exec(
+        select(RoleGrant.user_id).where(RoleGrant.team_id == team_id, RoleGrant.role == role)
+        .order_by(col(RoleGrant.user_id))
+    ).all())
+
+
 def list_roles(session: Session, actor: Actor) -> dict[str, list[Role]]:
     """Granted roles by user id (configured admins are not listed: they come from settings)."""
     by_user: dict[str, list[Role]] = defaultdict(list)

@@ -28,6 +28,7 @@ from bot.blockkit.text import escape, mention
 from bot.poam.actor import Role, Rules
 from bot.poam.lifecycle import NOT_CLOSED
 from bot.poam.presence import who_left
+from bot.poam.roles import role_holders
 from bot.store import outbox
 from bot.store.models import InfoSystem, Item, Person, RoleGrant
 
@@ -96,9 +97,7 @@ def tell_of_departure(
     held = holdings(session, team_id=team_id, user_id=user_id)
     if not held.anything:
         return 0
-    granted = session.exec(
-        select(RoleGrant.user_id).where(RoleGrant.team_id == team_id, RoleGrant.role == Role.ADMIN)
-    ).all()
+    granted = role_holders(session, team_id=team_id, role=Role.ADMIN)
     slack_admins = session.exec(  # Slack's workspace admins and owners, as far as Slack described them
         select(Person.user_id).where(Person.team_id == team_id, col(Person.slack_admin))
     ).all()
