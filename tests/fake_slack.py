@@ -108,9 +108,11 @@ class FakeSlack:
     def response_url(self, name: str = "r1") -> str:
         return self.base_url.replace("/api/", f"/respond/{name}")
 
-    def user(self, user_id: str, *, tz: str = "UTC", is_admin: bool = False, real_name: str | None = None) -> None:
+    def user(self, user_id: str, *, tz: str = "UTC", is_admin: bool = False, real_name: str | None = None,
+             is_bot: bool = False) -> None:
         """Make ``users.info`` describe ``user_id`` this way."""
-        self.users[user_id] = {"id": user_id, "team_id": self.team_id, "tz": tz, "is_admin": is_admin}
+        self.users[user_id] = {"id": user_id, "team_id": self.team_id, "tz": tz, "is_admin": is_admin,
+                               "is_bot": is_bot}
         if real_name is not None:
             self.users[user_id]["real_name"] = real_name
 

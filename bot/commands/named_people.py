@@ -12,22 +12,31 @@ At most :data:`MAX_LOOKUPS` people per change, and none more once Slack fails
 to answer: the lookups share Slack's ``users.info`` rate limit with the
 requests, where a refused lookup costs a Slack admin their admin rights for
 that request. People left over are asked about when a later change names them.
+Someone named who turns out to be a bot is recorded as one (refused from
+then on: ``presence``), and the requester is told by DM.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from bot.blockkit.blocks import sections
+from bot.blockkit.text import mention
 from bot.commands.context import Services, SlackRequest
 from bot.commands.followup import after_ack
 from bot.commands.user_events import record_person
 from bot.commands.users import SlackUser
+from bot.poam.clock import local_today
+from bot.reminders.dispatch import send_now
+from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import Person
 
 MAX_LOOKUPS = 20
+#: The outbox kind of the DM telling someone that whom they named is a bot.
+BOT_NAMED_KIND = "bot-named"
 #: Ids per query of who has a name on record.
 _CHUNK = 500
 
@@ -48,13 +57,29 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
         user = services.users.look_up(request.client, team_id=team_id, user_id=user_id)
         if user is None:
             break
-        if user.name is not None:
+        if user.name is not None or user.bot:
             found[user_id] = user
     if not found:
         return
     with unit_of_work(services.engine) as session:
         for user_id, user in found.items():
             record_person(session, services, team_id=team_id, user_id=user_id, known=user)
+        told = [row for user_id, user in found.items() if user.bot
+                and (row := _tell_of_bot(session, request, bot_id=user_id)) is not None]
+    if told:
+        send_now(services.engine, request.client, ids=told, clock=services.clock)
+
+
+def _tell_of_bot(session: Session, request: SlackRequest, *, bot_id: str) -> int | None:
+    """Queue the DM telling the requester that someone they just named is a
+    bot: known only now, after the change (``presence`` refuses it from now on)."""
+    now, today = request.services.clock.now(), local_today(request.services.clock, request.slack_user.tz)
+    text = (f"You named {mention(bot_id)} for POA&M work, but Slack says it is a bot, not a person: it gets no "
+            "reminders, and what it was named for waits on nobody. Name a person in its place "
+            "(`/poam assign`, `/poam system set … ao:@someone`, `/poam role … -verifier`).")
+    return outbox.insert_once(session, team_id=request.team_id, recipient=request.user_id, kind=BOT_NAMED_KIND,
+                              subject=f"person:{bot_id}", local_day=today, text=text, blocks=sections([text]),
+                              next_attempt_at=now, created_at=now)
 
 
 def _without_names(services: Services, team_id: str, user_ids: list[str]) -> Iterator[str]:

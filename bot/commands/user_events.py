@@ -52,7 +52,7 @@ def record_person(session: Session, services: Services, *, team_id: str, user_id
     left_before = left_at(session, team_id=team_id, user_id=user_id, for_update=True) if known.deleted else None
     remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
                     seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted,
-                    slack_admin=known.workspace_admin)
+                    slack_admin=known.workspace_admin, bot=known.bot)
     if known.deleted and left_before is None and left_at(session, team_id=team_id, user_id=user_id) is not None:
         settings = services.settings
         tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,

@@ -1,4 +1,4 @@
-"""What Slack knows about a user that the bot needs: time zone, admin flag and name.
+"""What Slack knows about a user that the bot needs: time zone, admin flag, name, whether a bot.
 
 ``users.info`` answers are cached per workspace and user for an hour and
 replaced when a ``user_change`` event arrives; a workspace admin's for five
@@ -30,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.poam.clock import Clock
+from bot.poam.presence import SLACKBOT
 from bot.slack_http import PooledWebClient, SlackConnections
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SlackUser:
     seen_at: datetime | None = None
     #: Deactivated in Slack: a message to them is taken and read by nobody.
     deleted: bool = False
+    #: A bot (an app's user, Slackbot): nobody to do what a person is asked.
+    bot: bool = False
 
 
 def quick_client(client: WebClient) -> WebClient:
@@ -113,6 +116,7 @@ class UserDirectory:
             name=_name(user),
             seen_at=at,
             deleted=user.get("deleted") is True,
+            bot=user.get("is_bot") is True or user.get("id") == SLACKBOT,
         )
         ttl = min(self._ttl, ADMIN_CACHE_TTL) if found.workspace_admin else self._ttl
         key = (team_id, str(user.get("id")))

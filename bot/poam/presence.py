@@ -1,10 +1,11 @@
-"""Whether someone named for work is still in Slack.
+"""Whether someone named for work is a person still in Slack.
 
 Slack takes a message to a deactivated person without an error, so an item
 assigned to them, a system whose AO they are named or a role given to them
-would wait on nobody. Who left is known from Slack (``Person.left_at``,
+would wait on nobody; so would one given to a bot. Who left and who is a bot
+is known from Slack (``Person.left_at``, ``Person.is_bot``,
 ``reminders.departures``); someone the bot has no record of is taken as
-present (their record comes after the change: ``commands.named_people``).
+a person here (their record comes after the change: ``commands.named_people``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from sqlmodel import Session, col, select
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput
 from bot.store.models import Person
+
+#: Slackbot's user id: Slack describes it as no bot (``is_bot`` false).
+SLACKBOT = "USLACKBOT"
 
 
 def who_left(session: Session, *, team_id: str, user_ids: Collection[str | None]) -> set[str]:
@@ -38,8 +42,15 @@ def left_at(session: Session, *, team_id: str, user_id: str, for_update: bool = 
 
 
 def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:
-    """Refuse ``user_id`` as ``as_what`` ("the owner") once Slack said they were deactivated."""
-    left = left_at(session, team_id=actor.team_id, user_id=user_id)
+    """Refuse ``user_id`` as ``as_what`` ("the owner") once Slack said they
+    were deactivated, or are a bot."""
+    record = session.exec(
+        select(col(Person.left_at), col(Person.is_bot)).where(Person.team_id == actor.team_id,
+                                                               Person.user_id == user_id)
+    ).first()
+    left, bot = record if record is not None else (None, False)
+    if bot or user_id == SLACKBOT:
+        raise InvalidInput(f"That is a bot, not a person: nobody would do what {as_what} is asked; choose a person.")
     if left is not None:
         raise InvalidInput(
             f"That person was deactivated in Slack (on {left.astimezone(actor.tz):%Y-%m-%d}), so nobody would "

@@ -21,13 +21,15 @@ from bot.store.types import UTCDateTime
 def remember_person(
     session: Session, *, team_id: str, user_id: str, tz: ZoneInfo, name: str | None, clock: Clock,
     seen_at: datetime | None = None, known_only: bool = False, left: bool = False, slack_admin: bool | None = None,
+    bot: bool | None = None,
 ) -> None:
     """Record the time zone (the reminder planner's only source) and the name
     (the exports') Slack reported for a user at ``seen_at`` (default: now);
     an unknown name keeps the one on record. ``left``: Slack says they are
     deactivated (``left_at`` keeps when it first said so); otherwise they are
     active, and a ``left_at`` on record is cleared. ``slack_admin``: whether
-    Slack says they are a workspace admin or owner (None: it did not say).
+    Slack says they are a workspace admin or owner, ``bot`` whether a bot
+    (None: it did not say).
 
     What Slack said later stays: a ``users.info`` answer asked for before a
     ``user_change`` event was handled (in this process or another) may tell
@@ -42,7 +44,8 @@ def remember_person(
         return
     at = seen_at or clock.now()
     known = {"tz": tz.key, **({"name": name} if name else {}),
-             **({"slack_admin": slack_admin} if slack_admin is not None else {})}
+             **({"slack_admin": slack_admin} if slack_admin is not None else {}),
+             **({"is_bot": bot} if bot is not None else {})}
     left_at = col(Person.left_at)
     changes = {**known, "slack_seen_at": at, "updated_at": clock.now(),
                "left_at": func.coalesce(left_at, literal(at, UTCDateTime(timezone=True))) if left else None}

@@ -112,8 +112,8 @@ def plan_reminders(
     done = _already(session, team_id, Kind.REMINDER, {utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)})
     for user_id in sorted(_people_to_remind(session, team_id, utc_today=utc_today)):
         person = people.get(user_id)
-        if person is not None and (not person.reminders_on or person.left_at is not None):
-            continue  # turned off, or deactivated in Slack: a DM would be read by nobody (``departures``)
+        if person is not None and (not person.reminders_on or person.left_at is not None or person.is_bot):
+            continue  # turned off, deactivated in Slack (``departures``) or a bot: a DM would be read by nobody
         tz = _zone(person.tz if person else None, default_tz)
         local = now.astimezone(tz)
         remind_at = person.remind_at if person else DEFAULT_REMIND_AT

@@ -293,6 +293,8 @@ class Person(SQLModel, table=True):
     left_at: datetime | None = _timestamp(nullable=True)
     #: Slack said they are a workspace admin or owner (a POA&M admin: told when someone leaves).
     slack_admin: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    #: Slack said they are a bot (an app's user, Slackbot): never an owner, AO or role holder.
+    is_bot: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     remind_at: time = Field(default=time(9, 0))
     reminders_on: bool = Field(default=True)
     updated_at: datetime = _timestamp()
