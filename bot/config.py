@@ -199,8 +199,8 @@ class Settings(BaseSettings):
 
     @property
     def rules(self) -> Rules:
-        """The conventions every domain operation follows (id prefix, deadlines)."""
-        return Rules(id_prefix=self.poam_id_prefix, deadlines=self.deadline_policy)
+        """The conventions every domain operation follows (id prefix, deadlines, the exports' time zone)."""
+        return Rules(id_prefix=self.poam_id_prefix, deadlines=self.deadline_policy, timezone=self.timezone)
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:

@@ -388,6 +388,22 @@ def test_forged_event_appended_behind_the_head_is_reported(trail: Engine) -> Non
     assert report.events == 13
 
 
+@pytest.mark.parametrize("seq", [0, -5])
+def test_a_forged_event_numbered_before_the_first_is_reported_and_exported(trail: Engine, seq: int) -> None:
+    """Numbered 0 or below, an event written by hand was passed over by the
+    walk, though the item's history and the OSCAL risk log showed it."""
+    at, details = NOW - timedelta(days=1), {"note": "forged: rescan clean"}
+    with trail.begin() as connection:
+        connection.execute(AuditEvent.__table__.insert().values(  # type: ignore[attr-defined]
+            team_id=TEAM, seq=seq, item_id=None, actor_id=ADMIN, action="fix.verified", at=at,
+            details=details, prev_hash="", hash="0" * 64,
+        ))
+    report = verify(trail)
+    assert report.broken == audit.ChainBreak(TEAM, seq, audit.BEFORE_THE_START)
+    with unit_of_work(trail, read_only=True) as session:  # the assessor's export holds what the users see
+        assert next(audit.trail(session, team_id=TEAM))["seq"] == seq
+
+
 def _forge_after_newest(trail: Engine, *, skip: int = 0) -> None:
     """An event appended with raw SQL (``skip`` numbers after the newest),
     chained to the newest one but not to the workspace's head."""

@@ -956,7 +956,8 @@ def logged_items(engine: Engine, alice: Actor, bob: Actor) -> None:
             source=Source.SCAN, source_identifier="201194", assets=["db-01", "db-02"],
             cves=["CVE-2024-6387"], detected_on=date(2026, 11, 1), owner_id=BOB,
         )
-        log_item(session, alice, title="TLS 1.0 enabled", severity=Severity.MODERATE, assets=["web-01"])
+        log_item(session, alice, title="'--insecure' passed to curl in deploy.sh", severity=Severity.MODERATE,
+                 description="'-k' disables TLS checks", assets=["web-01"])  # a quote of the user's, kept
     with unit_of_work(engine) as session:
         set_plan(session, bob, number=1, plan="Upgrade OpenSSH.", resources="A maintenance window")
         add_milestone(session, bob, number=1, description="Patch db-02", due_on=date(2026, 11, 25))

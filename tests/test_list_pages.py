@@ -20,6 +20,7 @@ from bot.commands import metadata
 from bot.commands.views.cards import item_list
 from bot.poam import item_lists
 from bot.poam.actor import Actor, Rules
+from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
 from bot.poam.item_lists import Direction, Position, Scope, is_overdue, list_items
 from bot.poam.lifecycle import ACTIVE, Status
@@ -169,6 +170,35 @@ def test_items_changed_between_pages_shift_nothing_else(
                                             start=(Direction.BEFORE, second.position(second.items[0]))))
     # Four items now come before the second page: Previous shows the first page, whole.
     assert ([line.number for line in back.items], back.more_before, back.has_more) == (now[:5], False, True)
+
+
+def test_pages_turned_after_midnight_read_on_in_the_first_pages_order(
+    engine: Engine, alice: Actor, clock: FixedClock
+) -> None:
+    """Five items due today, three a page: after midnight they are overdue,
+    at the list's head, and Next from the third read on from a place the
+    order no longer had (nothing more), Previous from the fourth showed the
+    third again. The buttons carry the first page's day."""
+    for _ in range(5):
+        log(engine, alice, due_on=TODAY)
+
+    def turn(page: item_lists.ItemPage, query: metadata.ListPage, label: str) -> tuple[list[int], metadata.ListPage]:
+        (button,) = [element for block in item_list(page, rules=Rules(), query=query, title="Open items")
+                     if block["type"] == "actions" for element in block["elements"] if element["text"]["text"] == label]
+        turned = metadata.load(metadata.ListPage, button["value"])
+        found = run(engine, lambda s: list_items(s, alice, limit=3, start=turned.start(), offset=turned.offset,
+                                                 ordered_on=turned.ordered_on()))
+        return [line.number for line in found.items], turned
+
+    first = run(engine, lambda s: list_items(s, alice, limit=3))
+    assert [line.number for line in first.items] == [1, 2, 3]
+    clock.advance(hours=9, minutes=1)  # 00:01 the next day, in UTC: everything is a day overdue
+    numbers, query = turn(first, metadata.ListPage(scope="open", offset=0), "Next")
+    assert numbers == [4, 5]
+    second = run(engine, lambda s: list_items(s, alice, limit=3, start=query.start(), offset=3,
+                                              ordered_on=query.ordered_on()))
+    assert second.is_overdue(second.items[0])  # marked overdue as it is now
+    assert turn(second, query, "Previous")[0] == [1, 2, 3]
 
 
 def test_a_start_past_every_band_is_an_empty_page_not_an_error(engine: Engine, alice: Actor) -> None:

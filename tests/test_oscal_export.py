@@ -43,7 +43,7 @@ from bot.poam.clock import FixedClock
 from bot.poam.fields import Source
 from bot.poam.imports import import_findings
 from bot.poam.item_details import iter_item_details
-from bot.poam.items import claim_item, log_item, set_plan
+from bot.poam.items import claim_item, log_item, release_item, set_plan
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
 from bot.poam.review import (
     Deviation,
@@ -612,6 +612,21 @@ def test_a_withdrawn_request_is_named_in_the_risk_log(engine: Engine, cast: Cast
         "False positive withdrawn", "The owner withdrew the pending request."
     )
     assert withdrawn.get("status-change") == REMEDIATING  # back from "deviation requested"
+
+
+def test_a_release_says_whether_the_owner_gave_the_item_up_or_an_admin_took_it_back(
+    engine: Engine, cast: Cast
+) -> None:
+    number = worked_item(engine, cast)
+    run(engine, lambda s: release_item(s, cast.admin, number=number))
+    run(engine, lambda s: claim_item(s, cast.alice, number=number))
+    run(engine, lambda s: release_item(s, cast.alice, number=number))
+    document, _ = export(engine)
+    assert_valid(document)
+    _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]
+    taken, _, given = [entry for entry in risk["risk-log"]["entries"] if entry["title"] in {"Released", "Claimed"}][-3:]
+    assert taken["description"] == f"Taken back from its owner {ALICE}; it is unowned again."
+    assert given["description"] == "The owner gave the item up; it is unowned again."
 
 
 def test_a_vendor_fix_shipped_is_in_the_risk_log(engine: Engine, cast: Cast, clock: FixedClock) -> None:

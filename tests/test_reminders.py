@@ -732,6 +732,22 @@ def test_the_digest_follows_the_workspace_zone_across_dst(make_world: Callable[.
     assert posted == [utc(2026, 10, 26, 13, 0), utc(2026, 11, 2, 14, 0)]  # 09:00 EDT, then 09:00 EST
 
 
+def test_the_digests_week_is_from_the_last_digest_across_dst(make_world: Callable[..., World]) -> None:
+    """The week to 09:00 EST is 169 hours: an item logged in the hour after
+    the last digest (09:30 EDT) was in neither digest's "logged this week"."""
+    world = make_world(tz="America/New_York")
+    world.at(utc(2026, 10, 20, 12))
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 10, 26, 13, 0))  # Monday 09:00 EDT
+    world.at(utc(2026, 10, 26, 13, 30))
+    world.log("Logged at 09:30 EDT", severity=Severity.LOW)
+    world.tick(utc(2026, 11, 2, 14, 0))  # Monday 09:00 EST
+    first, second = world.posts_to(DIGEST_CHANNEL)
+    assert fields_of(first)["Open items"] == "0 (+0 since last week)"
+    assert fields_of(second)["Open items"] == "1 (+1 since last week)"
+    assert fields_of(second)["Logged this week"] == "1"
+
+
 def test_the_digest_day_and_time_are_the_subscriptions(world: World) -> None:
     world.do(lambda s: subscriptions.subscribe(
         s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL, weekday=1, post_at=time(10, 0)))

@@ -125,7 +125,7 @@ def test_item_card_offers_owner_buttons_only_to_the_owner() -> None:
 
 def test_a_list_page_has_twenty_items_and_navigation() -> None:
     items = [_line(_item(n)) for n in range(21, 41)]
-    page = ItemPage(items=items, total=95, offset=20, today=TODAY, more_before=True, has_more=True)
+    page = ItemPage(items=items, total=95, offset=20, today=TODAY, ordered_on=TODAY, more_before=True, has_more=True)
     query = metadata.ListPage(scope="open", offset=20, sev="high", after=[1, "2026-12-01", 20])
     blocks = cards.item_list(page, rules=Rules(), query=query, title="Open items")
     _assert_within_limits(blocks)
@@ -215,7 +215,7 @@ def test_help_fits_one_message() -> None:
 
 def test_home_view_stays_within_the_view_limit() -> None:
     items = [_item(n) for n in range(1, 41)]
-    page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY, has_more=True)
+    page = ItemPage(items=[_line(i) for i in items], total=140, offset=0, today=TODAY, ordered_on=TODAY, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:20], is_ao=True)
     milestones = {i.id: _detail(i, milestones=3).milestones for i in items}
     view = home_view(page, milestones, rules=Rules(), overdue="45", unclaimed="7", waiting=waiting)
@@ -230,7 +230,7 @@ def test_home_view_stays_within_the_view_limit() -> None:
 
 def test_home_says_more_wait_than_it_shows() -> None:
     items = [_item(n) for n in range(1, 23)]
-    page = ItemPage(items=[], total=0, offset=0, today=TODAY)
+    page = ItemPage(items=[], total=0, offset=0, today=TODAY, ordered_on=TODAY)
     waiting = WaitingOn(verifications=[], decisions=[], plans=items[:21], is_ao=True)  # one past the 20 shown
     view = json.dumps(home_view(page, {}, rules=Rules(), overdue="0", unclaimed="0", waiting=waiting))
     assert "Waiting on me (20+)" in view and view.count("approve its remediation plan") == 20
@@ -239,7 +239,7 @@ def test_home_says_more_wait_than_it_shows() -> None:
 
 def test_home_view_of_an_owner_past_the_count() -> None:
     items = [_item(n) for n in range(1, 31)]
-    page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, capped=True, has_more=True)
+    page = ItemPage(items=[_line(i) for i in items], total=1000, offset=0, today=TODAY, ordered_on=TODAY, capped=True, has_more=True)
     waiting = WaitingOn(verifications=[], decisions=[], plans=[], is_ao=False)
     text = json.dumps(home_view(page, {}, rules=Rules(), overdue="1,000+", unclaimed="1,000+", waiting=waiting))
     assert "You own *1,000+* open item(s)" in text

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -124,6 +126,24 @@ def test_item_row_uses_the_template_formats(engine: Engine, populated: tuple[Act
     assert closed_row["False Positive"] == "Yes"
     assert "approved by U0AO00001 on" in closed_row["Comments"]  # a name never learnt: the id
     assert closed_row["Deviation Rationale"] == "False positive: Not installed"
+
+
+def test_its_dates_are_days_of_the_deployments_time_zone(engine: Engine, populated: tuple[Actor, Actor]) -> None:
+    """Fri 20 Nov 15:00 UTC is Sat 21 Nov in Kiritimati (UTC+14): a team
+    there closing an item on the 21st read the 20th (UTC's day), a day before
+    items its people logged that day were detected."""
+    owner, _ = populated
+    rules = replace(owner.rules, timezone=ZoneInfo("Pacific/Kiritimati"))
+    out = io.BytesIO()
+    with unit_of_work(engine) as session:
+        done = export(session, out, fmt=ExportFormat.XLSX, rules=rules, now=owner.now(), team_id=owner.team_id,
+                      system_name=None, csp="Acme Cloud")
+    book = openpyxl.load_workbook(io.BytesIO(out.getvalue()))
+    assert done.filename.endswith("-20261121.xlsx")
+    assert book["Open POA&M Items"]["D3"].value == datetime(2026, 11, 21)  # the POAM Date
+    (closed,) = _rows(book["Closed POA&M Items"])
+    assert closed["Status Date"] == datetime(2026, 11, 21)
+    assert "approved by U0AO00001 on 2026-11-21" in closed["Comments"]
 
 
 def test_export_then_import_into_an_empty_workspace_gives_the_same_items(

@@ -112,6 +112,7 @@ def list_query(request: SlackRequest, query: metadata.ListPage) -> Reply:
             limit=cards.LIST_PAGE_SIZE,
             start=query.start(),
             offset=query.offset,
+            ordered_on=query.ordered_on(),
         )
         blocks = cards.item_list(page, rules=actor.rules, query=query, title=cards.list_title(scope))
     return Reply(text=cards.list_title(scope), blocks=blocks)

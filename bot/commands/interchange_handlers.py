@@ -19,6 +19,7 @@ from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.named_people import learn_about
+from bot.commands.saved_forms import save_once
 from bot.commands.views import cards
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
@@ -147,8 +148,10 @@ def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
     return data
 
 
-def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, confirm: bool) -> tuple[ImportSummary, str]:
-    """Import the file, or (``confirm`` False) only count what importing it would do."""
+def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, confirm: bool,
+                    view_id: str | None = None) -> tuple[ImportSummary, str]:
+    """Import the file, or (``confirm`` False) only count what importing it
+    would do. Imported from the form ``view_id`` once (:class:`SavedBefore`)."""
     if not from_slack(upload.url, api_url=request.services.settings.slack_api_url):
         raise ImportFormatError("file", "does not come from Slack")
     with request.transaction(read_only=True) as (_session, actor):  # before fetching the file: its
@@ -160,6 +163,7 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
         with request.transaction(read_only=True) as (session, actor):
             return check_findings(session, actor, findings=findings), ""
     with request.transaction() as (session, actor):
+        save_once(session, request, view_id, what="imported")
         summary = import_findings(session, actor, findings=findings, source_name=upload.name)
         label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])
     learn_about(request, summary.owners)
@@ -167,8 +171,9 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
 
 
 def result_view(upload: metadata.UploadedFile, summary: ImportSummary | None, *, problem: str | None,
-                confirmed: bool, numbers: str = "") -> dict[str, Any]:
-    """The form after a check (confirm button) or after the import."""
+                confirmed: bool, numbers: str = "", saved_before: str | None = None) -> dict[str, Any]:
+    """The form after a check (confirm button) or after the import (or
+    ``saved_before``: after Import pressed again)."""
     view: dict[str, Any] = {
         "type": "modal",
         "callback_id": CallbackId.IMPORT_CONFIRM,
@@ -177,7 +182,9 @@ def result_view(upload: metadata.UploadedFile, summary: ImportSummary | None, *,
         "private_metadata": metadata.dump(upload),
     }
     name = escape(upload.name)
-    if problem is not None:
+    if saved_before is not None:
+        view["blocks"] = [section(f":white_check_mark: *{name}*: {escape(saved_before)}")]
+    elif problem is not None:
         view["blocks"] = [section(f":no_entry: *{name}* cannot be imported: {escape(problem)}"),
                           context("Nothing was imported. Fix the file and upload it again.")]
     elif confirmed:

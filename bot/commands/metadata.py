@@ -102,7 +102,8 @@ class ListPage:
     """The next or previous page of a ``/poam list``: the page read on from an
     item's place in the list, ``after`` (Next) or ``before`` (Previous) it,
     each ``[band, "YYYY-MM-DD", number]`` (:class:`Position`); ``offset``: how
-    many items come before the page, as shown."""
+    many items come before the page, as shown; ``day``: the day the list is
+    ordered on, the first page's ("YYYY-MM-DD", ``list_items``'s ``ordered_on``)."""
 
     scope: str
     offset: int
@@ -112,6 +113,7 @@ class ListPage:
     system: str | None = None
     after: list[Any] | None = None
     before: list[Any] | None = None
+    day: str | None = None
 
     def check(self) -> None:
         if not isinstance(self.offset, int) or isinstance(self.offset, bool) or self.offset < 0:
@@ -123,6 +125,7 @@ class ListPage:
                 raise ValueError("bad filter")
         if self.after is not None and self.before is not None:
             raise ValueError("a page starts after an item or before one, not both")
+        self.ordered_on()  # a bad day: ValueError
         start = self.start()  # a bad position: ValueError
         if self.offset and start is None:  # a button of the version that paged by offset
             raise ValueError("a page past the first starts at an item")
@@ -134,6 +137,14 @@ class ListPage:
         if self.before is not None:
             return Direction.BEFORE, _position(self.before)
         return None
+
+    def ordered_on(self) -> date | None:
+        """The day the list is ordered on; None for a first page (today)."""
+        if self.day is None:
+            return None
+        if not isinstance(self.day, str) or len(self.day) != 10:
+            raise ValueError("bad list day")
+        return date.fromisoformat(self.day)
 
     @staticmethod
     def place(position: Position) -> list[Any]:

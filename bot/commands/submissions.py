@@ -14,9 +14,8 @@ from slack_bolt import Ack, App, Respond
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlmodel import Session
 
-from bot.blockkit.blocks import section
+from bot.blockkit.blocks import Block, section
 from bot.blockkit.text import plain_text
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers, thread_posts
 from bot.commands.actions import answered, request_from, through_response_url
@@ -34,6 +33,7 @@ from bot.commands.followup import (
 from bot.commands.home import publish_home
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.named_people import learn_about
+from bot.commands.saved_forms import SavedBefore, save_once
 from bot.commands.users import quick_client
 from bot.commands.views import cards
 from bot.commands.views.modals import LOG_FIELD_BLOCKS, item_modal, log_modal
@@ -44,7 +44,6 @@ from bot.poam.fields import Source
 from bot.poam.severity import Severity
 from bot.rate_limits import waiting_longer
 from bot.store.engine import is_busy
-from bot.store.replays import record_form_saved
 
 log = logging.getLogger(__name__)
 
@@ -85,36 +84,36 @@ class FormValues:
             raise InvalidInput("That is not a date.", field=field) from None
 
 
-def _refuse(ack: Ack, error: PoamError, *, blocks: dict[str, BlockId], fallback: BlockId) -> None:
+def _refuse(ack: Ack, services: Services, request: SlackRequest | None, error: PoamError, *,
+            blocks: dict[str, BlockId], fallback: BlockId) -> None:
     field = error.field if isinstance(error, InvalidInput) else None
     block = blocks.get(field or "", fallback)
     ack(response_action="errors", errors={block: error.message[:300]})
+    _refused_late(services, request, error.message)
 
 
-def _failed(ack: Ack, error: Exception, *, fallback: BlockId) -> None:
+def _failed(ack: Ack, services: Services, request: SlackRequest | None, error: Exception, *,
+            fallback: BlockId) -> None:
     """A busy database or a bug while saving a form: said on the form (logged
     with a reference), never Slack's bare "couldn't connect" error."""
     message = BUSY if is_busy(error) else unexpected(error, "saving the form")
     ack(response_action="errors", errors={fallback: message[:300]})
+    _refused_late(services, request, message)
+
+
+def _refused_late(services: Services, request: SlackRequest | None, message: str,
+                  blocks: list[Block] | None = None) -> None:
+    """A refusal answered past Slack's wait for the ack (``answered_late``):
+    the ack still says it on the form (should Slack be listening yet), and
+    a private message says it too, since Slack showed only that it could not
+    connect, and nothing was saved."""
+    if request is not None and services.answered_late():
+        said = blocks or cards.refusal(f"Your form was not saved: {message}")
+        answer_after(services, request, Reply(text=message, blocks=said), respond=None)
 
 
 def _confirmation(reply: Reply) -> dict[str, Any]:
     return item_modal(label="POA&M", blocks=reply.blocks)
-
-
-class SavedBefore(PoamError):
-    """The form was saved by an earlier submission (:func:`record_form_saved`)."""
-
-
-def _save_once(session: Session, request: SlackRequest, view: dict[str, Any], *, what: str) -> None:
-    """Refuse a form saved before (its Submit pressed again), in the saving
-    transaction: a refused save records nothing, so a form corrected after
-    errors saves."""
-    view_id = view.get("id")
-    if isinstance(view_id, str) and view_id and not record_form_saved(
-        session, team_id=request.team_id, view_id=view_id[:60], now=request.services.clock.now()
-    ):
-        raise SavedBefore(f"This form was saved already, so nothing was {what} again.")
 
 
 def _confirm(ack: Ack, services: Services, request: SlackRequest, reply: Reply, *, from_home: bool | None) -> None:
@@ -131,20 +130,22 @@ def _confirm(ack: Ack, services: Services, request: SlackRequest, reply: Reply, 
         after_ack(services, publish_home, request)
 
 
-def _saved_before(ack: Ack, error: SavedBefore) -> None:
+def _saved_before(ack: Ack, services: Services, request: SlackRequest | None, error: SavedBefore) -> None:
     ack(response_action="update", view=_confirmation(Reply(text=error.message, blocks=cards.done(error.message))))
+    _refused_late(services, request, error.message, cards.done(error.message))
 
 
 def register(app: App, services: Services) -> None:
     @app.view(CallbackId.LOG_MODAL)
     @services.turns.taking_turns
     def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
+        request = None
         try:
             request = request_from(services, client, body, signature=signature_of(req))
             origin = metadata.load(metadata.LogOrigin, view.get("private_metadata"))
             form = FormValues(view)
             with request.transaction() as (session, actor):
-                _save_once(session, request, view, what="logged")
+                save_once(session, request, view.get("id"), what="logged")
                 item = items.log_item(
                     session,
                     actor,
@@ -166,13 +167,13 @@ def register(app: App, services: Services) -> None:
                 label = actor.rules.label(item.number)
                 post = thread_posts.queue(session, actor, item, handlers.logged_line(label, item))
         except SavedBefore as error:
-            _saved_before(ack, error)
+            _saved_before(ack, services, request, error)
             return
         except PoamError as error:
-            _refuse(ack, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
+            _refuse(ack, services, request, error, blocks=dict(LOG_FIELD_BLOCKS), fallback=BlockId.TITLE)
             return
         except Exception as error:
-            _failed(ack, error, fallback=BlockId.TITLE)
+            _failed(ack, services, request, error, fallback=BlockId.TITLE)
             return
         reply = Reply(
             text=f"Logged {label}",
@@ -189,6 +190,7 @@ def register(app: App, services: Services) -> None:
         ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest
     ) -> None:
         form = FormValues(view)
+        request = None
         try:
             request = request_from(services, client, body, signature=signature_of(req))
             target = metadata.load(metadata.ItemRef, view.get("private_metadata"))
@@ -196,24 +198,26 @@ def register(app: App, services: Services) -> None:
             if due_on is None:
                 raise InvalidInput("Pick a date.", field="due_on")
             with request.transaction() as (session, actor):
-                _save_once(session, request, view, what="added")
+                save_once(session, request, view.get("id"), what="added")
                 milestone = milestones.add_milestone(
                     session, actor, number=target.number, description=form.text(BlockId.MILESTONE_TEXT) or "", due_on=due_on
                 )
                 label = actor.rules.label(target.number)
         except SavedBefore as error:
-            _saved_before(ack, error)
+            _saved_before(ack, services, request, error)
             return
         except PoamError as error:
             _refuse(
                 ack,
+                services,
+                request,
                 error,
                 blocks={"due_on": BlockId.MILESTONE_DUE, "description": BlockId.MILESTONE_TEXT},
                 fallback=BlockId.MILESTONE_TEXT,
             )
             return
         except Exception as error:
-            _failed(ack, error, fallback=BlockId.MILESTONE_TEXT)
+            _failed(ack, services, request, error, fallback=BlockId.MILESTONE_TEXT)
             return
         added = Reply(text="Added", blocks=cards.done(f"Added *M{milestone.number}* to *{label}*."))
         _confirm(ack, services, request, added, from_home=target.from_home)
@@ -221,6 +225,7 @@ def register(app: App, services: Services) -> None:
     @app.view(CallbackId.REJECT_MODAL)
     @services.turns.taking_turns
     def on_reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, req: BoltRequest) -> None:
+        request = None
         try:
             request = request_from(services, client, body, signature=signature_of(req))
             target = metadata.load(metadata.RequestRef, view.get("private_metadata"))
@@ -228,14 +233,15 @@ def register(app: App, services: Services) -> None:
                 request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request
             )
         except AlreadyDecided as error:  # someone decided while the form was open: who, in its place
-            ack(response_action="update", view=item_modal(
-                label="POA&M", blocks=cards.refusal(error.message, decided_by=error.decided_by)))
+            refused = cards.refusal(error.message, decided_by=error.decided_by)
+            ack(response_action="update", view=item_modal(label="POA&M", blocks=refused))
+            _refused_late(services, request, error.message, refused)
             return
         except PoamError as error:
-            _refuse(ack, error, blocks={}, fallback=BlockId.REASON)
+            _refuse(ack, services, request, error, blocks={}, fallback=BlockId.REASON)
             return
         except Exception as error:
-            _failed(ack, error, fallback=BlockId.REASON)
+            _failed(ack, services, request, error, fallback=BlockId.REASON)
             return
         _confirm(ack, services, request, reply, from_home=target.from_home)
         follow_up(services, request, reply, respond=None)
@@ -263,8 +269,11 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         """Download, check or import, and show the outcome on the form."""
         try:
-            summary, numbers = interchange_handlers.check_or_import(request, upload, confirm=confirm)
+            summary, numbers = interchange_handlers.check_or_import(request, upload, confirm=confirm, view_id=view_id)
             result = interchange_handlers.result_view(upload, summary, problem=None, confirmed=confirm, numbers=numbers)
+        except SavedBefore as error:  # Import pressed again: the first press's outcome stands
+            result = interchange_handlers.result_view(upload, None, problem=None, confirmed=True,
+                                                      saved_before=error.message)
         except (PoamError, ImportFormatError) as error:
             result = interchange_handlers.result_view(upload, None, problem=str(error), confirmed=confirm)
         except OSError as error:

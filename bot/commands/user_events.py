@@ -9,9 +9,12 @@ on what they held is told (``reminders.departures``).
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from slack_bolt import App
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from bot.commands.context import Services
@@ -21,7 +24,14 @@ from bot.poam.clock import local_today
 from bot.poam.presence import left_at
 from bot.reminders.departures import tell_of_departure
 from bot.reminders.people import remember_person
-from bot.store.engine import unit_of_work
+from bot.store.counters import lock_workspace
+from bot.store.engine import may_pass, unit_of_work
+
+log = logging.getLogger(__name__)
+#: How long recording a change waits for another writer before it tries again later.
+RECORD_MAX_WAIT = 5.0
+#: The pauses before each try again (about ten minutes in all).
+RECORD_PAUSES = (2.0, 10.0, 60.0, 180.0, 360.0)
 
 
 def register(app: App, services: Services) -> None:
@@ -36,9 +46,25 @@ def register(app: App, services: Services) -> None:
         after_ack(services, record_change, services, team_id=team_id, user_id=str(user.get("id", "")), known=known)
 
 
-def record_change(services: Services, *, team_id: str, user_id: str, known: SlackUser) -> None:
-    with unit_of_work(services.engine) as session:
-        record_person(session, services, team_id=team_id, user_id=user_id, known=known, known_only=not known.deleted)
+def record_change(services: Services, *, team_id: str, user_id: str, known: SlackUser, tries: int = 0) -> None:
+    """Record what the event said. Slack sends an event once it was answered,
+    which it was before this runs: while the database refuses for a moment
+    (busy, a connection lost), try again after :data:`RECORD_PAUSES`, on a
+    timer, not holding an after-ack thread; a departure missed would tell
+    nobody."""
+    try:
+        with unit_of_work(services.engine, max_wait=RECORD_MAX_WAIT) as session:
+            record_person(session, services, team_id=team_id, user_id=user_id, known=known,
+                          known_only=not known.deleted)
+    except DBAPIError as failure:
+        if tries >= len(RECORD_PAUSES) or not may_pass(failure):
+            raise
+        log.warning("could not record what Slack said of %s (%s); trying again in %.0f s", user_id,
+                    str(failure.orig).strip(), RECORD_PAUSES[tries])
+        again = threading.Timer(RECORD_PAUSES[tries], after_ack, (services, record_change, services),
+                                {"team_id": team_id, "user_id": user_id, "known": known, "tries": tries + 1})
+        again.daemon = True
+        again.start()
 
 
 def record_person(session: Session, services: Services, *, team_id: str, user_id: str, known: SlackUser,
@@ -54,6 +80,9 @@ def record_person(session: Session, services: Services, *, team_id: str, user_id
                     seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted,
                     slack_admin=known.workspace_admin, bot=known.bot)
     if known.deleted and left_before is None and left_at(session, team_id=team_id, user_id=user_id) is not None:
+        # What they held, read holding the workspace row: a change naming them
+        # that began before this (``presence.require_present``) is in it.
+        lock_workspace(session, team_id=team_id)
         settings = services.settings
         tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,
                           configured_admins=settings.poam_admins, now=services.clock.now(),

@@ -14,16 +14,20 @@ from bot.poam.actor import Rules
 from bot.poam.item_details import ItemDetail
 
 EXTRA_COLUMNS = ("Status", "Current Due Date", "System")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # guarded with a leading '; csv_import undoes it
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Starts guarded with a leading ': a formula's, and the guard's own (text
+#: that begins with ' keeps it), so that csv_import takes off exactly one.
+GUARDED_STARTS = (*FORMULA_STARTS, "'")
 
 
 def _cell(value: str | date | None) -> str:
-    """Text for one cell; text a spreadsheet would run as a formula is quoted with '."""
+    """Text for one cell; text a spreadsheet would run as a formula (or that
+    begins with the quote itself) is quoted with '."""
     if value is None:
         return ""
     if isinstance(value, date):
         return value.isoformat()
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return "'" + value if value.startswith(GUARDED_STARTS) else value
 
 
 def write_csv(details: Iterable[ItemDetail], out: IO[str], *, rules: Rules, names: Names | None = None) -> int:

@@ -20,7 +20,7 @@ import io
 import re
 from collections.abc import Mapping
 
-from bot.interchange.csv_export import EXTRA_COLUMNS, FORMULA_STARTS
+from bot.interchange.csv_export import EXTRA_COLUMNS, GUARDED_STARTS
 from bot.interchange.fedramp import COLUMNS
 from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, port_number
 from bot.interchange.sarif import clip
@@ -145,8 +145,8 @@ def _cells(number: int, cells: list[str], width: int) -> list[str] | None:
 
 
 def _unguard(cell: str) -> str:
-    """Undo the export's formula guard: ``'=x`` was written for ``=x``."""
-    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in FORMULA_STARTS else cell
+    """Undo the export's formula guard: ``'=x`` was written for ``=x``, ``''x`` for ``'x``."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] and cell[1:2] in GUARDED_STARTS else cell
 
 
 def _template_rows(records: list[tuple[int, list[str]]], header: list[str]) -> list[Finding]:

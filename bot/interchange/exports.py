@@ -77,7 +77,7 @@ def export(
     ``system_name``); the workbook covers one system of one workspace, the
     default one unless ``system_name`` names another.
     """
-    stamp = now.strftime("%Y%m%d")
+    stamp = f"{rules.day(now):%Y%m%d}"
     if fmt.per_system:
         if team_id is None:
             raise InvalidInput("Say which workspace to export (--team): this database holds none or several.")
@@ -85,7 +85,7 @@ def export(
         details = iter_item_details(session, team_id=team_id, system_name=system.name)
         provider = csp or system.organization or ""  # the deployment's CSP, else the system's organization
         if fmt is ExportFormat.XLSX:
-            count = write_workbook(details, out, rules=rules, system=system, csp=provider, poam_date=now.date(),
+            count = write_workbook(details, out, rules=rules, system=system, csp=provider, poam_date=rules.day(now),
                                    names=_names(session, team_id=team_id))
         else:
             with _text(out) as text:

@@ -96,13 +96,13 @@ def planned_milestones(milestones: list[MilestoneRow], changes: list[ChangeRow])
     )
 
 
-def milestone_changes(changes: list[ChangeRow], milestones: list[MilestoneRow]) -> str:
+def milestone_changes(changes: list[ChangeRow], milestones: list[MilestoneRow], *, rules: Rules) -> str:
     """``(01) Update 2026-12-05 : why`` per change, in the order they happened."""
     numbers = {m.id: m.number for m in milestones}
     lines = []
     for change in changes:
         number = numbers[change.milestone_id]
-        when = (change.new_due_on or change.changed_at.date()).isoformat()
+        when = (change.new_due_on or rules.day(change.changed_at)).isoformat()
         what = change.reason
         if change.kind == ChangeKind.UPDATE and change.old_due_on is not None:
             what = f"moved from {change.old_due_on.isoformat()}: {change.reason}"
@@ -195,7 +195,7 @@ def _because(text: str | None) -> str:
     return f": {_sentence(text)}" if text else "."
 
 
-def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
+def _decision_comments(detail: ItemDetail, names: Names | None, rules: Rules) -> list[str]:
     """Every approved decision, with who, when and why: the template's own
     columns say only Yes / No, and an assessor reading the workbook must see
     what closed an item and on what grounds (the newest deviation's rationale
@@ -204,7 +204,7 @@ def _decision_comments(detail: ItemDetail, names: Names | None) -> list[str]:
     for request in detail.requests:
         if request.status != RequestStatus.APPROVED or request.decided_at is None:
             continue
-        by = f"by {person(names, detail.item.team_id, request.decided_by)} on {request.decided_at.date().isoformat()}"
+        by = f"by {person(names, detail.item.team_id, request.decided_by)} on {rules.day(request.decided_at).isoformat()}"
         if request.kind == RequestKind.EXTENSION:
             notes.append(f"Extension to {request.new_due_on} approved {by}{_because(request.text)}")
         elif request.kind == RequestKind.RISK_ACCEPTANCE:
@@ -246,8 +246,8 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         comments.append(f"Current due date: {item.due_on.isoformat()}.")
     if item.plan_approved_at is not None:  # the AO's agreement with the plan (DOMAIN.md), as it stands now
         comments.append(f"Remediation plan approved by {person(names, item.team_id, item.plan_approved_by)} "
-                        f"on {item.plan_approved_at.date().isoformat()}.")
-    comments += _decision_comments(detail, names)
+                        f"on {rules.day(item.plan_approved_at).isoformat()}.")
+    comments += _decision_comments(detail, names, rules)
     rationale, asked_again = deviation_notes(detail)
     if asked_again is not None:
         comments.append(asked_again)
@@ -265,8 +265,8 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         item.detected_on,
         item.scheduled_completion_on,
         planned_milestones(detail.milestones, detail.changes),
-        milestone_changes(detail.changes, detail.milestones),
-        (item.closed_at or item.updated_at).date(),  # Status Date: when it last changed or closed
+        milestone_changes(detail.changes, detail.milestones, rules=rules),
+        rules.day(item.closed_at or item.updated_at),  # Status Date: when it last changed or closed
         "Yes" if item.vendor_dependency else "No",
         item.last_vendor_checkin_on,
         item.vendor_product,

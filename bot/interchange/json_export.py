@@ -135,7 +135,7 @@ def write_json(
     }
     out.write(json.dumps(header, indent=2)[:-2] + ',\n  "items": [')
     count = 0
-    today = exported_at.date()
+    today = rules.day(exported_at)
     for detail in details:
         document = json.dumps(item_document(detail, rules=rules, today=today), ensure_ascii=False)
         out.write(("," if count else "") + "\n    " + document)

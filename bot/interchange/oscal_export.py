@@ -246,10 +246,10 @@ def _events(session: Session, details: Sequence[ItemDetail]) -> dict[int, list[_
     return found
 
 
-def _to(details: Mapping[str, Any], key: str) -> Any:
-    """The new value of a ``{"from": …, "to": …}`` change in audit details."""
+def _to(details: Mapping[str, Any], key: str, *, end: str = "to") -> Any:
+    """The new value (``end="from"``: the old one) of a ``{"from": …, "to": …}`` change in audit details."""
     change = details.get(key)
-    return change.get("to") if isinstance(change, Mapping) else None
+    return change.get(end) if isinstance(change, Mapping) else None
 
 
 _STATUSES = frozenset(status.value for status in Status)
@@ -305,6 +305,9 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
         case "item.claimed":
             return "Claimed", f"Claimed by {_to(d, 'owner')}."
         case "item.released":
+            owner = _to(d, "owner", end="from")
+            if owner and owner != event.actor_id:  # an admin took it back (the actor: logged-by)
+                return "Released", f"Taken back from its owner {owner}; it is unowned again."
             return "Released", "The owner gave the item up; it is unowned again."
         case "item.assigned":
             return "Owner assigned", f"Assigned to {_to(d, 'owner')}."
@@ -490,7 +493,7 @@ class _Builder:
         elif item.closure == Closure.REMEDIATED:
             parts.append("Closed: remediated and verified.")
         elif item.status == Status.CLOSED:
-            closed = f" on {item.closed_at.date().isoformat()}" if item.closed_at else ""
+            closed = f" on {self.rules.day(item.closed_at).isoformat()}" if item.closed_at else ""
             parts.append(f"Closed{closed}, before it was imported.")
         return " ".join(parts)
 
@@ -553,7 +556,7 @@ class _Builder:
         team, number = item.team_id, item.number
         remarks = []
         if item.plan_approved_at is not None:
-            remarks.append(f"Plan approved by {item.plan_approved_by} on {item.plan_approved_at.date().isoformat()}.")
+            remarks.append(f"Plan approved by {item.plan_approved_by} on {self.rules.day(item.plan_approved_at).isoformat()}.")
         return _compact({
             "uuid": item_uuid(team, number, "remediation"),
             "lifecycle": "completed" if item.closure == Closure.REMEDIATED else "planned",
@@ -569,13 +572,12 @@ class _Builder:
             "remarks": " ".join(remarks) or None,
         })
 
-    @staticmethod
-    def _task(team: str, number: int, milestone: MilestoneRow) -> dict[str, Any]:
+    def _task(self, team: str, number: int, milestone: MilestoneRow) -> dict[str, Any]:
         remarks = []
         if milestone.due_on != milestone.planned_due_on:
             remarks.append(f"First planned for {milestone.planned_due_on.isoformat()}.")
         if milestone.completed_at is not None:
-            remarks.append(f"Completed on {milestone.completed_at.date().isoformat()} by {milestone.completed_by}.")
+            remarks.append(f"Completed on {self.rules.day(milestone.completed_at).isoformat()} by {milestone.completed_by}.")
         return _compact({
             "uuid": item_uuid(team, number, f"milestone/{milestone.number}"),
             "type": "milestone",

@@ -20,10 +20,17 @@ _TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,31}$")
 
 @dataclass(frozen=True)
 class Rules:
-    """The deployment's conventions: the item id prefix and the deadline policy."""
+    """The deployment's conventions: the item id prefix, the deadline policy
+    and the time zone of the dates the exports write."""
 
     id_prefix: str = "POAM"
     deadlines: DeadlinePolicy = FEDRAMP
+    timezone: ZoneInfo = ZoneInfo("UTC")
+
+    def day(self, moment: datetime) -> date:
+        """The date of ``moment`` in the deployment's time zone (``POAM_TIMEZONE``):
+        an export's dates are the same whoever runs it, wherever they are."""
+        return moment.astimezone(self.timezone).date()
 
     def label(self, number: int) -> str:
         """How users see item ``number``: ``POAM-12``."""

@@ -187,6 +187,7 @@ def _chained_rows(
 
 #: How a break at the chain's newest end reads (``verify_chain``, ``head_breaks``).
 ADDED_AFTERWARDS = "is not in the recorded chain (added afterwards)"
+BEFORE_THE_START = "is not in the recorded chain (numbered before its first event)"
 NEWEST_DELETED = "is missing (the newest events were deleted)"
 HEAD_REPLACED = "was replaced (it does not match the recorded head)"
 #: What a change answers that relied on a role taken away meanwhile (:func:`refuse_changed_meanwhile`).
@@ -221,13 +222,15 @@ class ChainReport:
 
 
 def _events(session: Session, team_id: str, *, item_id: int | None = None) -> Iterator[AuditEvent]:
-    """The workspace's events (or one item's) in sequence order, fetched in batches."""
-    last_seq = 0
+    """The workspace's events (or one item's) in sequence order, fetched in
+    batches: every one, those numbered before the chain's start too (written
+    by hand: ``verify_chain`` reports them, as the history shows them)."""
+    last_seq: int | None = None
     mine = [AuditEvent.team_id == team_id] + ([AuditEvent.item_id == item_id] if item_id is not None else [])
     while True:
         batch = session.exec(
             select(AuditEvent)
-            .where(*mine, AuditEvent.seq > last_seq)
+            .where(*mine, *([AuditEvent.seq > last_seq] if last_seq is not None else []))
             .order_by(col(AuditEvent.seq))
             .limit(_VERIFY_BATCH)
         ).all()
@@ -262,6 +265,8 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
     expected_seq, prev_hash, count = 1, "", 0
     for event in _events(session, team_id):
         count += 1
+        if event.seq < 1:
+            return ChainReport(team_id, count, ChainBreak(team_id, event.seq, BEFORE_THE_START))
         if event.seq > head_seq:
             return ChainReport(
                 team_id, count, ChainBreak(team_id, event.seq, ADDED_AFTERWARDS)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Protocol, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, update
 from sqlalchemy import select as sa_select
@@ -396,15 +397,15 @@ def _name_tools(
     return {tool: sorted(numbers) for tool, numbers in named.items() if numbers}
 
 
-def _closed_at(closed_on: date | None, *, detected: date, now: datetime) -> datetime:
-    """When a closed row closed: its Status Date at noon UTC (the same day
-    wherever it is read, and what the export writes back), not before its
+def _closed_at(closed_on: date | None, *, detected: date, now: datetime, zone: ZoneInfo) -> datetime:
+    """When a closed row closed: its Status Date at noon in the exports' time
+    zone (``Rules.timezone``: what the export writes back), not before its
     detection (a date a day off across time zones is not worth refusing a
     file for) nor after now (digests count what closed in a week, and what
     was open at a moment); the import's time when the file gives none."""
     if closed_on is None:
         return now
-    return min(datetime.combine(max(closed_on, detected), time(12), tzinfo=UTC), now)
+    return min(datetime.combine(max(closed_on, detected), time(12), tzinfo=zone), now)
 
 
 def _insert_items(
@@ -501,7 +502,8 @@ def _item_row(
         "recurs_number": values["recurs_number"],
         "last_seen_at": now,
         "closure": Closure.IMPORTED if finding.closed else None,
-        "closed_at": _closed_at(finding.closed_on, detected=detected, now=now) if finding.closed else None,
+        "closed_at": _closed_at(finding.closed_on, detected=detected, now=now, zone=actor.rules.timezone)
+        if finding.closed else None,
         "created_by": actor.user_id,
         "created_at": now,
         "updated_at": now,

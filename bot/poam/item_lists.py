@@ -96,12 +96,16 @@ class ItemPage:
     as far as the page it was reached from knew. ``total`` counts the list's
     items, up to a limit (:data:`COUNT_LIMIT`, more for pages past it); when
     ``capped``, there are more than that. ``more_before`` / ``has_more``: items
-    precede / follow it."""
+    precede / follow it. ``ordered_on``: the day the list's order (overdue
+    first) is reckoned on, the first page's, so that pages turned after
+    midnight read on from where the last one stopped; ``today`` marks what is
+    overdue now."""
 
     items: list[ItemLine]
     total: int
     offset: int
     today: date
+    ordered_on: date
     capped: bool = False
     more_before: bool = False
     has_more: bool = False
@@ -115,8 +119,8 @@ class ItemPage:
         return is_overdue(item, today=self.today)
 
     def position(self, item: ItemLine) -> Position:
-        """Where ``item`` stands in the list's order (on the page's day)."""
-        return Position(0 if self.is_overdue(item) else 1, item.due_on, item.number)
+        """Where ``item`` stands in the list's order (on the day it is ordered on)."""
+        return Position(0 if is_overdue(item, today=self.ordered_on) else 1, item.due_on, item.number)
 
 
 def is_overdue(item: Item | ItemLine | Columns, *, today: date) -> bool:
@@ -157,11 +161,16 @@ def list_items(
     limit: int = 50,
     start: tuple[Direction, Position] | None = None,
     offset: int = 0,
+    ordered_on: date | None = None,
 ) -> ItemPage:
     """A page of the workspace's items, overdue first, then by due date: the
     first ``limit``, or those just after or before a ``start`` position (a
     page's last or first item). ``offset`` says how many items come before
     the page (shown, and how far the count goes); it moves nothing.
+    ``ordered_on``: the day of the first page, when this one is turned to
+    from it (the actor's today otherwise): at midnight, items due the day
+    before join the overdue ones at the list's head, behind a reader who
+    pages on from a place in the order of the day before.
 
     ``system_name`` picks a system (the default one when None);
     ``every_system`` lists across all of them instead.
@@ -171,7 +180,8 @@ def list_items(
     if not 0 <= offset <= MAX_OFFSET:
         raise InvalidInput(f"A page's offset is 0 to {MAX_OFFSET:,}.")
     today = actor.today()
-    params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": today,
+    ordered_on = ordered_on or today
+    params: dict[str, object] = {"team_id": actor.team_id, "user_id": actor.user_id, "today": ordered_on,
                                  "severity": severity, "page_limit": limit + 1}  # one more: is there more?
     if system_name is not None:
         params["name_key"] = system_name.strip().lower()
@@ -197,7 +207,7 @@ def list_items(
     if direction is Direction.BEFORE:
         if not beyond:  # the list's start: a whole first page rather than what is left of one
             return list_items(session, actor, scope=scope, severity=severity, control=control, owner_id=owner_id,
-                              system_name=system_name, every_system=every_system, limit=limit)
+                              system_name=system_name, every_system=every_system, limit=limit, ordered_on=ordered_on)
         rows.reverse()
     if rows:
         total = rows[0].total
@@ -207,7 +217,8 @@ def list_items(
         total = 0 if start is None else connection.execute(count, params).scalar_one()
     lines = [ItemLine._make(row[:-1]) for row in rows]
     return ItemPage(
-        items=lines, total=min(total, counts_to), offset=offset, today=today, capped=total > counts_to,
+        items=lines, total=min(total, counts_to), offset=offset, today=today, ordered_on=ordered_on,
+        capped=total > counts_to,
         more_before=beyond if direction is Direction.BEFORE else start is not None,
         has_more=beyond or direction is Direction.BEFORE,
     )

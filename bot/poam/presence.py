@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidInput
+from bot.store.counters import lock_workspace
 from bot.store.models import Person
 
 #: Slackbot's user id: Slack describes it as no bot (``is_bot`` false).
@@ -43,7 +44,13 @@ def left_at(session: Session, *, team_id: str, user_id: str, for_update: bool = 
 
 def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:
     """Refuse ``user_id`` as ``as_what`` ("the owner") once Slack said they
-    were deactivated, or are a bot."""
+    were deactivated, or are a bot.
+
+    Read holding the workspace row (PostgreSQL), as the telling of a
+    departure does (``commands.user_events``): a change naming someone whose
+    departure is being recorded meanwhile is either refused, or done before
+    what they held is read for the admins' note, never neither."""
+    lock_workspace(session, team_id=actor.team_id)
     record = session.exec(
         select(col(Person.left_at), col(Person.is_bot)).where(Person.team_id == actor.team_id,
                                                                Person.user_id == user_id)

@@ -33,7 +33,9 @@ def _open_at(moment: Any) -> Any:
 def digest_message(
     session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo
 ) -> tuple[str, list[dict[str, Any]]]:
-    now, today = clock.now(), local_today(clock, tz)
+    # In the workspace's zone: a week back is the same local time a week ago
+    # (the last digest's), an hour more or less than 168 across a clock change.
+    now, today = clock.now().astimezone(tz), local_today(clock, tz)
     team = Item.team_id == team_id
     rating = current_rating()
     by_status: Counter[str] = Counter()

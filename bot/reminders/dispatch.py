@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
 from bot.blockkit.text import mention
@@ -50,7 +49,7 @@ from bot.poam.clock import Clock
 from bot.poam.items import record_thread
 from bot.rate_limits import header, retry_after_seconds
 from bot.store import outbox
-from bot.store.engine import is_busy, unit_of_work
+from bot.store.engine import may_pass, unit_of_work
 from bot.store.models import Item, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -343,22 +342,11 @@ def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_t
                            started_thread=started_thread, max_wait=SETTLE_MAX_WAIT)
         except DBAPIError as failure:
             pause = min(next(pauses), deadline - time.monotonic())
-            if pause <= 0 or not _may_pass(failure):
+            if pause <= 0 or not may_pass(failure):
                 raise
             log.warning("could not mark outbox row %s sent (%s); trying again in %.1f s", sent.id,
                         str(failure.orig).strip(), pause)
             time.sleep(pause)
-
-
-def _may_pass(failure: DBAPIError) -> bool:
-    """Whether trying again may work: a connection the engine replaced (lost,
-    or to a server gone read-only), PostgreSQL's operational errors (the
-    server shutting down, a lock timeout) and SQLite's busy database. SQLite
-    reports a missing table or a full disk as operational errors too; those do
-    not pass."""
-    if failure.connection_invalidated:
-        return True
-    return isinstance(failure, OperationalError) and (is_busy(failure) or not isinstance(failure.orig, sqlite3.Error))
 
 
 def send_claimed(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock) -> Outcome:

@@ -40,7 +40,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session
 
 from bot.sockets import readable_now
@@ -278,6 +278,17 @@ def is_busy(error: BaseException) -> bool:
         getattr(cause, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
         or getattr(cause, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
     )
+
+
+def may_pass(failure: DBAPIError) -> bool:
+    """Whether trying again may work: a connection the engine replaced (lost,
+    or to a server gone read-only), PostgreSQL's operational errors (the
+    server shutting down, a lock timeout) and SQLite's busy database. SQLite
+    reports a missing table or a full disk as operational errors too; those do
+    not pass."""
+    if failure.connection_invalidated:
+        return True
+    return isinstance(failure, OperationalError) and (is_busy(failure) or not isinstance(failure.orig, sqlite3.Error))
 
 
 @contextmanager

@@ -165,6 +165,28 @@ def test_a_form_saved_after_slacks_time_is_confirmed_by_dm_and_not_saved_twice(
         assert connection.execute(select(func.count()).select_from(Item)).scalar_one() == 2
 
 
+def test_a_form_refused_after_slacks_time_says_so_privately_too(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused after the time Slack waits for the ack (the database busy past
+    the wait), the form's errors went in an ack Slack had dropped: the user
+    saw that Slack could not connect, not that nothing was saved, or why."""
+    monkeypatch.setattr(context, "ANSWER_WITHIN", 0.3)
+    monkeypatch.setattr(context, "REQUEST_MAX_WAIT", 0.5)
+    slack.command("log First sev:low", user=ALICE)
+    wait_for(lambda: _logged_post_recorded(engine))
+    view = log_form(slack, fake_slack)
+    before = snapshot(engine)
+    holder = _hold_the_database(engine, fake_slack.team_id, 1.5)
+    answer = slack.submit(view, form_values(), user=ALICE).json()
+    holder.join()
+    assert answer["response_action"] == "errors", answer  # on the form, should Slack still be listening
+    said = wait_for(lambda: [c.params for c in fake_slack.calls_to("chat.postMessage")
+                             if c.params.get("channel") == ALICE])
+    assert "Your form was not saved: Too many changes at once" in str(said[0]), said
+    assert snapshot(engine) == before
+
+
 def test_a_form_refused_then_corrected_saves_once(slack: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     view = log_form(slack, fake_slack)
     refused = slack.submit(view, form_values(**{BlockId.TITLE: {"type": "plain_text_input", "value": " "}}), user=ALICE)

@@ -8,17 +8,30 @@ what Slack says of them tells the bot."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from bot.commands import user_events
+from bot.poam.actor import Actor, Role
 from bot.poam.clock import FixedClock
+from bot.poam.errors import InvalidInput
+from bot.poam.items import assign_item
 from bot.reminders.departures import KIND
+from bot.reminders.people import remember_person
 from bot.reminders.scheduler import Scheduler
+from bot.store.counters import lock_workspace
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, OutboxMessage, Person
+from tests.db import wait_for_a_lock_wait
 from tests.e2e import test_reminders_e2e as reminders
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.e2e.test_commands import fast_teardown, reply  # noqa: F401  (fast_teardown is an autouse fixture)
@@ -227,3 +240,86 @@ def _slack_admin(engine: Engine, user: str) -> bool | None:
     with unit_of_work(engine, read_only=True) as session:
         person = session.get(Person, (TEAM, user))
         return None if person is None else person.slack_admin
+
+
+def test_an_owner_named_as_their_departure_is_recorded_is_in_the_admins_note(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine,
+    make_actor: Callable[..., Actor],
+) -> None:
+    """An assignment not yet committed when Slack said its new owner left:
+    what they held was read before it, so they left owning the item, and the
+    admins' note (once only) did not name it (PostgreSQL)."""
+    admin = make_actor(ADMIN, Role.ADMIN, team=TEAM)
+    with unit_of_work(engine) as session:
+        assign_item(session, admin, number=1, owner_id=CAROL)
+        user_change(slack, CAROL, deleted=True)  # recorded after the ack: it waits for this change
+        wait_for_a_lock_wait(engine)
+    wait_for(lambda: left_at(engine, CAROL))
+    scheduler.tick()
+    (told,) = departure_dms(fake_slack, ADMIN)
+    assert f"<@{CAROL}> is no longer active in Slack" in told["text"]
+    assert "they own 1 open item: POAM-1." in all_text(told)
+
+
+def test_an_owner_whose_departure_is_being_recorded_is_refused(
+    overdue: int, engine: Engine, clock: FixedClock, make_actor: Callable[..., Actor]
+) -> None:
+    """The other way round: the assignment waits for the departure, then
+    refuses the owner, who would otherwise hold it unknown to anyone."""
+    admin = make_actor(ADMIN, Role.ADMIN, team=TEAM)
+    outcome: list[BaseException | None] = []
+
+    def assign() -> None:
+        try:
+            with unit_of_work(engine) as session:
+                assign_item(session, admin, number=1, owner_id=CAROL)
+            outcome.append(None)
+        except InvalidInput as refused:
+            outcome.append(refused)
+
+    with unit_of_work(engine) as session:  # as ``user_events.record_person`` does
+        remember_person(session, team_id=TEAM, user_id=CAROL, tz=ZoneInfo(NEW_YORK), name="Carol", clock=clock,
+                        left=True)
+        lock_workspace(session, team_id=TEAM)
+        assigning = threading.Thread(target=assign)
+        assigning.start()
+        wait_for_a_lock_wait(engine)
+    assigning.join(30)
+    (refused,) = outcome
+    assert refused is not None and "deactivated in Slack" in str(refused)
+    assert owner_of(engine, 1) == OWNER
+
+
+def test_a_departure_the_database_refused_for_a_while_is_recorded_when_it_takes_it(
+    overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slack does not send an answered event again: a write lock held past
+    the wait (a long import) lost the departure, and nobody was told."""
+    monkeypatch.setattr(user_events, "RECORD_MAX_WAIT", 0.3)
+    monkeypatch.setattr(user_events, "RECORD_PAUSES", (0.5, 0.5, 0.5, 5.0))
+    with held_write_lock(engine):
+        user_change(slack, OWNER, deleted=True)
+        time.sleep(1.5)  # the first two tries refused
+        assert left_at(engine, OWNER) is None
+    wait_for(lambda: left_at(engine, OWNER), timeout=10)
+    scheduler.tick()
+    assert len(departure_dms(fake_slack, ADMIN)) == 1
+
+
+@contextmanager
+def held_write_lock(engine: Engine) -> Iterator[None]:
+    """Another writer holding the people table: SQLite's one write lock, a
+    PostgreSQL table lock."""
+    with engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        if engine.dialect.name == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            raw.execute("BEGIN")
+            raw.execute("LOCK TABLE people IN EXCLUSIVE MODE")  # readers pass
+        try:
+            yield
+        finally:
+            raw.rollback()

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from bot.commands.ids import BlockId
 from bot.poam.clock import FixedClock
+from bot.store.models import AuditEvent
 from tests.db import snapshot, statements
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
@@ -104,3 +106,21 @@ def test_a_file_whose_name_the_form_cannot_keep_is_refused_on_the_form(
     assert answer == {"response_action": "errors", "errors": {
         BlockId.FILE: "file: has too long a name to keep on the form; rename it shorter and upload it again"}}, answer
     assert fake_slack.downloads == [] and snapshot(engine)["items"] == []
+
+
+def test_import_pressed_again_imports_nothing_more_and_says_so(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Pressed again (Slack said it could not connect while the first press
+    was importing), the file was imported again: nothing new, but a second
+    import in the trail, and a form saying "0 new" over what was imported."""
+    checked = _check(slack, fake_slack)
+    assert _confirm(slack, fake_slack, checked) == "5 new, 0 updated, 0 unchanged, 3 skipped"
+    fake_slack.clear()
+    slack.submit(checked, {}, user=ADMIN)  # the same form
+    again = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
+    assert "This form was saved already, so nothing was imported again." in again, again
+    with engine.connect() as connection:
+        imports = connection.execute(sa.select(sa.func.count()).select_from(AuditEvent)
+                                     .where(AuditEvent.action == "import.completed")).scalar_one()
+    assert imports == 1

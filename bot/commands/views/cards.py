@@ -276,7 +276,7 @@ def item_line(item: Item | ItemLine, *, rules: Rules, today: date) -> str:
 def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: str) -> list[Block]:
     """A page of ``/poam list``; every item has a Show button, with Previous/Next below."""
     if not page.items and page.total:  # past the end: items closed since the page was shown
-        first_page = metadata.dump(replace(query, offset=0, after=None, before=None))
+        first_page = metadata.dump(replace(query, offset=0, after=None, before=None, day=None))
         return [
             section(f"*{title}*: no more items past {page.offset:,}; there are {page.total_text} now."),
             actions(button("First page", ActionId.LIST_PAGE + ".first", first_page)),
@@ -290,10 +290,11 @@ def item_list(page: ItemPage, *, rules: Rules, query: metadata.ListPage, title: 
     navigation = []
     if page.more_before:
         previous = replace(query, offset=max(0, page.offset - LIST_PAGE_SIZE), after=None,
-                           before=query.place(page.position(page.items[0])))
+                           before=query.place(page.position(page.items[0])), day=page.ordered_on.isoformat())
         navigation.append(button("Previous", ActionId.LIST_PAGE + ".prev", metadata.dump(previous)))
     if page.has_more:
-        following = replace(query, offset=last, after=query.place(page.position(page.items[-1])), before=None)
+        following = replace(query, offset=last, after=query.place(page.position(page.items[-1])), before=None,
+                            day=page.ordered_on.isoformat())
         navigation.append(button("Next", ActionId.LIST_PAGE + ".next", metadata.dump(following)))
     if navigation:
         blocks.append(actions(*navigation))
