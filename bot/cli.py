@@ -270,9 +270,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.serve import run_scheduler
+    from bot.serve import keep_scheduling, run_scheduler
 
-    run_scheduler(settings, checked=args.database_checked)
+    if args.keep_running:
+        keep_scheduling()
+    else:
+        run_scheduler(settings, checked=args.database_checked)
     return 0
 
 
@@ -348,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     # `poam-bot serve` starts its scheduler child with this: serve has migrated
     # (or checked) the database and logged its audit heads already.
     scheduler.add_argument("--database-checked", action="store_true", help=argparse.SUPPRESS)
+    # ... and through a keeper that starts it again when it stops (``serve.keep_scheduling``).
+    scheduler.add_argument("--keep-running", action="store_true", help=argparse.SUPPRESS)
 
     remind = commands.add_parser("remind", help="reminders: what would be sent, or what is stuck")
     remind_mode = remind.add_mutually_exclusive_group(required=True)

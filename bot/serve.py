@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
+import time
+from types import FrameType
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -23,6 +26,12 @@ from bot.tls import tls_for
 from bot.web import from_settings
 
 log = logging.getLogger(__name__)
+#: HTTP mode's scheduler: a keeper process that starts the ticking one again when it stops.
+SCHEDULER_COMMAND = [sys.executable, "-m", "bot", "scheduler", "--database-checked"]
+#: Pauses before the scheduler is started again, longer while it keeps stopping soon after it started.
+RESTART_PAUSES = (1.0, 5.0, 30.0, 60.0)
+#: A scheduler that ran this long before it stopped was not failing at start: the pauses begin again.
+STEADY_SECONDS = 300.0
 
 
 def prepare_database(settings: Settings) -> None:
@@ -92,7 +101,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_for(settings.slack_api_url)),
         ).start()
         return
-    ticker = subprocess.Popen([sys.executable, "-m", "bot", "scheduler", "--database-checked"]) if scheduler else None
+    ticker = subprocess.Popen([*SCHEDULER_COMMAND, "--keep-running"]) if scheduler else None
 
     def stop_ticker(_server: object) -> None:
         if ticker is not None and ticker.poll() is None:
@@ -111,3 +120,43 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         ).run()
     finally:  # gunicorn failing to start (its port taken) exits without on_exit: no scheduler left behind
         stop_ticker(None)  # (a worker leaving passes here too: to it the ticker is no child, poll() is not None)
+
+
+class _Stopping(Exception):
+    """SIGTERM or SIGINT reached the scheduler's keeper."""
+
+
+def _stopping(_signal: int, _frame: FrameType | None) -> None:
+    raise _Stopping
+
+
+def keep_scheduling(command: list[str] = SCHEDULER_COMMAND) -> None:
+    """Run the scheduler ``command`` and start it again whenever it stops,
+    until this process is told to stop (SIGTERM, SIGINT), which it passes on.
+
+    ``serve`` starts this beside gunicorn, whose arbiter reaps any child that
+    dies without a word: a scheduler killed (by the OOM killer, say) left
+    reminders, digests, departures and every retry unsent, while the health
+    check saw the web side well. (The Procfile's worker is kept running by
+    its platform.)"""
+    signal.signal(signal.SIGTERM, _stopping)
+    signal.signal(signal.SIGINT, _stopping)
+    child: subprocess.Popen[bytes] | None = None
+    quick_stops = 0
+    try:
+        while True:
+            started = time.monotonic()
+            child = subprocess.Popen(command)
+            code = child.wait()
+            quick_stops = 0 if time.monotonic() - started >= STEADY_SECONDS else quick_stops + 1
+            pause = RESTART_PAUSES[min(max(quick_stops - 1, 0), len(RESTART_PAUSES) - 1)]
+            log.error("the scheduler stopped (exit status %s); starting it again in %.0f s", code, pause)
+            time.sleep(pause)
+    except _Stopping:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

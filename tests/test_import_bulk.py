@@ -75,8 +75,10 @@ def test_a_check_writes_nothing_and_reports_what_the_import_then_does(
     (planned,) = [e.details for e in events(engine) if e.action == "item.imported" and e.details["number"] == 8]
     assert {key: planned.get(key) for key in ("severity", "detected_on", "due_on", "owner", "milestones")} == {
         "severity": "high", "detected_on": item.detected_on.isoformat(), "due_on": item.due_on.isoformat(),
-        "owner": None, "milestones": 2,
+        "owner": None, "milestones": [{"due_on": DUE.isoformat(), "description": "Patch"},
+                                      {"due_on": DUE.isoformat(), "description": "Rescan"}],
     }
+    assert (planned["controls"], planned.get("plan")) == (["AC-2", "SI-2"], None)  # what the file brought
     assert "milestones" not in found_again[0].details
 
 

@@ -688,6 +688,7 @@ EXPECTED_OPEN = Finding(
         Milestone(date(2026, 11, 30), "Patch db-01\nafter the failover test"),
     ),
     vendor_product="OpenSSH",
+    vendor_dependency=True,
 )
 EXPECTED_CLOSED = Finding(
     tool="Vulnerability Scan",
@@ -986,6 +987,7 @@ def check_round_trip(findings: list[Finding], engine: Engine, alice: Actor, *, c
                 resources_required=d.item.resources_required,
                 milestones=tuple(Milestone(m.planned_due_on, m.description) for m in d.milestones),
                 vendor_product=d.item.vendor_product,
+                vendor_dependency=d.item.vendor_dependency,
                 poam_id=f"POAM-{d.item.number}",
             )
             for d, finding in zip(details, findings, strict=True)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from bot.poam import audit, fields
-from bot.poam.actor import Actor, Role, Rules
+from bot.poam.actor import SYSTEM_ACTOR, Actor, Role, Rules
 from bot.poam.deadlines import DOD_CAT, parse_policy
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, PermissionDenied, PoamError
 from bot.poam.fields import Source
@@ -97,9 +97,10 @@ def test_log_item_with_defaults(engine: Engine, alice: Actor) -> None:
 
     logged = events(engine)
     assert [(e.seq, e.action, e.actor_id, e.item_id) for e in logged] == [
-        (1, "system.added", ALICE, None),
+        (1, "system.added", SYSTEM_ACTOR, None),  # the default system: the bot's, not the first user's
         (2, "item.logged", ALICE, stored.id),
     ]
+    assert system.created_by == SYSTEM_ACTOR
     assert logged[1].details == {
         "number": 1,
         "title": "Outdated OpenSSL on web-01",

@@ -654,3 +654,6 @@ def test_parties_are_named_where_the_bot_knows_the_name(engine: Engine, cast: Ca
     assert (alice["name"], alice["remarks"]) == ("Alice Liddell", f"Slack user ID {ALICE}.")
     reporter = parties[stable_uuid(TEAM, "party", REPORTER)]  # a name of another workspace is not theirs
     assert (reporter["name"], reporter["remarks"]) == (REPORTER, "Slack user ID.")
+    _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]  # and the risk log's words
+    (claimed,) = [entry for entry in risk["risk-log"]["entries"] if entry["title"] == "Claimed"]
+    assert claimed["description"] == f"Claimed by Alice Liddell ({ALICE})."

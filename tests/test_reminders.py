@@ -461,6 +461,23 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     assert dm.index("Milestones due this week") < dm.index("Overdue") < dm.index("Vendor check-ins due")
 
 
+def test_the_milestones_of_an_item_whose_risk_is_accepted_are_not_late_in_the_dm(world: World) -> None:
+    """The card marks no milestone late while the risk is accepted (its dates
+    do not count); the morning DM said "late since"."""
+    world.grant(AO, Role.AO)
+    world.at(utc(2026, 11, 2, 12))
+    accepted = world.log("Legacy cipher on the VPN", owner=OWNER, due=FRI + timedelta(days=10))
+    world.do(lambda s: add_milestone(s, world.actor(OWNER), number=accepted, description="Replace the VPN",
+                                     due_on=FRI - timedelta(days=10)))
+    world.do(lambda s: review.accept_risk(s, world.actor(AO, Role.AO), number=accepted, until=date(2027, 3, 31),
+                                          rationale="Compensating control"))
+    world.at(utc(2026, 11, 20, 12))
+    overdue_item(world, days=3, title="Expired TLS certificate")  # something else to be told of
+    world.tick(utc(2026, 11, 20, 15))
+    dm = world.dm_text(OWNER)
+    assert "Expired TLS certificate" in dm and "Replace the VPN" not in dm
+
+
 def test_the_dm_of_an_owner_of_more_items_than_one_statement_takes(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

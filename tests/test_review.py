@@ -31,7 +31,7 @@ from bot.commands.views import cards
 from bot.interchange.csv_export import write_csv
 from bot.interchange.json_export import write_json
 from bot.poam import audit
-from bot.poam.actor import Actor, Role, Rules
+from bot.poam.actor import SYSTEM_ACTOR, Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.deadlines import DOD_CAT
 from bot.poam.errors import (
@@ -48,7 +48,6 @@ from bot.poam.items import assign_item, claim_item, log_item, release_item, set_
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import add_milestone, complete_milestone, move_milestone
 from bot.poam.review import (
-    SYSTEM_ACTOR,
     Deviation,
     Expired,
     RequestKind,
@@ -992,6 +991,19 @@ def test_extension_must_be_later_than_the_current_due_date(engine: Engine, peopl
         )
 
 
+def test_an_extension_to_a_day_already_past_is_refused(engine: Engine, people: People, clock: FixedClock) -> None:
+    """Later than the due date an overdue item missed, but before today: the
+    item would stay overdue, extended."""
+    number = new_item(engine, people)
+    clock.set(datetime(2027, 2, 20, 15, 0, tzinfo=UTC))  # three weeks overdue
+    for day in (date(2027, 2, 10), date(2027, 2, 20)):
+        assert_refused(
+            engine, lambda s, d=day: request_extension(s, people.alice, number=number, due_on=d, reason="x"),
+            InvalidInput,
+        )
+    run(engine, lambda s: request_extension(s, people.alice, number=number, due_on=date(2027, 2, 21), reason="x"))
+
+
 def test_a_second_risk_adjustment_pending_leaves_the_rationale_of_the_approved_one(
     engine: Engine, people: People
 ) -> None:
@@ -1378,6 +1390,20 @@ def test_risk_acceptance_needs_a_future_date(engine: Engine, people: People, unt
     assert_refused(
         engine, lambda s: accept_risk(s, people.otto, number=number, until=until, rationale="x"), InvalidInput
     )
+
+
+def test_a_risk_accepted_until_the_workspaces_today_is_refused_though_tomorrow_for_the_ao(
+    engine: Engine, people: People, make_actor: ActorFactory
+) -> None:
+    """Fri 20 Nov 15:00 UTC: 03:00 on the 20th for an AO at UTC-12, 05:00 on
+    the 21st in a workspace at UTC+14. Accepted until the 21st, the risk
+    ended at the next tick (acceptances end by the workspace's day)."""
+    number = new_item(engine, people)
+    far_ao = make_actor(OTTO, Role.AO, tz="Etc/GMT+12", rules=Rules(timezone=ZoneInfo("Pacific/Kiritimati")))
+    assert far_ao.today() == date(2026, 11, 20)
+    assert_refused(engine, lambda s: accept_risk(s, far_ao, number=number, until=date(2026, 11, 21),
+                                                 rationale="x"), InvalidInput)
+    run(engine, lambda s: accept_risk(s, far_ao, number=number, until=date(2026, 11, 22), rationale="x"))
 
 
 def test_an_operational_requirement_whose_date_has_passed_cannot_be_approved(

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.poam import audit
-from bot.poam.actor import Actor, Role, Rules
+from bot.poam.actor import SYSTEM_ACTOR, Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.deadlines import DOD_CAT
 from bot.poam.errors import InvalidCombination, InvalidInput, NotFound, PermissionDenied, PoamError
@@ -162,7 +162,7 @@ def test_admin_by_any_source_can_act(engine: Engine, clock: FixedClock, admin: A
     configured = actor_from_db(engine, clock, BOB, configured_admins={BOB})
     run(engine, lambda s: grant_role(s, configured, user_id="U0000CAROL", role=Role.VERIFIER))
     assert [(e.action, e.actor_id) for e in events(engine)] == [
-        ("system.added", "U0000OWNER"),
+        ("system.added", SYSTEM_ACTOR),  # the default system, on first use
         ("role.granted", "U0000OWNER"),
         ("system.added", ALICE),
         ("role.granted", BOB),
@@ -181,7 +181,7 @@ def test_grant_role(engine: Engine, admin: Actor, clock: FixedClock) -> None:
     logged = events(engine)
     # First use of the workspace: its default system, then the grant.
     assert [(e.seq, e.action, e.actor_id, e.item_id) for e in logged] == [
-        (1, "system.added", ADMIN, None),
+        (1, "system.added", SYSTEM_ACTOR, None),
         (2, "role.granted", ADMIN, None),
     ]
     assert logged[1].details == {"user": BOB, "role": "verifier"}
@@ -312,14 +312,14 @@ def test_list_roles(engine: Engine, admin: Actor, alice: Actor, make_actor: Call
 def test_default_system_on_first_use(engine: Engine, alice: Actor) -> None:
     systems = run(engine, lambda s: list_systems(s, alice))
     assert [(x.name, x.name_key, x.impact, x.is_default, x.created_by, x.created_at) for x in systems] == [
-        (DEFAULT_SYSTEM_NAME, "default", "moderate", True, ALICE, NOW),
+        (DEFAULT_SYSTEM_NAME, "default", "moderate", True, SYSTEM_ACTOR, NOW),  # the bot's, not Alice's
     ]
     with unit_of_work(engine) as session:
         workspace = session.get(Workspace, TEAM)
         assert workspace is not None
         assert (workspace.last_item_number, workspace.audit_seq, workspace.created_at) == (0, 1, NOW)
     (event,) = events(engine)
-    assert (event.seq, event.action, event.actor_id, event.item_id) == (1, "system.added", ALICE, None)
+    assert (event.seq, event.action, event.actor_id, event.item_id) == (1, "system.added", SYSTEM_ACTOR, None)
     assert event.details == {"system": "Default", "impact": "moderate", "default": True}
     # Later uses do not create another default system or event.
     for _ in range(3):

@@ -11,9 +11,11 @@ import pytest
 
 from bot.blockkit.blocks import MESSAGE_TEXT_BUDGET, day, lines_within
 from bot.commands import metadata
+from bot.commands.ids import BlockId
 from bot.commands.specs import SPECS
 from bot.commands.views import cards
 from bot.commands.views.home import home_view
+from bot.commands.views.modals import log_modal
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
@@ -274,3 +276,16 @@ def test_lines_within_takes_lines_from_the_list_showing_most_until_all_fit() -> 
     assert lines_within([ten, ten[:3], []], most=10, budget=10_000) == [10, 3, 0]
     assert lines_within([ten, ten[:3], []], most=10, budget=900) == [6, 3, 0]
     assert lines_within([ten, ten], most=10, budget=50) == [1, 1]  # a line each at least
+
+
+@pytest.mark.parametrize(("count", "hint"), [(100, False), (107, True)])
+def test_the_log_form_says_where_the_systems_past_slacks_hundred_options_are(count: int, hint: bool) -> None:
+    """Systems past the 100th could not be chosen on the form, and nothing said so."""
+    systems = [InfoSystem(team_id="T0001", name=f"System {n:03d}", name_key=f"system {n:03d}", impact="moderate",
+                          created_by="U0000ADMIN", created_at=NOW) for n in range(count)]
+    form = log_modal(origin=metadata.LogOrigin(), today=TODAY, systems=systems)
+    (block,) = [block for block in form["blocks"] if block["block_id"] == BlockId.SYSTEM]
+    assert len(block["element"]["options"]) == 100
+    assert ("hint" in block) is hint
+    if hint:
+        assert "100 of the 107 systems" in block["hint"]["text"] and "system:" in block["hint"]["text"]

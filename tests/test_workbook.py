@@ -146,6 +146,27 @@ def test_its_dates_are_days_of_the_deployments_time_zone(engine: Engine, populat
     assert "approved by U0AO00001 on 2026-11-21" in closed["Comments"]
 
 
+def test_comments_say_what_an_item_waits_on(engine: Engine, populated: tuple[Actor, Actor]) -> None:
+    """A fix waiting on its verifier or an extension asked of the AO left no
+    trace in the row (a CSV's Status said one; the template has no column)."""
+    owner, _ = populated
+
+    def comments() -> str:
+        (row, *_) = _rows(_workbook(engine, owner)["Open POA&M Items"])
+        return str(row["Comments"])
+
+    with unit_of_work(engine) as s:
+        review.request_extension(s, owner, number=1, due_on=date(2027, 3, 1), reason="Vendor patch late")
+    assert ("Extension to 2027-03-01 requested by Olive Owner (U0OWNER01) on 2026-11-20; "
+            "awaiting the authorizing official.") in comments()
+    with unit_of_work(engine) as s:
+        review.withdraw_request(s, owner, number=1)
+        review.submit_fix(s, owner, number=1)
+    said = comments()
+    assert ("Remediation submitted for verification by Olive Owner (U0OWNER01) on 2026-11-20; "
+            "awaiting an independent verifier.") in said and "Extension" not in said
+
+
 def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     engine: Engine, populated: tuple[Actor, Actor], make_actor, clock: FixedClock
 ) -> None:  # type: ignore[no-untyped-def]
@@ -181,6 +202,31 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.XLSX, ExportFormat.CSV])
+def test_vendor_dependency_comes_back_as_it_was_exported(
+    engine: Engine, populated: tuple[Actor, Actor], make_actor, fmt: ExportFormat
+) -> None:  # type: ignore[no-untyped-def]
+    """Read from the product's name, a dependency naming no product came back
+    as none, and a fix shipped (its product's name kept) as one again."""
+    owner, _ = populated
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Waits on a vendor", severity=Severity.LOW, owner_id=owner.user_id)
+        items.log_item(s, owner, title="Vendor fixed it", severity=Severity.LOW, owner_id=owner.user_id)
+        review.set_vendor(s, owner, number=3)
+        review.set_vendor(s, owner, number=4, product="Acme LB")
+        review.vendor_shipped(s, owner, number=4)
+    exported = _workbook_bytes(engine, owner, fmt=fmt)
+    importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    name = f"poam.{fmt.suffix}"
+    with unit_of_work(engine) as s:
+        import_findings(s, importer, findings=read_findings(name, exported), source_name=name)
+    with unit_of_work(engine) as s:
+        restored = {item.title: item for item in (items.load_item(s, importer, number=n) for n in range(1, 5))}
+    assert (restored["Waits on a vendor"].vendor_dependency, restored["Waits on a vendor"].vendor_product) == (True, None)
+    assert (restored["Vendor fixed it"].vendor_dependency, restored["Vendor fixed it"].vendor_product) == (
+        False, "Acme LB")
 
 
 @pytest.mark.parametrize(

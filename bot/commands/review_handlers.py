@@ -17,6 +17,7 @@ from bot.commands import direct_messages, thread_posts
 from bot.commands.context import DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
+from bot.commands.saved_forms import save_once
 from bot.commands.views import cards
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
@@ -84,8 +85,11 @@ def verify(request: SlackRequest, cmd: Parsed) -> Reply:
     return verify_item(request, number=cmd["item"], note=cmd["note"])
 
 
-def reject_item(request: SlackRequest, *, number: int, reason: str, request_id: int | None = None) -> Reply:
+def reject_item(request: SlackRequest, *, number: int, reason: str, request_id: int | None = None,
+                view_id: str | None = None) -> Reply:
+    """Send a fix back; from the Reject form ``view_id``, once (``saved_forms``)."""
     with request.transaction() as (session, actor):
+        save_once(session, request, view_id, what="sent back")
         item = review.reject_fix(session, actor, number=number, reason=reason, request_id=request_id)
         label = actor.rules.label(number)
         line = f":leftwards_arrow_with_hook: {mention(actor.user_id)} sent the fix for *{label}* back: {escape(reason)}"

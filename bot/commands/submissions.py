@@ -230,8 +230,12 @@ def register(app: App, services: Services) -> None:
             request = request_from(services, client, body, signature=signature_of(req))
             target = metadata.load(metadata.RequestRef, view.get("private_metadata"))
             reply = review_handlers.reject_item(
-                request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request
+                request, number=target.number, reason=FormValues(view).text(BlockId.REASON) or "", request_id=target.request,
+                view_id=view.get("id"),
             )
+        except SavedBefore as error:
+            _saved_before(ack, services, request, error)
+            return
         except AlreadyDecided as error:  # someone decided while the form was open: who, in its place
             refused = cards.refusal(error.message, decided_by=error.decided_by)
             ack(response_action="update", view=item_modal(label="POA&M", blocks=refused))

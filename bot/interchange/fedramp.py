@@ -218,6 +218,22 @@ def _decision_comments(detail: ItemDetail, names: Names | None, rules: Rules) ->
     return notes
 
 
+def _pending_comments(detail: ItemDetail, names: Names | None, rules: Rules) -> list[str]:
+    """What the item waits on, which no column says: a fix submitted for
+    verification, an extension asked of the AO (a pending deviation is the
+    Pending of its own column)."""
+    notes = []
+    for request in detail.requests:
+        if request.status != RequestStatus.PENDING:
+            continue
+        by = f"by {person(names, detail.item.team_id, request.requested_by)} on {rules.day(request.requested_at)}"
+        if request.kind == RequestKind.VERIFICATION:
+            notes.append(f"Remediation submitted for verification {by}; awaiting an independent verifier.")
+        elif request.kind == RequestKind.EXTENSION:
+            notes.append(f"Extension to {request.new_due_on} requested {by}; awaiting the authorizing official.")
+    return notes
+
+
 def _deviation_comment(request: RequestRow, by: str) -> str:
     """An approved deviation with its rationale: Deviation Rationale holds one
     deviation's, and a risk adjustment followed by another would keep its
@@ -248,6 +264,7 @@ def row(detail: ItemDetail, *, rules: Rules, names: Names | None = None) -> list
         comments.append(f"Remediation plan approved by {person(names, item.team_id, item.plan_approved_by)} "
                         f"on {rules.day(item.plan_approved_at).isoformat()}.")
     comments += _decision_comments(detail, names, rules)
+    comments += _pending_comments(detail, names, rules)
     rationale, asked_again = deviation_notes(detail)
     if asked_again is not None:
         comments.append(asked_again)

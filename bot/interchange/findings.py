@@ -70,6 +70,10 @@ class Finding:
     resources_required: str | None = None
     milestones: tuple[Milestone, ...] = field(default=())
     vendor_product: str | None = None
+    #: A workbook's Vendor Dependency (Yes or No); None when it says neither
+    #: (then a product named is taken as a dependency). A fix shipped keeps
+    #: its product's name with No; a dependency may name no product.
+    vendor_dependency: bool | None = None
     closed: bool = False
     #: The scanner's or tool's name for the workbook's Weakness Detector Source;
     #: None when the file names none (or only a kind of source, "Penetration Test").

@@ -33,7 +33,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -44,12 +44,12 @@ from typing import IO, Any
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from bot.interchange.fedramp import Names, deviation_status, risk_rating
-from bot.poam.actor import Rules
+from bot.interchange.fedramp import Names, deviation_status, person, risk_rating
+from bot.poam.actor import SYSTEM_ACTOR, Rules
 from bot.poam.fields import Source
 from bot.poam.item_details import ItemDetail, MilestoneRow
 from bot.poam.lifecycle import Status
-from bot.poam.review import SYSTEM_ACTOR, Closure, Deviation, RequestKind, RequestStatus
+from bot.poam.review import Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, Item, Workspace
 from bot.store.rows import Columns, rows_of
@@ -293,8 +293,9 @@ def _request_name(kind: Any, deviation: Any) -> str:
     return {"extension": "Extension", "verification": "Verification"}.get(str(kind), "Request")
 
 
-def _entry_text(event: _Event) -> tuple[str, str] | None:
-    """The risk-log title and description of one audit event; None to leave it out."""
+def _entry_text(event: _Event, who: Callable[[Any], str | None]) -> tuple[str, str] | None:
+    """The risk-log title and description of one audit event; None to leave
+    it out. ``who``: a person as the text names them (``Name (U0…)``)."""
     d = event.details
     milestone = f"M{d.get('milestone')}"
     match event.action:
@@ -303,14 +304,14 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
         case "item.imported":
             return "Weakness imported", f"Imported from {d.get('source')}."
         case "item.claimed":
-            return "Claimed", f"Claimed by {_to(d, 'owner')}."
+            return "Claimed", f"Claimed by {who(_to(d, 'owner'))}."
         case "item.released":
             owner = _to(d, "owner", end="from")
             if owner and owner != event.actor_id:  # an admin took it back (the actor: logged-by)
-                return "Released", f"Taken back from its owner {owner}; it is unowned again."
+                return "Released", f"Taken back from its owner {who(owner)}; it is unowned again."
             return "Released", "The owner gave the item up; it is unowned again."
         case "item.assigned":
-            return "Owner assigned", f"Assigned to {_to(d, 'owner')}."
+            return "Owner assigned", f"Assigned to {who(_to(d, 'owner'))}."
         case "item.plan_set":
             return "Remediation plan set", str(_to(d, "plan") or "The plan changed.")
         case "plan.approved":
@@ -379,12 +380,18 @@ def _entry_text(event: _Event) -> tuple[str, str] | None:
 class _Builder:
     """Turns items into OSCAL parts, collecting the parties and assets they cite."""
 
-    def __init__(self, *, rules: Rules, exported_at: datetime) -> None:
+    def __init__(self, *, rules: Rules, exported_at: datetime, names: Names) -> None:
         self.rules = rules
         self.exported_at = exported_at
+        self.names = names
         self.parties: dict[tuple[str, str], str] = {}
         self.assets: dict[tuple[str, str], str] = {}
         self.tools: dict[tuple[str, str], str] = {}
+
+    def who(self, team_id: str, user_id: str | None) -> str | None:
+        """A person as a remark names them: ``Alice Smith (U0ALICE)`` where the name is known."""
+        named = person(self.names, team_id, user_id)
+        return None if named is None else _line(named)
 
     def party(self, team_id: str, user_id: str) -> str:
         key = (team_id, user_id)
@@ -556,7 +563,8 @@ class _Builder:
         team, number = item.team_id, item.number
         remarks = []
         if item.plan_approved_at is not None:
-            remarks.append(f"Plan approved by {item.plan_approved_by} on {self.rules.day(item.plan_approved_at).isoformat()}.")
+            remarks.append(f"Plan approved by {self.who(team, item.plan_approved_by)} "
+                           f"on {self.rules.day(item.plan_approved_at).isoformat()}.")
         return _compact({
             "uuid": item_uuid(team, number, "remediation"),
             "lifecycle": "completed" if item.closure == Closure.REMEDIATED else "planned",
@@ -577,7 +585,8 @@ class _Builder:
         if milestone.due_on != milestone.planned_due_on:
             remarks.append(f"First planned for {milestone.planned_due_on.isoformat()}.")
         if milestone.completed_at is not None:
-            remarks.append(f"Completed on {self.rules.day(milestone.completed_at).isoformat()} by {milestone.completed_by}.")
+            remarks.append(f"Completed on {self.rules.day(milestone.completed_at).isoformat()} "
+                           f"by {self.who(team, milestone.completed_by)}.")
         return _compact({
             "uuid": item_uuid(team, number, f"milestone/{milestone.number}"),
             "type": "milestone",
@@ -598,7 +607,7 @@ class _Builder:
         for event in events:
             _replay(standing, event, detail)
             now = _status_of(standing)
-            text = _entry_text(event)
+            text = _entry_text(event, lambda user_id: self.who(team, user_id))
             if text is None:
                 continue
             title, description = text
@@ -725,7 +734,7 @@ def write_oscal(
     while the items stream by, then written after the metadata, which needs
     every party they cite.
     """
-    builder = _Builder(rules=rules, exported_at=exported_at)
+    builder = _Builder(rules=rules, exported_at=exported_at, names=names or {})
     arrays = {"observations": _Array(), "risks": _Array(), "poam-items": _Array()}
     try:
         count = 0

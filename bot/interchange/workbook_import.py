@@ -228,6 +228,7 @@ def template_finding(
         resources_required=get("Resources Required"),
         milestones=milestones(get("Planned Milestones"), where=where),
         vendor_product=get("Vendor Dependent Product Name"),
+        vendor_dependency={"yes": True, "no": False}.get((get("Vendor Dependency") or "").lower()),
         closed=closed,
         closed_on=_closing_day(cells.get("Status Date"), where=where) if closed else None,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -16,6 +16,11 @@ from bot.poam.refs import format_item_id
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 _TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,31}$")
+
+
+#: The actor id of changes the bot makes by itself (expiries, a workspace's
+#: default system), in the audit trail.
+SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,11 @@ class Actor:
 
     def today(self) -> date:
         return local_today(self.clock, self.tz)
+
+    def as_the_bot(self) -> Actor:
+        """The bot itself (:data:`SYSTEM_ACTOR`), with no roles, in this
+        actor's workspace, time and rules: what it does on its own account."""
+        return replace(self, user_id=SYSTEM_ACTOR, roles=frozenset())
 
 
 def check_user_id(user_id: str, *, what: str = "user") -> str:

@@ -102,6 +102,8 @@ class ImportedWeakness(Protocol):
     @property
     def vendor_product(self) -> str | None: ...
     @property
+    def vendor_dependency(self) -> bool | None: ...
+    @property
     def closed(self) -> bool: ...
     @property
     def detector(self) -> str | None: ...
@@ -442,12 +444,19 @@ def _insert_items(
              "planned_due_on": due_on, "due_on": due_on, "created_by": actor.user_id, "created_at": row["created_at"]}
             for number, (due_on, text) in enumerate(cast("list[tuple[date, str]]", values["milestones"]), start=1)
         ]
-        # As item.logged says what an item was logged as: an assessor reads it from the trail alone.
+        # As item.logged says what an item was logged as: an assessor reads it from the trail alone,
+        # with what a file brings that a logged item gets from later events (the plan, its milestones).
         details = {"number": row["number"], "title": row["title"], "fingerprint": row["fingerprint"],
                    "source": source_name, "status": row["status"], "severity": row["severity"],
                    "detected_on": row["detected_on"], "due_on": row["due_on"], "owner": row["owner_id"]}
-        if values["milestones"]:
-            details["milestones"] = len(cast("list[object]", values["milestones"]))
+        brought = {"controls": values["controls"], "assets": values["assets"], "cves": values["cves"],
+                   "plan": values["remediation_plan"], "resources": values["resources_required"],
+                   "vendor_product": values["vendor_product"], "vendor_dependency": row["vendor_dependency"],
+                   "milestones": [{"due_on": due_on, "description": text}
+                                  for due_on, text in cast("list[tuple[date, str]]", values["milestones"])]}
+        details |= {key: value for key, value in brought.items() if value}
+        if row["scheduled_completion_on"] != row["due_on"]:
+            details["scheduled_completion_on"] = row["scheduled_completion_on"]
         if row["recurs_number"] is not None:
             details["recurs"] = row["recurs_number"]
         if row["detector"] is not None:
@@ -496,7 +505,8 @@ def _item_row(
         "due_on": finding.due_on or scheduled,
         "remediation_plan": values["remediation_plan"],
         "resources_required": values["resources_required"],
-        "vendor_dependency": bool(values["vendor_product"]),
+        "vendor_dependency": (bool(values["vendor_product"]) if finding.vendor_dependency is None
+                              else finding.vendor_dependency),
         "vendor_product": values["vendor_product"],
         "fingerprint": finding.fingerprint,
         "recurs_number": values["recurs_number"],

@@ -22,7 +22,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.poam import audit
-from bot.poam.actor import Actor, Role, Rules
+from bot.poam.actor import SYSTEM_ACTOR, Actor, Role, Rules
 from bot.poam.clock import Clock
 from bot.poam.errors import (
     AlreadyDecided,
@@ -51,8 +51,6 @@ from bot.store.rows import Columns, in_chunks
 T = TypeVar("T")
 
 MAX_TEXT = 4_000
-#: The actor id of changes the bot makes by itself (expiries), in the audit trail.
-SYSTEM_ACTOR = "system"
 
 
 class RequestKind(StrEnum):
@@ -441,9 +439,12 @@ def _refuse_or_for_high(actor: Actor, item: Item) -> None:
         )
 
 
-def _check_future(actor: Actor, day: date, what: str) -> None:
-    if day <= actor.today():
-        raise InvalidInput(f"{what} {day} is not in the future.", field="until")
+def _check_future(actor: Actor, day: date, what: str, *, field: str = "until") -> None:
+    """Refuse ``day`` unless it is after today, the actor's and the
+    workspace's (``Rules.timezone``: the day acceptances end by), wherever
+    either is ahead: a date that is tomorrow for the actor may be today's end."""
+    if day <= max(actor.today(), actor.rules.day(actor.now())):
+        raise InvalidInput(f"{what} {day} is not in the future.", field=field)
 
 
 def request_extension(session: Session, actor: Actor, *, number: int, due_on: date, reason: str) -> ReviewRequest:
@@ -456,6 +457,7 @@ def request_extension(session: Session, actor: Actor, *, number: int, due_on: da
     _no_pending(session, actor, item)
     if due_on <= item.due_on:
         raise InvalidInput(f"{due_on} is not later than the current due date {item.due_on}.", field="due_on")
+    _check_future(actor, due_on, "The new due date", field="due_on")  # else it leaves the item overdue
     request = _new_request(
         session, actor, item, kind=RequestKind.EXTENSION, status=RequestStatus.PENDING, text=reason, new_due_on=due_on
     )

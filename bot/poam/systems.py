@@ -75,7 +75,8 @@ def ensure_workspace(session: Session, actor: Actor) -> None:
         return
     with writes_together(session):  # perhaps in a read-only unit of work
         if counters.insert_workspace_if_missing(session, team_id=actor.team_id, now=actor.now()):
-            _new_system(session, actor, name=DEFAULT_SYSTEM_NAME, impact=Impact.MODERATE, default=True)
+            # The bot's, not the first user's: they asked for no system.
+            _new_system(session, actor.as_the_bot(), name=DEFAULT_SYSTEM_NAME, impact=Impact.MODERATE, default=True)
 
 
 def _new_system(

@@ -94,9 +94,10 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     by_id = {item.id: item for item in mine}
     overdue = [_line(actor, i, f"due {day(i.due_on)}, *{(today - i.due_on).days}d overdue*")
                for i in mine if i.status in ACTIVE and i.due_on < today]
+    # Milestones of the items whose dates count: not while a risk is accepted (as the card says).
     milestones = sorted((  # an IN list per chunk: one person may own tens of thousands of items
         milestone
-        for chunk in in_chunks(list(by_id))
+        for chunk in in_chunks([item_id for item_id, item in by_id.items() if item.status in ACTIVE])
         for milestone in session.exec(select(Milestone).where(
             Milestone.team_id == actor.team_id,
             col(Milestone.item_id).in_(chunk),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -197,6 +198,11 @@ def test_reject_button_asks_why_and_returns_the_item(team: SlackDriver, fake_sla
     assert item["requests"][0]["status"] == "rejected"
     assert item["requests"][0]["decision_note"] == "Bucket policy still public"
     wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "Bucket policy still public" in m["text"]])
+    time.sleep(1.1)  # Send back pressed again (Slack could not connect): a new request, of the same form
+    again = slack.submit(form, {BlockId.REASON: {"type": "plain_text_input", "value": "Bucket policy still public"}},
+                         user=VERIFIER).json()
+    assert again["response_action"] == "update"
+    assert "This form was saved already, so nothing was sent back again." in json.dumps(again["view"]), again
 
 
 def test_deviation_goes_to_the_ao_who_decides_by_button(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -249,6 +250,29 @@ def _schedulers_started_in(folder: Path) -> list[int]:
         if b"scheduler" in command and cwd == str(folder) and not _status(int(entry.name)).get("State", "").startswith("Z"):
             found.append(int(entry.name))
     return found
+
+
+def test_a_scheduler_that_dies_is_started_again_and_stopped_with_serve(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """gunicorn's arbiter reaps a child that dies without a word: a scheduler
+    killed (by the OOM killer, say) sent nothing more, while /healthz said
+    all was well."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: "Scheduler started" in log_path.read_text() or process.poll() is not None, timeout=30)
+        (ticking,) = [pid for pid in _schedulers_started_in(tmp_path)
+                      if b"--keep-running" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(ticking, signal.SIGKILL)
+        wait_for(lambda: log_path.read_text().count("Scheduler started") == 2 or process.poll() is not None,
+                 timeout=30)
+        assert process.poll() is None
+        assert "the scheduler stopped (exit status -9); starting it again" in log_path.read_text()
+    finally:
+        _stop(process)
+    wait_for(lambda: _schedulers_started_in(tmp_path) == [], timeout=15)  # neither keeper nor scheduler left
 
 
 def test_serve_that_cannot_bind_its_port_leaves_no_scheduler_behind(fake_slack: FakeSlack, tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ from bot.store.models import InfoSystem
 View = dict[str, Any]
 
 
+#: The options Slack takes in a static select.
+MAX_OPTIONS = 100
+
+
 def _input(block_id: BlockId, label: str, element: dict[str, Any], *, optional: bool = False, hint: str | None = None) -> Block:
     block: Block = {
         "type": "input",
@@ -93,8 +97,11 @@ def log_modal(
         _input(BlockId.OWNER, "Owner", {"type": "users_select"}, optional=True),
     ]
     if len(systems) > 1:
-        choices = [option(system.name, system.name) for system in systems[:100]]
-        blocks.append(_input(BlockId.SYSTEM, "System", {"type": "static_select", "options": choices, "initial_option": choices[0]}))
+        choices = [option(system.name, system.name) for system in systems[:MAX_OPTIONS]]
+        more = (f"Slack lists {MAX_OPTIONS} of the {len(systems)} systems; `/poam log … system:Name` logs in any."
+                if len(systems) > MAX_OPTIONS else None)
+        blocks.append(_input(BlockId.SYSTEM, "System", {"type": "static_select", "options": choices,
+                                                         "initial_option": choices[0]}, hint=more))
     return {
         "type": "modal",
         "callback_id": CallbackId.LOG_MODAL,
