@@ -270,10 +270,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.serve import keep_scheduling, run_scheduler
+    from bot.serve import SCHEDULER_COMMAND, keep_scheduling, run_scheduler
 
     if args.keep_running:
-        keep_scheduling()
+        keep_scheduling([*SCHEDULER_COMMAND, *(["--database-checked"] if args.database_checked else [])])
     else:
         run_scheduler(settings, checked=args.database_checked)
     return 0

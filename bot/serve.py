@@ -26,12 +26,15 @@ from bot.tls import tls_for
 from bot.web import from_settings
 
 log = logging.getLogger(__name__)
-#: HTTP mode's scheduler: a keeper process that starts the ticking one again when it stops.
-SCHEDULER_COMMAND = [sys.executable, "-m", "bot", "scheduler", "--database-checked"]
+#: ``poam-bot scheduler``: in HTTP mode, run by a keeper process that starts it again when it stops.
+SCHEDULER_COMMAND = [sys.executable, "-m", "bot", "scheduler"]
 #: Pauses before the scheduler is started again, longer while it keeps stopping soon after it started.
 RESTART_PAUSES = (1.0, 5.0, 30.0, 60.0)
 #: A scheduler that ran this long before it stopped was not failing at start: the pauses begin again.
 STEADY_SECONDS = 300.0
+#: How long the keeper waits for the scheduler to stop before it kills it; serve waits for the keeper longer.
+CHILD_STOP_SECONDS = 10.0
+KEEPER_STOP_SECONDS = CHILD_STOP_SECONDS + 5
 
 
 def prepare_database(settings: Settings) -> None:
@@ -85,9 +88,10 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
     """Run until stopped; with ``scheduler`` reminders and digests tick too.
 
     Socket Mode ticks in a thread of this process. HTTP mode runs the
-    scheduler as a child process (``poam-bot scheduler``) beside gunicorn:
-    gunicorn forks its workers, and forking a process that has threads running
-    can leave a child deadlocked on a lock one of them held.
+    scheduler as a child process beside gunicorn, through a keeper that
+    starts it again when it stops (:func:`keep_scheduling`): gunicorn forks
+    its workers, and forking a process that has threads running can leave a
+    child deadlocked on a lock one of them held.
     """
     require_slack(settings)
     prepare_database(settings)
@@ -101,12 +105,12 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_for(settings.slack_api_url)),
         ).start()
         return
-    ticker = subprocess.Popen([*SCHEDULER_COMMAND, "--keep-running"]) if scheduler else None
+    ticker = subprocess.Popen([*SCHEDULER_COMMAND, "--database-checked", "--keep-running"]) if scheduler else None
 
     def stop_ticker(_server: object) -> None:
         if ticker is not None and ticker.poll() is None:
             ticker.terminate()
-            ticker.wait(timeout=10)
+            ticker.wait(timeout=KEEPER_STOP_SECONDS)
 
     try:
         _Gunicorn(
@@ -130,7 +134,7 @@ def _stopping(_signal: int, _frame: FrameType | None) -> None:
     raise _Stopping
 
 
-def keep_scheduling(command: list[str] = SCHEDULER_COMMAND) -> None:
+def keep_scheduling(command: list[str]) -> None:
     """Run the scheduler ``command`` and start it again whenever it stops,
     until this process is told to stop (SIGTERM, SIGINT), which it passes on.
 
@@ -153,10 +157,12 @@ def keep_scheduling(command: list[str] = SCHEDULER_COMMAND) -> None:
             log.error("the scheduler stopped (exit status %s); starting it again in %.0f s", code, pause)
             time.sleep(pause)
     except _Stopping:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut short the child's
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if child is not None and child.poll() is None:
             child.terminate()
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=CHILD_STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()

@@ -559,3 +559,39 @@ def test_two_changes_of_one_digest_subscription_at_once_are_recorded_as_made(
         assert (row.weekday, row.post_at) == (1, time(10, 0))
     newest = [e.details for e in all_events(engine) if e.action == "digest.subscribed"][-1]
     assert (newest["weekday"], newest["at"]) == ({"from": "tuesday", "to": "tuesday"}, {"from": "09:00", "to": "10:00"})
+
+
+def test_an_assignment_and_another_change_of_the_item_at_once_both_go_through(
+    engine: Engine, make_actor: Callable[..., Actor]
+) -> None:
+    """The assignment took the workspace row (its owner's presence) before
+    the item, every other change the item before the workspace row (its
+    audit event): one of two at once ended in a deadlock (PostgreSQL)."""
+    from bot.poam.items import assign_item, load_item, set_plan
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    admin, owner = make_actor(ADMIN, Role.ADMIN), make_actor("U0000OWNER")
+    with unit_of_work(engine) as session:
+        log_item(session, owner, title="Outdated OpenSSL", severity=Severity.HIGH, owner_id=owner.user_id)
+    outcome: list[BaseException | None] = []
+
+    def assign() -> None:
+        try:
+            with unit_of_work(engine) as session:
+                assign_item(session, admin, number=1, owner_id="U00000BOB1")
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            outcome.append(error)
+
+    with unit_of_work(engine) as session:
+        load_item(session, owner, number=1, for_update=True)  # a change of the item, under way
+        assigning = threading.Thread(target=assign)
+        assigning.start()
+        wait_for_a_lock_wait(engine)
+        set_plan(session, owner, number=1, plan="Upgrade OpenSSL.")  # then its audit event: the workspace row
+    assigning.join(JOIN_TIMEOUT)
+    assert outcome == [None]
+    with unit_of_work(engine, read_only=True) as session:
+        item = session.exec(select(Item).where(Item.team_id == TEAM, Item.number == 1)).one()
+        assert (item.owner_id, item.remediation_plan) == ("U00000BOB1", "Upgrade OpenSSL.")

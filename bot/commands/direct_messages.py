@@ -21,7 +21,7 @@ from sqlmodel import Session
 from bot.blockkit.text import mention
 from bot.commands.context import DirectMessage, SlackRequest
 from bot.poam.actor import Actor
-from bot.poam.presence import who_left
+from bot.poam.presence import unreachable
 from bot.reminders.dispatch import send_now
 from bot.store import outbox
 
@@ -36,12 +36,12 @@ def queue(session: Session, actor: Actor, *, number: int, messages: Iterable[Dir
     Each change queues its DMs once, so the outbox's unique key has nothing to
     keep out here (``outbox.change_subject``). The row shows in ``poam-bot
     remind --status``. Nothing is written to someone Slack said left (an
-    owner told a decision): nobody would read it.
+    owner told a decision) or to a bot: nobody would read it.
     """
     subject = outbox.change_subject(actor.rules.label(number))
     now = actor.now()
     messages = list(messages)
-    gone = who_left(session, team_id=actor.team_id, user_ids=[message.user_id for message in messages])
+    gone = unreachable(session, team_id=actor.team_id, user_ids=[message.user_id for message in messages])
     ids = []
     for message in messages:
         if message.user_id in gone:

@@ -72,17 +72,19 @@ def record_person(session: Session, services: Services, *, team_id: str, user_id
     """Record what Slack said of someone (``remember_person``), and when it
     says for the first time that they left, tell those who can hand on what
     they held."""
-    # Their record locked (PostgreSQL) while Slack says they left: two copies of
-    # the event (Slack sends one again after a late ack) see the change one
-    # after the other, and only the first tells anyone.
-    left_before = left_at(session, team_id=team_id, user_id=user_id, for_update=True) if known.deleted else None
+    if known.deleted:
+        # The workspace row held (PostgreSQL) while Slack says they left, taken
+        # first, as a request takes it before its requester's record: two copies
+        # of the event (Slack sends one again after a late ack) see the change
+        # one after the other, and only the first tells anyone; a change naming
+        # them that began before this (``presence.require_present``) is in what
+        # they held.
+        lock_workspace(session, team_id=team_id)
+    left_before = left_at(session, team_id=team_id, user_id=user_id) if known.deleted else None
     remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
                     seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted,
                     slack_admin=known.workspace_admin, bot=known.bot)
     if known.deleted and left_before is None and left_at(session, team_id=team_id, user_id=user_id) is not None:
-        # What they held, read holding the workspace row: a change naming them
-        # that began before this (``presence.require_present``) is in it.
-        lock_workspace(session, team_id=team_id)
         settings = services.settings
         tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,
                           configured_admins=settings.poam_admins, now=services.clock.now(),

@@ -315,8 +315,8 @@ def assign_item(session: Session, actor: Actor, *, number: int, owner_id: str) -
     """Set an item's owner (admins only)."""
     require_admin(actor, "assign owners")
     check_user_id(owner_id, what="user (owner)")
-    require_present(session, actor, owner_id, as_what="the owner")
-    item = load_item(session, actor, number=number, for_update=True)
+    item = load_item(session, actor, number=number, for_update=True)  # the item, then the workspace row, as
+    require_present(session, actor, owner_id, as_what="the owner")  # every item change takes them
     label = actor.rules.label(number)
     if item.owner_id == owner_id:
         raise InvalidInput(f"{label} is already owned by that person.")

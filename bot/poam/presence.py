@@ -24,22 +24,24 @@ from bot.store.models import Person
 SLACKBOT = "USLACKBOT"
 
 
-def who_left(session: Session, *, team_id: str, user_ids: Collection[str | None]) -> set[str]:
-    """Those of ``user_ids`` Slack said were deactivated: nobody would read what they are sent."""
+def unreachable(session: Session, *, team_id: str, user_ids: Collection[str | None]) -> set[str]:
+    """Those of ``user_ids`` nobody would reach: Slack said they were
+    deactivated (nobody reads what they are sent) or are bots (Slack refuses
+    a DM to one; Slackbot too), so none is asked, told or waited on."""
     wanted = {user for user in user_ids if user}
     if not wanted:
         return set()
-    return set(session.exec(
+    return {SLACKBOT} & wanted | set(session.exec(
         select(Person.user_id).where(Person.team_id == team_id, col(Person.user_id).in_(wanted),
-                                     col(Person.left_at).is_not(None))
+                                     col(Person.left_at).is_not(None) | col(Person.is_bot))
     ).all())
 
 
-def left_at(session: Session, *, team_id: str, user_id: str, for_update: bool = False) -> datetime | None:
-    """When Slack first said ``user_id`` was deactivated; None while they are
-    here (or unknown). ``for_update`` locks their record (PostgreSQL)."""
-    found = select(col(Person.left_at)).where(Person.team_id == team_id, Person.user_id == user_id)
-    return session.exec(found.with_for_update() if for_update else found).first()
+def left_at(session: Session, *, team_id: str, user_id: str) -> datetime | None:
+    """When Slack first said ``user_id`` was deactivated; None while they are here (or unknown)."""
+    return session.exec(
+        select(col(Person.left_at)).where(Person.team_id == team_id, Person.user_id == user_id)
+    ).first()
 
 
 def require_present(session: Session, actor: Actor, user_id: str, *, as_what: str) -> None:
@@ -49,7 +51,9 @@ def require_present(session: Session, actor: Actor, user_id: str, *, as_what: st
     Read holding the workspace row (PostgreSQL), as the telling of a
     departure does (``commands.user_events``): a change naming someone whose
     departure is being recorded meanwhile is either refused, or done before
-    what they held is read for the admins' note, never neither."""
+    what they held is read for the admins' note, never neither. A change of
+    an item locks the item first (``items.load_item``), as every item change
+    does before its audit event takes the workspace row."""
     lock_workspace(session, team_id=actor.team_id)
     record = session.exec(
         select(col(Person.left_at), col(Person.is_bot)).where(Person.team_id == actor.team_id,

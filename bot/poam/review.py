@@ -41,7 +41,7 @@ from bot.poam.permissions import (
     require_owner,
     require_verifier,
 )
-from bot.poam.presence import who_left
+from bot.poam.presence import unreachable
 from bot.poam.roles import role_holders
 from bot.poam.severity import Severity
 from bot.poam.text import clean_text
@@ -739,23 +739,23 @@ def vendor_shipped(session: Session, actor: Actor, *, number: int) -> Shipped:
 
 
 def verifiers_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
-    """The verifiers who may verify this fix (every separation rule applied)
-    and are still in Slack."""
+    """The verifiers who may verify this fix (every separation rule applied),
+    still in Slack and no bots (``presence.unreachable``)."""
     excluded = {request.requested_by} | _remediators_of(session, item).everyone
     verifiers = [user for user in role_holders(session, team_id=item.team_id, role=Role.VERIFIER)
                  if user not in excluded]
-    gone = who_left(session, team_id=item.team_id, user_ids=verifiers)
+    gone = unreachable(session, team_id=item.team_id, user_ids=verifiers)
     return [user for user in verifiers if user not in gone]
 
 
 def deciders_for(session: Session, item: Item, request: ReviewRequest) -> list[str]:
     """Who should decide: the system's AO when they may, else every AO who
-    may; none who left Slack (a request put only to a named AO who left
-    waited on nobody)."""
+    may; none who left Slack or is a bot (a request put only to a named AO
+    who left waited on nobody)."""
     excluded = {item.owner_id, request.requested_by} | _remediators_of(session, item).everyone
     system_ao = _system(session, item).ao_user_id
     aos = role_holders(session, team_id=item.team_id, role=Role.AO)
-    gone = who_left(session, team_id=item.team_id, user_ids=[system_ao, *aos])
+    gone = unreachable(session, team_id=item.team_id, user_ids=[system_ao, *aos])
     if system_ao and system_ao not in excluded and system_ao not in gone:
         return [system_ao]
     return [user for user in aos if user not in excluded and user not in gone]

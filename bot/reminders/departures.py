@@ -27,7 +27,7 @@ from bot.blockkit.blocks import sections
 from bot.blockkit.text import escape, mention
 from bot.poam.actor import Role, Rules
 from bot.poam.lifecycle import NOT_CLOSED
-from bot.poam.presence import who_left
+from bot.poam.presence import unreachable
 from bot.poam.roles import role_holders
 from bot.store import outbox
 from bot.store.models import InfoSystem, Item, Person, RoleGrant
@@ -107,7 +107,7 @@ def tell_of_departure(
             col(InfoSystem.id).in_(select(Item.system_id).where(*_owned(team_id, user_id))),
         )
     ).all() if ao} - admins - {user_id}
-    gone = who_left(session, team_id=team_id, user_ids=admins | item_aos)
+    gone = unreachable(session, team_id=team_id, user_ids=admins | item_aos)
     messages = {admin: departure_message(user_id, held, rules, admin=True) for admin in admins - gone}
     for ao in item_aos - gone:
         messages[ao] = departure_message(

@@ -48,6 +48,7 @@ from bot.blockkit.text import mention
 from bot.poam.clock import Clock
 from bot.poam.items import record_thread
 from bot.rate_limits import header, retry_after_seconds
+from bot.reminders.people import mark_bot
 from bot.store import outbox
 from bot.store.engine import may_pass, unit_of_work
 from bot.store.models import Item, OutboxMessage
@@ -202,6 +203,8 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
             row.status, row.next_attempt_at = outbox.PENDING, now + min(_backoff(row.attempts), OUTAGE_RETRY_EVERY)
         elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
+            if code == "cannot_dm_bot":
+                mark_bot(session, team_id=row.team_id, user_id=row.recipient, now=now)
             if tell_requester and row.requested_by and row.requested_by != row.recipient:
                 _undelivered(session, row, code=code or type(error).__name__, now=now)
         else:

@@ -69,6 +69,16 @@ def remember_person(
     )
 
 
+def mark_bot(session: Session, *, team_id: str, user_id: str, now: datetime) -> None:
+    """Record that Slack refused a DM to ``user_id`` as to a bot
+    (``cannot_dm_bot``): named before the bot knew bots (or before its
+    look-up), it gets no more reminders and is refused from now on."""
+    statement = upsert_insert(session, Person).values(team_id=team_id, user_id=user_id, is_bot=True, updated_at=now)
+    session.exec(statement.on_conflict_do_update(  # type: ignore[call-overload]
+        index_elements=["team_id", "user_id"], set_={"is_bot": True, "updated_at": now}
+    ))
+
+
 def preferences(session: Session, actor: Actor) -> Person:
     """The actor's reminder preferences (the defaults when never set)."""
     return session.get(Person, (actor.team_id, actor.user_id)) or Person(

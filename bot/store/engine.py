@@ -53,6 +53,8 @@ _BUSY_MS = "poam_busy_ms"
 _WRITES = "poam_writes"
 _WAL = "poam_wal"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+#: PostgreSQL chose this transaction to end a deadlock: rolled back, it may be tried again.
+_PG_DEADLOCK = "40P01"
 _PG_READ_ONLY_TRANSACTION = "25006"
 #: How long connecting to PostgreSQL may take (each host or address the URL
 #: leads to), unless the URL (``?connect_timeout=``) or ``PGCONNECT_TIMEOUT``
@@ -268,15 +270,15 @@ def _replace_do_begin(engine: Engine, do_begin: Any) -> None:
 def is_busy(error: BaseException) -> bool:
     """Whether ``error`` is another writer holding what this unit of work needed
     for longer than its ``max_wait``, or (SQLite's ``SQLITE_BUSY_SNAPSHOT``) a
-    reader that came to write after another writer committed: nothing was
-    written, trying again may work. SQLite's extended codes count by their
+    reader that came to write after another writer committed, or (PostgreSQL)
+    a deadlock it was chosen to end: nothing was written, trying again may work. SQLite's extended codes count by their
     primary code."""
     if not isinstance(error, OperationalError):
         return False
     cause = error.orig
     return (
         getattr(cause, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        or getattr(cause, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE
+        or getattr(cause, "sqlstate", None) in (_PG_LOCK_NOT_AVAILABLE, _PG_DEADLOCK)
     )
 
 

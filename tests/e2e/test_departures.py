@@ -45,10 +45,15 @@ TEAM = "T0001"
 CAROL = "U00000CAROL"
 
 
-def left_at(engine: Engine, user: str) -> datetime | None:
+def recorded(engine: Engine, user: str, what: str) -> Any:
+    """What the person's record says of ``what`` (a ``Person`` column); None when they have none."""
     with unit_of_work(engine, read_only=True) as session:
         person = session.get(Person, (TEAM, user))
-        return person.left_at if person else None
+        return None if person is None else getattr(person, what)
+
+
+def left_at(engine: Engine, user: str) -> datetime | None:
+    return recorded(engine, user, "left_at")  # type: ignore[no-any-return]
 
 
 def user_change(slack: SlackDriver, user: str, *, deleted: bool) -> None:
@@ -227,19 +232,13 @@ def test_slacks_workspace_admins_the_bot_has_seen_are_told_too(
         fake_slack.user(user, is_admin=True)
         assert "You get a DM at" in reply(slack.command("remind at:08:00", user=user))  # a change: recorded
     user_change(slack, demoted, deleted=False)  # no longer an admin, says Slack (the event's is_admin False)
-    wait_for(lambda: _slack_admin(engine, demoted) is False)
+    wait_for(lambda: recorded(engine, demoted, "slack_admin") is False)
     user_change(slack, OWNER, deleted=True)
     wait_for(lambda: left_at(engine, OWNER))
     scheduler.tick()
     (told,) = departure_dms(fake_slack, slack_admin)
     assert "they own 1 open item: POAM-1." in all_text(told)
     assert departure_dms(fake_slack, demoted) == []
-
-
-def _slack_admin(engine: Engine, user: str) -> bool | None:
-    with unit_of_work(engine, read_only=True) as session:
-        person = session.get(Person, (TEAM, user))
-        return None if person is None else person.slack_admin
 
 
 def test_an_owner_named_as_their_departure_is_recorded_is_in_the_admins_note(

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -202,6 +203,21 @@ def test_a_malformed_pin_setting_stops_gunicorn_with_one_line(fake_slack: FakeSl
 # ------------------------------------------------------------------ start-up checks
 
 
+def _serve_logged(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """``serve`` started in ``tmp_path``, writing to a log file; returned once
+    its scheduler has started (it logs so after its own start-up), or serve stopped."""
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: "Scheduler started" in log_path.read_text() or process.poll() is not None, timeout=30)
+    except BaseException:
+        _stop(process)
+        raise
+    return process, log_path
+
+
 def test_a_broken_audit_head_is_logged_once_by_serve_not_again_by_its_scheduler(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
@@ -221,13 +237,8 @@ def test_a_broken_audit_head_is_logged_once_by_serve_not_again_by_its_scheduler(
             connection.execute(text("UPDATE workspaces SET audit_head = 'x'"))
     finally:
         dispose(engine)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process, log_path = _serve_logged(env, tmp_path)
     try:
-        # The scheduler child logs its start after its own start-up (with the checks, before this change).
-        wait_for(lambda: "Scheduler started" in log_path.read_text() or process.poll() is not None, timeout=30)
         assert _healthy(f"http://127.0.0.1:{env['PORT']}/healthz")
     finally:
         _stop(process)
@@ -257,12 +268,8 @@ def test_a_scheduler_that_dies_is_started_again_and_stopped_with_serve(fake_slac
     killed (by the OOM killer, say) sent nothing more, while /healthz said
     all was well."""
     env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1"], cwd=tmp_path,
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process, log_path = _serve_logged(env, tmp_path)
     try:
-        wait_for(lambda: "Scheduler started" in log_path.read_text() or process.poll() is not None, timeout=30)
         (ticking,) = [pid for pid in _schedulers_started_in(tmp_path)
                       if b"--keep-running" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
         os.kill(ticking, signal.SIGKILL)
@@ -273,6 +280,30 @@ def test_a_scheduler_that_dies_is_started_again_and_stopped_with_serve(fake_slac
     finally:
         _stop(process)
     wait_for(lambda: _schedulers_started_in(tmp_path) == [], timeout=15)  # neither keeper nor scheduler left
+
+
+def test_the_schedulers_keeper_told_twice_to_stop_still_stops_the_scheduler(tmp_path: Path) -> None:
+    """A second stop (serve's SIGTERM after Ctrl-C's SIGINT) cut short the
+    keeper's wait for its scheduler: the keeper left with a traceback, and
+    the scheduler, orphaned, went on sending."""
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
+    keeper_code = ("import sys; import bot.serve as serve; serve.CHILD_STOP_SECONDS = 1; "
+                   f"serve.keep_scheduling([sys.executable, '-c', {stubborn!r}])")
+    keeper = subprocess.Popen([sys.executable, "-c", keeper_code], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    scheduler = None
+    try:
+        assert keeper.stdout is not None and keeper.stdout.readline().strip() == "up"
+        (scheduler,) = _workers(keeper.pid)
+        keeper.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        keeper.send_signal(signal.SIGTERM)
+        assert keeper.wait(timeout=15) == 0
+        assert _status(scheduler) == {}  # killed, once it would not stop, and reaped
+    finally:
+        for pid in (keeper.pid, scheduler):
+            if pid is not None and _status(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_serve_that_cannot_bind_its_port_leaves_no_scheduler_behind(fake_slack: FakeSlack, tmp_path: Path) -> None:

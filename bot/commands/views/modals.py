@@ -98,7 +98,7 @@ def log_modal(
     ]
     if len(systems) > 1:
         choices = [option(system.name, system.name) for system in systems[:MAX_OPTIONS]]
-        more = (f"Slack lists {MAX_OPTIONS} of the {len(systems)} systems; `/poam log … system:Name` logs in any."
+        more = (f"Slack lists {MAX_OPTIONS} of the {len(systems)} systems; /poam log … system:Name logs in any."
                 if len(systems) > MAX_OPTIONS else None)
         blocks.append(_input(BlockId.SYSTEM, "System", {"type": "static_select", "options": choices,
                                                          "initial_option": choices[0]}, hint=more))

@@ -8,7 +8,7 @@ A bot (an app's user, Slackbot) could be made an item's owner, a system's
 AO or a verifier: reminders went to it daily, Slack refused them
 (``cannot_dm_bot``), and what it was named for waited on nobody. Each record
 now keeps what Slack last said; people recorded before this are taken as
-people until Slack next describes them.
+people until Slack next describes them, or refuses a DM to them as to a bot.
 """
 
 from collections.abc import Sequence
