@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, select
 
 from bot.config import ConfigError, Settings, load_settings, require_slack
@@ -42,8 +42,15 @@ from bot.reminders.digest import digest_message
 from bot.reminders.expiries import end_risk_acceptances
 from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
-from bot.store.engine import make_engine, unit_of_work
-from bot.store.migrate import SchemaOutOfDate, UnknownRevision, current_revision, require_current, upgrade
+from bot.store.engine import is_busy, make_engine, unit_of_work
+from bot.store.migrate import (
+    LOCK_WAIT_SECONDS,
+    SchemaOutOfDate,
+    UnknownRevision,
+    current_revision,
+    require_current,
+    upgrade,
+)
 from bot.store.models import Workspace
 from bot.store.outbox import outbox_status
 
@@ -54,7 +61,14 @@ CLI_ACTOR = "cli"
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as error:
+        if not is_busy(error):
+            raise
+        print(f"poam-bot: a table to change was in use for over {LOCK_WAIT_SECONDS} s (a long export or import?); "
+              "nothing was changed: run `poam-bot migrate` again.", file=sys.stderr)
+        return 1
     print(f"Database schema is up to date (revision {current_revision(engine)}).")
     return 0
 

@@ -81,6 +81,8 @@ class FakeSlack:
     socket_url: str | None = None
     uploads: dict[str, bytes] = field(default_factory=dict)
     hosted_files: dict[str, bytes] = field(default_factory=dict)
+    #: Files whose URL answers with a redirect to another URL (as Enterprise Grid's file hosts do).
+    redirected_files: dict[str, str] = field(default_factory=dict)
     #: The names of the hosted files downloaded, in order.
     downloads: list[str] = field(default_factory=list)
     _failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
@@ -133,6 +135,11 @@ class FakeSlack:
     def host_file(self, name: str, data: bytes) -> str:
         """Serve ``data`` as a Slack file's ``url_private_download``; returns that URL."""
         self.hosted_files[name] = data
+        return self.base_url.replace("/api/", f"/files/{name}")
+
+    def redirect_file(self, name: str, to_url: str) -> str:
+        """Make the URL of ``name`` answer 302 to ``to_url``; returns that URL."""
+        self.redirected_files[name] = to_url
         return self.base_url.replace("/api/", f"/files/{name}")
 
     def calls_to(self, method: str) -> list[Call]:
@@ -208,11 +215,18 @@ class FakeSlack:
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 name = self.path.removeprefix("/files/")
-                if not self.path.startswith("/files/") or name not in fake.hosted_files:
+                known = name in fake.hosted_files or name in fake.redirected_files
+                if not self.path.startswith("/files/") or not known:
                     self._send(404, "not found", "text/plain")
                     return
                 if self.headers.get("Authorization") != "Bearer xoxb-e2e-test":
                     self._send(403, "no token", "text/plain")
+                    return
+                if name in fake.redirected_files:
+                    self.send_response(302)
+                    self.send_header("Location", fake.redirected_files[name])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 body = fake.hosted_files[name]
                 with fake._lock:

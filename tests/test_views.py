@@ -22,6 +22,7 @@ from bot.poam.errors import InvalidInput
 from bot.poam.item_details import ItemDetail, MilestoneRow
 from bot.poam.item_lists import Direction, ItemLine, ItemPage
 from bot.poam.review import WaitingOn
+from bot.reminders.departures import Holdings, departure_message
 from bot.store.models import AuditEvent, InfoSystem, Item
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -289,3 +290,13 @@ def test_the_log_form_says_where_the_systems_past_slacks_hundred_options_are(cou
     assert ("hint" in block) is hint
     if hint:
         assert "100 of the 107 systems" in block["hint"]["text"] and "system:" in block["hint"]["text"]
+
+
+def test_the_note_of_someone_who_left_names_ten_of_their_systems_and_counts_the_rest() -> None:
+    """An AO named for 150 systems: a line each made a message Slack refuses
+    (``msg_blocks_too_long``), and no admin learnt they had left."""
+    held = Holdings(items=[], item_count=0, systems=[f"System {n:03d} of the agency's cloud" for n in range(150)],
+                    roles=[])
+    lines = departure_message("U0000CAROL", held, Rules(), admin=True)
+    assert len(lines) == 1 + 10 + 1 and lines[-1] == "• and of 140 more systems: `/poam systems` lists them."
+    assert sum(len(line) for line in lines) < MESSAGE_TEXT_BUDGET

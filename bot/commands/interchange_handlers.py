@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import urllib.request
-from typing import Any
+from http.client import HTTPMessage
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -34,10 +35,28 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_SECONDS = 20
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would carry the bot token to wherever it points: refuse it."""
+class SlackRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a file's redirects within Slack (a few: Enterprise Grid sends
+    ``files.slack.com`` on to ``files-origin.slack.com``), the bot token with
+    them; to Slack's CDN (``slack-edge.com``, signed links) without it; to
+    anywhere else, none: the token would go with it."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+    max_redirections = 3
+
+    def __init__(self, *, api_url: str) -> None:
+        super().__init__()
+        self._api_url = api_url
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+        if from_slack(newurl, api_url=self._api_url):
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+        parts = urlsplit(newurl)
+        if parts.scheme == "https" and (parts.hostname or "").endswith(".slack-edge.com"):
+            followed = super().redirect_request(req, fp, code, msg, headers, newurl)
+            if followed is not None:
+                followed.remove_header("Authorization")
+            return followed
         return None
 
 
@@ -140,7 +159,8 @@ def download(request: SlackRequest, upload: metadata.UploadedFile) -> bytes:
     """The uploaded file's bytes, fetched with the bot token (files:read)."""
     token = request.client.token or ""
     query = urllib.request.Request(upload.url, headers={"Authorization": f"Bearer {token}"})
-    opener = urllib.request.build_opener(_RefuseRedirects, urllib.request.HTTPSHandler(context=tls_context()))
+    redirects = SlackRedirects(api_url=request.services.settings.slack_api_url)
+    opener = urllib.request.build_opener(redirects, urllib.request.HTTPSHandler(context=tls_context()))
     with opener.open(query, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
         data = response.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:

@@ -262,7 +262,10 @@ def register(app: App, services: Services) -> None:
                 else interchange_handlers.uploaded_file(view)
             )
         except (PoamError, ImportFormatError) as error:
-            ack(response_action="errors", errors={BlockId.FILE: str(error)[:300]})
+            if confirm:  # the checked form has no input block for Slack to show an error under
+                ack(response_action="update", view=item_modal(label="Import findings", blocks=cards.refusal(str(error))))
+            else:
+                ack(response_action="errors", errors={BlockId.FILE: str(error)[:300]})
             return
         working = "Importing…" if confirm else "Checking the file…"
         ack(response_action="update", view=item_modal(label="Import findings", blocks=[section(working)]))

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 #: The outbox kind of the DM saying someone left.
 KIND = "departure"
-#: Items named in that DM; the rest are counted.
+#: Items (and systems) named in that DM; the rest are counted.
 NAMED_ITEMS = 10
 
 
@@ -135,9 +135,11 @@ def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool
                else "An admin hands them on with `/poam assign`.")
         lines.append(f"• they own {held.item_count} open item{'s' if held.item_count != 1 else ''}{where}: "
                      f"{labels}{more}. {how}")
-    for name in held.systems:
+    for name in held.systems[:NAMED_ITEMS]:  # a message of a hundred systems is one Slack refuses
         lines.append(f"• they are the authorizing official of *{escape(name)}*. "
                      f"`/poam system set {escape(name)} ao:@someone` names another.")
+    if len(held.systems) > NAMED_ITEMS:
+        lines.append(f"• and of {len(held.systems) - NAMED_ITEMS} more systems: `/poam systems` lists them.")
     for role in held.roles:  # their id as typed: Slack offers no mention of someone deactivated
         lines.append(f"• they are {role.noun}: `/poam role {user_id} -{role.value}` takes it back.")
     return lines

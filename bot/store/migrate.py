@@ -12,6 +12,10 @@ from alembic.util import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: How long a migration waits for a lock on PostgreSQL before it gives up
+#: (nothing changed): an ALTER queued behind a long transaction (an export,
+#: say) would hold up every reader of its table for as long.
+LOCK_WAIT_SECONDS = 5
 
 
 def alembic_config(engine: Engine) -> Config:

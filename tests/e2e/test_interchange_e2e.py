@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import time
+import urllib.request
+from http.client import HTTPMessage
 from pathlib import Path
 
 import openpyxl
@@ -13,6 +15,7 @@ from sqlmodel import select
 
 from bot.commands.context import HEAVY_WORK_AT_ONCE
 from bot.commands.ids import BlockId
+from bot.commands.interchange_handlers import SlackRedirects
 from bot.store.engine import unit_of_work
 from bot.store.models import Item
 from tests.e2e.conftest import ADMIN, wait_for
@@ -128,6 +131,64 @@ def test_a_file_not_from_slack_is_never_fetched_with_the_token(slack: SlackDrive
     slack.submit(form, {BlockId.FILE: evil}, user=ADMIN)
     result = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "does not come from Slack" in result
+
+
+def _checked_upload(slack: SlackDriver, fake_slack: FakeSlack, url: str) -> str:
+    """The import form after checking the Nessus sample uploaded at ``url``."""
+    slack.command("import", user=ADMIN)
+    form = wait_for(lambda: fake_slack.calls_to("views.open"))[0].view
+    upload = {"type": "file_input", "files": [{"id": "F1", "name": "weekly.nessus", "url_private_download": url}]}
+    slack.submit(form, {BlockId.FILE: upload}, user=ADMIN)
+    return json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
+
+
+def test_a_file_slack_redirects_within_slack_is_fetched(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    """Enterprise Grid answers a file's URL with a redirect to another of
+    Slack's hosts: every import failed with "could not download it"."""
+    there = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
+    result = _checked_upload(slack, fake_slack, fake_slack.redirect_file("moved.nessus", there))
+    assert "would bring: 5 new, 0 updated, 0 unchanged, 3 skipped" in result, result
+    assert fake_slack.downloads == ["weekly.nessus"]
+
+
+def test_a_redirect_out_of_slack_is_not_followed(slack: SlackDriver, fake_slack: FakeSlack) -> None:
+    """Followed, it would carry the bot token to the host it names."""
+    there = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
+    elsewhere = there.replace("127.0.0.1", "localhost")  # the same server, but not the Slack host the bot knows
+    result = _checked_upload(slack, fake_slack, fake_slack.redirect_file("moved.nessus", elsewhere))
+    assert "I could not download it from Slack." in result, result
+    assert fake_slack.downloads == []
+
+
+def test_an_import_confirmed_from_a_form_out_of_date_says_so_on_the_form(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """The checked form has no input block: an error keyed to one showed
+    only Slack's "trouble connecting"."""
+    there = fake_slack.host_file("weekly.nessus", (SAMPLES / "weekly.nessus").read_bytes())
+    _checked_upload(slack, fake_slack, there)
+    checked = fake_slack.calls_to("views.update")[0].view
+    answer = slack.submit({**checked, "private_metadata": '{"name": 1}'}, {}, user=ADMIN).json()
+    assert answer["response_action"] == "update", answer
+    assert "out of date" in json.dumps(answer["view"])
+    with unit_of_work(engine) as session:
+        assert session.exec(select(Item)).all() == []
+
+
+def test_slacks_cdn_is_followed_without_the_token() -> None:
+    redirects = SlackRedirects(api_url="https://slack.com/api/")
+    asked = urllib.request.Request("https://files.slack.com/files-pri/T1-F1/x.csv",
+                                   headers={"Authorization": "Bearer xoxb-secret"})
+
+    def followed(to: str) -> urllib.request.Request | None:
+        return redirects.redirect_request(asked, io.BytesIO(), 302, "Found", HTTPMessage(), to)
+
+    within = followed("https://files-origin.slack.com/files-pri/T1-F1/x.csv")
+    assert within is not None and within.get_header("Authorization") == "Bearer xoxb-secret"
+    cdn = followed("https://a.slack-edge.com/signed/x.csv?s=1")
+    assert cdn is not None and not cdn.has_header("Authorization")
+    assert followed("https://attacker.example/x.csv") is None
+    assert followed("http://a.slack-edge.com/x.csv") is None  # not over https
 
 
 def test_an_import_form_submitted_by_someone_not_an_admin_fetches_nothing(

@@ -3,25 +3,48 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.store.migrate import LOCK_WAIT_SECONDS
 
 target_metadata = SQLModel.metadata
+
+
+def _foreign_keys(connection: Connection, *, on: bool) -> None:
+    """SQLite's foreign key checks, which every connection turns on
+    (``bot.store.engine``): batch mode rebuilds a table by copying it and
+    dropping the old one, which SQLite refuses while rows of another table
+    point at it. Set outside any transaction (inside one it does nothing)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
 
 
 def run_migrations_online() -> None:
     engine = context.config.attributes["engine"]
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _foreign_keys(connection, on=False)
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                if not sqlite:  # an ALTER queued behind a long transaction holds up every reader meanwhile
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'")
+                context.run_migrations()
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                    raise RuntimeError(f"the migration left rows that point at nothing: {broken[:5]}")
+            connection.commit()
+        finally:
+            if sqlite:
+                _foreign_keys(connection, on=True)
 
 
 if context.is_offline_mode():
