@@ -44,7 +44,7 @@ from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
 from bot.store.engine import is_busy, make_engine, unit_of_work
 from bot.store.migrate import (
-    LOCK_WAIT_SECONDS,
+    DanglingRows,
     SchemaOutOfDate,
     UnknownRevision,
     current_revision,
@@ -66,8 +66,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     except OperationalError as error:
         if not is_busy(error):
             raise
-        print(f"poam-bot: a table to change was in use for over {LOCK_WAIT_SECONDS} s (a long export or import?); "
-              "nothing was changed: run `poam-bot migrate` again.", file=sys.stderr)
+        print("poam-bot: a table to change was in use (a long export or import?), and the migration gave up rather "
+              "than hold the bot up; nothing was changed: run `poam-bot migrate` again.", file=sys.stderr)
         return 1
     print(f"Database schema is up to date (revision {current_revision(engine)}).")
     return 0
@@ -439,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"poam-bot: configuration error: {error}", file=sys.stderr)
         return 2
-    except (PoamError, SchemaOutOfDate, UnknownRevision, ImportFormatError) as error:
+    except (PoamError, SchemaOutOfDate, UnknownRevision, DanglingRows, ImportFormatError) as error:
         print(f"poam-bot: {error}", file=sys.stderr)
         return 1
     except DBAPIError as error:

@@ -35,6 +35,8 @@ STEADY_SECONDS = 300.0
 #: How long the keeper waits for the scheduler to stop before it kills it; serve waits for the keeper longer.
 CHILD_STOP_SECONDS = 10.0
 KEEPER_STOP_SECONDS = CHILD_STOP_SECONDS + 5
+#: How often the keeper looks whether it was told to stop while it waits.
+KEEPER_POLL_SECONDS = 0.5
 
 
 def prepare_database(settings: Settings) -> None:
@@ -126,12 +128,49 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
         stop_ticker(None)  # (a worker leaving passes here too: to it the ticker is no child, poll() is not None)
 
 
-class _Stopping(Exception):
-    """SIGTERM or SIGINT reached the scheduler's keeper."""
+class _Keeper:
+    """The scheduler's keeper: its child, and whether it was told to stop.
+    Its signal handler raises nothing and may come at any point, twice:
+    a stop that cut the keeper's own stopping short left its child running."""
 
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.stopping = False
 
-def _stopping(_signal: int, _frame: FrameType | None) -> None:
-    raise _Stopping
+    def stop(self, _signal: int, _frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT: stop, and pass it on."""
+        self.stopping = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+
+    def run(self, command: list[str]) -> int | None:
+        """Start ``command`` and wait for it to end; its exit status, or None once told to stop."""
+        self.child = subprocess.Popen(command)
+        if self.stopping:  # told between the fork and here, when the handler saw no child
+            self.child.terminate()
+        while not self.stopping:
+            try:
+                return self.child.wait(timeout=KEEPER_POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                continue
+        return None
+
+    def pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, KEEPER_POLL_SECONDS))
+
+    def stop_child(self) -> None:
+        """Stop the child, killed when it does not stop within :data:`CHILD_STOP_SECONDS`."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout=CHILD_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def keep_scheduling(command: list[str]) -> None:
@@ -143,26 +182,17 @@ def keep_scheduling(command: list[str]) -> None:
     reminders, digests, departures and every retry unsent, while the health
     check saw the web side well. (The Procfile's worker is kept running by
     its platform.)"""
-    signal.signal(signal.SIGTERM, _stopping)
-    signal.signal(signal.SIGINT, _stopping)
-    child: subprocess.Popen[bytes] | None = None
+    keeper = _Keeper()
+    signal.signal(signal.SIGTERM, keeper.stop)
+    signal.signal(signal.SIGINT, keeper.stop)
     quick_stops = 0
-    try:
-        while True:
-            started = time.monotonic()
-            child = subprocess.Popen(command)
-            code = child.wait()
-            quick_stops = 0 if time.monotonic() - started >= STEADY_SECONDS else quick_stops + 1
-            pause = RESTART_PAUSES[min(max(quick_stops - 1, 0), len(RESTART_PAUSES) - 1)]
-            log.error("the scheduler stopped (exit status %s); starting it again in %.0f s", code, pause)
-            time.sleep(pause)
-    except _Stopping:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut short the child's
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if child is not None and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(timeout=CHILD_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+    while not keeper.stopping:
+        started = time.monotonic()
+        code = keeper.run(command)
+        if keeper.stopping:
+            break
+        quick_stops = 0 if time.monotonic() - started >= STEADY_SECONDS else quick_stops + 1
+        pause = RESTART_PAUSES[min(max(quick_stops - 1, 0), len(RESTART_PAUSES) - 1)]
+        log.error("the scheduler stopped (exit status %s); starting it again in %.0f s", code, pause)
+        keeper.pause(pause)
+    keeper.stop_child()

@@ -25,7 +25,7 @@ from bot.poam.milestones import add_milestone
 from bot.poam.roles import grant_role
 from bot.poam.severity import Severity
 from bot.store.engine import dispose, make_engine, unit_of_work
-from bot.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from bot.store.migrate import DanglingRows, alembic_config, current_revision, head_revision, upgrade
 from bot.store.models import Item
 from tests.conftest import POSTGRES_URL
 from tests.db import plain_postgresql
@@ -128,3 +128,23 @@ def test_a_migration_waits_a_few_seconds_for_a_table_in_use_then_gives_up_changi
             assert current_revision(engine) == "0017"
         assert main(["migrate"]) == 0
         assert current_revision(engine) == head_revision(engine)
+
+
+def test_a_sqlite_migration_that_leaves_rows_pointing_at_nothing_changes_nothing(tmp_path: Path) -> None:
+    """Its steps committed one by one (SQLite's DDL taken as not
+    transactional), the check came after them all, and the foreign key
+    checks stayed off on the connection it returned to the pool."""
+    with scratch_database("sqlite", tmp_path) as engine:
+        upgrade(engine, "0016")
+        with engine.connect() as connection:  # a row of a workspace gone, written with the checks off
+            raw = connection.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys = OFF")
+            raw.execute("INSERT INTO people (team_id, user_id, remind_at, reminders_on, updated_at) "
+                        "VALUES ('T0000GONE', 'U0000ALICE', '09:00:00', 1, '2026-11-20 15:00:00')")
+            raw.execute("PRAGMA foreign_keys = ON")
+        with pytest.raises(DanglingRows, match=r"would point at nothing \(table, row, parent\): \[\('people', "):
+            upgrade(engine)  # 0017 rebuilds the people table
+        assert current_revision(engine) == "0016"
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1

@@ -298,5 +298,5 @@ def test_the_note_of_someone_who_left_names_ten_of_their_systems_and_counts_the_
     held = Holdings(items=[], item_count=0, systems=[f"System {n:03d} of the agency's cloud" for n in range(150)],
                     roles=[])
     lines = departure_message("U0000CAROL", held, Rules(), admin=True)
-    assert len(lines) == 1 + 10 + 1 and lines[-1] == "• and of 140 more systems: `/poam systems` lists them."
+    assert len(lines) == 1 + 10 + 1 and lines[-1].startswith("• and of 140 more systems: `/poam systems`")
     assert sum(len(line) for line in lines) < MESSAGE_TEXT_BUDGET

@@ -263,7 +263,7 @@ def register(app: App, services: Services) -> None:
             )
         except (PoamError, ImportFormatError) as error:
             if confirm:  # the checked form has no input block for Slack to show an error under
-                ack(response_action="update", view=item_modal(label="Import findings", blocks=cards.refusal(str(error))))
+                ack(response_action="update", view=item_modal(label="Import findings", blocks=cards.refusal(str(error)[:300])))
             else:
                 ack(response_action="errors", errors={BlockId.FILE: str(error)[:300]})
             return

@@ -139,7 +139,8 @@ def departure_message(user_id: str, held: Holdings, rules: Rules, *, admin: bool
         lines.append(f"• they are the authorizing official of *{escape(name)}*. "
                      f"`/poam system set {escape(name)} ao:@someone` names another.")
     if len(held.systems) > NAMED_ITEMS:
-        lines.append(f"• and of {len(held.systems) - NAMED_ITEMS} more systems: `/poam systems` lists them.")
+        lines.append(f"• and of {len(held.systems) - NAMED_ITEMS} more systems: `/poam systems` lists every "
+                     "system with its AO.")
     for role in held.roles:  # their id as typed: Slack offers no mention of someone deactivated
         lines.append(f"• they are {role.noun}: `/poam role {user_id} -{role.value}` takes it back.")
     return lines

@@ -13,6 +13,7 @@ from bot.poam.actor import Actor
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
 from bot.poam.systems import ensure_workspace
+from bot.store.counters import lock_workspace
 from bot.store.dialects import upsert_insert
 from bot.store.models import Person, Workspace
 from bot.store.types import UTCDateTime
@@ -93,6 +94,8 @@ def set_preferences(
     if remind_at is not None and remind_at.second:
         raise InvalidInput("Give the time as hours and minutes, like 08:30.")
     ensure_workspace(session, actor)
+    # The workspace row before the person's (PostgreSQL), as a departure takes them (``user_events``).
+    lock_workspace(session, team_id=actor.team_id)
     person = session.get(Person, (actor.team_id, actor.user_id))
     if person is None:
         person = Person(team_id=actor.team_id, user_id=actor.user_id, updated_at=actor.now())

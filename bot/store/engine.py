@@ -271,7 +271,8 @@ def is_busy(error: BaseException) -> bool:
     """Whether ``error`` is another writer holding what this unit of work needed
     for longer than its ``max_wait``, or (SQLite's ``SQLITE_BUSY_SNAPSHOT``) a
     reader that came to write after another writer committed, or (PostgreSQL)
-    a deadlock it was chosen to end: nothing was written, trying again may work. SQLite's extended codes count by their
+    a deadlock it was chosen to end: nothing was written, trying again may
+    work. SQLite's extended codes count by their
     primary code."""
     if not isinstance(error, OperationalError):
         return False

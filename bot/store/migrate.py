@@ -73,3 +73,7 @@ class SchemaOutOfDate(Exception):
 
 class UnknownRevision(Exception):
     """The database was migrated by a newer version of the code than this one."""
+
+
+class DanglingRows(Exception):
+    """A migration would leave rows pointing at rows that do not exist (SQLite): it changed nothing."""

@@ -166,6 +166,14 @@ def test_someone_who_left_is_refused_as_owner_ao_or_role_holder(
     assert "POAM-1" in reply(slack.command(f"list open owner:{OWNER}", user=ADMIN))
 
 
+def the_admin_is_told_carol_left_owning_poam_1(engine: Engine, scheduler: Scheduler, fake_slack: FakeSlack) -> None:
+    wait_for(lambda: left_at(engine, CAROL))
+    scheduler.tick()
+    (told,) = departure_dms(fake_slack, ADMIN)
+    assert f"<@{CAROL}> is no longer active in Slack" in told["text"]
+    assert "they own 1 open item: POAM-1." in all_text(told)
+
+
 def test_an_assignee_slack_says_was_deactivated_is_recorded_and_the_admins_told(
     overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, engine: Engine
 ) -> None:
@@ -174,11 +182,7 @@ def test_an_assignee_slack_says_was_deactivated_is_recorded_and_the_admins_told(
     fake_slack.user(CAROL, tz=NEW_YORK, real_name="Carol")
     fake_slack.users[CAROL]["deleted"] = True
     assert "now owned by" in reply(slack.raw_command(f"assign POAM-1 <@{CAROL}|carol>", user=ADMIN))
-    wait_for(lambda: left_at(engine, CAROL))
-    scheduler.tick()
-    (told,) = departure_dms(fake_slack, ADMIN)
-    assert f"<@{CAROL}> is no longer active in Slack" in told["text"]
-    assert "they own 1 open item: POAM-1." in all_text(told)
+    the_admin_is_told_carol_left_owning_poam_1(engine, scheduler, fake_slack)
 
 
 def test_the_digest_lists_owners_who_left(
@@ -253,11 +257,7 @@ def test_an_owner_named_as_their_departure_is_recorded_is_in_the_admins_note(
         assign_item(session, admin, number=1, owner_id=CAROL)
         user_change(slack, CAROL, deleted=True)  # recorded after the ack: it waits for this change
         wait_for_a_lock_wait(engine)
-    wait_for(lambda: left_at(engine, CAROL))
-    scheduler.tick()
-    (told,) = departure_dms(fake_slack, ADMIN)
-    assert f"<@{CAROL}> is no longer active in Slack" in told["text"]
-    assert "they own 1 open item: POAM-1." in all_text(told)
+    the_admin_is_told_carol_left_owning_poam_1(engine, scheduler, fake_slack)
 
 
 def test_an_owner_whose_departure_is_being_recorded_is_refused(

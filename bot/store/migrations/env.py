@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.store.migrate import LOCK_WAIT_SECONDS
+from bot.store.migrate import LOCK_WAIT_SECONDS, DanglingRows
 
 target_metadata = SQLModel.metadata
 
@@ -34,13 +34,17 @@ def run_migrations_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=sqlite,
                 compare_type=True,
+                # SQLite's DDL is transactional too: every step in one transaction,
+                # which the foreign key check below can still refuse whole.
+                transactional_ddl=True,
             )
             with context.begin_transaction():
                 if not sqlite:  # an ALTER queued behind a long transaction holds up every reader meanwhile
                     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'")
                 context.run_migrations()
                 if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
-                    raise RuntimeError(f"the migration left rows that point at nothing: {broken[:5]}")
+                    raise DanglingRows(f"The migration changed nothing: rows of these tables would point at "
+                                       f"nothing (table, row, parent): {[tuple(row[:3]) for row in broken[:5]]}")
             connection.commit()
         finally:
             if sqlite:
