@@ -320,7 +320,7 @@ def run_size(args: argparse.Namespace, size: int, workdir: Path, serve: bool) ->
 
             def one_digest() -> tuple[str, Any]:
                 with unit_of_work(engine, read_only=True) as session:
-                    return digest_message(session, team_id=TEAM, clock=clock, rules=rules, tz=UTC_ZONE)
+                    return digest_message(session, team_id=TEAM, clock=clock, rules=rules)
 
             runs = [timed(one_digest) for _ in range(args.repeat)]
             record("digest", min(s for s, _ in runs), f"{runs[-1][1][0]}; runs {_runs(runs)}",

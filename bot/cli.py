@@ -261,7 +261,7 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
-    done = end_risk_acceptances(engine, clock=SystemClock(), rules=settings.rules, tz=settings.timezone)
+    done = end_risk_acceptances(engine, clock=SystemClock(), rules=settings.rules)
     for item in done.ended:
         print(f"{item.team_id} {settings.rules.label(item.number)}: risk acceptance until {item.until} ended; back in work.")
     print(f"{len(done.ended)} risk acceptance(s) ended.")
@@ -322,7 +322,7 @@ def _digest(args: argparse.Namespace, settings: Settings) -> int:
     with unit_of_work(engine, read_only=True) as session:
         team_id = _existing_workspace(session, args.team) if args.team else subscribed_team(
             session, channel_id=args.channel)
-        text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=settings.rules, tz=settings.timezone)
+        text, blocks = digest_message(session, team_id=team_id, clock=clock, rules=settings.rules)
     if args.dry_run:
         print(text)
         print(json.dumps(blocks, indent=2))

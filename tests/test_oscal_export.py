@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -588,7 +587,7 @@ def test_an_expired_risk_acceptance_logs_the_return_to_work(
     number = worked_item(engine, cast)
     run(engine, lambda s: accept_risk(s, cast.otto, number=number, until=date(2026, 11, 25), rationale="Briefly."))
     clock.set(datetime(2026, 11, 26, 8, 0, tzinfo=UTC))
-    assert end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC")).ended
+    assert end_risk_acceptances(engine, clock=clock, rules=Rules()).ended
     document, _ = export(engine, at=clock.now())
     assert_valid(document)
     _, _, risk = by_poam_id(document["plan-of-action-and-milestones"])["POAM-1"]

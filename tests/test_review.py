@@ -1223,7 +1223,7 @@ def test_withdraw(engine: Engine, people: People) -> None:
 
 
 def _expire(engine: Engine, clock: FixedClock, tz: str = "UTC") -> list[Expired]:
-    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo(tz))
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules(timezone=ZoneInfo(tz)))
     assert not done.failed
     return done.ended
 
@@ -1292,7 +1292,7 @@ def test_a_workspace_whose_change_is_refused_holds_back_no_other(
     with engine.begin() as connection:
         connection.execute(sa.update(Workspace).where(Workspace.team_id == TEAM).values(audit_seq=Workspace.audit_seq - 1))
     clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
-    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC"))
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules())
     assert done.ended == [Expired("T0OTHER", 1, date(2026, 11, 25))]
     assert list(done.failed) == [TEAM] and "audit trail already holds events" in done.failed[TEAM]
     assert fetch(engine, 1).status == Status.RISK_ACCEPTED
@@ -1312,7 +1312,7 @@ def test_a_workspace_whose_expiry_fails_otherwise_holds_back_no_other_either(
 
     monkeypatch.setattr(expiries, "expire_risk_acceptances", busy_for_the_first)
     clock.set(datetime(2026, 11, 26, 9, 0, tzinfo=UTC))
-    done = end_risk_acceptances(engine, clock=clock, rules=Rules(), tz=ZoneInfo("UTC"))
+    done = end_risk_acceptances(engine, clock=clock, rules=Rules())
     assert done.ended == [Expired("T0OTHER", 1, date(2026, 11, 25))]
     assert list(done.failed) == [TEAM] and "database is locked" in done.failed[TEAM]
 

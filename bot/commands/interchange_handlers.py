@@ -20,7 +20,7 @@ from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.named_people import learn_about
-from bot.commands.saved_forms import save_once
+from bot.commands.saved_forms import refuse_if_saved, save_once
 from bot.commands.views import cards
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
@@ -177,7 +177,9 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
     with request.transaction(read_only=True) as (_session, actor):  # before fetching the file: its
         require_admin(actor, "import findings")  # parse errors quote it (an admin's rights taken back meanwhile)
     if confirm:
-        request.refuse_a_copy()  # before the download: a captured request sent again gets nowhere
+        request.refuse_a_copy()  # before the download: a captured request sent again gets nowhere,
+        with request.transaction(read_only=True) as (session, _actor):  # nor Import pressed again
+            refuse_if_saved(session, request, view_id, what="imported")
     findings = read_findings(upload.name, download(request, upload))
     if not confirm:
         with request.transaction(read_only=True) as (session, actor):

@@ -64,8 +64,11 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
     with unit_of_work(services.engine) as session:
         for user_id, user in found.items():
             record_person(session, services, team_id=team_id, user_id=user_id, known=user)
-        told = [row for user_id, user in found.items() if user.bot
-                and (row := _tell_of_bot(session, request, bot_id=user_id)) is not None]
+        told = []
+        for user_id, user in found.items():
+            row = _tell_of_bot(session, request, bot_id=user_id) if user.bot else None
+            if row is not None:
+                told.append(row)
     if told:
         send_now(services.engine, request.client, ids=told, clock=services.clock)
 

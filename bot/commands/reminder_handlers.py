@@ -45,10 +45,7 @@ def snooze(request: SlackRequest, cmd: Parsed) -> Reply:
 @handles("digest")
 def digest(request: SlackRequest, cmd: Parsed) -> Reply:
     with request.transaction(read_only=True) as (session, actor):
-        text, blocks = digest_message(
-            session, team_id=actor.team_id, clock=request.services.clock, rules=actor.rules,
-            tz=request.services.settings.timezone,
-        )
+        text, blocks = digest_message(session, team_id=actor.team_id, clock=request.services.clock, rules=actor.rules)
     return Reply(text=text, blocks=blocks)
 
 

@@ -16,7 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blockkit.blocks import Block, section
-from bot.blockkit.text import plain_text
+from bot.blockkit.text import escape, plain_text
 from bot.commands import handlers, interchange_handlers, metadata, review_handlers, thread_posts
 from bot.commands.actions import answered, request_from, through_response_url
 from bot.commands.context import Reply, Services, SlackRequest, signature_of
@@ -109,7 +109,7 @@ def _refused_late(services: Services, request: SlackRequest | None, message: str
     connect, and nothing was saved."""
     if request is not None and services.answered_late():
         said = blocks or cards.refusal(f"Your form was not saved: {message}")
-        answer_after(services, request, Reply(text=message, blocks=said), respond=None)
+        answer_after(services, request, Reply(text=escape(message), blocks=said), respond=None)
 
 
 def _confirmation(reply: Reply) -> dict[str, Any]:

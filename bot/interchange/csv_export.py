@@ -14,10 +14,9 @@ from bot.poam.actor import Rules
 from bot.poam.item_details import ItemDetail
 
 EXTRA_COLUMNS = ("Status", "Current Due Date", "System")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 #: Starts guarded with a leading ': a formula's, and the guard's own (text
 #: that begins with ' keeps it), so that csv_import takes off exactly one.
-GUARDED_STARTS = (*FORMULA_STARTS, "'")
+GUARDED_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def _cell(value: str | date | None) -> str:

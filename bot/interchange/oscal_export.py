@@ -246,10 +246,10 @@ def _events(session: Session, details: Sequence[ItemDetail]) -> dict[int, list[_
     return found
 
 
-def _to(details: Mapping[str, Any], key: str, *, end: str = "to") -> Any:
-    """The new value (``end="from"``: the old one) of a ``{"from": …, "to": …}`` change in audit details."""
+def _to(details: Mapping[str, Any], key: str) -> Any:
+    """The new value of a ``{"from": …, "to": …}`` change in audit details."""
     change = details.get(key)
-    return change.get(end) if isinstance(change, Mapping) else None
+    return change.get("to") if isinstance(change, Mapping) else None
 
 
 _STATUSES = frozenset(status.value for status in Status)
@@ -306,7 +306,7 @@ def _entry_text(event: _Event, who: Callable[[Any], str | None]) -> tuple[str, s
         case "item.claimed":
             return "Claimed", f"Claimed by {who(_to(d, 'owner'))}."
         case "item.released":
-            owner = _to(d, "owner", end="from")
+            owner = (d.get("owner") or {}).get("from")
             if owner and owner != event.actor_id:  # an admin took it back (the actor: logged-by)
                 return "Released", f"Taken back from its owner {who(owner)}; it is unowned again."
             return "Released", "The owner gave the item up; it is unowned again."

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, String, bindparam, cast, literal_column, null, or_, union_all
 from sqlalchemy import select as sa_select
@@ -622,24 +621,25 @@ class Expired:
     until: date
 
 
-def teams_with_ended_acceptances(session: Session, *, clock: Clock, tz: ZoneInfo) -> list[str]:
-    """The workspaces with a risk acceptance past its last day (in ``tz``)."""
-    today = clock.now().astimezone(tz).date()
+def teams_with_ended_acceptances(session: Session, *, clock: Clock, rules: Rules) -> list[str]:
+    """The workspaces with a risk acceptance past its last day (in ``rules.timezone``)."""
+    today = rules.day(clock.now())
     ended = select(Item.team_id).where(Item.status == Status.RISK_ACCEPTED, col(Item.risk_accepted_until) < today)
     return sorted(set(session.exec(ended).all()))
 
 
 def expire_risk_acceptances(
-    session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo
+    session: Session, *, team_id: str, clock: Clock, rules: Rules
 ) -> list[Expired]:
     """Return the workspace's items whose risk acceptance (or OR approval) has
     run out to work.
 
     Run by the scheduler (and ``poam-bot review expire``), a workspace at a
-    time. An acceptance "until D" holds through D in ``tz``, the workspace's
-    zone (``POAM_TIMEZONE``); the item is back in progress the day after.
+    time. An acceptance "until D" holds through D in the workspace's zone
+    (``rules.timezone``: ``POAM_TIMEZONE``); the item is back in progress the day after.
     """
-    actor = Actor(team_id=team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=tz, clock=clock, rules=rules)
+    actor = Actor(team_id=team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=rules.timezone, clock=clock,
+                  rules=rules)
     due = session.exec(
         select(Item)
         .where(Item.team_id == team_id, Item.status == Status.RISK_ACCEPTED,

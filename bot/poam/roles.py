@@ -84,9 +84,8 @@ def grant_role(session: Session, actor: Actor, *, user_id: str, role: Role) -> R
     """Give ``user_id`` a role (admins only)."""
     require_admin(actor, "change roles")
     check_user_id(user_id)
-    require_present(session, actor, user_id, as_what=role.noun)
     ensure_workspace(session, actor)
-    counters.lock_workspace(session, team_id=actor.team_id)
+    require_present(session, actor, user_id, as_what=role.noun)  # holding the workspace row: one grant at a time
     existing = _grant(session, actor, user_id, role)
     if existing is not None:
         raise InvalidInput(f"That person is already {role.noun}.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -30,9 +29,9 @@ def _open_at(moment: Any) -> Any:
     return (col(Item.created_at) <= moment) & or_(col(Item.closed_at).is_(None), col(Item.closed_at) > moment)
 
 
-def digest_message(
-    session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo
-) -> tuple[str, list[dict[str, Any]]]:
+def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> tuple[str, list[dict[str, Any]]]:
+    """The workspace's digest, its week and days in ``rules.timezone``."""
+    tz = rules.timezone
     # In the workspace's zone: a week back is the same local time a week ago
     # (the last digest's), an hour more or less than 168 across a clock change.
     now, today = clock.now().astimezone(tz), local_today(clock, tz)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -29,15 +28,15 @@ class Expiries:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def end_risk_acceptances(engine: Engine, *, clock: Clock, rules: Rules, tz: ZoneInfo) -> Expiries:
-    """End every workspace's risk acceptances past their last day in ``tz``."""
+def end_risk_acceptances(engine: Engine, *, clock: Clock, rules: Rules) -> Expiries:
+    """End every workspace's risk acceptances past their last day in ``rules.timezone``."""
     with unit_of_work(engine, read_only=True) as session:
-        teams = teams_with_ended_acceptances(session, clock=clock, tz=tz)
+        teams = teams_with_ended_acceptances(session, clock=clock, rules=rules)
     done = Expiries()
     for team_id in teams:
         try:
             with unit_of_work(engine) as session:
-                done.ended += expire_risk_acceptances(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
+                done.ended += expire_risk_acceptances(session, team_id=team_id, clock=clock, rules=rules)
         except PoamError as error:  # refused by the domain: the trail out of step, say; the next tick tries again
             log.error("risk acceptances of workspace %s could not end: %s", team_id, error.message)
             done.failed[team_id] = error.message

@@ -158,11 +158,11 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
         )
 
 
-def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, tz: ZoneInfo) -> Iterator[Planned]:
-    """A channel's digest once a week (its local Monday to Sunday), on its day
-    and at its time: moved to a later day after this week's went out, it
-    waits for the next week."""
-    local = clock.now().astimezone(tz)
+def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
+    """A channel's digest once a week (its local Monday to Sunday, in
+    ``rules.timezone``), on its day and at its time: moved to a later day
+    after this week's went out, it waits for the next week."""
+    local = clock.now().astimezone(rules.timezone)
     subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
     monday = local.date() - timedelta(days=local.weekday())
     week = {monday + timedelta(days=offset) for offset in range(7)}
@@ -172,7 +172,7 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules, 
         due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at
         if not due or subscription.channel_id in done:
             continue
-        message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules, tz=tz)
+        message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules)
         yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message,
                       requested_by=subscription.created_by)
 
@@ -183,7 +183,7 @@ def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) 
     for team_id in session.exec(select(Workspace.team_id).order_by(col(Workspace.team_id))).all():
         planned += plan_reminders(session, team_id=team_id, clock=clock, rules=rules, default_tz=default_tz)
         planned += plan_nudges(session, team_id=team_id, clock=clock, rules=rules)
-        planned += plan_digests(session, team_id=team_id, clock=clock, rules=rules, tz=default_tz)
+        planned += plan_digests(session, team_id=team_id, clock=clock, rules=rules)
     return planned
 
 

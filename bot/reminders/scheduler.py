@@ -63,7 +63,7 @@ class Scheduler:
         if not self._lead():
             return TickReport(leader=False)
         rules = self.settings.rules
-        expired = len(end_risk_acceptances(self.engine, clock=self.clock, rules=rules, tz=self.settings.timezone).ended)
+        expired = len(end_risk_acceptances(self.engine, clock=self.clock, rules=rules).ended)
         with unit_of_work(self.engine) as session:
             forget_handled(session, now=self.clock.now())
         self._forget_delivered()

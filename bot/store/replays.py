@@ -55,6 +55,11 @@ def record_form_saved(session: Session, *, team_id: str, view_id: str, now: date
     return record_handled(session, team_id=team_id, signature=f"{_FORM}{view_id}", now=now)
 
 
+def form_saved(session: Session, *, team_id: str, view_id: str) -> bool:
+    """Whether the form ``view_id`` was saved (:func:`record_form_saved`), read without recording it."""
+    return session.get(HandledRequest, (team_id, f"{_FORM}{view_id}")) is not None
+
+
 def forget_handled(session: Session, *, now: datetime) -> None:
     """Delete the records no replay can match any more (every workspace's:
     the scheduler tick's housekeeping)."""

@@ -120,6 +120,7 @@ def test_import_pressed_again_imports_nothing_more_and_says_so(
     slack.submit(checked, {}, user=ADMIN)  # the same form
     again = json.dumps(wait_for(lambda: fake_slack.calls_to("views.update"))[0].view)
     assert "This form was saved already, so nothing was imported again." in again, again
+    assert fake_slack.downloads == []  # refused before the file is fetched again
     with engine.connect() as connection:
         imports = connection.execute(sa.select(sa.func.count()).select_from(AuditEvent)
                                      .where(AuditEvent.action == "import.completed")).scalar_one()
