@@ -106,6 +106,16 @@ def test_item_card_stays_within_limits_and_escapes_everything() -> None:
     assert "overdue 10d" in json.dumps(blocks)
 
 
+def test_a_card_of_more_milestones_than_fit_shows_whole_lines_and_counts_the_rest() -> None:
+    """50 long milestones: the section was cut mid-line ("*M21* fi…"), with
+    nothing saying 29 more existed."""
+    (text,) = [t for t in _texts(cards.item_card(_detail(_item()), viewer=_viewer())) if t.startswith("*Milestones*")]
+    listed, _, more = text.rpartition("\n")
+    shown = listed.count("(planned Wed 25 Nov 2026)")  # the end of each milestone's line
+    assert 1 <= shown < 50 and more == f"…and {50 - shown} more."
+    assert listed.endswith("(planned Wed 25 Nov 2026)") and len(text) <= 3000  # a whole line last
+
+
 @pytest.mark.parametrize(("status", "late"), [("in_progress", True), ("pending_verification", True),
                                               ("risk_accepted", False), ("closed", False)])
 def test_a_milestone_past_its_date_is_late_only_while_the_items_dates_count(status: str, late: bool) -> None:

@@ -17,6 +17,7 @@ from bot.blockkit.blocks import (
     context,
     day,
     fields_section,
+    lines_within,
     moment,
     option,
     section,
@@ -39,6 +40,8 @@ from bot.store.rows import Columns
 
 LIST_PAGE_SIZE = 20
 HISTORY_LIMIT = 40
+#: A card's milestones, in characters (a section holds 3,000): whole lines, the rest counted.
+MILESTONES_TEXT = 2_800
 
 _SEVERITY_MARK = {
     Severity.CRITICAL: ":red_circle: Critical",
@@ -137,8 +140,11 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
         blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}, asked by {mention(waiting.requested_by)}{why}"))
     if detail.milestones:
         dates_count = item.status in ACTIVE
-        lines = "\n".join(_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones)
-        blocks.append(section(f"*Milestones*\n{clip(lines, 2900)}"))
+        lines = [_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones]
+        (shown,) = lines_within([lines], most=len(lines), budget=MILESTONES_TEXT)
+        listed = clip("\n".join(lines[:shown]), MILESTONES_TEXT)  # cut only when one line outgrows it all
+        more = f"\n…and {len(lines) - shown} more." if shown < len(lines) else ""
+        blocks.append(section(f"*Milestones*\n{listed}{more}"))
     if item.recurs_number is not None:
         blocks.append(context(f"Found again after *{rules.label(item.recurs_number)}* was closed."))
     if item.source_message_url:
