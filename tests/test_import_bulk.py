@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from bot.commands.views.cards import item_card
 from bot.interchange.fedramp import COLUMNS, row
-from bot.interchange.findings import Finding, Milestone
+from bot.interchange.findings import Finding, Milestone, MilestoneChange
 from bot.interchange.json_export import item_document
 from bot.interchange.workbook_import import template_finding
 from bot.poam import audit, items
@@ -26,13 +26,16 @@ from bot.poam.errors import InvalidInput
 from bot.poam.imports import check_findings, import_findings
 from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.lifecycle import Status
+from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ItemControl
 from bot.store.models import Milestone as MilestoneRow
+from bot.store.models import MilestoneChange as MilestoneChangeRow
 from tests.db import events, fetch, force, run, snapshot, wait_for_a_lock_wait
 
 DUE = date(2027, 1, 15)
+EARLIER = date(2027, 1, 10)
 
 
 def finding(index: int, *, severity: Severity | None = Severity.HIGH, closed: bool = False, **more: Any) -> Finding:
@@ -75,8 +78,8 @@ def test_a_check_writes_nothing_and_reports_what_the_import_then_does(
     (planned,) = [e.details for e in events(engine) if e.action == "item.imported" and e.details["number"] == 8]
     assert {key: planned.get(key) for key in ("severity", "detected_on", "due_on", "owner", "milestones")} == {
         "severity": "high", "detected_on": item.detected_on.isoformat(), "due_on": item.due_on.isoformat(),
-        "owner": None, "milestones": [{"due_on": DUE.isoformat(), "description": "Patch"},
-                                      {"due_on": DUE.isoformat(), "description": "Rescan"}],
+        "owner": None, "milestones": [{"milestone": 1, "due_on": DUE.isoformat(), "description": "Patch"},
+                                      {"milestone": 2, "due_on": DUE.isoformat(), "description": "Rescan"}],
     }
     assert (planned["controls"], planned.get("plan")) == (["AC-2", "SI-2"], None)  # what the file brought
     assert "milestones" not in found_again[0].details
@@ -87,7 +90,10 @@ def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
 ) -> None:
     run(engine, lambda s: items.log_item(s, admin, title="Logged by hand", severity=Severity.LOW))
     count = 2_345  # more than one batch of bulk statements
-    scan = [finding(i, controls=("AC-2", f"SI-{1 + i % 9}"), milestones=(Milestone(DUE, f"Fix {i}"),))
+    scan = [finding(i, controls=("AC-2", f"SI-{1 + i % 9}"), milestones=(Milestone(DUE, f"Fix {i}", 1),),
+                    milestone_changes=(MilestoneChange(2, ChangeKind.NEW, DUE, f"Rescan {i}"),
+                                       MilestoneChange(1, ChangeKind.UPDATE, EARLIER, f"Sooner {i}"))
+                    if i % 3 == 0 else ())
             for i in range(count)]
     summary = imported(engine, admin, scan)
     assert (summary.new, summary.numbers) == (count, list(range(2, count + 2)))
@@ -104,7 +110,16 @@ def test_a_bulk_import_keeps_its_rows_linked_and_the_audit_chain_valid(
         assert {(by_id[i].title, c) for i, c in controls} == {
             (f"Weakness {n}", c) for n in range(count) for c in ("AC-2", f"SI-{1 + n % 9}")
         }
-        assert {(by_id[i].title, d) for i, d in milestones} == {(f"Weakness {n}", f"Fix {n}") for n in range(count)}
+        assert {(by_id[i].title, d) for i, d in milestones} == {(f"Weakness {n}", f"Fix {n}") for n in range(count)} | {
+            (f"Weakness {n}", f"Rescan {n}") for n in range(0, count, 3)}
+        changes = session.exec(select(MilestoneChangeRow.item_id, MilestoneChangeRow.seq, MilestoneRow.item_id,
+                                      MilestoneRow.due_on, MilestoneChangeRow.reason)
+                               .join(MilestoneRow, col(MilestoneRow.id) == MilestoneChangeRow.milestone_id))
+        # Each change of its own item's milestone, numbered in the file's order.
+        assert {(by_id[i].title, seq, by_id[own].title, due, why) for i, seq, own, due, why in changes} == {
+            change for n in range(0, count, 3) for change in (
+                (f"Weakness {n}", 1, f"Weakness {n}", DUE, f"Rescan {n}"),
+                (f"Weakness {n}", 2, f"Weakness {n}", EARLIER, f"Sooner {n}"))}
     clock.advance(hours=1)
     again = imported(engine, admin, scan)  # every one seen again, in one bulk UPDATE per batch
     assert (again.new, again.updated) == (0, count)
@@ -200,6 +215,17 @@ def test_a_date_before_the_detection_date_imports_nothing(
     before = snapshot(engine)
     bad = finding(2, detected_on=date(2026, 11, 2), **dates)
     with pytest.raises(InvalidInput, match=f"results\\[2\\]: {problem} the detection date 2026-11-02"):
+        imported(engine, admin, [finding(1), bad])
+    assert snapshot(engine) == before
+
+
+def test_a_milestone_change_that_cannot_have_happened_imports_nothing(engine: Engine, admin: Actor) -> None:
+    before = snapshot(engine)
+    bad = finding(2, milestones=(Milestone(DUE, "Patch", 1),),
+                  milestone_changes=(MilestoneChange(2, ChangeKind.UPDATE, EARLIER, "moved"),))
+    with pytest.raises(InvalidInput, match=r"results\[2\]: Milestone Changes entry \(02\) names a milestone that is "):
+        run(engine, lambda s: check_findings(s, admin, findings=[finding(1), bad]))
+    with pytest.raises(InvalidInput, match=r"results\[2\]: Milestone Changes entry \(02\)"):
         imported(engine, admin, [finding(1), bad])
     assert snapshot(engine) == before
 

@@ -26,12 +26,12 @@ from bot.interchange import csv_import, nessus, sarif, workbook_import
 from bot.interchange.csv_export import EXTRA_COLUMNS, write_csv
 from bot.interchange.detect import ACCEPTED, PARSERS, detect_format, parse, parser_for
 from bot.interchange.fedramp import COLUMNS, row
-from bot.interchange.findings import Finding, ImportFormatError, Milestone
+from bot.interchange.findings import Finding, ImportFormatError, Milestone, MilestoneChange
 from bot.poam.actor import Actor, Rules
 from bot.poam.fields import Source
 from bot.poam.item_details import show_item
 from bot.poam.items import log_item, set_plan
-from bot.poam.milestones import add_milestone
+from bot.poam.milestones import ChangeKind, add_milestone
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 
@@ -684,8 +684,11 @@ EXPECTED_OPEN = Finding(
     remediation_plan="Upgrade OpenSSH to 9.8p1 on both hosts.",
     resources_required="Maintenance window",
     milestones=(
-        Milestone(date(2026, 11, 25), "Patch db-02 in the staging window"),
-        Milestone(date(2026, 11, 30), "Patch db-01\nafter the failover test"),
+        Milestone(date(2026, 11, 25), "Patch db-02 in the staging window", number=1),
+        Milestone(date(2026, 11, 30), "Patch db-01\nafter the failover test", number=2),
+    ),
+    milestone_changes=(
+        MilestoneChange(1, ChangeKind.UPDATE, date(2026, 11, 27), "vendor delay", moved_from=date(2026, 11, 25)),
     ),
     vendor_product="OpenSSH",
     vendor_dependency=True,
@@ -703,6 +706,7 @@ EXPECTED_CLOSED = Finding(
     unknown_contact="John Doe - Example CSP",
     closed=True,
     poam_id="POAM-2",
+    rule_is_poam_id=True,
 )
 
 
@@ -719,6 +723,7 @@ def test_workbook_round_trips_to_findings() -> None:
         Finding(
             tool="", rule_id="POAM-3", asset="bastion", title="Weak SSH ciphers", severity=LOW,
             where='"Open POA&M Items" row 9', detected_on=date(2026, 11, 3), poam_id="POAM-3",
+            rule_is_poam_id=True,
         ),
         EXPECTED_CLOSED,
     ]
@@ -737,9 +742,27 @@ def test_workbook_of_the_gsa_template_example_row() -> None:
     [finding] = workbook_import.parse(workbook_bytes([example]), source_name="template.xlsx")
     assert (finding.rule_id, finding.severity, finding.owner_id) == ("12345", HIGH, None)
     assert finding.milestones == (
-        Milestone(date(2014, 5, 23), "Milestone Description"),
-        Milestone(date(2014, 6, 12), "Milestone \nDescription"),
+        Milestone(date(2014, 5, 23), "Milestone Description", number=1),
+        Milestone(date(2014, 6, 12), "Milestone \nDescription", number=2),
     )
+
+
+def test_milestone_changes_are_read_in_order_as_the_template_writes_them() -> None:
+    cell = (
+        "(03) New 2026-12-19 : Tell the customer\n\n"
+        "(1) update 2026/12/18:moved from 2026-12-20: window moved\n\n"  # the template's looser forms too
+        "(02) Update 2026-12-21 : after the rescan,\nnot before\n\n"
+        "(01) COMPLETE 2026-12-05 : \n\n"
+        "(02) Update 2026-12-22 : moved from someday: kept as written"
+    )
+    assert workbook_import.milestone_changes(cell, where="row 8") == (
+        MilestoneChange(3, ChangeKind.NEW, date(2026, 12, 19), "Tell the customer"),
+        MilestoneChange(1, ChangeKind.UPDATE, date(2026, 12, 18), "window moved", moved_from=date(2026, 12, 20)),
+        MilestoneChange(2, ChangeKind.UPDATE, date(2026, 12, 21), "after the rescan,\nnot before"),
+        MilestoneChange(1, ChangeKind.COMPLETE, date(2026, 12, 5), ""),
+        MilestoneChange(2, ChangeKind.UPDATE, date(2026, 12, 22), "moved from someday: kept as written"),
+    )
+    assert workbook_import.milestone_changes(" \n ", where="row 8") == ()
 
 
 @pytest.mark.parametrize(
@@ -843,6 +866,26 @@ WRONG_HEADER[5] = "Plugin ID"
             bad_row(Planned_Milestones="(01) 2026-12-01:   \n\n(02) 2026-12-02: b"),
             '"Closed POA&M Items" row 9',
             "Planned Milestones entry (01) has no description",
+        ),
+        (
+            bad_row(Milestone_Changes="Moved to next month, vendor delay"),
+            '"Closed POA&M Items" row 9',
+            'Milestone Changes must be entries like "(02) Update 2026-12-15 : why"',
+        ),
+        (
+            bad_row(Milestone_Changes="(01) Moved 2026-12-15 : vendor"),
+            '"Closed POA&M Items" row 9',
+            'Milestone Changes entry (01): "Moved 2026-12-15" is not New, Update or Complete and a date yyyy-mm-dd',
+        ),
+        (
+            bad_row(Milestone_Changes="(01) Update next week : vendor"),
+            '"Closed POA&M Items" row 9',
+            'Milestone Changes entry (01): "Update next week" is not New, Update or Complete',
+        ),
+        (
+            bad_row(Milestone_Changes="(01) Update 2026-02-30 : vendor"),
+            '"Closed POA&M Items" row 9',
+            'Milestone Changes entry (01): "Update 2026-02-30" is not New',
         ),
         (bad_row(Controls="AC-2, not a control!"), '"Closed POA&M Items" row 9', "Controls: `not a control!`"),
         (bad_row(CVE="CVE-2024-3094, log4shell"), '"Closed POA&M Items" row 9', "CVE: `LOG4SHELL` is not a CVE id"),
@@ -985,10 +1028,11 @@ def check_round_trip(findings: list[Finding], engine: Engine, alice: Actor, *, c
                 owner_id=d.item.owner_id,
                 remediation_plan=d.item.remediation_plan,
                 resources_required=d.item.resources_required,
-                milestones=tuple(Milestone(m.planned_due_on, m.description) for m in d.milestones),
+                milestones=tuple(Milestone(m.planned_due_on, m.description, m.number) for m in d.milestones),
                 vendor_product=d.item.vendor_product,
                 vendor_dependency=d.item.vendor_dependency,
                 poam_id=f"POAM-{d.item.number}",
+                rule_is_poam_id=d.item.source_identifier is None,
             )
             for d, finding in zip(details, findings, strict=True)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from dataclasses import replace
@@ -17,10 +18,10 @@ from bot.interchange.exports import ExportFormat, export
 from bot.interchange.importing import read_findings
 from bot.interchange.workbook_import import rating, template_finding
 from bot.poam import items, milestones, review
-from bot.poam.actor import Actor, Role
+from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.imports import import_findings
-from bot.poam.item_details import item_details
+from bot.poam.item_details import ItemDetail, item_details
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, change_system
 from bot.reminders.people import remember_person
@@ -202,6 +203,72 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     with unit_of_work(engine) as s:
         again = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
     assert again.new == 0
+
+
+def _milestone_history(detail: ItemDetail, rules: Rules) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """An item's milestones and their changes, as an assessor compares them (no ids, no people)."""
+    by_id = {m.id: m.number for m in detail.milestones}
+    return (
+        [(m.number, m.description, m.planned_due_on, m.due_on, m.completed_at and rules.day(m.completed_at))
+         for m in detail.milestones],
+        [(by_id[c.milestone_id], c.kind, c.old_due_on, c.new_due_on, c.reason) for c in detail.changes],
+    )
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.XLSX, ExportFormat.CSV])
+def test_milestones_come_back_moved_completed_and_added_as_exported(
+    engine: Engine, make_actor, clock: FixedClock, fmt: ExportFormat
+) -> None:  # type: ignore[no-untyped-def]
+    """Read from Planned Milestones alone, a restored item came back as first
+    planned: a moved milestone on its old date, a completed one open (and
+    late in the morning DM), one added after the plan's approval missing."""
+    owner, ao = make_actor("U0OWNER01"), make_actor("U0AO00001", Role.AO)
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Patch the LB", severity=Severity.MODERATE, owner_id=owner.user_id,
+                       detected_on=date(2026, 11, 2))
+        for description, due_on in (("Change the policy", date(2026, 11, 25)), ("Rescan", date(2026, 12, 20)),
+                                    ("Report", date(2026, 12, 22))):
+            milestones.add_milestone(s, owner, number=1, description=description, due_on=due_on)
+        items.set_plan(s, owner, number=1, plan="Tighten the TLS policy")
+    with unit_of_work(engine) as s:
+        review.approve_plan(s, ao, number=1)
+    with unit_of_work(engine) as s:
+        milestones.move_milestone(s, owner, number=1, milestone=2, due_on=date(2026, 12, 18), reason="window moved")
+        milestones.add_milestone(s, owner, number=1, description="Tell the customer", due_on=date(2026, 12, 19))
+        milestones.complete_milestone(s, owner, number=1, milestone=1)
+        milestones.move_milestone(s, owner, number=1, milestone=4, due_on=date(2026, 12, 21), reason="after the rescan")
+    clock.advance(days=3)
+    with unit_of_work(engine) as s:
+        milestones.complete_milestone(s, owner, number=1, milestone=3, note="Sent: https://x/report")
+    exported = _workbook_bytes(engine, owner, fmt=fmt)
+    clock.advance(days=2)  # restored some days later, elsewhere
+    importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    name = f"poam.{fmt.suffix}"
+    with unit_of_work(engine) as s:
+        import_findings(s, importer, findings=read_findings(name, exported), source_name=name)
+    with unit_of_work(engine) as s:
+        before, after = (item_details(s, [items.load_item(s, actor, number=1)])[0] for actor in (owner, importer))
+    assert _milestone_history(after, importer.rules) == _milestone_history(before, owner.rules)
+    assert [m.completed_at is not None for m in after.milestones] == [True, False, True, False]
+    assert {m.completed_by for m in after.milestones} == {None}  # not in the file: nobody is barred from verifying
+    assert after.item.source_identifier is None  # a blank Weakness Source Identifier stays blank
+    first, again = (_first_row(data, fmt) for data in (exported, _workbook_bytes(engine, importer, fmt=fmt)))
+    assert first["Milestone Changes"].count("\n\n") == 4
+    assert "(04) New 2026-12-19 : Tell the customer" in first["Milestone Changes"]
+    for cell in ("Planned Milestones", "Milestone Changes", "Weakness Source Identifier"):
+        assert again[cell] == first[cell], cell
+    oscal = json.loads(_workbook_bytes(engine, importer, fmt=ExportFormat.OSCAL))
+    (task,) = [task for risk in oscal["plan-of-action-and-milestones"]["risks"]
+               for remediation in risk.get("remediations", ()) for task in remediation["tasks"]
+               if task["title"].startswith("M1:")]
+    assert task["remarks"] == "Completed on 2026-11-20."  # by nobody the file names
+
+
+def _first_row(data: bytes, fmt: ExportFormat) -> dict[str, object]:
+    """The first open item's row of an export, by column header."""
+    if fmt is ExportFormat.CSV:
+        return dict(next(csv.DictReader(io.StringIO(data.decode("utf-8-sig")))))
+    return _rows(openpyxl.load_workbook(io.BytesIO(data))["Open POA&M Items"])[0]
 
 
 @pytest.mark.parametrize("fmt", [ExportFormat.XLSX, ExportFormat.CSV])

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 
 #: A port's protocol as scanners name it (tcp, udp, icmp…).
@@ -37,6 +38,22 @@ class ImportFormatError(Exception):
 class Milestone:
     due_on: date
     description: str
+    #: Its number in the file (a workbook's ``(03)``), which Milestone Changes name it by.
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class MilestoneChange:
+    """A workbook's Milestone Changes entry: ``(03) Update 2026-12-15 : moved from 2026-12-01: why``."""
+
+    number: int
+    kind: ChangeKind
+    #: The day it gives: a New or moved milestone's due date, a Complete one's completion day.
+    on: date
+    #: Why (a New one's description; a Complete one's note).
+    text: str
+    #: An Update's earlier date, where it says ("moved from 2026-12-01: …").
+    moved_from: date | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,8 @@ class Finding:
     remediation_plan: str | None = None
     resources_required: str | None = None
     milestones: tuple[Milestone, ...] = field(default=())
+    #: A workbook's Milestone Changes, in the file's order (after the plan as first approved).
+    milestone_changes: tuple[MilestoneChange, ...] = field(default=())
     vendor_product: str | None = None
     #: A workbook's Vendor Dependency (Yes or No); None when it says neither
     #: (then a product named is taken as a dependency). A fix shipped keeps
@@ -91,6 +110,9 @@ class Finding:
     listed_assets: tuple[str, ...] = field(default=(), compare=False)
     #: A workbook row's POAM ID (``POAM-12``): the item it is, when the workbook is this workspace's own export.
     poam_id: str | None = None
+    #: The row's Weakness Source Identifier is blank and ``rule_id`` is its
+    #: POAM ID: the fingerprint's, not a source identifier to store.
+    rule_is_poam_id: bool = False
 
     @property
     def asset_identifier(self) -> str:

@@ -585,8 +585,10 @@ class _Builder:
         if milestone.due_on != milestone.planned_due_on:
             remarks.append(f"First planned for {milestone.planned_due_on.isoformat()}.")
         if milestone.completed_at is not None:
-            remarks.append(f"Completed on {self.rules.day(milestone.completed_at).isoformat()} "
-                           f"by {self.who(team, milestone.completed_by)}.")
+            # An imported milestone's completer is not known (the workbook gives only the day).
+            by = self.who(team, milestone.completed_by)
+            remarks.append(f"Completed on {self.rules.day(milestone.completed_at).isoformat()}"
+                           + (f" by {by}." if by else "."))
         return _compact({
             "uuid": item_uuid(team, number, f"milestone/{milestone.number}"),
             "type": "milestone",

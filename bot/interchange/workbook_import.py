@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB
-from bot.interchange.findings import Finding, ImportFormatError, Milestone
+from bot.interchange.findings import Finding, ImportFormatError, Milestone, MilestoneChange
 from bot.poam import fields
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput
+from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 
 TABS = (OPEN_TAB, CLOSED_TAB)
@@ -129,33 +130,73 @@ def day(value: Cell, *, where: str, column: str) -> date | None:
     raise ImportFormatError(where, f'{column} "{shown[:40]}" is not a date; write it as yyyy-mm-dd')
 
 
-def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:
-    """The template's ``(##) yyyy-mm-dd: description`` entries (blank lines between,
-    descriptions may run over several lines)."""
-    if not value or not value.strip():
-        return ()
+def _entries(value: str, *, column: str, example: str, where: str) -> list[tuple[int, str, str]]:
+    """A cell of ``(##) head: text`` entries (blank lines between, texts may
+    run over several lines) as (number, head, text)."""
     starts = list(_MILESTONE_START.finditer(value))
     if not starts or value[: starts[0].start()].strip():
-        raise ImportFormatError(
-            where, 'Planned Milestones must be entries like "(01) 2026-12-01: description", one per paragraph'
-        )
+        raise ImportFormatError(where, f'{column} must be entries like "{example}", one per paragraph')
+    return [
+        (int(match.group(1)), match.group(2),
+         value[match.end() : starts[position + 1].start() if position + 1 < len(starts) else len(value)].strip())
+        for position, match in enumerate(starts)
+    ]
+
+
+def _milestone_day(text: str) -> date | None:
+    found = _MILESTONE_DAY.match(text)
+    try:
+        return None if found is None else _day(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        return None
+
+
+def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:
+    """The template's ``(##) yyyy-mm-dd: description`` entries."""
+    if not value or not value.strip():
+        return ()
     parsed = []
-    for position, match in enumerate(starts):
-        number, when = match.group(1), match.group(2)
-        end = starts[position + 1].start() if position + 1 < len(starts) else len(value)
-        description = value[match.end() : end].strip()
-        day_match = _MILESTONE_DAY.match(when)
-        try:
-            if day_match is None:
-                raise ValueError
-            due_on = _day(int(day_match.group(1)), int(day_match.group(2)), int(day_match.group(3)))
-        except ValueError:
+    for number, when, description in _entries(
+        value, column="Planned Milestones", example="(01) 2026-12-01: description", where=where
+    ):
+        due_on = _milestone_day(when)
+        if due_on is None:
             raise ImportFormatError(
-                where, f'Planned Milestones entry ({number}): "{when[:40]}" is not a date; write it as yyyy-mm-dd'
-            ) from None
+                where, f'Planned Milestones entry ({number:02d}): "{when[:40]}" is not a date; write it as yyyy-mm-dd'
+            )
         if not description:
-            raise ImportFormatError(where, f"Planned Milestones entry ({number}) has no description")
-        parsed.append(Milestone(due_on=due_on, description=description))
+            raise ImportFormatError(where, f"Planned Milestones entry ({number:02d}) has no description")
+        parsed.append(Milestone(due_on=due_on, description=description, number=number))
+    return tuple(parsed)
+
+
+#: A Milestone Changes entry's head (``Update 2026-12-15``) and an Update's
+#: text as the export writes it (``moved from 2026-12-01: why``).
+_CHANGE_HEAD = re.compile(r"^(new|update|complete)[ \t]+(\S+)$", re.ASCII | re.IGNORECASE)
+_MOVED_FROM = re.compile(r"^moved from (\d{4}-\d{2}-\d{2}):[ \t]?", re.ASCII | re.IGNORECASE)
+
+
+def milestone_changes(value: str | None, *, where: str) -> tuple[MilestoneChange, ...]:
+    """The template's ``(##) New|Update|Complete yyyy-mm-dd : what and why`` entries, in order."""
+    if not value or not value.strip():
+        return ()
+    parsed = []
+    for number, head, text in _entries(
+        value, column="Milestone Changes", example="(02) Update 2026-12-15 : why", where=where
+    ):
+        found = _CHANGE_HEAD.match(head)
+        on = _milestone_day(found.group(2)) if found else None
+        if found is None or on is None:
+            raise ImportFormatError(
+                where, f'Milestone Changes entry ({number:02d}): "{head[:40]}" is not New, Update or Complete '
+                "and a date yyyy-mm-dd"
+            )
+        kind = ChangeKind(found.group(1).lower())
+        moved = _MOVED_FROM.match(text) if kind is ChangeKind.UPDATE else None
+        moved_from = _milestone_day(moved.group(1)) if moved else None
+        if moved and moved_from:
+            text = text[moved.end() :].strip()
+        parsed.append(MilestoneChange(number=number, kind=kind, on=on, text=text, moved_from=moved_from))
     return tuple(parsed)
 
 
@@ -191,7 +232,8 @@ def template_finding(
     title = get("Weakness Name")
     if title is None:
         raise ImportFormatError(where, "Weakness Name is empty")
-    rule_id = get("Weakness Source Identifier") or get("POAM ID")
+    source_identifier = get("Weakness Source Identifier")
+    rule_id = source_identifier or get("POAM ID")
     if rule_id is None:
         raise ImportFormatError(where, "neither Weakness Source Identifier nor POAM ID is filled in")
     contact = get("Point of Contact")
@@ -227,10 +269,12 @@ def template_finding(
         remediation_plan=get("Overall Remediation Plan"),
         resources_required=get("Resources Required"),
         milestones=milestones(get("Planned Milestones"), where=where),
+        milestone_changes=milestone_changes(get("Milestone Changes"), where=where),
         vendor_product=get("Vendor Dependent Product Name"),
         vendor_dependency={"yes": True, "no": False}.get((get("Vendor Dependency") or "").lower()),
         closed=closed,
         closed_on=_closing_day(cells.get("Status Date"), where=where) if closed else None,
+        rule_is_poam_id=source_identifier is None,
     )
 
 

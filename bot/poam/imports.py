@@ -21,7 +21,7 @@ nothing, so the counts it shows are the ones the import then reports.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Protocol, cast
@@ -34,9 +34,10 @@ from sqlmodel import Session, col, select
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
 from bot.poam.errors import InvalidInput
+from bot.poam.imported_milestones import ChangeEntry, MilestoneHistory, PlannedMilestone, replay
 from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCES, MAX_TITLE
 from bot.poam.lifecycle import Status
-from bot.poam.milestones import MAX_DESCRIPTION as MAX_MILESTONE
+from bot.poam.milestones import ChangeKind
 from bot.poam.permissions import require_admin
 from bot.poam.refs import labelled_number
 from bot.poam.review import Closure
@@ -44,22 +45,12 @@ from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import Item, ItemControl, Milestone, table_of
+from bot.store.models import Item, ItemControl, Milestone, MilestoneChange, table_of
 from bot.store.rows import in_chunks
 
 AuditEntry = tuple[str, int | None, dict[str, object]]
 #: Rows per bulk statement.
 _BATCH = 1000
-
-
-class PlannedMilestone(Protocol):
-    """A milestone an importer hands over (read-only, as the frozen dataclasses
-    of ``bot.interchange.findings`` are)."""
-
-    @property
-    def due_on(self) -> date: ...
-    @property
-    def description(self) -> str: ...
 
 
 class ImportedWeakness(Protocol):
@@ -100,6 +91,8 @@ class ImportedWeakness(Protocol):
     @property
     def milestones(self) -> tuple[PlannedMilestone, ...]: ...
     @property
+    def milestone_changes(self) -> tuple[ChangeEntry, ...]: ...
+    @property
     def vendor_product(self) -> str | None: ...
     @property
     def vendor_dependency(self) -> bool | None: ...
@@ -109,6 +102,8 @@ class ImportedWeakness(Protocol):
     def detector(self) -> str | None: ...
     @property
     def poam_id(self) -> str | None: ...
+    @property
+    def rule_is_poam_id(self) -> bool: ...
     @property
     def closed_on(self) -> date | None: ...
     @property
@@ -154,7 +149,9 @@ def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
         values: dict[str, object] = {
             "title": clean_text(finding.title, field="The title", limit=MAX_TITLE),
             "description": clean_text(finding.description, field="The description", limit=MAX_DESCRIPTION, required=False),
-            "source_identifier": clean_text(rule, field="The rule id", limit=200, required=False),
+            # A blank Weakness Source Identifier stays blank (the POAM ID in its place names the weakness).
+            "source_identifier": None if finding.rule_is_poam_id and rule == finding.rule_id
+            else clean_text(rule, field="The rule id", limit=200, required=False),
             # Cut, not refused: a tool's name is only shown (the fingerprint keeps it whole).
             "detector": clean_text(
                 finding.detector[:MAX_DETECTOR] if finding.detector else None,
@@ -169,9 +166,7 @@ def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
                 finding.resources_required, field="The resources", limit=MAX_RESOURCES, required=False
             ),
             "vendor_product": clean_text(finding.vendor_product, field="The vendor product", limit=200, required=False),
-            "milestones": [
-                (m.due_on, clean_text(m.description, field="A milestone", limit=MAX_MILESTONE)) for m in finding.milestones
-            ],
+            "milestones": replay(finding.milestones, finding.milestone_changes, latest=latest),
         }
         if finding.owner_id is not None:
             check_user_id(finding.owner_id, what="user (point of contact)")
@@ -300,7 +295,7 @@ def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakne
     POAM ID: a row with the same key is that item, exported from here (an item
     logged in Slack has no fingerprint to know it by). The export leaves
     Weakness Source Identifier blank where an item has none, and the import
-    reads the POAM ID in its place."""
+    stores none."""
     numbers = sorted({number for finding in findings if (number := _own_number(actor, finding)) is not None})
     own: set[_OwnKey] = set()
     for chunk in in_chunks(numbers):
@@ -310,8 +305,7 @@ def _own_items(session: Session, actor: Actor, findings: Sequence[ImportedWeakne
             .where(col(Item.team_id) == actor.team_id, col(Item.number).in_(chunk))
         )
         own.update(
-            (number, title, detected_on, tuple(asset.lower() for asset in assets),
-             source_identifier or actor.rules.label(number))
+            (number, title, detected_on, tuple(asset.lower() for asset in assets), source_identifier)
             for number, title, detected_on, assets, source_identifier in rows
         )
     return own
@@ -400,14 +394,19 @@ def _name_tools(
 
 
 def _closed_at(closed_on: date | None, *, detected: date, now: datetime, zone: ZoneInfo) -> datetime:
-    """When a closed row closed: its Status Date at noon in the exports' time
-    zone (``Rules.timezone``: what the export writes back), not before its
-    detection (a date a day off across time zones is not worth refusing a
-    file for) nor after now (digests count what closed in a week, and what
-    was open at a moment); the import's time when the file gives none."""
+    """When a closed row closed: its Status Date (:func:`_noon`), not before
+    its detection (a date a day off across time zones is not worth refusing a
+    file for); the import's time when the file gives none."""
     if closed_on is None:
         return now
-    return min(datetime.combine(max(closed_on, detected), time(12), tzinfo=zone), now)
+    return _noon(max(closed_on, detected), now=now, zone=zone)
+
+
+def _noon(day: date, *, now: datetime, zone: ZoneInfo) -> datetime:
+    """A day a file gives, as a moment: noon in the exports' time zone
+    (``Rules.timezone``: the export writes that day back), not after now
+    (digests count what closed in a week, and what was open at a moment)."""
+    return min(datetime.combine(day, time(12), tzinfo=zone), now)
 
 
 def _insert_items(
@@ -433,16 +432,24 @@ def _insert_items(
     controls: list[dict[str, object]] = []
     milestones: list[dict[str, object]] = []
     entries: list[AuditEntry] = []
+    histories: dict[int, MilestoneHistory] = {}
+    at = cast("datetime", rows[0]["created_at"])  # the batch's moment (an item's created_at)
     for row, (_, (_, values)) in zip(rows, batch, strict=True):
         item_id = ids[row["number"]]
         controls += [
             {"item_id": item_id, "control": control, "team_id": actor.team_id, "position": position}
             for position, control in enumerate(cast("list[str]", values["controls"]))
         ]
+        history = histories[item_id] = cast("MilestoneHistory", values["milestones"])
+        added = _added(history)
         milestones += [
-            {"team_id": actor.team_id, "item_id": item_id, "number": number, "description": text,
-             "planned_due_on": due_on, "due_on": due_on, "created_by": actor.user_id, "created_at": row["created_at"]}
-            for number, (due_on, text) in enumerate(cast("list[tuple[date, str]]", values["milestones"]), start=1)
+            {"team_id": actor.team_id, "item_id": item_id, "number": m.number, "description": m.description,
+             "planned_due_on": m.planned_due_on, "due_on": m.due_on, "created_by": actor.user_id,
+             "created_at": row["created_at"],
+             # Whoever completed it is not in the file: nobody is barred from verifying for it.
+             "completed_at": None if m.completed_on is None else _noon(m.completed_on, now=at, zone=actor.rules.timezone),
+             "completed_by": None}
+            for m in history.milestones
         ]
         # As item.logged says what an item was logged as: an assessor reads it from the trail alone,
         # with what a file brings that a logged item gets from later events (the plan, its milestones).
@@ -452,8 +459,10 @@ def _insert_items(
         brought = {"controls": values["controls"], "assets": values["assets"], "cves": values["cves"],
                    "plan": values["remediation_plan"], "resources": values["resources_required"],
                    "vendor_product": values["vendor_product"], "vendor_dependency": row["vendor_dependency"],
-                   "milestones": [{"due_on": due_on, "description": text}
-                                  for due_on, text in cast("list[tuple[date, str]]", values["milestones"])]}
+                   "milestones": [{"milestone": m.number, "due_on": m.planned_due_on, "description": m.description}
+                                  for m in history.milestones if m.number not in added],
+                   "milestone_changes": [{"milestone": c.number, "kind": c.kind.value, "old_due_on": c.old_due_on,
+                                          "new_due_on": c.new_due_on, "reason": c.reason} for c in history.changes]}
         details |= {key: value for key, value in brought.items() if value}
         if row["scheduled_completion_on"] != row["due_on"]:
             details["scheduled_completion_on"] = row["scheduled_completion_on"]
@@ -467,7 +476,36 @@ def _insert_items(
     for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones)):
         if child_rows:
             session.exec(insert(table), params=child_rows)
+    _insert_changes(session, actor, histories, at=at)
     return entries
+
+
+def _added(history: MilestoneHistory) -> set[int]:
+    """The numbers of the milestones a file's Milestone Changes added ("New")."""
+    return {change.number for change in history.changes if change.kind is ChangeKind.NEW}
+
+
+def _insert_changes(
+    session: Session, actor: Actor, histories: Mapping[int, MilestoneHistory], *, at: datetime
+) -> None:
+    """The milestone changes of a batch of new items (by item id), numbered in
+    the file's order, recorded by the importer at ``at``: who made them and
+    when is not in the file (an Update's and a New's day is the milestone's
+    new date, the export's ``when``)."""
+    changed = {item_id: history for item_id, history in histories.items() if history.changes}
+    if not changed:
+        return
+    table = table_of(Milestone)
+    ids = {(item_id, number): milestone_id for item_id, number, milestone_id in session.execute(
+        sa_select(table.c.item_id, table.c.number, table.c.id)
+        .where(table.c.team_id == actor.team_id, table.c.item_id.in_(list(changed)))
+    )}
+    session.exec(insert(table_of(MilestoneChange)), params=[
+        {"team_id": actor.team_id, "item_id": item_id, "milestone_id": ids[(item_id, change.number)], "seq": seq,
+         "kind": change.kind.value, "old_due_on": change.old_due_on, "new_due_on": change.new_due_on,
+         "reason": change.reason, "changed_by": actor.user_id, "changed_at": at}
+        for item_id, history in changed.items() for seq, change in enumerate(history.changes, start=1)
+    ])
 
 
 def _item_row(

@@ -36,6 +36,11 @@ class ChangeKind(StrEnum):
     COMPLETE = "complete"
 
 
+def completion_note(milestone: int) -> str:
+    """The reason a milestone change of completing ``milestone`` gives when its note is blank."""
+    return f"Milestone M{milestone} completed."
+
+
 def editable_item(session: Session, actor: Actor, *, number: int, doing: str) -> Item:
     """The item, locked, if the actor may change its milestones now (else a refusal).
 
@@ -172,7 +177,7 @@ def complete_milestone(
     _record_change(
         session, actor, item, found,
         kind=ChangeKind.COMPLETE, old_due_on=found.due_on, new_due_on=today,
-        reason=note or f"Milestone M{milestone} completed.",
+        reason=note or completion_note(milestone),
     )
     touch(item, actor)
     audit.record(
