@@ -70,6 +70,8 @@ class Failure:
     status: int = 200
     error: str | None = None
     retry_after: int | str | None = None
+    #: Done, and its answer cut off halfway (the connection closed before the body ended).
+    cut: bool = False
 
 
 @dataclass
@@ -119,11 +121,12 @@ class FakeSlack:
             self.users[user_id]["real_name"] = real_name
 
     def fail(self, method: str, *, times: int = 1, status: int = 200, error: str | None = None,
-             retry_after: int | str | None = None) -> None:
+             retry_after: int | str | None = None, cut: bool = False) -> None:
         """The next ``times`` calls of ``method`` fail this way (``"respond"``: the
-        next response URL posts, answered ``status`` with ``error`` as text)."""
+        next response URL posts, answered ``status`` with ``error`` as text);
+        ``cut``: each is done (a message posted), but its answer is cut off."""
         for _ in range(times):
-            self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after))
+            self._failures[method].append(Failure(status=status, error=error, retry_after=retry_after, cut=cut))
 
     def outage(self, *, status: int = 500) -> None:
         """Every Web API call fails with ``status`` until :meth:`recover`."""
@@ -274,6 +277,15 @@ class FakeSlack:
                 gate = fake._holds.get(method)
                 if gate is not None:
                     gate.wait(timeout=10)
+                if failure is not None and failure.cut:
+                    whole = json.dumps(fake.answer(method, params)).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(whole)))
+                    self.end_headers()
+                    self.wfile.write(whole[: len(whole) // 2])
+                    self.close_connection = True
+                    return
                 if failure is not None and failure.status != 200:
                     headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
                     self._send(failure.status, json.dumps({"ok": False, "error": "ratelimited" if failure.status == 429 else "internal_error"}), "application/json", headers)

@@ -15,6 +15,7 @@ import time as wall
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -31,8 +32,9 @@ from bot.config import Settings
 from bot.poam.actor import Role
 from bot.poam.systems import ensure_workspace
 from bot.rate_limits import LONGEST_WAIT_SECONDS
+from bot.reminders import dispatch as dispatch_module
+from bot.reminders import people, subscriptions
 from bot.reminders import scheduler as scheduler_module
-from bot.reminders import subscriptions
 from bot.reminders.dispatch import (
     CLAIM_HOLD,
     MAX_ATTEMPTS,
@@ -281,6 +283,67 @@ def test_messages_wait_out_a_long_outage_and_then_go(world: World, down: dict[st
     assert row(world, row_id).status == outbox.SENT
 
 
+class SlowDuringOutage:
+    """A client whose every post takes ten minutes of the world's clock (a send
+    waiting for its timeout while Slack is down), and that stops a test
+    before it would go on for ever."""
+
+    def __init__(self, world: World, client: WebClient) -> None:
+        self.world, self.client, self.posts = world, client, 0
+
+    def chat_postMessage(self, **params: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+        self.posts += 1
+        assert self.posts <= 20, "a round that never ends"
+        self.world.clock.advance(minutes=10)
+        return self.client.chat_postMessage(**params)
+
+
+def test_a_round_sends_only_what_was_due_when_it_began(world: World) -> None:
+    """Each failed send slow enough for the first row to be due again before
+    the last was tried: the round went on for as long as Slack was down, and
+    the tick planned nothing meanwhile (the day's reminders, the digests)."""
+    rows = queue(world, USERS[:3])
+    world.fake.outage(status=503)
+    report = run(world, SlowDuringOutage(world, plain_client(world)))
+    assert (report.sent, report.retried) == (0, 3)
+    assert [row(world, row_id).status for row_id in rows] == [outbox.PENDING] * 3
+    world.fake.recover()
+    world.clock.advance(seconds=30)  # the last one's first wait
+    assert run(world, plain_client(world)).sent == 3  # the next round
+
+
+def test_a_round_stops_when_its_time_is_up(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch_module, "DISPATCH_BUDGET", timedelta(seconds=0.5))
+    queue(world, USERS)
+    client = plain_client(world)
+
+    class Slow:
+        def chat_postMessage(self, **params: Any) -> Any:  # noqa: N802 (slack_sdk's name)
+            wall.sleep(0.3)
+            return client.chat_postMessage(**params)
+
+    assert run(world, Slow()).sent == 2  # the second began before the half second was up
+    assert run(world, Slow()).sent == 2 and run(world, client).sent == 1
+
+
+def test_a_post_whose_answer_is_cut_off_is_tried_a_few_times_not_for_a_day(world: World) -> None:
+    """Slack posted it, and the answer was cut off: the http.client error
+    escaped the dispatcher, the row stayed "sending", and every lapse of its
+    claim posted it again (144 times in six hours), past every limit."""
+    (row_id,) = queue(world, [OWNER])
+    world.fake.fail("chat.postMessage", times=1_000, cut=True)
+    for _ in range(50):
+        run(world, production_client(world))
+        current = row(world, row_id)
+        if current.status == outbox.FAILED:
+            break
+        assert current.status == outbox.PENDING
+        world.clock.set(current.next_attempt_at)
+    assert row(world, row_id).status == outbox.FAILED
+    assert row(world, row_id).last_error.startswith("IncompleteRead")  # type: ignore[union-attr]
+    assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS
+
+
 def test_a_message_gives_up_an_outage_a_day_after_it_was_written(world: World) -> None:
     row_id = queue_review_dm(world)
     world.fake.outage(status=503)
@@ -419,6 +482,20 @@ def test_a_digest_refused_in_its_channel_tells_the_admin_who_subscribed_it(world
     assert (notice.recipient, notice.status) == (ADMIN, outbox.SENT)
     assert notice.text.startswith(f":warning: I could not post in <#{DIGEST_CHANNEL}> (Slack refused it: "
                                   "`not_in_channel`). Invite me there with `/invite @POA&M`. It said:\n>Weekly")
+
+
+def test_a_digest_refused_after_its_subscriber_left_tells_the_admins(world: World) -> None:
+    """The DM saying so went to the admin who subscribed it, gone from Slack:
+    nobody read it, and the channel lost its digest every week."""
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.grant("U0ADMIN002", Role.ADMIN)
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=ADMIN, tz=ZoneInfo("UTC"), name=None,
+                                              clock=world.clock, left=True))
+    world.fake.fail("chat.postMessage", error="not_in_channel")
+    world.tick(utc(2026, 11, 23, 9, 0))
+    (notice,) = notices(world)
+    assert (notice.recipient, notice.status) == ("U0ADMIN002", outbox.SENT)
+    assert notice.text.startswith(f":warning: I could not post in <#{DIGEST_CHANNEL}>")
 
 
 def test_send_now_leaves_telling_to_the_answer(world: World) -> None:

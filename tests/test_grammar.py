@@ -99,6 +99,10 @@ def test_subcommands_parse_to_typed_values(text: str, key: str, values: dict[str
         ("log x due:", "`due:` needs a value.", "/poam log [title]"),
         ("assign 3 jane", "`jane` is not a person", "/poam assign <id> <@user>"),
         ("claim POAM-x", "`POAM-x` is not an item id", "/poam claim <id>"),
+        ("milestone add 3 Patch due:+3d", "`add` is out of place", "/poam milestone <id> add"),
+        ("milestone 3 done", "Which milestone? Add its number: M1, M2…", "/poam milestone <id> done <M>"),
+        ("export", "Add one of: csv, xlsx, oscal, json.", "/poam export <csv|xlsx|oscal|json>"),
+        ("log x due:Dec 32", "`Dec` is not a date", "/poam log [title]"),  # joined only where it then is one
     ],
 )
 def test_malformed_commands_say_what_is_wrong_and_show_usage(text: str, problem: str, usage: str) -> None:
@@ -106,6 +110,26 @@ def test_malformed_commands_say_what_is_wrong_and_show_usage(text: str, problem:
         run(text)
     assert problem in caught.value.message
     assert any(line.startswith(usage) for line in caught.value.usage), caught.value.usage
+
+
+@pytest.mark.parametrize(("text", "title", "due"), [
+    ("log Patch it due:Dec 31 sev:low", "Patch it", date(2026, 12, 31)),
+    ("log Patch it due:31 Dec 2027", "Patch it", date(2027, 12, 31)),
+    ("log Patch it due:December 31, 2026 on 5 hosts", "Patch it on 5 hosts", date(2026, 12, 31)),
+    ("log Patch it due:Dec 31 2026 5 hosts", "Patch it 5 hosts", date(2026, 12, 31)),  # three words at most
+    ("log Patch it due:friday 13 hosts", "Patch it 13 hosts", date(2026, 11, 27)),  # a date alone takes nothing
+    ('log Patch it due:"Dec 31"', "Patch it", date(2026, 12, 31)),
+])
+def test_a_date_with_spaces_needs_no_quotes(text: str, title: str, due: date) -> None:
+    """The help and the refusal list ``Dec 31`` as a date: typed as shown,
+    ``due:Dec 31`` was refused ("`Dec` is not a date")."""
+    parsed = run(text)
+    assert (parsed["title"], parsed["due"]) == (title, due)
+
+
+def test_a_spaced_date_stops_at_the_next_option() -> None:
+    with pytest.raises(UsageError, match="`Dec` is not a date"):
+        run('milestone 3 move M1 due:Dec reason:"31 days late"')
 
 
 def test_an_unclosed_quote_is_refused() -> None:

@@ -362,6 +362,38 @@ def test_the_weekend_is_the_persons_own(world: World) -> None:
     assert [r.local_day for r in world.outbox()] == [MON]
 
 
+def test_someone_who_moves_west_gets_no_second_dm_that_day(world: World) -> None:
+    """Their DM of Tuesday in Auckland, then Slack says Honolulu, where it is
+    still Monday evening: the day's check by local date sent Monday's too."""
+    overdue_item(world)
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Auckland"),
+                                              name=None, clock=world.clock))
+    world.tick(utc(2026, 11, 23, 20, 0))  # Tue 24 Nov 09:00 in Auckland
+    world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=OWNER, tz=ZoneInfo("Pacific/Honolulu"),
+                                              name=None, clock=world.clock))
+    world.tick(utc(2026, 11, 23, 20, 1))  # Mon 23 Nov 10:01 in Honolulu
+    assert len(world.posts_to(OWNER)) == 1
+    world.tick(utc(2026, 11, 24, 19, 0))  # Tue 24 Nov 09:00 in Honolulu: had Tuesday's already
+    world.tick(utc(2026, 11, 25, 19, 0))  # Wednesday's
+    assert len(world.posts_to(OWNER)) == 2
+
+
+def test_a_morning_dm_still_waiting_when_the_next_is_planned_is_not_sent(world: World) -> None:
+    """Slack down from before Monday's DM to after Tuesday's: both went out on
+    Tuesday, Monday's saying "due today" of Monday."""
+    overdue_item(world)
+    world.fake.outage(status=503)
+    world.tick(utc(2026, 11, 23, 9, 0))
+    world.tick(utc(2026, 11, 24, 9, 0))
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 24, 9, 30))
+    (dm,) = world.posts_to(OWNER)
+    monday, tuesday = sorted((r for r in world.outbox() if r.recipient == OWNER), key=lambda r: r.local_day)
+    assert (monday.status, monday.last_error) == (outbox.FAILED, "superseded by the one of 2026-11-24")
+    assert tuesday.status == outbox.SENT and "Tue 24 Nov 2026" in dm["text"]
+
+
 def test_remind_at_changes_the_time(world: World) -> None:
     world.at(utc(2026, 11, 19, 12))
     overdue_item(world, OWNER)
@@ -784,6 +816,38 @@ def test_a_digest_moved_to_a_later_day_waits_for_the_next_week(world: World) -> 
     assert len(world.posts_to(DIGEST_CHANNEL)) == 1
     world.tick(utc(2026, 12, 2, 9))  # the next Wednesday
     assert len(world.posts_to(DIGEST_CHANNEL)) == 2
+
+
+def test_due_this_week_is_seven_days_each_item_in_one_digest(world: World) -> None:
+    """Today to today + 7 was eight days: an item due next Monday was due
+    "this week" in this Monday's digest and in next Monday's."""
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.log("Due on Sunday", owner=OWNER, due=MON + timedelta(days=6))
+    world.log("Due next Monday", owner=OWNER, due=MON + timedelta(days=7))
+    world.tick(utc(2026, 11, 23, 9, 0))
+    world.tick(utc(2026, 11, 30, 9, 0))
+    this_week, next_week = (text_of(post) for post in world.posts_to(DIGEST_CHANNEL))
+    assert "Due on Sunday" in this_week and "Due next Monday" not in this_week
+    assert "Due next Monday" in next_week
+
+
+def test_a_digest_missed_while_the_scheduler_was_down_goes_out_later_that_week(world: World) -> None:
+    """No tick from Monday 09:00 to midnight (the scheduler down from Sunday
+    night to Tuesday morning): the week had no digest at all."""
+    admin = world.actor(ADMIN, Role.ADMIN)
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 22, 23))  # Sunday night
+    world.tick(utc(2026, 11, 24, 7))  # Tuesday morning
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1
+    for day in (25, 26, 29):
+        world.tick(utc(2026, 11, day, 9))
+    assert len(world.posts_to(DIGEST_CHANNEL)) == 1  # once a week
+    world.at(utc(2026, 12, 1, 12))  # a channel subscribed after this week's was due waits for the next
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id="C0LATECOMER"))
+    world.tick(utc(2026, 12, 2, 9))
+    assert world.posts_to("C0LATECOMER") == []
+    world.tick(utc(2026, 12, 7, 9))
+    assert len(world.posts_to("C0LATECOMER")) == 1
 
 
 def test_a_subscription_changed_keeps_what_is_not_given(world: World) -> None:

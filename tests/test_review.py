@@ -922,6 +922,36 @@ def test_a_lower_rating_keeps_an_extension_granted_before(
     assert fetch(engine, number).due_on == due
 
 
+def test_a_higher_rating_never_gives_more_time(engine: Engine, people: People) -> None:
+    """Due by 8 Nov (a KEV's two weeks, set when it was logged) and rated
+    Critical: by the policy alone it was due on 1 Dec, more time granted by a
+    decision that raised the risk, with no extension on record. The AO is
+    shown what approving a lower rating does to the date before deciding."""
+    with unit_of_work(engine) as s:
+        number = log_item(s, people.reporter, title="KEV on web-01", severity=Severity.HIGH, detected_on=DETECTED,
+                          due_on=date(2026, 11, 15)).number
+        claim_item(s, people.alice, number=number)
+    raised = run(engine, lambda s: request_deviation(
+        s, people.alice, number=number, deviation=Deviation.RISK_ADJUSTMENT, rationale="Exploited in the wild.",
+        adjusted_severity=Severity.CRITICAL,
+    ))
+    item = fetch(engine, number)
+    assert cards.due_if_approved(item, raised, rules=people.otto.rules) == ""  # the date stays
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    assert (fetch(engine, number).adjusted_severity, fetch(engine, number).due_on) == ("critical", date(2026, 11, 15))
+    lowered = run(engine, lambda s: request_deviation(
+        s, people.alice, number=number, deviation=Deviation.RISK_ADJUSTMENT, rationale="Behind the WAF now.",
+        adjusted_severity=Severity.MODERATE,
+    ))
+    item = fetch(engine, number)
+    assert cards.due_if_approved(item, lowered, rules=people.otto.rules) == "; approving makes it due Sat 30 Jan 2027"
+    with unit_of_work(engine, read_only=True) as s:
+        asked = json.dumps(cards.item_card(show_item(s, people.otto, number=number), viewer=people.otto))
+    assert "a risk adjustment to :large_yellow_circle: Moderate; approving makes it due Sat 30 Jan 2027" in asked
+    run(engine, lambda s: decide(s, people.otto, number=number, approve=True))
+    assert fetch(engine, number).due_on == date(2027, 1, 30)  # 90 days from detection
+
+
 def test_a_rejected_deviation_changes_nothing_on_the_item(engine: Engine, people: People) -> None:
     number = new_item(engine, people)
     run(engine, lambda s: request_deviation(

@@ -220,10 +220,15 @@ def test_history_with_long_evidence_keeps_its_newest_lines_within_a_budget() -> 
 
 
 def test_help_fits_one_message() -> None:
-    blocks = cards.help_blocks(SPECS)
+    blocks = cards.help_blocks(SPECS, id_prefix="POAM")
     _assert_within_limits(blocks)
     text = "\n".join(_texts(blocks))
     assert all(spec.usage.replace("<", "&lt;").replace(">", "&gt;") in text for spec in SPECS)
+
+
+def test_help_writes_ids_with_the_workspaces_prefix() -> None:
+    text = json.dumps(cards.help_blocks(SPECS, id_prefix="ACME"))
+    assert "`ACME-12` or `12`" in text and "POAM-12" not in text
 
 
 def test_home_view_stays_within_the_view_limit() -> None:

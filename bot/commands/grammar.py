@@ -114,6 +114,16 @@ class Arg:
     convert: Converter
     hint: str
     required: bool = True
+    #: What the refusal says when it is missing (else from the hint: "The id is missing.").
+    missing: str | None = None
+
+    @property
+    def missing_text(self) -> str:
+        if self.missing:
+            return self.missing
+        if "|" in self.hint:
+            return f"Add one of: {', '.join(self.hint.split('|'))}."
+        return f"The {self.hint} is missing."
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,9 @@ class Option:
     hint: str
     required: bool = False
     aliases: tuple[str, ...] = ()
+    #: Its value may be words apart, unquoted (a date: ``due:Dec 31``): the
+    #: next words join it where it alone does not convert and together they do.
+    spaced: bool = False
 
 
 Part = Word | Arg | Rest
@@ -217,6 +230,7 @@ def parse(text: str, specs: Sequence[Spec], context: ParseContext) -> Parsed:
     candidates = [spec for spec in specs if spec.name == name]
     if not candidates:
         raise UsageError(f"`{head.text}` is not a /poam subcommand.", usage=["/poam help"])
+    rest = _spaced_values_joined(rest, candidates, context)
     words = [token for token in rest if token.key is None]
     options = [token for token in rest if token.key is not None]
     usages = [spec.usage for spec in candidates]
@@ -224,7 +238,50 @@ def parse(text: str, specs: Sequence[Spec], context: ParseContext) -> Parsed:
         if _matches(spec, words):
             return _bind(spec, words, options, context, usages=[spec.usage])
     verbs = sorted({p.word for s in candidates for p in s.parts if isinstance(p, Word)})
+    misplaced = next((token.text for token in words if token.text.lower() in verbs), None)
+    if misplaced is not None:
+        raise UsageError(f"`{misplaced}` is out of place: write it where the usage below shows.", usage=usages)
     raise UsageError(f"`/poam {name}` needs one of: {', '.join(verbs)}.", usage=usages)
+
+
+#: The most words a spaced value joins (``due:December 31, 2026``).
+_MOST_JOINED = 3
+
+
+def _spaced_values_joined(tokens: list[Token], candidates: Sequence[Spec], context: ParseContext) -> list[Token]:
+    """``due:Dec 31`` read as ``due:"Dec 31"``: a spaced option's value that
+    does not convert alone takes as many of the next plain words (up to
+    :data:`_MOST_JOINED` in all) as convert with it; otherwise nothing moves,
+    and binding refuses the value alone."""
+    spaced = {key: option for spec in candidates for option in spec.options if option.spaced
+              for key in (option.key, *option.aliases)}
+    joined: list[Token] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        option = spaced.get(token.key or "")
+        if option is None or _converts(option, token.text, context):
+            joined.append(token)
+            continue
+        following = []
+        for word in tokens[index : index + _MOST_JOINED - 1]:
+            if word.key is not None:
+                break
+            following.append(word.text)
+        taken = next((count for count in range(len(following), 0, -1)
+                      if _converts(option, " ".join([token.text, *following[:count]]), context)), 0)
+        joined.append(Token(text=" ".join([token.text, *following[:taken]]), key=token.key))
+        index += taken
+    return joined
+
+
+def _converts(option: Option, raw: str, context: ParseContext) -> bool:
+    try:
+        option.convert(raw, context)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _bind(
@@ -249,7 +306,7 @@ def _bind(
                 values[part.name] = convert(part.convert, words[position].text)
                 position += 1
             elif part.required:
-                raise UsageError(f"The {part.hint} is missing.", usage=usages)
+                raise UsageError(part.missing_text, usage=usages)
         else:
             free = " ".join(token.text for token in words[position:]).strip()
             position = len(words)

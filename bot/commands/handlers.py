@@ -45,7 +45,7 @@ def _label(actor: Actor, number: int) -> str:
 
 @handles("help")
 def help_(request: SlackRequest, cmd: Parsed) -> Reply:
-    return Reply(text="/poam help", blocks=cards.help_blocks(SPECS, topic=cmd["topic"]))
+    return Reply(text="/poam help", blocks=cards.help_blocks(SPECS, topic=cmd["topic"], id_prefix=request.services.settings.poam_id_prefix))
 
 
 @handles("log")

@@ -28,6 +28,7 @@ from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
 from bot.poam.imports import ImportSummary, check_findings, import_findings
 from bot.poam.permissions import require_admin
+from bot.poam.systems import find_system
 from bot.rate_limits import waiting_longer
 from bot.tls import tls_context
 
@@ -88,10 +89,17 @@ def _deliver_export(fmt: ExportFormat, system: str | None) -> Any:
 
 @handles("export")
 def export_(request: SlackRequest, cmd: Parsed) -> Reply:
+    """Checks the system named (a typo was refused only in a message after
+    "on its way"), and says which one a workbook or OSCAL export covers."""
     fmt: ExportFormat = cmd["format"]
+    covers = ""
+    if fmt.per_system or cmd["system"] is not None:
+        with request.transaction() as (session, actor):  # a first use sets the workspace up
+            system = find_system(session, actor, name=cmd["system"])
+        covers = f" of the {escape(system.name)} system"
     return Reply(
         text="Export on its way",
-        blocks=cards.done(f"Your {fmt.value.upper()} export is on its way to your DM."),
+        blocks=cards.done(f"Your {fmt.value.upper()} export{covers} is on its way to your DM."),
         later=[_deliver_export(fmt, cmd["system"])],
     )
 

@@ -211,12 +211,13 @@ def role_change(raw: str, _: ParseContext) -> tuple[bool, Role]:
 # ---------------------------------------------------------------- the subcommands
 
 ITEM = Arg("item", item_number, "id")
+MILESTONE_MISSING = "Which milestone? Add its number: M1, M2…"
 SEVERITY = Option("sev", severity, "critical|high|moderate|low", aliases=("severity",))
 SYSTEM = Option("system", text, "name")
 IMPACT = Option("impact", impact, "low|moderate|high")
 
 SPECS: tuple[Spec, ...] = (
-    Spec("help", "Show this help, or one subcommand's.", "anyone", (Arg("topic", text, "subcommand", required=False),)),
+    Spec("help", "Show this help, or one subcommand's.", "anyone", (Rest("topic", "subcommand", required=False),)),
     Spec(
         "log",
         "Log a finding (with no words: open the form).",
@@ -228,8 +229,8 @@ SPECS: tuple[Spec, ...] = (
             Option("source", source, "scan|assessment|pentest|audit|conmon|self"),
             Option("asset", assets, "web-01,db-02", aliases=("assets",)),
             Option("cve", cves, "CVE-…", aliases=("cves",)),
-            Option("detected", past_date, "date"),
-            Option("due", future_date, "date"),
+            Option("detected", past_date, "date", spaced=True),
+            Option("due", future_date, "date", spaced=True),
             Option("owner", user, "@user"),
             Option("desc", text, '"…"', aliases=("description",)),
             SYSTEM,
@@ -258,21 +259,21 @@ SPECS: tuple[Spec, ...] = (
         "Add a milestone.",
         "owner",
         (ITEM, Word("add"), Rest("text", "milestone")),
-        (Option("due", future_date, "date", required=True),),
+        (Option("due", future_date, "date", required=True, spaced=True),),
     ),
     Spec(
         "milestone",
         "Complete a milestone.",
         "owner",
-        (ITEM, Word("done"), Arg("milestone", milestone_number, "M")),
+        (ITEM, Word("done"), Arg("milestone", milestone_number, "M", missing=MILESTONE_MISSING)),
         (Option("note", text, '"…"'),),
     ),
     Spec(
         "milestone",
         "Move a milestone to a new date; the original date is kept.",
         "owner",
-        (ITEM, Word("move"), Arg("milestone", milestone_number, "M")),
-        (Option("due", future_date, "date", required=True), Option("reason", text, '"…"', required=True)),
+        (ITEM, Word("move"), Arg("milestone", milestone_number, "M", missing=MILESTONE_MISSING)),
+        (Option("due", future_date, "date", required=True, spaced=True), Option("reason", text, '"…"', required=True)),
     ),
     Spec(
         "submit",
@@ -283,21 +284,22 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("verify", "Confirm the fix works: the item closes.", "verifier (not the owner or a remediator)",
          (ITEM, Rest("note", "note", required=False))),
-    Spec("reject", "Send the fix back to the owner.", "verifier", (ITEM, Rest("reason", "reason"))),
+    Spec("reject", "Send the fix back to the owner.", "verifier (not the owner or a remediator)",
+         (ITEM, Rest("reason", "reason"))),
     Spec("approve", "Agree with the item's remediation plan.", "authorizing official", (ITEM,)),
     Spec(
         "deviate",
         "Ask the AO for a false positive, a risk adjustment or an operational requirement.",
         "owner",
         (ITEM, Arg("deviation", deviation, "fp|ra|or"), Rest("rationale", "rationale")),
-        (SEVERITY, Option("until", future_date, "date")),
+        (SEVERITY, Option("until", future_date, "date", spaced=True)),
     ),
     Spec(
         "extend",
         "Ask the AO for a later completion date.",
         "owner",
         (ITEM,),
-        (Option("due", future_date, "date", required=True), Option("reason", text, '"…"', required=True)),
+        (Option("due", future_date, "date", required=True, spaced=True), Option("reason", text, '"…"', required=True)),
     ),
     Spec(
         "decide",
@@ -310,7 +312,7 @@ SPECS: tuple[Spec, ...] = (
         "Accept the residual risk until a date; on an accepted item, renew the acceptance to a new date (re-review).",
         "authorizing official",
         (ITEM, Rest("rationale", "rationale")),
-        (Option("until", future_date, "date", required=True),),
+        (Option("until", future_date, "date", required=True, spaced=True),),
     ),
     Spec(
         "vendor",
@@ -320,7 +322,7 @@ SPECS: tuple[Spec, ...] = (
         (ITEM, Arg("event", vendor_event, "checkin|shipped", required=False)),
         (Option("product", text, '"…"'),),
     ),
-    Spec("withdraw", "Take back your pending deviation or extension request.", "owner", (ITEM,)),
+    Spec("withdraw", "Take back the item's pending deviation or extension request.", "owner", (ITEM,)),
     Spec("history", "An item's audit trail.", "anyone", (ITEM,)),
     Spec(
         "remind",

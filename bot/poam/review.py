@@ -374,8 +374,19 @@ def reject_fix(
 # ---------------------------------------------------------------- requests to the AO
 
 
-def _effective_severity(item: Item) -> Severity:
+def _effective_severity(item: Item | Columns) -> Severity:
     return Severity(item.adjusted_severity or item.severity)
+
+
+def due_after_adjustment(item: Item | Columns, adjusted: Severity, *, rules: Rules) -> date:
+    """When ``item`` is due once its risk is adjusted to ``adjusted`` (what
+    the AO is shown before deciding): by the deadline policy from detection,
+    but a lower rating never takes away time already granted (an extension, a
+    vendor's restart) and a higher one never gives more (a date set earlier
+    than the policy's, a KEV's two weeks): that takes an extension."""
+    by_policy = rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
+    lowered = adjusted.rank > _effective_severity(item).rank
+    return max(item.due_on, by_policy) if lowered else min(item.due_on, by_policy)
 
 
 def check_deviation_shape(deviation: Deviation, *, adjusted_severity: Severity | None, until: date | None) -> None:
@@ -554,11 +565,8 @@ def _apply(actor: Actor, item: Item, request: ReviewRequest) -> None:
             transition(Action.APPROVE_RISK_ADJUSTMENT, item.status, item_label=label)
             assert request.adjusted_severity is not None
             adjusted = Severity(request.adjusted_severity)
-            lowered = adjusted.rank > _effective_severity(item).rank
+            item.due_on = due_after_adjustment(item, adjusted, rules=actor.rules)
             item.adjusted_severity = adjusted
-            by_policy = actor.rules.deadlines.due_date(severity=adjusted, detected_on=item.detected_on)
-            # A lower rating never takes away time already granted (an extension, a vendor's restart).
-            item.due_on = max(item.due_on, by_policy) if lowered else by_policy
         case Deviation.OPERATIONAL_REQUIREMENT:
             _refuse_or_for_high(actor, item)
             assert request.until_on is not None

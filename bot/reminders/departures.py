@@ -28,7 +28,7 @@ from bot.blockkit.text import escape, mention
 from bot.poam.actor import Role, Rules
 from bot.poam.lifecycle import NOT_CLOSED
 from bot.poam.presence import unreachable
-from bot.poam.roles import role_holders
+from bot.reminders.people import admins
 from bot.store import outbox
 from bot.store.models import InfoSystem, Item, Person, RoleGrant
 
@@ -97,19 +97,15 @@ def tell_of_departure(
     held = holdings(session, team_id=team_id, user_id=user_id)
     if not held.anything:
         return 0
-    granted = role_holders(session, team_id=team_id, role=Role.ADMIN)
-    slack_admins = session.exec(  # Slack's workspace admins and owners, as far as Slack described them
-        select(Person.user_id).where(Person.team_id == team_id, col(Person.slack_admin))
-    ).all()
-    admins = {*granted, *slack_admins, *configured_admins} - {user_id}
+    present_admins = admins(session, team_id=team_id, configured=configured_admins) - {user_id}
     item_aos = {ao for ao in session.exec(
         select(InfoSystem.ao_user_id).distinct().where(
             col(InfoSystem.id).in_(select(Item.system_id).where(*_owned(team_id, user_id))),
         )
-    ).all() if ao} - admins - {user_id}
-    gone = unreachable(session, team_id=team_id, user_ids=admins | item_aos)
-    messages = {admin: departure_message(user_id, held, rules, admin=True) for admin in admins - gone}
-    for ao in item_aos - gone:
+    ).all() if ao} - present_admins - {user_id}
+    item_aos -= unreachable(session, team_id=team_id, user_ids=item_aos)
+    messages = {admin: departure_message(user_id, held, rules, admin=True) for admin in present_admins}
+    for ao in item_aos:
         messages[ao] = departure_message(
             user_id, holdings(session, team_id=team_id, user_id=user_id, in_systems_of=ao), rules, admin=False)
     if not messages:

@@ -46,7 +46,8 @@ def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules
         by_severity[severity] += count
     open_count = sum(by_status.values())
     is_overdue = (overdue_condition(today),)
-    is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) <= today + WEEK)
+    # The seven days from today (to the day before next week's digest: each item falls due in one digest's week).
+    is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) < today + WEEK)
     overdue_count = session.exec(select(func.count()).select_from(Item).where(team, *is_overdue)).one()
     due_soon_count = session.exec(select(func.count()).select_from(Item).where(team, *is_due_soon)).one()
     overdue = session.exec(select(Item).where(team, *is_overdue).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()

@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from http.client import HTTPException
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -47,8 +49,9 @@ from sqlmodel import Session, select
 from bot.blockkit.text import mention
 from bot.poam.clock import Clock
 from bot.poam.items import record_thread
+from bot.poam.presence import unreachable
 from bot.rate_limits import header, retry_after_seconds
-from bot.reminders.people import mark_bot
+from bot.reminders.people import admins, mark_bot
 from bot.store import outbox
 from bot.store.engine import may_pass, unit_of_work
 from bot.store.models import Item, OutboxMessage
@@ -59,6 +62,9 @@ MAX_ATTEMPTS = 5
 #: The longest a row is put back for, after a failure or a 429.
 LONGEST_PUT_BACK_SECONDS = 3600
 CLAIM_HOLD = timedelta(minutes=2)
+#: The longest one dispatch round sends for before the tick goes on (the next
+#: tick sends the rest): planning and expiries must not wait out an outage.
+DISPATCH_BUDGET = timedelta(minutes=2)
 PER_CHANNEL_INTERVAL = 1.0
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
@@ -125,9 +131,12 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def _outage(error: Exception, response: SlackResponse | None, code: str | None) -> bool:
-    """Whether ``error`` says Slack is down or unreachable (not that it refused the message)."""
-    if response is None:
-        return isinstance(error, OSError)  # refused, reset, timed out: no answer at all
+    """Whether ``error`` says Slack is down or unreachable (not that it refused
+    the message), and so did not take it: a send whose answer timed out or
+    was cut off may have been posted, and is tried again only ``MAX_ATTEMPTS``
+    times in all (waiting out a day of those posted one DM 150 times)."""
+    if response is None:  # urllib's way (and bot.slack_http's) of saying the request never went out:
+        return isinstance(error, URLError)  # refused, unreachable, no name, no connection in time
     return response.status_code >= 500 or code in OUTAGE_ERRORS
 
 
@@ -284,8 +293,13 @@ def _wait_for_thread(engine: Engine, sent: OutboxMessage, *, now: datetime, due:
 def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: datetime) -> None:
     """Queue a DM to whoever's change wrote ``row``, given up on with Slack's
     ``code``: who (or which channel) was not reached, why, and what the
-    message said. It has no requester itself, so giving it up in turn tells
+    message said; to the workspace's admins instead when that person left
+    (a channel subscribed by them loses its digest every week, and nobody
+    read why). It has no requester itself, so giving it up in turn tells
     nobody."""
+    assert row.requested_by is not None
+    told = {row.requested_by} - unreachable(session, team_id=row.team_id, user_ids=[row.requested_by]) or admins(
+        session, team_id=row.team_id)
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
            else f"Slack did not take it in {row.attempts} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
@@ -295,10 +309,11 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
     else:
         what = f"I could not deliver my message to {mention(row.recipient)} ({why}), so they have not been told. " \
                "Please tell them yourself."
-    outbox.insert_once(
-        session, team_id=row.team_id, recipient=row.requested_by, kind=UNDELIVERED, subject=f"outbox:{row.id}",
-        local_day=row.local_day, next_attempt_at=now, created_at=now, text=f":warning: {what} It said:\n{quoted}",
-    )
+    for recipient in sorted(told - {row.recipient}):
+        outbox.insert_once(
+            session, team_id=row.team_id, recipient=recipient, kind=UNDELIVERED, subject=f"outbox:{row.id}",
+            local_day=row.local_day, next_attempt_at=now, created_at=now, text=f":warning: {what} It said:\n{quoted}",
+        )
 
 
 def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock,
@@ -321,7 +336,7 @@ def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, c
     ts = None
     try:
         ts = _send(client, row)
-    except (SlackApiError, SlackClientError, OSError) as failure:
+    except (SlackApiError, SlackClientError, OSError, HTTPException) as failure:  # HTTPException: an answer cut off
         error = failure
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
     if error is None:
@@ -400,17 +415,23 @@ def dispatch(
     pacer: Pacer | None = None,
     still_leader: Callable[[], bool] = lambda: True,
 ) -> DispatchReport:
-    """Send what is due until nothing is.
+    """Send what was due when it began, for at most ``DISPATCH_BUDGET``.
 
     Rows are claimed one at a time, right before their send, so a claim never
     waits behind a slow batch long enough to lapse; ``still_leader`` is asked
     before each claim, and dispatch stops once this process lost the lease.
+    What it puts back (a try that failed) waits for the next tick, and so does
+    what the budget leaves: while Slack is down each send may take half a
+    minute, and a round that went on until nothing was due (the first rows due
+    again before the last were tried) planned nothing else meanwhile, so the
+    day's other reminders and the week's digests were never written.
     """
     pacer = pacer or Pacer()
     report = DispatchReport()
-    while still_leader():
+    began, ends = clock.now(), time.monotonic() + DISPATCH_BUDGET.total_seconds()
+    while still_leader() and time.monotonic() < ends:
         with unit_of_work(engine) as session:
-            rows = outbox.claim(session, now=clock.now(), limit=1, hold=CLAIM_HOLD)
+            rows = outbox.claim(session, now=clock.now(), limit=1, hold=CLAIM_HOLD, due_by=began)
         if not rows:
             return report
         (row,) = rows

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, literal, or_, update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from bot.poam import audit
-from bot.poam.actor import Actor
+from bot.poam.actor import Actor, Role
 from bot.poam.clock import Clock
 from bot.poam.errors import InvalidInput
+from bot.poam.presence import unreachable
+from bot.poam.roles import role_holders
 from bot.poam.systems import ensure_workspace
 from bot.store.counters import lock_workspace
 from bot.store.dialects import upsert_insert
@@ -116,3 +119,15 @@ def set_preferences(
     if changes:  # "who changed what, when, from what to what" (DOMAIN.md), settings included
         audit.record(session, actor, action="reminders.changed", details=changes)
     return person
+
+
+def admins(session: Session, *, team_id: str, configured: Collection[str] = ()) -> set[str]:
+    """The workspace's POA&M admins who would read a DM: granted, ``configured``
+    (``POAM_ADMIN_IDS``), or Slack's workspace admins and owners as far as
+    Slack described them; none who left or is a bot."""
+    granted = role_holders(session, team_id=team_id, role=Role.ADMIN)
+    slack_admins = session.exec(
+        select(Person.user_id).where(Person.team_id == team_id, col(Person.slack_admin))
+    ).all()
+    everyone = {*granted, *slack_admins, *configured}
+    return everyone - unreachable(session, team_id=team_id, user_ids=everyone)

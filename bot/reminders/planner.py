@@ -109,7 +109,12 @@ def plan_reminders(
     now = clock.now()
     people = {p.user_id: p for p in session.exec(select(Person).where(Person.team_id == team_id))}
     utc_today = now.date()
-    done = _already(session, team_id, Kind.REMINDER, {utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)})
+    # The latest local day each person had their DM for: one who moved west
+    # since (Auckland to Honolulu) is a day behind it, and gets no second today.
+    latest: dict[str, date] = {}
+    for recipient, _, day in _already(session, team_id, Kind.REMINDER,
+                                      {utc_today - timedelta(days=1), utc_today, utc_today + timedelta(days=1)}):
+        latest[recipient] = max(day, latest.get(recipient, day))
     for user_id in sorted(_people_to_remind(session, team_id, utc_today=utc_today)):
         person = people.get(user_id)
         if person is not None and (not person.reminders_on or person.left_at is not None or person.is_bot):
@@ -117,7 +122,7 @@ def plan_reminders(
         tz = _zone(person.tz if person else None, default_tz)
         local = now.astimezone(tz)
         remind_at = person.remind_at if person else DEFAULT_REMIND_AT
-        if local.weekday() >= 5 or local.time() < remind_at or (user_id, "daily", local.date()) in done:
+        if local.weekday() >= 5 or local.time() < remind_at or latest.get(user_id, date.min) >= local.date():
             continue
         actor = load_actor(session, team_id=team_id, user_id=user_id, tz=tz, clock=clock, rules=rules)
         message = reminder_message(session, actor)
@@ -161,7 +166,9 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
 def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
     """A channel's digest once a week (its local Monday to Sunday, in
     ``rules.timezone``), on its day and at its time: moved to a later day
-    after this week's went out, it waits for the next week."""
+    after this week's went out, it waits for the next week. One missed (no
+    tick ran from its time to midnight: the scheduler was down) goes out
+    later that week, unless the channel subscribed after it was due."""
     local = clock.now().astimezone(rules.timezone)
     subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
     monday = local.date() - timedelta(days=local.weekday())
@@ -169,7 +176,10 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) 
     done = {channel for channel, subject, _ in _already(session, team_id, Kind.DIGEST, week) if subject == "weekly"}
     message: tuple[str, list[dict[str, Any]]] | None = None  # the same for every channel: built once
     for subscription in subscriptions:
-        due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at
+        due_at = datetime.combine(monday + timedelta(days=subscription.weekday), subscription.post_at,
+                                  tzinfo=rules.timezone)
+        due = local.weekday() == subscription.weekday and local.time() >= subscription.post_at or (
+            local.weekday() > subscription.weekday and subscription.created_at <= due_at)
         if not due or subscription.channel_id in done:
             continue
         message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules)
@@ -188,7 +198,11 @@ def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) 
 
 
 def enqueue(session: Session, planned: list[Planned], *, now: datetime) -> int:
-    """Write planned messages to the outbox; returns how many were new."""
+    """Write planned messages to the outbox; returns how many were new. A
+    person's new morning DM supersedes an earlier one still waiting."""
+    for reminder in (p for p in planned if p.kind == Kind.REMINDER):
+        outbox.supersede(session, team_id=reminder.team_id, recipient=reminder.recipient, kind=Kind.REMINDER,
+                         day=reminder.local_day)
     return sum(
         outbox.insert_once(
             session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, update
@@ -47,20 +47,35 @@ def insert_once(session: Session, **values: Any) -> int | None:
     return session.exec(statement).scalar()  # type: ignore[call-overload,no-any-return]
 
 
+def supersede(session: Session, *, team_id: str, recipient: str, kind: str, day: date) -> None:
+    """Give up ``recipient``'s messages of ``kind`` of days before ``day``
+    still waiting to be sent (Slack down since): the newer one says it all,
+    and the older, sent late beside it, says "due today" of another day."""
+    session.exec(
+        update(OutboxMessage).where(
+            col(OutboxMessage.team_id) == team_id, col(OutboxMessage.recipient) == recipient,
+            col(OutboxMessage.kind) == kind, col(OutboxMessage.status) == PENDING, col(OutboxMessage.local_day) < day,
+        ).values(status=FAILED, last_error=f"superseded by the one of {day.isoformat()}")
+    )
+
+
 def claim(
-    session: Session, *, now: datetime, limit: int, hold: timedelta, ids: Sequence[int] | None = None
+    session: Session, *, now: datetime, limit: int, hold: timedelta, ids: Sequence[int] | None = None,
+    due_by: datetime | None = None,
 ) -> list[OutboxMessage]:
     """Take up to ``limit`` rows due for sending: pending ones whose time has
     come, and rows left "sending" by a dispatcher that died (claim expired);
-    with ``ids``, only those of these rows.
+    with ``ids``, only those of these rows; with ``due_by``, only those due
+    by then (a dispatcher's round: what it put back meanwhile waits for the next).
 
     PostgreSQL skips rows another dispatcher has locked (``SKIP LOCKED``);
     SQLite's writers run one at a time anyway. The claim is committed by the
     caller before anything is sent.
     """
+    by = min(now, due_by) if due_by is not None else now
     due = or_(
-        (col(OutboxMessage.status) == PENDING) & (col(OutboxMessage.next_attempt_at) <= now),
-        (col(OutboxMessage.status) == SENDING) & (col(OutboxMessage.claimed_until) < now),
+        (col(OutboxMessage.status) == PENDING) & (col(OutboxMessage.next_attempt_at) <= by),
+        (col(OutboxMessage.status) == SENDING) & (col(OutboxMessage.claimed_until) < by),
     )
     if ids is not None:
         due = due & col(OutboxMessage.id).in_(ids)

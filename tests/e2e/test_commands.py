@@ -255,6 +255,12 @@ def test_help_for_one_subcommand_shows_only_its_forms(slack: SlackDriver) -> Non
     assert usage("claim") not in body and usage("log") not in body
 
 
+def test_help_for_one_verb_shows_only_it(slack: SlackDriver) -> None:
+    body = reply(slack.command("help milestone add", user=ALICE))
+    assert usage("milestone add") in body and usage("milestone done") not in body, body
+    assert "I don't know what to do with" not in body
+
+
 def test_help_for_an_unknown_topic_says_so(slack: SlackDriver) -> None:
     body = reply(slack.command("help frobnicate", user=ALICE))
     assert "`frobnicate` is not a subcommand" in body, body
@@ -781,7 +787,9 @@ def test_milestone_malformed_shows_the_verbs_usage(slack: SlackDriver, fake_slac
         ("milestone 1 add due:+3d", "The milestone is missing.", "milestone add"),
         ("milestone x add Patch due:+3d", "`x` is not an item id", "milestone add"),
         ("milestone 1 add Patch due:+3d owner:me", "`owner:` is not an option of /poam milestone", "milestone add"),
-        ("milestone 1 done", "The M is missing.", "milestone done"),
+        ("milestone 1 done", "Which milestone? Add its number: M1, M2…", "milestone done"),
+        ("milestone add 1 Patch due:+3d", "`add` is out of place: write it where the usage below shows.",
+         "milestone add"),
         ("milestone 1 done X1", "`X1` is not a milestone; use M1 or 1.", "milestone done"),
         ('milestone 1 move M1 due:+7d', "`reason:` is required.", "milestone move"),
         ('milestone 1 move M1 reason:"late"', "`due:` is required.", "milestone move"),
@@ -846,7 +854,7 @@ def test_roles_and_role_changes(slack: SlackDriver, engine: Engine) -> None:
         (f"role {at(BOB)} +king", "`+king` is not a role change"),
         (f"role {at(BOB)} verifier", "`verifier` is not a role change"),
         ("role bob +verifier", "`bob` is not a person"),
-        (f"role {at(BOB)}", "is missing."),
+        (f"role {at(BOB)}", "Add one of: +verifier, -verifier, +ao, -ao, +admin, -admin."),
         (f"role {at(BOB)} +ao extra", "I don't know what to do with `extra`"),
     ]:
         assert_malformed(slack, engine, command, problem=problem, key="role", user=ADMIN, raw=True)

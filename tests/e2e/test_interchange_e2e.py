@@ -30,7 +30,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 def test_export_xlsx_uploads_one_file_to_the_requesters_dm(slack: SlackDriver, fake_slack: FakeSlack) -> None:
     slack.command("log Weak ciphers on the VPN sev:high", user=ALICE)
     answer = slack.command("export xlsx", user=ALICE)
-    assert "on its way to your DM" in answer.text
+    assert "Your XLSX export of the Default system is on its way to your DM." in answer.text  # one system's
     complete = wait_for(lambda: fake_slack.calls_to("files.completeUploadExternal"))
     assert len(complete) == 1
     assert complete[0].params["channel_id"] == "D00000ALICE"  # the DM conversations.open gave
@@ -59,6 +59,17 @@ def test_export_with_a_bad_format_is_refused(slack: SlackDriver, fake_slack: Fak
     answer = slack.command("export pdf", user=ALICE)
     assert "`pdf` is not an export format" in answer.text
     assert not fake_slack.calls_to("files.getUploadURLExternal")
+
+
+def test_export_of_a_system_that_does_not_exist_is_refused_at_once(
+    slack: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    """Refused only in a later message, after "on its way", naming the workspace's id."""
+    answer = slack.command("export csv system:Nope", user=ALICE)
+    assert "There is no system called `Nope`; `/poam systems` lists them." in answer.text
+    assert "on its way" not in answer.text and "T0" not in answer.text
+    time.sleep(0.3)
+    assert not fake_slack.calls_to("conversations.open")
 
 
 def test_import_is_for_admins_only(slack: SlackDriver, fake_slack: FakeSlack) -> None:

@@ -33,7 +33,7 @@ from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import ItemLine, ItemPage, Scope, is_overdue
 from bot.poam.lifecycle import ACTIVE, Action, Status, allowed_from
 from bot.poam.permissions import Remediators, is_authorizing_official, require_authorizing_official, require_verifier
-from bot.poam.review import Deviation, RequestKind, RequestStatus, awaits_plan_approval
+from bot.poam.review import Deviation, RequestKind, RequestStatus, awaits_plan_approval, due_after_adjustment
 from bot.poam.severity import Severity
 from bot.store.models import AuditEvent, InfoSystem, Item, ReviewRequest
 from bot.store.rows import Columns
@@ -137,7 +137,9 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
     waiting = pending_of(detail)
     if waiting is not None:
         why = f": {escape(clip(waiting.text, 1500))}" if waiting.text else ""
-        blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}, asked by {mention(waiting.requested_by)}{why}"))
+        due = due_if_approved(item, waiting, rules=rules) if waiting.status == RequestStatus.PENDING else ""
+        blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}{due}, "
+                              f"asked by {mention(waiting.requested_by)}{why}"))
     if detail.milestones:
         dates_count = item.status in ACTIVE
         lines = [_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones]
@@ -233,12 +235,21 @@ def what_is_asked(request: ReviewRequest | RequestRow) -> str:
     if request.kind == RequestKind.EXTENSION and request.new_due_on:
         return f"an extension to {day(request.new_due_on)}"
     deviation = Deviation.asked(request.deviation)
-    asked = f"a {deviation.label}"
+    asked = f"{'an' if deviation.label[0] in 'aeiou' else 'a'} {deviation.label}"
     if deviation is Deviation.RISK_ADJUSTMENT and request.adjusted_severity:
         asked += f" to {severity_text(request.adjusted_severity)}"
     if request.until_on:
         asked += f" until {day(request.until_on)}"
     return asked
+
+
+def due_if_approved(item: Item | Columns, request: ReviewRequest | RequestRow, *, rules: Rules) -> str:
+    """``; approving makes it due Fri 4 Dec 2026`` where approving a risk
+    adjustment moves the due date (nothing said otherwise): what the AO decides too."""
+    if request.deviation != Deviation.RISK_ADJUSTMENT or not request.adjusted_severity:
+        return ""
+    after = due_after_adjustment(item, Severity(request.adjusted_severity), rules=rules)
+    return "" if after == item.due_on else f"; approving makes it due {day(after)}"
 
 
 def pending_of(detail: ItemDetail) -> RequestRow | None:
@@ -459,17 +470,23 @@ def systems(found: Sequence[InfoSystem]) -> list[Block]:
     return [section("*Information systems*\n" + clip("\n".join(lines), 2900))]
 
 
-def help_blocks(specs: Sequence[Spec], *, topic: str | None = None) -> list[Block]:
-    chosen = [s for s in specs if topic is None or s.name == topic.lower()]
+def help_blocks(specs: Sequence[Spec], *, topic: str | None = None, id_prefix: str) -> list[Block]:
+    """Every subcommand's usage, or one's (``milestone``: its verbs; ``milestone add``: that one)."""
+    wanted = " ".join(topic.lower().split()) if topic else ""
+    chosen = [s for s in specs if not wanted or s.key == wanted] or [
+        s for s in specs if s.name == wanted.split(maxsplit=1)[0]]
     if not chosen:
         return [section(f"`{escape(topic or '')}` is not a subcommand. `/poam help` lists them.")]
+    if wanted:
+        topic = chosen[0].name if len(chosen) > 1 else chosen[0].key
     lines = [f"`{escape(s.usage)}`\n{s.summary} _({s.who})_" for s in chosen]
     blocks: list[Block] = [section("*/poam* — your POA&M in Slack" if topic is None else f"*/poam {escape(topic)}*")]
     blocks.extend(sections(lines, separator="\n\n"))
     if topic is None:
         blocks.append(
             context(
-                "Ids: `POAM-12` or `12`. Dates: `2026-12-31`, `today`, `+10d`, `+2w`, `+3m`, `friday`, `Dec 31`. "
+                f"Ids: `{escape(id_prefix)}-12` or `12`. Dates: `2026-12-31`, `today`, `+10d`, `+2w`, `+3m`, `friday`, "
+                "`Dec 31`. "
                 'Quote text with spaces: `reason:"vendor patch slipped"`.'
             )
         )

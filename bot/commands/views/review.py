@@ -10,6 +10,7 @@ from bot.commands import metadata
 from bot.commands.ids import VALUE, BlockId, CallbackId
 from bot.commands.views.cards import (
     decision_buttons,
+    due_if_approved,
     severity_text,
     show_button,
     verification_buttons,
@@ -47,7 +48,8 @@ def decision_ask(item: Item, request: ReviewRequest, *, rules: Rules) -> list[Bl
     return [
         section(f":scales: {mention(request.requested_by)} asks for {asked} on {_item_line(item, rules)}"),
         section(f"*Why*\n{escape(clip(request.text or '', 2800))}"),
-        context(f"Due {day(item.due_on)} (scheduled {day(item.scheduled_completion_on)})"),
+        context(f"Due {day(item.due_on)} (scheduled {day(item.scheduled_completion_on)})"
+                f"{due_if_approved(item, request, rules=rules)}"),
         actions(*decision_buttons(ref, label=label, asked_for=asked), show_button(item.number)),
     ]
 
