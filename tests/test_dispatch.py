@@ -9,6 +9,7 @@ errors, a dispatcher killed mid-batch, per-channel pacing, and what
 from __future__ import annotations
 
 import random
+import socket
 import sqlite3
 import threading
 import time as wall
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
+from bot import app as app_module
 from bot.app import web_client
 from bot.cli import main
 from bot.config import Settings
@@ -344,6 +346,51 @@ def test_a_post_whose_answer_is_cut_off_is_tried_a_few_times_not_for_a_day(world
     assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS
 
 
+def test_a_post_whose_answer_never_came_is_tried_a_few_times_not_for_a_day(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack slow to answer, past the client's timeout, after posting: taken
+    for an outage, one DM went out some 150 times in a day."""
+    monkeypatch.setattr(app_module, "WEB_API_TIMEOUT_SECONDS", 0.3)
+    (row_id,) = queue(world, [OWNER])
+    with world.fake.hold("chat.postMessage"):
+        for _ in range(20):
+            run(world, production_client(world))
+            current = row(world, row_id)
+            if current.status == outbox.FAILED:
+                break
+            world.clock.set(current.next_attempt_at)
+    gave_up = row(world, row_id)
+    assert (gave_up.status, gave_up.attempts) == (outbox.FAILED, MAX_ATTEMPTS)
+    assert gave_up.last_error.startswith("TimeoutError")  # type: ignore[union-attr]
+    assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS
+
+
+def test_a_slack_that_takes_no_connection_is_waited_out(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network that drops the connection's first packet: the call's time runs
+    out while connecting (TimeoutError from URLError), nothing went out, and
+    the row waits the outage out instead of using up its tries."""
+    monkeypatch.setattr(app_module, "WEB_API_TIMEOUT_SECONDS", 0.3)
+    full = socket.create_server(("127.0.0.1", 0), backlog=0)  # never accepts: its queue fills
+    waiting = [socket.socket() for _ in range(3)]
+    for connection in waiting:  # what the queue holds, and then some
+        connection.setblocking(False)
+        connection.connect_ex(full.getsockname())
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-x",  # type: ignore[call-arg]
+                        slack_api_url=f"http://127.0.0.1:{full.getsockname()[1]}/api/")
+    (row_id,) = queue(world, [OWNER])
+    try:
+        for _ in range(MAX_ATTEMPTS + 2):
+            run(world, web_client(settings))
+            current = row(world, row_id)
+            assert current.status == outbox.PENDING, current.last_error
+            world.clock.set(current.next_attempt_at)
+    finally:
+        for connection in (*waiting, full):
+            connection.close()
+    assert row(world, row_id).attempts == MAX_ATTEMPTS + 2
+
+
 def test_a_message_gives_up_an_outage_a_day_after_it_was_written(world: World) -> None:
     row_id = queue_review_dm(world)
     world.fake.outage(status=503)
@@ -484,11 +531,16 @@ def test_a_digest_refused_in_its_channel_tells_the_admin_who_subscribed_it(world
                                   "`not_in_channel`). Invite me there with `/invite @POA&M`. It said:\n>Weekly")
 
 
-def test_a_digest_refused_after_its_subscriber_left_tells_the_admins(world: World) -> None:
+@pytest.mark.parametrize("configured", [False, True])
+def test_a_digest_refused_after_its_subscriber_left_tells_the_admins(world: World, configured: bool) -> None:
     """The DM saying so went to the admin who subscribed it, gone from Slack:
-    nobody read it, and the channel lost its digest every week."""
+    nobody read it, and the channel lost its digest every week. The other
+    admin is granted the role, or named in POAM_ADMINS."""
     world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
-    world.grant("U0ADMIN002", Role.ADMIN)
+    if configured:
+        world.scheduler.settings = world.scheduler.settings.model_copy(update={"poam_admins": frozenset({"U0ADMIN002"})})
+    else:
+        world.grant("U0ADMIN002", Role.ADMIN)
     world.do(lambda s: people.remember_person(s, team_id=TEAM, user_id=ADMIN, tz=ZoneInfo("UTC"), name=None,
                                               clock=world.clock, left=True))
     world.fake.fail("chat.postMessage", error="not_in_channel")

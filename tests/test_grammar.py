@@ -100,6 +100,9 @@ def test_subcommands_parse_to_typed_values(text: str, key: str, values: dict[str
         ("assign 3 jane", "`jane` is not a person", "/poam assign <id> <@user>"),
         ("claim POAM-x", "`POAM-x` is not an item id", "/poam claim <id>"),
         ("milestone add 3 Patch due:+3d", "`add` is out of place", "/poam milestone <id> add"),
+        ("milestone 3 M1 done", "`done` is out of place", "/poam milestone <id> done"),
+        ("milestone 3 adds Patch then done", "`/poam milestone` needs one of: add, done, move.",
+         "/poam milestone <id> add"),  # a verb in free text is no verb out of place
         ("milestone 3 done", "Which milestone? Add its number: M1, M2…", "/poam milestone <id> done <M>"),
         ("export", "Add one of: csv, xlsx, oscal, json.", "/poam export <csv|xlsx|oscal|json>"),
         ("log x due:Dec 32", "`Dec` is not a date", "/poam log [title]"),  # joined only where it then is one

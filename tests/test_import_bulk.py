@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from bot.commands.views.cards import item_card
 from bot.interchange.fedramp import COLUMNS, row
 from bot.interchange.findings import Finding, Milestone, MilestoneChange
+from bot.interchange.importing import read_findings
 from bot.interchange.json_export import item_document
 from bot.interchange.workbook_import import template_finding
 from bot.poam import audit, items
@@ -28,6 +29,7 @@ from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
+from bot.poam.systems import add_system
 from bot.store.engine import unit_of_work
 from bot.store.models import Item, ItemControl
 from bot.store.models import Milestone as MilestoneRow
@@ -219,6 +221,74 @@ def test_a_date_before_the_detection_date_imports_nothing(
     assert snapshot(engine) == before
 
 
+def test_a_scan_imported_into_another_system_is_that_systems(engine: Engine, admin: Actor, clock: FixedClock) -> None:
+    """Imported into Staging after Prod, a scan was '8 updated' and Staging's
+    POA&M had none of its weaknesses: they stayed Prod's."""
+    run(engine, lambda s: add_system(s, admin, name="Staging"))
+    scan = [finding(i) for i in range(3)]
+    assert imported(engine, admin, scan).new == 3
+    clock.advance(hours=1)
+    staging = run(engine, lambda s: import_findings(s, admin, findings=scan, source_name="scan.sarif",
+                                                     system_name="Staging"))
+    assert (staging.new, staging.updated) == (3, 0)
+    clock.advance(hours=1)
+    assert imported(engine, admin, scan).updated == 3  # the default system's, seen again
+
+
+def test_rows_repeating_a_weakness_add_their_cves_to_it(engine: Engine, admin: Actor) -> None:
+    """Nessus's CSV writes a row per CVE: the first row's item kept its CVE alone."""
+    rows = [finding(1, cves=(cve,)) for cve in ("CVE-2023-31122", "CVE-2023-43622", "CVE-2023-45802")]
+    summary = imported(engine, admin, rows)
+    assert (summary.new, summary.unchanged) == (1, 2)
+    assert fetch(engine, 1).cves == ["CVE-2023-31122", "CVE-2023-43622", "CVE-2023-45802"]
+
+
+def test_a_scan_from_before_an_item_closed_brings_nothing_back(engine: Engine, admin: Actor, clock: FixedClock) -> None:
+    """Uploaded again after its weakness was fixed, last week's scan made a new
+    item 'found again', detected days before the one it followed closed."""
+    scan = finding(1, detected_on=date(2026, 11, 20), scanned_on=date(2026, 11, 20))
+    imported(engine, admin, [scan])
+    clock.advance(days=5)
+    force(engine, 1, status=Status.CLOSED, closed_at=clock.now())
+    clock.advance(days=1)
+    old = imported(engine, admin, [scan])
+    assert (old.new, old.unchanged) == (0, 1)
+    # A CSV's "First Seen" stays as it was when the weakness comes back: it is no scan's day.
+    first_seen = imported(engine, admin, [replace(scan, scanned_on=None)])
+    assert (first_seen.new, first_seen.recurring) == (1, 1)
+    force(engine, 2, status=Status.CLOSED, closed_at=clock.now())
+    clock.advance(days=1)
+    new = imported(engine, admin, [replace(scan, detected_on=date(2026, 11, 27), scanned_on=date(2026, 11, 27))])
+    assert (new.new, new.recurring) == (1, 1)  # found in a scan after it closed: it came back
+
+
+def test_items_an_earlier_version_made_are_known_again_by_the_next_scan(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """Nessus's CSV was the tool "CSV"; two SARIF results whose first location
+    names no file were one item "(no location)": the next import of either
+    made duplicates. Now the item is the first such result's; the other is new."""
+    nessus_csv = finding(1)
+    sarif_a, sarif_b = (replace(finding(2), asset=path, earlier_shared_asset="(no location)")
+                        for path in ("src/A.cs", "src/B.cs"))
+    imported(engine, admin, [replace(nessus_csv, tool="CSV"), replace(sarif_a, asset="(no location)")])
+    clock.advance(hours=1)
+    again = imported(engine, admin, [replace(nessus_csv, tool="Nessus", earlier_tool="CSV"), sarif_a, sarif_b])
+    assert (again.new, again.updated) == (1, 2)
+    assert fetch(engine, 3).assets == ["src/B.cs"]
+
+
+def test_a_poam_csvs_asset_identifier_lists_several(engine: Engine, admin: Actor) -> None:
+    data = b"Weakness Name,Original Risk Rating,Asset Identifier\nOpen port,High,\"web-01, web-02\"\n"
+    imported(engine, admin, read_findings("poam.csv", data))
+    assert fetch(engine, 1).assets == ["web-01", "web-02"]
+
+
+def test_a_scanners_asset_with_a_comma_is_one_asset(engine: Engine, admin: Actor) -> None:
+    imported(engine, admin, [replace(finding(1), asset="docs/a,b.py")])
+    assert fetch(engine, 1).assets == ["docs/a,b.py"]
+
+
 def test_a_milestone_change_that_cannot_have_happened_imports_nothing(engine: Engine, admin: Actor) -> None:
     before = snapshot(engine)
     bad = finding(2, milestones=(Milestone(DUE, "Patch", 1),),
@@ -344,6 +414,20 @@ def test_a_scan_dated_by_utc_is_no_future_west_of_utc(engine: Engine, make_actor
     assert summary.new == 1 and fetch(engine, 1).detected_on == date(2026, 11, 21)
     with pytest.raises(InvalidInput, match="results\\[2\\]: the detection date 2026-11-22 is in the future"):
         imported(engine, admin, [finding(2, detected_on=date(2026, 11, 22))])
+
+
+def test_a_day_already_begun_somewhere_is_no_future(engine: Engine, make_actor: Any) -> None:
+    """15:00 UTC is Saturday in Auckland: a workbook exported there moments ago
+    (an item logged, a milestone completed, on its day) was refused in New York."""
+    admin = make_actor("U0ADMIN01", Role.ADMIN, tz="America/New_York")
+    saturday = date(2026, 11, 21)
+    done = finding(1, detected_on=saturday, milestones=(Milestone(DUE, "Patch", 1),),
+                   milestone_changes=(MilestoneChange(1, ChangeKind.COMPLETE, saturday, "Patched"),))
+    assert imported(engine, admin, [done]).new == 1
+    with pytest.raises(InvalidInput, match=r"results\[2\]: Milestone Changes entry \(01\) completes it on 2026-11-22"):
+        imported(engine, admin, [replace(done, rule_id="R2", where="results[2]", detected_on=None,
+                                         milestone_changes=(MilestoneChange(1, ChangeKind.COMPLETE, saturday
+                                                                            + timedelta(days=1), "Patched"),))])
 
 
 def _import_beside(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import zipfile
@@ -113,6 +114,29 @@ def result(rule_id: str = "python.lang.eval", **extra: Any) -> dict[str, Any]:
         "locations": [{"physicalLocation": {"artifactLocation": {"uri": "src/run.py"}}}],
         **extra,
     }
+
+
+@pytest.mark.parametrize(("extra", "skipped"), [
+    ({"suppressions": [{"kind": "inSource"}]}, True),  # a nosemgrep comment
+    ({"suppressions": [{"kind": "external", "status": "accepted"}]}, True),
+    ({"suppressions": [{"kind": "external", "status": "underReview"}]}, False),
+    ({"suppressions": [{"kind": "external", "status": "rejected"}]}, False),
+    ({"baselineState": "absent"}, True),  # fixed since the baseline
+    ({"baselineState": "unchanged"}, False),
+])
+def test_results_the_tool_settled_are_skipped(extra: dict[str, Any], skipped: bool) -> None:
+    [finding] = sarif.parse(sarif_log(result(level="error", **extra)), source_name="x")
+    assert (finding.severity is None) is skipped
+
+
+def test_the_asset_is_the_first_location_in_a_file() -> None:
+    """A first location naming only a logical place (a method) made the asset
+    "(no location)": results in different files became one item."""
+    located = [{"logicalLocations": [{"fullyQualifiedName": "Db.Run"}]},
+               {"physicalLocation": {"artifactLocation": {"uri": "src/Db.cs"}}}]
+    [finding] = sarif.parse(sarif_log(result(locations=located)), source_name="x")
+    assert finding.asset == "src/Db.cs"
+    assert finding.earlier_shared_asset == "(no location)"  # the item earlier versions made of it and others
 
 
 @pytest.mark.parametrize(
@@ -388,6 +412,35 @@ def report_item(severity: str = "2", plugin: str = "104743", port: str = "443", 
     )
 
 
+def compliance_item(name: str, result: str, *, check_id: str | None = None, severity: str = "3") -> str:
+    """A ReportItem of plugin 21157 reporting one check of an audit file."""
+    check = f"<cm:compliance-check-id>{check_id}</cm:compliance-check-id>" if check_id else ""
+    return (
+        f'<ReportItem port="0" svc_name="general" protocol="tcp" severity="{severity}" pluginID="21157" '
+        f'pluginName="Unix Compliance Checks"><cm:compliance-check-name>{name}</cm:compliance-check-name>'
+        f"{check}<cm:compliance-result>{result}</cm:compliance-result></ReportItem>"
+    )
+
+
+def test_each_failed_compliance_check_is_a_weakness_of_its_own() -> None:
+    """One plugin (21157) runs a whole benchmark: by the plugin alone, a host's
+    failed checks were one item, named "Unix Compliance Checks"."""
+    data = nessus_report(
+        compliance_item("1.1.1 Ensure mounting of cramfs is disabled", "FAILED", check_id="4bd8a5a1"),
+        compliance_item("5.2.4 Ensure SSH root login is disabled", "FAILED"),
+        compliance_item("5.2.5 Ensure SSH MaxAuthTries is 4 or less", "PASSED", severity="0"),
+    ).replace(b"<NessusClientData_v2>", b'<NessusClientData_v2 xmlns:cm="http://www.nessus.org/cm">')
+    findings = nessus.parse(data, source_name="audit.nessus")
+    assert [(f.rule_id, f.title, f.severity) for f in findings] == [
+        ("21157:4bd8a5a1", "1.1.1 Ensure mounting of cramfs is disabled", HIGH),
+        ("21157:" + hashlib.sha256(b"5.2.4 Ensure SSH root login is disabled").hexdigest()[:16],
+         "5.2.4 Ensure SSH root login is disabled", HIGH),
+        ("21157:" + hashlib.sha256(b"5.2.5 Ensure SSH MaxAuthTries is 4 or less").hexdigest()[:16],
+         "5.2.5 Ensure SSH MaxAuthTries is 4 or less", None),  # passed: skipped
+    ]
+    assert_distinct_fingerprints(findings)
+
+
 @pytest.mark.parametrize(
     ("tags", "expected"),
     [
@@ -525,15 +578,45 @@ def test_csv_accepts_other_header_names_and_separators() -> None:
         "\r\n"
     ).encode()
     findings = csv_import.parse(data, source_name="nessus.csv")
+    # Nessus's CSV (a Plugin ID column, no tool): its weaknesses are those of the same scan's .nessus file
     assert summary(findings) == [
-        ("row 2", "CSV", "104743 on 443/tcp", "web-01", MODERATE, ()),
-        ("row 3", "CSV", "19506", "web-01", None, ()),
+        ("row 2", "Nessus", "104743 on 443/tcp", "web-01", MODERATE, ()),
+        ("row 3", "Nessus", "19506", "web-01", None, ()),
     ]
-    assert [(f.detector, f.asset_identifier) for f in findings] == [(None, "web-01 (443/TCP)"), (None, "web-01")]
+    assert [(f.detector, f.asset_identifier) for f in findings] == [
+        ("Nessus", "web-01 (443/TCP)"), ("Nessus", "web-01")]
+    assert {f.earlier_tool for f in findings} == {"CSV"}  # what earlier versions named them
     assert findings[0].description == "Old TLS.\n\nSolution: Disable TLS 1.0."
     # without a rule id column the title identifies the weakness
     [finding] = csv_import.parse(b"name,severity,asset\nWeak SSH ciphers,high,bastion\n", source_name="x")
     assert (finding.rule_id, finding.tool) == ("Weak SSH ciphers", "CSV")
+
+
+def test_nessus_full_csv_reads_its_risk_not_the_older_risk_factor() -> None:
+    data = (b"Plugin ID,CVE,Risk,Host,Protocol,Port,Name,Risk Factor\n"
+            b"104743,,Medium,web-01,tcp,443,TLS Version 1.0 Protocol Detection,Low\n")
+    [finding] = csv_import.parse(data, source_name="nessus.csv")
+    assert finding.severity is MODERATE
+
+
+@pytest.mark.parametrize(("cell", "detected"), [
+    ("2026-11-18 10:00:00 +0000 UTC", date(2026, 11, 18)),  # Go's time format (Grype, Trivy)
+    ("11/18/2026 10:00:00", date(2026, 11, 18)),
+    ("11/18/2026 10:00 PM", date(2026, 11, 18)),
+])
+def test_scanner_csv_dates_with_times(cell: str, detected: date) -> None:
+    [finding] = csv_import.parse(f"title,severity,asset,detected\nx,low,h,{cell}\n".encode(), source_name="x")
+    assert finding.detected_on == detected
+
+
+def test_negligible_is_informational() -> None:
+    [finding] = csv_import.parse(b"title,severity,asset\nx,Negligible,h\n", source_name="x")
+    assert finding.severity is None
+
+
+def test_a_year_no_item_can_have_says_so() -> None:
+    error = refused(csv_import.parse, b"title,severity,asset,detected\nx,low,h,1970-01-01\n")
+    assert error.problem == 'detected "1970-01-01" is not a year from 1990 to 2200'
 
 
 SCANNER_HEADER = "title,severity,asset,rule_id,tool,cve,description,detected\n"
@@ -753,7 +836,8 @@ def test_milestone_changes_are_read_in_order_as_the_template_writes_them() -> No
         "(1) update 2026/12/18:moved from 2026-12-20: window moved\n\n"  # the template's looser forms too
         "(02) Update 2026-12-21 : after the rescan,\nnot before\n\n"
         "(01) COMPLETE 2026-12-05 : \n\n"
-        "(02) Update 2026-12-22 : moved from someday: kept as written"
+        "(02) Update 2026-12-22 : moved from someday: kept as written\n\n"
+        "(2) Update 12/23/2026 : as GSA's example writes dates"
     )
     assert workbook_import.milestone_changes(cell, where="row 8") == (
         MilestoneChange(3, ChangeKind.NEW, date(2026, 12, 19), "Tell the customer"),
@@ -761,6 +845,7 @@ def test_milestone_changes_are_read_in_order_as_the_template_writes_them() -> No
         MilestoneChange(2, ChangeKind.UPDATE, date(2026, 12, 21), "after the rescan,\nnot before"),
         MilestoneChange(1, ChangeKind.COMPLETE, date(2026, 12, 5), ""),
         MilestoneChange(2, ChangeKind.UPDATE, date(2026, 12, 22), "moved from someday: kept as written"),
+        MilestoneChange(2, ChangeKind.UPDATE, date(2026, 12, 23), "as GSA's example writes dates"),
     )
     assert workbook_import.milestone_changes(" \n ", where="row 8") == ()
 
@@ -850,7 +935,7 @@ WRONG_HEADER[5] = "Plugin ID"
         (
             bad_row(Scheduled_Completion_Date=datetime(1066, 10, 14)),
             '"Closed POA&M Items" row 9',
-            'Scheduled Completion Date "1066-10-14" is not a date',
+            'Scheduled Completion Date "1066-10-14" is not a year from 1990 to 2200',
         ),
         (
             bad_row(Planned_Milestones="(01) 2026-13-01: Patch"),

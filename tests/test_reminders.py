@@ -456,7 +456,7 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     late_milestones = world.log("Patch web tier", owner=OWNER, due=FRI + timedelta(days=20))
     world.do(lambda s: add_milestone(s, world.actor(OWNER), number=late_milestones, description="Staging rollout", due_on=FRI - timedelta(days=1)))
     world.at(utc(2026, 11, 20, 12))
-    for days, what in ((0, "Rollout day"), (7, "Week out"), (8, "Just beyond"), (2, "Soon")):
+    for days, what in ((0, "Rollout day"), (6, "Week out"), (7, "Just beyond"), (2, "Soon")):
         world.do(lambda s, d=days, w=what: add_milestone(s, world.actor(OWNER), number=late_milestones, description=w, due_on=FRI + timedelta(days=d)))
     overdue = overdue_item(world, days=3, title="Expired TLS certificate")
     vendor_old = world.log("Vendor patch pending", owner=OWNER, severity=Severity.LOW, due=FRI + timedelta(days=90))
@@ -475,7 +475,7 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     assert "Milestones due this week" in dm
     assert "M1 Staging rollout, *late since Thu 19 Nov 2026*" in dm
     assert "M2 Rollout day, *due today*" in dm
-    assert "M3 Week out, due Fri 27 Nov 2026" in dm
+    assert "M3 Week out, due Thu 26 Nov 2026" in dm  # the seven days from today, as the digest's week
     assert "M5 Soon, due Sun 22 Nov 2026" in dm
     assert "Just beyond" not in dm
     assert f"*POAM-{overdue}* Expired TLS certificate — due Tue 17 Nov 2026, *3d overdue*" in dm
@@ -816,6 +816,18 @@ def test_a_digest_moved_to_a_later_day_waits_for_the_next_week(world: World) -> 
     assert len(world.posts_to(DIGEST_CHANNEL)) == 1
     world.tick(utc(2026, 12, 2, 9))  # the next Wednesday
     assert len(world.posts_to(DIGEST_CHANNEL)) == 2
+
+
+def test_the_morning_dm_and_the_digest_mean_the_same_week(world: World) -> None:
+    """A milestone due next Monday was "due this week" in this Monday's DM and
+    in next Monday's, while the digest said nothing fell due this week."""
+    number = world.log("Patch the LB", owner=OWNER, due=MON + timedelta(days=20))
+    for days, what in ((6, "Sunday's step"), (7, "Next Monday's step")):
+        world.do(lambda s, d=days, w=what: add_milestone(s, world.actor(OWNER), number=number, description=w,
+                                                          due_on=MON + timedelta(days=d)))
+    world.tick(utc(2026, 11, 23, 9, 0))
+    dm = world.dm_text(OWNER)
+    assert "Sunday's step" in dm and "Next Monday's step" not in dm
 
 
 def test_due_this_week_is_seven_days_each_item_in_one_digest(world: World) -> None:

@@ -238,10 +238,22 @@ def parse(text: str, specs: Sequence[Spec], context: ParseContext) -> Parsed:
         if _matches(spec, words):
             return _bind(spec, words, options, context, usages=[spec.usage])
     verbs = sorted({p.word for s in candidates for p in s.parts if isinstance(p, Word)})
-    misplaced = next((token.text for token in words if token.text.lower() in verbs), None)
+    misplaced = _misplaced_verb(candidates, words)
     if misplaced is not None:
         raise UsageError(f"`{misplaced}` is out of place: write it where the usage below shows.", usage=usages)
     raise UsageError(f"`/poam {name}` needs one of: {', '.join(verbs)}.", usage=usages)
+
+
+def _misplaced_verb(candidates: Sequence[Spec], words: list[Token]) -> str | None:
+    """A verb typed a word before or after its place (``milestone add 3``,
+    ``milestone 3 M1 done``); not one further on, in free text."""
+    for spec in candidates:
+        for place, part in enumerate(spec.parts):
+            if isinstance(part, Word):
+                for near in (place - 1, place + 1):
+                    if 0 <= near < len(words) and words[near].text.lower() == part.word:
+                        return words[near].text
+    return None
 
 
 #: The most words a spaced value joins (``due:December 31, 2026``).

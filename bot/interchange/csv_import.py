@@ -38,7 +38,7 @@ DEFAULT_TOOL = "CSV"
 SCANNER_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "title": ("title", "name", "plugin name", "vulnerability", "vulnerability name", "weakness",
               "weakness name", "finding", "issue", "check name", "rule name"),
-    "severity": ("severity", "risk", "risk rating", "risk factor", "level", "original risk rating"),
+    "severity": ("severity", "risk", "risk rating", "level", "original risk rating"),
     "asset": ("asset", "asset identifier", "host", "hostname", "host name", "ip", "ip address",
               "target", "resource", "file", "path", "location", "component"),
     "rule_id": ("rule id", "rule", "rule_id", "plugin id", "plugin", "plugin_id", "check id", "id",
@@ -60,7 +60,14 @@ IGNORED_SCANNER = ("see also", "plugin output", "references", "bid", "xref", "ms
                    "plugin modification date", "exploitable", "metasploit", "core impact", "canvas")
 REQUIRED_TEMPLATE = ("POAM ID", "Weakness Name", "Asset Identifier", "Original Risk Rating")
 
-INFORMATIONAL = frozenset({"info", "informational", "none", "information"})
+INFORMATIONAL = frozenset({"info", "informational", "none", "information", "negligible"})
+#: Columns read only where no other gives their field: Nessus's full CSV has
+#: both "Risk" (its rating) and "Risk Factor" (the older CVSS v2 one).
+FALLBACK_SCANNER = {"risk factor": "severity"}
+#: The tool of a scanner list without a tool column whose header has "Plugin
+#: ID": Nessus's CSV export, named as its .nessus files are (the same scan in
+#: either form is then the same weaknesses).
+PLUGIN_TOOL = "Nessus"
 _SEVERITY_WORDS = "critical, high, moderate (or medium), low, or info / none for informational"
 _STATUSES = {status.value: status for status in Status} | {status.label: status for status in Status}
 
@@ -111,16 +118,23 @@ def _quote_list(names: list[str]) -> str:
 
 
 def _columns(
-    header: list[str], known: Mapping[str, str], *, accepted: str, ignored: frozenset[str] = frozenset()
+    header: list[str], known: Mapping[str, str], *, accepted: str, ignored: frozenset[str] = frozenset(),
+    fallbacks: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
-    """``known`` name → column index for each header; unknown or repeated ones refused."""
+    """``known`` name → column index for each header; unknown or repeated ones
+    refused; a ``fallbacks`` column gives its field where no other does."""
     positions: dict[str, int] = {}
     unknown = []
+    given = {known.get(_key(name)) for name in header}
     for index, name in enumerate(header):
         key = _key(name)
         if not key:
             raise ImportFormatError("row 1", f"column {index + 1} has no header")
         target = known.get(key)
+        if target is None and fallbacks and key in fallbacks:
+            if fallbacks[key] not in given:
+                positions[fallbacks[key]] = index
+            continue
         if target is None:
             if key not in ignored and not (ignored and key.startswith("cvss")):
                 unknown.append(name.strip())
@@ -198,7 +212,9 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         f"{field} ({', '.join(aliases[:4])}{', …' if len(aliases) > 4 else ''})"
         for field, aliases in SCANNER_COLUMNS.items()
     )
-    positions = _columns(header, _ALIASES, accepted=accepted, ignored=frozenset(IGNORED_SCANNER))
+    positions = _columns(header, _ALIASES, accepted=accepted, ignored=frozenset(IGNORED_SCANNER),
+                         fallbacks=FALLBACK_SCANNER)
+    default_tool = PLUGIN_TOOL if any(_key(name) == "plugin id" for name in header) else None
     missing = [field for field in REQUIRED_SCANNER if field not in positions]
     if missing:
         raise ImportFormatError(
@@ -239,8 +255,12 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         detected = day(value.get("detected"), where=where, column=names.get("detected", "detected"))
         findings.append(
             Finding(
-                tool=value.get("tool") or DEFAULT_TOOL,
-                detector=value.get("tool") or None,
+                tool=value.get("tool") or default_tool or DEFAULT_TOOL,
+                detector=value.get("tool") or default_tool,
+                earlier_tool=DEFAULT_TOOL if not value.get("tool") and default_tool else None,
+                # A POA&M's Asset Identifier lists several, as a workbook's does.
+                listed_assets=tuple(part.strip() for part in fields.ASSET_SEPARATOR.split(asset) if part.strip())
+                if _key(names["asset"]) == "asset identifier" else (),
                 rule_id=value.get("rule_id") or title,
                 port=f"{port}/{protocol}" if port and port != "0" else None,
                 asset=asset,

@@ -110,6 +110,17 @@ class Finding:
     listed_assets: tuple[str, ...] = field(default=(), compare=False)
     #: A workbook row's POAM ID (``POAM-12``): the item it is, when the workbook is this workspace's own export.
     poam_id: str | None = None
+    #: The day the scan ran, where the file says (a .nessus host's start, a
+    #: SARIF run's): a scan from before an item closed found nothing new. Not
+    #: a CSV's "First Seen", which a scanner keeps when a weakness comes back.
+    scanned_on: date | None = None
+    #: The tool an earlier version fingerprinted this finding by (Nessus's
+    #: CSV was "CSV"), with the same rule and asset.
+    earlier_tool: str | None = field(default=None, compare=False)
+    #: The asset an earlier version took for this finding and others with it
+    #: (a SARIF result whose first location names no file: "(no location)"):
+    #: the item it made is one of theirs, not a sign they are one weakness.
+    earlier_shared_asset: str | None = field(default=None, compare=False)
     #: The row's Weakness Source Identifier is blank and ``rule_id`` is its
     #: POAM ID: the fingerprint's, not a source identifier to store.
     rule_is_poam_id: bool = False
@@ -127,14 +138,30 @@ class Finding:
         """Same tool, rule (with its port) and asset → same weakness (re-imports
         update, never duplicate). The rule and port join as ``19506/443/tcp``,
         as they did before the port had a field of its own."""
-        return _fingerprint(self.tool, f"{self.rule_id}/{self.port}" if self.port else self.rule_id, self.asset)
+        return _fingerprint(self.tool, self._rule_with_port, self.asset)
+
+    @property
+    def _rule_with_port(self) -> str:
+        return f"{self.rule_id}/{self.port}" if self.port else self.rule_id
+
+    @property
+    def own_fingerprints(self) -> tuple[str, ...]:
+        """:attr:`fingerprint`, then any other an item imported by an earlier
+        version carries for this weakness alone (:attr:`earlier_keys`,
+        :attr:`earlier_tool`): two findings that share one are one weakness."""
+        earlier = [_fingerprint(self.tool, rule, asset) for rule, asset in self.earlier_keys]
+        if self.earlier_tool is not None:
+            earlier.append(_fingerprint(self.earlier_tool, self._rule_with_port, self.asset))
+        return tuple(dict.fromkeys((self.fingerprint, *earlier)))
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
-        """:attr:`fingerprint`, then any other an item imported by an earlier
-        version may carry for this weakness (:attr:`earlier_keys`)."""
-        earlier = (_fingerprint(self.tool, rule, asset) for rule, asset in self.earlier_keys)
-        return tuple(dict.fromkeys((self.fingerprint, *earlier)))
+        """:attr:`own_fingerprints`, then the one of an item an earlier version
+        made of this and other weaknesses (:attr:`earlier_shared_asset`)."""
+        if self.earlier_shared_asset is None:
+            return self.own_fingerprints
+        shared = _fingerprint(self.tool, self._rule_with_port, self.earlier_shared_asset)
+        return tuple(dict.fromkeys((*self.own_fingerprints, shared)))
 
 
 def _fingerprint(tool: str, rule: str, asset: str) -> str:

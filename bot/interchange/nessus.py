@@ -5,7 +5,9 @@ never needs one, and a DOCTYPE is how entity-expansion bombs and external
 entities get in.
 
 One finding per ``ReportItem``. The asset is the ``ReportHost`` name, the rule
-the plugin id and, for an item found on a port, ``port`` is ``443/tcp``: the
+the plugin id (with a compliance check's id, ``21157:4bd8…``, for an audit
+file's checks: each failed check is a weakness, one that passed none) and,
+for an item found on a port, ``port`` is ``443/tcp``: the
 fingerprint joins them, so the same plugin firing on two ports of one host
 stays two weaknesses. Severity ``0`` (informational) gives a finding with no
 severity, which the importer counts as skipped.
@@ -13,8 +15,10 @@ severity, which the importer counts as skipped.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from xml.etree.ElementTree import Element
 
@@ -39,6 +43,7 @@ SEVERITIES: Mapping[str, Severity | None] = {
 }
 
 _PLUGIN_ID = re.compile(r"^[0-9]{1,12}$", re.ASCII)
+_CHECK_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$", re.ASCII)
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,7}$", re.ASCII | re.IGNORECASE)
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
@@ -106,6 +111,32 @@ def _host_start(host: Element) -> date | None:
         return None
 
 
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A compliance (audit file) check a ``ReportItem`` reports (``cm:compliance-*``)."""
+
+    name: str
+    #: What tells it from the benchmark's other checks: its id, else a digest of its name.
+    key: str
+    passed: bool
+
+
+def _compliance(item: Element) -> _Check | None:
+    """The item's compliance check, if it reports one: the plugin (21157 "Unix
+    Compliance Checks", say) is the same for every check of a benchmark, so
+    by the plugin alone a host's failed checks were one item, named after the plugin."""
+    fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in item
+              if child.tag.rsplit("}", 1)[-1].startswith("compliance-")}
+    name = " ".join(fields.get("compliance-check-name", "").split())
+    if not name:
+        return None
+    given = fields.get("compliance-check-id", "")
+    key = given if _CHECK_ID.match(given) else hashlib.sha256(name.encode()).hexdigest()[:16]
+    return _Check(name, key, fields.get("compliance-result", "").upper() == "PASSED")
+
+
 def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> Finding:
     plugin_id = (item.get("pluginID") or "").strip()
     if not _PLUGIN_ID.match(plugin_id):
@@ -123,6 +154,12 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
     title = (item.get("pluginName") or "").strip() or _child_text(item, "plugin_name")
     if not title:
         raise ImportFormatError(where, "has no pluginName")
+    check = _compliance(item)
+    rule_id = plugin_id
+    if check is not None:  # one plugin runs a whole benchmark: each check failed is a weakness of its own
+        if check.passed:
+            severity_text = "0"
+        rule_id, title = f"{plugin_id}:{check.key}", check.name
     cves = []
     for cve in item.findall("cve"):
         text = (cve.text or "").strip()
@@ -139,7 +176,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
     return Finding(
         tool=TOOL,
         detector=TOOL,
-        rule_id=plugin_id,
+        rule_id=rule_id,
         port=f"{port}/{protocol}" if port != "0" else None,
         asset=host,
         title=clip(" ".join(title.split()), MAX_TITLE),
@@ -148,6 +185,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         description=clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None,
         cves=tuple(dict.fromkeys(cves)),
         detected_on=detected_on,
+        scanned_on=detected_on,
     )
 
 

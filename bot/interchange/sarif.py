@@ -306,13 +306,17 @@ class _Run:
             rule_id = rule.id
         return rule_id, rule
 
-    def asset(self, result: dict[str, Any], where: str) -> tuple[str, list[str]]:
-        """The first location's artifact URI (the asset) and every location as ``uri:line``."""
+    def asset(self, result: dict[str, Any], where: str) -> tuple[str, list[str], str | None]:
+        """The first artifact URI of the result's locations (the asset), every
+        location as ``uri:line``, and the asset earlier versions took instead
+        (:data:`NO_LOCATION`, when the first location names no file: they read
+        the first location alone) or None."""
         locations = result.get("locations")
         if locations is None:
-            return NO_LOCATION, []
+            return NO_LOCATION, [], None
         places: list[str] = []
         first: str | None = None
+        earlier: str | None = None
         for index, value in enumerate(_array(locations, f"{where}.locations")):
             here = f"{where}.locations[{index}]"
             location = _object(value, here)
@@ -333,12 +337,12 @@ class _Run:
             if not uri or not uri.strip():
                 continue
             uri = uri.strip()
-            if first is None and index == 0:
-                first = uri
+            if first is None:  # the first location in a file (one before it may name only a logical place)
+                first, earlier = uri, (NO_LOCATION if index else None)
             region = _optional_object(physical, "region", f"{here}.physicalLocation")
             line = region.get("startLine") if region is not None else None
             places.append(f"{uri}:{line}" if isinstance(line, int) and not isinstance(line, bool) else uri)
-        return first or NO_LOCATION, places
+        return first or NO_LOCATION, places, earlier
 
 
 def _index(value: Any, where: str, field: str) -> int:
@@ -372,7 +376,23 @@ def _message(result: dict[str, Any], where: str, rule: _Rule | None) -> str | No
     return text.strip() or None
 
 
+def _settled(result: dict[str, Any], where: str) -> bool:
+    """Whether the tool says the result needs nothing: suppressed, with a
+    suppression accepted (a ``nosemgrep`` comment, a dismissal; one without a
+    status is taken as accepted, not under review or rejected), or absent
+    from this run (``baselineState``: fixed since the baseline)."""
+    if result.get("baselineState") == "absent":
+        return True
+    suppressions = result.get("suppressions")
+    if suppressions is None:
+        return False
+    return any(_object(value, f"{where}.suppressions[{index}]").get("status", "accepted") == "accepted"
+               for index, value in enumerate(_array(suppressions, f"{where}.suppressions")))
+
+
 def _severity(result: dict[str, Any], rule: _Rule | None, where: str, result_score: float | None) -> Severity | None:
+    if _settled(result, where):
+        return None
     kind = result.get("kind")
     if kind is not None and (not isinstance(kind, str) or kind not in _KINDS):
         raise ImportFormatError(where, f"kind {_show(kind)} is not a SARIF result kind")
@@ -440,7 +460,7 @@ def _finding(run: _Run, value: Any, where: str) -> Finding:
     result_score = _score(properties, f"{where}.properties")
     severity = _severity(result, rule, where, result_score)
     message = _message(result, where, rule)
-    asset, places = run.asset(result, where)
+    asset, places, earlier_asset = run.asset(result, where)
     title = (rule.title if rule is not None else None) or (message.splitlines()[0] if message else None) or rule_id
     parts = [message] if message else []
     if rule is not None and rule.full_description and rule.full_description != message:
@@ -460,4 +480,6 @@ def _finding(run: _Run, value: Any, where: str) -> Finding:
         description=clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None,
         cves=_unique_upper(cves),
         detected_on=run.detected_on,
+        scanned_on=run.detected_on,
+        earlier_shared_asset=earlier_asset,
     )

@@ -60,9 +60,13 @@ _SLACK_USER = re.compile(r"^<?@?([UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,31})(?:\|[^>]*
 #: must not read as U0OTHER1), and only an id with a digit and at least 7
 #: characters (``Jane Doe (USA)`` names nobody).
 _NAMED_SLACK_USER = re.compile(r"\(([UW](?=[A-Z0-9]*[0-9])[A-Z0-9]{6,31})\)\s*$", re.ASCII)
-_ISO_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$", re.ASCII)
-_US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
+#: A day, perhaps with a time and an offset: ISO 8601, and Go's ``2026-11-18 10:00:00 +0000 UTC`` (Grype, Trivy).
+_ISO_DAY = re.compile(
+    r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ][0-9:.]+(?: ?(?:Z|[+-]\d{2}:?\d{2}))?(?: UTC)?)?$", re.ASCII
+)
+_US_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?: [0-9:]+(?: ?[AP]M)?)?$", re.ASCII | re.IGNORECASE)
 _MILESTONE_DAY = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$", re.ASCII)
+_US_MILESTONE_DAY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$", re.ASCII)
 _MILESTONE_START = re.compile(r"^[ \t]*\((\d{1,4})\)[ \t]*([^:\n]*?)[ \t]*:[ \t]?", re.MULTILINE)
 #: The template's Asset Identifier of one asset found on a port: ``10.0.0.5 (443/TCP)``.
 _ASSET_ON_PORT = re.compile(r"^([^,\n]*\S)[ \t]*\((\d{1,5})/([A-Za-z0-9_-]{1,16})\)$", re.ASCII)
@@ -96,9 +100,13 @@ def text(value: Cell) -> str | None:
     return cleaned or None
 
 
+class _OutOfRange(ValueError):
+    """A date whose year no POA&M item has (a placeholder like 1970-01-01)."""
+
+
 def _day(year: int, month: int, day: int) -> date:
     if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValueError(f"year {year} is outside {MIN_YEAR}-{MAX_YEAR}")
+        raise _OutOfRange(f"year {year} is outside {MIN_YEAR}-{MAX_YEAR}")
     return date(year, month, day)
 
 
@@ -124,6 +132,11 @@ def day(value: Cell, *, where: str, column: str) -> date | None:
             return _day(int(match.group(1)), int(match.group(2)), int(match.group(3)))
         if match := _US_DAY.match(cleaned):
             return _day(int(match.group(3)), int(match.group(1)), int(match.group(2)))
+    except _OutOfRange:
+        shown = text(value) or ""
+        raise ImportFormatError(
+            where, f'{column} "{shown[:40]}" is not a year from {MIN_YEAR} to {MAX_YEAR}'
+        ) from None
     except (ValueError, OverflowError, TypeError):
         pass
     shown = text(value) or ""
@@ -144,11 +157,15 @@ def _entries(value: str, *, column: str, example: str, where: str) -> list[tuple
 
 
 def _milestone_day(text: str) -> date | None:
-    found = _MILESTONE_DAY.match(text)
+    """An entry's ``yyyy-mm-dd`` (or ``yyyy/mm/dd``, or the US ``mm/dd/yyyy`` GSA's own example uses)."""
     try:
-        return None if found is None else _day(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+        if found := _MILESTONE_DAY.match(text):
+            return _day(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+        if found := _US_MILESTONE_DAY.match(text):
+            return _day(int(found.group(3)), int(found.group(1)), int(found.group(2)))
     except ValueError:
-        return None
+        pass
+    return None
 
 
 def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,8 @@ from bot.store.rows import in_chunks
 AuditEntry = tuple[str, int | None, dict[str, object]]
 #: Rows per bulk statement.
 _BATCH = 1000
+#: The furthest ahead of UTC a day runs (Kiribati's Line Islands).
+LATEST_OFFSET = timedelta(hours=14)
 
 
 class ImportedWeakness(Protocol):
@@ -105,6 +107,8 @@ class ImportedWeakness(Protocol):
     @property
     def rule_is_poam_id(self) -> bool: ...
     @property
+    def scanned_on(self) -> date | None: ...
+    @property
     def closed_on(self) -> date | None: ...
     @property
     def listed_assets(self) -> tuple[str, ...]: ...
@@ -117,6 +121,8 @@ class ImportedWeakness(Protocol):
     def fingerprint(self) -> str: ...
     @property
     def fingerprints(self) -> tuple[str, ...]: ...
+    @property
+    def own_fingerprints(self) -> tuple[str, ...]: ...
 
 
 @dataclass
@@ -157,8 +163,10 @@ def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
                 finding.detector[:MAX_DETECTOR] if finding.detector else None,
                 field="The tool's name", limit=MAX_DETECTOR, required=False,
             ),
-            # A workbook's Asset Identifier cell lists several, one per line or comma-separated.
-            "assets": fields.assets(fields.ASSET_SEPARATOR.split(asset)) if finding.asset else [],
+            # A workbook's Asset Identifier cell lists several, one per line or comma-separated;
+            # a scanner names one (a path may hold a comma).
+            "assets": fields.assets(fields.ASSET_SEPARATOR.split(asset) if finding.listed_assets else [asset])
+            if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
             "remediation_plan": clean_text(finding.remediation_plan, field="The plan", limit=MAX_PLAN, required=False),
@@ -212,24 +220,30 @@ def _classify(
     """Check every finding and sort it into new, updated, unchanged or skipped, writing nothing."""
     require_admin(actor, "import findings")
     now = actor.now()
-    # Scanners give UTC timestamps, read as UTC dates: west of UTC, a scan run
-    # this evening is dated tomorrow there, and is no less fresh.
-    latest = max(actor.today(), now.astimezone(UTC).date())
+    # The latest day anywhere (UTC+14): scanners give UTC timestamps, read as
+    # UTC dates (west of UTC, a scan run this evening is dated tomorrow), and
+    # an export writes the day of whoever acted (a milestone completed in
+    # Auckland, an item logged there, are tomorrow in New York).
+    latest = max(actor.today(), (now.astimezone(UTC) + LATEST_OFFSET).date())
     checked = [(finding, _checked(finding, latest)) for finding in findings if finding.severity is not None]
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
-    closed_by_print: dict[str | None, tuple[int, str | None]] = {}  # the latest closed item of each weakness, its closure
+    # The latest closed item of each weakness: its number, closure and the day it closed.
+    closed_by_print: dict[str | None, _Closed] = {}
     prints = sorted({fingerprint for finding, _ in checked for fingerprint in finding.fingerprints})
     for chunk in in_chunks(prints):
         found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
             col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at),
-            col(Item.closure),
-        ).where(col(Item.team_id) == actor.team_id, col(Item.fingerprint).in_(chunk))
-        for item_id, number, fingerprint, status, last_seen_at, closure in session.execute(found):
+            col(Item.closure), col(Item.closed_at),
+        ).where(  # the system's own: a weakness of another system is its POA&M's, not this one's
+            col(Item.team_id) == actor.team_id, col(Item.system_id) == system.id, col(Item.fingerprint).in_(chunk),
+        )
+        for item_id, number, fingerprint, status, last_seen_at, closure, closed_at in session.execute(found):
             if status == Status.CLOSED:
-                closed_by_print[fingerprint] = max((number, closure), closed_by_print.get(fingerprint, (0, None)),
-                                                   key=lambda closed: closed[0])
+                closed = _Closed(number, closure, closed_at.astimezone(UTC).date() if closed_at else None)
+                closed_by_print[fingerprint] = max(closed, closed_by_print.get(fingerprint, _NEVER_CLOSED),
+                                                   key=lambda latest: latest.number or 0)
             else:
                 assert item_id is not None  # a stored item's
                 open_by_print[fingerprint] = (item_id, last_seen_at)
@@ -238,22 +252,37 @@ def _classify(
     seen_again: list[tuple[int, str | None]] = []
     # A weakness once in a file, closed and open apart: a POA&M lists a closed
     # item and the open one its weakness came back as (the open one is linked).
-    seen: set[tuple[str, bool]] = set()
+    # Its place in ``fresh`` when new, where the rows after it add their CVEs
+    # (a scanner's CSV repeats a weakness once per CVE).
+    seen: dict[tuple[str, bool], int | None] = {}
+    # Open items an earlier finding of the file took: an item an earlier version
+    # made of several weaknesses (they shared a fingerprint) is one of them's.
+    taken: set[int] = set()
     for finding, values in checked:
-        known = finding.fingerprints  # an item imported by an earlier version may carry another
-        if any((key, finding.closed) in seen for key in known):
+        alike = finding.own_fingerprints  # rows of the file with one of these are this weakness
+        first = next((seen[key, finding.closed] for key in alike if (key, finding.closed) in seen), -1)
+        if first != -1:
+            if first is not None:
+                _add_cves(fresh[first][1], cast("list[str]", values["cves"]))
             summary.unchanged += 1
             continue
-        seen.update((key, finding.closed) for key in known)
-        existing = next((open_by_print[key] for key in known if key in open_by_print), None)
-        closed_before, closure = max((closed_by_print[key] for key in known if key in closed_by_print),
-                                     key=lambda closed: closed[0], default=(None, None))
+        known = finding.fingerprints  # an item imported by an earlier version may carry another
+        existing = next((open_by_print[key] for key in known
+                         if key in open_by_print and open_by_print[key][0] not in taken), None)
+        closed = max((closed_by_print[key] for key in known if key in closed_by_print),
+                     key=lambda latest: latest.number or 0, default=_NEVER_CLOSED)
+        seen.update(((key, finding.closed), None) for key in alike)
+        if existing is not None:
+            taken.add(existing[0])
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
-        elif existing is None and closed_before is not None and (finding.closed or closure == Closure.FALSE_POSITIVE):
-            summary.unchanged += 1  # a closed item of a workbook imported before, or a false positive reported again
+        elif existing is None and closed.number is not None and (
+            finding.closed or closed.closure == Closure.FALSE_POSITIVE or closed.before(finding.scanned_on)
+        ):  # a closed item of a workbook imported before, a false positive reported again, or a scan
+            summary.unchanged += 1  # from before the item closed, uploaded again (nothing came back)
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
-            fresh.append((finding, {**values, "recurs_number": closed_before}))
+            seen.update(((key, finding.closed), len(fresh)) for key in alike)
+            fresh.append((finding, {**values, "recurs_number": closed.number}))
         elif existing[1] == now:
             summary.unchanged += 1
         else:
@@ -272,6 +301,30 @@ def _classify(
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Closed:
+    """The latest closed item of a weakness: its number, closure and the (UTC) day it closed."""
+
+    number: int | None
+    closure: str | None
+    closed_on: date | None
+
+    def before(self, scanned_on: date | None) -> bool:
+        """Whether a scan run on ``scanned_on`` (a UTC day, as scanners date
+        them) ran before this item closed: the scan it closed after, not the
+        weakness coming back."""
+        return scanned_on is not None and self.closed_on is not None and scanned_on < self.closed_on
+
+
+_NEVER_CLOSED = _Closed(None, None, None)
+
+
+def _add_cves(values: dict[str, object], more: list[str]) -> None:
+    """A new finding's CVEs with those of a row repeating it, as many as an item keeps."""
+    cves = cast("list[str]", values["cves"])
+    values["cves"] = list(dict.fromkeys([*cves, *more]))[: fields.MAX_CVES]
 
 
 def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -136,7 +136,8 @@ def _outage(error: Exception, response: SlackResponse | None, code: str | None) 
     was cut off may have been posted, and is tried again only ``MAX_ATTEMPTS``
     times in all (waiting out a day of those posted one DM 150 times)."""
     if response is None:  # urllib's way (and bot.slack_http's) of saying the request never went out:
-        return isinstance(error, URLError)  # refused, unreachable, no name, no connection in time
+        # refused, unreachable, no name; or a connection that took the call's whole time to open
+        return isinstance(error, URLError) or isinstance(error, TimeoutError) and isinstance(error.__cause__, URLError)
     return response.status_code >= 500 or code in OUTAGE_ERRORS
 
 
@@ -184,7 +185,8 @@ def _own_claim(session: Session, sent: OutboxMessage, *, marked_at: datetime | N
 
 
 def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Exception | None, tell_requester: bool,
-            started_thread: str | None = None, max_wait: float | None = None) -> Outcome:
+            started_thread: str | None = None, max_wait: float | None = None,
+            configured_admins: Collection[str] = ()) -> Outcome:
     """Record the outcome of one send, unless its claim lapsed meanwhile
     (:func:`_own_claim`). A row given up on whose requester is not told
     otherwise (``tell_requester``) queues :func:`_undelivered`, and a post
@@ -215,7 +217,8 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
             if code == "cannot_dm_bot":
                 mark_bot(session, team_id=row.team_id, user_id=row.recipient, now=now)
             if tell_requester and row.requested_by and row.requested_by != row.recipient:
-                _undelivered(session, row, code=code or type(error).__name__, now=now)
+                _undelivered(session, row, code=code or type(error).__name__, now=now,
+                             configured_admins=configured_admins)
         else:
             row.status, row.next_attempt_at = outbox.PENDING, now + _backoff(row.attempts)
         return Outcome(row.status, code or type(error).__name__)
@@ -290,7 +293,9 @@ def _wait_for_thread(engine: Engine, sent: OutboxMessage, *, now: datetime, due:
         return Outcome(row.status)
 
 
-def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: datetime) -> None:
+def _undelivered(
+    session: Session, row: OutboxMessage, *, code: str, now: datetime, configured_admins: Collection[str]
+) -> None:
     """Queue a DM to whoever's change wrote ``row``, given up on with Slack's
     ``code``: who (or which channel) was not reached, why, and what the
     message said; to the workspace's admins instead when that person left
@@ -299,7 +304,7 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
     nobody."""
     assert row.requested_by is not None
     told = {row.requested_by} - unreachable(session, team_id=row.team_id, user_ids=[row.requested_by]) or admins(
-        session, team_id=row.team_id)
+        session, team_id=row.team_id, configured=configured_admins)
     why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
            else f"Slack did not take it in {row.attempts} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
@@ -318,7 +323,8 @@ def _undelivered(session: Session, row: OutboxMessage, *, code: str, now: dateti
 
 def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, clock: Clock,
                      tell_requester: bool = True, thread_wait: float = 0.0,
-                     before_send: Callable[[], None] = lambda: None) -> Outcome:
+                     before_send: Callable[[], None] = lambda: None,
+                     configured_admins: Collection[str] = ()) -> Outcome:
     """Send one claimed row and record how it went. ``tell_requester``:
     whether giving it up queues a DM to its requester (not when the caller
     tells them in its answer). A post about an item written before the item's
@@ -341,7 +347,8 @@ def _send_and_settle(engine: Engine, client: WebClient, row: OutboxMessage, *, c
         log.warning("sending outbox row %s to %s failed: %s", row.id, row.recipient, failure)
     if error is None:
         return _settle_sent(engine, row, clock=clock, started_thread=ts if started else None)
-    return _settle(engine, row, now=clock.now(), error=error, tell_requester=tell_requester)
+    return _settle(engine, row, now=clock.now(), error=error, tell_requester=tell_requester,
+                   configured_admins=configured_admins)
 
 
 def _settle_sent(engine: Engine, sent: OutboxMessage, *, clock: Clock, started_thread: str | None) -> Outcome:
@@ -414,6 +421,7 @@ def dispatch(
     clock: Clock,
     pacer: Pacer | None = None,
     still_leader: Callable[[], bool] = lambda: True,
+    configured_admins: Collection[str] = (),
 ) -> DispatchReport:
     """Send what was due when it began, for at most ``DISPATCH_BUDGET``.
 
@@ -435,8 +443,8 @@ def dispatch(
         if not rows:
             return report
         (row,) = rows
-        status = _send_and_settle(engine, client, row, clock=clock,
-                                  before_send=partial(pacer.wait, row.recipient)).status
+        status = _send_and_settle(engine, client, row, clock=clock, before_send=partial(pacer.wait, row.recipient),
+                                  configured_admins=configured_admins).status
         if status == outbox.SENT:
             report.sent += 1
         elif status == outbox.FAILED:

@@ -66,7 +66,7 @@ def needing_attention(team_id: str, today: date) -> CompoundSelect:
     """
     overdue = select(Item.id).where(Item.team_id == team_id, overdue_condition(today))
     milestone_soon = select(Milestone.item_id).where(
-        Milestone.team_id == team_id, col(Milestone.completed_at).is_(None), col(Milestone.due_on) <= today + SOON
+        Milestone.team_id == team_id, col(Milestone.completed_at).is_(None), col(Milestone.due_on) < today + SOON
     )
     vendor_due = select(Item.id).where(
         Item.team_id == team_id,
@@ -102,7 +102,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
             Milestone.team_id == actor.team_id,
             col(Milestone.item_id).in_(chunk),
             col(Milestone.completed_at).is_(None),
-            col(Milestone.due_on) <= today + SOON,
+            col(Milestone.due_on) < today + SOON,
         ))
     ), key=lambda milestone: milestone.due_on)
     upcoming = [

@@ -123,7 +123,7 @@ def set_preferences(
 
 def admins(session: Session, *, team_id: str, configured: Collection[str] = ()) -> set[str]:
     """The workspace's POA&M admins who would read a DM: granted, ``configured``
-    (``POAM_ADMIN_IDS``), or Slack's workspace admins and owners as far as
+    (``POAM_ADMINS``), or Slack's workspace admins and owners as far as
     Slack described them; none who left or is a bot."""
     granted = role_holders(session, team_id=team_id, role=Role.ADMIN)
     slack_admins = session.exec(

@@ -167,8 +167,9 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) 
     """A channel's digest once a week (its local Monday to Sunday, in
     ``rules.timezone``), on its day and at its time: moved to a later day
     after this week's went out, it waits for the next week. One missed (no
-    tick ran from its time to midnight: the scheduler was down) goes out
-    later that week, unless the channel subscribed after it was due."""
+    tick ran from its time to midnight: the scheduler was down; or moved to
+    a day already past before this week's went out) goes out later that
+    week, unless the channel subscribed after it was due."""
     local = clock.now().astimezone(rules.timezone)
     subscriptions = session.exec(select(DigestSubscription).where(DigestSubscription.team_id == team_id)).all()
     monday = local.date() - timedelta(days=local.weekday())

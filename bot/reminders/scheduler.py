@@ -72,7 +72,8 @@ class Scheduler:
         except Exception:  # logged with its traceback; what is queued (a change's DMs, retries) still goes
             log.exception("planning reminders and digests failed; sending what is queued")
             planned = 0
-        sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead)
+        sent = dispatch(self.engine, self.client, clock=self.clock, pacer=self.pacer, still_leader=self._lead,
+                        configured_admins=self.settings.poam_admins)
         return TickReport(leader=True, expired=expired, planned=planned, dispatched=sent)
 
     def _plan(self) -> int:
