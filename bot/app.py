@@ -7,11 +7,13 @@ serve``, by ``bot.web`` on the first request, and by the tests.
 from __future__ import annotations
 
 import logging
+from http.client import HTTPException
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, ServerErrorRetryHandler
 from sqlalchemy import Engine
 
@@ -62,6 +64,36 @@ def web_client(settings: Settings, *, connections: SlackConnections | None = Non
         ],
         connections=connections or SlackConnections(),
     )
+
+
+#: What ``auth.test`` answers for a token that will not work however often it
+#: is asked (anything else, a 5xx, no answer, may pass: it is not the token's fault).
+TOKEN_REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                            "not_allowed_token_type"})
+
+
+class TokenRefused(Exception):
+    """Slack refuses the bot token: nothing the bot does can work."""
+
+
+def check_token(settings: Settings) -> None:
+    """Ask Slack (``auth.test``, with the bot's retries) whether the bot token
+    works, before a server starts: :class:`TokenRefused` when Slack refuses
+    it; a Slack that fails to answer is logged and let be (the server starts
+    and asks again as it builds the bot). On connections of its own, closed
+    after: a kept one would be shared with the processes forked after."""
+    connections = SlackConnections()
+    try:
+        web_client(settings, connections=connections).auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error")
+        if code in TOKEN_REFUSALS:
+            raise TokenRefused(f"Slack refuses the bot token (SLACK_BOT_TOKEN): {code}") from None
+        log.warning("could not check the bot token with Slack (%s); starting anyway", code)
+    except (SlackClientError, OSError, HTTPException) as error:
+        log.warning("could not reach Slack to check the bot token (%s); starting anyway", error)
+    finally:
+        connections.close()
 
 
 def build_app(

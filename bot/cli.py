@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -18,20 +17,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from slack_sdk.errors import SlackClientError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, select
 
-from bot.config import ConfigError, Settings, load_settings, require_slack
+from bot.blockkit.text import plain_text
+from bot.config import ConfigError, Settings, configure_logging, load_settings, require_slack
 from bot.interchange.detect import PARSERS
 from bot.interchange.exports import ExportFormat, export, only_workspace
 from bot.interchange.findings import ImportFormatError
 from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.actor import Actor, Role, check_team_id
-from bot.poam.audit import trail, verify_all, verify_chain
+from bot.poam.audit import Anchor, trail, verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput, NotFound, PoamError
@@ -244,14 +244,21 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     engine = _ready_engine(settings)
+    anchors = [Anchor.parse(text) for text in args.anchor]
+    if args.team and any(anchor.team_id != args.team for anchor in anchors):
+        raise InvalidInput(f"An anchor names another workspace than --team {args.team}; leave --team out to check "
+                           "every workspace, or give only its anchors.")
     with unit_of_work(engine, read_only=True, snapshot=True) as session:  # a change meanwhile is no break
+        for anchor in anchors:
+            _existing_workspace(session, anchor.team_id)
         if args.team:
-            reports = [verify_chain(session, team_id=_existing_workspace(session, args.team))]
+            reports = [verify_chain(session, team_id=_existing_workspace(session, args.team), anchors=anchors)]
         else:
-            reports = verify_all(session)
+            reports = verify_all(session, anchors=anchors)
     for report in reports:
         if report.ok:
-            print(f"{report.team_id}: {report.events} audit event(s), chain intact.")
+            head = f"; its head is --anchor {report.head}" if report.head else ""
+            print(f"{report.team_id}: {report.events} audit event(s), chain intact{head}.")
         else:
             print(f"BROKEN: {report.broken}", file=sys.stderr)
     if not reports:
@@ -273,12 +280,16 @@ def _review_expire(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from slack_bolt.error import BoltError  # Slack and gunicorn are only loaded to serve
 
+    from bot.app import TokenRefused
     from bot.serve import serve
 
     try:
         serve(settings, host=args.host, scheduler=not args.no_scheduler)
     except BoltError as error:  # Socket Mode's app checks the token first: revoked, say
         print(f"poam-bot: Slack error: {_first_line(error)}", file=sys.stderr)
+        return 1
+    except TokenRefused as error:  # HTTP mode asks before gunicorn starts
+        print(f"poam-bot: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -312,8 +323,20 @@ def _remind(args: argparse.Namespace, settings: Settings) -> int:
         planned = plan(session, clock=clock, rules=settings.rules, default_tz=settings.timezone)
     for message in planned:
         print(f"{message.kind} → {message.recipient} ({message.team_id}, {message.local_day}): {message.text}")
+        for line in _shown_lines(message.blocks):
+            print(f"    {line}")
     print(f"{len(planned)} message(s) would be sent.")
     return 0
+
+
+def _shown_lines(blocks: Sequence[dict[str, Any]]) -> list[str]:
+    """What a message's blocks say, as lines of plain text (a dry run's view of what it would send)."""
+    texts = []
+    for block in blocks:
+        parts = [block.get("text"), *block.get("fields", ()), *block.get("elements", ())]
+        texts += [plain_text(part["text"]) for part in parts if isinstance(part, dict) and "text" in part
+                  and isinstance(part["text"], str)]
+    return [line for text in texts for line in text.splitlines() if line.strip()]
 
 
 def _digest(args: argparse.Namespace, settings: Settings) -> int:
@@ -405,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check every workspace's hash chain; exit 1 naming the first broken event"
     )
     verify.add_argument("--team", help="only this workspace")
+    verify.add_argument("--anchor", action="append", default=[], metavar="TEAM:SEQ:HASH",
+                        help="a head recorded outside the database (a digest shows one); the chain must still hold "
+                             "it (repeat for several)")
     verify.set_defaults(handler=_audit_verify)
     trail_export = audit_commands.add_parser(
         "export", help="the audit trail as JSON Lines, each event with the hash that chains it (README)"
@@ -431,9 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        logging.basicConfig(level=settings.poam_log_level, format="%(levelname)s %(name)s: %(message)s")
-        if settings.poam_log_level != "DEBUG":
-            logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(settings)
         handler: Handler = args.handler
         return handler(args, settings)
     except ConfigError as error:

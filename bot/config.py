@@ -16,6 +16,7 @@ bot talks to Slack.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -239,3 +240,13 @@ def require_slack(settings: Settings) -> None:
             "SLACK_SIGNING_SECRET",
             "not set; copy the Signing Secret from the app's Basic Information page",
         )
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log at ``POAM_LOG_LEVEL`` to stderr (``poam-bot``, and each worker of a
+    gunicorn the Procfile starts, where nothing else would: it logged nothing
+    of the bot's but warnings, without their level or logger)."""
+    logging.basicConfig(level=settings.poam_log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(settings.poam_log_level)
+    if settings.poam_log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -62,7 +62,26 @@ def post_fork(server: Any, worker: Any) -> None:
             log.warning("could not pin worker %s to core %s (%s); it runs unpinned", worker.pid, core, error)
 
 
+def post_worker_init(worker: Any) -> None:
+    """In the new worker, its app loaded: what stops it from serving (a bad
+    setting, a token Slack refuses, a schema not migrated) stops the server
+    with one line (``bot.web.check_before_serving``). Apps without such
+    checks (``poam-bot serve``'s, built as it loads; the bare one
+    ``bench/load.py`` compares with) are left be."""
+    check = getattr(worker.wsgi, "check_before_serving", None)
+    if check is None:
+        return
+    from gunicorn.arbiter import Arbiter
+
+    from bot.web import StartRefused
+
+    try:
+        check()
+    except StartRefused as error:
+        print(f"poam-bot: {str(error).strip().splitlines()[0]}", file=sys.stderr, flush=True)
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)  # the master stops
+
 def settings() -> dict[str, Any]:
     """This module's gunicorn settings, for ``poam-bot serve``'s embedded gunicorn."""
     return {"worker_class": worker_class, "threads": threads, "timeout": timeout,
-            "pre_fork": pre_fork, "post_fork": post_fork}
+            "pre_fork": pre_fork, "post_fork": post_fork, "post_worker_init": post_worker_init}

@@ -15,7 +15,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot import gunicorn_conf
-from bot.app import build_watched_app, web_client
+from bot.app import build_watched_app, check_token, web_client
 from bot.config import Settings, require_slack
 from bot.poam.audit import head_breaks
 from bot.poam.clock import SystemClock
@@ -107,6 +107,7 @@ def serve(settings: Settings, *, host: str = "0.0.0.0", scheduler: bool = True) 
             web_client=WebClient(base_url=settings.slack_api_url, ssl=tls_for(settings.slack_api_url)),
         ).start()
         return
+    check_token(settings)
     ticker = subprocess.Popen([*SCHEDULER_COMMAND, "--database-checked", "--keep-running"]) if scheduler else None
 
     def stop_ticker(_server: object) -> None:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from bot.config import load_settings
+from bot.config import ConfigError, configure_logging, load_settings, require_slack
 from bot.stall_watch import STUCK_SECONDS
-from bot.store.engine import make_engine, unit_of_work
+from bot.store.engine import dispose, make_engine, unit_of_work
+from bot.store.migrate import SchemaOutOfDate, UnknownRevision, require_current
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -101,9 +102,47 @@ def from_settings() -> SlackWsgi:
     from bot.app import build_watched_app
 
     settings = load_settings()
+    configure_logging(settings)
     engine = make_engine(settings.database_url)
     app, turns = build_watched_app(settings, engine=engine)
     return SlackWsgi(app, engine, turns=turns)
+
+
+class StartRefused(Exception):
+    """What stops a server before it serves (its message is the one line it says)."""
+
+
+def check_before_serving() -> None:
+    """What a gunicorn worker of the Procfile checks as it starts, the bot
+    itself built at its first request (``post_worker_init``): the settings and
+    Slack credentials, that Slack takes the token, that the schema is current.
+    Without it a bad setting or token made every request, /healthz too, a
+    500, and a database never migrated answered /healthz "ok" and /poam
+    "Something went wrong". :class:`StartRefused` for those; a Slack or a
+    database that fails to answer is logged, and the worker serves (its
+    /healthz says the database is down)."""
+    from bot.app import TokenRefused, check_token  # as from_settings: the app's modules load in the worker
+
+    try:
+        settings = load_settings()
+        require_slack(settings)
+    except ConfigError as error:
+        raise StartRefused(f"configuration error: {error}") from None
+    configure_logging(settings)
+    try:
+        check_token(settings)
+    except TokenRefused as error:
+        raise StartRefused(str(error)) from None
+    engine = make_engine(settings.database_url)
+    try:
+        require_current(engine)
+    except (SchemaOutOfDate, UnknownRevision) as error:
+        raise StartRefused(str(error)) from None
+    except DBAPIError as error:
+        log.warning("the database did not answer as the worker started (%s); its schema is not checked",
+                    str(error.orig or error).strip().splitlines()[0])
+    finally:
+        dispose(engine)
 
 
 class LazyWsgi:
@@ -120,6 +159,11 @@ class LazyWsgi:
                 if self._app is None:
                     self._app = self._build()
         return self._app(environ, start_response)
+
+    @staticmethod
+    def check_before_serving() -> None:
+        """:func:`check_before_serving` (what gunicorn's ``post_worker_init`` asks of it)."""
+        check_before_serving()
 
 
 application = LazyWsgi(from_settings)

@@ -365,6 +365,65 @@ def test_rehashed_newest_event_breaks_the_head(trail: Engine) -> None:
     assert_broken(trail, 12, "was replaced (it does not match the recorded head)", 12)
 
 
+def _rewrite_from(trail: Engine, seq: int, note: str) -> None:
+    """Edit event ``seq``, recompute every hash from there and move the head:
+    what someone who can write to the database can do, and the chain alone
+    cannot tell."""
+    prev = ""
+    for event in events(trail):
+        details = {**event.details, "note": note} if event.seq == seq else event.details
+        if event.seq >= seq:
+            new_hash = audit.event_hash(prev_hash=prev, team_id=event.team_id, seq=event.seq, item_id=event.item_id,
+                                        actor_id=event.actor_id, action=event.action, at=event.at, details=details)
+            set_details(trail, event.seq, details)
+            raw(trail, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE team_id = :t AND seq = :s",
+                p=prev, h=new_hash, t=TEAM, s=event.seq)
+            prev = new_hash
+        else:
+            prev = event.hash
+    raw(trail, "UPDATE workspaces SET audit_head = :h WHERE team_id = :t", h=prev, t=TEAM)
+
+
+def test_a_rewrite_with_hashes_recomputed_is_caught_by_a_head_kept_elsewhere(trail: Engine) -> None:
+    kept = verify(trail).head  # as a digest posted it in Slack
+    assert kept is not None and (kept.seq, kept.hash) == (12, events(trail)[-1].hash)
+    short = audit.Anchor(TEAM, kept.seq, kept.hash[: audit.ANCHOR_PREFIX])
+    _rewrite_from(trail, 3, "forged")
+    assert verify(trail).ok  # the chain alone cannot tell
+    with unit_of_work(trail, read_only=True) as session:
+        report = audit.verify_chain(session, team_id=TEAM, anchors=[short])
+    assert str(report.broken) == f"workspace {TEAM}: audit event #12 {audit.NOT_AS_ANCHORED}"
+
+
+def test_newest_events_deleted_and_the_head_moved_back_are_caught_by_a_head_kept_elsewhere(trail: Engine) -> None:
+    kept = verify(trail).head
+    assert kept is not None
+    newest = events(trail)[-3]
+    raw(trail, "DELETE FROM audit_events WHERE team_id = :t AND seq > 10", t=TEAM)
+    raw(trail, "UPDATE workspaces SET audit_seq = 10, audit_head = :h WHERE team_id = :t", h=events(trail)[-1].hash,
+        t=TEAM)
+    assert verify(trail).ok and newest.seq == 10
+    with unit_of_work(trail, read_only=True) as session:
+        report = audit.verify_chain(session, team_id=TEAM, anchors=[kept])
+    assert str(report.broken) == f"workspace {TEAM}: audit event #11 {audit.NEWEST_DELETED}"
+
+
+def test_every_anchor_of_an_event_counts(trail: Engine) -> None:
+    kept = verify(trail).head
+    assert kept is not None
+    wrong = audit.Anchor(TEAM, kept.seq, "0" * audit.ANCHOR_PREFIX)
+    for anchors in ([wrong, kept], [kept, wrong]):  # the last one alone was checked
+        with unit_of_work(trail, read_only=True) as session:
+            assert not audit.verify_chain(session, team_id=TEAM, anchors=anchors).ok
+
+
+@pytest.mark.parametrize("text", ["T0001:12", "T0001:0:" + "a" * 16, "T0001:12:" + "a" * 15, "T0001:12:" + "g" * 16,
+                                  ":12:" + "a" * 16, "T0001:\u00b2:" + "a" * 16])
+def test_an_anchor_not_written_as_a_digest_shows_it_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="is not an audit anchor; write it TEAM:SEQ:HASH"):
+        audit.Anchor.parse(text)
+
+
 def test_forged_event_appended_behind_the_head_is_reported(trail: Engine) -> None:
     """An event added with raw SQL, correctly chained to the newest one, is still
     caught: the workspace row's head does not name it."""

@@ -187,7 +187,19 @@ def test_audit_verify_passes_then_names_a_tampered_event(
 ) -> None:
     _populate(engine, alice, bob, admin)
     assert main(["audit", "verify"]) == 0
-    assert "chain intact" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "chain intact; its head is --anchor " in out
+    anchor = out.split("--anchor ")[1].strip().rstrip(".")
+    team, seq, head = anchor.split(":")
+    assert (team, len(head)) == (alice.team_id, 64)
+    assert main(["audit", "verify", "--anchor", f"{team}:{seq}:{head[:16]}"]) == 0  # a digest's shorter form
+    assert main(["audit", "verify", "--anchor", f"{team}:{seq}:{'0' * 16}"]) == 1
+    assert f"audit event #{seq} is not the event recorded outside the database" in capsys.readouterr().err
+    assert main(["audit", "verify", "--anchor", "nonsense"]) == 1
+    assert capsys.readouterr().err.strip().startswith("poam-bot: `nonsense` is not an audit anchor")
+    # Another workspace's anchor was left unchecked beside --team: verify passed.
+    assert main(["audit", "verify", "--team", team, "--anchor", f"T0OTHER01:{seq}:{'0' * 16}"]) == 1
+    assert "An anchor names another workspace than --team" in capsys.readouterr().err
     with engine.begin() as connection:
         connection.execute(
             text("UPDATE audit_events SET actor_id = 'U0000MALLORY' WHERE team_id = :t AND seq = 3"),

@@ -25,8 +25,8 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.poam import audit, review
 from bot.poam import items as items_mod
-from bot.poam import review
 from bot.poam.actor import Actor, Role
 from bot.poam.clock import FixedClock
 from bot.poam.lifecycle import Status
@@ -830,6 +830,20 @@ def test_the_morning_dm_and_the_digest_mean_the_same_week(world: World) -> None:
     assert "Sunday's step" in dm and "Next Monday's step" not in dm
 
 
+def test_the_digest_keeps_the_audit_trails_head_in_the_channel(world: World) -> None:
+    """The chain's head is in the database it guards: posted each week, the
+    channel's history holds what `audit verify --anchor` then checks."""
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.log("Weak TLS", owner=OWNER)
+    world.tick(utc(2026, 11, 23, 9, 0))
+    with unit_of_work(world.engine, read_only=True) as session:
+        head = audit.verify_chain(session, team_id=TEAM).head
+    assert head is not None
+    expected = f"{TEAM}:{head.seq}:{head.hash[:16]}"
+    assert f"Audit trail head: `{expected}`. `poam-bot audit verify --anchor {expected}`" in text_of(
+        world.posts_to(DIGEST_CHANNEL)[0])
+
+
 def test_due_this_week_is_seven_days_each_item_in_one_digest(world: World) -> None:
     """Today to today + 7 was eight days: an item due next Monday was due
     "this week" in this Monday's digest and in next Monday's."""
@@ -998,12 +1012,13 @@ def test_remind_dry_run_prints_what_would_be_sent_and_sends_nothing(
 
     code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T08:59:00-05:00")
     assert code == 0
-    assert out.splitlines() == [
-        "digest → C0DIGEST01 (T0001, 2026-11-23): Weekly POA&M digest: 1 open, 1 overdue",
-        "1 message(s) would be sent.",
-    ]
+    lines = out.splitlines()
+    assert lines[0] == "digest → C0DIGEST01 (T0001, 2026-11-23): Weekly POA&M digest: 1 open, 1 overdue"
+    assert "    *Overdue*" in lines and lines[-1] == "1 message(s) would be sent."  # what it says, not its title alone
+    assert all(line.startswith("    ") for line in lines[1:-1])
     code, out, _ = cli(monkeypatch, capsys, tmp_path, database_url, "remind", "--dry-run", "--at", "2026-11-23T09:00:00-05:00")
     assert out.splitlines()[0] == "reminder → U0000OWNER (T0001, 2026-11-23): Your POA&M for Mon 23 Nov 2026"
+    assert any("Outdated OpenSSL" in line for line in out.splitlines()[1:])  # the items it is about
     assert out.splitlines()[-1] == "2 message(s) would be sent."
     assert world.outbox() == [] and world.posts() == []
 

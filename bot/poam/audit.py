@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor, RolesOnUse
-from bot.poam.errors import AuditTrailOutOfStep, PermissionDenied
+from bot.poam.errors import AuditTrailOutOfStep, InvalidInput, PermissionDenied
 from bot.store import counters
 from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Item, Workspace, table_of
 
@@ -190,6 +190,10 @@ ADDED_AFTERWARDS = "is not in the recorded chain (added afterwards)"
 BEFORE_THE_START = "is not in the recorded chain (numbered before its first event)"
 NEWEST_DELETED = "is missing (the newest events were deleted)"
 HEAD_REPLACED = "was replaced (it does not match the recorded head)"
+#: An anchor's event no longer as recorded outside the database (a rewrite with hashes recomputed).
+NOT_AS_ANCHORED = "is not the event recorded outside the database (rewritten, its hashes recomputed)"
+#: The shortest hash prefix an anchor may give: 64 bits, past any forging.
+ANCHOR_PREFIX = 16
 #: What a change answers that relied on a role taken away meanwhile (:func:`refuse_changed_meanwhile`).
 ROLES_CHANGED = "Your roles changed while this was being done, so nothing was changed; run it again."
 #: What a change refused by AuditTrailOutOfStep answers.
@@ -211,10 +215,42 @@ class ChainBreak:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A workspace's audit head as recorded outside its database (a digest
+    posted in Slack, a verify's output kept elsewhere): event ``seq`` and
+    the start of its ``hash``. The chain's head lives in the database it
+    guards, so whoever can write there can rewrite events, recompute every
+    hash after them and move the head, and the chain still verifies; it
+    cannot also change what was recorded elsewhere."""
+
+    team_id: str
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """``T0123ABCD:1234:9f86d081884c7d65`` (a hash of 16 hex digits or more)."""
+        team_id, _, rest = text.strip().partition(":")
+        seq_text, _, hash_text = rest.partition(":")
+        hash_text = hash_text.lower()
+        if (not team_id or not (seq_text.isascii() and seq_text.isdigit()) or int(seq_text) < 1
+                or len(hash_text) < ANCHOR_PREFIX
+                or len(hash_text) > 64 or any(c not in "0123456789abcdef" for c in hash_text)):
+            raise InvalidInput(f"`{text[:80]}` is not an audit anchor; write it TEAM:SEQ:HASH "
+                               f"(the hash's first {ANCHOR_PREFIX} hex digits or more), as a digest shows it.")
+        return cls(team_id, int(seq_text), hash_text)
+
+    def __str__(self) -> str:
+        return f"{self.team_id}:{self.seq}:{self.hash}"
+
+
+@dataclass(frozen=True)
 class ChainReport:
     team_id: str
     events: int
     broken: ChainBreak | None
+    #: The newest event's number and hash (the chain's head), when the chain is intact.
+    head: Anchor | None = None
 
     @property
     def ok(self) -> bool:
@@ -256,15 +292,22 @@ def trail(session: Session, *, team_id: str, item_id: int | None = None) -> Iter
         yield _content_of(event) | {"hash": event.hash, "item_number": numbers.get(event.item_id)}
 
 
-def verify_chain(session: Session, *, team_id: str) -> ChainReport:
-    """Walk the workspace's chain and report the first break, if any."""
+def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = ()) -> ChainReport:
+    """Walk the workspace's chain and report the first break, if any: also an
+    event not as ``anchors`` (this workspace's) recorded it, or missing."""
     workspace = session.get(Workspace, team_id)
     if workspace is None:
         return ChainReport(team_id, 0, None)
     head_seq, head_hash = workspace.audit_seq, workspace.audit_head
+    anchored: dict[int, list[str]] = {}
+    for anchor in anchors:
+        if anchor.team_id == team_id:
+            anchored.setdefault(anchor.seq, []).append(anchor.hash)
     expected_seq, prev_hash, count = 1, "", 0
     for event in _events(session, team_id):
         count += 1
+        if not all(event.hash.startswith(kept) for kept in anchored.get(event.seq, ())):
+            return ChainReport(team_id, count, ChainBreak(team_id, event.seq, NOT_AS_ANCHORED))
         if event.seq < 1:
             return ChainReport(team_id, count, ChainBreak(team_id, event.seq, BEFORE_THE_START))
         if event.seq > head_seq:
@@ -291,7 +334,9 @@ def verify_chain(session: Session, *, team_id: str) -> ChainReport:
         return ChainReport(
             team_id, count, ChainBreak(team_id, head_seq, HEAD_REPLACED)
         )
-    return ChainReport(team_id, count, None)
+    if anchored and max(anchored) > head_seq:  # recorded outside, gone since (the head moved back over it)
+        return ChainReport(team_id, count, ChainBreak(team_id, head_seq + 1, NEWEST_DELETED))
+    return ChainReport(team_id, count, None, Anchor(team_id, head_seq, head_hash) if head_seq else None)
 
 
 def head_break(session: Session, *, team_id: str) -> ChainBreak | None:
@@ -325,9 +370,9 @@ def head_breaks(session: Session) -> list[ChainBreak]:
     return [broken for team_id in _team_ids(session) if (broken := head_break(session, team_id=team_id)) is not None]
 
 
-def verify_all(session: Session) -> list[ChainReport]:
+def verify_all(session: Session, *, anchors: Sequence[Anchor] = ()) -> list[ChainReport]:
     """One report per workspace in the database."""
-    return [verify_chain(session, team_id=team_id) for team_id in _team_ids(session)]
+    return [verify_chain(session, team_id=team_id, anchors=anchors) for team_id in _team_ids(session)]
 
 
 def _team_ids(session: Session) -> Sequence[str]:

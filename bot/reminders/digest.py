@@ -9,16 +9,17 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from bot.blockkit.blocks import day, fields_section, header, lines_within, section, sections
+from bot.blockkit.blocks import context, day, fields_section, header, lines_within, section, sections
 from bot.blockkit.text import clip, escape, mention
 from bot.poam.actor import Rules
+from bot.poam.audit import ANCHOR_PREFIX, Anchor
 from bot.poam.clock import Clock, local_today
 from bot.poam.item_lists import current_rating, overdue_condition
 from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import Closure, RequestKind, RequestStatus, plan_awaits_approval
 from bot.poam.severity import Severity
 from bot.reminders.departures import owners_who_left
-from bot.store.models import Item, ReviewRequest
+from bot.store.models import Item, ReviewRequest, Workspace
 
 WEEK = timedelta(days=7)
 LIST_LIMIT = 10
@@ -115,4 +116,9 @@ def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules
             "*Owners no longer in Slack* (deactivated: their reminders reach nobody; `/poam assign` hands an item on)",
             *capped(lists[2], shown[2], left_count),
         ])
+    workspace = session.get(Workspace, team_id)
+    if workspace is not None and workspace.audit_seq:  # kept in the channel's history, outside the database
+        anchor = Anchor(team_id, workspace.audit_seq, workspace.audit_head[:ANCHOR_PREFIX])
+        blocks.append(context(f"Audit trail head: `{anchor}`. `poam-bot audit verify --anchor {anchor}` "
+                              "checks that the trail still holds it as it was."))
     return f"Weekly POA&M digest: {open_count} open, {overdue_count} overdue", blocks

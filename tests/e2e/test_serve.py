@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -330,3 +331,105 @@ def test_socket_mode_with_a_token_slack_refuses_is_one_line_and_ticks_nothing(
     assert "Traceback" not in finished.stderr, finished.stderr
     assert finished.stderr.strip().splitlines()[-1].startswith("poam-bot: Slack error:"), finished.stderr
     assert "Scheduler started" not in finished.stderr
+
+
+def test_http_mode_with_a_token_slack_refuses_is_one_line_and_ticks_nothing(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """A token pasted wrong: exit 3 after a page of gunicorn's traceback."""
+    env = _serve_env(fake_slack, tmp_path)
+    fake_slack.fail("auth.test", error="invalid_auth", times=5)
+    finished = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr, finished.stderr
+    assert finished.stderr.strip().splitlines()[-1] == (
+        "poam-bot: Slack refuses the bot token (SLACK_BOT_TOKEN): invalid_auth")
+    assert "Scheduler started" not in finished.stderr
+
+
+def test_serve_starts_when_slack_fails_to_answer_its_token_check_for_a_moment(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """Not the token's fault: a 5xx is no refusal (it stopped serve, saying the token was refused)."""
+    fake_slack.fail("auth.test", status=500, times=3)
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
+    process = subprocess.Popen(_SERVE, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{env['PORT']}/healthz") or process.poll() is not None,
+                 timeout=30)
+        assert process.poll() is None
+    finally:
+        output = _stop(process)
+    assert "could not check the bot token with Slack (internal_error); starting anyway" in output, output
+
+
+@pytest.mark.parametrize(("problem", "said"), [
+    ("no schema", "poam-bot: The database has no POA&M schema yet"),
+    ("no token", "poam-bot: configuration error: SLACK_BOT_TOKEN: not set"),
+    ("token refused", "poam-bot: Slack refuses the bot token (SLACK_BOT_TOKEN): invalid_auth"),
+])
+def test_the_procfiles_gunicorn_stops_with_one_line_on_what_it_cannot_serve_with(
+    fake_slack: FakeSlack, tmp_path: Path, problem: str, said: str
+) -> None:
+    """Its workers built the bot at the first request: with no schema /healthz
+    said ok and /poam "Something went wrong"; with no token every request
+    was a 500 with a traceback."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1")
+    if problem != "no schema":
+        engine = make_engine(env["DATABASE_URL"])
+        upgrade(engine)
+        dispose(engine)
+    if problem == "no token":
+        env["SLACK_BOT_TOKEN"] = ""
+    if problem == "token refused":
+        fake_slack.fail("auth.test", error="invalid_auth", times=5)
+    finished = subprocess.run(_procfile_web(env), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 3, finished.stderr  # gunicorn's "worker failed to boot": the master halts
+    assert said in finished.stderr and "Traceback" not in finished.stderr, finished.stderr
+
+
+def test_the_procfiles_gunicorn_logs_at_the_level_set(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """POAM_LOG_LEVEL was read by poam-bot alone: the web process logged
+    nothing of the bot's but warnings."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1", POAM_LOG_LEVEL="DEBUG")
+    engine = make_engine(env["DATABASE_URL"])
+    upgrade(engine)
+    dispose(engine)
+    process = subprocess.Popen(_procfile_web(env), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{env['PORT']}/healthz") or process.poll() is not None,
+                 timeout=30)
+    finally:
+        output = _stop(process)
+    assert "DEBUG slack_sdk.web.base_client: Sending a request" in output, output  # its level, its format
+
+
+def test_the_procfiles_gunicorn_serves_when_its_database_or_slack_does_not_answer_at_start(
+    fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    """What is down for a moment stops nothing: /healthz says what is wrong."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1",
+                     DATABASE_URL=f"sqlite:///{tmp_path / 'not-yet' / 'poam.db'}")
+    fake_slack.fail("auth.test", status=503, times=3)
+    process = subprocess.Popen(_procfile_web(env), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: _http_status(f"http://127.0.0.1:{env['PORT']}/healthz") == 503 or process.poll() is not None,
+                 timeout=30)
+        assert process.poll() is None
+    finally:
+        output = _stop(process)
+    assert "the database did not answer as the worker started" in output, output
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return None
