@@ -81,6 +81,7 @@ def post_worker_init(worker: Any) -> None:
         print(f"poam-bot: {str(error).strip().splitlines()[0]}", file=sys.stderr, flush=True)
         sys.exit(Arbiter.WORKER_BOOT_ERROR)  # the master stops
 
+
 def settings() -> dict[str, Any]:
     """This module's gunicorn settings, for ``poam-bot serve``'s embedded gunicorn."""
     return {"worker_class": worker_class, "threads": threads, "timeout": timeout,

@@ -104,7 +104,8 @@ def test_subcommands_parse_to_typed_values(text: str, key: str, values: dict[str
         ("milestone 3 adds Patch then done", "`/poam milestone` needs one of: add, done, move.",
          "/poam milestone <id> add"),  # a verb in free text is no verb out of place
         ("milestone 3 done", "Which milestone? Add its number: M1, M2…", "/poam milestone <id> done <M>"),
-        ("export", "Add one of: csv, xlsx, oscal, json.", "/poam export <csv|xlsx|oscal|json>"),
+        ("export", "Add one of: `csv`, `xlsx`, `oscal`, `json`.", "/poam export <csv|xlsx|oscal|json>"),
+        ("deviate 3", "Add one of: `fp`, `ra`, `or`.", "/poam deviate <id> <fp|ra|or>"),
         ("log x due:Dec 32", "`Dec` is not a date", "/poam log [title]"),  # joined only where it then is one
     ],
 )

@@ -428,7 +428,7 @@ def test_each_failed_compliance_check_is_a_weakness_of_its_own() -> None:
     data = nessus_report(
         compliance_item("1.1.1 Ensure mounting of cramfs is disabled", "FAILED", check_id="4bd8a5a1"),
         compliance_item("5.2.4 Ensure SSH root login is disabled", "FAILED"),
-        compliance_item("5.2.5 Ensure SSH MaxAuthTries is 4 or less", "PASSED", severity="0"),
+        compliance_item("5.2.5 Ensure SSH MaxAuthTries is 4 or less", "PASSED"),  # rated as if it failed
     ).replace(b"<NessusClientData_v2>", b'<NessusClientData_v2 xmlns:cm="http://www.nessus.org/cm">')
     findings = nessus.parse(data, source_name="audit.nessus")
     assert [(f.rule_id, f.title, f.severity) for f in findings] == [
@@ -966,6 +966,16 @@ WRONG_HEADER[5] = "Plugin ID"
             bad_row(Milestone_Changes="(01) Update next week : vendor"),
             '"Closed POA&M Items" row 9',
             'Milestone Changes entry (01): "Update next week" is not New, Update or Complete',
+        ),
+        (
+            bad_row(Milestone_Changes="(01) Complete 1970-01-01 : placeholder"),
+            '"Closed POA&M Items" row 9',
+            'Milestone Changes entry (01): "1970-01-01" is not a year from 1990 to 2200',
+        ),
+        (
+            bad_row(Planned_Milestones="(01) 1970-01-01: Patch"),
+            '"Closed POA&M Items" row 9',
+            'Planned Milestones entry (01): "1970-01-01" is not a year from 1990 to 2200',
         ),
         (
             bad_row(Milestone_Changes="(01) Update 2026-02-30 : vendor"),

@@ -122,7 +122,7 @@ class Arg:
         if self.missing:
             return self.missing
         if "|" in self.hint:
-            return f"Add one of: {', '.join(self.hint.split('|'))}."
+            return "Add one of: " + ", ".join(f"`{word}`" for word in self.hint.split("|")) + "."
         return f"The {self.hint} is missing."
 
 

@@ -259,7 +259,7 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
                 detector=value.get("tool") or default_tool,
                 earlier_tool=DEFAULT_TOOL if not value.get("tool") and default_tool else None,
                 # A POA&M's Asset Identifier lists several, as a workbook's does.
-                listed_assets=tuple(part.strip() for part in fields.ASSET_SEPARATOR.split(asset) if part.strip())
+                listed_assets=tuple(fields.split_assets(asset))
                 if _key(names["asset"]) == "asset identifier" else (),
                 rule_id=value.get("rule_id") or title,
                 port=f"{port}/{protocol}" if port and port != "0" else None,

@@ -111,8 +111,6 @@ def _host_start(host: Element) -> date | None:
         return None
 
 
-
-
 @dataclass(frozen=True)
 class _Check:
     """A compliance (audit file) check a ``ReportItem`` reports (``cm:compliance-*``)."""

@@ -156,13 +156,17 @@ def _entries(value: str, *, column: str, example: str, where: str) -> list[tuple
     ]
 
 
-def _milestone_day(text: str) -> date | None:
-    """An entry's ``yyyy-mm-dd`` (or ``yyyy/mm/dd``, or the US ``mm/dd/yyyy`` GSA's own example uses)."""
+def _milestone_day(text: str, *, where: str, entry: str) -> date | None:
+    """An entry's ``yyyy-mm-dd`` (or ``yyyy/mm/dd``, or the US ``mm/dd/yyyy``
+    GSA's own example uses); None when it is none; a year no item can have
+    (a placeholder like 1970) says so, as the date columns do."""
     try:
         if found := _MILESTONE_DAY.match(text):
             return _day(int(found.group(1)), int(found.group(2)), int(found.group(3)))
         if found := _US_MILESTONE_DAY.match(text):
             return _day(int(found.group(3)), int(found.group(1)), int(found.group(2)))
+    except _OutOfRange:
+        raise ImportFormatError(where, f'{entry}: "{text[:40]}" is not a year from {MIN_YEAR} to {MAX_YEAR}') from None
     except ValueError:
         pass
     return None
@@ -176,7 +180,7 @@ def milestones(value: str | None, *, where: str) -> tuple[Milestone, ...]:
     for number, when, description in _entries(
         value, column="Planned Milestones", example="(01) 2026-12-01: description", where=where
     ):
-        due_on = _milestone_day(when)
+        due_on = _milestone_day(when, where=where, entry=f"Planned Milestones entry ({number:02d})")
         if due_on is None:
             raise ImportFormatError(
                 where, f'Planned Milestones entry ({number:02d}): "{when[:40]}" is not a date; write it as yyyy-mm-dd'
@@ -201,16 +205,16 @@ def milestone_changes(value: str | None, *, where: str) -> tuple[MilestoneChange
     for number, head, text in _entries(
         value, column="Milestone Changes", example="(02) Update 2026-12-15 : why", where=where
     ):
+        entry = f"Milestone Changes entry ({number:02d})"
         found = _CHANGE_HEAD.match(head)
-        on = _milestone_day(found.group(2)) if found else None
+        on = _milestone_day(found.group(2), where=where, entry=entry) if found else None
         if found is None or on is None:
             raise ImportFormatError(
-                where, f'Milestone Changes entry ({number:02d}): "{head[:40]}" is not New, Update or Complete '
-                "and a date yyyy-mm-dd"
+                where, f'{entry}: "{head[:40]}" is not New, Update or Complete and a date yyyy-mm-dd'
             )
         kind = ChangeKind(found.group(1).lower())
         moved = _MOVED_FROM.match(text) if kind is ChangeKind.UPDATE else None
-        moved_from = _milestone_day(moved.group(1)) if moved else None
+        moved_from = _milestone_day(moved.group(1), where=where, entry=entry) if moved else None
         if moved and moved_from:
             text = text[moved.end() :].strip()
         parsed.append(MilestoneChange(number=number, kind=kind, on=on, text=text, moved_from=moved_from))
@@ -260,7 +264,7 @@ def template_finding(
     detector = get("Weakness Detector Source")
     cell = get("Asset Identifier") or ""
     asset, port = _asset_and_port(cell)
-    assets = [part.strip() for part in fields.ASSET_SEPARATOR.split(cell) if part.strip()]
+    assets = fields.split_assets(cell)
     return Finding(
         tool=detector or "",
         detector=detector if detector and fields.Source.named(detector) is None else None,

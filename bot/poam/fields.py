@@ -16,8 +16,14 @@ MAX_ASSET_LENGTH = 200
 
 #: What separates the assets of one Asset Identifier cell (the template's new lines, or commas).
 ASSET_SEPARATOR = re.compile(r"[,\n]")
+
 _CONTROL = re.compile(r"^[A-Z0-9][A-Z0-9.()-]{0,31}$")
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,7}$")
+
+
+def split_assets(cell: str) -> list[str]:
+    """The assets one Asset Identifier cell lists (one per line, or comma-separated), trimmed."""
+    return [part.strip() for part in ASSET_SEPARATOR.split(cell) if part.strip()]
 
 
 class Source(StrEnum):

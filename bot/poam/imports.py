@@ -165,7 +165,7 @@ def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
             ),
             # A workbook's Asset Identifier cell lists several, one per line or comma-separated;
             # a scanner names one (a path may hold a comma).
-            "assets": fields.assets(fields.ASSET_SEPARATOR.split(asset) if finding.listed_assets else [asset])
+            "assets": fields.assets(fields.split_assets(asset) if finding.listed_assets else [asset])
             if finding.asset else [],
             "cves": fields.cves(finding.cves),
             "controls": fields.controls(finding.controls),
@@ -277,7 +277,7 @@ def _classify(
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and closed.number is not None and (
-            finding.closed or closed.closure == Closure.FALSE_POSITIVE or closed.before(finding.scanned_on)
+            finding.closed or closed.closure == Closure.FALSE_POSITIVE or closed.scanned_before_closing(finding.scanned_on)
         ):  # a closed item of a workbook imported before, a false positive reported again, or a scan
             summary.unchanged += 1  # from before the item closed, uploaded again (nothing came back)
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
@@ -311,7 +311,7 @@ class _Closed:
     closure: str | None
     closed_on: date | None
 
-    def before(self, scanned_on: date | None) -> bool:
+    def scanned_before_closing(self, scanned_on: date | None) -> bool:
         """Whether a scan run on ``scanned_on`` (a UTC day, as scanners date
         them) ran before this item closed: the scan it closed after, not the
         weakness coming back."""

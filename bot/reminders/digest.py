@@ -19,6 +19,7 @@ from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Status
 from bot.poam.review import Closure, RequestKind, RequestStatus, plan_awaits_approval
 from bot.poam.severity import Severity
 from bot.reminders.departures import owners_who_left
+from bot.reminders.messages import SOON
 from bot.store.models import Item, ReviewRequest, Workspace
 
 WEEK = timedelta(days=7)
@@ -48,7 +49,7 @@ def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules
     open_count = sum(by_status.values())
     is_overdue = (overdue_condition(today),)
     # The seven days from today (to the day before next week's digest: each item falls due in one digest's week).
-    is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) < today + WEEK)
+    is_due_soon = (col(Item.status).in_(ACTIVE), col(Item.due_on) >= today, col(Item.due_on) < today + SOON)
     overdue_count = session.exec(select(func.count()).select_from(Item).where(team, *is_overdue)).one()
     due_soon_count = session.exec(select(func.count()).select_from(Item).where(team, *is_due_soon)).one()
     overdue = session.exec(select(Item).where(team, *is_overdue).order_by(col(Item.due_on)).limit(LIST_LIMIT)).all()

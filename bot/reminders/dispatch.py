@@ -15,7 +15,9 @@ Slack's 429 answers are honoured: the Web API client waits a short
 ``Retry-After`` and retries twice itself (``bot.rate_limits``); if Slack still
 says 429, or asks for a longer wait, the row waits ``Retry-After`` seconds
 (up to an hour). While Slack is down (5xx answers, its own
-``internal_error``-like errors, or no answer at all) a row is tried again
+``internal_error``-like errors, or no connection at all; a send that went
+out and whose answer was lost may have been posted, and is tried
+``MAX_ATTEMPTS`` times in all) a row is tried again
 after growing waits of at most ``OUTAGE_RETRY_EVERY``, for
 ``OUTAGE_PATIENCE`` after it was written, however many tries that takes: an outage of an hour delays the
 morning's DMs and the week's digests, and loses none. Other failures back

@@ -24,6 +24,7 @@ from bot.poam.lifecycle import ACTIVE, NOT_CLOSED, Action, Status, allowed_from
 from bot.store.models import InfoSystem, Item, Milestone
 from bot.store.rows import in_chunks
 
+#: What is "due this week", in the morning DM and the digest alike: the seven days from today.
 SOON = timedelta(days=7)
 VENDOR_CHECKIN_EVERY = timedelta(days=30)
 RISK_ENDING = timedelta(days=30)

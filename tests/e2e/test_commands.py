@@ -854,7 +854,7 @@ def test_roles_and_role_changes(slack: SlackDriver, engine: Engine) -> None:
         (f"role {at(BOB)} +king", "`+king` is not a role change"),
         (f"role {at(BOB)} verifier", "`verifier` is not a role change"),
         ("role bob +verifier", "`bob` is not a person"),
-        (f"role {at(BOB)}", "Add one of: +verifier, -verifier, +ao, -ao, +admin, -admin."),
+        (f"role {at(BOB)}", "Add one of: `+verifier`, `-verifier`, `+ao`, `-ao`, `+admin`, `-admin`."),
         (f"role {at(BOB)} +ao extra", "I don't know what to do with `extra`"),
     ]:
         assert_malformed(slack, engine, command, problem=problem, key="role", user=ADMIN, raw=True)

@@ -137,7 +137,7 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
     waiting = pending_of(detail)
     if waiting is not None:
         why = f": {escape(clip(waiting.text, 1500))}" if waiting.text else ""
-        due = due_if_approved(item, waiting, rules=rules) if waiting.status == RequestStatus.PENDING else ""
+        due = due_if_approved(item, waiting, rules=rules)
         blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}{due}, "
                               f"asked by {mention(waiting.requested_by)}{why}"))
     if detail.milestones:
