@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -40,9 +40,9 @@ NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 # ---------------------------------------------------------------- helpers
 
 
-def verify(engine: Engine, team: str = TEAM) -> audit.ChainReport:
+def verify(engine: Engine, team: str = TEAM, anchors: Sequence[audit.Anchor] = ()) -> audit.ChainReport:
     with unit_of_work(engine, read_only=True) as session:
-        return audit.verify_chain(session, team_id=team)
+        return audit.verify_chain(session, team_id=team, anchors=anchors)
 
 
 def item_id(engine: Engine, number: int, team: str = TEAM) -> int:
@@ -390,8 +390,7 @@ def test_a_rewrite_with_hashes_recomputed_is_caught_by_a_head_kept_elsewhere(tra
     short = audit.Anchor(TEAM, kept.seq, kept.hash[: audit.ANCHOR_PREFIX])
     _rewrite_from(trail, 3, "forged")
     assert verify(trail).ok  # the chain alone cannot tell
-    with unit_of_work(trail, read_only=True) as session:
-        report = audit.verify_chain(session, team_id=TEAM, anchors=[short])
+    report = verify(trail, anchors=[short])
     assert str(report.broken) == f"workspace {TEAM}: audit event #12 {audit.NOT_AS_ANCHORED}"
 
 
@@ -403,8 +402,7 @@ def test_newest_events_deleted_and_the_head_moved_back_are_caught_by_a_head_kept
     raw(trail, "UPDATE workspaces SET audit_seq = 10, audit_head = :h WHERE team_id = :t", h=events(trail)[-1].hash,
         t=TEAM)
     assert verify(trail).ok and newest.seq == 10
-    with unit_of_work(trail, read_only=True) as session:
-        report = audit.verify_chain(session, team_id=TEAM, anchors=[kept])
+    report = verify(trail, anchors=[kept])
     assert str(report.broken) == f"workspace {TEAM}: audit event #11 {audit.NEWEST_DELETED}"
 
 
@@ -413,8 +411,7 @@ def test_every_anchor_of_an_event_counts(trail: Engine) -> None:
     assert kept is not None
     wrong = audit.Anchor(TEAM, kept.seq, "0" * audit.ANCHOR_PREFIX)
     for anchors in ([wrong, kept], [kept, wrong]):  # the last one alone was checked
-        with unit_of_work(trail, read_only=True) as session:
-            assert not audit.verify_chain(session, team_id=TEAM, anchors=anchors).ok
+        assert not verify(trail, anchors=anchors).ok
 
 
 @pytest.mark.parametrize("text", ["T0001:12", "T0001:0:" + "a" * 16, "T0001:12:" + "a" * 15, "T0001:12:" + "g" * 16,

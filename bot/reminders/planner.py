@@ -201,9 +201,11 @@ def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) 
 def enqueue(session: Session, planned: list[Planned], *, now: datetime) -> int:
     """Write planned messages to the outbox; returns how many were new. A
     person's new morning DM supersedes an earlier one still waiting."""
+    reminded: dict[tuple[str, date], list[str]] = {}  # by workspace and local day: a statement each
     for reminder in (p for p in planned if p.kind == Kind.REMINDER):
-        outbox.supersede(session, team_id=reminder.team_id, recipient=reminder.recipient, kind=Kind.REMINDER,
-                         day=reminder.local_day)
+        reminded.setdefault((reminder.team_id, reminder.local_day), []).append(reminder.recipient)
+    for (team_id, day), recipients in reminded.items():
+        outbox.supersede(session, team_id=team_id, recipients=recipients, kind=Kind.REMINDER, day=day)
     return sum(
         outbox.insert_once(
             session,

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from bot.store.dialects import upsert_insert
 from bot.store.models import SUBJECT, OutboxMessage, SchedulerLease
+from bot.store.rows import in_chunks
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 #: The kind of a change's post in its item's thread (``bot.commands.thread_posts``).
@@ -47,16 +48,19 @@ def insert_once(session: Session, **values: Any) -> int | None:
     return session.exec(statement).scalar()  # type: ignore[call-overload,no-any-return]
 
 
-def supersede(session: Session, *, team_id: str, recipient: str, kind: str, day: date) -> None:
-    """Give up ``recipient``'s messages of ``kind`` of days before ``day``
+def supersede(session: Session, *, team_id: str, recipients: Sequence[str], kind: str, day: date) -> None:
+    """Give up ``recipients``' messages of ``kind`` of days before ``day``
     still waiting to be sent (Slack down since): the newer one says it all,
-    and the older, sent late beside it, says "due today" of another day."""
-    session.exec(
-        update(OutboxMessage).where(
-            col(OutboxMessage.team_id) == team_id, col(OutboxMessage.recipient) == recipient,
-            col(OutboxMessage.kind) == kind, col(OutboxMessage.status) == PENDING, col(OutboxMessage.local_day) < day,
-        ).values(status=FAILED, last_error=f"superseded by the one of {day.isoformat()}")
-    )
+    and the older, sent late beside it, says "due today" of another day.
+    One statement per :data:`bot.store.rows.IN_LIST_SIZE` recipients."""
+    for chunk in in_chunks(list(recipients)):
+        session.exec(
+            update(OutboxMessage).where(
+                col(OutboxMessage.team_id) == team_id, col(OutboxMessage.recipient).in_(chunk),
+                col(OutboxMessage.kind) == kind, col(OutboxMessage.status) == PENDING,
+                col(OutboxMessage.local_day) < day,
+            ).values(status=FAILED, last_error=f"superseded by the one of {day.isoformat()}")
+        )
 
 
 def claim(
