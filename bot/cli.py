@@ -85,7 +85,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         session = stack.enter_context(unit_of_work(engine, read_only=True, snapshot=True))
         fmt = ExportFormat(args.format)
         team_id = _existing_workspace(session, args.team) if args.team else None
-        if team_id is None and fmt.per_system:
+        if team_id is None and fmt.per_workspace:
             team_id = only_workspace(session)
         out = stack.enter_context(_written_when_whole(args.output)) if args.output else sys.stdout.buffer
         done = export(

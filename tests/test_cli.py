@@ -367,6 +367,25 @@ def test_a_refused_export_leaves_the_file_it_was_to_replace_as_it_was(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
+def test_a_csv_names_no_workspace_so_a_database_of_several_needs_team(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, make_actor: ActorFactory, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its rows of every workspace ran together, told apart by nothing."""
+    _populate(engine, alice, bob, admin)
+    with unit_of_work(engine) as session:
+        items.log_item(session, make_actor("U0OTHER01", team="T0002"), title="Another workspace's weakness",
+                       severity=Severity.LOW)
+    out = tmp_path / "poam.csv"
+    assert main(["export", "--format", "csv", "-o", str(out)]) == 1
+    assert not out.exists()
+    assert capsys.readouterr().err.startswith("poam-bot: Say which workspace to export (--team)")
+    assert main(["export", "--format", "csv", "--team", "T0001", "-o", str(out)]) == 0
+    assert "Another workspace" not in out.read_text(encoding="utf-8")
+    assert main(["export", "--format", "json"]) == 0  # each item says whose it is
+    assert {item["team_id"] for item in json.loads(capsys.readouterr().out)["items"]} == {"T0001", "T0002"}
+
+
 def test_an_export_failing_midway_leaves_the_file_and_one_into_a_pipe_is_written(
     db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

@@ -28,6 +28,7 @@ from bot.interchange.csv_export import EXTRA_COLUMNS, write_csv
 from bot.interchange.detect import ACCEPTED, PARSERS, detect_format, parse, parser_for
 from bot.interchange.fedramp import COLUMNS, row
 from bot.interchange.findings import Finding, ImportFormatError, Milestone, MilestoneChange
+from bot.interchange.workbook_import import GSA_EXAMPLE_ID
 from bot.poam.actor import Actor, Rules
 from bot.poam.fields import Source
 from bot.poam.item_details import show_item
@@ -813,9 +814,9 @@ def test_workbook_round_trips_to_findings() -> None:
     assert_distinct_fingerprints(findings)
 
 
-def test_workbook_of_the_gsa_template_example_row() -> None:
+def test_workbook_rows_as_gsas_template_example_writes_them() -> None:
     example = template_row(
-        POAM_ID="V-1Example", Controls="AC-1", Weakness_Name="Open port on Example Firewall",
+        POAM_ID="V-1", Controls="AC-1", Weakness_Name="Open port on Example Firewall",
         Weakness_Detector_Source="Nessus", Weakness_Source_Identifier=12345,
         Asset_Identifier="172.246.15.3 (80/TCP)\nhttp://vuln.gov/queries",
         Point_of_Contact="John Doe -  Example CSP", Original_Detection_Date=datetime(2014, 5, 5),
@@ -828,6 +829,29 @@ def test_workbook_of_the_gsa_template_example_row() -> None:
         Milestone(date(2014, 5, 23), "Milestone Description", number=1),
         Milestone(date(2014, 6, 12), "Milestone \nDescription", number=2),
     )
+
+
+def test_gsas_closed_tab_starts_at_row_6_and_its_example_row_is_not_an_item() -> None:
+    """GSA's closed tab has no guidance rows: a team's first closed items on
+    rows 6 and 7 were skipped without a word, while the open tab's example
+    row ("V-1Example") came in as an item."""
+    data = workbook_bytes([template_row(POAM_ID=GSA_EXAMPLE_ID, Weakness_Name="Open port on Example Firewall",
+                                        Original_Risk_Rating="High"), OPEN_ROW])
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    closed = book["Closed POA&M Items"]
+    for row_number, name in ((6, "Closed weakness A"), (7, "Closed weakness B"), (8, "Closed weakness C")):
+        for column, value in enumerate(template_row(POAM_ID=f"V-{row_number}", Weakness_Name=name,
+                                                    Original_Risk_Rating="Low"), start=1):
+            closed.cell(row=row_number, column=column).value = value  # rows 6-7: no guidance, as GSA's
+    buffer = io.BytesIO()
+    book.save(buffer)
+    findings = workbook_import.parse(buffer.getvalue(), source_name="gsa.xlsx")
+    assert [(f.title, f.closed, f.where) for f in findings] == [
+        ("OpenSSH < 9.8 RCE", False, '"Open POA&M Items" row 9'),
+        ("Closed weakness A", True, '"Closed POA&M Items" row 6'),
+        ("Closed weakness B", True, '"Closed POA&M Items" row 7'),
+        ("Closed weakness C", True, '"Closed POA&M Items" row 8'),
+    ]
 
 
 def test_milestone_changes_are_read_in_order_as_the_template_writes_them() -> None:

@@ -403,6 +403,23 @@ def test_ao_cannot_accept_risk_on_an_item_they_own(engine: Engine, people: Peopl
     assert fetch(engine, number).status == Status.RISK_ACCEPTED
 
 
+def test_an_unowned_item_whose_risk_is_accepted_can_be_claimed_and_released(engine: Engine, people: People) -> None:
+    """Accepted while unowned, it waited for an admin's assign: nobody could
+    claim it to keep its plan or its vendor check-ins (COMMANDS.md: anyone
+    claims an unowned item)."""
+    number = run(engine, lambda s: log_item(s, people.reporter, title="TLS 1.0 on lb-01", severity=Severity.MODERATE,
+                                            detected_on=DETECTED).number)
+    run(engine, lambda s: accept_risk(s, people.otto, number=number, until=date(2027, 1, 1), rationale="WAF rule."))
+    run(engine, lambda s: claim_item(s, people.bob, number=number))
+    item = fetch(engine, number)
+    assert (item.owner_id, item.status) == (BOB, Status.RISK_ACCEPTED)
+    assert events(engine)[-1].details == {"owner": {"from": None, "to": BOB}}
+    run(engine, lambda s: release_item(s, people.bob, number=number))
+    item = fetch(engine, number)
+    assert (item.owner_id, item.status) == (None, Status.RISK_ACCEPTED)
+    assert events(engine)[-1].details == {"owner": {"from": BOB, "to": None}}
+
+
 def test_system_ao_who_owns_the_item_cannot_accept_its_risk(engine: Engine, people: People) -> None:
     run(engine, lambda s: add_system(s, people.admin, name="Payroll", ao_user_id=SYSAO))
     number = new_item(engine, people, owner=people.sysao, system_name="Payroll")

@@ -270,19 +270,20 @@ EXPECTED_TEXT: dict[str, str] = {
         ao_owner   A     C     C     C     C     C     CS    CS
         admin      A     C     C     C     C     C     CS    CS
     """,
-    # The owner or an admin gives up an item being worked on (back to open).
-    # Not while the fix waits on verification, not a risk-accepted item (that
-    # would silently end the acceptance), not an open or closed one.
+    # The owner or an admin gives up an item being worked on (back to open),
+    # or one whose risk is accepted (accepted still: releasing it must not end
+    # the acceptance). Not while the fix waits on verification, not an open
+    # or closed one.
     "release": """
-        owner      PS    A     A     A     S     S     S     S
+        owner      PS    A     A     A     S     A     S     S
         anyone     PS    P     P     P     PS    PS    PS    PS
         verifier   PS    P     P     P     PS    PS    PS    PS
         completer  PS    P     P     P     PS    PS    PS    PS
         submitter  PS    P     P     P     PS    PS    PS    PS
         ao         PS    P     P     P     PS    PS    PS    PS
         system_ao  PS    P     P     P     PS    PS    PS    PS
-        ao_owner   PS    A     A     A     S     S     S     S
-        admin      S     A     A     A     S     S     S     S
+        ao_owner   PS    A     A     A     S     A     S     S
+        admin      S     A     A     A     S     A     S     S
     """,
     # Admins assign owners, on any item still on the open POA&M.
     "assign": """
@@ -530,7 +531,7 @@ def _status_after(action: str, before: str) -> str:
     """The lifecycle of DOMAIN.md: an allowed action's resulting status."""
     return {
         "claim": Status.IN_PROGRESS,
-        "release": Status.OPEN,
+        "release": Status.RISK_ACCEPTED if before == Status.RISK_ACCEPTED else Status.OPEN,
         "assign": Status.IN_PROGRESS if before == Status.OPEN else before,
         "submit": Status.PENDING_VERIFICATION,
         "verify": Status.CLOSED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.blockkit.blocks import MESSAGE_TEXT_BUDGET, day, lines_within
+from bot.blockkit.text import clip_markup
 from bot.commands import metadata
 from bot.commands.ids import BlockId
 from bot.commands.specs import SPECS
@@ -104,6 +106,23 @@ def test_item_card_stays_within_limits_and_escapes_everything() -> None:
     _assert_within_limits(blocks)
     _assert_escaped(blocks)
     assert "overdue 10d" in json.dumps(blocks)
+
+
+@pytest.mark.parametrize("description", ["x" + "&" * 2799, "xy" + "<" * 2798, "ab" + "> &" * 933])
+def test_a_cut_in_escaped_text_never_leaves_half_an_entity(description: str) -> None:
+    """The description is clipped, then escaped to more than a section holds:
+    the section's own cut fell inside an entity, and Slack showed "&am…"."""
+    item = _item()
+    item.description = description
+    text = next(t for t in _texts(cards.item_card(_detail(item, 1), viewer=_viewer())) if t.startswith("*Description*"))
+    assert len(text) <= 3000
+    assert text.endswith("…")
+    assert re.fullmatch(r"(?:[^&<]|&(?:amp|lt|gt);)*…", text.removeprefix("*Description*\n"))
+
+
+def test_a_cut_in_markup_never_leaves_half_a_mention() -> None:
+    assert clip_markup("x" * 10 + "<@U12345>", 14) == "x" * 10 + "…"
+    assert clip_markup("x" * 10 + "<@U12345> and more", 20) == "x" * 10 + "<@U12345>…"
 
 
 def test_a_card_of_more_milestones_than_fit_shows_whole_lines_and_counts_the_rest() -> None:

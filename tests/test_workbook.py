@@ -205,6 +205,26 @@ def test_export_then_import_into_an_empty_workspace_gives_the_same_items(
     assert again.new == 0
 
 
+def test_a_restored_workbook_keeps_each_items_id(engine: Engine, populated: tuple[Actor, Actor], make_actor) -> None:  # type: ignore[no-untyped-def]
+    """Numbered in file order (the open tab, then the closed one), POAM-2,
+    closed, came back as POAM-3, and POAM-3 as POAM-2."""
+    owner, _ = populated
+    with unit_of_work(engine) as s:
+        items.log_item(s, owner, title="Weak SSH ciphers", severity=Severity.LOW)
+    out = io.BytesIO()
+    with unit_of_work(engine) as s:
+        export(s, out, fmt=ExportFormat.XLSX, rules=owner.rules, now=owner.now(), team_id=owner.team_id,
+               system_name=None, csp="Acme")
+    importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    with unit_of_work(engine) as s:
+        summary = import_findings(s, importer, findings=read_findings("poam.xlsx", out.getvalue()), source_name="poam.xlsx")
+    assert summary.numbers == [1, 2, 3]
+    with unit_of_work(engine) as s:
+        titles = {actor.team_id: [items.load_item(s, actor, number=n).title for n in (1, 2, 3)]
+                  for actor in (owner, importer)}
+    assert titles[importer.team_id] == titles[owner.team_id] == ["TLS 1.0 on the LB", "Old finding", "Weak SSH ciphers"]
+
+
 def _milestone_history(detail: ItemDetail, rules: Rules) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """An item's milestones and their changes, as an assessor compares them (no ids, no people)."""
     by_id = {m.id: m.number for m in detail.milestones}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from bot.blockkit.text import clip
+from bot.blockkit.text import clip_markup
 
 Block = dict[str, Any]
 MAX_MESSAGE_BLOCKS = 50
@@ -28,11 +28,11 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def plain(text: str, limit: int = MAX_BUTTON_TEXT) -> dict[str, Any]:
-    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+    return {"type": "plain_text", "text": clip_markup(text, limit), "emoji": True}
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": clip(text)}
+    return {"type": "mrkdwn", "text": clip_markup(text)}
 
 
 def section(text: str, *, accessory: dict[str, Any] | None = None, block_id: str | None = None) -> Block:
@@ -51,7 +51,7 @@ MAX_FIELD_TEXT = 2000
 def fields_section(pairs: list[tuple[str, str]]) -> Block:
     """Up to 10 ``*label*\\nvalue`` fields side by side (each within Slack's limit)."""
     return {"type": "section",
-            "fields": [mrkdwn(clip(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]]}
+            "fields": [mrkdwn(clip_markup(f"*{label}*\n{value}", MAX_FIELD_TEXT)) for label, value in pairs[:10]]}
 
 
 def header(text: str) -> Block:
@@ -59,7 +59,7 @@ def header(text: str) -> Block:
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [mrkdwn(clip(text, 2000))]}
+    return {"type": "context", "elements": [mrkdwn(clip_markup(text, 2000))]}
 
 
 def divider() -> Block:
@@ -112,7 +112,7 @@ def sections(lines: list[str], *, separator: str = "\n", limit: int = 2900) -> l
     blocks: list[Block] = []
     chunk: list[str] = []
     size = 0
-    for line in (clip(line, limit) for line in lines):
+    for line in (clip_markup(line, limit) for line in lines):
         if chunk and size + len(separator) + len(line) > limit:
             blocks.append(section(separator.join(chunk)))
             chunk, size = [], 0

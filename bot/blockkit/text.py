@@ -68,3 +68,17 @@ def mentioned_user(token: str) -> str | None:
 def clip(text: str, limit: int = MAX_SECTION_TEXT) -> str:
     """``text`` cut to ``limit`` characters with an ellipsis (Block Kit limits)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clip_markup(text: str, limit: int = MAX_SECTION_TEXT) -> str:
+    """:func:`clip` for text already escaped or marked up: the cut never falls
+    inside an entity (``&amp;``) or a token (``<@U123>``, ``<!date^…>``), which
+    Slack would show raw. In such text every ``&`` and ``<`` opens one."""
+    if len(text) <= limit:
+        return text
+    kept = text[: limit - 1]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = kept.rfind(opener)
+        if start != -1 and closer not in kept[start:]:
+            kept = kept[:start]
+    return kept + "…"

@@ -23,7 +23,7 @@ from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import PoamError
 from bot.poam.roles import load_actor
-from bot.reminders.people import remember_person
+from bot.reminders.people import recorded_zone, remember_person
 from bot.slack_http import SlackConnections
 from bot.store.engine import unit_of_work
 from bot.store.models import OutboxMessage
@@ -215,11 +215,14 @@ class SlackRequest:
     ) -> Iterator[tuple[Session, Actor]]:
         with unit_of_work(self.services.engine, read_only=read_only, snapshot=snapshot,
                           max_wait=REQUEST_MAX_WAIT) as session:
+            tz = slack_user.tz
+            if slack_user.unanswered:  # the zone Slack gave last time, over the workspace's default
+                tz = recorded_zone(session, team_id=self.team_id, user_id=self.user_id) or tz
             actor = load_actor(
                 session,
                 team_id=self.team_id,
                 user_id=self.user_id,
-                tz=slack_user.tz,
+                tz=tz,
                 clock=self.services.clock,
                 rules=self.services.settings.rules,
                 configured_admins=self.services.settings.poam_admins,

@@ -180,7 +180,7 @@ def say_privately(
     No outbox row keeps it: it waits out a 429 of up to a minute
     (``rate_limits.waiting_longer``) rather than be lost.
     """
-    if respond is not None:
+    if respond is not None and respond.response_url is not None:  # a click in a view has none
         try:
             if respond(text=text, blocks=blocks, response_type="ephemeral",
                        replace_original=replace_original).status_code == 200:

@@ -53,6 +53,8 @@ class SlackUser:
     deleted: bool = False
     #: A bot (an app's user, Slackbot): nobody to do what a person is asked.
     bot: bool = False
+    #: Slack did not answer: ``tz`` is the workspace's default, not theirs.
+    unanswered: bool = False
 
 
 def quick_client(client: WebClient) -> WebClient:
@@ -82,12 +84,12 @@ class UserDirectory:
         self._cache: dict[tuple[str, str], tuple[datetime, SlackUser]] = {}
 
     def get(self, client: WebClient, *, team_id: str, user_id: str) -> SlackUser:
-        """What Slack says of the user, or the default time zone and no admin
-        rights when it cannot say."""
+        """What Slack says of the user, or the default time zone (``unanswered``)
+        and no admin rights when it cannot say."""
         found = self.look_up(client, team_id=team_id, user_id=user_id)
         if found is None:
             log.warning("using the default time zone and no admin rights for %s", user_id)
-            return SlackUser(tz=self._default_tz, workspace_admin=False)
+            return SlackUser(tz=self._default_tz, workspace_admin=False, unanswered=True)
         return found
 
     def look_up(self, client: WebClient, *, team_id: str, user_id: str) -> SlackUser | None:

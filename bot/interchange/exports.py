@@ -37,6 +37,11 @@ class ExportFormat(StrEnum):
         return self in (ExportFormat.XLSX, ExportFormat.OSCAL)
 
     @property
+    def per_workspace(self) -> bool:
+        """Every format but JSON, whose items carry their workspace, holds one workspace's."""
+        return self is not ExportFormat.JSON
+
+    @property
     def suffix(self) -> str:
         return "oscal.json" if self is ExportFormat.OSCAL else self.value
 
@@ -73,14 +78,15 @@ def export(
 ) -> Exported:
     """Write the POA&M in ``fmt`` to ``out``.
 
-    JSON and CSV cover every workspace (or ``team_id``) and system (or
-    ``system_name``); the workbook covers one system of one workspace, the
-    default one unless ``system_name`` names another.
+    JSON covers every workspace (or ``team_id``), and CSV one workspace, each
+    every system (or ``system_name``); the workbook and OSCAL cover one system
+    of one workspace, the default one unless ``system_name`` names another.
     """
     stamp = f"{rules.day(now):%Y%m%d}"
+    if fmt.per_workspace and team_id is None:
+        raise InvalidInput("Say which workspace to export (--team): this database holds none or several.")
     if fmt.per_system:
-        if team_id is None:
-            raise InvalidInput("Say which workspace to export (--team): this database holds none or several.")
+        assert team_id is not None
         system = _system(session, team_id, system_name)
         details = iter_item_details(session, team_id=team_id, system_name=system.name)
         provider = csp or system.organization or ""  # the deployment's CSP, else the system's organization

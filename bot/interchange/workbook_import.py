@@ -2,8 +2,8 @@
 
 The workbook must look like GSA's template as we export it: tabs
 "Open POA&M Items" and "Closed POA&M Items", the 31 column headers of
-:data:`bot.interchange.fedramp.COLUMNS` on row 5, items from row 8 down to the
-first empty row. :func:`template_finding` maps one row of those columns (also
+:data:`bot.interchange.fedramp.COLUMNS` on row 5, items from row 6 (after the
+template's guidance rows, where a tab has them) down to the first empty row. :func:`template_finding` maps one row of those columns (also
 used by the CSV importer, whose own-export rows carry the same columns).
 """
 
@@ -25,7 +25,13 @@ from bot.poam.severity import Severity
 
 TABS = (OPEN_TAB, CLOSED_TAB)
 HEADER_ROW = 5
+#: Rows 6-7 say what each column holds (GSA's open tab, every tab we export);
+#: elsewhere (GSA's closed tab) items may start there.
 FIRST_DATA_ROW = 8
+#: Column A of those rows: GSA's words and ours (the export's, now and before).
+_TEMPLATE_TEXT = frozenset({"unique identifier for each poam item", "unique identifier", "unique id of the item", "text"})
+#: The POAM ID of the example row on GSA's open tab (row 8), not an item.
+GSA_EXAMPLE_ID = "V-1Example"
 
 #: Refuse archives that would inflate beyond this (a zip bomb), before openpyxl opens them.
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
@@ -369,11 +375,14 @@ def _tab_findings(sheet, tab: str, *, closed: bool) -> list[Finding]:
         raise error
     findings = []
     for number, values in enumerate(rows, start=HEADER_ROW + 1):
-        if number < FIRST_DATA_ROW:
-            continue  # the template's guidance and format rows
         values = list(values)[:width] + [None] * (width - len(values))
+        first = text(values[0])
+        if number < FIRST_DATA_ROW and (first is None or first.lower() in _TEMPLATE_TEXT):
+            continue  # the template's guidance and format rows, or none
         if all(text(value) is None for value in values):
             break
+        if first == GSA_EXAMPLE_ID:
+            continue
         cells = dict(zip(COLUMNS, values, strict=True))
         findings.append(template_finding(cells, where=f'"{tab}" row {number}', closed=closed))
     return findings

@@ -225,7 +225,8 @@ def _classify(
     # an export writes the day of whoever acted (a milestone completed in
     # Auckland, an item logged there, are tomorrow in New York).
     latest = max(actor.today(), (now.astimezone(UTC) + LATEST_OFFSET).date())
-    checked = [(finding, _checked(finding, latest)) for finding in findings if finding.severity is not None]
+    checked = sorted(((finding, _checked(finding, latest)) for finding in findings if finding.severity is not None),
+                     key=lambda pair: _file_order(actor, pair[0]))
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
@@ -330,6 +331,14 @@ def _add_cves(values: dict[str, object], more: list[str]) -> None:
 def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:
     """The item number a row's POAM ID gives in this workspace's form (``POAM-12``), if it has one."""
     return labelled_number(finding.poam_id or "", prefix=actor.rules.id_prefix)
+
+
+def _file_order(actor: Actor, finding: ImportedWeakness) -> tuple[bool, int]:
+    """Where a row is taken: rows with ids in the workspace's form by their
+    numbers (a workbook lists its open items, then its closed ones: restored
+    into an empty workspace, each keeps its id), then the rest as the file has them."""
+    number = _own_number(actor, finding)
+    return number is None, number or 0
 
 
 #: What tells an item of the workspace from a row of its own export: number,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import NamedTuple, NoReturn
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -24,7 +24,7 @@ from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import AlreadyClaimed, InvalidInput, InvalidState, NotFound, about
-from bot.poam.lifecycle import Action, Status, transition
+from bot.poam.lifecycle import Action, Status, moves, transition
 from bot.poam.permissions import require_admin, require_owner, require_owner_or_admin
 from bot.poam.presence import require_present
 from bot.poam.refs import MAX_NUMBER
@@ -243,12 +243,17 @@ class ClaimedItem(NamedTuple):
     origin_thread_ts: str | None
 
 
+_CLAIM_MOVES = moves(Action.CLAIM)
+#: The status a claim found, by the one it left (each leaves a different one).
+_CLAIMED_FROM = {after: before for before, after in _CLAIM_MOVES.items()}
+assert len(_CLAIMED_FROM) == len(_CLAIM_MOVES)
 _CLAIM = (
     update(_ITEMS)
     .where(_ITEMS.c.team_id == bindparam("workspace"), _ITEMS.c.number == bindparam("claimed_number"),
-           _ITEMS.c.owner_id.is_(None), _ITEMS.c.status == Status.OPEN)
-    .values(owner_id=bindparam("new_owner"), status=bindparam("new_status"), version=_ITEMS.c.version + 1,
-            updated_at=bindparam("changed_at"), snoozed_until=None)
+           _ITEMS.c.owner_id.is_(None), _ITEMS.c.status.in_([str(s) for s in _CLAIM_MOVES]))
+    .values(owner_id=bindparam("new_owner"), version=_ITEMS.c.version + 1, updated_at=bindparam("changed_at"),
+            snoozed_until=None,
+            status=case({str(before): str(after) for before, after in _CLAIM_MOVES.items()}, value=_ITEMS.c.status))
     .returning(*(_ITEMS.c[name] for name in ClaimedItem._fields))
 )
 
@@ -263,12 +268,9 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
     statement less than reading it first).
     """
     check_number(number)
-    now = actor.now()
-    claimed_status = transition(Action.CLAIM, Status.OPEN, item_label=actor.rules.label(number))
     row = rows_of(session).execute(
-        _CLAIM,
-        {"workspace": actor.team_id, "claimed_number": number, "new_owner": actor.user_id,
-         "new_status": claimed_status, "changed_at": now},
+        _CLAIM, {"workspace": actor.team_id, "claimed_number": number, "new_owner": actor.user_id,
+                 "changed_at": actor.now()},
     ).first()
     if row is None:  # read afresh: a copy this unit of work holds may predate the winner's claim
         _refuse_claim(actor, load_item(session, actor, number=number, fresh=True))
@@ -282,7 +284,8 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
         actor,
         action="item.claimed",
         item_id=claimed.id,
-        details={"owner": {"from": None, "to": actor.user_id}, **status_change(Status.OPEN, claimed_status)},
+        details={"owner": {"from": None, "to": actor.user_id},
+                 **status_change(_CLAIMED_FROM[Status(claimed.status)], claimed.status)},
     )
     return claimed
 
@@ -298,7 +301,8 @@ def _refuse_claim(actor: Actor, item: Item) -> NoReturn:
 
 
 def release_item(session: Session, actor: Actor, *, number: int) -> Item:
-    """Give an item up (its owner, or an admin): it is open and unowned again."""
+    """Give an item up (its owner, or an admin): it is unowned again, and
+    open (one whose risk is accepted stays so)."""
     item = load_item(session, actor, number=number, for_update=True)
     require_owner_or_admin(actor, item, "release it")
     was, item.status = item.status, transition(Action.RELEASE, item.status, item_label=actor.rules.label(number))

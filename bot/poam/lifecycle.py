@@ -10,11 +10,14 @@ next state, so no path can skip a step (DOMAIN.md, "Lifecycle")::
         OR approved -> risk_accepted · extension approved -> new due date
     open|in_progress --accept_risk--> risk_accepted --expire--> in_progress (open if unowned)
     risk_accepted --accept_risk (the AO's re-review: a new date)--> risk_accepted
+    risk_accepted --claim (unowned), release--> risk_accepted
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 from bot.poam.errors import InvalidState
 
@@ -90,8 +93,9 @@ def _stay(*statuses: Status) -> dict[Status, Status]:
 
 
 _TRANSITIONS: dict[Action, dict[Status, Status]] = {
-    Action.CLAIM: {Status.OPEN: Status.IN_PROGRESS},
-    Action.RELEASE: {Status.IN_PROGRESS: Status.OPEN},
+    # An unowned item whose risk the AO accepted is claimed as it stands.
+    Action.CLAIM: {Status.OPEN: Status.IN_PROGRESS, Status.RISK_ACCEPTED: Status.RISK_ACCEPTED},
+    Action.RELEASE: {Status.IN_PROGRESS: Status.OPEN, Status.RISK_ACCEPTED: Status.RISK_ACCEPTED},
     Action.ASSIGN: {
         Status.OPEN: Status.IN_PROGRESS,
         Status.IN_PROGRESS: Status.IN_PROGRESS,
@@ -115,6 +119,11 @@ _TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.EXPIRE_UNOWNED: {Status.RISK_ACCEPTED: Status.OPEN},
     Action.VENDOR: _stay(Status.IN_PROGRESS, Status.RISK_ACCEPTED),
 }
+
+
+def moves(action: Action) -> Mapping[Status, Status]:
+    """The status after ``action`` by the status it is taken in."""
+    return MappingProxyType(_TRANSITIONS[action])
 
 
 def allowed_from(action: Action) -> frozenset[Status]:

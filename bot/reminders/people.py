@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, time
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, literal, or_, update
 from sqlmodel import Session, col, select
@@ -81,6 +81,16 @@ def mark_bot(session: Session, *, team_id: str, user_id: str, now: datetime) -> 
     session.exec(statement.on_conflict_do_update(  # type: ignore[call-overload]
         index_elements=["team_id", "user_id"], set_={"is_bot": True, "updated_at": now}
     ))
+
+
+def recorded_zone(session: Session, *, team_id: str, user_id: str) -> ZoneInfo | None:
+    """The time zone Slack last reported for someone, as on record; None when
+    none is (or this machine does not know it)."""
+    name = session.exec(select(Person.tz).where(Person.team_id == team_id, Person.user_id == user_id)).first()
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def preferences(session: Session, actor: Actor) -> Person:

@@ -196,6 +196,18 @@ def test_a_list_page_whose_response_url_is_refused_comes_as_a_new_message(
     assert "First finding" in strings(sent[0])
 
 
+def test_a_list_page_clicked_in_a_view_comes_as_a_direct_message(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
+) -> None:
+    """A view's click has no response URL: Bolt's respond raised, and nothing came."""
+    log_direct(engine, make_actor, "First finding")
+    acked(slack.click(f"{ActionId.LIST_PAGE}.next", '{"scope": "open", "offset": 0}', user=BOB,
+                      view={"type": "home", "id": "VH"}))
+    sent = wait_for(lambda: [call.params for call in fake_slack.calls_to("chat.postMessage")
+                             if call.params["channel"] == BOB])
+    assert len(sent) == 1 and "First finding" in strings(sent[0])
+
+
 GARBAGE = [
     (ActionId.CLAIM, "not json", "out of date"),
     (ActionId.CLAIM, "", "out of date"),

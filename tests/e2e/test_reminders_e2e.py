@@ -237,6 +237,20 @@ def test_a_time_zone_change_in_slack_moves_the_reminder(
     assert dm["text"] == "Your POA&M for Mon 23 Nov 2026"
 
 
+def test_a_command_keeps_the_recorded_time_zone_when_slack_cannot_answer(
+    overdue: int, slack: SlackDriver, fake_slack: FakeSlack, clock: FixedClock, engine: Engine
+) -> None:
+    """Slack down, the owner (in Tokyo, as recorded) counted days in the
+    workspace's zone: their item's 21st day overdue read as its 20th."""
+    slack.event({"type": "user_change", "user": {"id": OWNER, "team_id": "T0001", "tz": "Asia/Tokyo"},
+                 "event_ts": "1700000000.3"})
+    wait_for(lambda: person_tz(engine, OWNER) == "Asia/Tokyo")
+    clock.set(utc(11, 20, 16, 0))  # Sat 21 Nov 01:00 in Tokyo, Fri 20 Nov in UTC; the cached answer has expired
+    fake_slack.fail("users.info", error="fatal_error", times=5)
+    body = reply(slack.command("show POAM-1", user=OWNER))
+    assert "overdue 21d" in body, body
+
+
 def test_remind_keeps_the_slack_time_zone_when_slack_cannot_answer(
     overdue: int, slack: SlackDriver, scheduler: Scheduler, fake_slack: FakeSlack, clock: FixedClock, engine: Engine
 ) -> None:

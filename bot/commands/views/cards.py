@@ -23,7 +23,7 @@ from bot.blockkit.blocks import (
     section,
     sections,
 )
-from bot.blockkit.text import clip, escape, mention
+from bot.blockkit.text import clip, clip_markup, escape, mention
 from bot.commands import metadata
 from bot.commands.grammar import Spec
 from bot.commands.ids import ActionId
@@ -144,7 +144,7 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
         dates_count = item.status in ACTIVE
         lines = [_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones]
         (shown,) = lines_within([lines], most=len(lines), budget=MILESTONES_TEXT)
-        listed = clip("\n".join(lines[:shown]), MILESTONES_TEXT)  # cut only when one line outgrows it all
+        listed = clip_markup("\n".join(lines[:shown]), MILESTONES_TEXT)  # cut only when one line outgrows it all
         more = f"\n…and {len(lines) - shown} more." if shown < len(lines) else ""
         blocks.append(section(f"*Milestones*\n{listed}{more}"))
     if item.recurs_number is not None:
@@ -451,7 +451,7 @@ def roles(
         lines.append("Authorizing officials of one system: "
                      + ", ".join(f"*{escape(name)}* {mention(user)}" for name, user in system_aos))
     lines.append("_Slack workspace admins and owners are POA&M admins too._")
-    return [section("*Roles*\n" + clip("\n".join(lines), 2900))]
+    return [section("*Roles*\n" + clip_markup("\n".join(lines), 2900))]
 
 
 def systems(found: Sequence[InfoSystem]) -> list[Block]:
@@ -467,7 +467,7 @@ def systems(found: Sequence[InfoSystem]) -> list[Block]:
         if system.is_default:
             line += " · _default_"
         lines.append(line)
-    return [section("*Information systems*\n" + clip("\n".join(lines), 2900))]
+    return [section("*Information systems*\n" + clip_markup("\n".join(lines), 2900))]
 
 
 def help_blocks(specs: Sequence[Spec], *, topic: str | None = None, id_prefix: str) -> list[Block]:
