@@ -35,14 +35,14 @@ from bot.poam.audit import Anchor, trail, verify_all, verify_chain
 from bot.poam.clock import FixedClock, SystemClock
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput, NotFound, PoamError
-from bot.poam.imports import check_findings, import_findings
+from bot.poam.imports import check_findings, file_digest, import_findings
 from bot.poam.items import load_item
 from bot.poam.refs import parse_item_number
 from bot.reminders.digest import digest_message
 from bot.reminders.expiries import end_risk_acceptances
 from bot.reminders.planner import plan
 from bot.reminders.subscriptions import subscribed_team
-from bot.store.engine import is_busy, make_engine, unit_of_work
+from bot.store.engine import is_busy, make_engine, sqlite_file, unit_of_work
 from bot.store.migrate import (
     DanglingRows,
     SchemaOutOfDate,
@@ -74,12 +74,20 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _ready_engine(settings: Settings) -> Engine:
+    """The database, migrated to this version's schema; never a new SQLite
+    file (a mistyped path would become an empty POA&M once migrated)."""
+    file = sqlite_file(settings.database_url)
+    if file is not None and not file.exists():
+        raise InvalidInput(f"There is no database at {file}: check DATABASE_URL, or create one there with "
+                           "`poam-bot migrate`.")
     engine = make_engine(settings.database_url)
     require_current(engine)
     return engine
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    if args.output:
+        _not_the_database(args.output, settings)
     engine = _ready_engine(settings)
     with ExitStack() as stack:
         session = stack.enter_context(unit_of_work(engine, read_only=True, snapshot=True))
@@ -104,6 +112,16 @@ def _existing_workspace(session: Session, team_id: str) -> str:
     if session.get(Workspace, team_id) is None:
         raise NotFound(f"There is no workspace {team_id} in this database.")
     return team_id
+
+
+def _not_the_database(path: str, settings: Settings) -> None:
+    """Refuse an output file that is the SQLite database (or its journal):
+    written over, the POA&M is gone."""
+    file = sqlite_file(settings.database_url)
+    if file is not None and os.path.realpath(path) in {
+        os.path.realpath(f"{file}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")
+    }:
+        raise InvalidInput(f"{path} is the database itself; write the export to another file.")
 
 
 @contextmanager
@@ -184,11 +202,12 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
         with unit_of_work(engine) as session:
             actor = _cli_actor(_import_workspace(session, args.team), settings)
             if args.dry_run:
-                summary = check_findings(session, actor, findings=findings, system_name=args.system)
+                summary = check_findings(session, actor, findings=findings, system_name=args.system,
+                                         digest=file_digest(data))
                 session.rollback()  # nothing at all: not even a new workspace's first use
             else:
                 summary = import_findings(session, actor, findings=findings, source_name=path.name,
-                                          system_name=args.system)
+                                          system_name=args.system, digest=file_digest(data))
         if progress:
             progress("done")
     finally:
@@ -220,6 +239,8 @@ def _cli_actor(team_id: str, settings: Settings) -> Actor:
 
 
 def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    if args.output:
+        _not_the_database(args.output, settings)
     engine = _ready_engine(settings)
     count = 0
     with ExitStack() as stack:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from bot.config import Settings
 from bot.poam import audit
 from bot.poam.actor import Actor, Role
-from bot.poam.errors import AuditTrailOutOfStep, InvalidInput
+from bot.poam.errors import UNREADABLE, AuditTrailOutOfStep, InvalidInput, UnreadableEvent
 from bot.poam.item_details import show_item
 from bot.poam.item_lists import Scope, list_items
 from bot.poam.items import assign_item, claim_item, item_history, log_item, release_item, set_plan
@@ -304,6 +304,23 @@ def test_other_edited_columns_are_reported(trail: Engine, column: str, value: An
         return
     raw(trail, f"UPDATE audit_events SET {column} = :v WHERE team_id = :t AND seq = 5", v=value, t=TEAM)
     assert_broken(trail, 5, "(item.plan_set) was altered" if column != "action" else "(item.released) was altered", 5)
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("at", "2026-11-20 15:00:00.000000 FORGED"), ("at", ""), ("at", 12345), ("details", "not json"),
+])
+def test_a_column_edited_into_text_the_bot_never_writes_is_reported(trail: Engine, column: str, value: object) -> None:
+    """SQLite keeps any text in any column: reading the event raised, and
+    `audit verify` ended in a traceback instead of naming it."""
+    if trail.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's typed columns refuse such text")
+    raw(trail, f"UPDATE audit_events SET {column} = :v WHERE team_id = :t AND seq = 10", v=value, t=TEAM)
+    assert_broken(trail, 10, UNREADABLE, 10)
+    with unit_of_work(trail, read_only=True) as session:
+        read = []
+        with pytest.raises(UnreadableEvent, match="audit event #10 cannot be read"):
+            read.extend(event["seq"] for event in audit.trail(session, team_id=TEAM))
+    assert read == list(range(1, 10))
 
 
 def test_edited_timestamp_is_reported(trail: Engine) -> None:

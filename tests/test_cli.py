@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system
+from bot.reminders import subscriptions
 from bot.store.engine import make_engine, unit_of_work
 from bot.store.migrate import current_revision
 from tests.conftest import ActorFactory
@@ -260,6 +262,7 @@ def test_audit_export_is_utf8_whatever_the_terminal(
 def test_export_before_migrate_says_to_migrate(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sqlite3.connect(tmp_path / "new.db").close()  # a database, with no schema yet
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'new.db'}")
     assert main(["export"]) == 1
     assert "run `poam-bot migrate`" in capsys.readouterr().err
@@ -386,6 +389,43 @@ def test_a_csv_names_no_workspace_so_a_database_of_several_needs_team(
     assert {item["team_id"] for item in json.loads(capsys.readouterr().out)["items"]} == {"T0001", "T0002"}
 
 
+def test_an_export_over_the_database_itself_is_refused(
+    db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`export -o poam.db` wrote the workbook over the POA&M, and said "Exported"."""
+    if not db_env.startswith("sqlite"):
+        pytest.skip("a PostgreSQL database is no file here")
+    _populate(engine, alice, bob, admin)
+    database = Path(db_env.removeprefix("sqlite:///"))
+    kept = database.read_bytes()
+    link = tmp_path / "link.db"
+    link.symlink_to(database)
+    for args in (["export", "--format", "xlsx"], ["audit", "export"]):
+        for path in (database, link, Path(f"{database}-wal")):
+            assert main([*args, "-o", str(path)]) == 1, (args, path)
+            assert capsys.readouterr().err.strip() == (
+                f"poam-bot: {path} is the database itself; write the export to another file.")
+    assert database.read_bytes() == kept
+    assert main(["audit", "verify"]) == 0
+
+
+def test_a_command_on_a_mistyped_sqlite_path_creates_no_database_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It made an empty file there, which `poam-bot migrate` (as the message
+    said) then made an empty POA&M."""
+    typo = tmp_path / "poma.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{typo}")
+    for args in (["export"], ["audit", "verify"], ["digest", "--channel", "C0123", "--dry-run"]):
+        assert main(args) == 1, args
+        assert capsys.readouterr().err.strip() == (
+            f"poam-bot: There is no database at {typo}: check DATABASE_URL, or create one there with "
+            "`poam-bot migrate`.")
+    assert not typo.exists()
+    assert main(["migrate"]) == 0 and typo.exists()
+
+
 def test_an_export_failing_midway_leaves_the_file_and_one_into_a_pipe_is_written(
     db_env: str, engine: Engine, alice: Actor, bob: Actor, admin: Actor, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -438,6 +478,22 @@ def test_an_import_into_a_workspace_this_database_does_not_hold_is_refused_and_a
     assert capsys.readouterr().err.count("There is no workspace T0TYPO") == 2
     assert main(["audit", "verify"]) == 0
     assert capsys.readouterr().out.startswith("T0001: ")  # the one workspace, still alone
+
+
+def test_a_digest_of_a_channel_subscribed_in_two_workspaces_needs_team(
+    db_env: str, engine: Engine, make_actor: ActorFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared channel keeps its id in each workspace: the digest was one of them, either."""
+    for team, title in (("T0001", "First workspace's weakness"), ("T0002", "Second workspace's weakness")):
+        admin = make_actor("U0ADMIN01", Role.ADMIN, team=team)
+        with unit_of_work(engine) as session:
+            items.log_item(session, admin, title=title, severity=Severity.LOW)
+            subscriptions.subscribe(session, admin, channel_id="C0SHARED1", weekday=None, post_at=None)
+    assert main(["digest", "--channel", "C0SHARED1", "--dry-run"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "poam-bot: C0SHARED1 is subscribed in more than one workspace; pass --team to choose one.")
+    assert main(["digest", "--channel", "C0SHARED1", "--team", "T0002", "--dry-run"]) == 0
+    assert "--anchor T0002:" in capsys.readouterr().out  # the second workspace's trail
 
 
 def test_our_own_json_and_oscal_exports_are_refused_as_imports_by_name(

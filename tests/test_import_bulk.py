@@ -24,7 +24,7 @@ from bot.poam import audit, items
 from bot.poam.actor import Actor, Role
 from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
-from bot.poam.imports import check_findings, import_findings
+from bot.poam.imports import check_findings, file_digest, import_findings
 from bot.poam.item_details import iter_item_details, show_item
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
@@ -262,6 +262,31 @@ def test_a_scan_from_before_an_item_closed_brings_nothing_back(engine: Engine, a
     assert (new.new, new.recurring) == (1, 1)  # found in a scan after it closed: it came back
 
 
+def test_the_same_undated_scan_uploaded_again_after_closing_brings_nothing_back(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """A CSV that gives no date, uploaded again after its item closed, made it
+    again, "found again" (DOMAIN.md: re-importing the same scan must not
+    duplicate items); a different file (a new scan) still brings it back."""
+    data = b"Plugin ID,Name,Risk,Host\n19506,Weak TLS,High,web-01\n"
+
+    def upload(file: bytes) -> Any:
+        with unit_of_work(engine) as session:
+            return import_findings(session, admin, findings=read_findings("scan.csv", file), source_name="scan.csv",
+                                   digest=file_digest(file))
+
+    assert upload(data).new == 1
+    clock.advance(days=5)
+    force(engine, 1, status=Status.CLOSED, closed_at=clock.now())
+    clock.advance(days=1)
+    with unit_of_work(engine, read_only=True) as session:
+        checked = check_findings(session, admin, findings=read_findings("scan.csv", data), digest=file_digest(data))
+    again = upload(data)
+    assert (checked.new, again.new, again.unchanged) == (0, 0, 1)
+    later = upload(data + b"19507,Other,Low,web-02\n")
+    assert (later.new, later.recurring) == (2, 1)
+
+
 def test_items_an_earlier_version_made_are_known_again_by_the_next_scan(
     engine: Engine, admin: Actor, clock: FixedClock
 ) -> None:
@@ -282,6 +307,18 @@ def test_a_poam_csvs_asset_identifier_lists_several(engine: Engine, admin: Actor
     data = b"Weakness Name,Original Risk Rating,Asset Identifier\nOpen port,High,\"web-01, web-02\"\n"
     imported(engine, admin, read_findings("poam.csv", data))
     assert fetch(engine, 1).assets == ["web-01", "web-02"]
+
+
+def test_a_risk_adjusted_row_without_dates_is_due_by_its_adjusted_rating(engine: Engine, admin: Actor) -> None:
+    """Given no date, a High row adjusted to Low came in due in 30 days, as
+    if never adjusted (DOMAIN.md: the deadline follows the adjusted rating)."""
+    data = (b"POAM ID,Weakness Name,Asset Identifier,Original Risk Rating,Adjusted Risk Rating,Risk Adjustment,"
+            b"Original Detection Date,Deviation Rationale\n"
+            b"V-1,Old TLS,lb-01,High,Low,Yes,2026-11-01,Risk Adjustment : internal only\n")
+    imported(engine, admin, read_findings("poam.csv", data))
+    item = fetch(engine, 1)
+    assert (item.severity, item.adjusted_severity, item.scheduled_completion_on, item.due_on) == (
+        "high", "low", date(2026, 12, 1), date(2027, 4, 30))
 
 
 def test_a_scanners_asset_with_a_comma_is_one_asset(engine: Engine, admin: Actor) -> None:

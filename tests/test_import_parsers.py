@@ -31,9 +31,11 @@ from bot.interchange.findings import Finding, ImportFormatError, Milestone, Mile
 from bot.interchange.workbook_import import GSA_EXAMPLE_ID
 from bot.poam.actor import Actor, Rules
 from bot.poam.fields import Source
+from bot.poam.imports import RecordedDeviation
 from bot.poam.item_details import show_item
 from bot.poam.items import log_item, set_plan
 from bot.poam.milestones import ChangeKind, add_milestone
+from bot.poam.review import Deviation
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 
@@ -852,6 +854,48 @@ def test_gsas_closed_tab_starts_at_row_6_and_its_example_row_is_not_an_item() ->
         ("Closed weakness B", True, '"Closed POA&M Items" row 7'),
         ("Closed weakness C", True, '"Closed POA&M Items" row 8'),
     ]
+
+
+def _one_row(**cells: Any) -> Finding:
+    fields_ = {"POAM_ID": "V-7", "Weakness_Name": "Weak TLS", "Original_Risk_Rating": "High", **cells}
+    [finding] = workbook_import.parse(workbook_bytes([template_row(**fields_)]), source_name="gsa.xlsx")
+    return finding
+
+
+def test_deviations_as_gsas_template_writes_them_are_the_decisions_recorded() -> None:
+    finding = _one_row(Adjusted_Risk_Rating="Moderate", Risk_Adjustment="Yes", False_Positive="N/A",
+                       Operational_Requirement="Pending", Deviation_Rationale="Risk Adjustment : WAF rule in place",
+                       Last_Vendor_Check_in_Date=datetime(2026, 11, 3))
+    assert finding.deviations == (RecordedDeviation(Deviation.RISK_ADJUSTMENT, "WAF rule in place", adjusted=MODERATE),)
+    assert (finding.unrestored_deviations, finding.vendor_checkin_on) == (1, date(2026, 11, 3))
+    accepted = _one_row(Original_Risk_Rating="Low", Operational_Requirement="Yes", Last_Vendor_Check_in_Date="N/A",
+                        Comments="Risk accepted until 2027-01-31 by X on 2026-11-01. Risk accepted until 2027-06-30.")
+    assert accepted.deviations == (RecordedDeviation(Deviation.OPERATIONAL_REQUIREMENT, until=date(2027, 6, 30)),)
+    assert (accepted.unrestored_deviations, accepted.vendor_checkin_on) == (0, None)
+
+
+@pytest.mark.parametrize("cells", [
+    {"Risk_Adjustment": "Yes"},  # no rating to adjust to
+    {"Risk_Adjustment": "Yes", "Adjusted_Risk_Rating": "Urgent"},
+    {"Operational_Requirement": "Yes"},  # no date to review it again by
+    {"Operational_Requirement": "Yes", "Comments": "Risk accepted until 2027-06-30."},  # at High: never (DOMAIN.md)
+    {"False_Positive": "TBD"},
+])
+def test_a_deviation_the_file_gives_too_little_to_restore_is_counted_not_restored(cells: dict[str, Any]) -> None:
+    """A workbook these columns were ignored in imported whole before; a
+    deviation it cannot restore must not refuse it now."""
+    finding = _one_row(**cells)
+    assert (finding.deviations, finding.unrestored_deviations) == ((), 1)
+
+
+@pytest.mark.parametrize(("cells", "problem"), [
+    ({"False_Positive": "Maybe"}, 'False Positive "Maybe" is not Yes, No or Pending'),
+    ({"Last_Vendor_Check_in_Date": "soon"}, "Last Vendor Check-in Date"),
+])
+def test_a_deviation_column_of_no_answer_refuses_the_file(cells: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ImportFormatError) as refused:
+        _one_row(**cells)
+    assert problem in str(refused.value)
 
 
 def test_milestone_changes_are_read_in_order_as_the_template_writes_them() -> None:

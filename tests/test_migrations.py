@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,6 +130,20 @@ def test_a_migration_waits_a_few_seconds_for_a_table_in_use_then_gives_up_changi
             assert "nothing was changed: run `poam-bot migrate` again" in capsys.readouterr().err
             assert current_revision(engine) == "0017"
         assert main(["migrate"]) == 0
+        assert current_revision(engine) == head_revision(engine)
+
+
+def test_migrations_at_once_all_end_with_the_schema_made_once(tmp_path: Path) -> None:
+    """Replicas starting on a new PostgreSQL database each created its
+    tables, and all but one failed on PostgreSQL's catalogue ("duplicate key
+    value violates unique constraint pg_type_typname_nsp_index"). Processes,
+    as replicas are: Alembic's context is one per process."""
+    with scratch_database("postgresql", tmp_path) as engine:
+        environment = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+        runs = [subprocess.Popen([sys.executable, "-m", "bot", "migrate"], env=environment, cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        answers = [run.communicate(timeout=120) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], answers
         assert current_revision(engine) == head_revision(engine)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.blockkit.blocks import MESSAGE_TEXT_BUDGET, day, lines_within
+from bot.blockkit.blocks import MESSAGE_TEXT_BUDGET, day, lines_within, text_size
 from bot.blockkit.text import clip_markup
 from bot.commands import metadata
 from bot.commands.ids import BlockId
@@ -21,9 +22,9 @@ from bot.commands.views.modals import log_modal
 from bot.poam.actor import Actor, Rules
 from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
-from bot.poam.item_details import ItemDetail, MilestoneRow
+from bot.poam.item_details import ItemDetail, MilestoneRow, RequestRow
 from bot.poam.item_lists import Direction, ItemLine, ItemPage
-from bot.poam.review import WaitingOn
+from bot.poam.review import RequestKind, RequestStatus, WaitingOn
 from bot.reminders.departures import Holdings, departure_message
 from bot.store.models import AuditEvent, InfoSystem, Item
 
@@ -118,6 +119,25 @@ def test_a_cut_in_escaped_text_never_leaves_half_an_entity(description: str) -> 
     assert len(text) <= 3000
     assert text.endswith("…")
     assert re.fullmatch(r"(?:[^&<]|&(?:amp|lt|gt);)*…", text.removeprefix("*Description*\n"))
+
+
+@pytest.mark.parametrize("words", ["plain words ", "a<b & c>d "])
+def test_a_card_of_every_text_near_its_most_fits_one_message(words: str) -> None:
+    """Each part was clipped on its own: together they came to 11,356
+    characters (12,169 escaped), and Slack refused the card."""
+    item = _item(title=words * 30)
+    item.description, item.remediation_plan, item.resources_required = words * 1000, words * 1000, words * 200
+    item.assets, item.cves = [f"host-{n:02d}.example.gov" for n in range(40)], [f"CVE-2024-{n:05d}" for n in range(40)]
+    detail = dataclasses.replace(_detail(item, 12), requests=[RequestRow(
+        id=1, item_id=item.id, kind=RequestKind.DEVIATION, deviation="or", status=RequestStatus.PENDING,
+        text=words * 400, adjusted_severity=None, until_on=date(2027, 5, 1), new_due_on=None, requested_by="U0OWNER",
+        requested_at=NOW, decided_by=None, decided_at=None, decision_note=None)])
+    blocks = cards.item_card(detail, viewer=_viewer())
+    assert text_size(blocks) <= MESSAGE_TEXT_BUDGET
+    shown = "\n".join(_texts(blocks))
+    for heading in ("*Description*", "*Plan*", "*Resources:*", "*Waiting*", "*Milestones*", "*M1*"):
+        assert heading in shown
+    _assert_within_limits(blocks)
 
 
 def test_a_cut_in_markup_never_leaves_half_a_mention() -> None:

@@ -97,6 +97,22 @@ def test_tabs_heading_and_headers(engine: Engine, populated: tuple[Actor, Actor]
     assert book["Closed POA&M Items"]["A8"].value == "POAM-2"
 
 
+def test_the_layout_around_the_items_is_gsas(engine: Engine, populated: tuple[Actor, Actor]) -> None:
+    """Row 7 was reworded ("Text" for a unique identifier and a rationale),
+    no headers stayed in sight, and the Record of Changes sat a row high."""
+    owner, _ = populated
+    book = _workbook(engine, owner)
+    for tab in ("Open POA&M Items", "Closed POA&M Items"):
+        sheet = book[tab]
+        assert sheet.freeze_panes == "A6"
+        formats = [cell.value for cell in sheet[7]]
+        assert formats[0] == "Unique Identifier" and formats[23] == "Deviation Type : Rationale"
+        assert formats[13] == "(##) New/Update/Complete xxxx-xx-xx  : Description of change"
+    changes = book["Record of Changes"]
+    assert (changes["B2"].value, changes["B3"].value, changes["C4"].value) == (
+        "Record of Changes", "Date", "Exported by poam-bot")
+
+
 def test_the_heading_says_what_system_set_made_of_the_system(
     engine: Engine, populated: tuple[Actor, Actor], make_actor
 ) -> None:  # type: ignore[no-untyped-def]
@@ -282,6 +298,73 @@ def test_milestones_come_back_moved_completed_and_added_as_exported(
                for remediation in risk.get("remediations", ()) for task in remediation["tasks"]
                if task["title"].startswith("M1:")]
     assert task["remarks"] == "Completed on 2026-11-20."  # by nobody the file names
+
+
+def _all_rows(data: bytes, fmt: ExportFormat) -> dict[object, dict[str, object]]:
+    """Every item's row of an export (both tabs), by Weakness Name."""
+    if fmt is ExportFormat.CSV:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    else:
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        rows = [*_rows(book["Open POA&M Items"]), *_rows(book["Closed POA&M Items"])]
+    return {row["Weakness Name"]: row for row in rows}
+
+
+#: What a row says of its deviations and its vendor.
+_DEVIATION_CELLS = ("Adjusted Risk Rating", "Risk Adjustment", "False Positive", "Operational Requirement",
+                    "Deviation Rationale", "Last Vendor Check-in Date", "Vendor Dependency")
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.XLSX, ExportFormat.CSV])
+def test_deviations_and_vendor_check_ins_come_back_as_exported(
+    engine: Engine, make_actor, clock: FixedClock, fmt: ExportFormat
+) -> None:  # type: ignore[no-untyped-def]
+    """Restored, a High item adjusted to Low (due in 180 days) came back High
+    with no adjustment, an operational requirement in progress, a false
+    positive closed as "imported", a vendor check-in gone (its reminder due)."""
+    owner, ao = make_actor("U0OWNER01"), make_actor("U0AO00001", Role.AO)
+    asks = [
+        ("Old Apache on web-01", Severity.HIGH, review.Deviation.RISK_ADJUSTMENT, {"adjusted_severity": Severity.LOW}),
+        ("SMBv1 on the print server", Severity.MODERATE, review.Deviation.OPERATIONAL_REQUIREMENT,
+         {"until": date(2027, 5, 1)}),
+        ("Scanner misread a banner", Severity.LOW, review.Deviation.FALSE_POSITIVE, {}),
+    ]
+    with unit_of_work(engine) as s:
+        for number, (title, severity, deviation, shape) in enumerate(asks, start=1):
+            items.log_item(s, owner, title=title, severity=severity, owner_id=owner.user_id,
+                           detected_on=date(2026, 11, 2))
+            review.request_deviation(s, owner, number=number, deviation=deviation, rationale=f"Why {number}", **shape)
+            review.decide(s, ao, number=number, approve=True)
+        items.log_item(s, owner, title="Waits on the vendor", severity=Severity.MODERATE, owner_id=owner.user_id)
+        review.set_vendor(s, owner, number=4, product="Acme VPN", checkin=True)
+        items.log_item(s, owner, title="Asked about", severity=Severity.MODERATE, owner_id=owner.user_id)
+        review.request_deviation(s, owner, number=5, deviation=review.Deviation.RISK_ADJUSTMENT, rationale="Later",
+                                 adjusted_severity=Severity.LOW)
+    exported = _workbook_bytes(engine, owner, fmt=fmt)
+    clock.advance(days=2)
+    importer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    name = f"poam.{fmt.suffix}"
+    with unit_of_work(engine) as s:
+        summary = import_findings(s, importer, findings=read_findings(name, exported), source_name=name)
+    assert (summary.new, summary.unrestored_deviations) == (5, 1)
+    assert "1 deviation(s) not restored (pending, without their rating" in str(summary)
+    with unit_of_work(engine) as s:
+        restored = {n: items.load_item(s, importer, number=n) for n in range(1, 6)}
+        was = {n: items.load_item(s, owner, number=n) for n in range(1, 6)}
+    for n in range(1, 6):
+        for field in ("severity", "adjusted_severity", "status", "risk_accepted_until", "due_on", "closure",
+                      "last_vendor_checkin_on", "vendor_dependency"):
+            assert getattr(restored[n], field) == getattr(was[n], field), (n, field)
+    assert (restored[1].adjusted_severity, restored[2].status, restored[3].closure) == (
+        Severity.LOW, "risk_accepted", "false_positive")
+    first, again = (_all_rows(data, fmt) for data in (exported, _workbook_bytes(engine, importer, fmt=fmt)))
+    for title, row in first.items():
+        for cell in _DEVIATION_CELLS:
+            expected = "No" if title == "Asked about" and cell == "Risk Adjustment" else row[cell]
+            if title == "Asked about" and cell == "Deviation Rationale":
+                expected = None if fmt is ExportFormat.XLSX else ""
+            assert again[title][cell] == expected, (title, cell)
+    assert "Risk adjusted to Low (recorded in a POA&M imported on" in str(again["Old Apache on web-01"]["Comments"])
 
 
 def _first_row(data: bytes, fmt: ExportFormat) -> dict[str, object]:

@@ -134,3 +134,31 @@ def lines_within(lists: list[list[str]], *, most: int, budget: int = MESSAGE_TEX
         shown[longest] -= 1
         total -= len(lists[longest][shown[longest]]) + 1
     return shown
+
+
+def text_size(blocks: list[Block]) -> int:
+    """How many characters of text ``blocks`` hold, every element's, as a
+    message's limit counts them (:data:`MESSAGE_TEXT_BUDGET`)."""
+    def count(value: Any) -> int:
+        if isinstance(value, dict):
+            return sum(len(v) if k == "text" and isinstance(v, str) else count(v) for k, v in value.items())
+        if isinstance(value, list):
+            return sum(count(v) for v in value)
+        return 0
+
+    return count(blocks)
+
+
+def fair_shares(sizes: list[int], budget: int) -> list[int]:
+    """How much of each of several texts of ``sizes`` to show within ``budget``
+    in all: each whole while they fit; else the short ones whole and the long
+    ones cut to equal shares of what is left."""
+    limits = list(sizes)
+    if sum(sizes) <= budget:
+        return limits
+    left, count = max(budget, 0), len(sizes)
+    for index in sorted(range(len(sizes)), key=sizes.__getitem__):
+        limits[index] = min(sizes[index], left // count)
+        left -= limits[index]
+        count -= 1
+    return limits

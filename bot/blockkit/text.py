@@ -76,7 +76,7 @@ def clip_markup(text: str, limit: int = MAX_SECTION_TEXT) -> str:
     Slack would show raw. In such text every ``&`` and ``<`` opens one."""
     if len(text) <= limit:
         return text
-    kept = text[: limit - 1]
+    kept = text[: max(limit - 1, 0)]
     for opener, closer in (("<", ">"), ("&", ";")):
         start = kept.rfind(opener)
         if start != -1 and closer not in kept[start:]:

@@ -23,10 +23,11 @@ from bot.poam.actor import Actor, check_team_id, check_user_id
 from bot.poam.clock import Clock
 from bot.poam.errors import PoamError
 from bot.poam.roles import load_actor
+from bot.poam.systems import ensure_workspace
 from bot.reminders.people import recorded_zone, remember_person
 from bot.slack_http import SlackConnections
 from bot.store.engine import unit_of_work
-from bot.store.models import OutboxMessage
+from bot.store.models import OutboxMessage, Workspace
 from bot.store.replays import record_handled
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class Services:
     heavy_work: Executor = field(default_factory=_heavy_work_pool)
     #: Connections to Slack kept open between calls (``bot.slack_http``).
     slack_connections: SlackConnections = field(default_factory=SlackConnections)
+    #: The workspaces this process has seen made (``SlackRequest._make_workspace``).
+    workspaces_made: set[str] = field(default_factory=set)
 
     def answered_late(self) -> bool:
         """Whether the request running here is past the time its ack can answer
@@ -172,6 +175,8 @@ class SlackRequest:
         things have changed. (A copy sent in the moment before it, or after
         the process died in that moment, is not refused.)"""
         slack_user = self.slack_user
+        if read_only:
+            self._make_workspace(slack_user)
         records = not read_only and self.signature is not None and not self._recorded
         try:
             with self._unit_of_work(slack_user, read_only=read_only, snapshot=snapshot, records=records) as (
@@ -187,6 +192,22 @@ class SlackRequest:
             raise
         if records:
             self._recorded = True  # committed: the request's later transactions are its own, not replays
+
+    def _make_workspace(self, slack_user: SlackUser) -> None:
+        """On SQLite, make the workspace on its first use in a write of its own
+        (once a process): made in the read-only unit (``ensure_workspace``),
+        the read became a write, which SQLite refuses at once, without waiting
+        its turn, once another request wrote since the read began: a new
+        workspace's first reads, several at once, were "Too many changes"."""
+        services = self.services
+        if self.team_id in services.workspaces_made or services.engine.dialect.name != "sqlite":
+            return
+        with unit_of_work(services.engine, read_only=True, max_wait=REQUEST_MAX_WAIT) as session:
+            made = session.get(Workspace, self.team_id) is not None
+        if not made:
+            with self._unit_of_work(slack_user, read_only=False, snapshot=False, records=False) as (session, actor):
+                ensure_workspace(session, actor)
+        services.workspaces_made.add(self.team_id)
 
     def refuse_a_copy(self) -> None:
         """Record the request's signature now, in a transaction of its own

@@ -26,7 +26,7 @@ from bot.interchange.exports import ExportFormat, export
 from bot.interchange.findings import ImportFormatError
 from bot.interchange.importing import MAX_IMPORT_BYTES, read_findings
 from bot.poam.errors import PoamError
-from bot.poam.imports import ImportSummary, check_findings, import_findings
+from bot.poam.imports import ImportSummary, check_findings, file_digest, import_findings
 from bot.poam.permissions import require_admin
 from bot.poam.systems import find_system
 from bot.rate_limits import waiting_longer
@@ -188,13 +188,14 @@ def check_or_import(request: SlackRequest, upload: metadata.UploadedFile, *, con
         request.refuse_a_copy()  # before the download: a captured request sent again gets nowhere,
         with request.transaction(read_only=True) as (session, _actor):  # nor Import pressed again
             refuse_if_saved(session, request, view_id, what="imported")
-    findings = read_findings(upload.name, download(request, upload))
+    data = download(request, upload)
+    findings, digest = read_findings(upload.name, data), file_digest(data)
     if not confirm:
         with request.transaction(read_only=True) as (session, actor):
-            return check_findings(session, actor, findings=findings), ""
+            return check_findings(session, actor, findings=findings, digest=digest), ""
     with request.transaction() as (session, actor):
         save_once(session, request, view_id, what="imported")
-        summary = import_findings(session, actor, findings=findings, source_name=upload.name)
+        summary = import_findings(session, actor, findings=findings, source_name=upload.name, digest=digest)
         label = ", ".join(actor.rules.label(n) for n in summary.numbers[:10])
     learn_about(request, summary.owners)
     return summary, label

@@ -31,6 +31,7 @@ from bot.commands.users import SlackUser
 from bot.poam.clock import local_today
 from bot.reminders.dispatch import send_now
 from bot.store import outbox
+from bot.store.counters import lock_workspace
 from bot.store.engine import unit_of_work
 from bot.store.models import Person
 
@@ -62,8 +63,12 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
     if not found:
         return
     with unit_of_work(services.engine) as session:
-        for user_id, user in found.items():
-            record_person(session, services, team_id=team_id, user_id=user_id, known=user)
+        # Every lock in one order, so that two of these (imports naming the same
+        # people) cannot deadlock: the workspace row first, as record_person
+        # takes it for someone who left or is back, then people's rows by id.
+        lock_workspace(session, team_id=team_id)
+        for user_id in sorted(found):
+            record_person(session, services, team_id=team_id, user_id=user_id, known=found[user_id])
         told = []
         for user_id, user in found.items():
             row = _tell_of_bot(session, request, bot_id=user_id) if user.bot else None

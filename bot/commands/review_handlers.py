@@ -18,6 +18,7 @@ from bot.commands.context import DirectMessage, Reply, SlackRequest
 from bot.commands.grammar import Parsed
 from bot.commands.handlers import handles
 from bot.commands.saved_forms import save_once
+from bot.commands.specs import NOW
 from bot.commands.views import cards
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
@@ -178,6 +179,8 @@ def decide(request: SlackRequest, cmd: Parsed) -> Reply:
 
 @handles("accept-risk")
 def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
+    if cmd["until"] == NOW:
+        return _end_acceptance(request, cmd)
     with request.transaction() as (session, actor):
         done = review.accept_risk(session, actor, number=cmd["item"], until=cmd["until"], rationale=cmd["rationale"])
         label = actor.rules.label(done.item.number)
@@ -186,6 +189,16 @@ def accept_risk(request: SlackRequest, cmd: Parsed) -> Reply:
         line = f":shield: {mention(actor.user_id)} {did} *{label}* until {day(cmd['until'])}: {escape(cmd['rationale'])}"
         reply = f"You {did} *{label}* until {day(cmd['until'])}."
         return _decision(session, actor, done.item, line, reply=reply)
+
+
+def _end_acceptance(request: SlackRequest, cmd: Parsed) -> Reply:
+    with request.transaction() as (session, actor):
+        item = review.end_risk_acceptance(session, actor, number=cmd["item"], rationale=cmd["rationale"])
+        label = actor.rules.label(item.number)
+        line = (f":shield: {mention(actor.user_id)} ended the risk acceptance of *{label}*: "
+                f"{escape(cmd['rationale'])}")
+        reply = f"You ended the risk acceptance of *{label}*: it is {cards.status_text(item)} again, due {day(item.due_on)}."
+        return _decision(session, actor, item, line, reply=reply)
 
 
 @handles("vendor")

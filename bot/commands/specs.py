@@ -80,6 +80,15 @@ def future_date(raw: str, context: ParseContext) -> Any:
     return parse_date(raw, today=context.today, prefer="future")
 
 
+#: ``until:now``: the AO's re-review ends a risk acceptance today.
+NOW = "now"
+
+
+def acceptance_end(raw: str, context: ParseContext) -> Any:
+    """A date in the future, or ``now``."""
+    return NOW if raw.strip().lower() == NOW else future_date(raw, context)
+
+
 def past_date(raw: str, context: ParseContext) -> Any:
     return parse_date(raw, today=context.today, prefer="past")
 
@@ -309,10 +318,11 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "accept-risk",
-        "Accept the residual risk until a date; on an accepted item, renew the acceptance to a new date (re-review).",
+        "Accept the residual risk until a date; on an accepted item, the re-review: renew the acceptance to a "
+        "new date, or end it with `until:now` (the item is back at work).",
         "authorizing official",
         (ITEM, Rest("rationale", "rationale")),
-        (Option("until", future_date, "date", required=True, spaced=True),),
+        (Option("until", acceptance_end, "date|now", required=True, spaced=True),),
     ),
     Spec(
         "vendor",

@@ -20,6 +20,8 @@ from sqlmodel import Session
 from bot.commands.context import Services
 from bot.commands.followup import after_ack
 from bot.commands.users import SlackUser, described_at
+from bot.poam import audit
+from bot.poam.actor import SYSTEM_ACTOR, Actor
 from bot.poam.clock import local_today
 from bot.poam.presence import left_at
 from bot.reminders.departures import tell_of_departure
@@ -72,20 +74,29 @@ def record_person(session: Session, services: Services, *, team_id: str, user_id
     """Record what Slack said of someone (``remember_person``), and when it
     says for the first time that they left, tell those who can hand on what
     they held."""
-    if known.deleted:
-        # The workspace row held (PostgreSQL) while Slack says they left, taken
-        # first, as a request takes it before its requester's record: two copies
-        # of the event (Slack sends one again after a late ack) see the change
-        # one after the other, and only the first tells anyone; a change naming
-        # them that began before this (``presence.require_present``) is in what
-        # they held.
+    left_before = left_at(session, team_id=team_id, user_id=user_id)
+    leaving_or_back = known.deleted or left_before is not None
+    if leaving_or_back:
+        # The workspace row held (PostgreSQL) while Slack says they left, or are
+        # back, taken first, as a request takes it before its requester's
+        # record: two copies of the event (Slack sends one again after a late
+        # ack) see the change one after the other, and only the first tells
+        # anyone; a change naming them that began before this
+        # (``presence.require_present``) is in what they held.
         lock_workspace(session, team_id=team_id)
-    left_before = left_at(session, team_id=team_id, user_id=user_id) if known.deleted else None
+        left_before = left_at(session, team_id=team_id, user_id=user_id)
     remember_person(session, team_id=team_id, user_id=user_id, tz=known.tz, name=known.name,
                     seen_at=known.seen_at, clock=services.clock, known_only=known_only, left=known.deleted,
                     slack_admin=known.workspace_admin, bot=known.bot)
-    if known.deleted and left_before is None and left_at(session, team_id=team_id, user_id=user_id) is not None:
-        settings = services.settings
+    left_now = left_at(session, team_id=team_id, user_id=user_id) if leaving_or_back else None
+    if (left_before is None) == (left_now is None):
+        return
+    # Who may be named owner, AO or verifier changed: on the trail, as Slack's doing.
+    settings = services.settings
+    slack = Actor(team_id=team_id, user_id=SYSTEM_ACTOR, roles=frozenset(), tz=settings.timezone,
+                  clock=services.clock, rules=settings.rules)
+    audit.record(session, slack, action="person.left" if left_now else "person.returned", details={"person": user_id})
+    if left_now is not None:
         tell_of_departure(session, team_id=team_id, user_id=user_id, rules=settings.rules,
                           configured_admins=settings.poam_admins, now=services.clock.now(),
                           local_day=local_today(services.clock, settings.timezone))

@@ -163,9 +163,10 @@ def deviation_notes(detail: ItemDetail) -> tuple[str | None, str | None]:
     return (None if shown is None else _rationale(shown)), None
 
 
-def _rationale(deviation: tuple[Deviation, RequestRow]) -> str:
+def _rationale(deviation: tuple[Deviation, RequestRow]) -> str | None:
+    """``Risk adjustment: why``; None when none was given (a decision a file recorded without one)."""
     kind, request = deviation
-    return f"{kind.label.capitalize()}: {request.text}"
+    return f"{kind.label.capitalize()}: {request.text}" if request.text else None
 
 
 def _deviations(detail: ItemDetail) -> tuple[tuple[Deviation, RequestRow] | None, tuple[Deviation, RequestRow] | None]:
@@ -204,7 +205,10 @@ def _decision_comments(detail: ItemDetail, names: Names | None, rules: Rules) ->
     for request in detail.requests:
         if request.status != RequestStatus.APPROVED or request.decided_at is None:
             continue
-        by = f"by {person(names, detail.item.team_id, request.decided_by)} on {rules.day(request.decided_at).isoformat()}"
+        on = rules.day(request.decided_at).isoformat()
+        # Nobody named: a decision a POA&M the workspace imported recorded (``imports``).
+        by = f"by {person(names, detail.item.team_id, request.decided_by)} on {on}" if request.decided_by \
+            else f"(recorded in a POA&M imported on {on})"
         if request.kind == RequestKind.EXTENSION:
             notes.append(f"Extension to {request.new_due_on} approved {by}{_because(request.text)}")
         elif request.kind == RequestKind.RISK_ACCEPTANCE:

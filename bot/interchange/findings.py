@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.poam.imports import RecordedDeviation
 from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 
@@ -124,6 +125,12 @@ class Finding:
     #: The row's Weakness Source Identifier is blank and ``rule_id`` is its
     #: POAM ID: the fingerprint's, not a source identifier to store.
     rule_is_poam_id: bool = False
+    #: A workbook's Last Vendor Check-in Date.
+    vendor_checkin_on: date | None = None
+    #: The deviations a workbook row says Yes to (approved).
+    deviations: tuple[RecordedDeviation, ...] = ()
+    #: How many it says are Pending, or gives too little to restore (the AO is not asked again by an import).
+    unrestored_deviations: int = 0
 
     @property
     def asset_identifier(self) -> str:

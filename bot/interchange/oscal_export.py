@@ -260,8 +260,10 @@ def _replay(standing: _Standing, event: _Event, detail: ItemDetail) -> None:
     details = event.details
     status = _to(details, "status")
     match event.action:
-        case "item.imported":  # arrives whole: its status, and the plan and milestones it came with
+        case "item.imported":  # arrives whole: its status, the plan and milestones and decisions it came with
             status = details.get("status")
+            standing.risk_adjusted = any(isinstance(decided, Mapping) and decided.get("deviation") == Deviation.RISK_ADJUSTMENT
+                                         for decided in details.get("deviations") or ())
             standing.has_plan = bool(detail.item.remediation_plan) or any(
                 m.created_at <= event.at for m in detail.milestones
             )
@@ -367,6 +369,10 @@ def _entry_text(event: _Event, who: Callable[[Any], str | None]) -> tuple[str, s
                                                f"to {until.get('to')}: {d.get('rationale')}")
         case "risk.expired":
             return "Risk acceptance ended", f"The risk acceptance until {d.get('until')} ran out; back to work."
+        case "risk.ended":
+            until = (d.get("until") or {}).get("from")
+            return "Risk acceptance ended", (f"On re-review the AO ended the risk acceptance (until {until}); "
+                                             f"back to work: {d.get('rationale')}")
         case "item.snoozed":
             return None  # reminders only: nothing happened to the weakness
         case _:
@@ -540,7 +546,7 @@ class _Builder:
                 (
                     r for r in reversed(detail.requests)
                     if r.kind == RequestKind.DEVIATION and r.deviation == Deviation.RISK_ADJUSTMENT
-                    and r.status == RequestStatus.APPROVED and r.decided_by
+                    and r.status == RequestStatus.APPROVED
                 ),
                 None,
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 
 from bot.interchange.fedramp import CLOSED_TAB, COLUMNS, OPEN_TAB
@@ -20,7 +20,9 @@ from bot.interchange.findings import Finding, ImportFormatError, Milestone, Mile
 from bot.poam import fields
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.errors import InvalidInput
+from bot.poam.imports import RecordedDeviation
 from bot.poam.milestones import ChangeKind
+from bot.poam.review import Deviation
 from bot.poam.severity import Severity
 
 TABS = (OPEN_TAB, CLOSED_TAB)
@@ -271,6 +273,8 @@ def template_finding(
     cell = get("Asset Identifier") or ""
     asset, port = _asset_and_port(cell)
     assets = fields.split_assets(cell)
+    severity = rating(get("Original Risk Rating"), get("Comments"), where=where)
+    recorded, unrestored = deviations(get, where=where, closed=closed, severity=severity)
     return Finding(
         tool=detector or "",
         detector=detector if detector and fields.Source.named(detector) is None else None,
@@ -281,7 +285,7 @@ def template_finding(
         listed_assets=tuple(assets),
         poam_id=get("POAM ID"),
         title=title,
-        severity=rating(get("Original Risk Rating"), get("Comments"), where=where),
+        severity=severity,
         where=where,
         description=get("Weakness Description"),
         cves=_listed(where, "CVE", cves, fields.cves),
@@ -302,7 +306,74 @@ def template_finding(
         closed=closed,
         closed_on=_closing_day(cells.get("Status Date"), where=where) if closed else None,
         rule_is_poam_id=source_identifier is None,
+        vendor_checkin_on=None if (get("Last Vendor Check-in Date") or "").lower() in _NO_DATE else day(
+            cells.get("Last Vendor Check-in Date"), where=where, column="Last Vendor Check-in Date"),
+        deviations=recorded,
+        unrestored_deviations=unrestored,
     )
+
+
+#: The template's deviation columns, each a deviation's Yes / No / Pending.
+_DEVIATION_COLUMNS = {Deviation.RISK_ADJUSTMENT: "Risk Adjustment", Deviation.FALSE_POSITIVE: "False Positive",
+                      Deviation.OPERATIONAL_REQUIREMENT: "Operational Requirement"}
+#: Deviation Rationale as GSA's template writes it ("Deviation Type : Rationale"), and the export.
+_RATIONALE = re.compile(r"^\s*(risk adjustment|false positive|operational requirement)\s*:\s*(.*?)\s*$",
+                        re.IGNORECASE | re.DOTALL)
+#: The date an operational requirement runs to, in the export's notes in Comments (the newest last).
+_REVIEWED_BY = re.compile(r"(?:to be reviewed again by|Risk accepted until) (\d{4})-(\d{2})-(\d{2})", re.ASCII)
+
+
+#: How workbooks answer Yes / No / Pending (blank, "N/A" and "-" are No, "TBD" Pending).
+_ANSWERS = {"yes": "yes", "y": "yes", "true": "yes", "no": "no", "n": "no", "false": "no", "n/a": "no",
+            "na": "no", "-": "no", "none": "no", "pending": "pending", "tbd": "pending"}
+#: What a date cell says when it gives none.
+_NO_DATE = frozenset({"n/a", "na", "-", "none", "tbd"})
+
+
+def deviations(
+    get: Callable[[str], str | None], *, where: str, closed: bool, severity: Severity
+) -> tuple[tuple[RecordedDeviation, ...], int]:
+    """The deviations a row says Yes to, as the decisions it records, and how
+    many it says are Pending or gives too little to restore. A risk
+    adjustment's rating is the Adjusted Risk Rating; an operational
+    requirement's date, the export's note in Comments (the template has no
+    column for it), never at High (DOMAIN.md), and on the closed tab ended;
+    the rationale, Deviation Rationale's where it names that kind (it holds one)."""
+    answers = {}
+    for deviation, column in _DEVIATION_COLUMNS.items():
+        answer = _ANSWERS.get((get(column) or "no").lower())
+        if answer is None:
+            raise ImportFormatError(where, f'{column} "{(get(column) or "")[:40]}" is not Yes, No or Pending')
+        answers[deviation] = answer
+    stated = _RATIONALE.match(get("Deviation Rationale") or "")
+    rationales = {Deviation.named(stated.group(1)): stated.group(2) or None} if stated else {}
+    recorded: list[RecordedDeviation] = []
+    left = sum(1 for answer in answers.values() if answer == "pending")
+    adjusted = RATINGS.get((get("Adjusted Risk Rating") or "").lower())
+    for deviation in (d for d, answer in answers.items() if answer == "yes"):
+        rationale = rationales.get(deviation)
+        if deviation is Deviation.RISK_ADJUSTMENT and adjusted is not None:
+            recorded.append(RecordedDeviation(deviation, rationale, adjusted=adjusted))
+        elif deviation is Deviation.FALSE_POSITIVE:
+            recorded.append(RecordedDeviation(deviation, rationale))
+        elif deviation is Deviation.OPERATIONAL_REQUIREMENT and closed:
+            continue  # ended with the item
+        elif deviation is Deviation.OPERATIONAL_REQUIREMENT and (until := _reviewed_by(get("Comments"))) and (
+                adjusted if answers[Deviation.RISK_ADJUSTMENT] == "yes" and adjusted else severity
+        ).rank > Severity.HIGH.rank:
+            recorded.append(RecordedDeviation(deviation, rationale, until=until))
+        else:
+            left += 1
+    return tuple(recorded), left
+
+
+def _reviewed_by(comments: str | None) -> date | None:
+    """The date the newest of the export's notes in Comments gives an acceptance."""
+    found = list(_REVIEWED_BY.finditer(comments or ""))
+    try:
+        return _day(*(int(part) for part in found[-1].groups())) if found else None
+    except ValueError:
+        return None
 
 
 def _asset_and_port(identifier: str) -> tuple[str, str | None]:

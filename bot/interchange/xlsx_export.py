@@ -47,12 +47,14 @@ GUIDANCE = (
     "Documents supporting the item", "Anything else", "Was a deviation auto-approved?",
     "Listed in CISA's Known Exploited Vulnerabilities?", "Due date under BOD 22-01", "CVE ids", "Affected service",
 )
-#: Row 7: the expected format of each column.
+#: Row 7: the expected format of each column, as GSA's template words it.
 FORMATS = (
-    "Text", "Control ids", "Text", "Text", "Text", "Identifier", "Identifier (port/protocol)", "Text", "Text",
-    "Text", "Date", "Date", "(##) yyyy-mm-dd: description", "(##) New|Update|Complete yyyy-mm-dd : why", "Date",
-    "Yes, No", "Date", "Text", "Low, Moderate, High", "Low, Moderate, High, N/A", "Yes, No, Pending",
-    "Yes, No, Pending", "Yes, No, Pending", "Text", "Text", "Text", "Yes, No", "Yes, No", "Date", "CVE ids", "Text",
+    "Unique Identifier", "Control Number", "Text", "Text", "[Nessus, Qualys, Webinspect, Security Assessment Report, etc]",
+    "Identifier", "Identifier (port/protocol)", "Text", "Text", "Text", "Date", "Date",
+    "(##) xxxx-xx-xx: Milestone Description", "(##) New/Update/Complete xxxx-xx-xx  : Description of change", "Date",
+    "Yes, No", "Date", "Product Name", "Low, Moderate, High", "Low, Moderate, High, N/A", "Yes, No, Pending",
+    "Yes, No, Pending", "Yes, No, Pending", "Deviation Type : Rationale", "Document Type : Document Name", "Text",
+    "Yes, No", "Yes, No", "Date", "Text", "Text",
 )
 assert len(GUIDANCE) == len(FORMATS) == len(COLUMNS)
 
@@ -133,9 +135,12 @@ def write_workbook(
     """Write one system's POA&M workbook to ``out`` (people by ``names``); returns the number of items."""
     book = Workbook(write_only=True)
     tabs = {name: book.create_sheet(name) for name in (OPEN_TAB, CLOSED_TAB, CONFIGURATION_TAB)}
+    for name in (OPEN_TAB, CLOSED_TAB):  # the headers stay in sight, as in GSA's template (set before any row)
+        tabs[name].freeze_panes = "A6"
     for sheet in tabs.values():
         _heading(sheet, csp=csp, system=system, poam_date=poam_date)
-    changes = book.create_sheet(CHANGES_TAB)
+    changes = book.create_sheet(CHANGES_TAB)  # from B2, as in GSA's template
+    changes.append([])
     changes.append([None, _cell(changes, "Record of Changes", bold=True)])
     changes.append([None, *(_cell(changes, h, bold=True) for h in ("Date", "Description", "Version", "Author"))])
     changes.append([None, _cell(changes, poam_date), "Exported by poam-bot", None, "poam-bot"])

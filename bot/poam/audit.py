@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.poam.actor import Actor, RolesOnUse
-from bot.poam.errors import AuditTrailOutOfStep, InvalidInput, PermissionDenied
+from bot.poam.errors import UNREADABLE, AuditTrailOutOfStep, InvalidInput, PermissionDenied, UnreadableEvent
 from bot.store import counters
 from bot.store.models import AUDIT_SEQ_UNIQUE, AuditEvent, Item, Workspace, table_of
 
@@ -264,18 +264,34 @@ def _events(session: Session, team_id: str, *, item_id: int | None = None) -> It
     last_seq: int | None = None
     mine = [AuditEvent.team_id == team_id] + ([AuditEvent.item_id == item_id] if item_id is not None else [])
     while True:
-        batch = session.exec(
-            select(AuditEvent)
-            .where(*mine, *([AuditEvent.seq > last_seq] if last_seq is not None else []))
-            .order_by(col(AuditEvent.seq))
-            .limit(_VERIFY_BATCH)
-        ).all()
+        after = [AuditEvent.seq > last_seq] if last_seq is not None else []
+        try:
+            batch = session.exec(
+                select(AuditEvent).where(*mine, *after).order_by(col(AuditEvent.seq)).limit(_VERIFY_BATCH)
+            ).all()
+        except (ValueError, TypeError):  # a column edited by hand (SQLite keeps anything): read them alone up to it
+            yield from _up_to_unreadable(session, team_id, [*mine, *after])
+            return  # not reached: it raises at the event that cannot be read
         if not batch:
             return
         yield from batch
         last_seq = batch[-1].seq
         for event in batch:  # keep memory flat on long chains, leave the caller's objects alone
             session.expunge(event)
+
+
+def _up_to_unreadable(session: Session, team_id: str, where: list[Any]) -> Iterator[AuditEvent]:
+    """A batch of events that failed to load, read one at a time: those before
+    the one that cannot be read, then :class:`UnreadableEvent`."""
+    seqs = session.exec(select(AuditEvent.seq).where(*where).order_by(col(AuditEvent.seq)).limit(_VERIFY_BATCH)).all()
+    for seq in seqs:
+        try:
+            event = session.exec(select(AuditEvent).where(*where, AuditEvent.seq == seq)).one()
+        except (ValueError, TypeError):  # JSONDecodeError too
+            raise UnreadableEvent(team_id, seq) from None
+        yield event
+        session.expunge(event)
+    raise AssertionError("a batch of events failed to load, and none of them alone")
 
 
 def trail(session: Session, *, team_id: str, item_id: int | None = None) -> Iterator[dict[str, Any]]:
@@ -304,28 +320,16 @@ def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = 
         if anchor.team_id == team_id:
             anchored.setdefault(anchor.seq, []).append(anchor.hash)
     expected_seq, prev_hash, count = 1, "", 0
-    for event in _events(session, team_id):
-        count += 1
-        if not all(event.hash.startswith(kept) for kept in anchored.get(event.seq, ())):
-            return ChainReport(team_id, count, ChainBreak(team_id, event.seq, NOT_AS_ANCHORED))
-        if event.seq < 1:
-            return ChainReport(team_id, count, ChainBreak(team_id, event.seq, BEFORE_THE_START))
-        if event.seq > head_seq:
-            return ChainReport(
-                team_id, count, ChainBreak(team_id, event.seq, ADDED_AFTERWARDS)
-            )
-        if event.seq != expected_seq:
-            return ChainReport(team_id, count, ChainBreak(team_id, expected_seq, "is missing (deleted)"))
-        if event.prev_hash != prev_hash:
-            return ChainReport(
-                team_id, count, ChainBreak(team_id, event.seq, "does not follow the event before it")
-            )
-        recomputed = hash_of(event)
-        if recomputed != event.hash:
-            return ChainReport(
-                team_id, count, ChainBreak(team_id, event.seq, f"({event.action}) was altered")
-            )
-        expected_seq, prev_hash = event.seq + 1, event.hash
+    try:
+        for event in _events(session, team_id):
+            count += 1
+            broken = _break_at(event, anchored=anchored, head_seq=head_seq, expected_seq=expected_seq,
+                               prev_hash=prev_hash)
+            if broken is not None:
+                return ChainReport(team_id, count, broken)
+            expected_seq, prev_hash = event.seq + 1, event.hash
+    except UnreadableEvent as unreadable:
+        return ChainReport(team_id, count + 1, ChainBreak(team_id, unreadable.seq, UNREADABLE))
     if head_seq != expected_seq - 1:
         return ChainReport(
             team_id, count, ChainBreak(team_id, expected_seq, NEWEST_DELETED)
@@ -337,6 +341,26 @@ def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = 
     if anchored and max(anchored) > head_seq:  # recorded outside, gone since (the head moved back over it)
         return ChainReport(team_id, count, ChainBreak(team_id, head_seq + 1, NEWEST_DELETED))
     return ChainReport(team_id, count, None, Anchor(team_id, head_seq, head_hash) if head_seq else None)
+
+
+def _break_at(
+    event: AuditEvent, *, anchored: Mapping[int, list[str]], head_seq: int, expected_seq: int, prev_hash: str
+) -> ChainBreak | None:
+    """How ``event`` breaks the chain, walked this far, if it does."""
+    team_id = event.team_id
+    if not all(event.hash.startswith(kept) for kept in anchored.get(event.seq, ())):
+        return ChainBreak(team_id, event.seq, NOT_AS_ANCHORED)
+    if event.seq < 1:
+        return ChainBreak(team_id, event.seq, BEFORE_THE_START)
+    if event.seq > head_seq:
+        return ChainBreak(team_id, event.seq, ADDED_AFTERWARDS)
+    if event.seq != expected_seq:
+        return ChainBreak(team_id, expected_seq, "is missing (deleted)")
+    if event.prev_hash != prev_hash:
+        return ChainBreak(team_id, event.seq, "does not follow the event before it")
+    if hash_of(event) != event.hash:
+        return ChainBreak(team_id, event.seq, f"({event.action}) was altered")
+    return None
 
 
 def head_break(session: Session, *, team_id: str) -> ChainBreak | None:

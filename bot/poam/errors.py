@@ -85,3 +85,15 @@ class AuditTrailOutOfStep(PoamError):
     Unlike the other refusals it comes after the operation's writes: the
     transaction is rolled back before it is raised, so that nothing of the
     change can commit without its event."""
+
+
+class UnreadableEvent(PoamError):
+    """An audit event whose stored columns are not what the bot writes (a
+    timestamp or details edited by hand: SQLite keeps any text in any column)."""
+
+    def __init__(self, team_id: str, seq: int) -> None:
+        super().__init__(f"workspace {team_id}: audit event #{seq} {UNREADABLE}")
+        self.team_id, self.seq = team_id, seq
+
+
+UNREADABLE = "cannot be read (a timestamp or details edited outside the bot)"

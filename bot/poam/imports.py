@@ -7,7 +7,8 @@ re-importing the same scan updates ``last_seen_at`` of the open item instead of
 duplicating it. A closed item never reopens: the same weakness found open
 again is a new item (a closed one in a re-imported workbook changes nothing),
 unless its item closed as a false positive: the AO agreed it is none, and a
-scanner that still reports it brings nothing new.
+scanner that still reports it brings nothing new; nor does a scan from
+before the item closed (by its date, or, undated, the same file imported before).
 A workbook or CSV row whose POAM ID, title, detection date, assets and
 source identifier are those of an item of the workspace is that item (its
 own export, imported back) and changes nothing.
@@ -21,8 +22,9 @@ nothing, so the counts it shows are the ones the import then reports.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol, cast
 from zoneinfo import ZoneInfo
@@ -40,12 +42,12 @@ from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
 from bot.poam.permissions import require_admin
 from bot.poam.refs import labelled_number
-from bot.poam.review import Closure
+from bot.poam.review import MAX_TEXT, Closure, Deviation, RequestKind, RequestStatus
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
 from bot.poam.text import clean_text
 from bot.store import counters
-from bot.store.models import Item, ItemControl, Milestone, MilestoneChange, table_of
+from bot.store.models import ImportedFile, Item, ItemControl, Milestone, MilestoneChange, ReviewRequest, table_of
 from bot.store.rows import in_chunks
 
 AuditEntry = tuple[str, int | None, dict[str, object]]
@@ -53,6 +55,20 @@ AuditEntry = tuple[str, int | None, dict[str, object]]
 _BATCH = 1000
 #: The furthest ahead of UTC a day runs (Kiribati's Line Islands).
 LATEST_OFFSET = timedelta(hours=14)
+
+
+@dataclass(frozen=True)
+class RecordedDeviation:
+    """A deviation a POA&M file records as approved (its Yes): restored as the
+    decision the file records, by nobody the bot knows (the file does not say
+    who decided, nor when)."""
+
+    deviation: Deviation
+    rationale: str | None = None
+    #: A risk adjustment's rating.
+    adjusted: Severity | None = None
+    #: An operational requirement's date to be reviewed again by.
+    until: date | None = None
 
 
 class ImportedWeakness(Protocol):
@@ -114,6 +130,12 @@ class ImportedWeakness(Protocol):
     def listed_assets(self) -> tuple[str, ...]: ...
     @property
     def port(self) -> str | None: ...
+    @property
+    def vendor_checkin_on(self) -> date | None: ...
+    @property
+    def deviations(self) -> tuple[RecordedDeviation, ...]: ...
+    @property
+    def unrestored_deviations(self) -> int: ...
 
     @property
     def asset_identifier(self) -> str: ...
@@ -138,12 +160,18 @@ class ImportSummary:
     numbers: list[int] = field(default_factory=list)
     #: The owners of the new items, each once, in the file's order.
     owners: list[str] = field(default_factory=list)
+    #: Deviations the new items' rows say are pending the AO, or give too little to restore.
+    unrestored_deviations: int = 0
 
     def __str__(self) -> str:
         new = f"{self.new} new" + (f" ({self.recurring} found again after being closed)" if self.recurring else "")
         text = f"{new}, {self.updated} updated, {self.unchanged} unchanged, {self.skipped} skipped"
         if self.unassigned:
             text += f"; {self.unassigned} new without an owner, as their Point of Contact names no Slack user"
+        if self.unrestored_deviations:
+            text += (f"; {self.unrestored_deviations} deviation(s) not restored (pending, without their rating or "
+                     "date to review again by, or an operational requirement at High): their owners ask with "
+                     "`/poam deviate`")
         return text
 
 
@@ -174,12 +202,17 @@ def _checked(finding: ImportedWeakness, latest: date) -> dict[str, object]:
                 finding.resources_required, field="The resources", limit=MAX_RESOURCES, required=False
             ),
             "vendor_product": clean_text(finding.vendor_product, field="The vendor product", limit=200, required=False),
+            "deviations": [replace(recorded, rationale=clean_text(recorded.rationale, field="The deviation rationale",
+                                                                  limit=MAX_TEXT, required=False))
+                           for recorded in finding.deviations],
             "milestones": replay(finding.milestones, finding.milestone_changes, latest=latest),
         }
         if finding.owner_id is not None:
             check_user_id(finding.owner_id, what="user (point of contact)")
         if finding.detected_on is not None and finding.detected_on > latest:
             raise InvalidInput(f"the detection date {finding.detected_on} is in the future")
+        if finding.vendor_checkin_on is not None and finding.vendor_checkin_on > latest:
+            raise InvalidInput(f"the last vendor check-in date {finding.vendor_checkin_on} is in the future")
         for what, when in (("scheduled completion date", finding.scheduled_completion_on),
                            ("current due date", finding.due_on)):
             if when is not None and finding.detected_on is not None and when < finding.detected_on:
@@ -212,10 +245,18 @@ class _Classified:
     #: Open findings found again after a closed one in the same file: their
     #: place in ``fresh`` → the closed one's (linked once both have numbers).
     recurs_in_file: dict[int, int]
+    #: The file was imported into this system before.
+    same_file: bool
+
+
+def file_digest(data: bytes) -> str:
+    """What :class:`ImportedFile` knows a file by."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _classify(
-    session: Session, actor: Actor, findings: Sequence[ImportedWeakness], system_name: str | None
+    session: Session, actor: Actor, findings: Sequence[ImportedWeakness], system_name: str | None,
+    digest: str | None,
 ) -> _Classified:
     """Check every finding and sort it into new, updated, unchanged or skipped, writing nothing."""
     require_admin(actor, "import findings")
@@ -229,6 +270,8 @@ def _classify(
                      key=lambda pair: _file_order(actor, pair[0]))
     summary = ImportSummary(skipped=len(findings) - len(checked))
     system = find_system(session, actor, name=system_name)
+    # Imported into this system before: the same scan, however it is dated (it may not be).
+    same_file = digest is not None and session.get(ImportedFile, (actor.team_id, system.id, digest)) is not None
     open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
     # The latest closed item of each weakness: its number, closure and the day it closed.
     closed_by_print: dict[str | None, _Closed] = {}
@@ -278,7 +321,8 @@ def _classify(
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and closed.number is not None and (
-            finding.closed or closed.closure == Closure.FALSE_POSITIVE or closed.scanned_before_closing(finding.scanned_on)
+            finding.closed or closed.closure == Closure.FALSE_POSITIVE or same_file
+            or closed.scanned_before_closing(finding.scanned_on)
         ):  # a closed item of a workbook imported before, a false positive reported again, or a scan
             summary.unchanged += 1  # from before the item closed, uploaded again (nothing came back)
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
@@ -301,7 +345,8 @@ def _classify(
             recurs_in_file[index] = closed_index
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
-    return _Classified(summary, system.id, fresh, seen_again, recurs_in_file)  # type: ignore[arg-type]
+    summary.unrestored_deviations = sum(finding.unrestored_deviations for finding, _ in fresh)
+    return _Classified(summary, system.id, fresh, seen_again, recurs_in_file, same_file)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -379,10 +424,11 @@ def check_findings(
     *,
     findings: Sequence[ImportedWeakness],
     system_name: str | None = None,
+    digest: str | None = None,
 ) -> ImportSummary:
     """What :func:`import_findings` would report (without item numbers), writing nothing
     (only a workspace's very first use creates it, as every command does)."""
-    return _classify(session, actor, findings, system_name).summary
+    return _classify(session, actor, findings, system_name, digest).summary
 
 
 def import_findings(
@@ -392,8 +438,11 @@ def import_findings(
     findings: Sequence[ImportedWeakness],
     source_name: str,
     system_name: str | None = None,
+    digest: str | None = None,
 ) -> ImportSummary:
     """Import ``findings`` (admins only); see the module docstring for the rules.
+    ``digest``: the file's SHA-256 (:func:`file_digest`), which tells the same
+    scan imported again when its findings carry no date.
 
     New rows go in with bulk INSERTs in batches, and re-seen items get one
     UPDATE per batch: thousands of ORM objects took most of a large import's
@@ -401,7 +450,9 @@ def import_findings(
     """
     require_admin(actor, "import findings")
     counters.serialize_imports(session, team_id=actor.team_id)
-    plan = _classify(session, actor, findings, system_name)
+    plan = _classify(session, actor, findings, system_name, digest)
+    if not plan.same_file and digest is not None:
+        session.add(ImportedFile(team_id=actor.team_id, system_id=plan.system_id, digest=digest, imported_at=actor.now()))
     summary = plan.summary
     items = table_of(Item)
     for chunk in in_chunks([item_id for item_id, _ in plan.seen_again]):
@@ -493,6 +544,7 @@ def _insert_items(
     )).all())
     controls: list[dict[str, object]] = []
     milestones: list[dict[str, object]] = []
+    decisions: list[dict[str, object]] = []
     entries: list[AuditEntry] = []
     histories: dict[int, MilestoneHistory] = {}
     at = cast("datetime", rows[0]["created_at"])  # the batch's moment (an item's created_at)
@@ -502,6 +554,8 @@ def _insert_items(
             {"item_id": item_id, "control": control, "team_id": actor.team_id, "position": position}
             for position, control in enumerate(cast("list[str]", values["controls"]))
         ]
+        recorded = cast("list[RecordedDeviation]", values["deviations"])
+        decisions += [_decision_row(actor, item_id, deviation, at=at, source_name=source_name) for deviation in recorded]
         history = histories[item_id] = cast("MilestoneHistory", values["milestones"])
         added = _added(history)
         milestones += [
@@ -524,7 +578,11 @@ def _insert_items(
                    "milestones": [{"milestone": m.number, "due_on": m.planned_due_on, "description": m.description}
                                   for m in history.milestones if m.number not in added],
                    "milestone_changes": [{"milestone": c.number, "kind": c.kind.value, "old_due_on": c.old_due_on,
-                                          "new_due_on": c.new_due_on, "reason": c.reason} for c in history.changes]}
+                                          "new_due_on": c.new_due_on, "reason": c.reason} for c in history.changes],
+                   "deviations": [{key: value for key, value in (
+                       ("deviation", d.deviation.value), ("adjusted", d.adjusted), ("until", d.until),
+                       ("rationale", d.rationale)) if value is not None} for d in recorded],
+                   "last_vendor_checkin_on": row["last_vendor_checkin_on"], "closure": row["closure"]}
         details |= {key: value for key, value in brought.items() if value}
         if row["scheduled_completion_on"] != row["due_on"]:
             details["scheduled_completion_on"] = row["scheduled_completion_on"]
@@ -535,11 +593,25 @@ def _insert_items(
         if row["closed_at"] is not None:  # the file's closing day, not this event's time
             details["closed_at"] = row["closed_at"]
         entries.append(("item.imported", item_id, details))
-    for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones)):
+    for table, child_rows in ((table_of(ItemControl), controls), (table_of(Milestone), milestones),
+                              (table_of(ReviewRequest), decisions)):
         if child_rows:
             session.exec(insert(table), params=child_rows)
     _insert_changes(session, actor, histories, at=at)
     return entries
+
+
+def _decision_row(
+    actor: Actor, item_id: int, recorded: RecordedDeviation, *, at: datetime, source_name: str
+) -> dict[str, object]:
+    """A deviation a file records as approved, as the AO's decision: asked by
+    the importer (the request's only required person), decided by nobody
+    named (the file does not say who: nobody is taken for its AO)."""
+    return {"team_id": actor.team_id, "item_id": item_id, "kind": RequestKind.DEVIATION,
+            "deviation": recorded.deviation, "status": RequestStatus.APPROVED, "text": recorded.rationale,
+            "adjusted_severity": recorded.adjusted, "until_on": recorded.until, "new_due_on": None,
+            "requested_by": actor.user_id, "requested_at": at, "decided_by": None, "decided_at": at,
+            "decision_note": f"As recorded in {source_name}"}
 
 
 def _added(history: MilestoneHistory) -> set[int]:
@@ -581,10 +653,19 @@ def _item_row(
         day for day in (actor.today(), finding.scheduled_completion_on, finding.due_on, finding.closed_on)
         if day is not None
     )
+    decided = {recorded.deviation: recorded for recorded in cast("list[RecordedDeviation]", values["deviations"])}
+    adjusted, accepted = decided.get(Deviation.RISK_ADJUSTMENT), decided.get(Deviation.OPERATIONAL_REQUIREMENT)
     scheduled = finding.scheduled_completion_on or finding.due_on or actor.rules.deadlines.due_date(
         severity=severity, detected_on=detected
     )
-    status = Status.CLOSED if finding.closed else Status.IN_PROGRESS if finding.owner_id else Status.OPEN
+    # Given no date, an adjusted rating's (the file's own dates stand as it wrote them).
+    due = finding.due_on or finding.scheduled_completion_on or actor.rules.deadlines.due_date(
+        severity=adjusted.adjusted if adjusted is not None and adjusted.adjusted else severity, detected_on=detected
+    )
+    false_positive = Deviation.FALSE_POSITIVE in decided  # approved: it closes (DOMAIN.md), on either tab
+    closed = finding.closed or false_positive
+    status = (Status.CLOSED if closed else Status.RISK_ACCEPTED if accepted is not None
+              else Status.IN_PROGRESS if finding.owner_id else Status.OPEN)
     now = actor.now()
     return {
         "team_id": actor.team_id,
@@ -598,22 +679,25 @@ def _item_row(
         "assets": values["assets"],
         "cves": values["cves"],
         "severity": severity,
+        "adjusted_severity": adjusted.adjusted if adjusted is not None else None,
         "status": status,
+        "risk_accepted_until": accepted.until if status == Status.RISK_ACCEPTED and accepted is not None else None,
         "owner_id": finding.owner_id,
         "detected_on": detected,
         "scheduled_completion_on": scheduled,
-        "due_on": finding.due_on or scheduled,
+        "due_on": due,
         "remediation_plan": values["remediation_plan"],
         "resources_required": values["resources_required"],
         "vendor_dependency": (bool(values["vendor_product"]) if finding.vendor_dependency is None
                               else finding.vendor_dependency),
         "vendor_product": values["vendor_product"],
+        "last_vendor_checkin_on": finding.vendor_checkin_on,
         "fingerprint": finding.fingerprint,
         "recurs_number": values["recurs_number"],
         "last_seen_at": now,
-        "closure": Closure.IMPORTED if finding.closed else None,
+        "closure": (Closure.FALSE_POSITIVE if false_positive else Closure.IMPORTED) if closed else None,
         "closed_at": _closed_at(finding.closed_on, detected=detected, now=now, zone=actor.rules.timezone)
-        if finding.closed else None,
+        if closed else None,
         "created_by": actor.user_id,
         "created_at": now,
         "updated_at": now,

@@ -55,17 +55,28 @@ def require_verifier(actor: Actor, item: Item, *, submitter: str | None, remedia
     of the item (COMMANDS.md): not its owner, nor anyone who owned it before,
     submitted a fix of it, or completed one of its milestones. Admins get no
     bypass."""
+    refusal = _verifier_refusal(actor, item, submitter=submitter, remediators=remediators)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
+def is_separate_verifier(actor: Actor, item: Item, *, submitter: str | None, remediators: Remediators) -> bool:
+    """:func:`require_verifier` as a yes/no, for lists of what waits on someone."""
+    return _verifier_refusal(actor, item, submitter=submitter, remediators=remediators) is None
+
+
+def _verifier_refusal(actor: Actor, item: Item, *, submitter: str | None, remediators: Remediators) -> str | None:
+    """Why ``actor`` may not verify ``item``'s fix; None when they may."""
     label = actor.rules.label(item.number)
     if Role.VERIFIER not in actor.roles:
-        raise PermissionDenied(f"Only a verifier can verify {label}; an admin can grant the role.")
+        return f"Only a verifier can verify {label}; an admin can grant the role."
     user = actor.user_id
     if user == item.owner_id:
-        raise PermissionDenied(f"You own {label}; a separate person must verify the fix.")
+        return f"You own {label}; a separate person must verify the fix."
     if user == submitter:
-        raise PermissionDenied(f"You submitted the fix for {label}; a separate person must verify it.")
+        return f"You submitted the fix for {label}; a separate person must verify it."
     part = _part_in_the_work(user, label, remediators)
-    if part is not None:
-        raise PermissionDenied(f"{part}; a separate person must verify the fix.")
+    return None if part is None else f"{part}; a separate person must verify the fix."
 
 
 def _part_in_the_work(user: str, label: str, remediators: Remediators) -> str | None:

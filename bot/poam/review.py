@@ -35,6 +35,7 @@ from bot.poam.lifecycle import Action, Status, allowed_from, transition
 from bot.poam.permissions import (
     Remediators,
     is_authorizing_official,
+    is_separate_verifier,
     may_decide,
     require_authorizing_official,
     require_owner,
@@ -70,6 +71,11 @@ class Deviation(StrEnum):
     @property
     def label(self) -> str:
         return {"fp": "false positive", "ra": "risk adjustment", "or": "operational requirement"}[self.value]
+
+    @classmethod
+    def named(cls, label: str) -> Deviation:
+        """The deviation of a label, in any case (``Risk Adjustment``)."""
+        return next(deviation for deviation in cls if deviation.label == " ".join(label.lower().split()))
 
     @classmethod
     def asked(cls, value: str | None) -> Deviation:
@@ -622,6 +628,29 @@ def accept_risk(session: Session, actor: Actor, *, number: int, until: date, rat
     return Acceptance(item, renewed_from)
 
 
+def _back_to_work(item: Item) -> Action:
+    """How an acceptance ends: back in progress, or open when nobody owns the item."""
+    return Action.EXPIRE if item.owner_id else Action.EXPIRE_UNOWNED
+
+
+def end_risk_acceptance(session: Session, actor: Actor, *, number: int, rationale: str) -> Item:
+    """The AO's re-review ends an acceptance (or an approved operational
+    requirement) now, not at its date: the item is back at work (DOMAIN.md:
+    risk_accepted --expiry or re-review--> in_progress), open if unowned."""
+    rationale = clean_text(rationale, field="The rationale", limit=MAX_TEXT)
+    item = load_item(session, actor, number=number, for_update=True)
+    label = actor.rules.label(number)
+    require_authorizing_official(actor, item, _system(session, item), "end its risk acceptance",
+                                 remediators=_remediators_of(session, item))
+    was = item.status
+    item.status = transition(_back_to_work(item), item.status, item_label=label)
+    until, item.risk_accepted_until = item.risk_accepted_until, None
+    touch(item, actor)
+    _record_as_ao(session, actor, item, action="risk.ended", details={
+        "until": {"from": until, "to": None}, "rationale": rationale, **status_change(was, item.status)})
+    return item
+
+
 @dataclass(frozen=True)
 class Expired:
     team_id: str
@@ -657,10 +686,9 @@ def expire_risk_acceptances(
     ).all()
     expired = []
     for item in due:
-        action = Action.EXPIRE if item.owner_id else Action.EXPIRE_UNOWNED
         until = item.risk_accepted_until
         assert until is not None
-        item.status = transition(action, item.status, item_label=rules.label(item.number))
+        item.status = transition(_back_to_work(item), item.status, item_label=rules.label(item.number))
         item.risk_accepted_until = None
         touch(item, actor)
         audit.record(
@@ -796,12 +824,18 @@ def waiting_on(session: Session, actor: Actor, *, limit: int = 50) -> WaitingOn:
     ).all()
     for item, request in pending:
         if request.kind == RequestKind.VERIFICATION:
-            if (len(verifications) < limit and Role.VERIFIER in actor.roles
-                    and actor.user_id in verifiers_for(session, item, request)):
+            if Role.VERIFIER in actor.roles:
                 verifications.append((item, request))
         elif request.kind in (RequestKind.DEVIATION, RequestKind.EXTENSION):
             if is_authorizing_official(actor, _system(session, item)):
                 to_decide.append((item, request))
+    # Who worked on each item, a statement a page (not three an item: a Home
+    # of 1,500 fixes pending took 1.7 s for a verifier apart from none).
+    verifications = _first_apart_from_the_work(
+        session, in_chunks(verifications, 2 * limit), item_of=lambda pair: pair[0], limit=limit,
+        keeps=lambda pair, remediators: is_separate_verifier(actor, pair[0], submitter=pair[1].requested_by,
+                                                             remediators=remediators),
+    )
     decisions = _first_apart_from_the_work(
         session, in_chunks(to_decide, 2 * limit), item_of=lambda pair: pair[0], limit=limit,
         keeps=lambda pair, remediators: may_decide(

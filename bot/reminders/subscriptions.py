@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor
@@ -62,7 +62,10 @@ def unsubscribe(session: Session, actor: Actor, *, channel_id: str) -> None:
 
 def subscribed_team(session: Session, *, channel_id: str) -> str:
     """The workspace a channel is subscribed in (for ``poam-bot digest --channel``)."""
-    found = session.exec(select(DigestSubscription).where(DigestSubscription.channel_id == channel_id)).first()
-    if found is None:
+    found = session.exec(select(DigestSubscription.team_id).where(DigestSubscription.channel_id == channel_id)
+                         .order_by(col(DigestSubscription.team_id)).limit(2)).all()
+    if not found:
         raise InvalidInput(f"{channel_id} is not subscribed to the digest; pass --team to choose the workspace.")
-    return found.team_id
+    if len(found) > 1:  # a channel shared between workspaces keeps one id in each
+        raise InvalidInput(f"{channel_id} is subscribed in more than one workspace; pass --team to choose one.")
+    return found[0]

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -62,6 +63,16 @@ _PG_READ_ONLY_TRANSACTION = "25006"
 #: packets or never answers holds a request, or the dispatcher marking a
 #: message sent.
 PG_CONNECT_TIMEOUT_SECONDS = 5
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a ``sqlite:///…`` URL names; None for another database, or one
+    in memory or named by a ``file:`` URI."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or name in (None, "", ":memory:") or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -352,6 +352,19 @@ class OutboxMessage(SQLModel, table=True):
     item_number: int | None = None
 
 
+class ImportedFile(SQLModel, table=True):
+    """A file imported into a system, by its SHA-256: the same file again is
+    the same scan, which finds nothing new, closed items' weaknesses
+    included, even when it gives no date to tell it by (``imports``)."""
+
+    __tablename__ = "imported_files"
+
+    team_id: str = Field(foreign_key="workspaces.team_id", sa_type=sa.String(TEAM_ID), primary_key=True)
+    system_id: int = Field(foreign_key="systems.id", primary_key=True)
+    digest: str = Field(sa_type=sa.String(64), primary_key=True)
+    imported_at: datetime = _timestamp()
+
+
 class HandledRequest(SQLModel, table=True):
     """A signed Slack request that tried to change something (saved or
     refused), kept a while so that the same request sent again (a replay within

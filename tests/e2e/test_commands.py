@@ -33,6 +33,7 @@ from bot.poam.clock import FixedClock
 from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import AuditEvent, Item, Milestone, MilestoneChange, RoleGrant
+from bot.web import EVENTS_PATH
 from tests.db import snapshot, statements
 from tests.e2e.conftest import ADMIN, wait_for
 from tests.fake_slack import FakeSlack
@@ -1041,3 +1042,30 @@ def test_a_card_with_more_open_milestones_than_buttons_keeps_its_own(
     buttons = card_buttons(slack.command("show 1", user=ALICE).json()["blocks"])
     assert len(buttons) == 25 and {"Add milestone", "History", "Complete M1", "Complete M23"} <= set(buttons)
     assert "Complete M24" not in buttons
+
+
+def test_a_new_workspaces_first_reads_at_once_are_all_answered(
+    server_url: str, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """A read-only unit made the workspace on its first use: on SQLite its
+    read became a write, refused at once when another request had written
+    since its read began ("Too many changes at once")."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL reads take no write lock: the race is SQLite's")
+    answers: list[str] = []
+    for round_number in range(4):
+        team = f"T0NEW{round_number:04d}"
+        driver = SlackDriver(server_url + EVENTS_PATH, team_id=team, response_url=fake_slack.response_url())
+        start = threading.Barrier(6)
+
+        def read(user: str, driver: SlackDriver = driver, start: threading.Barrier = start) -> None:
+            start.wait()
+            answers.append(reply(driver.command("systems", user=user)))
+
+        threads = [threading.Thread(target=read, args=(f"U0READER{n}",)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(answers) == 24
+    assert all("*Default*" in answer for answer in answers), [a for a in answers if "*Default*" not in a][:1]

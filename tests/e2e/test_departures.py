@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.commands import user_events
 from bot.poam.actor import Actor, Role
+from bot.poam.audit import verify_chain
 from bot.poam.clock import FixedClock
 from bot.poam.errors import InvalidInput
 from bot.poam.items import assign_item
@@ -30,7 +31,7 @@ from bot.reminders.people import remember_person
 from bot.reminders.scheduler import Scheduler
 from bot.store.counters import lock_workspace
 from bot.store.engine import unit_of_work
-from bot.store.models import Item, OutboxMessage, Person
+from bot.store.models import AuditEvent, Item, OutboxMessage, Person
 from tests.db import wait_for_a_lock_wait
 from tests.e2e import test_reminders_e2e as reminders
 from tests.e2e.conftest import ADMIN, wait_for
@@ -105,6 +106,28 @@ def test_an_owner_deactivated_in_slack_gets_no_more_reminders_and_the_admins_are
     scheduler.tick()
     (reminder,) = dms(fake_slack, OWNER)
     assert reminder["text"] == "Your POA&M for Tue 24 Nov 2026"
+
+
+def test_leaving_and_coming_back_are_on_the_audit_trail(overdue: int, slack: SlackDriver, engine: Engine) -> None:
+    """Slack's word decides who may be named owner, AO or verifier; the
+    change left no event, while everything else that changes that does."""
+    def people_events() -> list[tuple[str, str, dict[str, Any]]]:
+        with unit_of_work(engine, read_only=True) as session:
+            return [(e.actor_id, e.action, e.details) for e in session.exec(
+                select(AuditEvent).where(AuditEvent.team_id == TEAM, col(AuditEvent.action).startswith("person."))
+                .order_by(col(AuditEvent.seq)))]
+
+    user_change(slack, OWNER, deleted=True)
+    wait_for(lambda: left_at(engine, OWNER))
+    user_change(slack, OWNER, deleted=True)  # Slack's copy: nothing more
+    user_change(slack, OWNER, deleted=False)
+    wait_for(lambda: left_at(engine, OWNER) is None)
+    user_change(slack, OWNER, deleted=False)
+    wait_for(lambda: len(people_events()) >= 2)
+    assert people_events() == [("system", "person.left", {"person": OWNER}),
+                               ("system", "person.returned", {"person": OWNER})]
+    with unit_of_work(engine, read_only=True) as session:
+        assert verify_chain(session, team_id=TEAM).ok
 
 
 def test_a_named_ao_and_a_verifier_who_left_are_named_to_the_admins(

@@ -5,15 +5,22 @@ in their own time zone, though they never used the bot themselves."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 
+from bot.commands.context import Services, SlackRequest
 from bot.commands.ids import BlockId
-from bot.commands.named_people import MAX_LOOKUPS
+from bot.commands.named_people import MAX_LOOKUPS, _learn
+from bot.commands.users import UserDirectory
+from bot.config import Settings
 from bot.interchange.fedramp import COLUMNS
 from bot.poam.clock import FixedClock
+from bot.poam.items import log_item
+from bot.poam.severity import Severity
 from bot.store.engine import unit_of_work
 from bot.store.models import Person
 from tests.e2e.conftest import ADMIN, wait_for
@@ -189,3 +196,41 @@ def test_a_lookup_answered_after_a_profile_change_does_not_undo_it(
     # The cache too: in Paris it is still the 20th (in Tokyo, the 21st), and Slack was not asked again.
     assert "today is 2026-11-20" in reply(slack.command("log Probe detected:2026-11-30", user=CAROL))
     assert asked_about(fake_slack, CAROL) == 2
+
+
+def test_two_imports_learning_the_same_people_at_once_do_not_deadlock(
+    engine: Engine, settings: Settings, clock: FixedClock, fake_slack: FakeSlack, make_actor: Any
+) -> None:
+    """Each recorded its people in its file's order: two naming the same
+    people in another order deadlocked, and the people only the loser named
+    were never recorded."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers run one at a time: the race cannot open")
+    with unit_of_work(engine) as session:
+        log_item(session, make_actor(ADMIN, team=TEAM), title="A weakness", severity=Severity.LOW)
+    services = Services(engine=engine, settings=settings, clock=clock,
+                        users=UserDirectory(default_tz=settings.timezone, clock=clock))
+    client = WebClient(token="xoxb-x", base_url=fake_slack.base_url)
+    failures: list[Exception] = []
+    named: list[str] = []
+    for round_number in range(8):
+        people = [f"U0R{round_number}P{n:04d}" for n in range(6)]
+        for user_id in people:
+            fake_slack.user(user_id, real_name=f"Person {user_id}")
+        start = threading.Barrier(2)
+
+        def learn(user_ids: list[str], start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                _learn(SlackRequest(services, client, TEAM, ADMIN), user_ids)
+            except Exception as error:  # reported below
+                failures.append(error)
+
+        threads = [threading.Thread(target=learn, args=(ids,)) for ids in (people[:4], people[2:][::-1])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        named += people
+    assert failures == []
+    assert all(person(engine, user_id) == (f"Person {user_id}", "UTC") for user_id in named)

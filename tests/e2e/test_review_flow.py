@@ -420,3 +420,8 @@ def test_the_ao_renews_a_risk_acceptance_from_slack_and_the_history_says_so(
     assert f"<@{AO}> renewed the risk acceptance" in history and "2027-03-31" in history, history
     (item,) = _export(engine)["items"]
     assert (item["status"], item["risk_accepted_until"]) == ("risk_accepted", "2027-03-31")
+    ended = slack.command("accept-risk 1 until:now The gateway is exposed again", user=AO).text
+    assert "You ended the risk acceptance of *POAM-1*: it is in progress again, due" in ended, ended
+    (item,) = _export(engine)["items"]
+    assert (item["status"], item["risk_accepted_until"]) == ("in_progress", None)
+    assert "ended the risk acceptance" in slack.command("history 1", user=OWNER).text

@@ -16,12 +16,14 @@ from bot.blockkit.blocks import (
     confirm_dialog,
     context,
     day,
+    fair_shares,
     fields_section,
     lines_within,
     moment,
     option,
     section,
     sections,
+    text_size,
 )
 from bot.blockkit.text import clip, clip_markup, escape, mention
 from bot.commands import metadata
@@ -42,6 +44,9 @@ LIST_PAGE_SIZE = 20
 HISTORY_LIMIT = 40
 #: A card's milestones, in characters (a section holds 3,000): whole lines, the rest counted.
 MILESTONES_TEXT = 2_800
+#: The most characters of a card's own words around its free text (headings,
+#: "Waiting on …", "…and 3 more.").
+CARD_WORDING = 500
 
 _SEVERITY_MARK = {
     Severity.CRITICAL: ":red_circle: Critical",
@@ -104,10 +109,14 @@ def _milestone_line(milestone: MilestoneRow, today: date, *, dates_count: bool) 
 def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | None = None) -> list[Block]:
     """``/poam show``: the item, its milestones, and the buttons this viewer may
     use: those of a verifier or an authorizing official only given who worked
-    on the fix (``remediators``, :func:`needs_remediators`)."""
+    on the fix (``remediators``, :func:`needs_remediators`).
+
+    Its free text (description, plan, resources, the request waiting, the
+    milestones) shares what a message holds beside the rest: each part near
+    its most at once made a card Slack refused (``msg_blocks_too_long``)."""
     item, today, rules = detail.item, viewer.today(), viewer.rules
     label = rules.label(item.number)
-    blocks: list[Block] = [
+    head: list[Block] = [
         section(f"*{label}* · {escape(item.title)}"),
         fields_section(
             [
@@ -124,37 +133,44 @@ def item_card(detail: ItemDetail, *, viewer: Actor, remediators: Remediators | N
             ]
         ),
     ]
-    if item.description:
-        blocks.append(section(f"*Description*\n{escape(clip(item.description, 2800))}"))
-    plan = escape(clip(item.remediation_plan, 2000)) if item.remediation_plan else "_No plan yet._"
-    if item.resources_required:
-        plan += f"\n*Resources:* {escape(clip(item.resources_required, 700))}"
+    tail: list[Block] = []
+    if item.recurs_number is not None:
+        tail.append(context(f"Found again after *{rules.label(item.recurs_number)}* was closed."))
+    if item.source_message_url:
+        tail.append(context(f"<{escape(item.source_message_url)}|Logged from this message>"))
+    buttons = _card_buttons(detail, viewer, remediators)
+    if buttons:
+        tail.append(actions(*buttons))
+    waiting = pending_of(detail)
+    dates_count = item.status in ACTIVE
+    lines = [_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones]
+    texts = [escape(clip(text, most)) if text else "" for text, most in (
+        (item.description, 2800), (item.remediation_plan, 2000), (item.resources_required, 700),
+        (waiting.text if waiting is not None else None, 1500))]
+    limits = fair_shares([*map(len, texts), min(sum(len(line) + 1 for line in lines), MILESTONES_TEXT)],
+                         MESSAGE_TEXT_BUDGET - text_size(head + tail) - CARD_WORDING)
+    description, plan, resources, why = (clip_markup(text, limit) for text, limit in zip(texts, limits[:-1], strict=True))
+    body: list[Block] = []
+    if description:
+        body.append(section(f"*Description*\n{description}"))
+    plan = plan or "_No plan yet._"
+    if resources:
+        plan += f"\n*Resources:* {resources}"
     if item.plan_approved_by:
         plan += f"\n:white_check_mark: Approved by {mention(item.plan_approved_by)}"
     elif item.remediation_plan:
         plan += "\n_Not approved by the authorizing official yet._"
-    blocks.append(section(f"*Plan*\n{plan}"))
-    waiting = pending_of(detail)
+    body.append(section(f"*Plan*\n{plan}"))
     if waiting is not None:
-        why = f": {escape(clip(waiting.text, 1500))}" if waiting.text else ""
         due = due_if_approved(item, waiting, rules=rules)
-        blocks.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}{due}, "
-                              f"asked by {mention(waiting.requested_by)}{why}"))
-    if detail.milestones:
-        dates_count = item.status in ACTIVE
-        lines = [_milestone_line(m, today, dates_count=dates_count) for m in detail.milestones]
-        (shown,) = lines_within([lines], most=len(lines), budget=MILESTONES_TEXT)
-        listed = clip_markup("\n".join(lines[:shown]), MILESTONES_TEXT)  # cut only when one line outgrows it all
+        body.append(section(f":hourglass: *Waiting* on {what_is_asked(waiting)}{due}, "
+                            f"asked by {mention(waiting.requested_by)}{': ' + why if why else ''}"))
+    if lines:
+        (shown,) = lines_within([lines], most=len(lines), budget=limits[-1])
+        listed = clip_markup("\n".join(lines[:shown]), limits[-1])  # cut only when one line outgrows it all
         more = f"\n…and {len(lines) - shown} more." if shown < len(lines) else ""
-        blocks.append(section(f"*Milestones*\n{listed}{more}"))
-    if item.recurs_number is not None:
-        blocks.append(context(f"Found again after *{rules.label(item.recurs_number)}* was closed."))
-    if item.source_message_url:
-        blocks.append(context(f"<{escape(item.source_message_url)}|Logged from this message>"))
-    buttons = _card_buttons(detail, viewer, remediators)
-    if buttons:
-        blocks.append(actions(*buttons))
-    return blocks
+        body.append(section(f"*Milestones*\n{listed}{more}"))
+    return head + body + tail
 
 
 def needs_remediators(detail: ItemDetail, viewer: Actor) -> bool:
@@ -353,6 +369,7 @@ _ACTION_WORDS = {
     "risk.accepted": "accepted the risk",
     "risk.renewed": "renewed the risk acceptance",
     "risk.expired": "ended the risk acceptance",
+    "risk.ended": "ended the risk acceptance",
     "vendor.updated": "updated the vendor dependency",
     "vendor.shipped": "recorded that the vendor's fix shipped",
 }

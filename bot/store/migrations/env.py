@@ -10,6 +10,8 @@ import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadat
 from bot.store.migrate import LOCK_WAIT_SECONDS, DanglingRows
 
 target_metadata = SQLModel.metadata
+#: PostgreSQL's advisory lock of a migration ("POAM" in ASCII).
+MIGRATION_LOCK = 0x504F414D
 
 
 def _foreign_keys(connection: Connection, *, on: bool) -> None:
@@ -39,7 +41,11 @@ def run_migrations_online() -> None:
                 transactional_ddl=True,
             )
             with context.begin_transaction():
-                if not sqlite:  # an ALTER queued behind a long transaction holds up every reader meanwhile
+                if not sqlite:
+                    # One migration at a time (two replicas starting): the second waits for the first
+                    # and finds nothing left to do; both created the tables, and one failed.
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                    # An ALTER queued behind a long transaction holds up every reader meanwhile.
                     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT_SECONDS}s'")
                 context.run_migrations()
                 if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
