@@ -330,6 +330,8 @@ def _at(args: argparse.Namespace) -> FixedClock | SystemClock:
 
 
 def _remind(args: argparse.Namespace, settings: Settings) -> int:
+    if args.status and args.at is not None:
+        raise InvalidInput("--at goes with --dry-run: --status lists the messages as they stand now.")
     engine = _ready_engine(settings)
     if args.status:
         with unit_of_work(engine, read_only=True) as session:

@@ -323,6 +323,14 @@ def test_a_column_edited_into_text_the_bot_never_writes_is_reported(trail: Engin
     assert read == list(range(1, 10))
 
 
+def test_items_renumbered_behind_the_chain_are_reported(trail: Engine) -> None:
+    """The chain names items by id: POAM-1 and POAM-2 swapped by hand verified
+    "intact", and each one's trail read as the other's."""
+    for old, new in ((1, 999), (2, 1), (999, 2)):
+        assert raw(trail, "UPDATE items SET number = :n WHERE team_id = :t AND number = :o", n=new, o=old, t=TEAM) == 1
+    assert_broken(trail, 2, "made item number 1, which is numbered 2 now (renumbered outside the bot)", 12)
+
+
 def test_edited_timestamp_is_reported(trail: Engine) -> None:
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     with trail.begin() as connection:

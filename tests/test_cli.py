@@ -480,6 +480,14 @@ def test_an_import_into_a_workspace_this_database_does_not_hold_is_refused_and_a
     assert capsys.readouterr().out.startswith("T0001: ")  # the one workspace, still alone
 
 
+def test_remind_status_refuses_at_which_it_would_leave_unread(
+    db_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["remind", "--status", "--at", "2026-11-20T09:00:00+00:00"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "poam-bot: --at goes with --dry-run: --status lists the messages as they stand now.")
+
+
 def test_a_digest_of_a_channel_subscribed_in_two_workspaces_needs_team(
     db_env: str, engine: Engine, make_actor: ActorFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -320,6 +320,8 @@ def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = 
         if anchor.team_id == team_id:
             anchored.setdefault(anchor.seq, []).append(anchor.hash)
     expected_seq, prev_hash, count = 1, "", 0
+    # The number each item's making recorded, and the event that recorded it.
+    made: dict[int, tuple[object, int]] = {}
     try:
         for event in _events(session, team_id):
             count += 1
@@ -328,6 +330,8 @@ def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = 
             if broken is not None:
                 return ChainReport(team_id, count, broken)
             expected_seq, prev_hash = event.seq + 1, event.hash
+            if event.action in _MAKINGS and event.item_id is not None:
+                made[event.item_id] = (event.details.get("number"), event.seq)
     except UnreadableEvent as unreadable:
         return ChainReport(team_id, count + 1, ChainBreak(team_id, unreadable.seq, UNREADABLE))
     if head_seq != expected_seq - 1:
@@ -340,7 +344,27 @@ def verify_chain(session: Session, *, team_id: str, anchors: Sequence[Anchor] = 
         )
     if anchored and max(anchored) > head_seq:  # recorded outside, gone since (the head moved back over it)
         return ChainReport(team_id, count, ChainBreak(team_id, head_seq + 1, NEWEST_DELETED))
+    renumbered = _renumbered(session, team_id, made)
+    if renumbered is not None:
+        return ChainReport(team_id, count, renumbered)
     return ChainReport(team_id, count, None, Anchor(team_id, head_seq, head_hash) if head_seq else None)
+
+
+#: The events that make an item, each recording its number.
+_MAKINGS = frozenset({"item.logged", "item.imported"})
+
+
+def _renumbered(session: Session, team_id: str, made: Mapping[int, tuple[object, int]]) -> ChainBreak | None:
+    """An item whose number is not the one its making recorded: the chain
+    binds events to items by id, and the items' numbers, which everyone goes
+    by (``POAM-2``), could be swapped behind it, each trail then read as another's."""
+    items = session.exec(select(Item.id, Item.number).where(Item.team_id == team_id).order_by(col(Item.id)))
+    for item_id, number in items:
+        recorded, seq = made.get(item_id or 0, (number, 0))
+        if recorded != number:
+            return ChainBreak(team_id, seq, f"made item number {recorded}, which is numbered {number} now "
+                                            "(renumbered outside the bot)")
+    return None
 
 
 def _break_at(
