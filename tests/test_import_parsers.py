@@ -1105,12 +1105,14 @@ def test_csv_of_our_own_export() -> None:
     second = as_csv_cells(guarded) + ["closed", "2026-12-31", "Production"]
     findings = csv_import.parse(export_csv([first, second]), source_name="poam.csv")
     assert findings == [
-        Finding(**{**EXPECTED_OPEN.__dict__, "where": "row 2", "due_on": date(2026, 12, 15)}),
+        Finding(**{**EXPECTED_OPEN.__dict__, "where": "row 2", "due_on": date(2026, 12, 15),
+                   "system_name": "Production"}),
         Finding(
             **{
                 **EXPECTED_CLOSED.__dict__,
                 "where": "row 3",
                 "due_on": date(2026, 12, 31),
+                "system_name": "Production",
                 "description": '=HYPERLINK("http://x")',  # the export's formula guard is undone
             }
         ),
@@ -1196,6 +1198,7 @@ def check_round_trip(findings: list[Finding], engine: Engine, alice: Actor, *, c
                 vendor_dependency=d.item.vendor_dependency,
                 poam_id=f"POAM-{d.item.number}",
                 rule_is_poam_id=d.item.source_identifier is None,
+                system_name=d.system.name if csv_due else None,  # the CSV's System column
             )
             for d, finding in zip(details, findings, strict=True)
         ]

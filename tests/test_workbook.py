@@ -20,8 +20,9 @@ from bot.interchange.workbook_import import rating, template_finding
 from bot.poam import items, milestones, review
 from bot.poam.actor import Actor, Role, Rules
 from bot.poam.clock import FixedClock
+from bot.poam.errors import NotFound
 from bot.poam.imports import import_findings
-from bot.poam.item_details import ItemDetail, item_details
+from bot.poam.item_details import ItemDetail, item_details, show_item
 from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, change_system
 from bot.reminders.people import remember_person
@@ -365,6 +366,35 @@ def test_deviations_and_vendor_check_ins_come_back_as_exported(
                 expected = None if fmt is ExportFormat.XLSX else ""
             assert again[title][cell] == expected, (title, cell)
     assert "Risk adjusted to Low (recorded in a POA&M imported on" in str(again["Old Apache on web-01"]["Comments"])
+
+
+def test_a_workspaces_csv_restores_each_row_into_the_system_it_names(engine: Engine, make_actor) -> None:  # type: ignore[no-untyped-def]
+    """The System column was read and dropped: every row of a workspace-wide
+    CSV went into one system."""
+    admin = make_actor("U0ADMIN01", Role.ADMIN)
+    with unit_of_work(engine) as s:
+        add_system(s, admin, name="Payments")
+        items.log_item(s, admin, title="Default's weakness", severity=Severity.LOW)
+        items.log_item(s, admin, title="Payments' weakness", severity=Severity.LOW, system_name="Payments")
+    exported = _workbook_bytes(engine, admin, fmt=ExportFormat.CSV)
+    restorer = make_actor("U0ADMIN01", Role.ADMIN, team="T0002")
+    with unit_of_work(engine) as s:
+        with pytest.raises(NotFound, match="row 3: there is no system called `Payments` in this workspace"):
+            import_findings(s, restorer, findings=read_findings("poam.csv", exported), source_name="poam.csv")
+    with unit_of_work(engine) as s:
+        add_system(s, restorer, name="payments")
+    with unit_of_work(engine) as s:
+        summary = import_findings(s, restorer, findings=read_findings("poam.csv", exported), source_name="poam.csv")
+    assert summary.new == 2
+    one = make_actor("U0ADMIN01", Role.ADMIN, team="T0003")  # a system named for the import takes every row
+    with unit_of_work(engine) as s:
+        import_findings(s, one, findings=read_findings("poam.csv", exported), source_name="poam.csv",
+                        system_name="Default")
+    with unit_of_work(engine) as s:
+        restored = [show_item(s, actor, number=n) for actor in (restorer, one) for n in (1, 2)]
+    assert [(d.item.title, d.system.name) for d in restored] == [
+        ("Default's weakness", "Default"), ("Payments' weakness", "payments"),
+        ("Default's weakness", "Default"), ("Payments' weakness", "Default")]
 
 
 def _first_row(data: bytes, fmt: ExportFormat) -> dict[str, object]:

@@ -187,9 +187,9 @@ def _template_rows(records: list[tuple[int, list[str]]], header: list[str]) -> l
                 known = ", ".join(s.value for s in Status)
                 raise ImportFormatError(where, f'Status "{status_text[:40]}" is not a status; use {known}')
         due_on = day(values.pop("Current Due Date", None), where=where, column="Current Due Date")
-        values.pop("System", None)
+        system = values.pop("System", "").strip() or None
         findings.append(
-            template_finding(values, where=where, closed=status is Status.CLOSED, due_on=due_on)
+            template_finding(values, where=where, closed=status is Status.CLOSED, due_on=due_on, system_name=system)
         )
     return findings
 

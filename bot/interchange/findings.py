@@ -131,6 +131,8 @@ class Finding:
     deviations: tuple[RecordedDeviation, ...] = ()
     #: How many it says are Pending, or gives too little to restore (the AO is not asked again by an import).
     unrestored_deviations: int = 0
+    #: The system a row of our CSV names (its System column): the one it goes into.
+    system_name: str | None = None
 
     @property
     def asset_identifier(self) -> str:

@@ -3,7 +3,8 @@
 The workbook must look like GSA's template as we export it: tabs
 "Open POA&M Items" and "Closed POA&M Items", the 31 column headers of
 :data:`bot.interchange.fedramp.COLUMNS` on row 5, items from row 6 (after the
-template's guidance rows, where a tab has them) down to the first empty row. :func:`template_finding` maps one row of those columns (also
+template's guidance rows, where a tab has them) down to the first empty row.
+:func:`template_finding` maps one row of those columns (also
 used by the CSV importer, whose own-export rows carry the same columns).
 """
 
@@ -251,9 +252,10 @@ def _listed(where: str, column: str, values: list[str], check) -> tuple[str, ...
 
 
 def template_finding(
-    cells: Mapping[str, Cell], *, where: str, closed: bool, due_on: date | None = None
+    cells: Mapping[str, Cell], *, where: str, closed: bool, due_on: date | None = None, system_name: str | None = None
 ) -> Finding:
-    """One row of the FedRAMP template's columns (missing columns read as blank)."""
+    """One row of the FedRAMP template's columns (missing columns read as blank);
+    ``system_name``: the system the row names (our CSV's System column)."""
 
     def get(column: str) -> str | None:
         return text(cells.get(column))
@@ -310,6 +312,7 @@ def template_finding(
             cells.get("Last Vendor Check-in Date"), where=where, column="Last Vendor Check-in Date"),
         deviations=recorded,
         unrestored_deviations=unrestored,
+        system_name=system_name,
     )
 
 
@@ -350,6 +353,7 @@ def deviations(
     recorded: list[RecordedDeviation] = []
     left = sum(1 for answer in answers.values() if answer == "pending")
     adjusted = RATINGS.get((get("Adjusted Risk Rating") or "").lower())
+    rated = adjusted if answers[Deviation.RISK_ADJUSTMENT] == "yes" and adjusted else severity
     for deviation in (d for d, answer in answers.items() if answer == "yes"):
         rationale = rationales.get(deviation)
         if deviation is Deviation.RISK_ADJUSTMENT and adjusted is not None:
@@ -358,11 +362,10 @@ def deviations(
             recorded.append(RecordedDeviation(deviation, rationale))
         elif deviation is Deviation.OPERATIONAL_REQUIREMENT and closed:
             continue  # ended with the item
-        elif deviation is Deviation.OPERATIONAL_REQUIREMENT and (until := _reviewed_by(get("Comments"))) and (
-                adjusted if answers[Deviation.RISK_ADJUSTMENT] == "yes" and adjusted else severity
-        ).rank > Severity.HIGH.rank:
+        elif deviation is Deviation.OPERATIONAL_REQUIREMENT and rated.rank > Severity.HIGH.rank and (
+                until := _reviewed_by(get("Comments"))) is not None:
             recorded.append(RecordedDeviation(deviation, rationale, until=until))
-        else:
+        else:  # a risk adjustment with no rating, an operational requirement with no date or at High
             left += 1
     return tuple(recorded), left
 

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
-from bot.poam.errors import InvalidInput
+from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.imported_milestones import ChangeEntry, MilestoneHistory, PlannedMilestone, replay
 from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCES, MAX_TITLE
 from bot.poam.lifecycle import Status
@@ -136,6 +136,8 @@ class ImportedWeakness(Protocol):
     def deviations(self) -> tuple[RecordedDeviation, ...]: ...
     @property
     def unrestored_deviations(self) -> int: ...
+    @property
+    def system_name(self) -> str | None: ...
 
     @property
     def asset_identifier(self) -> str: ...
@@ -238,15 +240,16 @@ class _Classified:
     """What importing would do: the counts, the findings to add and the open items seen again."""
 
     summary: ImportSummary
-    system_id: int
+    #: The systems the findings go into (the one named for the import, or those its rows name).
+    system_ids: set[int]
     fresh: list[tuple[ImportedWeakness, dict[str, object]]]
     #: Open items found again: their ids, with the tool's name the file gives.
     seen_again: list[tuple[int, str | None]]
     #: Open findings found again after a closed one in the same file: their
     #: place in ``fresh`` → the closed one's (linked once both have numbers).
     recurs_in_file: dict[int, int]
-    #: The file was imported into this system before.
-    same_file: bool
+    #: The systems the file was imported into before.
+    imported_before: set[int]
 
 
 def file_digest(data: bytes) -> str:
@@ -269,28 +272,34 @@ def _classify(
     checked = sorted(((finding, _checked(finding, latest)) for finding in findings if finding.severity is not None),
                      key=lambda pair: _file_order(actor, pair[0]))
     summary = ImportSummary(skipped=len(findings) - len(checked))
-    system = find_system(session, actor, name=system_name)
-    # Imported into this system before: the same scan, however it is dated (it may not be).
-    same_file = digest is not None and session.get(ImportedFile, (actor.team_id, system.id, digest)) is not None
-    open_by_print: dict[str | None, tuple[int, datetime | None]] = {}
+    system_of = _Systems(session, actor, system_name)
+    for finding, values in checked:
+        values["system_id"] = system_of(finding)
+    system_ids = {cast("int", values["system_id"]) for _, values in checked} or {system_of.named.id}
+    # Imported into a system before: the same scan, however it is dated (it may not be).
+    imported_before = {system_id for system_id in system_ids if digest is not None
+                       and session.get(ImportedFile, (actor.team_id, system_id, digest)) is not None}
+    # Weaknesses by (system, fingerprint): a weakness of another system is its POA&M's, not this one's.
+    open_by_print: dict[tuple[int, str | None], tuple[int, datetime | None]] = {}
     # The latest closed item of each weakness: its number, closure and the day it closed.
-    closed_by_print: dict[str | None, _Closed] = {}
+    closed_by_print: dict[tuple[int, str | None], _Closed] = {}
     prints = sorted({fingerprint for finding, _ in checked for fingerprint in finding.fingerprints})
     for chunk in in_chunks(prints):
         found = sa_select(  # SQLAlchemy's: sqlmodel's select takes at most four columns
-            col(Item.id), col(Item.number), col(Item.fingerprint), col(Item.status), col(Item.last_seen_at),
-            col(Item.closure), col(Item.closed_at),
-        ).where(  # the system's own: a weakness of another system is its POA&M's, not this one's
-            col(Item.team_id) == actor.team_id, col(Item.system_id) == system.id, col(Item.fingerprint).in_(chunk),
+            col(Item.id), col(Item.system_id), col(Item.number), col(Item.fingerprint), col(Item.status),
+            col(Item.last_seen_at), col(Item.closure), col(Item.closed_at),
+        ).where(
+            col(Item.team_id) == actor.team_id, col(Item.system_id).in_(system_ids), col(Item.fingerprint).in_(chunk),
         )
-        for item_id, number, fingerprint, status, last_seen_at, closure, closed_at in session.execute(found):
+        for item_id, system_id, number, fingerprint, status, last_seen_at, closure, closed_at in session.execute(found):
             if status == Status.CLOSED:
                 closed = _Closed(number, closure, closed_at.astimezone(UTC).date() if closed_at else None)
-                closed_by_print[fingerprint] = max(closed, closed_by_print.get(fingerprint, _NEVER_CLOSED),
-                                                   key=lambda latest: latest.number or 0)
+                closed_by_print[system_id, fingerprint] = max(
+                    closed, closed_by_print.get((system_id, fingerprint), _NEVER_CLOSED),
+                    key=lambda latest: latest.number or 0)
             else:
                 assert item_id is not None  # a stored item's
-                open_by_print[fingerprint] = (item_id, last_seen_at)
+                open_by_print[system_id, fingerprint] = (item_id, last_seen_at)
     own = _own_items(session, actor, [finding for finding, _ in checked])
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
     seen_again: list[tuple[int, str | None]] = []
@@ -298,35 +307,37 @@ def _classify(
     # item and the open one its weakness came back as (the open one is linked).
     # Its place in ``fresh`` when new, where the rows after it add their CVEs
     # (a scanner's CSV repeats a weakness once per CVE).
-    seen: dict[tuple[str, bool], int | None] = {}
+    seen: dict[tuple[int, str, bool], int | None] = {}
     # Open items an earlier finding of the file took: an item an earlier version
     # made of several weaknesses (they shared a fingerprint) is one of them's.
     taken: set[int] = set()
     for finding, values in checked:
-        alike = finding.own_fingerprints  # rows of the file with one of these are this weakness
-        first = next((seen[key, finding.closed] for key in alike if (key, finding.closed) in seen), -1)
+        system_id = cast("int", values["system_id"])
+        # Rows of the file with one of these are this weakness.
+        alike = [(system_id, key, finding.closed) for key in finding.own_fingerprints]
+        first = next((seen[key] for key in alike if key in seen), -1)
         if first != -1:
             if first is not None:
                 _add_cves(fresh[first][1], cast("list[str]", values["cves"]))
             summary.unchanged += 1
             continue
-        known = finding.fingerprints  # an item imported by an earlier version may carry another
+        known = [(system_id, key) for key in finding.fingerprints]  # an item imported by an earlier version may carry another
         existing = next((open_by_print[key] for key in known
                          if key in open_by_print and open_by_print[key][0] not in taken), None)
         closed = max((closed_by_print[key] for key in known if key in closed_by_print),
                      key=lambda latest: latest.number or 0, default=_NEVER_CLOSED)
-        seen.update(((key, finding.closed), None) for key in alike)
+        seen.update(dict.fromkeys(alike))
         if existing is not None:
             taken.add(existing[0])
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and closed.number is not None and (
-            finding.closed or closed.closure == Closure.FALSE_POSITIVE or same_file
+            finding.closed or closed.closure == Closure.FALSE_POSITIVE or system_id in imported_before
             or closed.scanned_before_closing(finding.scanned_on)
         ):  # a closed item of a workbook imported before, a false positive reported again, or a scan
             summary.unchanged += 1  # from before the item closed, uploaded again (nothing came back)
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
-            seen.update(((key, finding.closed), len(fresh)) for key in alike)
+            seen.update(dict.fromkeys(alike, len(fresh)))
             fresh.append((finding, {**values, "recurs_number": closed.number}))
         elif existing[1] == now:
             summary.unchanged += 1
@@ -334,19 +345,45 @@ def _classify(
             seen_again.append((existing[0], cast("str | None", values["detector"])))
             summary.updated += 1
     summary.new = len(fresh)
-    closed_in_file = {key: index for index, (finding, _) in enumerate(fresh) if finding.closed
-                      for key in finding.fingerprints}
+    closed_in_file = {(values["system_id"], key): index for index, (finding, values) in enumerate(fresh)
+                      if finding.closed for key in finding.fingerprints}
     recurs_in_file: dict[int, int] = {}
     for index, (finding, values) in enumerate(fresh):
         if finding.closed or values["recurs_number"] is not None:
             continue
-        closed_index = next((closed_in_file[key] for key in finding.fingerprints if key in closed_in_file), None)
+        closed_index = next((closed_in_file[values["system_id"], key] for key in finding.fingerprints
+                             if (values["system_id"], key) in closed_in_file), None)
         if closed_index is not None:
             recurs_in_file[index] = closed_index
     summary.recurring = sum(1 for _, values in fresh if values["recurs_number"] is not None) + len(recurs_in_file)
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     summary.unrestored_deviations = sum(finding.unrestored_deviations for finding, _ in fresh)
-    return _Classified(summary, system.id, fresh, seen_again, recurs_in_file, same_file)  # type: ignore[arg-type]
+    return _Classified(summary, system_ids, fresh, seen_again, recurs_in_file, imported_before)  # type: ignore[arg-type]
+
+
+class _Systems:
+    """The system each finding goes into: the one named for the import (every
+    finding, whatever its row says: a way to restore a CSV of several
+    systems into one), else the one its row names (our CSV's System column),
+    else the default."""
+
+    def __init__(self, session: Session, actor: Actor, name: str | None) -> None:
+        self._session, self._actor, self._name = session, actor, name
+        self.named = find_system(session, actor, name=name)
+        self._ids = {self.named.name_key: cast("int", self.named.id)}
+
+    def __call__(self, finding: ImportedWeakness) -> int:
+        if self._name is not None or finding.system_name is None:
+            return self._ids[self.named.name_key]
+        key = finding.system_name.strip().lower()
+        if key not in self._ids:
+            try:
+                self._ids[key] = cast("int", find_system(self._session, self._actor, name=finding.system_name).id)
+            except NotFound:
+                raise NotFound(f"{finding.where}: there is no system called `{finding.system_name}` in this "
+                               f"workspace: add it (`/poam system add {finding.system_name}`), or import every "
+                               "row into one system (`--system` from a shell).") from None
+        return self._ids[key]
 
 
 @dataclass(frozen=True)
@@ -451,8 +488,9 @@ def import_findings(
     require_admin(actor, "import findings")
     counters.serialize_imports(session, team_id=actor.team_id)
     plan = _classify(session, actor, findings, system_name, digest)
-    if not plan.same_file and digest is not None:
-        session.add(ImportedFile(team_id=actor.team_id, system_id=plan.system_id, digest=digest, imported_at=actor.now()))
+    if digest is not None:
+        session.add_all(ImportedFile(team_id=actor.team_id, system_id=system_id, digest=digest, imported_at=actor.now())
+                        for system_id in sorted(plan.system_ids - plan.imported_before))
     summary = plan.summary
     items = table_of(Item)
     for chunk in in_chunks([item_id for item_id, _ in plan.seen_again]):
@@ -467,7 +505,7 @@ def import_findings(
         fresh[index] = (finding, {**values, "recurs_number": numbers[closed_index]})
     imported: list[AuditEntry] = []
     for batch in in_chunks(list(zip(numbers, fresh, strict=True)), _BATCH):
-        imported += _insert_items(session, actor, batch, system_id=plan.system_id, source_name=source_name)
+        imported += _insert_items(session, actor, batch, source_name=source_name)
     summary.numbers = list(numbers)
     summary.owners = list(dict.fromkeys(finding.owner_id for finding, _ in fresh if finding.owner_id))
     audit.record_many(
@@ -527,13 +565,12 @@ def _insert_items(
     actor: Actor,
     batch: Sequence[tuple[int, tuple[ImportedWeakness, dict[str, object]]]],
     *,
-    system_id: int,
     source_name: str,
 ) -> list[AuditEntry]:
     """Insert a batch of numbered new findings with their controls and milestones;
     returns their ``item.imported`` audit entries, in number order."""
     items = table_of(Item)
-    rows = [_item_row(actor, number, finding, values, system_id=system_id) for number, (finding, values) in batch]
+    rows = [_item_row(actor, number, finding, values) for number, (finding, values) in batch]
     # A plain executemany, then the ids read back by number (a batch's numbers are
     # consecutive and reserved for this import): INSERT … RETURNING of many rows
     # becomes one statement with a placeholder per value, which psycopg parses in
@@ -643,7 +680,7 @@ def _insert_changes(
 
 
 def _item_row(
-    actor: Actor, number: int, finding: ImportedWeakness, values: dict[str, object], *, system_id: int
+    actor: Actor, number: int, finding: ImportedWeakness, values: dict[str, object]
 ) -> dict[str, object]:
     """The ``items`` row of a new finding (every row has the same keys, as one INSERT of many needs)."""
     severity = finding.severity
@@ -670,7 +707,7 @@ def _item_row(
     return {
         "team_id": actor.team_id,
         "number": number,
-        "system_id": system_id,
+        "system_id": values["system_id"],
         "title": values["title"],
         "description": values["description"],
         "source": fields.Source.from_label(finding.tool),
