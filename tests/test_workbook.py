@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
 from bot.interchange.exports import ExportFormat, export
 from bot.interchange.importing import read_findings
@@ -27,6 +28,7 @@ from bot.poam.severity import Severity
 from bot.poam.systems import Impact, add_system, change_system
 from bot.reminders.people import remember_person
 from bot.store.engine import unit_of_work
+from bot.store.models import AuditEvent
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -395,6 +397,10 @@ def test_a_workspaces_csv_restores_each_row_into_the_system_it_names(engine: Eng
     assert [(d.item.title, d.system.name) for d in restored] == [
         ("Default's weakness", "Default"), ("Payments' weakness", "payments"),
         ("Default's weakness", "Default"), ("Payments' weakness", "Default")]
+    with unit_of_work(engine, read_only=True) as s:  # the trail says where each went, as item.logged does
+        trail = s.exec(select(AuditEvent).where(AuditEvent.team_id == "T0002", AuditEvent.action == "item.imported")
+                       .order_by(col(AuditEvent.seq))).all()
+    assert [event.details["system"] for event in trail] == ["Default", "payments"]
 
 
 def _first_row(data: bytes, fmt: ExportFormat) -> dict[str, object]:

@@ -275,6 +275,7 @@ def _classify(
     system_of = _Systems(session, actor, system_name)
     for finding, values in checked:
         values["system_id"] = system_of(finding)
+        values["system"] = system_of.names[cast("int", values["system_id"])]
     system_ids = {cast("int", values["system_id"]) for _, values in checked} or {system_of.named.id}
     # Imported into a system before: the same scan, however it is dated (it may not be).
     imported_before = {system_id for system_id in system_ids if digest is not None
@@ -371,6 +372,8 @@ class _Systems:
         self._session, self._actor, self._name = session, actor, name
         self.named = find_system(session, actor, name=name)
         self._ids = {self.named.name_key: cast("int", self.named.id)}
+        #: The systems' names by id (as ``item.logged`` names its system, ``item.imported`` does).
+        self.names = {cast("int", self.named.id): self.named.name}
 
     def __call__(self, finding: ImportedWeakness) -> int:
         if self._name is not None or finding.system_name is None:
@@ -378,11 +381,13 @@ class _Systems:
         key = finding.system_name.strip().lower()
         if key not in self._ids:
             try:
-                self._ids[key] = cast("int", find_system(self._session, self._actor, name=finding.system_name).id)
+                system = find_system(self._session, self._actor, name=finding.system_name)
             except NotFound:
                 raise NotFound(f"{finding.where}: there is no system called `{finding.system_name}` in this "
                                f"workspace: add it (`/poam system add {finding.system_name}`), or import every "
                                "row into one system (`--system` from a shell).") from None
+            self._ids[key] = cast("int", system.id)
+            self.names[self._ids[key]] = system.name
         return self._ids[key]
 
 
@@ -607,8 +612,9 @@ def _insert_items(
         # As item.logged says what an item was logged as: an assessor reads it from the trail alone,
         # with what a file brings that a logged item gets from later events (the plan, its milestones).
         details = {"number": row["number"], "title": row["title"], "fingerprint": row["fingerprint"],
-                   "source": source_name, "status": row["status"], "severity": row["severity"],
-                   "detected_on": row["detected_on"], "due_on": row["due_on"], "owner": row["owner_id"]}
+                   "source": source_name, "system": values["system"], "status": row["status"],
+                   "severity": row["severity"], "detected_on": row["detected_on"], "due_on": row["due_on"],
+                   "owner": row["owner_id"]}
         brought = {"controls": values["controls"], "assets": values["assets"], "cves": values["cves"],
                    "plan": values["remediation_plan"], "resources": values["resources_required"],
                    "vendor_product": values["vendor_product"], "vendor_dependency": row["vendor_dependency"],
