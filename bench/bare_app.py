@@ -6,8 +6,9 @@ It reads the same environment as the bot (``SLACK_BOT_TOKEN``,
 ``SLACK_SIGNING_SECRET``, ``SLACK_API_URL``), checks signatures the same way
 (Bolt's request verification), answers ``/poam`` and every ``poam.*`` button
 with an empty ack and does nothing else: no database, no Web API calls after
-the ``auth.test`` Bolt makes when it is built. Like ``bot.web.application`` it
-is built on the first request, in the worker process. It serves only
+the ``auth.test`` Bolt makes when it is built. It is built on the first
+request, in the worker process (``bot.web.application`` as its worker
+starts: either way before the measured requests). It serves only
 ``POST /slack/events``; anything else gets Bolt's 404 (which ``load.py``
 takes as "up").
 
@@ -77,7 +78,7 @@ def _listener_executor() -> Executor | None:
 
 
 class _Lazy:
-    """Builds the app on the first request, once per worker (as ``bot.web.LazyWsgi`` does)."""
+    """Builds the app on the first request, once per worker (as ``bot.web.LazyWsgi`` does without gunicorn's hook)."""
 
     def __init__(self) -> None:
         self._app: BareWsgi | None = None

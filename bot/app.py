@@ -1,7 +1,7 @@
 """Wiring: the Bolt app with its listeners, a Web API client and the services.
 
 Nothing here runs at import time; ``build_app`` is called by ``poam-bot
-serve``, by ``bot.web`` on the first request, and by the tests.
+serve``, by ``bot.web`` as a gunicorn worker starts, and by the tests.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bot.commands.users import UserDirectory
 from bot.config import Settings, require_slack
 from bot.poam.clock import Clock, SystemClock
 from bot.rate_limits import ShortRateLimitRetryHandler
-from bot.slack_http import PooledWebClient, SlackConnections
+from bot.slack_http import TOKEN_REFUSALS, PooledWebClient, SlackConnections
 from bot.stall_watch import StallWatch
 from bot.store.engine import make_engine
 from bot.tls import tls_for
@@ -66,12 +66,6 @@ def web_client(settings: Settings, *, connections: SlackConnections | None = Non
     )
 
 
-#: What ``auth.test`` answers for a token that will not work however often it
-#: is asked (anything else, a 5xx, no answer, may pass: it is not the token's fault).
-TOKEN_REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-                            "not_allowed_token_type"})
-
-
 class TokenRefused(Exception):
     """Slack refuses the bot token: nothing the bot does can work."""
 
@@ -79,9 +73,9 @@ class TokenRefused(Exception):
 def check_token(settings: Settings) -> None:
     """Ask Slack (``auth.test``, with the bot's retries) whether the bot token
     works, before a server starts: :class:`TokenRefused` when Slack refuses
-    it; a Slack that fails to answer is logged and let be (the server starts
-    and asks again as it builds the bot). On connections of its own, closed
-    after: a kept one would be shared with the processes forked after."""
+    it; a Slack that fails to answer is logged and let be (the server starts;
+    ``bot.web.from_settings``). On connections of its own, closed after: a kept one
+    would be shared with the processes forked after."""
     connections = SlackConnections()
     try:
         web_client(settings, connections=connections).auth_test()
@@ -103,10 +97,14 @@ def build_app(
     engine: Engine | None = None,
     clock: Clock | None = None,
     turns: ListenerTurns | None = None,
+    verify_token: bool = True,
 ) -> App:
-    """The Bolt app. Constructing it calls ``auth.test`` once (Bolt checks the
-    token). ``turns``: its listeners' turns, given when the caller watches
-    them too (:func:`build_watched_app`)."""
+    """The Bolt app. ``verify_token``: constructing it calls ``auth.test`` once
+    (Bolt checks the token and learns the bot's ids; any failure raises);
+    False, Bolt asks at the first request from Slack (its
+    ``SingleTeamAuthorization``): for an HTTP worker built while Slack fails
+    to answer (``bot.web.from_settings``). ``turns``: its listeners' turns,
+    given when the caller watches them too (:func:`build_watched_app`)."""
     require_slack(settings)
     assert settings.slack_signing_secret is not None
     clock = clock or SystemClock()
@@ -123,6 +121,7 @@ def build_app(
         client=client or web_client(settings, connections=services.slack_connections),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         listener_executor=services.turns.executor,
+        token_verification_enabled=verify_token,
     )
     slack_http.register(app, services.slack_connections)
     commands.register(app, services)
@@ -134,11 +133,14 @@ def build_app(
     return app
 
 
-def build_watched_app(settings: Settings, *, engine: Engine | None = None) -> tuple[App, ListenerTurns]:
+def build_watched_app(
+    settings: Settings, *, engine: Engine | None = None, verify_token: bool = True
+) -> tuple[App, ListenerTurns]:
     """The app as a server runs it, and its listeners' turns (for a health
     check), with a stall watch on them (``bot.stall_watch``), started once the
-    app is built (a failed build may be tried again)."""
+    app is built (a failed build may be tried again). ``verify_token``: as
+    :func:`build_app`'s."""
     turns = listener_turns()
-    app = build_app(settings, engine=engine, turns=turns)
+    app = build_app(settings, engine=engine, turns=turns, verify_token=verify_token)
     StallWatch(turns).start()
     return app, turns

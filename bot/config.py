@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.gunicorn_conf import MAX_WORKERS
 from bot.poam.actor import Rules
 from bot.poam.deadlines import DeadlinePolicy, parse_policy
 
@@ -87,8 +88,9 @@ class Settings(BaseSettings):
     poam_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     poam_pin_workers: bool = False
     #: gunicorn's worker processes (its own name for it); gunicorn reads it
-    #: when imported, with a traceback for a value that is not a number.
-    web_concurrency: int = Field(default=1, ge=1, le=64)
+    #: when imported, with a traceback for a value that is not a number (the
+    #: Procfile's gunicorn checks the bounds: ``bot.gunicorn_conf.on_starting``).
+    web_concurrency: int = Field(default=1, ge=1, le=MAX_WORKERS)
 
     @field_validator("slack_bot_token")
     @classmethod

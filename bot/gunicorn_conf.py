@@ -27,9 +27,23 @@ from typing import Any
 worker_class = "gthread"
 threads = 8
 timeout = 30
+#: The most worker processes (``WEB_CONCURRENCY``) ``bot.config`` allows.
+MAX_WORKERS = 64
 
 log = logging.getLogger(__name__)
 _CORE = "poam_core"  # chosen in the master before the fork; the worker inherits it
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: a number of workers out of bounds
+    (``WEB_CONCURRENCY``, which gunicorn reads itself) stops it with one
+    line. With 0 it started none, and listened without ever answering; with
+    more than ``bot.config`` allows each worker failed to boot. (One that is
+    not a number gunicorn refuses, with a traceback, before it reads this file.)"""
+    if not 1 <= server.cfg.workers <= MAX_WORKERS:
+        print(f"poam-bot: WEB_CONCURRENCY: {server.cfg.workers} worker processes; use 1 to {MAX_WORKERS}",
+              file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def pre_fork(server: Any, worker: Any) -> None:
@@ -65,8 +79,8 @@ def post_fork(server: Any, worker: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """In the new worker, its app loaded: what stops it from serving (a bad
     setting, a token Slack refuses, a schema not migrated) stops the server
-    with one line (``bot.web.check_before_serving``). Apps without such
-    checks (``poam-bot serve``'s, built as it loads; the bare one
+    with one line, and the bot is built (``bot.web.LazyWsgi``). Apps without
+    such checks (``poam-bot serve``'s, built as it loads; the bare one
     ``bench/load.py`` compares with) are left be."""
     check = getattr(worker.wsgi, "check_before_serving", None)
     if check is None:
@@ -84,5 +98,5 @@ def post_worker_init(worker: Any) -> None:
 
 def settings() -> dict[str, Any]:
     """This module's gunicorn settings, for ``poam-bot serve``'s embedded gunicorn."""
-    return {"worker_class": worker_class, "threads": threads, "timeout": timeout,
+    return {"worker_class": worker_class, "threads": threads, "timeout": timeout, "on_starting": on_starting,
             "pre_fork": pre_fork, "post_fork": post_fork, "post_worker_init": post_worker_init}

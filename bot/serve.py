@@ -19,7 +19,7 @@ from bot.app import build_watched_app, check_token, web_client
 from bot.config import Settings, require_slack
 from bot.poam.audit import head_breaks
 from bot.poam.clock import SystemClock
-from bot.reminders.scheduler import Scheduler
+from bot.reminders.scheduler import STOP_SECONDS, Scheduler
 from bot.store.engine import dispose, make_engine, unit_of_work
 from bot.store.migrate import require_current, upgrade
 from bot.tls import tls_for
@@ -32,8 +32,9 @@ SCHEDULER_COMMAND = [sys.executable, "-m", "bot", "scheduler"]
 RESTART_PAUSES = (1.0, 5.0, 30.0, 60.0)
 #: A scheduler that ran this long before it stopped was not failing at start: the pauses begin again.
 STEADY_SECONDS = 300.0
-#: How long the keeper waits for the scheduler to stop before it kills it; serve waits for the keeper longer.
-CHILD_STOP_SECONDS = 10.0
+#: How long the keeper waits for the scheduler to stop (it finishes its send in flight
+#: first, for up to STOP_SECONDS) before it kills it; serve waits for the keeper longer.
+CHILD_STOP_SECONDS = STOP_SECONDS + 2
 KEEPER_STOP_SECONDS = CHILD_STOP_SECONDS + 5
 #: How often the keeper looks whether it was told to stop while it waits.
 KEEPER_POLL_SECONDS = 0.5

@@ -55,6 +55,12 @@ IDLE_SECONDS = 15.0
 #: Slack at once in a process (after-ack work, forms, listeners).
 IDLE_PER_SERVER = 16
 
+#: What Slack answers any call with for a bot token that will not work
+#: however often it is asked, until someone mends the app's install
+#: (anything else, a 5xx, no answer, may pass: it is not the token's fault).
+TOKEN_REFUSALS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                            "not_allowed_token_type"})
+
 _Server = tuple[str, str, int, SSLContext | None]
 #: How a connection the server has closed fails a request sent on it.
 _CLOSED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -168,7 +169,8 @@ def test_export_csv_uses_the_fedramp_columns_and_formats(
     _populate(engine, alice, bob, admin)
     out = tmp_path / "poam.csv"
     assert main(["export", "--format", "csv", "-o", str(out)]) == 0
-    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert out.read_bytes().startswith(codecs.BOM_UTF8 + b"POAM ID,")  # Excel reads it as UTF-8
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
     assert tuple(rows[0][: len(COLUMNS)]) == COLUMNS
     first = dict(zip(rows[0], rows[1], strict=True))
     assert first["POAM ID"] == "POAM-1"
@@ -306,10 +308,10 @@ def test_import_a_scan_twice_then_export_every_format(
     assert "Dry run, nothing imported: 5 new, 0 updated, 0 unchanged, 3 skipped." in capsys.readouterr().out
     assert main(["import", scan, "--team", "T0001"]) == 0
     assert "Imported: 5 new" in capsys.readouterr().out
-    assert main(["import", scan, "--dry-run"]) == 0
-    assert "Dry run, nothing imported: 0 new, 5 updated" in capsys.readouterr().out
+    assert main(["import", scan, "--dry-run"]) == 0  # the same file again: nothing new is seen
+    assert "Dry run, nothing imported: 0 new, 0 updated, 5 unchanged" in capsys.readouterr().out
     assert main(["import", scan]) == 0  # the only workspace is the default
-    assert "Imported: 0 new, 5 updated" in capsys.readouterr().out
+    assert "Imported: 0 new, 0 updated, 5 unchanged" in capsys.readouterr().out
     for fmt in ("json", "csv", "xlsx", "oscal"):
         out = tmp_path / f"poam.{fmt}"
         assert main(["export", "--format", fmt, "-o", str(out)]) == 0, fmt
@@ -335,7 +337,7 @@ def test_a_sarif_scan_imported_twice_creates_nothing_new(db_env: str, capsys: py
     first = capsys.readouterr().out
     assert "Imported: 8 new, 0 updated, 0 unchanged, 1 skipped." in first
     assert main(["import", scan, "--team", "T0001"]) == 0
-    assert "Imported: 0 new, 8 updated, 0 unchanged, 1 skipped." in capsys.readouterr().out
+    assert "Imported: 0 new, 0 updated, 8 unchanged, 1 skipped." in capsys.readouterr().out
     assert main(["export"]) == 0
     exported = json.loads(capsys.readouterr().out)["items"]
     assert len(exported) == 8

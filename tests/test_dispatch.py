@@ -223,9 +223,10 @@ def status_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[
 def test_a_run_of_failures_ends_in_a_failed_row_visible_in_status(
     world: World, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """An error that is not Slack being down (a token that stopped working, say)."""
+    """An error that is not Slack being down, nor known to be for good (one
+    Slack added since, say)."""
     (row_id,) = queue(world, [OWNER])
-    world.fake.fail("chat.postMessage", error="invalid_auth", times=MAX_ATTEMPTS + 3)
+    world.fake.fail("chat.postMessage", error="some_new_error", times=MAX_ATTEMPTS + 3)
     client = plain_client(world)
     waits = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -244,7 +245,7 @@ def test_a_run_of_failures_ends_in_a_failed_row_visible_in_status(
             assert (report.failed, current.status) == (1, outbox.FAILED)
     assert waits == [30, 60, 120, 240]  # exponential backoff
     failed = row(world, row_id)
-    assert failed.last_error is not None and failed.last_error.startswith("invalid_auth")
+    assert failed.last_error is not None and failed.last_error.startswith("some_new_error")
     world.clock.advance(days=1)
     assert run(world, client).sent == 0
     assert len(world.fake.calls_to("chat.postMessage")) == MAX_ATTEMPTS  # given up: no more tries
@@ -258,7 +259,7 @@ def test_a_run_of_failures_ends_in_a_failed_row_visible_in_status(
     assert lines[-1] == "2 pending or failed message(s)."
     failed_line = next(line for line in lines if OWNER in line)
     assert failed_line.startswith("failed ")
-    assert f"reminder    {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: invalid_auth" in failed_line
+    assert f"reminder    {TEAM} → {OWNER} day {FRI} attempts {MAX_ATTEMPTS} error: some_new_error" in failed_line
     pending_line = next(line for line in lines if "U0000LATER" in line)
     assert pending_line.startswith("pending  digest      T") and "attempts 0" in pending_line and "error" not in pending_line
 
@@ -418,7 +419,8 @@ def test_status_with_nothing_stuck(
     assert status_lines(monkeypatch, capsys, tmp_path, database_url) == ["0 pending or failed message(s)."]
 
 
-@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "user_not_found"])
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "user_not_found",
+                                   "restricted_action_read_only_channel", "ekm_access_denied"])
 def test_a_permanent_error_fails_at_once(world: World, error: str) -> None:
     ids = queue(world, [OWNER, USERS[0]])
     world.fake.fail("chat.postMessage", error=error)
@@ -430,6 +432,41 @@ def test_a_permanent_error_fails_at_once(world: World, error: str) -> None:
     world.clock.advance(days=1)
     run(world, plain_client(world))
     assert len(world.fake.calls_to("chat.postMessage")) == 2
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "account_inactive", "token_revoked", "missing_scope"])
+def test_messages_wait_out_slack_refusing_the_app_and_go_once_it_is_mended(world: World, error: str) -> None:
+    """A token refused for ten minutes (rotated, a bad deploy) failed every
+    message in five tries, for good: the morning's DMs and the week's digest
+    were lost without a word. Now a round stops at the first refusal and
+    the messages wait, using up no try, as they do an outage."""
+    ids = queue(world, [OWNER, USERS[0], USERS[1]])
+    world.fake.fail("chat.postMessage", error=error, times=3)
+    client = plain_client(world)
+    assert run(world, client).retried == 1
+    assert len(world.fake.calls_to("chat.postMessage")) == 1  # the others would be refused alike
+    for _ in range(2):  # refused again, a tick ten minutes later each
+        world.clock.advance(minutes=10)
+        run(world, client)
+    assert [row(world, row_id).status for row_id in ids] == [outbox.PENDING] * 3
+    assert row(world, ids[0]).attempts == 0
+    world.clock.advance(minutes=10)
+    assert run(world, client).sent == 3
+    assert notices(world) == []
+
+
+def test_a_message_gives_up_slack_refusing_the_app_a_day_after_it_was_written(world: World) -> None:
+    row_id = queue_review_dm(world)
+    world.fake.fail("chat.postMessage", error="invalid_auth", times=1000)
+    client = plain_client(world)
+    start = world.clock.now()
+    while row(world, row_id).status == outbox.PENDING:
+        world.clock.set(max(row(world, row_id).next_attempt_at, world.clock.now()))
+        run(world, client)
+    assert row(world, row_id).status == outbox.FAILED
+    assert start + OUTAGE_PATIENCE <= world.clock.now() <= start + OUTAGE_PATIENCE + timedelta(minutes=10)
+    (notice,) = notices(world)
+    assert "(Slack refused it: `invalid_auth`)" in notice.text
 
 
 def test_a_transient_ok_false_error_is_retried(world: World) -> None:
@@ -464,7 +501,7 @@ def notices(world: World) -> list[OutboxMessage]:
 
 def test_a_change_dm_refused_for_good_tells_whoever_made_the_change(world: World) -> None:
     row_id = queue_review_dm(world)
-    world.fake.fail("chat.postMessage", error="account_inactive")
+    world.fake.fail("chat.postMessage", error="user_not_found")
 
     report = run(world, plain_client(world))
 
@@ -474,7 +511,7 @@ def test_a_change_dm_refused_for_good_tells_whoever_made_the_change(world: World
     assert (notice.recipient, notice.status, notice.requested_by) == (REQUESTER, outbox.SENT, None)
     told = world.fake.calls_to("chat.postMessage")[-1].params
     assert told["channel"] == REQUESTER
-    assert f"could not deliver my message to <@{OWNER}> (Slack refused it: `account_inactive`)" in told["text"]
+    assert f"could not deliver my message to <@{OWNER}> (Slack refused it: `user_not_found`)" in told["text"]
     assert "they have not been told" in told["text"] and told["text"].endswith(">Please verify POAM-7")
     world.clock.advance(days=1)
     run(world, plain_client(world))
@@ -485,12 +522,12 @@ def test_a_change_dm_out_of_tries_tells_whoever_made_the_change(world: World) ->
     row_id = queue_review_dm(world)
     world.do(lambda s: s.exec(update(OutboxMessage).where(col(OutboxMessage.id) == row_id)  # type: ignore[call-overload]
                               .values(attempts=MAX_ATTEMPTS - 1)))
-    world.fake.fail("chat.postMessage", error="invalid_auth")
+    world.fake.fail("chat.postMessage", error="some_new_error")
 
     assert run(world, plain_client(world)).failed == 1
 
     (notice,) = notices(world)
-    assert f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `invalid_auth`" in notice.text
+    assert f"Slack did not take it in {MAX_ATTEMPTS} tries; the last answer was `some_new_error`" in notice.text
 
 
 def test_a_retry_tells_nobody_yet(world: World) -> None:
@@ -502,7 +539,7 @@ def test_a_retry_tells_nobody_yet(world: World) -> None:
 
 def test_a_notice_given_up_in_turn_tells_nobody(world: World) -> None:
     queue_review_dm(world)
-    world.fake.fail("chat.postMessage", error="account_inactive", times=2)  # the DM, then the notice
+    world.fake.fail("chat.postMessage", error="user_not_found", times=2)  # the DM, then the notice
 
     report = run(world, plain_client(world))
 
@@ -513,7 +550,7 @@ def test_a_notice_given_up_in_turn_tells_nobody(world: World) -> None:
 
 def test_a_message_nobody_asked_for_given_up_tells_nobody(world: World) -> None:
     queue(world, [OWNER])  # a reminder: the planner wrote it, no one's change
-    world.fake.fail("chat.postMessage", error="account_inactive")
+    world.fake.fail("chat.postMessage", error="user_not_found")
     assert run(world, plain_client(world)).failed == 1
     assert notices(world) == []
 
@@ -554,7 +591,7 @@ def test_send_now_leaves_telling_to_the_answer(world: World) -> None:
     """Given up at the first try, right after the ack, the requester reads it in
     the answer (``direct_messages.send_queued``): no DM says it again."""
     row_id = queue_review_dm(world)
-    world.fake.fail("chat.postMessage", error="account_inactive")
+    world.fake.fail("chat.postMessage", error="user_not_found")
     assert send_now(world.engine, plain_client(world), ids=[row_id], clock=world.clock) == [
         Unsent(OWNER, retrying=False)]
     assert notices(world) == []

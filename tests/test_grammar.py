@@ -33,9 +33,24 @@ def test_curly_quotes_from_phones_work_like_straight_ones() -> None:
 
 
 def test_slack_escaping_is_undone_and_links_are_not_options() -> None:
-    assert tokenize("a &lt;b&gt; &amp;lt; <https://x.test|x>") == [
-        Token("a"), Token("<b>"), Token("&lt;"), Token("<https://x.test|x>"),
-    ]
+    tokens = tokenize("a &lt;b&gt; &amp;lt; <https://x.test|x>")
+    assert tokens == [Token("a"), Token("&lt;b&gt;"), Token("&amp;lt;"), Token("<https://x.test|x>")]
+    assert [token.text for token in tokens] == ["a", "<b>", "&lt;", "x (https://x.test)"]
+
+
+def test_free_text_stores_slack_markup_as_read_and_mentions_still_name_people() -> None:
+    """Slack sends mentions, channels and links as markup (``should_escape``):
+    stored so, a title showed ``&lt;#C0123|general&gt;``. Free text and text
+    options hold what a reader sees; a person option still gets the user id."""
+    markup = "<#C0123|general> <@U0000CAROL|carol> <@U0000DAVE> <!here> <https://ex.com|a link> a &lt;b&gt;"
+    read = "#general @carol @U0000DAVE @here a link (https://ex.com) a <b>"
+    parsed = run(f'log {markup} desc:"see <https://ex.com|a link> &amp; <#C0123|general>" owner:<@U0BOB1|bob>')
+    assert (parsed["title"], parsed["desc"], parsed["owner"]) == (read, "see a link (https://ex.com) & #general", "U0BOB1")
+    for text, name in [(f"plan 3 {markup}", "plan"), (f"milestone 3 add {markup} due:+1d", "text"),
+                       (f'plan 3 x resources:"{markup}"', "resources"), (f"system add {markup}", "name")]:
+        assert run(text)[name] == read, text
+    assert run("system set Payroll ao:<@U0BOB1|bob>")["ao"] == "U0BOB1"
+    assert run("list owner:<@U0BOB1|bob>")["owner"] == "U0BOB1"
 
 
 def test_log_with_every_option() -> None:

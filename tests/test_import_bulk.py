@@ -4,6 +4,7 @@ controls, milestones and a valid audit chain."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -287,6 +288,33 @@ def test_the_same_undated_scan_uploaded_again_after_closing_brings_nothing_back(
     assert (later.new, later.recurring) == (2, 1)
 
 
+def test_the_same_file_uploaded_again_leaves_its_open_items_unchanged(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """It said they were "updated" and moved their last seen to the upload's
+    time, as if a scan had seen them then; a new file still updates them."""
+    data = b"Plugin ID,Name,Risk,Host\n19506,Weak TLS,High,web-01\n19507,Old SSH,Low,web-02\n"
+
+    def upload(file: bytes) -> Any:
+        with unit_of_work(engine) as session:
+            return import_findings(session, admin, findings=read_findings("scan.csv", file), source_name="scan.csv",
+                                   digest=file_digest(file))
+
+    def last_seen() -> list[Any]:
+        with unit_of_work(engine, read_only=True) as session:
+            return list(session.exec(select(Item.last_seen_at).order_by(col(Item.number))))
+
+    first = upload(data)
+    seen = last_seen()
+    clock.advance(days=2)
+    again = upload(data)
+    assert (first.new, again.new, again.updated, again.unchanged) == (2, 0, 0, 2)
+    assert last_seen() == seen
+    later = upload(data + b"19508,New one,Low,web-03\n")
+    assert (later.new, later.updated) == (1, 2)
+    assert last_seen()[:2] == [clock.now()] * 2
+
+
 def test_items_an_earlier_version_made_are_known_again_by_the_next_scan(
     engine: Engine, admin: Actor, clock: FixedClock
 ) -> None:
@@ -301,6 +329,53 @@ def test_items_an_earlier_version_made_are_known_again_by_the_next_scan(
     again = imported(engine, admin, [replace(nessus_csv, tool="Nessus", earlier_tool="CSV"), sarif_a, sarif_b])
     assert (again.new, again.updated) == (1, 2)
     assert fetch(engine, 3).assets == ["src/B.cs"]
+
+
+def sarif_file(*results: dict[str, Any]) -> bytes:
+    return json.dumps({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "Semgrep"}},
+                                                     "results": list(results)}]}).encode()
+
+
+def sarif_result(*locations: dict[str, Any]) -> dict[str, Any]:
+    return {"ruleId": "generic.secrets", "level": "error", "message": {"text": "A secret."},
+            "locations": list(locations)}
+
+
+def test_a_finding_keeps_its_own_item_from_one_an_earlier_version_shared(
+    engine: Engine, admin: Actor, clock: FixedClock
+) -> None:
+    """B's first location names only a method: earlier versions took its asset
+    as A's, "(no location)". Before A, B took A's item by that, and every
+    later import added a duplicate of A."""
+    a = sarif_result()
+    b = sarif_result({"logicalLocations": [{"fullyQualifiedName": "Db.Run"}]},
+                     {"physicalLocation": {"artifactLocation": {"uri": "src/Db.cs"}}})
+    assert imported(engine, admin, read_findings("scan.sarif", sarif_file(a))).new == 1
+    clock.advance(days=7)
+    assert str(imported(engine, admin, read_findings("scan.sarif", sarif_file(b, a)))) == (
+        "1 new, 1 updated, 0 unchanged, 0 skipped")
+    clock.advance(days=7)
+    assert str(imported(engine, admin, read_findings("scan.sarif", sarif_file(b, a)))) == (
+        "0 new, 2 updated, 0 unchanged, 0 skipped")
+    assert [fetch(engine, number).assets for number in (1, 2)] == [["(no location)"], ["src/Db.cs"]]
+
+
+def test_scanner_files_past_the_item_limits_import(engine: Engine, admin: Actor, clock: FixedClock) -> None:
+    """A rollup plugin's 120 CVEs, or a deep path, refused the whole file; a
+    later scan still knows the item by its whole path."""
+    cves = "".join(f"<cve>CVE-2024-{1000 + n}</cve>" for n in range(120))
+    nessus = (f'<NessusClientData_v2><Report name="r"><ReportHost name="web-01"><ReportItem port="0" severity="3" '
+              f'pluginID="12345" pluginName="Kernel rollup">{cves}</ReportItem></ReportHost></Report>'
+              "</NessusClientData_v2>").encode()
+    deep = "src" + "/main/java/com/example" * 10 + "/Service.java"
+    sarif = sarif_file(sarif_result({"physicalLocation": {"artifactLocation": {"uri": deep}}}))
+    for name, data in (("weekly.nessus", nessus), ("scan.sarif", sarif)):
+        assert imported(engine, admin, read_findings(name, data)).new == 1
+    rollup, located = fetch(engine, 1), fetch(engine, 2)
+    assert (len(rollup.cves), rollup.description) == (100, "CVEs: 120 listed; the item keeps the first 100 (20 left out).")
+    assert located.assets[0].endswith("/com/example/Service.java") and deep in (located.description or "")
+    clock.advance(days=7)
+    assert imported(engine, admin, read_findings("scan.sarif", sarif)).updated == 1
 
 
 def test_a_poam_csvs_asset_identifier_lists_several(engine: Engine, admin: Actor) -> None:

@@ -13,6 +13,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -146,13 +147,32 @@ def test_the_asset_is_the_first_location_in_a_file() -> None:
     ("score", "expected"),
     [
         ("10.0", CRITICAL), ("9.0", CRITICAL), ("8.9", HIGH), ("7.0", HIGH), ("6.9", MODERATE),
-        ("4.0", MODERATE), ("3.9", LOW), ("0.1", LOW), ("0.0", None), (7.5, HIGH),
+        ("4.0", MODERATE), ("3.9", LOW), ("0.1", LOW), (7.5, HIGH),
+        ("0.0", LOW), (0, LOW), ("", LOW), ("  ", LOW),  # no score: the level ("note") decides
     ],
 )
 def test_sarif_security_severity_bands(score: Any, expected: Severity | None) -> None:
     rule = {"id": "python.lang.eval", "properties": {"security-severity": score}}
     [finding] = sarif.parse(sarif_log(result(level="note"), rules=[rule]), source_name="x")
     assert finding.severity is expected
+
+
+def test_a_cve_of_unknown_severity_is_rated_by_its_level() -> None:
+    """Trivy writes a CVE of UNKNOWN severity as level "note" with
+    security-severity 0.0: it was skipped as informational."""
+    rules = [{"id": "CVE-2025-1234", "properties": {"security-severity": "0.0"}},
+             {"id": "CVE-2025-5678", "properties": {"security-severity": "0.0"}}]
+    findings = sarif.parse(sarif_log(result("CVE-2025-1234", level="note"), result("CVE-2025-5678", level="error"),
+                                     rules=rules), source_name="trivy.sarif")
+    assert [(f.severity, f.cves) for f in findings] == [(LOW, ("CVE-2025-1234",)), (HIGH, ("CVE-2025-5678",))]
+
+
+def test_a_blank_security_severity_is_as_if_absent() -> None:
+    """A blank score on any rule, even one no result uses, refused the whole file."""
+    rules = [{"id": "python.lang.eval", "properties": {"security-severity": ""}},
+             {"id": "unused", "properties": {"security-severity": ""}}]
+    [finding] = sarif.parse(sarif_log(result(level="error"), rules=rules), source_name="x")
+    assert finding.severity is HIGH
 
 
 @pytest.mark.parametrize(
@@ -217,6 +237,34 @@ def test_sarif_placeholders_past_any_argument_stay_as_written() -> None:
     [finding] = sarif.parse(sarif_log(result(message={"text": f"Found {{0}} in {{1}} and {huge}", "arguments": ["eval"]})),
                             source_name="x")
     assert finding.title.startswith("Found eval in {1} and {999")
+
+
+def test_a_long_artifact_uri_keeps_its_end_as_the_asset() -> None:
+    """A URI deeper than an asset id may be (node_modules, Java packages)
+    refused the whole file; the fingerprint and description keep it whole."""
+    deep = "a" + "/src" * 60 + "/node_modules/@scope/package/dist/esm/index.js"
+    other = "b" + deep[1:]  # the same end, another file
+    findings = sarif.parse(sarif_log(*(result(locations=[{"physicalLocation": {
+        "artifactLocation": {"uri": uri}, "region": {"startLine": 7}}}]) for uri in (deep, other))), source_name="x")
+    asset = findings[0].asset
+    assert (len(asset), asset[:5]) == (199, "…/src")  # the end of the path, cut at a folder
+    assert deep.endswith(asset[1:])
+    assert findings[0].description == f"Detected use of eval().\n\nLocations: {deep}:7"
+    assert findings[0].fingerprint == replace(findings[0], asset=deep, fingerprint_asset=None).fingerprint
+    assert findings[1].asset == asset
+    assert_distinct_fingerprints(findings)
+    assert sarif.stored_asset("x" * 300) == "…" + "x" * 199  # no folder: the end as it is
+    assert sarif.stored_asset("x" * 200) == "x" * 200
+
+
+def test_sarif_cves_past_the_limit_are_left_out_and_said_so() -> None:
+    """A rollup listing more CVEs than an item keeps refused the whole file."""
+    cves = [f"CVE-2024-{1000 + n}" for n in range(120)]
+    rules = [{"id": "python.lang.eval", "fullDescription": {"text": "D" * 20_000}, "properties": {"tags": cves}}]
+    [finding] = sarif.parse(sarif_log(result(), rules=rules), source_name="x")
+    assert finding.cves == tuple(cves[:100])
+    assert finding.description is not None and len(finding.description) == 10_000
+    assert finding.description.endswith("\n\nCVEs: 120 listed; the item keeps the first 100 (20 left out).")
 
 
 def test_sarif_long_text_is_cut_to_the_item_limits() -> None:
@@ -460,6 +508,25 @@ def test_nessus_detection_day(tags: str, expected: date | None) -> None:
     assert finding.detected_on == expected
 
 
+def test_nessus_cves_past_the_limit_are_left_out_and_said_so() -> None:
+    """A kernel or Windows rollup plugin lists hundreds: the whole file was refused."""
+    cves = "".join(f"<cve>cve-2024-{1000 + n}</cve>" for n in range(120))
+    item = report_item(synopsis="Rollup.").replace("</ReportItem>", cves + "</ReportItem>")
+    [finding] = nessus.parse(nessus_report(item), source_name="x")
+    assert finding.cves == tuple(f"CVE-2024-{1000 + n}" for n in range(100))
+    assert finding.description == (
+        "Rollup.\n\nPort: 443/tcp (www)\n\nCVEs: 120 listed; the item keeps the first 100 (20 left out).")
+
+
+def test_a_csv_rows_cves_past_the_limit_are_left_out_and_said_so() -> None:
+    """One row listing more than an item keeps refused the whole file."""
+    cves = ",".join(f"CVE-2024-{1000 + n}" for n in range(103))
+    data = f'name,severity,asset,cve,description\nKernel rollup,high,web-01,"{cves}",Many fixes.\n'.encode()
+    [finding] = csv_import.parse(data, source_name="x")
+    assert finding.cves == tuple(f"CVE-2024-{1000 + n}" for n in range(100))
+    assert finding.description == "Many fixes.\n\nCVEs: 103 listed; the item keeps the first 100 (3 left out)."
+
+
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
  <!ENTITY lol "lol">
@@ -527,6 +594,11 @@ def mutate_nessus(old: str, new: str, count: int = 1) -> bytes:
             '<cve> "regreSSHion" is not a CVE id',
         ),
         (mutate_nessus('<ReportHost name="db-01">', "<ReportHost>"), "ReportHost 2", "has no name attribute"),
+        (
+            mutate_nessus('<ReportHost name="db-01">', f'<ReportHost name="{"h" * 201}">'),
+            "ReportHost 2",
+            "name is 201 characters long; an asset id is at most 200",
+        ),
         (
             mutate_nessus('pluginName="OpenSSH &lt; 9.8 RCE"', ""),
             'ReportHost "db-01" ReportItem 2',
@@ -1252,11 +1324,21 @@ def test_detect_format(name: str, data: bytes, expected: str) -> None:
     assert detect_format(name, data) == expected
 
 
+def zipped(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("name", "data", "problem"),
     [
         ("notes.txt", b"hello", "cannot tell what kind of file notes.txt is; accepted: "),
         ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old binary .xls workbook is not accepted"),
+        # a zipped scan was sent to the workbook importer: "not a readable .xlsx workbook (KeyError)"
+        ("weekly.nessus", zipped("weekly.nessus", NESSUS_SAMPLE), "is a zip archive; unzip it and upload the file"),
+        ("codescan.sarif", zipped("codescan.sarif", SARIF_SAMPLE), "is a zip archive; unzip it and upload the file"),
     ],
 )
 def test_detect_refuses_what_it_cannot_read(name: str, data: bytes, problem: str) -> None:

@@ -480,6 +480,16 @@ def test_claim_closed_item_is_refused(engine: Engine, alice: Actor) -> None:
     )
 
 
+def test_claiming_a_closed_item_one_owned_says_it_is_closed(engine: Engine, alice: Actor, bob: Actor) -> None:
+    """Its owner was told "You already own POAM-1", as if it could be worked
+    on; every other subcommand says the item is closed."""
+    log(engine, alice, owner_id=ALICE)
+    force(engine, 1, status=Status.CLOSED)
+    for claimer in (alice, bob):
+        assert_refused(engine, lambda s: claim_item(s, claimer, number=1), InvalidState,  # noqa: B023
+                       "POAM-1 is closed; a closed item never reopens.")
+
+
 # ---------------------------------------------------------------- release
 
 

@@ -35,6 +35,7 @@ from bot.poam.roles import grant_role
 from bot.poam.severity import Severity
 from bot.reminders import people, subscriptions
 from bot.reminders import scheduler as scheduler_module
+from bot.reminders.digest import digest_message
 from bot.reminders.dispatch import Pacer
 from bot.reminders.planner import enqueue, plan
 from bot.reminders.scheduler import Scheduler, TickReport
@@ -394,6 +395,94 @@ def test_a_morning_dm_still_waiting_when_the_next_is_planned_is_not_sent(world: 
     assert tuesday.status == outbox.SENT and "Tue 24 Nov 2026" in dm["text"]
 
 
+def test_messages_that_waited_out_slack_say_what_is_true_when_they_go(world: World) -> None:
+    """Written at 09:00 while Slack was down and sent at 10:00 as written, the
+    morning DM told its old owner of an item reassigned meanwhile that it was
+    overdue, the nudge asked the channel to claim a claimed item, and the
+    digest named the old owner."""
+    world.at(utc(2026, 11, 16, 10))
+    unclaimed = world.log("Nobody's finding", channel=CHANNEL, thread=THREAD, severity=Severity.MODERATE)
+    world.at(utc(2026, 11, 23, 8))
+    late = overdue_item(world, OWNER)
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.fake.outage(status=503)
+    world.tick(utc(2026, 11, 23, 9, 0))
+    assert {row.kind for row in world.outbox()} == {"reminder", "nudge", "digest"}
+    world.at(utc(2026, 11, 23, 9, 30))
+    world.do(lambda s: items_mod.assign_item(s, world.actor(ADMIN, Role.ADMIN), number=late, owner_id=OWNER2))
+    world.do(lambda s: items_mod.claim_item(s, world.actor(OWNER2), number=unclaimed))
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 23, 10, 0))
+
+    assert world.posts_to(OWNER) == [] and world.posts_to(CHANNEL) == []
+    assert f"POAM-{late}*" in world.dm_text(OWNER2)  # planned at 10:00, as its new owner's
+    (digest,) = world.posts_to(DIGEST_CHANNEL)
+    assert f"*POAM-{late}* Outdated OpenSSL — 10d overdue · <@{OWNER2}>" in text_of(digest)
+    withdrawn = {(row.recipient, row.kind) for row in world.outbox()
+                 if row.last_error == "withdrawn: nothing to say any more (changed while it waited)"}
+    assert withdrawn == {(OWNER, "reminder"), (CHANNEL, "nudge")}
+
+
+def test_a_digest_that_waited_is_not_posted_in_a_channel_unsubscribed_meanwhile(world: World) -> None:
+    admin = world.actor(ADMIN, Role.ADMIN)
+    world.do(lambda s: subscriptions.subscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    world.fake.outage(status=503)
+    world.tick(utc(2026, 11, 23, 9, 0))
+    world.at(utc(2026, 11, 23, 9, 30))
+    world.do(lambda s: subscriptions.unsubscribe(s, admin, channel_id=DIGEST_CHANNEL))
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 23, 10, 0))
+    assert world.posts_to(DIGEST_CHANNEL) == []
+    (digest,) = [row for row in world.outbox() if row.kind == "digest"]
+    assert (digest.status, digest.last_error) == (
+        outbox.FAILED, "withdrawn: nothing to say any more (changed while it waited)")
+
+
+def test_a_message_that_fails_to_be_written_again_goes_as_written_and_holds_up_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rebuild that raised (here a nudge whose subject names no item) ended
+    the round with its row claimed: claimed first again at every tick, it
+    held every row behind it back."""
+    overdue_item(world, OWNER2)
+    world.at(utc(2026, 11, 23, 9, 0))
+    now = world.clock.now()
+    world.do(lambda s: outbox.insert_once(
+        s, team_id=TEAM, recipient=CHANNEL, kind="nudge", subject="item:unreadable", local_day=MON,
+        text="as planned", blocks=[], thread_ts=None, next_attempt_at=now, created_at=now - timedelta(hours=1)))
+    world.fake.outage(status=503)
+    world.tick()
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 23, 10, 0))
+    assert [post["text"] for post in world.posts_to(CHANNEL)] == ["as planned"]
+    assert len(world.posts_to(OWNER2)) == 1
+    assert "could not write outbox row" in caplog.text
+
+
+def test_a_morning_dm_that_waited_is_not_sent_once_reminders_are_off_or_its_day_is_over(world: World) -> None:
+    overdue_item(world, OWNER)
+    overdue_item(world, OWNER2)
+    world.fake.outage(status=503)
+    world.tick(utc(2026, 11, 23, 9, 0))
+    world.do(lambda s: people.set_preferences(s, world.actor(OWNER), on=False))
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 23, 9, 10))
+    assert world.posts_to(OWNER) == [] and len(world.posts_to(OWNER2)) == 1
+
+    world.fake.outage(status=503)
+    world.tick(utc(2026, 11, 24, 9, 0))  # Tuesday's, for OWNER2 only
+    world.fake.recover()
+    world.fake.clear()
+    world.tick(utc(2026, 11, 25, 0, 5))  # Wednesday: Tuesday's would say "due today" of Tuesday
+    assert world.posts_to(OWNER2) == []
+    world.tick(utc(2026, 11, 25, 9, 0))
+    assert "Wed 25 Nov 2026" in world.dm_text(OWNER2)
+
+
 def test_remind_at_changes_the_time(world: World) -> None:
     world.at(utc(2026, 11, 19, 12))
     overdue_item(world, OWNER)
@@ -491,6 +580,26 @@ def test_the_owners_dm_lists_milestones_overdue_items_and_vendor_checkins(world:
     assert "Bob's problem" in world.dm_text(OWNER2)
     # Sections come in a fixed order: milestones, overdue, …, vendor check-ins.
     assert dm.index("Milestones due this week") < dm.index("Overdue") < dm.index("Vendor check-ins due")
+
+
+def test_items_due_within_a_week_are_in_the_dm_before_they_are_late(world: World) -> None:
+    """An item with no milestone got no word until the morning it was overdue."""
+    world.at(utc(2026, 11, 2, 12))
+    today = world.log("Rotate the signing key", owner=OWNER, due=FRI)
+    week = world.log("Renew the TLS certificate", owner=OWNER, due=FRI + timedelta(days=6))
+    beyond = world.log("Retire the old VPN", owner=OWNER, due=FRI + timedelta(days=7))
+    theirs = world.log("Bob's key", owner=OWNER2, due=FRI + timedelta(days=1))
+    planned = world.log("Patch the hypervisor", owner=OWNER, due=FRI + timedelta(days=2))
+    world.do(lambda s: add_milestone(s, world.actor(OWNER), number=planned, description="Patch the first host",
+                                     due_on=FRI + timedelta(days=1)))
+    world.tick(utc(2026, 11, 20, 15))
+    dm = world.dm_text(OWNER)
+    assert "M1 Patch the first host" in dm and "Patch the hypervisor — due" not in dm  # once, by its milestone
+    assert f"*POAM-{today}* Rotate the signing key — *due today*" in dm
+    assert f"*POAM-{week}* Renew the TLS certificate — due Thu 26 Nov 2026" in dm
+    assert f"POAM-{beyond}*" not in dm and f"POAM-{theirs}*" not in dm
+    assert "Due this week" in dm and "Overdue" not in dm
+    assert f"*POAM-{theirs}* Bob's key — due Sat 21 Nov 2026" in world.dm_text(OWNER2)
 
 
 def test_the_milestones_of_an_item_whose_risk_is_accepted_are_not_late_in_the_dm(world: World) -> None:
@@ -936,6 +1045,32 @@ def test_the_digest_counts(world: World) -> None:
     assert "Nothing overdue" not in text
     for absent in ("C closed", "G closed", "D waiting", "E waiting", "F risk"):
         assert absent not in text
+
+
+def test_the_digest_of_several_systems_counts_each_one(world: World) -> None:
+    """The digest counts every system, `/poam list` the default one: a
+    channel read "2 overdue" in one and 1 in the other, told nothing more."""
+    from bot.poam.systems import add_system
+
+    world.do(lambda s: add_system(s, world.actor(ADMIN, Role.ADMIN), name="Payroll <HR>"))
+    actor = world.actor(OWNER)
+    world.do(lambda s: items_mod.log_item(
+        s, actor, title="Payroll DB unpatched", severity=Severity.HIGH, owner_id=OWNER,
+        detected_on=FRI - timedelta(days=40), due_on=FRI - timedelta(days=10), system_name="Payroll <HR>"))
+    world.do(lambda s: items_mod.log_item(s, actor, title="Payroll TLS", severity=Severity.LOW,
+                                          system_name="Payroll <HR>"))
+    overdue_item(world, OWNER, days=10, title="Default system item")
+    world.do(lambda s: subscriptions.subscribe(s, world.actor(ADMIN, Role.ADMIN), channel_id=DIGEST_CHANNEL))
+    world.tick(utc(2026, 11, 23, 9))
+    (digest,) = world.posts_to(DIGEST_CHANNEL)
+    assert digest["text"] == "Weekly POA&M digest: 3 open, 2 overdue"
+    assert fields_of(digest)["By system"] == "Default: 1 open · 1 overdue\nPayroll &lt;HR&gt;: 2 open · 1 overdue"
+    for n in range(9):
+        world.do(lambda s, n=n: add_system(s, world.actor(ADMIN, Role.ADMIN), name=f"System {n}"))
+    _, blocks = world.do(lambda s: digest_message(s, team_id=TEAM, clock=world.clock,
+                                                  rules=world.scheduler.settings.rules))
+    listed = fields_of({"blocks": blocks})["By system"].split("\n")
+    assert (len(listed), listed[-1]) == (11, "…and 1 more.")
 
 
 def test_a_closed_history_imported_this_week_was_neither_logged_nor_closed_this_week(world: World) -> None:

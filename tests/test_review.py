@@ -267,6 +267,25 @@ def test_fixes_waiting_on_a_verifier_leave_out_their_own_work_in_a_few_statement
     assert len(seen) <= 12
 
 
+def test_requests_waiting_on_an_ao_read_the_systems_once_and_on_nobody_else_none(
+    engine: Engine, people: People
+) -> None:
+    """Each pending deviation read its item's system again: a Home or morning
+    DM of someone with no role at all ran a statement per request."""
+    numbers = [new_item(engine, people) for _ in range(20)]
+    for number in numbers:
+        run(engine, lambda s, n=number: request_deviation(
+            s, people.alice, number=n, deviation=Deviation.FALSE_POSITIVE, rationale="Scanner misread the banner."))
+    with unit_of_work(engine, read_only=True) as session, statements(engine) as seen:
+        otto = waiting_on(session, people.otto)
+        read_for_otto = len(seen)
+        bob = waiting_on(session, people.bob)
+    assert [item.number for item, _ in otto.decisions] == numbers
+    assert read_for_otto <= 8
+    assert (bob.total, bob.is_ao) == (0, False)
+    assert len(seen) - read_for_otto == 1  # the systems, to know Bob is no system's AO
+
+
 def test_submitter_cannot_verify(engine: Engine, people: People) -> None:
     number, _ = submitted(engine, people, owner=people.vera)
     run(engine, lambda s: assign_item(s, people.admin, number=number, owner_id=ALICE))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,15 @@ from sqlalchemy import text
 
 from bot.poam import review
 from bot.poam.actor import Role
+from bot.poam.systems import ensure_workspace
 from bot.reminders import subscriptions
-from bot.reminders.scheduler import LEASE_TTL
+from bot.reminders.scheduler import LEASE_TTL, STOP_SECONDS
+from bot.serve import CHILD_STOP_SECONDS
+from bot.store import outbox
 from bot.store.engine import unit_of_work
 from bot.store.models import SchedulerLease
 from tests import test_reminders as harness
+from tests.e2e.conftest import wait_for
 from tests.test_reminders import (
     ADMIN,
     AO,
@@ -223,3 +228,71 @@ def test_only_the_lease_holder_works_and_the_other_takes_over_when_it_lapses(wor
     assert len(world.posts()) == 3
     assert second.tick().leader
     assert Counter(p["channel"] for p in world.posts()) == Counter(OWNERS[:4])
+
+
+# ---------------------------------------------------------------- told to stop
+
+
+def _queue_two(world: World) -> None:
+    """Two messages due now (the scheduler process ticks on the wall clock)."""
+    now = datetime.now(UTC)
+    admin = world.actor(ADMIN)
+    with unit_of_work(world.engine) as session:
+        ensure_workspace(session, admin)
+        for owner in OWNERS[:2]:
+            outbox.insert_once(session, team_id=admin.team_id, recipient=owner, kind="reminder", subject="stop",
+                               local_day=now.date(), next_attempt_at=now, created_at=now, text=f"For {owner}")
+
+
+def _scheduler_sending(world: World, database_url: str, tmp_path: Path) -> subprocess.Popen[str]:
+    """``poam-bot scheduler``, once Slack has its first post (held, by the caller)."""
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-stop-test", "SLACK_SIGNING_SECRET": "stop-test-secret",
+           "SLACK_API_URL": world.fake.base_url, "DATABASE_URL": database_url}
+    scheduler = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: world.posts() or scheduler.poll() is not None, timeout=30)
+    except BaseException:
+        scheduler.kill()
+        raise
+    return scheduler
+
+
+def test_a_scheduler_told_to_stop_finishes_its_send_in_flight_and_begins_no_other(
+    world: World, database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM (a stop, a redeploy) killed ``poam-bot scheduler`` mid-send: the
+    message was posted, its row not marked sent, and after the restart it
+    was posted again. Ctrl-C's SIGINT and the keeper's SIGTERM come close
+    together: the second handler waited forever for a lock the first held."""
+    _queue_two(world)
+    with world.fake.hold("chat.postMessage"):
+        scheduler = _scheduler_sending(world, database_url, tmp_path)
+        scheduler.send_signal(signal.SIGINT)
+        scheduler.send_signal(signal.SIGTERM)
+        time.sleep(1)  # told to stop while Slack holds the send
+    output, _ = scheduler.communicate(timeout=30)
+    assert scheduler.returncode == 0, output
+    (posted,) = world.posts()
+    assert {row.recipient: row.status for row in world.outbox()} == {
+        owner: "sent" if owner == posted["channel"] else "pending" for owner in OWNERS[:2]}
+
+
+def test_a_scheduler_told_to_stop_leaves_before_its_keeper_kills_it(
+    world: World, database_url: str, tmp_path: Path
+) -> None:
+    """A send Slack holds (the fake answers after 10 s) is given up after
+    STOP_SECONDS, before ``serve``'s keeper would kill the scheduler."""
+    _queue_two(world)
+    with world.fake.hold("chat.postMessage"):
+        scheduler = _scheduler_sending(world, database_url, tmp_path)
+        told = time.monotonic()
+        scheduler.send_signal(signal.SIGTERM)
+        try:
+            output, _ = scheduler.communicate(timeout=CHILD_STOP_SECONDS)
+        finally:
+            scheduler.kill()
+        took = time.monotonic() - told
+    assert scheduler.returncode == 1 and STOP_SECONDS <= took < CHILD_STOP_SECONDS, (took, output)
+    assert "was not over 8 s after it was told to stop; stopping anyway" in output, output
+    assert len(world.posts()) == 1

@@ -8,6 +8,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
@@ -149,6 +150,7 @@ class SlackRequest:
     #: so that the same request sent again changes nothing (``bot.store.replays``).
     signature: str | None = None
     _user: SlackUser | None = None
+    _tz: ZoneInfo | None = None
     _recorded: bool = False
 
     def __post_init__(self) -> None:
@@ -161,6 +163,19 @@ class SlackRequest:
         if self._user is None:
             self._user = self.services.users.get(self.client, team_id=self.team_id, user_id=self.user_id)
         return self._user
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The user's time zone, for their "today" when a command is read and
+        for the actor alike: Slack's, or when Slack did not answer, the one it
+        gave last time (over the workspace's default)."""
+        if self._tz is None:
+            slack_user = self.slack_user
+            self._tz = slack_user.tz
+            if slack_user.unanswered:
+                with unit_of_work(self.services.engine, read_only=True, max_wait=REQUEST_MAX_WAIT) as session:
+                    self._tz = recorded_zone(session, team_id=self.team_id, user_id=self.user_id) or slack_user.tz
+        return self._tz
 
     @contextmanager
     def transaction(self, *, read_only: bool = False, snapshot: bool = False) -> Iterator[tuple[Session, Actor]]:
@@ -234,11 +249,9 @@ class SlackRequest:
     def _unit_of_work(
         self, slack_user: SlackUser, *, read_only: bool, snapshot: bool, records: bool
     ) -> Iterator[tuple[Session, Actor]]:
+        tz = self.tz  # before the unit of work: when Slack did not answer, it reads the database itself
         with unit_of_work(self.services.engine, read_only=read_only, snapshot=snapshot,
                           max_wait=REQUEST_MAX_WAIT) as session:
-            tz = slack_user.tz
-            if slack_user.unanswered:  # the zone Slack gave last time, over the workspace's default
-                tz = recorded_zone(session, team_id=self.team_id, user_id=self.user_id) or tz
             actor = load_actor(
                 session,
                 team_id=self.team_id,

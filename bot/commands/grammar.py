@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from bot.blockkit.text import unescape
+from bot.blockkit.text import plain_text, unescape
 from bot.poam.errors import InvalidInput
 
 #: Quotes Slack clients may send for a typed ``"`` (macOS and iOS "smart quotes").
@@ -35,6 +35,17 @@ class ParseContext:
 Converter = Callable[[str, ParseContext], Any]
 
 
+@dataclass(frozen=True)
+class ReadsMarkup:
+    """A converter given its word with Slack's markup kept (``<@U123|jane>``):
+    it needs a mention's user id. Every other one gets the word as read."""
+
+    convert: Converter
+
+    def __call__(self, raw: str, context: ParseContext) -> Any:
+        return self.convert(raw, context)
+
+
 class UsageError(InvalidInput):
     """A malformed command; the reply shows what was wrong and the usage."""
 
@@ -45,10 +56,21 @@ class UsageError(InvalidInput):
 
 @dataclass(frozen=True)
 class Token:
-    """One word of the command; ``key`` is set when it was ``key:value``."""
+    """One word of the command as Slack sent it (escaped, mentions and links as
+    markup); ``key`` is set when it was ``key:value``."""
 
-    text: str
+    sent: str
     key: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The word as a reader sees it (``@jane``, not ``<@U123|jane>``): what we store."""
+        return plain_text(self.sent)
+
+    @property
+    def markup(self) -> str:
+        """The word unescaped, its markup kept: for converters that read a mention's user id."""
+        return unescape(self.sent)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -86,7 +108,7 @@ def tokenize(text: str) -> list[Token]:
                     continue
             word.append(char)
             i += 1
-        tokens.append(Token(text=unescape("".join(word)), key=key))
+        tokens.append(Token("".join(word), key=key))
     return tokens
 
 
@@ -273,27 +295,38 @@ def _spaced_values_joined(tokens: list[Token], candidates: Sequence[Spec], conte
         token = tokens[index]
         index += 1
         option = spaced.get(token.key or "")
-        if option is None or _converts(option, token.text, context):
+        if option is None or _converts(option, token, context):
             joined.append(token)
             continue
-        following = []
+        following: list[Token] = []
         for word in tokens[index : index + _MOST_JOINED - 1]:
             if word.key is not None:
                 break
-            following.append(word.text)
+            following.append(word)
         taken = next((count for count in range(len(following), 0, -1)
-                      if _converts(option, " ".join([token.text, *following[:count]]), context)), 0)
-        joined.append(Token(text=" ".join([token.text, *following[:taken]]), key=token.key))
+                      if _converts(option, _joined([token, *following[:count]]), context)), 0)
+        joined.append(_joined([token, *following[:taken]]))
         index += taken
     return joined
 
 
-def _converts(option: Option, raw: str, context: ParseContext) -> bool:
+def _joined(tokens: Sequence[Token]) -> Token:
+    """The words as one, with the first one's key: a spaced value, or free text
+    (whose link may have a label of several words)."""
+    return Token(" ".join(token.sent for token in tokens), key=tokens[0].key if tokens else None)
+
+
+def _converts(option: Option, token: Token, context: ParseContext) -> bool:
     try:
-        option.convert(raw, context)
+        _convert(option.convert, token, context)
     except InvalidInput:
         return False
     return True
+
+
+def _convert(converter: Converter, token: Token, context: ParseContext) -> Any:
+    """The token's value: converted as read, or with its markup for a :class:`ReadsMarkup`."""
+    return converter(token.markup if isinstance(converter, ReadsMarkup) else token.text, context)
 
 
 def _bind(
@@ -301,9 +334,9 @@ def _bind(
 ) -> Parsed:
     values: dict[str, Any] = {}
 
-    def convert(converter: Converter, raw: str) -> Any:
+    def convert(converter: Converter, token: Token) -> Any:
         try:
-            return converter(raw, context)
+            return _convert(converter, token, context)
         except UsageError:
             raise
         except InvalidInput as error:
@@ -315,12 +348,12 @@ def _bind(
             position += 1
         elif isinstance(part, Arg):
             if position < len(words):
-                values[part.name] = convert(part.convert, words[position].text)
+                values[part.name] = convert(part.convert, words[position])
                 position += 1
             elif part.required:
                 raise UsageError(part.missing_text, usage=usages)
         else:
-            free = " ".join(token.text for token in words[position:]).strip()
+            free = _joined(words[position:]).text.strip()
             position = len(words)
             if free:
                 values[part.name] = free
@@ -338,7 +371,7 @@ def _bind(
             raise UsageError(f"`{option.key}:` is given twice.", usage=usages)
         if not token.text.strip():
             raise UsageError(f"`{option.key}:` needs a value.", usage=usages)
-        values[option.key] = convert(option.convert, token.text)
+        values[option.key] = convert(option.convert, token)
     for option in spec.options:
         if option.required and option.key not in values:
             raise UsageError(f"`{option.key}:` is required.", usage=usages)

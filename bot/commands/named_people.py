@@ -81,7 +81,7 @@ def _learn(request: SlackRequest, user_ids: list[str]) -> None:
 def _tell_of_bot(session: Session, request: SlackRequest, *, bot_id: str) -> int | None:
     """Queue the DM telling the requester that someone they just named is a
     bot: known only now, after the change (``presence`` refuses it from now on)."""
-    now, today = request.services.clock.now(), local_today(request.services.clock, request.slack_user.tz)
+    now, today = request.services.clock.now(), local_today(request.services.clock, request.tz)
     text = (f"You named {mention(bot_id)} for POA&M work, but Slack says it is a bot, not a person: it gets no "
             "reminders, and what it was named for waits on nobody. Name a person in its place "
             "(`/poam assign`, `/poam system set … ao:@someone`, `/poam role … -verifier`).")

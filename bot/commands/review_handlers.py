@@ -22,9 +22,10 @@ from bot.commands.specs import NOW
 from bot.commands.views import cards
 from bot.commands.views.cards import what_is_asked
 from bot.commands.views.review import decision_ask, verification_ask
-from bot.poam import review
+from bot.poam import milestones, review
 from bot.poam.actor import Actor
 from bot.poam.errors import InvalidCombination
+from bot.poam.lifecycle import ACTIVE
 from bot.store.models import Item, ReviewRequest
 
 
@@ -167,9 +168,17 @@ def decide_request(
         line = f":scales: {mention(actor.user_id)} {verb} {what_is_asked(decided)} on *{label}*"
         if reason:
             line += f": {escape(reason)}"
+        reply = f"You {verb} {what_is_asked(decided)} on *{label}*."
         if approve:
             line += f" · now {cards.status_text(item)}, due {day(item.due_on)}"
-        return _decision(session, actor, item, line, reply=f"You {verb} {what_is_asked(decided)} on *{label}*.")
+            # A raised rating's shorter deadline may pass milestones (their dates count while it is worked on).
+            late = milestones.open_after_due(session, item) if item.status in ACTIVE else []
+            if late:
+                after = (f" {', '.join(f'M{m.number} (due {day(m.due_on)})' for m in late)} now "
+                         f"{'falls' if len(late) == 1 else 'fall'} after its due date, {day(item.due_on)}: "
+                         f"`/poam milestone {label} move` or `/poam extend {label}`.")
+                line, reply = line + "." + after, reply + after
+        return _decision(session, actor, item, line, reply=reply)
 
 
 @handles("decide")

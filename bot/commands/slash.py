@@ -28,7 +28,7 @@ def dispatch(request: SlackRequest, text: str) -> Reply:
     that do not go together get the usage too, as any malformed command
     (COMMANDS.md)."""
     context = ParseContext(
-        today=local_today(request.services.clock, request.slack_user.tz),
+        today=local_today(request.services.clock, request.tz),
         id_prefix=request.services.settings.poam_id_prefix,
     )
     parsed = parse(text, SPECS, context)

@@ -10,7 +10,7 @@ from datetime import time
 from typing import Any
 
 from bot.blockkit.text import mentioned_user
-from bot.commands.grammar import Arg, Converter, Option, ParseContext, Rest, Spec, Word
+from bot.commands.grammar import Arg, Converter, Option, ParseContext, ReadsMarkup, Rest, Spec, Word
 from bot.interchange.exports import ExportFormat
 from bot.poam import fields
 from bot.poam.actor import Role
@@ -47,6 +47,7 @@ class TypedUserId(str):
     __slots__ = ()
 
 
+@ReadsMarkup
 def user(raw: str, _: ParseContext) -> str:
     user_id = mentioned_user(raw)
     if user_id is None:
@@ -54,6 +55,7 @@ def user(raw: str, _: ParseContext) -> str:
     return user_id
 
 
+@ReadsMarkup
 def user_or_id(raw: str, context: ParseContext) -> str:
     """A mention, or a typed id: for someone Slack no longer offers to
     mention, a person deactivated (``reminders.departures``), whose items are
@@ -115,6 +117,7 @@ def cves(raw: str, _: ParseContext) -> list[str]:
 
 
 def text(raw: str, _: ParseContext) -> str:
+    """Free text, as read: the grammar gives it mentions and links as words."""
     return raw
 
 
@@ -379,7 +382,7 @@ SPECS: tuple[Spec, ...] = (
         (
             IMPACT,
             Option("org", or_none(text), '"…"|none', aliases=("organization",)),
-            Option("ao", or_none(user), "@user|none"),
+            Option("ao", ReadsMarkup(or_none(user)), "@user|none"),
             Option("fedramp", or_none(fedramp_package), "F1234567890|none"),
         ),
     ),

@@ -22,12 +22,11 @@ from collections.abc import Mapping
 
 from bot.interchange.csv_export import EXTRA_COLUMNS, GUARDED_STARTS
 from bot.interchange.fedramp import COLUMNS
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, port_number
-from bot.interchange.sarif import clip
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, clip, description, kept_cves, port_number
 from bot.interchange.workbook_import import LIST_SEPARATOR, day, template_finding
 from bot.poam import fields
 from bot.poam.errors import InvalidInput
-from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
+from bot.poam.items import MAX_TITLE
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
 
@@ -244,14 +243,14 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
         protocol = value.get("protocol", "").lower() or "tcp"
         if port and port != "0" and not PROTOCOL.match(protocol):
             raise ImportFormatError(where, f'{names["protocol"]} "{protocol[:20]}" is not a protocol name like tcp or udp')
+        listed, cves_note = kept_cves(part.strip() for part in LIST_SEPARATOR.split(value.get("cve", "")) if part.strip())
         try:
-            cves = tuple(fields.cves(part for part in LIST_SEPARATOR.split(value.get("cve", "")) if part))
+            cves = tuple(fields.cves(listed))
         except InvalidInput as error:
             raise ImportFormatError(where, f"{names['cve']}: {error.message}") from None
         parts = [value.get("synopsis", ""), value.get("description", "")]
         if value.get("solution"):
             parts.append(f"Solution: {value['solution']}")
-        description = "\n\n".join(part for part in parts if part)
         detected = day(value.get("detected"), where=where, column=names.get("detected", "detected"))
         findings.append(
             Finding(
@@ -267,7 +266,7 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
                 title=clip(" ".join(title.split()), MAX_TITLE),
                 severity=severity,
                 where=where,
-                description=clip(description, MAX_DESCRIPTION) if description else None,
+                description=description([part for part in parts if part], cves_note),
                 cves=cves,
                 detected_on=detected,
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from collections.abc import Callable, Mapping
 
 from bot.interchange import csv_import, nessus, sarif, workbook_import
@@ -43,9 +45,25 @@ _ZIP = b"PK\x03\x04"
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
+def _is_workbook(data: bytes) -> bool:
+    """Whether the zip archive ``data`` may be a workbook: an Office Open XML
+    package (whose parts its ``[Content_Types].xml`` names; the workbook
+    importer says which are missing). One the zip reader cannot open is taken
+    as a damaged workbook, for the same reason."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "[Content_Types].xml" in archive.namelist()
+    except Exception:  # zipfile raises BadZipFile, NotImplementedError, UnicodeDecodeError…
+        return True
+
+
 def _by_content(data: bytes, head: bytes) -> str | None:
     """A format only when the first bytes (``head``: without a BOM and leading space) leave no doubt."""
     if data.startswith(_ZIP):
+        if not _is_workbook(data):
+            raise ImportFormatError(
+                "file", f"is a zip archive; unzip it and upload the file inside. Accepted: {ACCEPTED}"
+            )
         return "xlsx"
     if head.startswith(b"{") and _SARIF_HINT.search(head):
         return "sarif"
@@ -60,7 +78,8 @@ def detect_format(name: str, data: bytes) -> str:
     Content that is unmistakably one format (a zip archive, a JSON object with
     SARIF's keys, a ``NessusClientData_v2`` document) wins over the name;
     otherwise the extension decides (``.json`` → SARIF, ``.xml`` → Nessus, whose
-    parsers then say what is wrong). :class:`ImportFormatError` when neither does.
+    parsers then say what is wrong). :class:`ImportFormatError` when neither
+    does, or for a zip archive that is no workbook (a zipped scan).
     """
     head = data[:_SNIFF].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"{") and _EXPORT_HINT.search(head):

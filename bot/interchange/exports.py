@@ -106,7 +106,7 @@ def export(
     ).first() is None:
         raise NotFound(f"There is no system called `{system_name}` in any workspace.")
     details = iter_item_details(session, team_id=team_id, system_name=system_name)
-    with _text(out) as text:
+    with _text(out, encoding="utf-8-sig" if fmt is ExportFormat.CSV else "utf-8") as text:
         if fmt is ExportFormat.CSV:
             count = write_csv(details, text, rules=rules, names=_names(session, team_id=team_id))
         else:
@@ -115,9 +115,11 @@ def export(
 
 
 @contextmanager
-def _text(out: IO[bytes]) -> Iterator[IO[str]]:
-    """UTF-8 text over ``out``, leaving ``out`` open for its owner."""
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+def _text(out: IO[bytes], *, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """Text over ``out``, leaving ``out`` open for its owner. The CSV's is
+    ``utf-8-sig``: without the byte order mark, Excel reads UTF-8 as the
+    machine's code page and garbles every name and word outside ASCII."""
+    text = io.TextIOWrapper(out, encoding=encoding, newline="", write_through=True)
     try:
         yield text
     finally:

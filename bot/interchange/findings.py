@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.poam.fields import MAX_CVES
 from bot.poam.imports import RecordedDeviation
+from bot.poam.items import MAX_DESCRIPTION
 from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 
@@ -23,6 +26,30 @@ def port_number(text: str) -> str | None:
     if not digits.isascii() or not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
         return None
     return digits
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def kept_cves(found: Iterable[str]) -> tuple[tuple[str, ...], str | None]:
+    """``found``, each once and upper-cased, as many as an item keeps, and a
+    note for the description when some are left out: a rollup plugin (a
+    kernel's, Windows's monthly one) lists hundreds, which refused the whole file."""
+    unique = tuple(dict.fromkeys(cve.upper() for cve in found))
+    if len(unique) <= MAX_CVES:
+        return unique, None
+    return unique[:MAX_CVES], (f"CVEs: {len(unique):,} listed; the item keeps the first {MAX_CVES} "
+                               f"({len(unique) - MAX_CVES:,} left out).")
+
+
+def description(parts: Sequence[str], note: str | None = None) -> str | None:
+    """``parts`` joined and cut to what an item keeps, then ``note`` whole (it
+    says what the item lacks, so the cut falls in the parts)."""
+    if note is not None:
+        parts = [clip("\n\n".join(parts), MAX_DESCRIPTION - len(note) - 2), note] if parts else [note]
+    return clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None
 
 
 class ImportFormatError(Exception):
@@ -133,6 +160,10 @@ class Finding:
     unrestored_deviations: int = 0
     #: The system a row of our CSV names (its System column): the one it goes into.
     system_name: str | None = None
+    #: The asset the fingerprint names where ``asset`` is shortened to be
+    #: stored (a SARIF artifact URI longer than an asset id may be): two
+    #: files alike at their end stay two weaknesses.
+    fingerprint_asset: str | None = None
 
     @property
     def asset_identifier(self) -> str:
@@ -147,7 +178,7 @@ class Finding:
         """Same tool, rule (with its port) and asset → same weakness (re-imports
         update, never duplicate). The rule and port join as ``19506/443/tcp``,
         as they did before the port had a field of its own."""
-        return _fingerprint(self.tool, self._rule_with_port, self.asset)
+        return _fingerprint(self.tool, self._rule_with_port, self.fingerprint_asset or self.asset)
 
     @property
     def _rule_with_port(self) -> str:
@@ -160,7 +191,7 @@ class Finding:
         :attr:`earlier_tool`): two findings that share one are one weakness."""
         earlier = [_fingerprint(self.tool, rule, asset) for rule, asset in self.earlier_keys]
         if self.earlier_tool is not None:
-            earlier.append(_fingerprint(self.earlier_tool, self._rule_with_port, self.asset))
+            earlier.append(_fingerprint(self.earlier_tool, self._rule_with_port, self.fingerprint_asset or self.asset))
         return tuple(dict.fromkeys((self.fingerprint, *earlier)))
 
     @property

@@ -25,10 +25,10 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import ParseError, fromstring
 
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, port_number
-from bot.interchange.sarif import clip
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, clip, description, kept_cves, port_number
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
-from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
+from bot.poam.fields import MAX_ASSET_LENGTH
+from bot.poam.items import MAX_TITLE
 from bot.poam.severity import Severity
 
 TOOL = "Nessus"
@@ -163,7 +163,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         text = (cve.text or "").strip()
         if not _CVE.match(text):
             raise ImportFormatError(where, f"<cve> {_show(text)} is not a CVE id like CVE-2024-3094")
-        cves.append(text.upper())
+        cves.append(text)
     parts = [text for text in (_child_text(item, "synopsis"), _child_text(item, "description")) if text]
     if port != "0":
         service = (item.get("svc_name") or "").strip()
@@ -171,6 +171,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
     solution = _child_text(item, "solution")
     if solution and solution.lower() != "n/a":
         parts.append(f"Solution: {solution}")
+    kept, cves_note = kept_cves(cves)
     return Finding(
         tool=TOOL,
         detector=TOOL,
@@ -180,8 +181,8 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         title=clip(" ".join(title.split()), MAX_TITLE),
         severity=SEVERITIES[severity_text],
         where=where,
-        description=clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None,
-        cves=tuple(dict.fromkeys(cves)),
+        description=description(parts, cves_note),
+        cves=kept,
         detected_on=detected_on,
         scanned_on=detected_on,
     )
@@ -206,8 +207,10 @@ def parse(data: bytes, *, source_name: str) -> list[Finding]:
             name = " ".join((host.get("name") or "").split())
             if not name:
                 raise ImportFormatError(f"ReportHost {host_number}", "has no name attribute")
-            if len(name) > 200:
-                raise ImportFormatError(f"ReportHost {host_number}", "name is longer than 200 characters")
+            # Refused, not shortened as a SARIF path is: a host name's end names no host.
+            if len(name) > MAX_ASSET_LENGTH:
+                raise ImportFormatError(f"ReportHost {host_number}", f"name is {len(name):,} characters long; "
+                                        f"an asset id is at most {MAX_ASSET_LENGTH}")
             detected_on = _host_start(host)
             for item_number, item in enumerate(host.findall("ReportItem"), start=1):
                 where = f'ReportHost "{name}" ReportItem {item_number}'

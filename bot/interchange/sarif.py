@@ -3,13 +3,16 @@
 One finding per result. The weakness is identified by the tool
 (``runs[].tool.driver.name``), the rule (``result.ruleId``) and the asset, the
 artifact URI of the result's first location, so the same rule firing twice in
-one file gives the same fingerprint (the importer merges them).
+one file gives the same fingerprint (the importer merges them). A URI longer
+than an asset id may be is stored by its end (:func:`stored_asset`); the
+fingerprint and the description keep it whole.
 
 Severity: a rule's ``security-severity`` property (a CVSS-like score, GitHub's
-convention) wins when present; otherwise the SARIF level of the result (or the
-rule's default level) maps as ``error`` → high, ``warning`` → moderate,
-``note`` → low, ``none`` → informational. Results whose ``kind`` is not
-``fail`` (pass, open, review…) are informational too.
+convention) wins when present and above 0 (Trivy writes 0.0 for a CVE of
+unknown severity, with the level ``note``); otherwise the SARIF level of the
+result (or the rule's default level) maps as ``error`` → high, ``warning`` →
+moderate, ``note`` → low, ``none`` → informational. Results whose ``kind`` is
+not ``fail`` (pass, open, review…) are informational too.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.interchange.findings import Finding, ImportFormatError
+from bot.interchange.findings import Finding, ImportFormatError, clip, description, kept_cves
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
-from bot.poam.items import MAX_DESCRIPTION, MAX_TITLE
+from bot.poam.fields import MAX_ASSET_LENGTH
+from bot.poam.items import MAX_TITLE
 from bot.poam.severity import Severity
 
 VERSION = "2.1.0"
@@ -45,7 +49,7 @@ _PLACEHOLDER = re.compile(r"\{(\d{1,6})\}")
 
 def security_severity(score: float) -> Severity | None:
     """GitHub's bands for a ``security-severity`` score: ≥9 critical, ≥7 high,
-    ≥4 moderate, >0 low; 0 is informational."""
+    ≥4 moderate, >0 low; 0 is no band (None), and the level decides."""
     if score >= 9.0:
         return Severity.CRITICAL
     if score >= 7.0:
@@ -57,9 +61,15 @@ def security_severity(score: float) -> Severity | None:
     return None
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def stored_asset(uri: str) -> str:
+    """``uri`` as an asset id can hold it: one too long (deep ``node_modules``
+    or Java package folders) keeps its end, the file and the folders that
+    fit, after "…"; the same URI always gives the same."""
+    if len(uri) <= MAX_ASSET_LENGTH:
+        return uri
+    tail = uri[len(uri) - MAX_ASSET_LENGTH + 1:]
+    folder = tail.find("/")
+    return "…" + (tail[folder:] if 0 <= folder < len(tail) - 1 else tail)
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,9 @@ def _level(value: Any, where: str) -> str:
 
 
 def _score(properties: dict[str, Any], where: str) -> float | None:
+    """The ``security-severity`` score; None when absent or blank (some tools write ``""``)."""
     value = properties.get("security-severity")
-    if value is None:
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
         if isinstance(value, bool):
@@ -173,10 +184,6 @@ def _tag_cves(properties: dict[str, Any], where: str) -> list[str]:
 
 def _cves(*texts: str | None) -> list[str]:
     return [cve for text in texts if text for cve in _CVE.findall(text)]
-
-
-def _unique_upper(values: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(value.upper() for value in values))
 
 
 def _rule(value: Any, where: str) -> _Rule:
@@ -206,7 +213,7 @@ def _rule(value: Any, where: str) -> _Rule:
         full_description=full,
         level=level,
         score=score,
-        cves=_unique_upper(cves),
+        cves=tuple(cves),
         messages=messages,
     )
 
@@ -404,7 +411,7 @@ def _severity(result: dict[str, Any], rule: _Rule | None, where: str, result_sco
     if level == "none":
         return None
     score = result_score if result_score is not None else (rule.score if rule is not None else None)
-    if score is not None:
+    if score:  # 0 is no band (Trivy's unknown severity): the level decides
         return security_severity(score)
     return LEVELS[level]
 
@@ -461,24 +468,26 @@ def _finding(run: _Run, value: Any, where: str) -> Finding:
     severity = _severity(result, rule, where, result_score)
     message = _message(result, where, rule)
     asset, places, earlier_asset = run.asset(result, where)
+    stored = stored_asset(asset)
     title = (rule.title if rule is not None else None) or (message.splitlines()[0] if message else None) or rule_id
     parts = [message] if message else []
     if rule is not None and rule.full_description and rule.full_description != message:
         parts.append(rule.full_description)
     if places:
         parts.append("Locations: " + ", ".join(places))
-    cves = list(rule.cves if rule is not None else ())
-    cves += _tag_cves(properties, f"{where}.properties") + _cves(message, rule_id)
+    cves, cves_note = kept_cves([*(rule.cves if rule is not None else ()),
+                                 *_tag_cves(properties, f"{where}.properties"), *_cves(message, rule_id)])
     return Finding(
         tool=run.tool,
         detector=run.tool,
         rule_id=rule_id.strip(),
-        asset=asset,
+        asset=stored,
+        fingerprint_asset=None if stored == asset else asset,
         title=clip(" ".join(title.split()), MAX_TITLE),
         severity=severity,
         where=where,
-        description=clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None,
-        cves=_unique_upper(cves),
+        description=description(parts, cves_note),
+        cves=cves,
         detected_on=run.detected_on,
         scanned_on=run.detected_on,
         earlier_shared_asset=earlier_asset,

@@ -3,8 +3,8 @@
 All or nothing: every finding is checked first, and any bad one names where
 it came from and imports nothing (the caller's transaction rolls back). A
 fingerprint (tool, rule or plugin id with its port, asset) recognises a weakness seen before:
-re-importing the same scan updates ``last_seen_at`` of the open item instead of
-duplicating it. A closed item never reopens: the same weakness found open
+a later scan updates ``last_seen_at`` of the open item instead of
+duplicating it, and the same file again changes nothing. A closed item never reopens: the same weakness found open
 again is a new item (a closed one in a re-imported workbook changes nothing),
 unless its item closed as a false positive: the AO agreed it is none, and a
 scanner that still reports it brings nothing new; nor does a scan from
@@ -304,32 +304,21 @@ def _classify(
     own = _own_items(session, actor, [finding for finding, _ in checked])
     fresh: list[tuple[ImportedWeakness, dict[str, object]]] = []
     seen_again: list[tuple[int, str | None]] = []
-    # A weakness once in a file, closed and open apart: a POA&M lists a closed
-    # item and the open one its weakness came back as (the open one is linked).
-    # Its place in ``fresh`` when new, where the rows after it add their CVEs
-    # (a scanner's CSV repeats a weakness once per CVE).
-    seen: dict[tuple[int, str, bool], int | None] = {}
-    # Open items an earlier finding of the file took: an item an earlier version
-    # made of several weaknesses (they shared a fingerprint) is one of them's.
-    taken: set[int] = set()
-    for finding, values in checked:
+    repeats = _repeats(checked)
+    open_items = _open_items(checked, repeats, open_by_print)
+    # The place in ``fresh`` of each new finding (by its place in ``checked``),
+    # where the rows repeating it add their CVEs (a scanner's CSV repeats a weakness once per CVE).
+    fresh_at: dict[int, int] = {}
+    for index, ((finding, values), first, existing) in enumerate(zip(checked, repeats, open_items, strict=True)):
         system_id = cast("int", values["system_id"])
-        # Rows of the file with one of these are this weakness.
-        alike = [(system_id, key, finding.closed) for key in finding.own_fingerprints]
-        first = next((seen[key] for key in alike if key in seen), -1)
-        if first != -1:
-            if first is not None:
-                _add_cves(fresh[first][1], cast("list[str]", values["cves"]))
+        if first is not None:
+            if first in fresh_at:
+                _add_cves(fresh[fresh_at[first]][1], cast("list[str]", values["cves"]))
             summary.unchanged += 1
             continue
         known = [(system_id, key) for key in finding.fingerprints]  # an item imported by an earlier version may carry another
-        existing = next((open_by_print[key] for key in known
-                         if key in open_by_print and open_by_print[key][0] not in taken), None)
         closed = max((closed_by_print[key] for key in known if key in closed_by_print),
                      key=lambda latest: latest.number or 0, default=_NEVER_CLOSED)
-        seen.update(dict.fromkeys(alike))
-        if existing is not None:
-            taken.add(existing[0])
         if _own_key(actor, finding, values) in own:
             summary.unchanged += 1  # the workspace's own export, imported back: its items are here
         elif existing is None and closed.number is not None and (
@@ -338,9 +327,9 @@ def _classify(
         ):  # a closed item of a workbook imported before, a false positive reported again, or a scan
             summary.unchanged += 1  # from before the item closed, uploaded again (nothing came back)
         elif existing is None:  # new, or found again after its item was closed: a new item, linked
-            seen.update(dict.fromkeys(alike, len(fresh)))
+            fresh_at[index] = len(fresh)
             fresh.append((finding, {**values, "recurs_number": closed.number}))
-        elif existing[1] == now:
+        elif existing[1] == now or system_id in imported_before:  # seen in this import, or this very file again
             summary.unchanged += 1
         else:
             seen_again.append((existing[0], cast("str | None", values["detector"])))
@@ -360,6 +349,49 @@ def _classify(
     summary.unassigned = sum(1 for finding, _ in fresh if finding.unknown_contact and not finding.closed)
     summary.unrestored_deviations = sum(finding.unrestored_deviations for finding, _ in fresh)
     return _Classified(summary, system_ids, fresh, seen_again, recurs_in_file, imported_before)  # type: ignore[arg-type]
+
+
+def _repeats(checked: Sequence[tuple[ImportedWeakness, dict[str, object]]]) -> list[int | None]:
+    """For each finding, the earlier one of the file it repeats (its place in
+    ``checked``), or None: rows sharing one of their own fingerprints in one
+    system are one weakness, but for a closed one and the open one its
+    weakness came back as (a POA&M lists both; the open one is linked)."""
+    firsts: dict[tuple[object, str, bool], int] = {}
+    repeats: list[int | None] = []
+    for index, (finding, values) in enumerate(checked):
+        alike = [(values["system_id"], key, finding.closed) for key in finding.own_fingerprints]
+        first = next((firsts[key] for key in alike if key in firsts), None)
+        if first is None:
+            firsts.update(dict.fromkeys(alike, index))
+        repeats.append(first)
+    return repeats
+
+
+def _open_items(
+    checked: Sequence[tuple[ImportedWeakness, dict[str, object]]],
+    repeats: Sequence[int | None],
+    open_by_print: Mapping[tuple[int, str | None], tuple[int, datetime | None]],
+) -> list[tuple[int, datetime | None] | None]:
+    """The open item each finding (not a repeat) is found again as, each item
+    one finding's: first every finding's own (:attr:`own_fingerprints`), then,
+    for those left, one an earlier version made of several weaknesses
+    (:attr:`fingerprints`). In the file's order alone, a finding took such an
+    item when it was a later finding's own, and that one was duplicated at
+    every import."""
+    found: list[tuple[int, datetime | None] | None] = [None] * len(checked)
+    taken: set[int] = set()
+    for own_only in (True, False):
+        for index, (finding, values) in enumerate(checked):
+            if repeats[index] is not None or found[index] is not None:
+                continue
+            keys = [(cast("int", values["system_id"]), key)
+                    for key in (finding.own_fingerprints if own_only else finding.fingerprints)]
+            item = next((open_by_print[key] for key in keys
+                         if key in open_by_print and open_by_print[key][0] not in taken), None)
+            if item is not None:
+                found[index] = item
+                taken.add(item[0])
+    return found
 
 
 class _Systems:

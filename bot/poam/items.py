@@ -291,13 +291,15 @@ def claim_item(session: Session, actor: Actor, *, number: int) -> ClaimedItem:
 
 
 def _refuse_claim(actor: Actor, item: Item) -> NoReturn:
+    """Why a claim failed: a closed item is closed whoever owns it, as every
+    other subcommand says; else who owns it."""
     label = actor.rules.label(item.number)
+    if item.status == Status.CLOSED or item.owner_id is None:
+        transition(Action.CLAIM, item.status, item_label=label)
+        raise AlreadyClaimed(f"{label} can no longer be claimed.", owner_id=None)
     if item.owner_id == actor.user_id:
         raise AlreadyClaimed(f"You already own {label}.", owner_id=item.owner_id)
-    if item.owner_id is not None:
-        raise AlreadyClaimed(f"{label} is already claimed by someone else.", owner_id=item.owner_id)
-    transition(Action.CLAIM, item.status, item_label=label)
-    raise AlreadyClaimed(f"{label} can no longer be claimed.", owner_id=None)
+    raise AlreadyClaimed(f"{label} is already claimed by someone else.", owner_id=item.owner_id)
 
 
 def release_item(session: Session, actor: Actor, *, number: int) -> Item:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from bot.poam import audit
 from bot.poam.actor import Actor
@@ -75,6 +75,16 @@ def _check_due(actor: Actor, item: Item, due_on: date) -> None:
             f"({item.due_on}); a later date needs an extension approved by the authorizing official.",
             field="due_on",
         )
+
+
+def open_after_due(session: Session, item: Item) -> list[Milestone]:
+    """The item's open milestones dated after its due date: a raised rating's
+    shorter deadline leaves them there (no milestone may be moved or added
+    there), for the owner to move or to ask an extension for."""
+    return list(session.exec(select(Milestone).where(
+        Milestone.team_id == item.team_id, Milestone.item_id == item.id, col(Milestone.completed_at).is_(None),
+        col(Milestone.due_on) > item.due_on,
+    ).order_by(col(Milestone.number))))
 
 
 def _record_change(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_
@@ -20,7 +20,7 @@ from bot.poam.review import Closure, RequestKind, RequestStatus, plan_awaits_app
 from bot.poam.severity import Severity
 from bot.reminders.departures import owners_who_left
 from bot.reminders.messages import SOON
-from bot.store.models import Item, ReviewRequest, Workspace
+from bot.store.models import InfoSystem, Item, ReviewRequest, Workspace
 
 WEEK = timedelta(days=7)
 LIST_LIMIT = 10
@@ -96,6 +96,7 @@ def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules
                 ("Waiting on verification", str(pending[RequestKind.VERIFICATION])),
                 ("Waiting on a decision", str(pending[RequestKind.DEVIATION] + pending[RequestKind.EXTENSION])),
                 ("Plans awaiting approval", str(plans_waiting)),
+                *_by_system(session, team_id=team_id, today=today),
             ]
         ),
     ]
@@ -123,3 +124,25 @@ def digest_message(session: Session, *, team_id: str, clock: Clock, rules: Rules
         blocks.append(context(f"Audit trail head: `{anchor}`. `poam-bot audit verify --anchor {anchor}` "
                               "checks that the trail still holds it as it was."))
     return f"Weekly POA&M digest: {open_count} open, {overdue_count} overdue", blocks
+
+
+def _by_system(session: Session, *, team_id: str, today: date) -> list[tuple[str, str]]:
+    """Each system's open and overdue items, where the workspace has several:
+    the digest counts them all, and `/poam list` the default one unless told.
+    Counted apart from the workspace's counts, which its indexes answer alone."""
+    systems = session.exec(
+        select(InfoSystem.id, InfoSystem.name).where(InfoSystem.team_id == team_id).order_by(col(InfoSystem.name_key))
+    ).all()
+    if len(systems) < 2:
+        return []
+
+    def by_system(*where: Any) -> Counter[int | None]:
+        return Counter(dict(session.exec(select(col(Item.system_id), func.count()).where(
+            Item.team_id == team_id, *where).group_by(col(Item.system_id))).all()))
+
+    open_items, overdue = by_system(col(Item.status).in_(NOT_CLOSED)), by_system(overdue_condition(today))
+    lines = [f"{escape(name)}: {open_items[system_id]} open · {overdue[system_id]} overdue"
+             for system_id, name in systems[:LIST_LIMIT]]
+    if len(systems) > LIST_LIMIT:
+        lines.append(f"…and {len(systems) - LIST_LIMIT} more.")
+    return [("By system", "\n".join(lines))]

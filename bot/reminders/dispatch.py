@@ -20,7 +20,9 @@ out and whose answer was lost may have been posted, and is tried
 ``MAX_ATTEMPTS`` times in all) a row is tried again
 after growing waits of at most ``OUTAGE_RETRY_EVERY``, for
 ``OUTAGE_PATIENCE`` after it was written, however many tries that takes: an outage of an hour delays the
-morning's DMs and the week's digests, and loses none. Other failures back
+morning's DMs and the week's digests, and loses none. So does Slack refusing
+the app itself (a revoked token, a scope missing: ``APP_REFUSALS``), until
+an admin mends the install; a round stops at the first such refusal. Other failures back
 off exponentially and a row becomes ``failed`` (with Slack's error) after
 ``MAX_ATTEMPTS`` tries, or at once for errors that cannot get better (the
 channel is gone, the bot is not in it). A message someone's change wrote (a review DM, ``requested_by``) that
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from http.client import HTTPException
+from typing import Any
 from urllib.error import URLError
 
 from slack_sdk import WebClient
@@ -54,6 +57,8 @@ from bot.poam.items import record_thread
 from bot.poam.presence import unreachable
 from bot.rate_limits import header, retry_after_seconds
 from bot.reminders.people import admins, mark_bot
+from bot.reminders.planner import PLANNED_KINDS
+from bot.slack_http import TOKEN_REFUSALS
 from bot.store import outbox
 from bot.store.engine import may_pass, unit_of_work
 from bot.store.models import Item, OutboxMessage
@@ -68,10 +73,19 @@ CLAIM_HOLD = timedelta(minutes=2)
 #: tick sends the rest): planning and expiries must not wait out an outage.
 DISPATCH_BUDGET = timedelta(minutes=2)
 PER_CHANNEL_INTERVAL = 1.0
+#: Refusals of one message that trying again cannot change: the channel is
+#: gone, closed to the bot or read-only (an announcement channel), the
+#: workspace forbids the post, the message is malformed.
 PERMANENT_ERRORS = frozenset(
-    {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "account_inactive",
-     "invalid_blocks", "msg_too_long", "msg_blocks_too_long", "cannot_dm_bot", "user_disabled"}
+    {"channel_not_found", "not_in_channel", "is_archived", "user_not_found", "invalid_blocks", "msg_too_long",
+     "msg_blocks_too_long", "cannot_dm_bot", "user_disabled", "restricted_action",
+     "restricted_action_read_only_channel", "restricted_action_thread_only_channel",
+     "restricted_action_non_threadable_channel", "ekm_access_denied", "no_permission"}
 )
+#: Refusals of the app itself (its token, its scopes), not of one message:
+#: every message fails alike until an admin mends the install, and none was
+#: posted, so a message waits them out as it does an outage, using up no try.
+APP_REFUSALS = TOKEN_REFUSALS | {"missing_scope"}
 #: Slack's own errors while it is down or overloaded (``ok: false``, or with a 5xx status).
 OUTAGE_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 #: How long after it was written a message waits out an outage, and how often it is tried meanwhile.
@@ -108,6 +122,14 @@ class DispatchReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    withdrawn: int = 0
+
+
+#: A planned message not sent within this of being written (it waited out
+#: Slack) is written again from what is true when it goes (``restate``).
+RESTATE_AFTER = timedelta(minutes=5)
+#: What a waiting row says now; None when it has nothing to say any more.
+Restate = Callable[[Session, OutboxMessage], tuple[str, list[dict[str, Any]]] | None]
 
 
 @dataclass
@@ -208,13 +230,17 @@ def _settle(engine: Engine, sent: OutboxMessage, *, now: datetime, error: Except
         code = response.get("error") if response is not None else None
         row.last_error = (f"{code or type(error).__name__}: {error}")[:500]
         row.claimed_until = None
-        waits_out = _outage(error, response, code) and now < row.created_at + OUTAGE_PATIENCE
+        app_refused = code in APP_REFUSALS
+        patient = now < row.created_at + OUTAGE_PATIENCE
         if response is not None and response.status_code == 429:
             row.status, row.next_attempt_at = outbox.PENDING, now + _retry_after(header(response.headers, "Retry-After"))
             row.attempts -= 1  # being rate limited is no failure: it does not use up the tries
-        elif waits_out:
+        elif app_refused and patient:
+            row.status, row.next_attempt_at = outbox.PENDING, now + OUTAGE_RETRY_EVERY
+            row.attempts -= 1
+        elif _outage(error, response, code) and patient:
             row.status, row.next_attempt_at = outbox.PENDING, now + min(_backoff(row.attempts), OUTAGE_RETRY_EVERY)
-        elif code in PERMANENT_ERRORS or row.attempts >= MAX_ATTEMPTS:
+        elif code in PERMANENT_ERRORS or app_refused or row.attempts >= MAX_ATTEMPTS:
             row.status = outbox.FAILED
             if code == "cannot_dm_bot":
                 mark_bot(session, team_id=row.team_id, user_id=row.recipient, now=now)
@@ -295,6 +321,32 @@ def _wait_for_thread(engine: Engine, sent: OutboxMessage, *, now: datetime, due:
         return Outcome(row.status)
 
 
+def _restate(engine: Engine, claimed: OutboxMessage, restate: Restate) -> bool | None:
+    """Write ``claimed`` again from what is true now (True), or withdraw it
+    (False: given up, with the reason, as a superseded morning DM is); None
+    when its claim lapsed meanwhile (not ours to send). Built in a read-only
+    unit (on SQLite a write holds every other one back), recorded in a short
+    one. One that fails to build (logged, with its traceback) goes as it was
+    written: it held up every row behind it, claimed first again and again."""
+    try:
+        with unit_of_work(engine, read_only=True) as session:
+            message = restate(session, claimed)
+    except Exception:  # any failure of the rebuild: logged, and the row goes as planned
+        log.exception("could not write outbox row %s again; sending it as it was written", claimed.id)
+        return True
+    with unit_of_work(engine) as session:
+        row = _own_claim(session, claimed)
+        if row is None:
+            return None
+        if message is None:
+            row.status, row.claimed_until = outbox.FAILED, None
+            row.last_error = "withdrawn: nothing to say any more (changed while it waited)"
+            return False
+        row.text, row.blocks = message
+    claimed.text, claimed.blocks = message
+    return True
+
+
 def _undelivered(
     session: Session, row: OutboxMessage, *, code: str, now: datetime, configured_admins: Collection[str]
 ) -> None:
@@ -307,7 +359,7 @@ def _undelivered(
     assert row.requested_by is not None
     told = {row.requested_by} - unreachable(session, team_id=row.team_id, user_ids=[row.requested_by]) or admins(
         session, team_id=row.team_id, configured=configured_admins)
-    why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS
+    why = (f"Slack refused it: `{code}`" if code in PERMANENT_ERRORS | APP_REFUSALS
            else f"Slack did not take it in {row.attempts} tries; the last answer was `{code}`")
     quoted = "\n".join(f">{line}" for line in _quotable(row.text).splitlines())
     if row.recipient.startswith(CHANNEL_PREFIXES):
@@ -424,6 +476,7 @@ def dispatch(
     pacer: Pacer | None = None,
     still_leader: Callable[[], bool] = lambda: True,
     configured_admins: Collection[str] = (),
+    restate: Restate | None = None,
 ) -> DispatchReport:
     """Send what was due when it began, for at most ``DISPATCH_BUDGET``.
 
@@ -434,7 +487,9 @@ def dispatch(
     what the budget leaves: while Slack is down each send may take half a
     minute, and a round that went on until nothing was due (the first rows due
     again before the last were tried) planned nothing else meanwhile, so the
-    day's other reminders and the week's digests were never written.
+    day's other reminders and the week's digests were never written. A row
+    written more than ``RESTATE_AFTER`` before is first written again
+    (``restate``, the planner's) or withdrawn.
     """
     pacer = pacer or Pacer()
     report = DispatchReport()
@@ -445,12 +500,21 @@ def dispatch(
         if not rows:
             return report
         (row,) = rows
-        status = _send_and_settle(engine, client, row, clock=clock, before_send=partial(pacer.wait, row.recipient),
-                                  configured_admins=configured_admins).status
-        if status == outbox.SENT:
+        if restate is not None and row.kind in PLANNED_KINDS and row.created_at < clock.now() - RESTATE_AFTER:
+            restated = _restate(engine, row, restate)
+            if restated is False:
+                report.withdrawn += 1
+            if not restated:
+                continue
+        outcome = _send_and_settle(engine, client, row, clock=clock, before_send=partial(pacer.wait, row.recipient),
+                                   configured_admins=configured_admins)
+        if outcome.status == outbox.SENT:
             report.sent += 1
-        elif status == outbox.FAILED:
+        elif outcome.status == outbox.FAILED:
             report.failed += 1
         else:
             report.retried += 1
+        if outcome.error in APP_REFUSALS:  # the next would be refused alike: they wait for the next tick
+            log.error("Slack refuses the app (%s): messages wait until its install is mended", outcome.error)
+            return report
     return report

@@ -1,6 +1,7 @@
 """The morning DM: one message with everything that needs this person today.
 
-For everyone: their milestones due within 7 days, their overdue items, fixes
+For everyone: their milestones due within 7 days, their overdue items and
+those due within 7 days (one with no milestone had no word before it was late), fixes
 waiting on them as verifier, vendor check-ins older than 30 days. For an
 authorizing official also: plans and requests awaiting them, risk acceptances
 ending within 30 days, and items more than 7 days overdue (escalation).
@@ -57,7 +58,8 @@ def _sections(titled: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
 
 def needing_attention(team_id: str, today: date) -> CompoundSelect:
     """The ids of the items with something for their owner's DM on ``today``:
-    overdue, a milestone due within a week (or late), or a vendor check-in due.
+    overdue or due within a week, a milestone due within a week (or late), or
+    a vendor check-in due.
 
     A UNION of three sets, each read from its own index
     (``ix_items_team_status_due``, ``ix_milestones_team_open_due``,
@@ -65,7 +67,7 @@ def needing_attention(team_id: str, today: date) -> CompoundSelect:
     of the POA&M: as one OR on the items, the databases walk every owned item
     instead. The partial indexes are used only while these terms stay as written.
     """
-    overdue = select(Item.id).where(Item.team_id == team_id, overdue_condition(today))
+    due_soon = select(Item.id).where(Item.team_id == team_id, overdue_condition(today + SOON))  # or overdue
     milestone_soon = select(Milestone.item_id).where(
         Milestone.team_id == team_id, col(Milestone.completed_at).is_(None), col(Milestone.due_on) < today + SOON
     )
@@ -75,7 +77,7 @@ def needing_attention(team_id: str, today: date) -> CompoundSelect:
         col(Item.status).in_(NOT_CLOSED),
         or_(col(Item.last_vendor_checkin_on).is_(None), col(Item.last_vendor_checkin_on) < today - VENDOR_CHECKIN_EVERY),
     )
-    return union(overdue, milestone_soon, vendor_due)
+    return union(due_soon, milestone_soon, vendor_due)
 
 
 def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str, Any]]] | None:
@@ -111,6 +113,9 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
               + ("*due today*" if m.due_on == today else f"*late since {day(m.due_on)}*" if m.due_on < today else f"due {day(m.due_on)}"))
         for m in milestones
     ]
+    with_milestones = {milestone.item_id for milestone in milestones}  # listed there already
+    due_soon = [_line(actor, i, "*due today*" if i.due_on == today else f"due {day(i.due_on)}")
+                for i in mine if i.status in ACTIVE and today <= i.due_on < today + SOON and i.id not in with_milestones]
     vendor = [
         _line(actor, i, "last vendor check-in " + (day(i.last_vendor_checkin_on) if i.last_vendor_checkin_on else "never")
               + f" — `/poam vendor {actor.rules.label(i.number)} checkin` (or `shipped`)")
@@ -127,6 +132,7 @@ def reminder_message(session: Session, actor: Actor) -> tuple[str, list[dict[str
     blocks = _sections([
         ("Milestones due this week", upcoming),
         ("Overdue", overdue),
+        ("Due this week", due_soon),
         ("Waiting on you to verify", to_verify),
         ("Waiting on your decision", to_decide),
         ("Plans to approve", plans),

@@ -46,6 +46,10 @@ class Kind:
     DIGEST = "digest"
 
 
+#: What the planner writes (and :func:`restated` writes again).
+PLANNED_KINDS = frozenset({Kind.REMINDER, Kind.NUDGE, Kind.DIGEST})
+
+
 @dataclass(frozen=True)
 class Planned:
     team_id: str
@@ -117,8 +121,8 @@ def plan_reminders(
         latest[recipient] = max(day, latest.get(recipient, day))
     for user_id in sorted(_people_to_remind(session, team_id, utc_today=utc_today)):
         person = people.get(user_id)
-        if person is not None and (not person.reminders_on or person.left_at is not None or person.is_bot):
-            continue  # turned off, deactivated in Slack (``departures``) or a bot: a DM would be read by nobody
+        if not _wants_reminders(person):
+            continue
         tz = _zone(person.tz if person else None, default_tz)
         local = now.astimezone(tz)
         remind_at = person.remind_at if person else DEFAULT_REMIND_AT
@@ -129,6 +133,11 @@ def plan_reminders(
         if message is not None:
             text, blocks = message
             yield Planned(team_id, user_id, Kind.REMINDER, "daily", local.date(), text, blocks)
+
+
+def _wants_reminders(person: Person | None) -> bool:
+    """Not turned off, deactivated in Slack (``departures``) or a bot: a DM would be read by nobody."""
+    return person is None or person.reminders_on and person.left_at is None and not person.is_bot
 
 
 def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
@@ -155,12 +164,16 @@ def plan_nudges(session: Session, *, team_id: str, clock: Clock, rules: Rules) -
         subject = f"item:{item.id}"
         if (item.origin_channel_id, subject, item.created_at.date()) in done:
             continue
-        label = rules.label(item.number)
-        text = f":wave: *{label}* has waited {(now - item.created_at).days} days for an owner. `/poam claim {label}` takes it."
         yield Planned(
-            team_id, str(item.origin_channel_id), Kind.NUDGE, subject, item.created_at.date(), text,
-            [section(text)], thread_ts=item.origin_thread_ts,
+            team_id, str(item.origin_channel_id), Kind.NUDGE, subject, item.created_at.date(),
+            *_nudge(item, now=now, rules=rules), thread_ts=item.origin_thread_ts,
         )
+
+
+def _nudge(item: Item, *, now: datetime, rules: Rules) -> tuple[str, list[dict[str, Any]]]:
+    label = rules.label(item.number)
+    text = f":wave: *{label}* has waited {(now - item.created_at).days} days for an owner. `/poam claim {label}` takes it."
+    return text, [section(text)]
 
 
 def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) -> Iterator[Planned]:
@@ -186,6 +199,35 @@ def plan_digests(session: Session, *, team_id: str, clock: Clock, rules: Rules) 
         message = message or digest_message(session, team_id=team_id, clock=clock, rules=rules)
         yield Planned(team_id, subscription.channel_id, Kind.DIGEST, "weekly", local.date(), *message,
                       requested_by=subscription.created_by)
+
+
+def restated(session: Session, row: OutboxMessage, *, clock: Clock, rules: Rules,
+             default_tz: ZoneInfo) -> tuple[str, list[dict[str, Any]]] | None:
+    """What a planned message that waited (Slack down, rate limited) says now
+    (``dispatch.RESTATE_AFTER``), from what is true now; None when it has
+    nothing to say any more. Sent as planned, it told an owner of an item
+    reassigned or closed meanwhile that it was overdue, DMed someone who had
+    turned reminders off, nudged a channel to claim a claimed item, and
+    posted a digest in a channel unsubscribed meanwhile. A morning DM is for
+    its own day (the next morning's says it all). Only for rows the planner
+    wrote (:data:`PLANNED_KINDS`): a change's DMs say what the change did."""
+    if row.kind == Kind.REMINDER:
+        person = session.exec(select(Person).where(Person.team_id == row.team_id,
+                                                   Person.user_id == row.recipient)).first()
+        tz = _zone(person.tz if person else None, default_tz)
+        if not _wants_reminders(person) or clock.now().astimezone(tz).date() != row.local_day:
+            return None
+        return reminder_message(session, load_actor(session, team_id=row.team_id, user_id=row.recipient, tz=tz,
+                                                    clock=clock, rules=rules))
+    if row.kind == Kind.NUDGE:
+        item = session.get(Item, int(row.subject.removeprefix("item:")))
+        if item is None or item.status != Status.OPEN or item.owner_id is not None:
+            return None
+        return _nudge(item, now=clock.now(), rules=rules)
+    assert row.kind == Kind.DIGEST, row.kind
+    subscribed = session.exec(select(DigestSubscription.channel_id).where(
+        DigestSubscription.team_id == row.team_id, DigestSubscription.channel_id == row.recipient)).first()
+    return digest_message(session, team_id=row.team_id, clock=clock, rules=rules) if subscribed else None
 
 
 def plan(session: Session, *, clock: Clock, rules: Rules, default_tz: ZoneInfo) -> list[Planned]:

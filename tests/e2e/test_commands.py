@@ -281,6 +281,14 @@ def test_an_option_in_place_of_the_subcommand_is_malformed(slack: SlackDriver, e
 # ---------------------------------------------------------------- log
 
 
+def test_a_command_whose_text_says_payload_is_handled(slack: SlackDriver, engine: Engine) -> None:
+    """Bolt read a form saying "payload" anywhere as an interaction's, found no
+    such field, and routed the command nowhere: its user was told nothing."""
+    answer = slack.command("log Upload payload size is not limited sev:low", user=ALICE)
+    assert "Logged *POAM-1*" in answer.text, answer.body
+    assert "Upload payload size is not limited" in slack.command("show 1", user=ALICE).body
+
+
 def test_log_with_every_option_stores_the_item_and_posts_once(
     slack: SlackDriver, fake_slack: FakeSlack, engine: Engine, make_actor: Any
 ) -> None:
@@ -626,6 +634,18 @@ def test_claim_refusals_name_the_owner_and_change_nothing(
         assert_malformed(slack, engine, command, problem=problem, key="claim")
     settle()
     assert len(posts(fake_slack)) == 2  # refusals post nothing in the channel
+
+
+def test_claiming_a_closed_item_says_it_is_closed_even_to_its_owner(
+    slack: SlackDriver, fake_slack: FakeSlack, engine: Engine
+) -> None:
+    """Its owner was told "You already own POAM-1", as if there were work left."""
+    claimed_item(slack, fake_slack, engine, owner=ALICE)
+    assert "is now" in reply(slack.raw_command(f"role {at(BOB)} +verifier", user=ADMIN))
+    assert "submitted for verification" in reply(slack.command("submit 1", user=ALICE))
+    assert "You verified *POAM-1*" in reply(slack.command("verify 1", user=BOB))
+    for user in (ALICE, BOB):
+        assert_refused(slack, engine, "claim 1", problem="POAM-1 is closed; a closed item never reopens.", user=user)
 
 
 def test_release_by_owner_and_admin_and_refusals(

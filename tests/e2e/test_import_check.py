@@ -54,7 +54,7 @@ def test_a_check_of_a_rescan_writes_nothing_and_matches_the_import(
     writes = [statement for statement, _ in seen if statement.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE")]
     assert (snapshot(engine), writes) == (before, [])  # not even written and rolled back
     said = re.search(r"would bring: ([^.]*)\.", json.dumps(checked))
-    assert said and said.group(1) == "0 new, 5 updated, 0 unchanged, 3 skipped"
+    assert said and said.group(1) == "0 new, 0 updated, 5 unchanged, 3 skipped"  # the same file: nothing new
     assert _confirm(slack, fake_slack, checked) == said.group(1)
 
 

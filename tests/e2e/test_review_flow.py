@@ -224,6 +224,28 @@ def test_deviation_goes_to_the_ao_who_decides_by_button(team: SlackDriver, fake_
     assert _export(engine)["items"][0]["requests"][0]["status"] == "approved"
 
 
+def test_a_raised_rating_approved_says_which_milestones_now_fall_after_the_due_date(
+    team: SlackDriver, fake_slack: FakeSlack
+) -> None:
+    """The shorter deadline of a raised rating left M2 after it, told to nobody
+    (no milestone may be moved or added there)."""
+    slack = team
+    slack.raw_command(f"log Weak cipher on the VPN sev:moderate owner:<@{OWNER}|o>", user=OWNER)
+    assert "Added *M1*" in slack.command("milestone 1 add Pick the cipher suite due:+10d", user=OWNER).text
+    assert "Added *M2*" in slack.command("milestone 1 add Roll out to every site due:+60d", user=OWNER).text
+    slack.command("deviate 1 ra The VPN is reachable from the internet sev:high", user=OWNER)
+    decided = slack.command("decide 1 approve", user=AO)
+    assert "You approved" in decided.text
+    assert ("M2 (due Tue 19 Jan 2027) now falls after its due date, Sun 20 Dec 2026: "
+            "`/poam milestone POAM-1 move`") in decided.text
+    assert "M1" not in decided.text
+    wait_for(lambda: [m for m in _dm_to(fake_slack, OWNER) if "now falls after its due date" in json.dumps(m)])
+    # A false positive approved then closes the item: its milestones are nobody's work any more.
+    slack.command("deviate 1 fp The scanner misread the cipher list", user=OWNER)
+    closed = slack.command("decide 1 approve", user=AO)
+    assert "You approved" in closed.text and "falls after" not in closed.text
+
+
 def test_an_extension_keeps_the_original_date_and_the_ao_cannot_approve_their_own(team: SlackDriver, fake_slack: FakeSlack, engine: Engine) -> None:
     slack = team
     slack.raw_command(f"log Unsupported OS on build-02 sev:high owner:<@{AO}|ao>", user=AO)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,9 +26,11 @@ from bot.poam.severity import Severity
 from bot.poam.systems import ensure_workspace
 from bot.store.engine import dispose, make_engine, unit_of_work
 from bot.store.migrate import upgrade
+from bot.web import MAX_BODY_BYTES
 from tests.e2e.conftest import wait_for
 from tests.fake_slack import FakeSlack
-from tests.slack_driver import SIGNING_SECRET, SlackDriver
+from tests.slack_driver import SIGNING_SECRET, SlackDriver, sign
+from tests.tcp_proxy import CuttableProxy
 
 ALICE = "U00000ALICE"
 
@@ -433,3 +437,62 @@ def _http_status(url: str) -> int | None:
         return int(error.code)
     except OSError:
         return None
+
+
+# ------------------------------------------------------------------ Slack away, odd requests
+
+
+@pytest.mark.parametrize("how", ["serve", "procfile"])
+def test_a_worker_started_while_slack_does_not_answer_serves(how: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """Building the bot asked Slack (Bolt's auth.test): a worker started while
+    Slack did not answer failed to boot and gunicorn's master exited (serve),
+    or every request, /healthz too, had its connection closed (the Procfile's)."""
+    slack_side = CuttableProxy("127.0.0.1", urlsplit(fake_slack.base_url).port or 0)
+    slack_side.cut()
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="1", SLACK_API_URL=f"http://127.0.0.1:{slack_side.port}/api/")
+    process = _start(how, env, tmp_path)
+    base = f"http://127.0.0.1:{env['PORT']}"
+    try:
+        wait_for(lambda: _http_status(base + "/healthz") == 200 or process.poll() is not None, timeout=30)
+        assert process.poll() is None
+        slack_side.restore()  # Slack is back: the bot asks it who it is at the first request
+        slack = SlackDriver(base + "/slack/events", team_id=fake_slack.team_id, response_url=fake_slack.response_url())
+        assert "Logged *POAM-1*" in slack.command("log Admin console reachable sev:high", user=ALICE).text
+    finally:
+        output = _stop(process)
+        slack_side.close()
+    assert "could not reach Slack to check the bot token" in output, output
+
+
+def _chunked_post(base: str, body: bytes, *, signed: bool = True) -> tuple[int, str]:
+    """``body`` POSTed to the bot in chunks (Transfer-Encoding: chunked, no Content-Length)."""
+    stamp = int(time.time())
+    connection = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+    try:
+        connection.request("POST", "/slack/events", body=iter([body[:100], body[100:]]), encode_chunked=True,
+                           headers={"Content-Type": "application/x-www-form-urlencoded",
+                                    "X-Slack-Request-Timestamp": str(stamp),
+                                    "X-Slack-Signature": sign(body.decode(), stamp) if signed else "v0=0"})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_a_chunked_request_is_read_whole_up_to_the_cap(served: str, fake_slack: FakeSlack) -> None:
+    """Bolt's WSGI adapter reads Content-Length bytes only: a signed request
+    sent in chunks was read as empty, and refused as unsigned."""
+    slack = SlackDriver(served + "/slack/events", team_id=fake_slack.team_id, response_url=fake_slack.response_url())
+    status, answer = _chunked_post(served, slack.command_body("log Sent in chunks sev:low", user=ALICE).encode())
+    assert status == 200 and "Logged *POAM-1*" in answer, answer
+    assert _chunked_post(served, b"x" * (MAX_BODY_BYTES + 1), signed=False) == (413, "request too large\n")
+
+
+def test_a_procfile_gunicorn_with_no_workers_stops_with_one_line(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """gunicorn reads WEB_CONCURRENCY itself: with 0 it listened, started no
+    worker and answered nothing, saying nothing."""
+    env = _serve_env(fake_slack, tmp_path, WEB_CONCURRENCY="0")
+    finished = subprocess.run(_procfile_web(env), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert finished.returncode == 2, finished.stderr
+    assert finished.stderr.strip().splitlines()[-1] == "poam-bot: WEB_CONCURRENCY: 0 worker processes; use 1 to 64"
+    assert "Traceback" not in finished.stderr, finished.stderr
