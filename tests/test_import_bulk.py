@@ -244,6 +244,21 @@ def test_rows_repeating_a_weakness_add_their_cves_to_it(engine: Engine, admin: A
     assert fetch(engine, 1).cves == ["CVE-2023-31122", "CVE-2023-43622", "CVE-2023-45802"]
 
 
+def test_rows_repeating_a_weakness_past_the_cves_an_item_keeps_say_so(engine: Engine, admin: Actor) -> None:
+    """A rollup plugin in Nessus's CSV, a row per CVE: the item kept 100 of 130
+    without a word."""
+    rows = [finding(1, cves=(f"CVE-2024-{1000 + n}",), description="Kernel rollup." if n == 0 else None)
+            for n in range(130)]
+    imported(engine, admin, rows)
+    item = fetch(engine, 1)
+    assert item.cves == [f"CVE-2024-{1000 + n}" for n in range(100)]
+    assert item.description == "Kernel rollup.\n\nCVEs: 130 listed; the item keeps the first 100 (30 left out)."
+    long = [finding(2, cves=(f"CVE-2024-{2000 + n}",), description="x" * 10_000) for n in range(101)]
+    imported(engine, admin, long)
+    kept = fetch(engine, 2).description
+    assert kept is not None and len(kept) == 10_000 and kept.endswith("…\n\nCVEs: 101 listed; the item keeps the first 100 (1 left out).")
+
+
 def test_a_scan_from_before_an_item_closed_brings_nothing_back(engine: Engine, admin: Actor, clock: FixedClock) -> None:
     """Uploaded again after its weakness was fixed, last week's scan made a new
     item 'found again', detected days before the one it followed closed."""

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.poam.fields import MAX_CVES
+from bot.poam.fields import MAX_CVES, cves_left_out
 from bot.poam.imports import RecordedDeviation
 from bot.poam.items import MAX_DESCRIPTION
 from bot.poam.milestones import ChangeKind
@@ -40,8 +40,7 @@ def kept_cves(found: Iterable[str]) -> tuple[tuple[str, ...], str | None]:
     unique = tuple(dict.fromkeys(cve.upper() for cve in found))
     if len(unique) <= MAX_CVES:
         return unique, None
-    return unique[:MAX_CVES], (f"CVEs: {len(unique):,} listed; the item keeps the first {MAX_CVES} "
-                               f"({len(unique) - MAX_CVES:,} left out).")
+    return unique[:MAX_CVES], cves_left_out(len(unique))
 
 
 def description(parts: Sequence[str], note: str | None = None) -> str | None:

@@ -12,6 +12,12 @@ from bot.poam.text import require_storable
 MAX_CONTROLS = 50
 MAX_ASSETS = 100
 MAX_CVES = 100
+
+
+def cves_left_out(listed: int) -> str:
+    """The description's note for an item given ``listed`` CVEs, more than it keeps."""
+    return f"CVEs: {listed:,} listed; the item keeps the first {MAX_CVES} ({listed - MAX_CVES:,} left out)."
+
 MAX_ASSET_LENGTH = 200
 
 #: What separates the assets of one Asset Identifier cell (the template's new lines, or commas).

@@ -309,11 +309,14 @@ def _classify(
     # The place in ``fresh`` of each new finding (by its place in ``checked``),
     # where the rows repeating it add their CVEs (a scanner's CSV repeats a weakness once per CVE).
     fresh_at: dict[int, int] = {}
+    listed: dict[int, list[str]] = {}  # every CVE of the rows of a new weakness, by its place in ``fresh``
     for index, ((finding, values), first, existing) in enumerate(zip(checked, repeats, open_items, strict=True)):
         system_id = cast("int", values["system_id"])
         if first is not None:
             if first in fresh_at:
-                _add_cves(fresh[fresh_at[first]][1], cast("list[str]", values["cves"]))
+                at = fresh_at[first]
+                listed.setdefault(at, list(cast("list[str]", fresh[at][1]["cves"]))).extend(
+                    cast("list[str]", values["cves"]))
             summary.unchanged += 1
             continue
         known = [(system_id, key) for key in finding.fingerprints]  # an item imported by an earlier version may carry another
@@ -334,6 +337,8 @@ def _classify(
         else:
             seen_again.append((existing[0], cast("str | None", values["detector"])))
             summary.updated += 1
+    for at, cves in listed.items():
+        _keep_cves(fresh[at][1], cves)
     summary.new = len(fresh)
     closed_in_file = {(values["system_id"], key): index for index, (finding, values) in enumerate(fresh)
                       if finding.closed for key in finding.fingerprints}
@@ -441,10 +446,20 @@ class _Closed:
 _NEVER_CLOSED = _Closed(None, None, None)
 
 
-def _add_cves(values: dict[str, object], more: list[str]) -> None:
-    """A new finding's CVEs with those of a row repeating it, as many as an item keeps."""
-    cves = cast("list[str]", values["cves"])
-    values["cves"] = list(dict.fromkeys([*cves, *more]))[: fields.MAX_CVES]
+def _keep_cves(values: dict[str, object], listed: list[str]) -> None:
+    """A new finding's CVEs with those of the rows repeating it (a scanner's
+    CSV writes a row per CVE: a rollup plugin's hundreds), as many as an item
+    keeps, its description saying how many were left out, unless its own row
+    was cut already (its parser said so)."""
+    own = cast("list[str]", values["cves"])
+    unique = list(dict.fromkeys(listed))
+    values["cves"] = unique[: fields.MAX_CVES]
+    if len(unique) > fields.MAX_CVES and len(own) < fields.MAX_CVES:
+        note = fields.cves_left_out(len(unique))
+        text, room = cast("str | None", values["description"]) or "", MAX_DESCRIPTION - len(note) - 2
+        if len(text) > room:  # the note whole: it says what the item lacks
+            text = text[: room - 1].rstrip() + "…"
+        values["description"] = f"{text}\n\n{note}" if text else note
 
 
 def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:
