@@ -22,13 +22,14 @@ from collections.abc import Mapping
 
 from bot.interchange.csv_export import EXTRA_COLUMNS, GUARDED_STARTS
 from bot.interchange.fedramp import COLUMNS
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, clip, description, kept_cves, port_number
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, kept_cves, port_number
 from bot.interchange.workbook_import import LIST_SEPARATOR, day, template_finding
 from bot.poam import fields
 from bot.poam.errors import InvalidInput
-from bot.poam.items import MAX_TITLE
+from bot.poam.items import MAX_TITLE, item_description
 from bot.poam.lifecycle import Status
 from bot.poam.severity import Severity
+from bot.poam.text import clip
 
 #: The tool of scanner rows that name none.
 DEFAULT_TOOL = "CSV"
@@ -266,7 +267,7 @@ def _scanner_rows(records: list[tuple[int, list[str]]], header: list[str]) -> li
                 title=clip(" ".join(title.split()), MAX_TITLE),
                 severity=severity,
                 where=where,
-                description=description([part for part in parts if part], cves_note),
+                description=item_description([part for part in parts if part], cves_note),
                 cves=cves,
                 detected_on=detected,
             )

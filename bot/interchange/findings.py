@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
 from bot.poam.fields import MAX_CVES, cves_left_out
 from bot.poam.imports import RecordedDeviation
-from bot.poam.items import MAX_DESCRIPTION
 from bot.poam.milestones import ChangeKind
 from bot.poam.severity import Severity
 
@@ -28,11 +27,6 @@ def port_number(text: str) -> str | None:
     return digits
 
 
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def kept_cves(found: Iterable[str]) -> tuple[tuple[str, ...], str | None]:
     """``found``, each once and upper-cased, as many as an item keeps, and a
     note for the description when some are left out: a rollup plugin (a
@@ -41,14 +35,6 @@ def kept_cves(found: Iterable[str]) -> tuple[tuple[str, ...], str | None]:
     if len(unique) <= MAX_CVES:
         return unique, None
     return unique[:MAX_CVES], cves_left_out(len(unique))
-
-
-def description(parts: Sequence[str], note: str | None = None) -> str | None:
-    """``parts`` joined and cut to what an item keeps, then ``note`` whole (it
-    says what the item lacks, so the cut falls in the parts)."""
-    if note is not None:
-        parts = [clip("\n\n".join(parts), MAX_DESCRIPTION - len(note) - 2), note] if parts else [note]
-    return clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None
 
 
 class ImportFormatError(Exception):

@@ -25,11 +25,12 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import ParseError, fromstring
 
-from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, clip, description, kept_cves, port_number
+from bot.interchange.findings import PROTOCOL, Finding, ImportFormatError, kept_cves, port_number
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.fields import MAX_ASSET_LENGTH
-from bot.poam.items import MAX_TITLE
+from bot.poam.items import MAX_TITLE, item_description
 from bot.poam.severity import Severity
+from bot.poam.text import clip
 
 TOOL = "Nessus"
 ROOT = "NessusClientData_v2"
@@ -181,7 +182,7 @@ def _item(item: Element, *, host: str, where: str, detected_on: date | None) -> 
         title=clip(" ".join(title.split()), MAX_TITLE),
         severity=SEVERITIES[severity_text],
         where=where,
-        description=description(parts, cves_note),
+        description=item_description(parts, cves_note),
         cves=kept,
         detected_on=detected_on,
         scanned_on=detected_on,

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bot.interchange.findings import Finding, ImportFormatError, clip, description, kept_cves
+from bot.interchange.findings import Finding, ImportFormatError, kept_cves
 from bot.poam.dates import MAX_YEAR, MIN_YEAR
 from bot.poam.fields import MAX_ASSET_LENGTH
-from bot.poam.items import MAX_TITLE
+from bot.poam.items import MAX_TITLE, item_description
 from bot.poam.severity import Severity
+from bot.poam.text import clip
 
 VERSION = "2.1.0"
 NO_LOCATION = "(no location)"
@@ -486,7 +487,7 @@ def _finding(run: _Run, value: Any, where: str) -> Finding:
         title=clip(" ".join(title.split()), MAX_TITLE),
         severity=severity,
         where=where,
-        description=description(parts, cves_note),
+        description=item_description(parts, cves_note),
         cves=cves,
         detected_on=run.detected_on,
         scanned_on=run.detected_on,

@@ -37,7 +37,7 @@ from bot.poam import audit, fields
 from bot.poam.actor import Actor, check_user_id
 from bot.poam.errors import InvalidInput, NotFound
 from bot.poam.imported_milestones import ChangeEntry, MilestoneHistory, PlannedMilestone, replay
-from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCES, MAX_TITLE
+from bot.poam.items import MAX_DESCRIPTION, MAX_DETECTOR, MAX_PLAN, MAX_RESOURCES, MAX_TITLE, item_description
 from bot.poam.lifecycle import Status
 from bot.poam.milestones import ChangeKind
 from bot.poam.permissions import require_admin
@@ -414,7 +414,7 @@ class _Systems:
 
     def __call__(self, finding: ImportedWeakness) -> int:
         if self._name is not None or finding.system_name is None:
-            return self._ids[self.named.name_key]
+            return cast("int", self.named.id)
         key = finding.system_name.strip().lower()
         if key not in self._ids:
             try:
@@ -455,11 +455,8 @@ def _keep_cves(values: dict[str, object], listed: list[str]) -> None:
     unique = list(dict.fromkeys(listed))
     values["cves"] = unique[: fields.MAX_CVES]
     if len(unique) > fields.MAX_CVES and len(own) < fields.MAX_CVES:
-        note = fields.cves_left_out(len(unique))
-        text, room = cast("str | None", values["description"]) or "", MAX_DESCRIPTION - len(note) - 2
-        if len(text) > room:  # the note whole: it says what the item lacks
-            text = text[: room - 1].rstrip() + "…"
-        values["description"] = f"{text}\n\n{note}" if text else note
+        text = cast("str | None", values["description"])
+        values["description"] = item_description([text] if text else [], fields.cves_left_out(len(unique)))
 
 
 def _own_number(actor: Actor, finding: ImportedWeakness) -> int | None:

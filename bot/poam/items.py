@@ -30,7 +30,7 @@ from bot.poam.presence import require_present
 from bot.poam.refs import MAX_NUMBER
 from bot.poam.severity import Severity
 from bot.poam.systems import find_system
-from bot.poam.text import clean_text
+from bot.poam.text import clean_text, clip
 from bot.store import counters
 from bot.store.models import AuditEvent, Item, ItemControl, table_of
 from bot.store.rows import rows_of
@@ -49,6 +49,14 @@ MAX_DETECTOR = 100
 # (and its cache key) costs more CPU than running it on an indexed lookup.
 _ITEM_BY_NUMBER = select(Item).where(Item.team_id == bindparam("team_id"), Item.number == bindparam("number"))
 _ITEM_BY_NUMBER_FOR_UPDATE = _ITEM_BY_NUMBER.with_for_update()
+
+
+def item_description(parts: Sequence[str], note: str | None = None) -> str | None:
+    """``parts`` joined and cut to what an item keeps, then ``note`` whole (it
+    says what the item lacks, so the cut falls in the parts)."""
+    if note is not None:
+        parts = [clip("\n\n".join(parts), MAX_DESCRIPTION - len(note) - 2), note] if parts else [note]
+    return clip("\n\n".join(parts), MAX_DESCRIPTION) if parts else None
 
 
 def load_item(

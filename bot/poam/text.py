@@ -37,6 +37,11 @@ _BLANKS = frozenset("\u2800\u115f\u1160\u3164\uffa0\u034f" + "".join(map(chr, [
 _UNSEEN = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _shows_anything(text: str) -> bool:
     """Whether ``text`` has a character one can see: a title of zero-width
     spaces, a byte-order mark or a lone right-to-left mark showed as nothing
