@@ -221,7 +221,7 @@ def restated(session: Session, row: OutboxMessage, *, clock: Clock, rules: Rules
                                                     clock=clock, rules=rules))
     if row.kind == Kind.NUDGE:
         item = session.get(Item, int(row.subject.removeprefix("item:")))
-        if item is None or item.status != Status.OPEN or item.owner_id is not None:
+        if item is None or item.team_id != row.team_id or item.status != Status.OPEN or item.owner_id is not None:
             return None
         return _nudge(item, now=clock.now(), rules=rules)
     assert row.kind == Kind.DIGEST, row.kind
